@@ -1,0 +1,70 @@
+"""Metrics of training runs, from plain arrays."""
+
+import numpy as np
+
+
+def _unit(name, value):
+    arr = np.asarray(value, dtype=float)
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return arr
+
+
+def vector_angle(u, v):
+    """Angle in degrees between vectors ``u`` and ``v`` (last axis).
+
+    ``arccos(u . v / (|u| |v|))``; batched over leading axes. A zero vector
+    has no direction: the angle is NaN.
+    """
+    u, v = _unit("u", u), _unit("v", v)
+    if u.shape[-1] != v.shape[-1]:
+        raise ValueError(f"vectors differ in length: {u.shape} and {v.shape}")
+    norms = np.linalg.norm(u, axis=-1) * np.linalg.norm(v, axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cosine = np.sum(u * v, axis=-1) / norms
+    return np.degrees(np.arccos(np.clip(cosine, -1.0, 1.0)))
+
+
+def matrix_angle(A, B):
+    """Angle in degrees between matrices under the Frobenius inner product.
+
+    ``arccos(<A, B>_F / (|A|_F |B|_F))``. The paper's feedback alignment
+    measure is ``matrix_angle(B, -W.T)``.
+    """
+    A, B = _unit("A", A), _unit("B", B)
+    if A.shape != B.shape:
+        raise ValueError(f"matrices differ in shape: {A.shape} and {B.shape}")
+    return float(vector_angle(A.ravel(), B.ravel()))
+
+
+def nmse(errors):
+    """Normalised error curves: every value divided by the largest of all.
+
+    Parameters
+    ----------
+    errors : dict of str to array_like
+        Summed squared error per model and iteration.
+
+    Returns
+    -------
+    dict of str to ndarray
+        Same keys; the largest value over all models and iterations is 1.
+    """
+    arrays = {k: _unit(k, v) for k, v in errors.items()}
+    peak = max(float(np.max(v)) for v in arrays.values())
+    if peak <= 0:
+        raise ValueError("all errors are zero; NMSE is undefined")
+    return {k: v / peak for k, v in arrays.items()}
+
+
+def summed_squared_error(outputs, targets):
+    """Sum over samples and units of (y - t)^2; leading axes are kept."""
+    outputs, targets = _unit("outputs", outputs), _unit("targets", targets)
+    return np.sum((outputs - targets) ** 2, axis=(-2, -1))
+
+
+def classification_error(outputs, labels):
+    """Fraction of samples whose largest output is not the label."""
+    outputs = _unit("outputs", outputs)
+    labels = np.asarray(labels)
+    return float(np.mean(np.argmax(outputs, axis=-1) != labels))

@@ -1,0 +1,17 @@
+"""Brian2 rate circuits that invert feedforward layers through dynamics."""
+
+from circuits.errors import CircuitDivergedError, InputError, NotSettledWarning
+from circuits.layer import LayerCircuit, Settled, settle_layer
+from circuits.populations import CONTROLLER, SYSTEM, PopulationModel
+
+__all__ = [
+    "CONTROLLER",
+    "SYSTEM",
+    "CircuitDivergedError",
+    "InputError",
+    "LayerCircuit",
+    "NotSettledWarning",
+    "PopulationModel",
+    "Settled",
+    "settle_layer",
+]

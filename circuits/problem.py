@@ -1,0 +1,165 @@
+"""Validation of one layer-inversion problem (W, B, delta, alpha).
+
+Both the simulated circuits and the closed-form rules of ``models`` accept a
+single problem (W of shape (d_l, d_{l-1})) or a stack of independent problems
+(W of shape (n, d_l, d_{l-1})). `layer_problem` checks everything once and
+returns the stacked form, so the numerics never see a bad array.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from circuits.errors import InputError
+
+
+def finite_array(name, value, ndims):
+    """Return ``value`` as a float64 array, checking its rank and finiteness.
+
+    Parameters
+    ----------
+    name : str
+        Parameter name used in the error message.
+    value : array_like
+        The value to check.
+    ndims : tuple of int
+        Allowed numbers of dimensions.
+
+    Returns
+    -------
+    numpy.ndarray
+    """
+    try:
+        arr = np.asarray(value, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{name} must be a numeric array ({exc})") from None
+    if arr.ndim not in ndims:
+        raise InputError(
+            f"{name} must have {' or '.join(map(str, ndims))} dimensions, "
+            f"got shape {arr.shape}"
+        )
+    if not np.all(np.isfinite(arr)):
+        raise InputError(f"{name} contains NaN or infinite values; pass finite numbers")
+    return arr
+
+
+@dataclass
+class LayerProblem:
+    """A validated stack of layer inversions.
+
+    Attributes
+    ----------
+    W : ndarray, shape (n, d_l, d_{l-1})
+        Forward weights.
+    B : ndarray, shape (n, d_{l-1}, d_l)
+        Feedback weights.
+    delta : ndarray, shape (n, batch, d_l)
+        Errors to invert, one row per sample.
+    alpha : ndarray, shape (n,)
+        Controller leak of each problem.
+    stacked : bool
+        Whether the caller passed a stack (leading ``n`` axis).
+    vector : bool
+        Whether the caller passed ``delta`` as a single vector.
+    """
+
+    W: np.ndarray
+    B: np.ndarray
+    delta: np.ndarray
+    alpha: np.ndarray
+    stacked: bool
+    vector: bool
+
+    @property
+    def n(self):
+        """Number of independent problems."""
+        return self.W.shape[0]
+
+    @property
+    def batch(self):
+        """Number of error vectors per problem."""
+        return self.delta.shape[1]
+
+    @property
+    def d_out(self):
+        """Width d_l of the layer whose error is inverted."""
+        return self.W.shape[1]
+
+    @property
+    def d_in(self):
+        """Width d_{l-1} of the layer that receives the inverted error."""
+        return self.W.shape[2]
+
+    def restore(self, result):
+        """Give ``result`` of shape (n, batch, d) the caller's layout."""
+        if not self.stacked:
+            result = result[0]
+            if self.vector:
+                result = result[0]
+        return result
+
+
+def layer_problem(W, B, delta, alpha, need_b=True):
+    """Validate one layer inversion (or a stack of them).
+
+    Parameters
+    ----------
+    W : array_like, shape (d_l, d_{l-1}) or (n, d_l, d_{l-1})
+        Forward weights of layer l.
+    B : array_like or None, shape (d_{l-1}, d_l) or (n, d_{l-1}, d_l)
+        Feedback weights; may be None only when ``need_b`` is False.
+    delta : array_like, shape (d_l,), (batch, d_l) or (n, batch, d_l)
+        Errors of layer l, one row per sample.
+    alpha : float or array_like of shape (n,)
+        Leak of the controller, >= 0.
+    need_b : bool
+        Whether the rule uses feedback weights.
+
+    Returns
+    -------
+    LayerProblem
+    """
+    W = finite_array("W", W, (2, 3))
+    stacked = W.ndim == 3
+    W3 = W if stacked else W[None]
+    n, d_out, d_in = W3.shape
+    if B is None:
+        if need_b:
+            raise InputError("B (feedback weights) is required by this rule")
+        B3 = None
+    else:
+        B = finite_array("B", B, (3,) if stacked else (2,))
+        B3 = B if stacked else B[None]
+        if B3.shape != (n, d_in, d_out):
+            expected = (n, d_in, d_out) if stacked else (d_in, d_out)
+            raise InputError(
+                f"B must have shape {expected} (W's {(d_out, d_in)} transposed), "
+                f"got {B.shape}"
+            )
+    delta = finite_array("delta", delta, (3,) if stacked else (1, 2))
+    vector = delta.ndim == 1
+    delta3 = delta[None, None] if vector else (delta if stacked else delta[None])
+    if delta3.shape[0] != n or delta3.shape[2] != d_out:
+        expected = f"({n}, batch, {d_out})" if stacked else f"(batch, {d_out})"
+        raise InputError(
+            f"delta must have shape {expected} to match W of shape {W.shape}, "
+            f"got {delta.shape}"
+        )
+    if delta3.shape[1] == 0:
+        raise InputError("delta holds no error vectors (batch size 0)")
+    alpha_arr = finite_array("alpha", alpha, (0, 1))
+    if alpha_arr.size == 1:
+        alpha_arr = np.full(n, alpha_arr.item())
+    if alpha_arr.shape != (n,):
+        raise InputError(f"alpha must be a scalar or have shape ({n},), got {alpha_arr.shape}")
+    if np.any(alpha_arr < 0):
+        raise InputError(
+            f"alpha must be >= 0 (a negative leak makes the controller unstable), got {alpha}"
+        )
+    if need_b and d_out > d_in and np.any(alpha_arr == 0):
+        raise InputError(
+            f"alpha = 0 makes the inversion of an expanding layer singular "
+            f"(d_l = {d_out} > d_(l-1) = {d_in}, so W B has rank < {d_out}); "
+            "use alpha > 0 (the paper uses 0.01)"
+        )
+    return LayerProblem(W3, B3, delta3, alpha_arr, stacked, vector)

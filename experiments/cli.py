@@ -1,0 +1,110 @@
+"""The ``dinv`` command: list and run the paper's experiments.
+
+Usage::
+
+    dinv list
+    dinv run linear-regression --out results/linear [--quick] [--seed N]
+             [--models BP,DI a=0.01] [--set key=value ...] [--fixed-norm]
+"""
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from circuits.errors import CircuitDivergedError, InputError
+from experiments.registry import EXPERIMENTS, get_experiment, make_config
+from experiments.results import run_record, save_figure, write_json
+
+
+def _parse_value(text):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def build_parser():
+    """The argument parser of ``dinv`` (one sub-command per action)."""
+    parser = argparse.ArgumentParser(prog="dinv", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="list the experiments")
+    run = sub.add_parser("run", help="run an experiment and write results.json and a figure")
+    run.add_argument("name", help="experiment name (see `dinv list`)")
+    run.add_argument("--out", type=Path, help="output folder (default: results/NAME)")
+    run.add_argument("--quick", action="store_true", help="reduced protocol for a smoke run")
+    run.add_argument("--seed", type=int, help="random seed (same seed, same numbers)")
+    run.add_argument("--models", help="comma-separated subset of the experiment's models")
+    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a setting (value parsed as JSON), repeatable")
+    run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    flags = {}
+    for experiment in EXPERIMENTS.values():
+        for option in experiment.options:
+            if option.flag in flags:
+                continue
+            flags[option.flag] = option
+            if option.type is None:
+                run.add_argument(option.flag, dest=option.key, action="store_true",
+                                 default=None, help=f"{experiment.name}: {option.help}")
+            else:
+                run.add_argument(option.flag, dest=option.key, type=option.type,
+                                 help=f"{experiment.name}: {option.help}")
+    return parser
+
+
+def run_command(args):
+    """Run one experiment as asked on the command line; return the output folder."""
+    experiment = get_experiment(args.name)
+    overrides = {}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise InputError(f"--set expects KEY=VALUE, got {item!r}")
+        overrides[key.strip()] = _parse_value(value)
+    for option in experiment.options:
+        value = getattr(args, option.key, None)
+        if value is not None:
+            overrides[option.key] = value
+    for option_flags in EXPERIMENTS.values():
+        for option in option_flags.options:
+            if option not in experiment.options and getattr(args, option.key, None) is not None:
+                raise InputError(f"{option.flag} does not apply to {experiment.name}")
+    if args.seed is not None:
+        overrides["seed"] = args.seed
+    if args.models:
+        overrides["models"] = [m.strip() for m in args.models.split(",") if m.strip()]
+    config = make_config(experiment, args.quick, overrides)
+    out = args.out or Path("results") / experiment.name
+    start = time.perf_counter()
+    results = experiment.run(config, progress=not args.no_progress)
+    record = run_record(experiment.name, config, results, time.perf_counter() - start)
+    write_json(out / "results.json", record)
+    figure = experiment.figure(record)
+    save_figure(figure, out / "figure.png")
+    return out, record
+
+
+def main(argv=None):
+    """Entry point of the ``dinv`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "list":
+        for experiment in EXPERIMENTS.values():
+            print(f"{experiment.name:24s} {experiment.paper}")
+        return 0
+    try:
+        out, record = run_command(args)
+    except (InputError, CircuitDivergedError, FileNotFoundError, FloatingPointError) as exc:
+        print(f"dinv: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {out / 'results.json'} and {out / 'figure.png'} "
+          f"({record['wall_seconds']:.1f} s)")
+    for name, final in record.get("final", {}).items():
+        print(f"  {name:14s} final/initial error {final['error_ratio']:.3g}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,83 @@
+"""Writing results: atomically, with the full config and package versions."""
+
+import json
+import os
+import platform
+import sys
+import tempfile
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+PACKAGES = ("dynamic-inversion", "brian2", "numpy", "scipy", "matplotlib", "cython")
+
+
+def package_versions():
+    """Versions of Python and of the packages that decide the numbers."""
+    versions = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def jsonable(value):
+    """Convert numpy values (recursively) into JSON types; NaN becomes None."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return jsonable(value.tolist())
+    if isinstance(value, (np.floating, float)):
+        return None if not np.isfinite(value) else float(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    return value
+
+
+def _atomic_write(path, write):
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    umask = os.umask(0)
+    os.umask(umask)
+    try:
+        os.chmod(tmp, 0o666 & ~umask)
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path, data):
+    """Write ``data`` as JSON to ``path`` atomically (temp file + rename)."""
+    text = json.dumps(jsonable(data), indent=1, allow_nan=False)
+    _atomic_write(path, lambda handle: handle.write(text.encode()))
+
+
+def save_figure(fig, path, dpi=130):
+    """Save a matplotlib figure as PNG atomically."""
+    _atomic_write(path, lambda handle: fig.savefig(handle, format="png", dpi=dpi))
+
+
+def run_record(name, config, results, seconds):
+    """The full record of one run, as written to results.json."""
+    return {
+        "experiment": name,
+        "config": config,
+        "seed": config["seed"],
+        "versions": package_versions(),
+        "command": " ".join(sys.argv),
+        "wall_seconds": seconds,
+        **results,
+    }

@@ -1,0 +1,1 @@
+"""Numpy feedforward networks, backward rules and training."""

@@ -1,0 +1,59 @@
+"""Initial forward weights and feedback weights."""
+
+import numpy as np
+
+from circuits.errors import InputError
+
+WEIGHT_INITS = ("uniform", "orthogonal")
+FEEDBACK_INITS = ("transpose", "random")
+
+
+def init_weights(shape, kind, rng, scale=0.01):
+    """Draw one forward weight matrix.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        (d_l, d_{l-1}).
+    kind : {'uniform', 'orthogonal'}
+        ``uniform``: U(-scale, scale) (the paper's default, scale 0.01).
+        ``orthogonal``: orthonormal rows or columns (Saxe et al. 2013);
+        ``scale`` is not used.
+    rng : numpy.random.Generator
+    scale : float
+
+    Returns
+    -------
+    ndarray
+    """
+    if kind == "uniform":
+        return rng.uniform(-scale, scale, size=shape)
+    if kind == "orthogonal":
+        big, small = max(shape), min(shape)
+        q, r = np.linalg.qr(rng.standard_normal((big, small)))
+        q = q * np.sign(np.diag(r))
+        return q if shape[0] >= shape[1] else q.T
+    raise InputError(f"unknown weight init {kind!r}; choose one of {', '.join(WEIGHT_INITS)}")
+
+
+def init_feedback(W, kind, rng, scale=0.5):
+    """Feedback weights B of shape (d_{l-1}, d_l) for forward weights W.
+
+    Parameters
+    ----------
+    W : ndarray, shape (d_l, d_{l-1})
+    kind : {'transpose', 'random'}
+        ``transpose`` ("Tr-Init"): B = -W^T, which makes W B - alpha I negative
+        definite (Sec. 3.2). ``random``: U(-scale, scale), the FA feedback.
+    rng : numpy.random.Generator
+    scale : float
+
+    Returns
+    -------
+    ndarray
+    """
+    if kind == "transpose":
+        return -np.array(W).T
+    if kind == "random":
+        return rng.uniform(-scale, scale, size=W.T.shape)
+    raise InputError(f"unknown feedback init {kind!r}; choose one of {', '.join(FEEDBACK_INITS)}")

@@ -1,0 +1,109 @@
+"""The experiments and the ``dinv`` command, end to end."""
+
+import json
+
+import numpy as np
+import pytest
+
+from experiments.cli import main
+from experiments.registry import EXPERIMENTS
+
+
+def run_cli(tmp_path, *args):
+    out = tmp_path / "out"
+    code = main(["run", *args, "--out", str(out), "--no-progress"])
+    return code, out
+
+
+@pytest.mark.parametrize("name", sorted(EXPERIMENTS))
+def test_quick_run_writes_results_and_figure(tmp_path, name):
+    """Every experiment's --quick protocol writes a complete results.json and a PNG."""
+    code, out = run_cli(tmp_path, name, "--quick", "--seed", "3")
+    assert code == 0
+    record = json.loads((out / "results.json").read_text())
+    assert record["experiment"] == name
+    assert record["seed"] == 3 and record["config"]["seed"] == 3
+    assert record["config"]["quick"] is True
+    assert record["versions"]["brian2"] == "2.9.0"
+    assert set(record["final"]) == set(record["models"])
+    for name_, err in record["error"].items():
+        err = np.asarray(err, dtype=float)
+        assert np.all(np.isfinite(err)), name_
+        assert err[-1] < err[0], f"{name_} did not learn"
+    png = (out / "figure.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+
+
+def test_same_seed_same_numbers(tmp_path):
+    """Two runs with one seed give identical curves; another seed gives other numbers."""
+    args = ["linear-regression", "--set", "samples=25", "--models", "BP,FA,DI a=0.01"]
+    records = []
+    for seed in ("5", "5", "6"):
+        code, out = run_cli(tmp_path / seed / str(len(records)), *args, "--seed", seed)
+        assert code == 0
+        records.append(json.loads((out / "results.json").read_text()))
+    assert records[0]["error"] == records[1]["error"]
+    assert records[0]["curves"] == records[1]["curves"]
+    assert records[0]["error"] != records[2]["error"]
+    assert records[0]["models"] == ["BP", "FA", "DI a=0.01"]
+
+
+def test_linear_regression_di_tracks_ndi(tmp_path):
+    """In a short run the DI circuit at alpha 0.01 settles onto the NDI steady state."""
+    code, out = run_cli(tmp_path, "linear-regression", "--set", "samples=40",
+                        "--models", "NDI a=0.01,DI a=0.01")
+    assert code == 0
+    record = json.loads((out / "results.json").read_text())
+    assert record["median_angle_ndi"]["DI a=0.01"] < 1.0
+    ndi, di = (np.asarray(record["error"][k]) for k in ("NDI a=0.01", "DI a=0.01"))
+    np.testing.assert_allclose(di, ndi, rtol=1e-3)
+
+
+def test_fixed_norm_updates_have_learning_rate_length(tmp_path):
+    """With --fixed-norm every model still learns and the flag is recorded."""
+    code, out = run_cli(tmp_path, "linear-regression", "--fixed-norm", "--set",
+                        "fixed_norm_samples=30", "--models", "BP,PBP")
+    assert code == 0
+    record = json.loads((out / "results.json").read_text())
+    assert record["config"]["fixed_norm"] is True
+    assert len(record["error"]["BP"]) == 30
+
+
+def test_list(capsys):
+    """`dinv list` names every registered experiment."""
+    assert main(["list"]) == 0
+    text = capsys.readouterr().out
+    for name in EXPERIMENTS:
+        assert name in text
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["no-such-experiment"], "unknown experiment"),
+        (["linear-regression", "--models", "BP,XYZ"], "unknown model(s) XYZ"),
+        (["linear-regression", "--set", "lerning_rate=1"], "has no setting 'lerning_rate'"),
+        (["linear-regression", "--set", "lr=-1"], "lr must be a positive number"),
+        (["linear-regression", "--set", "lr"], "--set expects KEY=VALUE"),
+    ],
+)
+def test_bad_input_gives_one_line_error(tmp_path, capsys, args, message):
+    """Bad command lines exit with status 2 and a one-line message naming the problem."""
+    code, out = run_cli(tmp_path, *args)
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("dinv: error:") and message in err
+    assert len(err.splitlines()) == 1
+    assert not (out / "results.json").exists()
+
+
+@pytest.mark.slow
+def test_full_linear_regression_protocol(tmp_path):
+    """Acceptance (paper protocol): every model ends below 1e-6 of its initial
+    error and DI at alpha 0.01 tracks NDI (median angle under 1 degree)."""
+    code, out = run_cli(tmp_path, "linear-regression", "--seed", "0")
+    assert code == 0
+    record = json.loads((out / "results.json").read_text())
+    for name, final in record["final"].items():
+        assert final["error_ratio"] < 1e-6, name
+    assert record["median_angle_ndi"]["DI a=0.01"] < 1.0
