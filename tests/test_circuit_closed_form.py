@@ -13,7 +13,7 @@ from brian2 import ms
 
 from analysis.stability import circuit_jacobian, jacobian_abscissa
 from circuits import LayerCircuit, settle_layer
-from circuits.couplings import (
+from circuits.assembly import (
     matrix_to_synapse_weights,
     synapse_indices,
     synapse_weights_to_matrix,
@@ -193,8 +193,8 @@ def test_synaptic_circuit_holds_w_and_b(synaptic_run):
     """The Synapses of a built circuit carry W (system->controller) and B (back)."""
     circuit, _, W, B, _ = synaptic_run
     n, batch, d_out, d_in = SYN["n"], SYN["batch"], SYN["d_out"], SYN["d_in"]
-    fwd = circuit.forward.synapses
-    fb = circuit.feedback.synapses
+    fwd = circuit.assembly.synapses["W"]
+    fb = circuit.assembly.synapses["B"]
     np.testing.assert_array_equal(
         synapse_weights_to_matrix(fwd.w[:], n, batch, d_in, d_out), W
     )
