@@ -13,6 +13,7 @@ use feedback weights or a leak ignore them.
 import numpy as np
 
 from circuits import settle_layer
+from circuits.chains import settle_chain
 from circuits.errors import InputError
 from circuits.problem import layer_problem
 
@@ -85,16 +86,58 @@ def di(W, B, delta, alpha, **circuit_options):
     return settle_layer(W, B, delta, alpha, **circuit_options)
 
 
-RULES = {"bp": bp, "fa": fa, "pbp": pbp, "ndi": ndi, "di": di}
-"""Backward rules by name."""
+def di_chain(weights, feedback, delta, alpha, gains=None, transfers=None,
+             architecture="sequential", **circuit_options):
+    """Dynamic inversion through a whole network, in one chain circuit.
 
-FEEDBACK_RULES = ("fa", "ndi", "di")
+    Linear controller (``transfers`` None), per hidden layer (Eq. 17)::
+
+        delta_{l-1} = B_l (W_l B_l - alpha I)^-1 delta_l * g'(a_{l-1})
+
+    Nonlinear controller (``transfers`` = g_1 .. g_{L-1}), per layer (Eq. 14,
+    steady state Eq. 15)::
+
+        W_l g_{l-1}(delta_{l-1}) = delta_l + alpha u_l
+
+    ``architecture`` 'sequential' (Fig. 2A) or 'repeat' (Fig. 2B); both
+    settle to the same state. Arrays are stacks over n models: W_l of shape
+    (n, d_l, d_{l-1}), B_l (n, d_{l-1}, d_l), delta (n, batch, d_L), gains
+    g'(a_l) (n, batch, d_l). Returns [delta_1 .. delta_{L-1}].
+    """
+    return settle_chain(weights, feedback, delta, alpha, gains, architecture, transfers,
+                        **circuit_options).deltas
+
+
+def sldi(weights, feedback, delta, alpha, transfers, **circuit_options):
+    """Single-loop dynamic inversion (Fig. 2C, Eqs. 14-15).
+
+    The output controller drives layer 1 through one feedback matrix B of
+    shape (n, d_1, d_L); its readout runs forward through every layer::
+
+        tau du/dt = -alpha u + W_L g(h_{L-1}) - delta_L,
+        h_l = W_l g(h_{l-1})  (relays, l = 2 .. L-1),  h_1 = B u at rest.
+
+    The hidden errors are the settled states h_1 .. h_{L-1}, used without a
+    further g' (the nonlinearity sits in the readout). Returns that list.
+    """
+    return settle_chain(weights, feedback, delta, alpha, None, "single-loop", transfers,
+                        **circuit_options).deltas
+
+
+RULES = {"bp": bp, "fa": fa, "pbp": pbp, "ndi": ndi, "di": di}
+"""Layer-wise backward rules by name."""
+
+CHAIN_RULES = {"di": di_chain, "sldi": sldi}
+"""Rules that settle the whole backward pass as one circuit (used in training)."""
+
+FEEDBACK_RULES = ("fa", "ndi", "di", "sldi")
 """Rules that use feedback weights B."""
 
 
 def get_rule(name):
-    """Return the backward rule called ``name`` (see `RULES`)."""
+    """Return the backward rule called ``name`` (see `RULES` and `CHAIN_RULES`)."""
     try:
-        return RULES[name]
+        return RULES[name] if name in RULES else CHAIN_RULES[name]
     except (KeyError, TypeError):
-        raise InputError(f"unknown rule {name!r}; choose one of {', '.join(RULES)}") from None
+        raise InputError(f"unknown rule {name!r}; choose one of "
+                         f"{', '.join(list(RULES) + ['sldi'])}") from None

@@ -15,7 +15,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from circuits.errors import InputError
-from models.rules import FEEDBACK_RULES, get_rule
+from models.rules import CHAIN_RULES, FEEDBACK_RULES, RULES, get_rule
+
+ARCHITECTURES = ("sequential", "repeat")
+CONTROLLERS = ("linear", "nonlinear")
 
 
 @dataclass
@@ -27,15 +30,21 @@ class Learner:
     name : str
         Label used in results and figures.
     rule : str
-        Backward rule ('bp', 'fa', 'pbp', 'ndi', 'di').
+        Backward rule ('bp', 'fa', 'pbp', 'ndi', 'di', 'sldi').
     net : FeedforwardNetwork
         The network; its weights change in place during training.
     feedback : list
         ``feedback[l]`` (shape (d_l, d_{l+1}), 0-based) carries errors from
         weight layer l+1 down to layer l; one per weight layer but the first.
-        Empty for rules without feedback.
+        For 'sldi' a single matrix of shape (d_1, d_L). Empty for rules
+        without feedback.
     alpha : float
-        Controller leak (NDI, DI).
+        Controller leak (NDI, DI, SLDI).
+    architecture : {'sequential', 'repeat'}
+        DI only: chain of Fig. 2A or 2B (same steady state).
+    controller : {'linear', 'nonlinear'}
+        DI only: linear controller times g' (Eq. 17, the paper's DI) or the
+        nonlinear controller of Eq. (14).
     """
 
     name: str
@@ -43,16 +52,39 @@ class Learner:
     net: object
     feedback: list = field(default_factory=list)
     alpha: float = 0.0
+    architecture: str = "sequential"
+    controller: str = "linear"
 
     def __post_init__(self):
         get_rule(self.rule)
-        if self.rule in FEEDBACK_RULES and len(self.feedback) != self.net.depth - 1:
+        needed = 1 if self.rule == "sldi" else self.net.depth - 1
+        if self.rule in FEEDBACK_RULES and len(self.feedback) != needed:
             raise InputError(
-                f"learner {self.name!r} ({self.rule}) needs {self.net.depth - 1} feedback "
+                f"learner {self.name!r} ({self.rule}) needs {needed} feedback "
                 f"matrices, got {len(self.feedback)}"
+            )
+        if self.rule == "sldi" and self.feedback[0].shape != (self.net.sizes[1],
+                                                              self.net.sizes[-1]):
+            raise InputError(
+                f"learner {self.name!r}: SLDI feedback must have shape "
+                f"{(self.net.sizes[1], self.net.sizes[-1])} (d_1, d_L), "
+                f"got {self.feedback[0].shape}"
             )
         if not np.isfinite(self.alpha) or self.alpha < 0:
             raise InputError(f"learner {self.name!r}: alpha must be >= 0, got {self.alpha}")
+        if self.architecture not in ARCHITECTURES:
+            raise InputError(f"learner {self.name!r}: architecture must be one of "
+                             f"{ARCHITECTURES}, got {self.architecture!r}")
+        if self.controller not in CONTROLLERS:
+            raise InputError(f"learner {self.name!r}: controller must be one of "
+                             f"{CONTROLLERS}, got {self.controller!r}")
+
+    @property
+    def circuit_key(self):
+        """Learners with equal keys share one circuit (and one Brian2 run)."""
+        if self.rule == "di":
+            return (self.rule, self.architecture, self.controller)
+        return (self.rule,)
 
 
 @dataclass(frozen=True)
@@ -70,9 +102,9 @@ class UpdateConfig:
         Frobenius norm before the learning rate (Fig. 3b).
     clip_hidden : float or None
         Largest norm of a hidden error vector (per sample); longer ones are
-        scaled down to it before being propagated further.
+        scaled down to it after the backward pass.
     circuit : dict
-        Options for `circuits.settle_layer` (DI only).
+        Options for the circuits of DI and SLDI (`circuits.chains.settle_chain`).
     """
 
     lr: float
@@ -115,6 +147,12 @@ def clip_rows(delta, max_norm):
 def backward(learners, forwards, output_deltas, config):
     """Errors of every layer for every learner (Eq. 3 with the learner's rule).
 
+    Learners with the same `Learner.circuit_key` are processed together as a
+    stack: one closed-form call per layer for the numpy rules, one circuit
+    for the whole backward pass for DI and SLDI. Hidden errors longer than
+    ``config.clip_hidden`` are clipped after the pass (as the paper's
+    protocol does).
+
     Parameters
     ----------
     learners : list of Learner
@@ -130,25 +168,58 @@ def backward(learners, forwards, output_deltas, config):
     """
     depth = learners[0].net.depth
     deltas = [[None] * (depth - 1) + [d] for d in output_deltas]
-    by_rule = {}
+    groups = {}
     for k, learner in enumerate(learners):
-        by_rule.setdefault(learner.rule, []).append(k)
-    for layer in range(depth - 1, 0, -1):
-        for rule_name, members in by_rule.items():
+        groups.setdefault(learner.circuit_key, []).append(k)
+    for key, members in groups.items():
+        rule_name = key[0]
+        if depth < 2:
+            continue
+        if rule_name in CHAIN_RULES:
+            _chain_backward(rule_name, [learners[k] for k in members],
+                            [forwards[k] for k in members],
+                            [deltas[k] for k in members], config)
+            continue
+        rule = RULES[rule_name]
+        for layer in range(depth - 1, 0, -1):
             W = np.stack([learners[k].net.weights[layer] for k in members])
             B = (np.stack([learners[k].feedback[layer - 1] for k in members])
                  if rule_name in FEEDBACK_RULES else None)
             delta = np.stack([deltas[k][layer] for k in members])
             alpha = np.array([learners[k].alpha for k in members])
-            options = config.circuit if rule_name == "di" else {}
-            raw = get_rule(rule_name)(W, B, delta, alpha, **options)
+            raw = rule(W, B, delta, alpha)
             for j, k in enumerate(members):
                 g = learners[k].net.nonlinearities[layer - 1]
-                d = raw[j] * g.derivative(forwards[k].a[layer - 1])
-                if config.clip_hidden is not None:
-                    d = clip_rows(d, config.clip_hidden)
-                deltas[k][layer - 1] = d
+                deltas[k][layer - 1] = raw[j] * g.derivative(forwards[k].a[layer - 1])
+    if config.clip_hidden is not None:
+        for per_learner in deltas:
+            per_learner[:-1] = [clip_rows(d, config.clip_hidden) for d in per_learner[:-1]]
     return deltas
+
+
+def _chain_backward(rule_name, learners, forwards, deltas, config):
+    """Fill ``deltas`` (per learner, in place) from one chain circuit."""
+    depth = learners[0].net.depth
+    weights = [np.stack([lrn.net.weights[l] for lrn in learners]) for l in range(depth)]
+    feedback = [np.stack([lrn.feedback[j] for lrn in learners])
+                for j in range(len(learners[0].feedback))]
+    delta = np.stack([d[-1] for d in deltas])
+    alpha = np.array([lrn.alpha for lrn in learners])
+    names = [g.name for g in learners[0].net.nonlinearities[:-1]]
+    if rule_name == "sldi":
+        hidden = CHAIN_RULES["sldi"](weights, feedback, delta, alpha, names, **config.circuit)
+    else:
+        nonlinear = learners[0].controller == "nonlinear"
+        gains = None if nonlinear else [
+            np.stack([lrn.net.nonlinearities[l].derivative(f.a[l])
+                      for lrn, f in zip(learners, forwards)])
+            for l in range(depth - 1)
+        ]
+        hidden = CHAIN_RULES["di"](weights, feedback, delta, alpha, gains,
+                                   names if nonlinear else None,
+                                   learners[0].architecture, **config.circuit)
+    for j, per_learner in enumerate(deltas):
+        per_learner[:-1] = [h[j] for h in hidden]
 
 
 def weight_updates(net, forward, deltas, config):

@@ -302,7 +302,8 @@ def test_fixed_norm_gives_unit_updates(rng):
 
 
 def test_clip_hidden_clips_per_sample_norms(rng):
-    """clip_hidden: delta_l rows become min(1, c/|row|) * row, layer by layer, from the top."""
+    """clip_hidden: after the backward pass each hidden row becomes min(1, c/|row|) * row
+    (lower layers are computed from the unclipped errors, as in the paper's protocol)."""
     net = FeedforwardNetwork.create([4, 5, 6, 3], ["tanh", "tanh", "linear"], rng, scale=1.0)
     x, t = rng.standard_normal((8, 4)), 10 * rng.standard_normal((8, 3))
     fwd = net.forward(x)
@@ -319,7 +320,7 @@ def test_clip_hidden_clips_per_sample_norms(rng):
         return out
 
     d2 = clip_by_hand(d2_raw)
-    d1 = clip_by_hand((d2 @ net.weights[1]) * (1 - np.tanh(fwd.a[0]) ** 2))
+    d1 = clip_by_hand((d2_raw @ net.weights[1]) * (1 - np.tanh(fwd.a[0]) ** 2))
     config = UpdateConfig(lr=0.1, clip_hidden=clip)
     step = train_step([Learner("bp", "bp", net)], x, t, config)
     got = step.deltas[0]
