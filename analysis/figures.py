@@ -25,18 +25,39 @@ def plot_curves(ax, curves, ylabel, colour, log=False, title=None):
         ax.set_title(title, loc="left", fontsize=10)
 
 
-def regression_figure(nmse_curves, curves, dynamic, nmse_title):
-    """Six panels: Fig. 3a (or b) to f, and the final error of every model.
+LAYER_STYLES = ("-", "--", ":", "-.")
+
+
+def plot_layer_curves(ax, curves, ylabel, colour, title):
+    """Plot per-layer curves (model -> array (layers, iterations)).
+
+    Layer 1 is drawn solid, layer 2 dashed, and so on (as in Fig. 3h-k).
+    """
+    for name, layers in curves.items():
+        for j, values in enumerate(np.atleast_2d(np.asarray(layers, dtype=float))):
+            if not np.any(np.isfinite(values)):
+                continue
+            label = name if len(layers) == 1 else f"{name}, layer {j + 1}"
+            ax.plot(np.arange(values.size), values, color=colour[name],
+                    ls=LAYER_STYLES[j % len(LAYER_STYLES)], lw=1.0, label=label)
+    ax.set_xlabel("iteration (samples)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, loc="left", fontsize=10)
+
+
+def regression_figure(nmse_curves, curves, rules, panels, nmse_title):
+    """NMSE, five panels of per-layer curves, and the final error of every model.
 
     Parameters
     ----------
     nmse_curves : dict of str to ndarray
-        NMSE per model (panel a, or b for fixed-norm updates).
+        NMSE per model (Fig. 3a, b or g).
     curves : dict
-        ``eigenvalue``, ``angle_ndi``, ``angle_B`` and ``angle_pbp``, each a
-        dict of model name to per-iteration values (inversion models only).
-    dynamic : list of str
-        Names of the simulated (DI) models, shown in panels c, d and f.
+        Curve key -> model -> array (layers, iterations).
+    rules : dict of str to str
+        Rule of every model.
+    panels : sequence of (title, key, ylabel, rules)
+        Up to four panels: which curve, for models of which rules.
     nmse_title : str
         Title of the NMSE panel.
 
@@ -47,25 +68,18 @@ def regression_figure(nmse_curves, curves, dynamic, nmse_title):
     fig = Figure(figsize=(15, 8), layout="constrained")
     axes = fig.subplots(2, 3).ravel()
     colour = colours(nmse_curves)
-
-    def only_dynamic(values):
-        return {k: v for k, v in values.items() if k in dynamic}
-
     plot_curves(axes[0], nmse_curves, "NMSE", colour, log=True, title=nmse_title)
-    plot_curves(axes[1], only_dynamic(curves["eigenvalue"]), "max real eigenvalue", colour,
-                title="c  stability of DI (circuit Jacobian)")
-    axes[1].axhline(0.0, color="k", lw=0.5)
-    plot_curves(axes[2], only_dynamic(curves["angle_ndi"]), "angle (deg)", colour,
-                title="d  angle(delta_DI, delta_NDI)")
-    plot_curves(axes[3], curves["angle_B"], "angle (deg)", colour, title="e  angle(B, -W^T)")
-    plot_curves(axes[4], only_dynamic(curves["angle_pbp"]), "angle (deg)", colour,
-                title="f  angle(delta_DI, delta_PBP)")
+    for ax, (title, key, ylabel, shown) in zip(axes[1:5], panels):
+        plot_layer_curves(ax, {m: v for m, v in curves[key].items() if rules[m] in shown},
+                          ylabel, colour, title)
+        if key == "eigenvalue":
+            ax.axhline(0.0, color="k", lw=0.5)
     for ax in axes[:5]:
         if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7)
+            ax.legend(fontsize=6)
     names = list(nmse_curves)
-    final = [np.asarray(nmse_curves[n], dtype=float) for n in names]
-    ratio = [f[-1] / f[0] for f in final]
+    ratio = [np.asarray(nmse_curves[n], dtype=float)[-1] / np.asarray(nmse_curves[n])[0]
+             for n in names]
     axes[5].barh(names, ratio, color=[colour[n] for n in names])
     axes[5].set_xscale("log")
     axes[5].invert_yaxis()

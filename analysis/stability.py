@@ -46,3 +46,41 @@ def reduced_abscissa(W, B, alpha):
     """
     W = np.asarray(W, dtype=float)
     return float(np.linalg.eigvals(W @ B - alpha * np.eye(W.shape[0])).real.max())
+
+
+def loop_jacobian(weights, B, alpha):
+    """Jacobian of the single-loop circuit (Fig. 2C), linearised at rest.
+
+    States (h_1, .., h_{L-1}, u_L) with ``dh_1/dt = -h_1 + B u``,
+    ``dh_l/dt = -h_l + W_l g(h_{l-1})`` and ``du/dt = -alpha u + W_L g(h_{L-1})``,
+    all time constants equal, g'(0) = 1 (tanh, linear)::
+
+        J = [[-I,   0,  ...,  B       ],
+             [W_2, -I,  ...,  0       ],
+             [ 0,  ...,  W_L, -alpha I]]
+
+    Parameters
+    ----------
+    weights : list of ndarray
+        W_2 .. W_L.
+    B : ndarray, shape (d_1, d_L)
+    alpha : float
+
+    Returns
+    -------
+    ndarray
+    """
+    widths = [B.shape[0]] + [W.shape[0] for W in weights]
+    offsets = np.concatenate([[0], np.cumsum(widths)])
+    J = -np.eye(offsets[-1])
+    last = len(widths) - 1
+    J[offsets[last]:, offsets[last]:] *= alpha
+    J[:widths[0], offsets[last]:] = B
+    for k, W in enumerate(weights, start=1):
+        J[offsets[k]:offsets[k + 1], offsets[k - 1]:offsets[k]] = W
+    return J
+
+
+def abscissa(J):
+    """Largest real part of the eigenvalues of a square matrix."""
+    return float(np.linalg.eigvals(J).real.max())

@@ -20,8 +20,9 @@ controllers (``when='groups'``): the controller moves first and the system
 sees the new control signal (semi-implicit Euler, as the authors simulate).
 
 A run activates a set of blocks: their pathways are computed, the others are
-skipped (their inputs are held at zero), so the phases of a sequential chain
-share one Network without paying for each other.
+skipped (their inputs are held at zero; their populations still integrate, at
+the cost of an element-wise update), so the phases of a sequential chain share
+one Network and one Brian2 run.
 """
 
 import gc
@@ -106,6 +107,29 @@ class Pathway:
     kind: str = "matrix"
     transfer: str = "linear"
     variable: str = "input"
+
+
+@dataclass
+class Phase:
+    """One phase of a run: which blocks move, and what happens at its edges.
+
+    Attributes
+    ----------
+    steps : int
+        Euler steps of the phase.
+    active : collection of str
+        Blocks simulated (the others keep zero input).
+    start : callable or None
+        Called before the phase's first step (e.g. to set targets).
+    end : callable or None
+        Called after its last step, while its pathways are still active (e.g.
+        to read settled states and rates).
+    """
+
+    steps: int
+    active: object
+    start: object = None
+    end: object = None
 
 
 def check_time(value, name):
@@ -220,6 +244,8 @@ class CircuitAssembly:
         self._diverged_at = None
         self._active = frozenset()
         self._frozen_code = False
+        self._phases, self._phase_ends = [], []
+        self._bank_count = 0
         objects = list(self.groups.values())
         if coupling == "dense":
             self._build_dense()
@@ -227,9 +253,15 @@ class CircuitAssembly:
         else:
             self._build_synapses(codeobj)
             objects += list(self.synapses.values())
-        self._watch = NetworkOperation(self._tick, when="end", clock=self.clock,
-                                       name=f"{TAG}_watch")
-        self.network = Network(*objects, self._watch, name=f"{TAG}_network")
+        # Bookkeeping after every step (traces, divergence, phase switches).
+        # With dense coupling it rides on the first network operation of each
+        # step, which saves one Python call per step; otherwise it has its own.
+        self._watched_by_bank = coupling == "dense" and "controller" in {k for k, _ in
+                                                                         self.groups}
+        if not self._watched_by_bank:
+            objects.append(NetworkOperation(self._watch, when="end", clock=self.clock,
+                                            name=f"{TAG}_watch"))
+        self.network = Network(*objects, name=f"{TAG}_network")
         # Each Network.run calls gc.collect(), which costs tens of ms per run
         # (measured: 97 ms against 12 ms per short run in a process holding
         # Brian2, scipy and matplotlib). Objects alive now are long-lived, so
@@ -310,10 +342,11 @@ class CircuitAssembly:
             if kind not in kinds:
                 continue
             # Brian2 passes t to a network operation with one argument, so
-            # the bank is a closure without parameters.
-            self._banks.append(NetworkOperation(_bank(self._bank_calls[kind]), when="groups",
-                                                order=order, clock=self.clock,
-                                                name=f"{TAG}_to_{kind}"))
+            # the banks are functions without parameters.
+            function = self._controller_bank if kind == "controller" else \
+                _bank(self._bank_calls[kind])
+            self._banks.append(NetworkOperation(function, when="groups", order=order,
+                                                clock=self.clock, name=f"{TAG}_to_{kind}"))
 
     def _build_synapses(self, codeobj):
         self.synapses = {}
@@ -335,6 +368,11 @@ class CircuitAssembly:
             else:
                 i, j = synapse_indices(n, batch, d_src, d_dst)
                 syn.connect(i=i, j=j)
+            # The summed updater must run just before its target group
+            # integrates; Brian2 derives its order from the target, which for
+            # a Subgroup ties with the group's own update.
+            for updater in syn.summed_updaters.values():
+                updater.order = dst_slot.group.order - 1
             self.synapses[p.name] = syn
             weights = syn.variables["w"].get_value()
             if p.kind == "gain":
@@ -396,41 +434,92 @@ class CircuitAssembly:
         Returns
         -------
         dict or None
-            Traces: ``'t'`` (in units of the fastest system's tau) and one
-            array of shape (records, n, batch, d) per recorded block.
+            Traces: ``'t'`` (in units of the fastest system's tau),
+            ``'phase'`` (index of the phase of each record; a phase switch
+            records twice: the end of one phase, the start of the next) and
+            one array of shape (records, n, batch, d) per recorded block.
         """
-        if int(steps) != steps or steps < 1:
-            raise InputError(f"steps must be a positive integer, got {steps!r}")
-        active = frozenset(active)
-        if active != self._active:
-            self._activate(active)
-        for name in active:
+        return self.run_phases([Phase(steps, active)], record, record_every)
+
+    def run_phases(self, phases, record=(), record_every=0):
+        """Integrate several phases in one Brian2 run, from rest.
+
+        Every block active in any phase starts at rest. Phase k simulates its
+        own active blocks for its steps; at the switch, ``end`` of the phase
+        that finishes and then ``start`` of the next one are called (to read
+        settled states and set the next targets), without leaving the run.
+
+        Parameters
+        ----------
+        phases : sequence of Phase
+        record, record_every
+            As in `run`.
+
+        Returns
+        -------
+        dict or None
+            Traces as in `run`, over the whole run.
+        """
+        if not phases:
+            raise InputError("run_phases needs at least one phase")
+        for phase in phases:
+            if int(phase.steps) != phase.steps or phase.steps < 1:
+                raise InputError(f"steps must be a positive integer, got {phase.steps!r}")
+        used = frozenset().union(*(frozenset(p.active) for p in phases))
+        unknown = used - set(self.blocks)
+        if unknown:
+            raise InputError(f"no blocks called {sorted(unknown)}")
+        for name in used:
             self._states[name][...] = 0.0
+        self._phases = list(phases)
+        self._phase_ends = list(np.cumsum([int(p.steps) for p in phases]))
+        self._start_phase(0)
         self._record, self._record_every = tuple(record), int(record_every)
-        self._records = [(0, [self._states[b].copy() for b in self._record])] \
-            if self._record_every else []
+        self._records = []
+        self._phase_index = 0
+        self._take_record(0)
         self._step = 0
-        targets = [np.abs(self._targets[b]).max() for b in active if b in self._targets]
-        self._limit = self.divergence_limit * max([1.0] + targets)
+        self._bank_count = 0
         self._diverged_at = None
-        self.network.run(int(steps) * self.clock.dt, namespace={})
+        total = int(self._phase_ends[-1])
+        self.network.run(total * self.clock.dt, namespace={})
+        if self._watched_by_bank and self._diverged_at is None:
+            self._completed(total)
         if not self._frozen_code:
             _reuse_code_objects(self.network)
             self._frozen_code = True
         if self._diverged_at is not None:
             raise CircuitDivergedError(f"circuit diverged after {self._diverged_at} steps")
+        if phases[-1].end is not None:
+            phases[-1].end()
         if not self._record_every:
             return None
-        steps_done, states = zip(*self._records)
-        traces = {"t": np.asarray(steps_done) * self.dt}
+        steps_done, phase_index, states = zip(*self._records)
+        traces = {"t": np.asarray(steps_done) * self.dt, "phase": np.asarray(phase_index)}
         for k, b in enumerate(self._record):
             traces[b] = np.stack([s[k] for s in states])
         return traces
 
+    def _take_record(self, step):
+        if self._record_every and step % self._record_every == 0:
+            self._records.append((step, self._phase_index,
+                                  [self._states[b].copy() for b in self._record]))
+
+    def _start_phase(self, index):
+        phase = self._phases[index]
+        active = frozenset(phase.active)
+        # A block joining the run starts from rest (while inactive it may
+        # have drifted under an old target).
+        for name in active - self._active:
+            self._states[name][...] = 0.0
+        if active != self._active:
+            self._activate(active)
+        if phase.start is not None:
+            phase.start()
+        targets = [np.abs(self._targets[b]).max() for b in active if b in self._targets]
+        self._limit = self.divergence_limit * max([1.0] + targets)
+
     def _activate(self, active):
-        unknown = active - set(self.blocks)
-        if unknown:
-            raise InputError(f"no blocks called {sorted(unknown)}")
         live = [p for p in self.pathways.values() if p.target in active]
         if hasattr(self, "_bank_calls"):
             for kind, calls in self._bank_calls.items():
@@ -446,17 +535,38 @@ class CircuitAssembly:
                     self.slots[p.target].view(self._variable(p))[...] = 0.0
         self._active = active
 
-    def _tick(self):
+    def _controller_bank(self):
+        """Couplings into the controllers; first, the bookkeeping of the step before."""
+        self._bank_count += 1
+        if self._bank_count > 1:
+            self._completed(self._bank_count - 1)
+        for call in self._bank_calls["controller"]:
+            call()
+
+    def _watch(self):
         self._step += 1
-        if self._record_every and self._step % self._record_every == 0:
-            self._records.append((self._step, [self._states[b].copy() for b in self._record]))
-        if self._step % 50 == 0 or self._step == 1:
+        self._completed(self._step)
+
+    def _completed(self, step):
+        """Bookkeeping once ``step`` steps are done: traces, divergence, phases."""
+        if self._diverged_at is not None:
+            return
+        self._take_record(step)
+        if step % 50 == 0 or step == 1:
             for name in self._active:
                 size = np.abs(self._states[name]).max()
                 if not size <= self._limit:  # also catches NaN
-                    self._diverged_at = self._step
+                    self._diverged_at = step
                     self.network.stop()
                     return
+        if len(self._phase_ends) > 1 and step == self._phase_ends[0]:
+            finished = self._phases.pop(0)
+            self._phase_ends.pop(0)
+            if finished.end is not None:
+                finished.end()
+            self._start_phase(0)
+            self._phase_index += 1
+            self._take_record(step)  # the new phase's blocks, from rest
 
     def rates(self):
         """Time derivatives (times each block's tau) of the active blocks now.

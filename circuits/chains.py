@@ -33,6 +33,7 @@ from brian2 import ms
 
 from circuits.assembly import (
     ON_UNSETTLED,
+    Phase,
     TRANSFERS,
     Block,
     CircuitAssembly,
@@ -80,43 +81,45 @@ def _per_layer(value, count, name):
     return values
 
 
-class ChainCircuit:
-    """The backward pass of a network of widths d_0 .. d_L as one circuit.
+@dataclass(frozen=True)
+class ChainSpec:
+    """The shape of one chain: what a circuit is built for.
 
-    Parameters
+    Attributes
     ----------
-    widths : sequence of int
+    widths : tuple of int
         d_0 .. d_L (d_0 is not simulated).
     architecture : {'sequential', 'repeat', 'single-loop'}
-    transfers : sequence of str or None
+    transfers : tuple of str or None
         g_1 .. g_{L-1} for the nonlinear controller (Eq. 14); None for the
-        linear controller with gains (Eq. 17). Required for 'single-loop'.
-    batch, n : int
-        Samples per problem and independent problems (models).
-    tau_system : Quantity or list
-        Time constant of the populations that receive control or relay
-        (layers 1 .. L-1), one value or one per layer.
-    tau_controller : Quantity or list
-        Time constant of the controllers (layers 2 .. L; only layer L for
-        'single-loop'), one value or one per layer.
-    dt : float
-        Euler step in units of the fastest system population's tau.
-    coupling, target : str
-        See `circuits.assembly.CircuitAssembly`.
+        linear controller with gains (Eq. 17). 'single-loop' defaults to
+        linear transfers.
+    n : int
+        Independent problems (models) in the chain.
     """
 
-    def __init__(self, widths, architecture="sequential", transfers=None, batch=1, n=1,
-                 tau_system=10 * ms, tau_controller=10 * ms, dt=0.5, coupling="dense",
-                 target="cython"):
-        widths = [int(w) for w in widths]
+    widths: tuple
+    architecture: str = "sequential"
+    transfers: tuple = None
+    n: int = 1
+
+
+class _Member:
+    """One chain inside a (possibly joint) chain circuit."""
+
+    def __init__(self, prefix, spec, batch, tau_system, tau_controller):
+        widths = [int(w) for w in spec.widths]
         if len(widths) < 3 or min(widths) < 1:
             raise InputError(f"a chain needs at least one hidden layer: widths d_0..d_L with "
                              f"L >= 2, got {widths}")
-        if architecture not in ARCHITECTURES:
+        if spec.architecture not in ARCHITECTURES:
             raise InputError(f"architecture must be one of {ARCHITECTURES}, "
-                             f"got {architecture!r}")
+                             f"got {spec.architecture!r}")
+        if int(spec.n) != spec.n or spec.n < 1:
+            raise InputError(f"n must be a positive integer, got {spec.n!r}")
         depth = len(widths) - 1
-        if architecture == "single-loop" and transfers is None:
+        transfers = spec.transfers
+        if spec.architecture == "single-loop" and transfers is None:
             transfers = ["linear"] * (depth - 1)
         if transfers is not None:
             transfers = list(transfers)
@@ -127,162 +130,326 @@ class ChainCircuit:
                 if name not in TRANSFERS:
                     raise InputError(f"transfer must be one of {list(TRANSFERS)}, "
                                      f"got {name!r}")
-        self.widths, self.depth = widths, depth
-        self.architecture, self.transfers = architecture, transfers
-        self.n, self.batch = int(n), int(batch)
+        self.prefix, self.widths, self.depth = prefix, widths, depth
+        self.architecture, self.transfers = spec.architecture, transfers
+        self.n, self.batch = int(spec.n), int(batch)
+        self.phases = depth - 1 if spec.architecture == "sequential" else 1
         tau_sys = _per_layer(tau_system, depth - 1, "tau_system")
-        n_controllers = 1 if architecture == "single-loop" else depth - 1
-        tau_ctl = _per_layer(tau_controller, n_controllers, "tau_controller")
-        self.tau_system, self.tau_controller = tau_sys, tau_ctl
-        blocks, pathways = [], []
-        if architecture == "single-loop":
+        single = spec.architecture == "single-loop"
+        tau_ctl = _per_layer(tau_controller, 1 if single else depth - 1, "tau_controller")
+        name = self.name
+        self.blocks, self.pathways = [], []
+        if single:
             for l in range(1, depth):
-                blocks.append(Block(f"h{l}", "system", widths[l], self.n, tau_sys[l - 1]))
-            blocks.append(Block(f"u{depth}", "controller", widths[depth], self.n, tau_ctl[0]))
-            pathways.append(Pathway("B", f"u{depth}", "h1"))
+                self.blocks.append(Block(name(f"h{l}"), "system", widths[l], self.n,
+                                         tau_sys[l - 1]))
+            self.blocks.append(Block(name(f"u{depth}"), "controller", widths[depth], self.n,
+                                     tau_ctl[0]))
+            self.pathways.append(Pathway(name("B"), name(f"u{depth}"), name("h1")))
             for l in range(2, depth + 1):
-                dst = f"u{depth}" if l == depth else f"h{l}"
-                pathways.append(Pathway(f"W{l}", f"h{l - 1}", dst, transfer=transfers[l - 2]))
-        else:
-            for l in range(depth, 1, -1):
-                transfer = "linear" if transfers is None else transfers[l - 2]
-                blocks.append(Block(f"u{l}", "controller", widths[l], self.n, tau_ctl[l - 2]))
-                blocks.append(Block(f"d{l - 1}", "system", widths[l - 1], self.n,
-                                    tau_sys[l - 2]))
-                pathways.append(Pathway(f"W{l}", f"d{l - 1}", f"u{l}", transfer=transfer))
-                pathways.append(Pathway(f"B{l}", f"u{l}", f"d{l - 1}"))
-                if architecture == "repeat" and l < depth:
-                    pathways.append(Pathway(f"relay{l}", f"d{l}", f"u{l}", kind="gain",
-                                            variable="target"))
-        self.assembly = CircuitAssembly(blocks, pathways, batch=self.batch, dt=dt,
-                                        coupling=coupling, target=target)
+                dst = name(f"u{depth}") if l == depth else name(f"h{l}")
+                self.pathways.append(Pathway(name(f"W{l}"), name(f"h{l - 1}"), dst,
+                                             transfer=transfers[l - 2]))
+            return
+        for l in range(depth, 1, -1):
+            transfer = "linear" if transfers is None else transfers[l - 2]
+            self.blocks.append(Block(name(f"u{l}"), "controller", widths[l], self.n,
+                                     tau_ctl[l - 2]))
+            self.blocks.append(Block(name(f"d{l - 1}"), "system", widths[l - 1], self.n,
+                                     tau_sys[l - 2]))
+            self.pathways.append(Pathway(name(f"W{l}"), name(f"d{l - 1}"), name(f"u{l}"),
+                                         transfer=transfer))
+            self.pathways.append(Pathway(name(f"B{l}"), name(f"u{l}"), name(f"d{l - 1}")))
+            if spec.architecture == "repeat" and l < depth:
+                self.pathways.append(Pathway(name(f"relay{l}"), name(f"d{l}"), name(f"u{l}"),
+                                             kind="gain", variable="target"))
 
-    def settle(self, weights, feedback, delta, alpha, gains=None, steps=1000, record_every=0,
-               on_unsettled="warn", settle_tol=1e-3):
-        """Run the backward pass from rest.
+    def name(self, local):
+        """Assembly name of the member's block or pathway ``local``."""
+        return self.prefix + local
 
-        Parameters
-        ----------
-        weights : list of ndarray
-            W_1 .. W_L, each (n, d_l, d_{l-1}) (W_1 is not used).
-        feedback : list of ndarray
-            B_2 .. B_L, each (n, d_{l-1}, d_l); for 'single-loop' one matrix
-            B of shape (n, d_1, d_L).
-        delta : ndarray, shape (n, batch, d_L)
-            Output errors.
-        alpha : ndarray, shape (n,)
-            Leak of the controllers (the same for every layer of a problem).
-        gains : list of ndarray or None
-            g'(a_1) .. g'(a_{L-1}), each (n, batch, d_l), for the linear
-            controller (Eq. 17); None means ones.
-        steps : int
-            Euler steps per run (per layer pair for 'sequential').
-        record_every : int
-            Record all active populations every this many steps (0: none).
-        on_unsettled : {'warn', 'raise', 'ignore'}
-        settle_tol : float
-
-        Returns
-        -------
-        ChainSettled
-        """
-        if on_unsettled not in ON_UNSETTLED:
-            raise InputError(f"on_unsettled must be one of {ON_UNSETTLED}, got {on_unsettled!r}")
-        depth, n, batch = self.depth, self.n, self.batch
+    def load(self, asm, weights, feedback, delta, alpha, gains):
+        """Validate one problem and write its weights, gains and leaks."""
+        depth, n, batch, widths = self.depth, self.n, self.batch, self.widths
         weights = [finite_array(f"W{l + 1}", w, (3,)) for l, w in enumerate(weights)]
-        if [w.shape for w in weights] != [(n, self.widths[l + 1], self.widths[l])
-                                          for l in range(depth)]:
+        if [w.shape for w in weights] != [(n, widths[l + 1], widths[l]) for l in range(depth)]:
             raise InputError(f"weights must have shapes (n, d_l, d_(l-1)) for widths "
-                             f"{self.widths} and n={n}, got {[w.shape for w in weights]}")
+                             f"{widths} and n={n}, got {[w.shape for w in weights]}")
         delta = finite_array("delta", delta, (3,))
-        if delta.shape != (n, batch, self.widths[-1]):
-            raise InputError(f"delta must have shape {(n, batch, self.widths[-1])}, "
+        if delta.shape != (n, batch, widths[-1]):
+            raise InputError(f"delta must have shape {(n, batch, widths[-1])}, "
                              f"got {delta.shape}")
         alpha = finite_array("alpha", alpha, (0, 1))
         alpha = np.full(n, alpha.item()) if alpha.size == 1 else alpha
         if alpha.shape != (n,) or np.any(alpha < 0):
             raise InputError(f"alpha must be >= 0, one value or one per problem ({n})")
         if gains is None or self.transfers is not None:
-            gains = [np.ones((n, batch, d)) for d in self.widths[1:-1]]
+            gains = [np.ones((n, batch, d)) for d in widths[1:-1]]
         gains = [finite_array(f"gain{l + 1}", g, (3,)) for l, g in enumerate(gains)]
-        if [g.shape for g in gains] != [(n, batch, d) for d in self.widths[1:-1]]:
+        if [g.shape for g in gains] != [(n, batch, d) for d in widths[1:-1]]:
             raise InputError("gains must be one (n, batch, d_l) array per hidden layer")
-        asm = self.assembly
-        scale = np.abs(delta).max(axis=(1, 2))
+        name = self.name
         if self.architecture == "single-loop":
             feedback = [finite_array("B", b, (3,)) for b in feedback]
-            if len(feedback) != 1 or feedback[0].shape != (n, self.widths[1], self.widths[-1]):
+            if len(feedback) != 1 or feedback[0].shape != (n, widths[1], widths[-1]):
                 raise InputError(f"single-loop feedback is one matrix B of shape "
-                                 f"{(n, self.widths[1], self.widths[-1])}")
-            if np.any(alpha == 0) and self.widths[-1] > self.widths[1]:
+                                 f"{(n, widths[1], widths[-1])}")
+            if np.any(alpha == 0) and widths[-1] > widths[1]:
                 raise InputError("alpha = 0 makes the single loop singular when d_L > d_1; "
                                  "use alpha > 0")
-            asm.set_matrix("B", feedback[0])
+            asm.set_matrix(name("B"), feedback[0])
             for l in range(2, depth + 1):
-                asm.set_matrix(f"W{l}", weights[l - 1])
-            asm.set_target(f"u{depth}", delta)
-            asm.set_alpha(f"u{depth}", alpha)
-            traces = self._run(steps, set(asm.blocks), record_every)
-            deltas = [asm.state(f"h{l}") for l in range(1, depth)]
-            res = residual(asm.rates(), {b: asm.state(b) for b in asm.blocks}, scale)
-            report_unsettled(float(res.max()), steps, settle_tol, on_unsettled)
-            return ChainSettled(deltas, res, traces)
-        feedback = [finite_array(f"B{l + 2}", b, (3,)) for l, b in enumerate(feedback)]
-        if [b.shape for b in feedback] != [(n, self.widths[l - 1], self.widths[l])
-                                           for l in range(2, depth + 1)]:
-            raise InputError(f"feedback must be B_2..B_L of shapes (n, d_(l-1), d_l), "
-                             f"got {[b.shape for b in feedback]}")
-        for l in range(2, depth + 1):
-            if np.any(alpha == 0) and self.widths[l] > self.widths[l - 1]:
-                raise InputError(f"alpha = 0 makes the inversion of expanding layer {l} "
-                                 "singular; use alpha > 0")
-            asm.set_matrix(f"W{l}", weights[l - 1])
-            asm.set_matrix(f"B{l}", feedback[l - 2])
-            asm.set_alpha(f"u{l}", alpha)
-        if self.architecture == "repeat":
-            for l in range(2, depth):
-                asm.set_gain(f"relay{l}", gains[l - 1])
-            asm.set_target(f"u{depth}", delta)
-            traces = self._run(steps, set(asm.blocks), record_every)
-            deltas = [asm.state(f"d{l}") * gains[l - 1] for l in range(1, depth)]
-            res = residual(asm.rates(), {b: asm.state(b) for b in asm.blocks}, scale)
-            report_unsettled(float(res.max()), steps, settle_tol, on_unsettled)
-            return ChainSettled(deltas, res, traces)
-        deltas, all_traces = [None] * (depth - 1), []
-        res = np.zeros(n)
-        target = delta
-        for l in range(depth, 1, -1):
-            asm.set_target(f"u{l}", target)
-            active = {f"u{l}", f"d{l - 1}"}
-            all_traces.append(self._run(steps, active, record_every))
-            settled = asm.state(f"d{l - 1}") * gains[l - 2]
-            res = np.maximum(res, residual(asm.rates(), {b: asm.state(b) for b in active},
-                                           np.abs(target).max(axis=(1, 2))))
-            deltas[l - 2] = settled
-            target = settled
-        report_unsettled(float(res.max()), steps, settle_tol, on_unsettled)
-        return ChainSettled(deltas, res, all_traces if record_every else None)
+                asm.set_matrix(name(f"W{l}"), weights[l - 1])
+            asm.set_target(name(f"u{depth}"), delta)
+            asm.set_alpha(name(f"u{depth}"), alpha)
+        else:
+            feedback = [finite_array(f"B{l + 2}", b, (3,)) for l, b in enumerate(feedback)]
+            if [b.shape for b in feedback] != [(n, widths[l - 1], widths[l])
+                                               for l in range(2, depth + 1)]:
+                raise InputError(f"feedback must be B_2..B_L of shapes (n, d_(l-1), d_l), "
+                                 f"got {[b.shape for b in feedback]}")
+            for l in range(2, depth + 1):
+                if np.any(alpha == 0) and widths[l] > widths[l - 1]:
+                    raise InputError(f"alpha = 0 makes the inversion of expanding layer {l} "
+                                     "singular; use alpha > 0")
+                asm.set_matrix(name(f"W{l}"), weights[l - 1])
+                asm.set_matrix(name(f"B{l}"), feedback[l - 2])
+                asm.set_alpha(name(f"u{l}"), alpha)
+            if self.architecture == "repeat":
+                for l in range(2, depth):
+                    asm.set_gain(name(f"relay{l}"), gains[l - 1])
+                asm.set_target(name(f"u{depth}"), delta)
+        self._gains = gains
+        self._target = delta
+        self.deltas = [None] * (depth - 1)
+        self.residual = np.zeros(n)
+        self.traces = []
 
-    def _run(self, steps, active, record_every):
+    def active(self, phase):
+        """Blocks simulated in ``phase``."""
+        if phase >= self.phases:
+            return set()
+        if self.architecture != "sequential":
+            return {b.name for b in self.blocks}
+        l = self.depth - phase
+        return {self.name(f"u{l}"), self.name(f"d{l - 1}")}
+
+    def prepare(self, asm, phase):
+        """Set the target of a sequential chain's controller for ``phase``."""
+        if self.architecture == "sequential" and phase < self.phases:
+            asm.set_target(self.name(f"u{self.depth - phase}"), self._target)
+
+    def collect(self, asm, phase, active):
+        """Read the settled errors of ``phase`` and its residual."""
+        if phase >= self.phases:
+            return
+        states = {b: asm.state(b) for b in active}
+        rates = {b: r for b, r in asm.rates().items() if b in active}
+        scale = np.abs(self._target).max(axis=(1, 2))
+        self.residual = np.maximum(self.residual, residual(rates, states, scale))
+        name = self.name
+        if self.architecture == "single-loop":
+            self.deltas = [states[name(f"h{l}")] for l in range(1, self.depth)]
+        elif self.architecture == "repeat":
+            self.deltas = [states[name(f"d{l}")] * self._gains[l - 1]
+                           for l in range(1, self.depth)]
+        else:
+            l = self.depth - phase
+            settled = states[name(f"d{l - 1}")] * self._gains[l - 2]
+            self.deltas[l - 2] = settled
+            self._target = settled
+
+    def split_traces(self, traces):
+        """Keep this chain's blocks of the run's traces, one dict per phase,
+        with time counted from the phase's start (units of tau_system)."""
+        if traces is None:
+            return
+        for phase in range(self.phases):
+            index = np.flatnonzero(traces["phase"] == phase)
+            t = traces["t"][index]
+            part = {"t": t - t[0]}
+            part.update({b: traces[b][index] for b in self.active(phase)})
+            self.traces.append(part)
+
+    def result(self):
+        """The `ChainSettled` of the last problem."""
+        if not self.traces:
+            traces = None
+        elif self.architecture == "sequential":
+            traces = self.traces
+        else:
+            traces = self.traces[0]
+        return ChainSettled(self.deltas, self.residual, traces)
+
+
+class JointChainCircuit:
+    """Several chains (e.g. the DI and SLDI models of one training step) in one
+    Brian2 Network: their phases run together, so all of them settle in as
+    many runs as the deepest sequential chain has layer pairs.
+
+    Parameters
+    ----------
+    specs : sequence of ChainSpec
+    batch : int
+        Samples per problem (shared by all chains).
+    tau_system, tau_controller : Quantity or list
+        Time constants of the systems/relays (layers 1 .. L-1) and of the
+        controllers (layers 2 .. L; layer L only for single-loop), one value
+        or one per layer, shared by all chains.
+    dt : float
+        Euler step in units of the fastest system population's tau.
+    coupling, target : str
+        See `circuits.assembly.CircuitAssembly`.
+    """
+
+    def __init__(self, specs, batch=1, tau_system=10 * ms, tau_controller=10 * ms, dt=0.5,
+                 coupling="dense", target="cython", prefixes=None):
+        if not specs:
+            raise InputError("a joint chain circuit needs at least one chain")
+        prefixes = prefixes or [f"c{m}_" for m in range(len(specs))]
+        self.members = [_Member(prefix, spec, batch, tau_system, tau_controller)
+                        for prefix, spec in zip(prefixes, specs)]
+        self.assembly = CircuitAssembly(
+            [b for m in self.members for b in m.blocks],
+            [p for m in self.members for p in m.pathways],
+            batch=batch, dt=dt, coupling=coupling, target=target)
+
+    def settle_all(self, problems, steps=1000, record_every=0, on_unsettled="warn",
+                   settle_tol=1e-3):
+        """Settle one problem per chain.
+
+        Parameters
+        ----------
+        problems : sequence of dict
+            Per chain: ``weights`` (W_1 .. W_L, each (n, d_l, d_{l-1})),
+            ``feedback`` (B_2 .. B_L, each (n, d_{l-1}, d_l), or [B] of shape
+            (n, d_1, d_L) for single-loop), ``delta`` (n, batch, d_L),
+            ``alpha`` (n,) and optionally ``gains`` (g'(a_l), each
+            (n, batch, d_l), linear controller only).
+        steps : int
+            Euler steps per run (per layer pair for sequential chains).
+        record_every : int
+            Record the active populations every this many steps (0: none).
+        on_unsettled : {'warn', 'raise', 'ignore'}
+        settle_tol : float
+
+        Returns
+        -------
+        list of ChainSettled
+        """
+        if on_unsettled not in ON_UNSETTLED:
+            raise InputError(f"on_unsettled must be one of {ON_UNSETTLED}, got {on_unsettled!r}")
+        if len(problems) != len(self.members):
+            raise InputError(f"{len(self.members)} chains need {len(self.members)} problems, "
+                             f"got {len(problems)}")
+        asm = self.assembly
+        for member, problem in zip(self.members, problems):
+            member.load(asm, problem["weights"], problem["feedback"], problem["delta"],
+                        problem["alpha"], problem.get("gains"))
+        phases = []
+        for index in range(max(m.phases for m in self.members)):
+            actives = [m.active(index) for m in self.members]
+            phases.append(Phase(
+                steps, set().union(*actives),
+                start=lambda index=index: [m.prepare(asm, index) for m in self.members],
+                end=lambda index=index, actives=actives: [
+                    m.collect(asm, index, a) for m, a in zip(self.members, actives)],
+            ))
         try:
-            return self.assembly.run(steps, active, sorted(active) if record_every else (),
-                                     record_every)
+            traces = asm.run_phases(phases, sorted(set().union(*(p.active for p in phases)))
+                                    if record_every else (), record_every)
         except CircuitDivergedError as exc:
             raise CircuitDivergedError(
-                f"{exc} ({self.architecture} chain): the feedback makes a layer unstable or "
-                "dt is too large; check the Jacobian eigenvalues of each layer "
-                "(analysis.stability), use a larger alpha, stable feedback or a smaller dt"
+                f"{exc}: the feedback makes a layer unstable or dt is too large; check "
+                "the Jacobian eigenvalues of each layer (analysis.stability), use a "
+                "larger alpha, stable feedback, a slower controller or a smaller dt"
             ) from None
+        for member in self.members:
+            member.split_traces(traces)
+        results = [m.result() for m in self.members]
+        worst = max(float(r.residual.max()) for r in results)
+        report_unsettled(worst, steps, settle_tol, on_unsettled)
+        return results
+
+
+class ChainCircuit(JointChainCircuit):
+    """The backward pass of one network of widths d_0 .. d_L as one circuit.
+
+    Parameters
+    ----------
+    widths : sequence of int
+        d_0 .. d_L (d_0 is not simulated).
+    architecture : {'sequential', 'repeat', 'single-loop'}
+    transfers : sequence of str or None
+        g_1 .. g_{L-1} for the nonlinear controller (Eq. 14); None for the
+        linear controller with gains (Eq. 17).
+    batch, n : int
+        Samples per problem and independent problems (models).
+    tau_system, tau_controller, dt, coupling, target
+        See `JointChainCircuit`.
+
+    Blocks are named ``u{l}`` (controllers), ``d{l}`` (systems) and, for
+    single-loop, ``h{l}`` (first layer and relays).
+    """
+
+    def __init__(self, widths, architecture="sequential", transfers=None, batch=1, n=1,
+                 tau_system=10 * ms, tau_controller=10 * ms, dt=0.5, coupling="dense",
+                 target="cython"):
+        spec = ChainSpec(tuple(widths), architecture,
+                         None if transfers is None else tuple(transfers), n)
+        super().__init__([spec], batch, tau_system, tau_controller, dt, coupling, target,
+                         prefixes=[""])
+
+    def settle(self, weights, feedback, delta, alpha, gains=None, steps=1000, record_every=0,
+               on_unsettled="warn", settle_tol=1e-3):
+        """Run the backward pass from rest (see `JointChainCircuit.settle_all`).
+
+        Returns
+        -------
+        ChainSettled
+        """
+        problem = {"weights": weights, "feedback": feedback, "delta": delta, "alpha": alpha,
+                   "gains": gains}
+        return self.settle_all([problem], steps, record_every, on_unsettled, settle_tol)[0]
 
 
 _CACHE = CircuitCache()
+
+
+def _time_key(value):
+    values = value if isinstance(value, (list, tuple)) else [value]
+    return tuple(float(v / ms) if hasattr(v, "dim") else v for v in values)
+
+
+def settle_chains(specs, problems, steps=1000, dt=0.5, tau_system=10 * ms,
+                  tau_controller=10 * ms, coupling="dense", target="cython", record_every=0,
+                  on_unsettled="warn", settle_tol=1e-3):
+    """Settle several chains in one joint circuit, cached by specs and options.
+
+    Parameters
+    ----------
+    specs : sequence of ChainSpec
+    problems : sequence of dict
+        One per spec, see `JointChainCircuit.settle_all`.
+    Other parameters: see `JointChainCircuit`.
+
+    Returns
+    -------
+    list of ChainSettled
+    """
+    batch = int(np.shape(problems[0]["delta"])[1]) if problems else 1
+    key = ("chains", tuple(specs), batch, _time_key(tau_system), _time_key(tau_controller),
+           float(dt), coupling, target)
+    circuit = _CACHE.get(key, lambda: JointChainCircuit(
+        specs, batch, tau_system, tau_controller, dt, coupling, target))
+    return circuit.settle_all(problems, steps, record_every, on_unsettled, settle_tol)
 
 
 def settle_chain(weights, feedback, delta, alpha, gains=None, architecture="sequential",
                  transfers=None, steps=1000, dt=0.5, tau_system=10 * ms,
                  tau_controller=10 * ms, coupling="dense", target="cython", record_every=0,
                  on_unsettled="warn", settle_tol=1e-3):
-    """Settle a chained backward pass; circuits are cached by shape and options.
+    """Settle one chained backward pass; circuits are cached by shape and options.
 
     Parameters are those of `ChainCircuit` and `ChainCircuit.settle`; stacked
     arrays (leading axis n) throughout.
@@ -291,22 +458,15 @@ def settle_chain(weights, feedback, delta, alpha, gains=None, architecture="sequ
     -------
     ChainSettled
     """
-    weights = [np.asarray(w, dtype=float) for w in weights]
     delta = np.asarray(delta, dtype=float)
-    if delta.ndim != 3 or any(w.ndim != 3 for w in weights):
+    weights = [np.asarray(w, dtype=float) for w in weights]
+    if delta.ndim != 3 or any(w.ndim != 3 for w in weights) or not weights:
         raise InputError("settle_chain takes stacked arrays: weights (n, d_l, d_(l-1)) and "
                          "delta (n, batch, d_L)")
-    widths = [weights[0].shape[2]] + [w.shape[1] for w in weights]
-    n, batch = delta.shape[:2]
-
-    def key_time(value):
-        values = value if isinstance(value, (list, tuple)) else [value]
-        return tuple(float(v / ms) for v in values)
-
-    key = ("chain", tuple(widths), architecture, None if transfers is None else tuple(transfers),
-           batch, n, key_time(tau_system), key_time(tau_controller), float(dt), coupling, target)
-    circuit = _CACHE.get(key, lambda: ChainCircuit(
-        widths, architecture, transfers, batch, n, tau_system, tau_controller, dt, coupling,
-        target))
-    return circuit.settle(weights, feedback, delta, alpha, gains, steps, record_every,
-                          on_unsettled, settle_tol)
+    widths = (weights[0].shape[2],) + tuple(w.shape[1] for w in weights)
+    spec = ChainSpec(widths, architecture, None if transfers is None else tuple(transfers),
+                     delta.shape[0])
+    problem = {"weights": weights, "feedback": feedback, "delta": delta, "alpha": alpha,
+               "gains": gains}
+    return settle_chains([spec], [problem], steps, dt, tau_system, tau_controller, coupling,
+                         target, record_every, on_unsettled, settle_tol)[0]

@@ -67,9 +67,10 @@ def run_command(args):
         value = getattr(args, option.key, None)
         if value is not None:
             overrides[option.key] = value
-    for option_flags in EXPERIMENTS.values():
-        for option in option_flags.options:
-            if option not in experiment.options and getattr(args, option.key, None) is not None:
+    own = {option.flag for option in experiment.options}
+    for other in EXPERIMENTS.values():
+        for option in other.options:
+            if option.flag not in own and getattr(args, option.key, None) is not None:
                 raise InputError(f"{option.flag} does not apply to {experiment.name}")
     if args.seed is not None:
         overrides["seed"] = args.seed

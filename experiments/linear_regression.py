@@ -8,14 +8,10 @@ at norm 10; ``fixed_norm`` scales each layer's update to unit norm (Fig. 3b).
 """
 
 import numpy as np
-from tqdm import tqdm
 
-from analysis.metrics import matrix_angle, nmse, vector_angle
-from analysis.stability import jacobian_abscissa
-from experiments.models_spec import ModelSpec, select_models
+from experiments.models_spec import ModelSpec
+from experiments.regression import train_regression
 from models.network import FeedforwardNetwork
-from models.rules import ndi, pbp
-from models.training import UpdateConfig, train_step
 
 MODELS = (
     ModelSpec("BP", "bp"),
@@ -37,8 +33,10 @@ DEFAULTS = {
     "clip_hidden": 10.0,
     "fixed_norm": False,
     "models": None,
+    "iterations": None,
     "steps": 1000,
     "dt": 0.5,
+    "parallel_errors": True,
 }
 QUICK = {"samples": 300, "fixed_norm_samples": 300}
 
@@ -49,14 +47,7 @@ def run(config, progress=True):
     Returns
     -------
     dict
-        ``models`` (names), ``rules`` (rule per model), ``error`` (summed squared error over the data set
-        before training and after every update, per model), ``nmse`` (the
-        same normalised by the largest value), ``final`` (final/initial error
-        and final NMSE per model), and per-iteration ``curves`` for the
-        inversion models: ``eigenvalue`` (largest real part of the circuit
-        Jacobian), ``angle_B`` (angle between B and -W^T), ``angle_ndi`` and
-        ``angle_pbp`` (angle between the model's hidden error and the NDI and
-        PBP errors computed from the same weights).
+        See `experiments.regression.train_regression`.
     """
     rng = np.random.default_rng(config["seed"])
     sizes = config["sizes"]
@@ -67,52 +58,4 @@ def run(config, progress=True):
     base = FeedforwardNetwork.create(
         sizes, ["linear"] * (len(sizes) - 1), rng, scale=config["init_scale"], bias=False
     )
-    specs = select_models(MODELS, config["models"])
-    learners = [spec.learner(base, rng) for spec in specs]
-    update = UpdateConfig(
-        lr=config["lr"],
-        fixed_norm=config["fixed_norm"],
-        clip_hidden=config["clip_hidden"],
-        circuit={"steps": config["steps"], "dt": config["dt"], "on_unsettled": "ignore"},
-    )
-    errors = np.empty((len(learners), n))
-    errors[:, 0] = _errors(learners, X, Y)
-    inverting = [k for k, s in enumerate(specs) if s.rule in ("ndi", "di")]
-    curves = {key: np.full((len(inverting), n - 1), np.nan)
-              for key in ("eigenvalue", "angle_B", "angle_ndi", "angle_pbp")}
-    order = rng.permutation(n)[1:]
-    for it, i in enumerate(tqdm(order, desc="linear regression", disable=not progress)):
-        before = [(learners[k].net.weights[-1].copy(), learners[k].feedback[-1].copy())
-                  for k in inverting]
-        step = train_step(learners, X[i:i + 1], Y[i:i + 1], update)
-        errors[:, it + 1] = _errors(learners, X, Y)
-        for row, k in enumerate(inverting):
-            W, B = before[row]
-            learner = learners[k]
-            hidden = step.deltas[k][-2][0]
-            output = step.deltas[k][-1]
-            curves["eigenvalue"][row, it] = jacobian_abscissa(W, B, learner.alpha)
-            curves["angle_B"][row, it] = matrix_angle(learner.feedback[-1], -learner.net.weights[-1].T)
-            curves["angle_ndi"][row, it] = vector_angle(hidden, ndi(W, B, output, learner.alpha)[0])
-            curves["angle_pbp"][row, it] = vector_angle(hidden, pbp(W, None, output, 0.0)[0])
-    names = [s.name for s in specs]
-    normalised = nmse(dict(zip(names, errors)))
-    return {
-        "models": names,
-        "rules": {s.name: s.rule for s in specs},
-        "error": dict(zip(names, errors)),
-        "nmse": normalised,
-        "final": {
-            name: {"error_ratio": float(err[-1] / err[0]), "nmse": float(normalised[name][-1])}
-            for name, err in zip(names, errors)
-        },
-        "curves": {key: dict(zip((names[k] for k in inverting), value))
-                   for key, value in curves.items()},
-        "median_angle_ndi": {names[k]: float(np.nanmedian(curves["angle_ndi"][row]))
-                             for row, k in enumerate(inverting)},
-    }
-
-
-def _errors(learners, X, Y):
-    """Summed squared error of every learner on the whole data set."""
-    return np.array([np.sum((lrn.net.forward(X).output - Y) ** 2) for lrn in learners])
+    return train_regression("linear regression", config, MODELS, X, Y, base, rng, progress)

@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 
 from circuits.errors import InputError
-from models.initialisation import init_feedback
+from models.initialisation import init_feedback, init_loop_feedback
 from models.rules import FEEDBACK_RULES, get_rule
 from models.training import Learner
 
@@ -22,12 +22,18 @@ class ModelSpec:
         Controller leak (NDI, DI).
     feedback : str or None
         Feedback init ('transpose' = Tr-Init, 'random' = FA's U(-0.5, 0.5)).
+    architecture : str
+        DI chain, 'sequential' (the paper's) or 'repeat'.
+    controller : str
+        DI controller, 'linear' (Eq. 17, the paper's) or 'nonlinear' (Eq. 14).
     """
 
     name: str
     rule: str
     alpha: float = 0.0
     feedback: str = None
+    architecture: str = "sequential"
+    controller: str = "linear"
 
     def learner(self, net, rng):
         """A `Learner` training a copy of ``net`` with this model's rule."""
@@ -37,8 +43,12 @@ class ModelSpec:
         if self.rule in FEEDBACK_RULES:
             if self.feedback is None:
                 raise InputError(f"model {self.name!r} ({self.rule}) needs a feedback init")
-            feedback = [init_feedback(W, self.feedback, rng) for W in net.weights[1:]]
-        return Learner(self.name, self.rule, net, feedback, self.alpha)
+            if self.rule == "sldi":
+                feedback = [init_loop_feedback(net.weights, self.feedback, rng)]
+            else:
+                feedback = [init_feedback(W, self.feedback, rng) for W in net.weights[1:]]
+        return Learner(self.name, self.rule, net, feedback, self.alpha, self.architecture,
+                       self.controller)
 
 
 def select_models(specs, names):

@@ -5,7 +5,7 @@ from typing import Callable
 
 from analysis.figures import regression_figure
 from circuits.errors import InputError
-from experiments import linear_regression
+from experiments import linear_regression, nonlinear_regression
 
 
 @dataclass(frozen=True)
@@ -49,13 +49,28 @@ class Experiment:
     options: tuple = field(default_factory=tuple)
 
 
-def _regression_figure(results):
+def _linear_figure(results):
     fixed = results["config"]["fixed_norm"]
-    dynamic = [name for name, rule in results["rules"].items() if rule == "di"]
-    return regression_figure(
-        results["nmse"], results["curves"], dynamic,
-        "b  NMSE, fixed-norm updates" if fixed else "a  NMSE",
+    panels = (
+        ("c  stability of DI (Jacobian abscissa)", "eigenvalue", "max real eigenvalue", {"di"}),
+        ("d  angle(delta_DI, delta_NDI)", "angle_ndi", "angle (deg)", {"di"}),
+        ("e  angle(B, -W^T)", "angle_B", "angle (deg)", {"di", "ndi"}),
+        ("f  angle(delta_DI, delta_PBP)", "angle_pbp", "angle (deg)", {"di"}),
     )
+    return regression_figure(results["nmse"], results["curves"], results["rules"], panels,
+                             "b  NMSE, fixed-norm updates" if fixed else "a  NMSE")
+
+
+def _nonlinear_figure(results):
+    panels = (
+        ("h  stability (DI: per layer; SLDI: loop)", "eigenvalue", "max real eigenvalue",
+         {"di", "sldi"}),
+        ("i  angle(delta_DI, delta_NDI)", "angle_ndi", "angle (deg)", {"di"}),
+        ("j  angle(B, -W^T)", "angle_B", "angle (deg)", {"di", "ndi"}),
+        ("k  angle(delta_SLDI, delta_NDI)", "angle_ndi", "angle (deg)", {"sldi"}),
+    )
+    return regression_figure(results["nmse"], results["curves"], results["rules"], panels,
+                             "g  NMSE")
 
 
 EXPERIMENTS = {
@@ -65,8 +80,17 @@ EXPERIMENTS = {
         defaults=linear_regression.DEFAULTS,
         quick=linear_regression.QUICK,
         run=linear_regression.run,
-        figure=_regression_figure,
+        figure=_linear_figure,
         options=(Option("--fixed-norm", "fixed_norm", "unit-norm updates (Fig. 3b)"),),
+    ),
+    "nonlinear-regression": Experiment(
+        name="nonlinear-regression",
+        paper="Fig. 3g-k: nonlinear regression, 30-20-10-10 tanh network",
+        defaults=nonlinear_regression.DEFAULTS,
+        quick=nonlinear_regression.QUICK,
+        run=nonlinear_regression.run,
+        figure=_nonlinear_figure,
+        options=(Option("--fixed-norm", "fixed_norm", "unit-norm updates"),),
     ),
 }
 

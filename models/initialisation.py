@@ -57,3 +57,31 @@ def init_feedback(W, kind, rng, scale=0.5):
     if kind == "random":
         return rng.uniform(-scale, scale, size=W.T.shape)
     raise InputError(f"unknown feedback init {kind!r}; choose one of {', '.join(FEEDBACK_INITS)}")
+
+
+def init_loop_feedback(weights, kind, rng, scale=0.5):
+    """Feedback B of shape (d_1, d_L) of single-loop DI (Fig. 2C).
+
+    Parameters
+    ----------
+    weights : list of ndarray
+        W_1 .. W_L of the network.
+    kind : {'transpose', 'random'}
+        ``transpose``: B = -(W_L ... W_2)^T = -W_2^T ... W_L^T, the negative
+        transpose of the forward map from layer 1 to the output.
+        ``random``: U(-scale, scale).
+    rng : numpy.random.Generator
+    scale : float
+
+    Returns
+    -------
+    ndarray
+    """
+    if kind == "transpose":
+        forward = weights[1]
+        for W in weights[2:]:
+            forward = W @ forward
+        return -forward.T
+    if kind == "random":
+        return rng.uniform(-scale, scale, size=(weights[0].shape[0], weights[-1].shape[0]))
+    raise InputError(f"unknown feedback init {kind!r}; choose one of {', '.join(FEEDBACK_INITS)}")

@@ -68,8 +68,9 @@ class FeedforwardNetwork:
             raise InputError("softmax can only be the output nonlinearity")
 
     @classmethod
-    def create(cls, sizes, nonlinearities, rng, init="uniform", scale=0.01, bias=True):
-        """Build a network with freshly drawn weights and zero biases.
+    def create(cls, sizes, nonlinearities, rng, init="uniform", scale=0.01, bias=True,
+               bias_scale=0.0):
+        """Build a network with freshly drawn weights and biases.
 
         Parameters
         ----------
@@ -83,13 +84,16 @@ class FeedforwardNetwork:
             Half-width of the uniform init.
         bias : bool
             Whether the layers have biases.
+        bias_scale : float
+            Biases are U(-bias_scale, bias_scale) (zero by default).
         """
         sizes = [int(s) for s in sizes]
         if len(sizes) < 2 or min(sizes) < 1:
             raise InputError(f"sizes must list at least two positive widths, got {sizes}")
         weights = [init_weights((sizes[i + 1], sizes[i]), init, rng, scale)
                    for i in range(len(sizes) - 1)]
-        biases = [np.zeros(s) for s in sizes[1:]] if bias else None
+        biases = [rng.uniform(-bias_scale, bias_scale, size=s) if bias_scale else np.zeros(s)
+                  for s in sizes[1:]] if bias else None
         return cls(weights, biases, nonlinearities)
 
     @property

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from circuits.errors import InputError
+from circuits.chains import ChainSpec, settle_chains
 from models.rules import CHAIN_RULES, FEEDBACK_RULES, RULES, get_rule
 
 ARCHITECTURES = ("sequential", "repeat")
@@ -148,8 +149,9 @@ def backward(learners, forwards, output_deltas, config):
     """Errors of every layer for every learner (Eq. 3 with the learner's rule).
 
     Learners with the same `Learner.circuit_key` are processed together as a
-    stack: one closed-form call per layer for the numpy rules, one circuit
-    for the whole backward pass for DI and SLDI. Hidden errors longer than
+    stack: one closed-form call per layer for the numpy rules; DI and SLDI
+    learners settle the whole backward pass in one joint circuit (one Brian2
+    run per layer pair of the sequential chains). Hidden errors longer than
     ``config.clip_hidden`` are clipped after the pass (as the paper's
     protocol does).
 
@@ -171,14 +173,13 @@ def backward(learners, forwards, output_deltas, config):
     groups = {}
     for k, learner in enumerate(learners):
         groups.setdefault(learner.circuit_key, []).append(k)
+    chains = []
     for key, members in groups.items():
         rule_name = key[0]
         if depth < 2:
             continue
         if rule_name in CHAIN_RULES:
-            _chain_backward(rule_name, [learners[k] for k in members],
-                            [forwards[k] for k in members],
-                            [deltas[k] for k in members], config)
+            chains.append(members)
             continue
         rule = RULES[rule_name]
         for layer in range(depth - 1, 0, -1):
@@ -191,35 +192,47 @@ def backward(learners, forwards, output_deltas, config):
             for j, k in enumerate(members):
                 g = learners[k].net.nonlinearities[layer - 1]
                 deltas[k][layer - 1] = raw[j] * g.derivative(forwards[k].a[layer - 1])
+    if chains:
+        _chain_backward(learners, forwards, deltas, chains, config)
     if config.clip_hidden is not None:
         for per_learner in deltas:
             per_learner[:-1] = [clip_rows(d, config.clip_hidden) for d in per_learner[:-1]]
     return deltas
 
 
-def _chain_backward(rule_name, learners, forwards, deltas, config):
-    """Fill ``deltas`` (per learner, in place) from one chain circuit."""
-    depth = learners[0].net.depth
-    weights = [np.stack([lrn.net.weights[l] for lrn in learners]) for l in range(depth)]
-    feedback = [np.stack([lrn.feedback[j] for lrn in learners])
-                for j in range(len(learners[0].feedback))]
-    delta = np.stack([d[-1] for d in deltas])
-    alpha = np.array([lrn.alpha for lrn in learners])
-    names = [g.name for g in learners[0].net.nonlinearities[:-1]]
-    if rule_name == "sldi":
-        hidden = CHAIN_RULES["sldi"](weights, feedback, delta, alpha, names, **config.circuit)
-    else:
-        nonlinear = learners[0].controller == "nonlinear"
-        gains = None if nonlinear else [
-            np.stack([lrn.net.nonlinearities[l].derivative(f.a[l])
-                      for lrn, f in zip(learners, forwards)])
-            for l in range(depth - 1)
-        ]
-        hidden = CHAIN_RULES["di"](weights, feedback, delta, alpha, gains,
-                                   names if nonlinear else None,
-                                   learners[0].architecture, **config.circuit)
-    for j, per_learner in enumerate(deltas):
-        per_learner[:-1] = [h[j] for h in hidden]
+def _chain_backward(learners, forwards, deltas, chains, config):
+    """Fill ``deltas`` of the DI and SLDI learners from one joint circuit.
+
+    ``chains`` lists the learner indices of each circuit group; every group
+    becomes one chain (rule 'di': Eq. 17 or Eq. 14 per layer; 'sldi': the
+    single loop), and all chains settle together (`settle_chains`).
+    """
+    specs, problems = [], []
+    for members in chains:
+        group = [learners[k] for k in members]
+        first = group[0]
+        depth = first.net.depth
+        names = tuple(g.name for g in first.net.nonlinearities[:-1])
+        nonlinear = first.rule == "sldi" or first.controller == "nonlinear"
+        architecture = "single-loop" if first.rule == "sldi" else first.architecture
+        specs.append(ChainSpec(tuple(first.net.sizes), architecture,
+                               names if nonlinear else None, len(group)))
+        problems.append({
+            "weights": [np.stack([lrn.net.weights[l] for lrn in group]) for l in range(depth)],
+            "feedback": [np.stack([lrn.feedback[j] for lrn in group])
+                         for j in range(len(first.feedback))],
+            "delta": np.stack([deltas[k][-1] for k in members]),
+            "alpha": np.array([lrn.alpha for lrn in group]),
+            "gains": None if nonlinear else [
+                np.stack([lrn.net.nonlinearities[l].derivative(forwards[k].a[l])
+                          for lrn, k in zip(group, members)])
+                for l in range(depth - 1)
+            ],
+        })
+    settled = settle_chains(specs, problems, **config.circuit)
+    for members, result in zip(chains, settled):
+        for j, k in enumerate(members):
+            deltas[k][:-1] = [h[j] for h in result.deltas]
 
 
 def weight_updates(net, forward, deltas, config):

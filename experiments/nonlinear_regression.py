@@ -1,0 +1,69 @@
+"""Nonlinear regression with a 30-20-10-10 tanh network (Fig. 3g-k).
+
+Protocol (paper Sec. 5.1, ``shared/PROTOCOLS.md``): a teacher network of the
+same shape (tanh, tanh, linear; weights and biases U(-0.01, 0.01)) maps inputs
+x ~ N(0, I) to targets; one online pass over the data set in random order;
+students start from U(-0.01, 0.01) weights and biases shared by all models;
+eta = 1e-2; hidden errors clipped at norm 1. Every rule multiplies by g'
+exactly once (Eq. 3), unlike the authors' script, which applies g' twice to
+BP, FA, PBP and NDI. SLDI uses B = -(W_3 W_2)^T and the nonlinear controller.
+"""
+
+import numpy as np
+
+from experiments.models_spec import ModelSpec
+from experiments.regression import train_regression
+from models.network import FeedforwardNetwork
+
+NONLINEARITIES = ["tanh", "tanh", "linear"]
+
+MODELS = (
+    ModelSpec("BP", "bp"),
+    ModelSpec("FA", "fa", feedback="random"),
+    ModelSpec("PBP", "pbp"),
+    ModelSpec("NDI a=0.01", "ndi", 0.01, "transpose"),
+    ModelSpec("NDI a=0.001", "ndi", 0.001, "transpose"),
+    ModelSpec("DI a=0.01", "di", 0.01, "transpose"),
+    ModelSpec("DI a=0.001", "di", 0.001, "transpose"),
+    ModelSpec("SLDI a=0.01", "sldi", 0.01, "transpose"),
+    ModelSpec("SLDI a=0.001", "sldi", 0.001, "transpose"),
+)
+
+DEFAULTS = {
+    "seed": 0,
+    "sizes": [30, 20, 10, 10],
+    "samples": 10000,
+    "lr": 1e-2,
+    "init_scale": 0.01,
+    "teacher_scale": 0.01,
+    "clip_hidden": 1.0,
+    "fixed_norm": False,
+    "models": None,
+    "iterations": None,
+    "steps": 1000,
+    "dt": 0.5,
+    "parallel_errors": True,
+}
+QUICK = {"samples": 300}
+
+
+def run(config, progress=True):
+    """Train every model and record the curves of Fig. 3g-k.
+
+    Returns
+    -------
+    dict
+        See `experiments.regression.train_regression`.
+    """
+    rng = np.random.default_rng(config["seed"])
+    sizes = config["sizes"]
+    nonlinearities = NONLINEARITIES if len(sizes) == 4 else \
+        ["tanh"] * (len(sizes) - 2) + ["linear"]
+    teacher = FeedforwardNetwork.create(sizes, nonlinearities, rng,
+                                        scale=config["teacher_scale"],
+                                        bias_scale=config["teacher_scale"])
+    X = rng.standard_normal((config["samples"], sizes[0]))
+    Y = teacher.forward(X).output
+    base = FeedforwardNetwork.create(sizes, nonlinearities, rng, scale=config["init_scale"],
+                                     bias_scale=config["init_scale"])
+    return train_regression("nonlinear regression", config, MODELS, X, Y, base, rng, progress)

@@ -1,0 +1,188 @@
+"""Online regression against a teacher: the training loop of Fig. 3.
+
+Shared by the linear (Fig. 3a-f) and nonlinear (Fig. 3g-k) experiments: one
+pass over a fixed data set in random order, one online update per sample (the
+first sample only measures), the summed squared error of every model on the
+whole data set after every update, and per-layer curves of the inversion
+models (stability, feedback alignment, agreement with NDI and PBP).
+"""
+
+import numpy as np
+from tqdm import tqdm
+
+from analysis.metrics import matrix_angle, nmse, vector_angle
+from analysis.stability import abscissa, loop_jacobian
+from experiments.errors import DatasetErrors
+from experiments.models_spec import select_models
+from models.initialisation import init_feedback
+from models.rules import ndi, pbp
+from models.training import UpdateConfig, train_step
+
+CURVES = ("eigenvalue", "angle_B", "angle_ndi", "angle_pbp")
+"""Per-layer curves: Jacobian abscissa, angle(B, -W^T), angle to NDI and to PBP."""
+
+
+def _reference_chain(rule, weights, feedback, delta, alpha, gains):
+    """Hidden errors of a layer-wise rule (NDI or PBP) with gains g'(a_l)."""
+    deltas = [None] * len(gains)
+    for layer in range(len(weights) - 1, 0, -1):
+        delta = rule(weights[layer], feedback[layer - 1], delta, alpha) * gains[layer - 1]
+        deltas[layer - 1] = delta
+    return deltas
+
+
+class CurveRecorder:
+    """Per-iteration, per-layer curves of the inversion models (NDI, DI, SLDI).
+
+    For DI and NDI layer j pairs W_{j+2} with B_{j+2} and yields delta_{j+1};
+    for SLDI the eigenvalue and feedback angle are those of the whole loop
+    (stored in layer 0) and the NDI and PBP references use B_l = -W_l^T of the
+    initial weights (the Tr-Init feedback the loop's B is built from). All
+    models are processed as stacks, one linear-algebra call per layer.
+    """
+
+    def __init__(self, learners, iterations):
+        self.members = [k for k, lrn in enumerate(learners) if lrn.rule in ("ndi", "di", "sldi")]
+        self.loops = [row for row, k in enumerate(self.members) if learners[k].rule == "sldi"]
+        self.layerwise = [row for row, k in enumerate(self.members)
+                          if learners[k].rule != "sldi"]
+        self.alpha = np.array([learners[k].alpha for k in self.members])
+        layers = learners[0].net.depth - 1
+        self.values = {key: np.full((len(self.members), layers, iterations), np.nan)
+                       for key in CURVES}
+        self.reference_feedback = {
+            row: [init_feedback(W, "transpose", None) for W in learners[k].net.weights[1:]]
+            for row, k in enumerate(self.members) if row in self.loops
+        }
+        self._weights = self._feedback = None
+
+    def snapshot(self, learners):
+        """Remember the weights and feedback used by this step's backward pass."""
+        if not self.members:
+            return
+        depth = learners[0].net.depth
+        self._weights = [np.stack([learners[k].net.weights[l] for k in self.members])
+                         for l in range(depth)]
+        self._feedback = [
+            np.stack([self.reference_feedback[row][l] if row in self.loops
+                      else learners[k].feedback[l] for row, k in enumerate(self.members)])
+            for l in range(depth - 1)
+        ]
+        self._loop_feedback = {row: learners[self.members[row]].feedback[0].copy()
+                               for row in self.loops}
+
+    def record(self, it, learners, step):
+        """Compute every curve for iteration ``it`` from ``step`` (a `Step`)."""
+        if not self.members:
+            return
+        weights, feedback, alpha = self._weights, self._feedback, self.alpha
+        depth = len(weights)
+        rows = self.layerwise
+        for j in range(depth - 1):
+            W, B = weights[j + 1][rows], feedback[j][rows]
+            d_out, d_in = W.shape[1:]
+            J = np.zeros((len(rows), d_in + d_out, d_in + d_out))
+            J[:, :d_in, :d_in] = -np.eye(d_in)
+            J[:, :d_in, d_in:] = B
+            J[:, d_in:, :d_in] = W
+            J[:, d_in:, d_in:] = -alpha[rows, None, None] * np.eye(d_out)
+            self.values["eigenvalue"][rows, j, it] = np.linalg.eigvals(J).real.max(axis=1)
+            after_W = np.stack([learners[self.members[r]].net.weights[j + 1] for r in rows])
+            after_B = np.stack([learners[self.members[r]].feedback[j] for r in rows])
+            self.values["angle_B"][rows, j, it] = vector_angle(
+                after_B.reshape(len(rows), -1), -after_W.transpose(0, 2, 1).reshape(len(rows), -1))
+        for row in self.loops:
+            learner = learners[self.members[row]]
+            loop = loop_jacobian([W[row] for W in weights[1:]], self._loop_feedback[row],
+                                 learner.alpha)
+            self.values["eigenvalue"][row, 0, it] = abscissa(loop)
+            forward_map = learner.net.weights[1]
+            for W in learner.net.weights[2:]:
+                forward_map = W @ forward_map
+            self.values["angle_B"][row, 0, it] = matrix_angle(learner.feedback[0],
+                                                             -forward_map.T)
+        output = np.stack([step.deltas[k][-1] for k in self.members])
+        gains = [np.stack([learners[k].net.nonlinearities[l].derivative(step.forward[k].a[l])
+                           for k in self.members]) for l in range(depth - 1)]
+        ndi_ref = _reference_chain(ndi, weights, feedback, output, alpha, gains)
+        pbp_ref = _reference_chain(pbp, weights, feedback, output, 0.0, gains)
+        for j in range(depth - 1):
+            hidden = np.stack([step.deltas[k][j][0] for k in self.members])
+            self.values["angle_ndi"][:, j, it] = vector_angle(hidden, ndi_ref[j][:, 0])
+            self.values["angle_pbp"][:, j, it] = vector_angle(hidden, pbp_ref[j][:, 0])
+
+
+def train_regression(name, config, specs, X, Y, base, rng, progress):
+    """Train every model online on (X, Y) and collect errors and curves.
+
+    Parameters
+    ----------
+    name : str
+        Label of the progress bar.
+    config : dict
+        Needs ``lr``, ``clip_hidden``, ``fixed_norm``, ``models``, ``steps``, ``dt``;
+        ``iterations`` (None: one pass over the data set) limits the updates;
+        ``parallel_errors`` evaluates the errors in a worker process.
+    specs : sequence of ModelSpec
+        The experiment's models (``config['models']`` selects a subset).
+    X, Y : ndarray
+        Inputs (N, d_0) and targets (N, d_L).
+    base : FeedforwardNetwork
+        Initial network shared by all models.
+    rng : numpy.random.Generator
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    dict
+        ``models``, ``rules``, ``error`` (before training and after every
+        update), ``nmse``, ``final``, ``curves`` (key -> model -> (layers,
+        iterations)) and ``median_angle_ndi`` (model -> per layer).
+    """
+    specs = select_models(specs, config["models"])
+    learners = [spec.learner(base, rng) for spec in specs]
+    update = UpdateConfig(
+        lr=config["lr"],
+        fixed_norm=config["fixed_norm"],
+        clip_hidden=config["clip_hidden"],
+        circuit={"steps": config["steps"], "dt": config["dt"], "on_unsettled": "ignore"},
+    )
+    n = X.shape[0]
+    order = rng.permutation(n)[1:]
+    if config.get("iterations") is not None:
+        order = order[:int(config["iterations"])]
+    iterations = order.size
+    recorder = CurveRecorder(learners, iterations)
+    evaluator = DatasetErrors(X, Y, [g.name for g in base.nonlinearities],
+                              parallel=config.get("parallel_errors", True))
+    try:
+        evaluator.submit(learners)
+        for it, i in enumerate(tqdm(order, desc=name, disable=not progress, mininterval=1.0)):
+            recorder.snapshot(learners)
+            step = train_step(learners, X[i:i + 1], Y[i:i + 1], update)
+            evaluator.submit(learners)
+            recorder.record(it, learners, step)
+        errors = evaluator.results().T
+    finally:
+        evaluator.close()
+    names = [s.name for s in specs]
+    normalised = nmse(dict(zip(names, errors)))
+    curves = {key: {names[k]: values[row] for row, k in enumerate(recorder.members)}
+              for key, values in recorder.values.items()}
+    return {
+        "models": names,
+        "rules": {s.name: s.rule for s in specs},
+        "error": dict(zip(names, errors)),
+        "nmse": normalised,
+        "final": {
+            name_: {"error_ratio": float(err[-1] / err[0]), "nmse": float(normalised[name_][-1])}
+            for name_, err in zip(names, errors)
+        },
+        "curves": curves,
+        "median_angle_ndi": {
+            model: [float(np.nanmedian(layer)) if np.any(np.isfinite(layer)) else None
+                    for layer in values]
+            for model, values in curves["angle_ndi"].items()
+        },
+    }
