@@ -28,6 +28,7 @@ one Network and one Brian2 run.
 import gc
 import warnings
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 from brian2 import Clock, Network, NetworkOperation, Quantity, Synapses, have_same_dimensions
@@ -246,6 +247,7 @@ class CircuitAssembly:
         self._frozen_code = False
         self._phases, self._phase_ends = [], []
         self._bank_count = 0
+        self._next_event = 1
         objects = list(self.groups.values())
         if coupling == "dense":
             self._build_dense()
@@ -322,19 +324,19 @@ class CircuitAssembly:
             if p.kind == "gain":
                 gain = np.zeros(self.slots[p.target].shape)
                 self._gains[p.name] = gain
-                self._apply[p.name] = (lambda s=src, g=gain, d=dst: np.multiply(s, g, out=d))
+                self._apply[p.name] = [partial(np.multiply, src, gain, out=dst)]
                 continue
             src_block, dst_block = self.blocks[p.source], self.blocks[p.target]
             matrix_t = np.zeros((src_block.n, src_block.width, dst_block.width))
             self._matrices[p.name] = matrix_t
             fn = TRANSFERS[p.transfer][0]
+            # partial() of numpy functions: no Python frame per call and step.
             if fn is None:
-                self._apply[p.name] = (lambda s=src, m=matrix_t, d=dst: np.matmul(s, m, out=d))
+                self._apply[p.name] = [partial(np.matmul, src, matrix_t, out=dst)]
             else:
                 tmp = np.empty_like(src)
-                self._apply[p.name] = (
-                    lambda s=src, m=matrix_t, d=dst, f=fn, t=tmp: np.matmul(f(s, out=t), m, out=d)
-                )
+                self._apply[p.name] = [partial(fn, src, out=tmp),
+                                       partial(np.matmul, tmp, matrix_t, out=dst)]
         self._bank_calls = {"controller": [], "system": []}
         self._banks = []
         kinds = {kind for kind, _ in self.groups}
@@ -480,6 +482,7 @@ class CircuitAssembly:
         self._take_record(0)
         self._step = 0
         self._bank_count = 0
+        self._next_event = 1
         self._diverged_at = None
         total = int(self._phase_ends[-1])
         self.network.run(total * self.clock.dt, namespace={})
@@ -499,6 +502,14 @@ class CircuitAssembly:
         for k, b in enumerate(self._record):
             traces[b] = np.stack([s[k] for s in states])
         return traces
+
+    def _schedule_after(self, step):
+        events = [(step // 50 + 1) * 50]
+        if self._record_every:
+            events.append((step // self._record_every + 1) * self._record_every)
+        if len(self._phase_ends) > 1:
+            events.append(self._phase_ends[0])
+        self._next_event = min(e for e in events if e > step)
 
     def _take_record(self, step):
         if self._record_every and step % self._record_every == 0:
@@ -523,8 +534,8 @@ class CircuitAssembly:
         live = [p for p in self.pathways.values() if p.target in active]
         if hasattr(self, "_bank_calls"):
             for kind, calls in self._bank_calls.items():
-                calls[:] = [self._apply[p.name] for p in live
-                            if self.blocks[p.target].kind == kind]
+                calls[:] = [call for p in live if self.blocks[p.target].kind == kind
+                            for call in self._apply[p.name]]
             for p in self.pathways.values():
                 if p.target not in active:
                     self._inputs[p.name][...] = 0.0
@@ -538,17 +549,22 @@ class CircuitAssembly:
     def _controller_bank(self):
         """Couplings into the controllers; first, the bookkeeping of the step before."""
         self._bank_count += 1
-        if self._bank_count > 1:
+        if self._bank_count > self._next_event:
             self._completed(self._bank_count - 1)
         for call in self._bank_calls["controller"]:
             call()
 
     def _watch(self):
         self._step += 1
-        self._completed(self._step)
+        if self._step >= self._next_event:
+            self._completed(self._step)
 
     def _completed(self, step):
-        """Bookkeeping once ``step`` steps are done: traces, divergence, phases."""
+        """Bookkeeping once ``step`` steps are done: traces, divergence, phases.
+
+        Runs only at the steps that need it (`_next_event`); the per-step cost
+        is one comparison.
+        """
         if self._diverged_at is not None:
             return
         self._take_record(step)
@@ -567,6 +583,7 @@ class CircuitAssembly:
             self._start_phase(0)
             self._phase_index += 1
             self._take_record(step)  # the new phase's blocks, from rest
+        self._schedule_after(step)
 
     def rates(self):
         """Time derivatives (times each block's tau) of the active blocks now.
@@ -577,7 +594,8 @@ class CircuitAssembly:
         if hasattr(self, "_apply"):
             for p in self.pathways.values():
                 if p.target in self._active:
-                    self._apply[p.name]()
+                    for call in self._apply[p.name]:
+                        call()
             inputs = {p.target + ":" + p.variable: self._inputs[p.name]
                       for p in self.pathways.values()}
         else:
