@@ -86,3 +86,36 @@ def regression_figure(nmse_curves, curves, rules, panels, nmse_title):
     axes[5].set_xlabel("final / initial error")
     axes[5].set_title("final error", loc="left", fontsize=10)
     return fig
+
+
+def alpha_sweep_figure(alphas, layers):
+    """Angle and relative error to W^+ delta against alpha (Suppl. Fig. 1).
+
+    Parameters
+    ----------
+    alphas : array_like
+    layers : dict
+        Layer type -> {'shape', 'angle', 'relative_error'}, the last two
+        dicts with 'ndi' (closed form) and 'circuit' curves, one value per alpha.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    fig = Figure(figsize=(11, 4.2), layout="constrained")
+    axes = fig.subplots(1, 2)
+    colour = colours(layers)
+    for name, layer in layers.items():
+        label = f"{name} {tuple(layer['shape'])}"
+        for ax, key in zip(axes, ("angle", "relative_error")):
+            ax.loglog(alphas, np.maximum(layer[key]["ndi"], 1e-16), color=colour[name], lw=1.5,
+                      label=f"{label}, closed form")
+            ax.loglog(alphas, np.maximum(layer[key]["circuit"], 1e-16), color=colour[name],
+                      ls="--", marker="o", ms=3, label=f"{label}, Brian2 circuit")
+    axes[0].set_ylabel("angle to W^+ delta (deg)")
+    axes[1].set_ylabel("|delta - W^+ delta| / |W^+ delta|")
+    for ax in axes:
+        ax.set_xlabel("alpha")
+    axes[0].legend(fontsize=7)
+    axes[0].set_title("accuracy of the inversion (B = -W^T)", loc="left", fontsize=10)
+    return fig

@@ -21,6 +21,8 @@ MODELS = (
     ModelSpec("NDI a=0.001", "ndi", 0.001, "transpose"),
     ModelSpec("DI a=0.01", "di", 0.01, "transpose"),
     ModelSpec("DI a=0.001", "di", 0.001, "transpose"),
+    ModelSpec("NDI R-Init a=0.01", "ndi", 0.01, "stable-random"),
+    ModelSpec("DI R-Init a=0.01", "di", 0.01, "stable-random"),
 )
 
 DEFAULTS = {
@@ -36,7 +38,9 @@ DEFAULTS = {
     "iterations": None,
     "steps": 1000,
     "dt": 0.5,
-    "parallel_errors": True,
+    "parallel": True,
+    "restabilise": True,
+    "rinit": {"target": -0.01, "lr": 0.5, "max_iters": 2000, "min_iters": 100},
 }
 QUICK = {"samples": 300, "fixed_norm_samples": 300}
 

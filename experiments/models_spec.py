@@ -1,9 +1,13 @@
 """Model specifications shared by the experiments: name, rule, leak, feedback."""
 
+import zlib
 from dataclasses import dataclass
+
+import numpy as np
 
 from circuits.errors import InputError
 from models.initialisation import init_feedback, init_loop_feedback
+from models.stabilise import stable_random_feedback
 from models.rules import FEEDBACK_RULES, get_rule
 from models.training import Learner
 
@@ -21,7 +25,8 @@ class ModelSpec:
     alpha : float
         Controller leak (NDI, DI).
     feedback : str or None
-        Feedback init ('transpose' = Tr-Init, 'random' = FA's U(-0.5, 0.5)).
+        Feedback init ('transpose' = Tr-Init, 'random' = FA's U(-0.5, 0.5),
+        'stable-random' = R-Init: random, then stabilised for this alpha).
     architecture : str
         DI chain, 'sequential' (the paper's) or 'repeat'.
     controller : str
@@ -35,20 +40,52 @@ class ModelSpec:
     architecture: str = "sequential"
     controller: str = "linear"
 
-    def learner(self, net, rng):
-        """A `Learner` training a copy of ``net`` with this model's rule."""
+    def learner(self, net, seed, stabilise=None, shared=None):
+        """A `Learner` training a copy of ``net`` with this model's rule.
+
+        Random feedback is drawn from a generator seeded by ``seed`` and the
+        model's name (R-Init: by its alpha), so a model starts the same
+        whichever other models run beside it. ``stabilise`` holds the options
+        of `models.stabilise.stabilise_feedback` for R-Init ('stable-random');
+        ``shared`` (a dict) keeps the R-Init feedback of each alpha, so NDI, DI
+        and SLDI models with R-Init start from the same stabilised B (as in the
+        paper).
+        """
         get_rule(self.rule)
         net = net.copy()
         feedback = []
         if self.rule in FEEDBACK_RULES:
             if self.feedback is None:
                 raise InputError(f"model {self.name!r} ({self.rule}) needs a feedback init")
-            if self.rule == "sldi":
-                feedback = [init_loop_feedback(net.weights, self.feedback, rng)]
+            if self.feedback == "stable-random":
+                shared = {} if shared is None else shared
+                key = ("stable-random", self.alpha)
+                if key not in shared:
+                    shared[key] = stable_random_feedback(
+                        net.weights, self.alpha, _generator(seed, f"R-Init {self.alpha!r}"),
+                        **(stabilise or {}))
+                pairs = [B.copy() for B in shared[key]]
+                if self.rule == "sldi":
+                    loop = pairs[0]
+                    for B in pairs[1:]:
+                        loop = loop @ B
+                    # Each B_l stands in for -W_l^T, the loop for -(W_L ... W_2)^T.
+                    feedback = [(-1.0) ** net.depth * loop]
+                else:
+                    feedback = pairs
+            elif self.rule == "sldi":
+                feedback = [init_loop_feedback(net.weights, self.feedback,
+                                               _generator(seed, self.name))]
             else:
+                rng = _generator(seed, self.name)
                 feedback = [init_feedback(W, self.feedback, rng) for W in net.weights[1:]]
         return Learner(self.name, self.rule, net, feedback, self.alpha, self.architecture,
                        self.controller)
+
+
+def _generator(seed, label):
+    """A random generator for one purpose of one run: (seed, label) -> stream."""
+    return np.random.default_rng([int(seed), zlib.crc32(label.encode())])
 
 
 def select_models(specs, names):

@@ -25,8 +25,11 @@ MODELS = (
     ModelSpec("NDI a=0.001", "ndi", 0.001, "transpose"),
     ModelSpec("DI a=0.01", "di", 0.01, "transpose"),
     ModelSpec("DI a=0.001", "di", 0.001, "transpose"),
+    ModelSpec("NDI R-Init a=0.01", "ndi", 0.01, "stable-random"),
+    ModelSpec("DI R-Init a=0.01", "di", 0.01, "stable-random"),
     ModelSpec("SLDI a=0.01", "sldi", 0.01, "transpose"),
     ModelSpec("SLDI a=0.001", "sldi", 0.001, "transpose"),
+    ModelSpec("SLDI R-Init a=0.01", "sldi", 0.01, "stable-random"),
 )
 
 DEFAULTS = {
@@ -42,7 +45,9 @@ DEFAULTS = {
     "iterations": None,
     "steps": 1000,
     "dt": 0.5,
-    "parallel_errors": True,
+    "parallel": True,
+    "restabilise": True,
+    "rinit": {"target": -0.01, "lr": 0.5, "max_iters": 2000, "min_iters": 100},
 }
 QUICK = {"samples": 300}
 

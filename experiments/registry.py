@@ -3,9 +3,9 @@
 from dataclasses import dataclass, field
 from typing import Callable
 
-from analysis.figures import regression_figure
+from analysis.figures import alpha_sweep_figure, regression_figure
 from circuits.errors import InputError
-from experiments import linear_regression, nonlinear_regression
+from experiments import alpha_sweep, linear_regression, nonlinear_regression
 
 
 @dataclass(frozen=True)
@@ -91,6 +91,14 @@ EXPERIMENTS = {
         run=nonlinear_regression.run,
         figure=_nonlinear_figure,
         options=(Option("--fixed-norm", "fixed_norm", "unit-norm updates"),),
+    ),
+    "alpha-sweep": Experiment(
+        name="alpha-sweep",
+        paper="Suppl. Fig. 1: accuracy of the inversion against alpha",
+        defaults=alpha_sweep.DEFAULTS,
+        quick=alpha_sweep.QUICK,
+        run=alpha_sweep.run,
+        figure=lambda results: alpha_sweep_figure(results["alphas"], results["layers"]),
     ),
 }
 

@@ -12,11 +12,14 @@ from tqdm import tqdm
 
 from analysis.metrics import matrix_angle, nmse, vector_angle
 from analysis.stability import abscissa, loop_jacobian
-from experiments.errors import DatasetErrors
+from experiments.errors import stacked_errors
+from experiments.companion import Companion
 from experiments.models_spec import select_models
 from models.initialisation import init_feedback
 from models.rules import ndi, pbp
-from models.training import UpdateConfig, train_step
+from models.rules import CHAIN_RULES
+from models.stabilise import restabilise
+from models.training import Step, UpdateConfig, train_step
 
 CURVES = ("eigenvalue", "angle_B", "angle_ndi", "angle_pbp")
 """Per-layer curves: Jacobian abscissa, angle(B, -W^T), angle to NDI and to PBP."""
@@ -112,17 +115,77 @@ class CurveRecorder:
             self.values["angle_pbp"][:, j, it] = vector_angle(hidden, pbp_ref[j][:, 0])
 
 
+class ClosedFormSide:
+    """Everything of a training step that does not need Brian2.
+
+    It trains the closed-form learners (BP, FA, PBP, NDI) on the same sample
+    as the circuit learners, mirrors the circuit learners' parameters from
+    what the simulation sends, records the curves and measures the error of
+    every model on the whole data set. `train_regression` runs it in a
+    companion process, beside the simulation.
+    """
+
+    def __init__(self, learners, X, Y, update, iterations):
+        self.learners = learners
+        self.closed = [k for k, lrn in enumerate(learners) if lrn.rule not in CHAIN_RULES]
+        self.X, self.Y, self.update = X, Y, update
+        self.recorder = CurveRecorder(learners, iterations)
+        self.nonlinearities = [g.name for g in learners[0].net.nonlinearities]
+        self._buffers = {}
+        self.errors = [self._errors()]
+
+    def _errors(self):
+        depth = self.learners[0].net.depth
+        weights = [np.stack([lrn.net.weights[l] for lrn in self.learners]) for l in range(depth)]
+        biases = None if self.learners[0].net.biases is None else [
+            np.stack([lrn.net.biases[l] for lrn in self.learners]) for l in range(depth)]
+        return stacked_errors(self.X, self.Y, weights, biases, self.nonlinearities,
+                              self._buffers)
+
+    def step(self, it, i, circuit):
+        """Iteration ``it`` on sample ``i``; ``circuit`` is what the simulation sent:
+        per circuit learner (index, weights, biases, feedback, forward, deltas)."""
+        self.recorder.snapshot(self.learners)
+        forwards, deltas = [None] * len(self.learners), [None] * len(self.learners)
+        if self.closed:
+            own = train_step([self.learners[k] for k in self.closed], self.X[i:i + 1],
+                             self.Y[i:i + 1], self.update)
+            for j, k in enumerate(self.closed):
+                forwards[k], deltas[k] = own.forward[j], own.deltas[j]
+        for k, weights, biases, feedback, forward, delta in circuit:
+            net = self.learners[k].net
+            net.weights, net.biases = weights, biases
+            self.learners[k].feedback = feedback
+            forwards[k], deltas[k] = forward, delta
+        self.recorder.record(it, self.learners, Step(forwards, deltas))
+        self.errors.append(self._errors())
+
+    def results(self):
+        """Errors (models, iterations + 1) and the recorder's curves."""
+        return np.array(self.errors).T, self.recorder.values
+
+
 def train_regression(name, config, specs, X, Y, base, rng, progress):
     """Train every model online on (X, Y) and collect errors and curves.
+
+    The circuit learners (DI, SLDI) train in this process, one joint Brian2
+    run per update; the closed-form learners, the curves and the full-data
+    error of every model (more arithmetic than the simulation) run in a
+    companion process on the second core (`ClosedFormSide`), fed with the
+    circuit learners' new parameters after every update. ``parallel=False``
+    runs the same code inline; both give the same numbers.
 
     Parameters
     ----------
     name : str
         Label of the progress bar.
     config : dict
-        Needs ``lr``, ``clip_hidden``, ``fixed_norm``, ``models``, ``steps``, ``dt``;
-        ``iterations`` (None: one pass over the data set) limits the updates;
-        ``parallel_errors`` evaluates the errors in a worker process.
+        Needs ``lr``, ``clip_hidden``, ``fixed_norm``, ``models``, ``steps``, ``dt``,
+        ``rinit`` (options of `models.stabilise.stabilise_feedback` for R-Init and
+        re-stabilisation) and ``restabilise`` (repair DI/SLDI feedback whenever a
+        circuit's abscissa turns positive); ``iterations`` (None: one pass over
+        the data set) limits the updates; ``parallel`` runs the closed-form side
+        in a companion process.
     specs : sequence of ModelSpec
         The experiment's models (``config['models']`` selects a subset).
     X, Y : ndarray
@@ -138,38 +201,46 @@ def train_regression(name, config, specs, X, Y, base, rng, progress):
     dict
         ``models``, ``rules``, ``error`` (before training and after every
         update), ``nmse``, ``final``, ``curves`` (key -> model -> (layers,
-        iterations)) and ``median_angle_ndi`` (model -> per layer).
+        iterations)), ``restabilised`` (events) and ``median_angle_ndi``
+        (model -> per layer).
     """
     specs = select_models(specs, config["models"])
-    learners = [spec.learner(base, rng) for spec in specs]
+    n = X.shape[0]
+    order = rng.permutation(n)[1:]
+    if config.get("iterations") is not None:
+        order = order[:int(config["iterations"])]
+    shared = {}
+    learners = [spec.learner(base, config["seed"], config["rinit"], shared) for spec in specs]
     update = UpdateConfig(
         lr=config["lr"],
         fixed_norm=config["fixed_norm"],
         clip_hidden=config["clip_hidden"],
         circuit={"steps": config["steps"], "dt": config["dt"], "on_unsettled": "ignore"},
     )
-    n = X.shape[0]
-    order = rng.permutation(n)[1:]
-    if config.get("iterations") is not None:
-        order = order[:int(config["iterations"])]
-    iterations = order.size
-    recorder = CurveRecorder(learners, iterations)
-    evaluator = DatasetErrors(X, Y, [g.name for g in base.nonlinearities],
-                              parallel=config.get("parallel_errors", True))
+    circuit = [k for k, lrn in enumerate(learners) if lrn.rule in CHAIN_RULES]
+    side = Companion(ClosedFormSide, (learners, X, Y, update, order.size),
+                     parallel=config.get("parallel", True))
+    events = []
     try:
-        evaluator.submit(learners)
         for it, i in enumerate(tqdm(order, desc=name, disable=not progress, mininterval=1.0)):
-            recorder.snapshot(learners)
-            step = train_step(learners, X[i:i + 1], Y[i:i + 1], update)
-            evaluator.submit(learners)
-            recorder.record(it, learners, step)
-        errors = evaluator.results().T
+            sent = []
+            if circuit:
+                step = train_step([learners[k] for k in circuit], X[i:i + 1], Y[i:i + 1],
+                                  update)
+                if config["restabilise"]:
+                    events += restabilise([learners[k] for k in circuit], it, **config["rinit"])
+                sent = [(k, learners[k].net.weights, learners[k].net.biases,
+                         learners[k].feedback, step.forward[j], step.deltas[j])
+                        for j, k in enumerate(circuit)]
+            side.call("step", it, i, sent)
+        errors, values = side.finish("results")
     finally:
-        evaluator.close()
+        side.close()
     names = [s.name for s in specs]
     normalised = nmse(dict(zip(names, errors)))
-    curves = {key: {names[k]: values[row] for row, k in enumerate(recorder.members)}
-              for key, values in recorder.values.items()}
+    members = [k for k, lrn in enumerate(learners) if lrn.rule in ("ndi", "di", "sldi")]
+    curves = {key: {names[k]: value[row] for row, k in enumerate(members)}
+              for key, value in values.items()}
     return {
         "models": names,
         "rules": {s.name: s.rule for s in specs},
@@ -180,9 +251,10 @@ def train_regression(name, config, specs, X, Y, base, rng, progress):
             for name_, err in zip(names, errors)
         },
         "curves": curves,
+        "restabilised": events,
         "median_angle_ndi": {
             model: [float(np.nanmedian(layer)) if np.any(np.isfinite(layer)) else None
-                    for layer in values]
-            for model, values in curves["angle_ndi"].items()
+                    for layer in value]
+            for model, value in curves["angle_ndi"].items()
         },
     }

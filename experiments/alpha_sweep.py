@@ -1,0 +1,69 @@
+"""Accuracy of the inversion against the leak alpha (Suppl. Fig. 1).
+
+For a contracting, an expanding and a square layer, the settled error of the
+circuit, ``B (W B - alpha I)^-1 delta`` (Eq. 10), is compared with the
+pseudoinverse solution ``W^+ delta`` that Eq. (12) predicts as alpha -> 0
+(B = -W^T, "Tr-Init"). Both the closed form (NDI) and the Brian2 circuit are
+measured; every alpha of a layer is one of n circuits settled in one run.
+"""
+
+import numpy as np
+
+from analysis.metrics import vector_angle
+from circuits import settle_layer
+from models.rules import ndi
+
+DEFAULTS = {
+    "seed": 0,
+    "layers": {"contracting": [10, 20], "expanding": [20, 10], "square": [15, 15]},
+    "alphas": np.logspace(-4, 0, 13).tolist(),
+    "samples": 64,
+    "steps": 1000,
+    "dt": 0.5,
+    "weight_scale": 1.0,
+}
+QUICK = {"alphas": np.logspace(-3, 0, 4).tolist(), "samples": 16}
+
+
+def _accuracy(settled, reference):
+    """Mean angle (degrees) and mean relative error of rows against the reference."""
+    angle = vector_angle(settled, reference)
+    error = np.linalg.norm(settled - reference, axis=-1) / np.linalg.norm(reference, axis=-1)
+    return float(np.mean(angle)), float(np.mean(error))
+
+
+def run(config, progress=True):
+    """Settle every layer type at every alpha; compare with W^+ delta.
+
+    Returns
+    -------
+    dict
+        ``alphas`` and, per layer type, ``angle`` and ``relative_error`` of
+        the closed form (``ndi``) and of the circuit (``circuit``), each one
+        value per alpha, plus the circuit's residual (how far from settled).
+    """
+    rng = np.random.default_rng(config["seed"])
+    alphas = np.asarray(config["alphas"], dtype=float)
+    results = {"alphas": alphas, "layers": {}}
+    for name, (d_out, d_in) in config["layers"].items():
+        W = config["weight_scale"] * rng.standard_normal((d_out, d_in)) / np.sqrt(d_in)
+        B = -W.T
+        delta = rng.standard_normal((config["samples"], d_out))
+        reference = delta @ np.linalg.pinv(W).T
+        n = alphas.size
+        stack_W, stack_B = np.repeat(W[None], n, 0), np.repeat(B[None], n, 0)
+        stack_delta = np.repeat(delta[None], n, 0)
+        closed = ndi(stack_W, stack_B, stack_delta, alphas)
+        settled = settle_layer(stack_W, stack_B, stack_delta, alphas, steps=config["steps"],
+                               dt=config["dt"], on_unsettled="ignore", return_result=True)
+        rows = {"ndi": [], "circuit": []}
+        for k in range(n):
+            rows["ndi"].append(_accuracy(closed[k], reference))
+            rows["circuit"].append(_accuracy(settled.delta[k], reference))
+        results["layers"][name] = {
+            "shape": [d_out, d_in],
+            "angle": {key: [a for a, _ in value] for key, value in rows.items()},
+            "relative_error": {key: [e for _, e in value] for key, value in rows.items()},
+            "circuit_residual": settled.residual,
+        }
+    return results

@@ -1,0 +1,322 @@
+"""Stable random feedback ("R-Init"): minimise the smoothed spectral abscissa.
+
+The circuit of one layer pair is stable when every eigenvalue of its Jacobian
+
+    J = [[-I, B], [W, -alpha I]]
+
+has a negative real part. Starting from random B, `stabilise_feedback` runs
+gradient descent on the *smoothed* spectral abscissa (SSA; Vanbiervliet et
+al. 2009, as used by Hennequin et al. 2014) with respect to B only:
+
+    s_eps(J) is the s with (1/m) trace P(s) = 1/eps, where
+    (J - sI) P + P (J - sI)^T = -I,
+
+an upper bound of the spectral abscissa that is smooth in J. Its gradient is
+``dS/dJ = Q P / trace(Q P)`` with ``(J - sI)^T Q + Q (J - sI) = -I`` (two
+Lyapunov solves). Descent stops once the true spectral abscissa is at or below
+the target (after at least ``min_iters`` steps).
+
+Only a 2r x 2r block of J matters, r = rank W: with W = U S V^T (thin SVD),
+the components of the state outside range(V) (system) and range(U)
+(controller) decay at rates 1 and alpha whatever B is, and the rest follows
+
+    J_r = [[-I_r, V^T B U], [S, -alpha I_r]].
+
+The optimisation therefore acts on ``V^T B U`` (r x r) and leaves the rest of
+B at its random value, which keeps wide layers (10 x 1000) cheap.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.linalg import solve_continuous_lyapunov
+from scipy.optimize import brentq
+
+from analysis.stability import loop_jacobian
+from circuits.errors import InputError
+
+
+class StabilisationError(RuntimeError):
+    """The optimisation ended above the target abscissa; the message says what to change."""
+
+
+@dataclass
+class Stabilised:
+    """Outcome of `stabilise_feedback`.
+
+    Attributes
+    ----------
+    B : ndarray
+        The stabilised feedback.
+    abscissa : float
+        Largest real part of the eigenvalues of the full Jacobian with B.
+    iterations : int
+        Gradient steps taken.
+    history : ndarray
+        Spectral abscissa before each step and after the last one.
+    """
+
+    B: np.ndarray
+    abscissa: float
+    iterations: int
+    history: np.ndarray
+
+
+def smoothed_abscissa(J, eps=0.01):
+    """Smoothed spectral abscissa s_eps(J) and its gradient with respect to J.
+
+    Parameters
+    ----------
+    J : ndarray, shape (m, m)
+    eps : float
+        Smoothing; s_eps tends to the spectral abscissa as eps -> 0.
+
+    Returns
+    -------
+    s : float
+    gradient : ndarray, shape (m, m)
+        dS/dJ = Q P / trace(Q P).
+    """
+    m = J.shape[0]
+    identity = np.eye(m)
+    lower = float(np.linalg.eigvals(J).real.max())
+
+    def trace_p(s):
+        P = solve_continuous_lyapunov(J - s * identity, -identity)
+        return np.trace(P) / m, P
+
+    # f(s) = trace P(s) / m falls from +inf at the abscissa to 0: bracket, then
+    # Brent's method on f(s) - 1/eps.
+    step = max(1.0, abs(lower))
+    upper = lower + step
+    while trace_p(upper)[0] > 1.0 / eps:
+        step *= 2.0
+        upper = lower + step
+    start = lower + 1e-9 * step
+    for _ in range(5):  # the root may lie even closer to the abscissa
+        if trace_p(start)[0] > 1.0 / eps:
+            break
+        start = lower + (start - lower) * 1e-3
+    s = brentq(lambda x: trace_p(x)[0] - 1.0 / eps, start, upper, xtol=1e-15, rtol=1e-15,
+               maxiter=200)
+    P = trace_p(s)[1]
+    Q = solve_continuous_lyapunov((J - s * identity).T, -identity)
+    QP = Q @ P
+    return s, QP / np.trace(QP)
+
+
+def reduced_jacobian(S, B_r, alpha):
+    """J_r = [[-I_r, B_r], [diag(S), -alpha I_r]] (see the module docstring)."""
+    r = S.size
+    return np.block([[-np.eye(r), B_r], [np.diag(S), -alpha * np.eye(r)]])
+
+
+def full_abscissa(W, B, alpha):
+    """Spectral abscissa of J = [[-I, B], [W, -alpha I]], via the reduced block.
+
+    The modes outside the reduced block decay at rate 1 (system) and alpha
+    (controller, when d_l > rank W).
+    """
+    U, S, Vt = np.linalg.svd(W, full_matrices=False)
+    keep = S > S.max() * max(W.shape) * np.finfo(float).eps
+    U, S, Vt = U[:, keep], S[keep], Vt[keep]
+    values = [float(np.linalg.eigvals(reduced_jacobian(S, Vt @ B @ U, alpha)).real.max())]
+    if W.shape[1] > S.size:
+        values.append(-1.0)
+    if W.shape[0] > S.size:
+        values.append(-float(alpha))
+    return max(values)
+
+
+def stabilise_feedback(W, B, alpha, target=-0.01, lr=5e-2, max_iters=200, min_iters=10,
+                       eps=0.01):
+    """Gradient descent on the SSA of the layer-pair Jacobian with respect to B.
+
+    Parameters
+    ----------
+    W : ndarray, shape (d_l, d_{l-1})
+        Forward weights.
+    B : ndarray, shape (d_{l-1}, d_l)
+        Initial feedback (e.g. random); not modified.
+    alpha : float
+        Controller leak, >= 0.
+    target : float
+        Spectral abscissa to reach (< 0).
+    lr : float
+        Step size of the descent.
+    max_iters, min_iters : int
+        Most and fewest gradient steps (the paper's release: 200 and 10).
+    eps : float
+        Smoothing of the spectral abscissa.
+
+    Returns
+    -------
+    Stabilised
+
+    Raises
+    ------
+    StabilisationError
+        When ``max_iters`` steps end above ``target``, or the target is out of
+        reach (an expanding layer keeps d_l - d_{l-1} controller modes at
+        -alpha whatever B is).
+    """
+    W = np.asarray(W, dtype=float)
+    B = np.array(B, dtype=float)
+    if W.ndim != 2 or B.shape != W.T.shape:
+        raise InputError(f"B must have shape {W.T.shape} (W's transpose), got {B.shape}")
+    if not (np.all(np.isfinite(W)) and np.all(np.isfinite(B))):
+        raise InputError("W and B must be finite")
+    if not (np.isfinite(alpha) and alpha >= 0):
+        raise InputError(f"alpha must be >= 0, got {alpha}")
+    if not target < 0:
+        raise InputError(f"target must be negative (a stable circuit), got {target}")
+    if not (lr > 0 and int(max_iters) == max_iters and max_iters >= min_iters >= 0):
+        raise InputError("need lr > 0 and max_iters >= min_iters >= 0 (integers)")
+    U, S, Vt = np.linalg.svd(W, full_matrices=False)
+    keep = S > S.max() * max(W.shape) * np.finfo(float).eps
+    U, S, Vt = U[:, keep], S[keep], Vt[keep]
+    r = S.size
+    if W.shape[0] > r and -alpha > target:
+        raise StabilisationError(
+            f"the target abscissa {target} is out of reach: W has {W.shape[0] - r} controller "
+            f"modes outside its range that decay at -alpha = {-alpha}; use alpha > {-target} "
+            "or a target above -alpha"
+        )
+    B_r = Vt @ B @ U
+    start = B_r.copy()
+    history = []
+    for iteration in range(int(max_iters) + 1):
+        J = reduced_jacobian(S, B_r, alpha)
+        current = float(np.linalg.eigvals(J).real.max())
+        history.append(current)
+        if (current <= target and iteration >= min_iters) or iteration == max_iters:
+            break
+        _, gradient = smoothed_abscissa(J, eps)
+        B_r = B_r - lr * gradient[:r, r:]
+    B_new = B + Vt.T @ (B_r - start) @ U.T
+    achieved = full_abscissa(W, B_new, alpha)
+    if achieved > target:
+        raise StabilisationError(
+            f"the feedback reached a spectral abscissa of {achieved:.3g} after {iteration} "
+            f"steps, above the target {target}; raise max_iters (now {max_iters}) or lr "
+            f"(now {lr}), use a larger alpha, or start from B = -W^T (always stable)"
+        )
+    return Stabilised(B_new, achieved, iteration, np.asarray(history))
+
+
+def stabilise_loop(weights, B, alpha, target=-0.01, lr=5e-2, max_iters=200, min_iters=10,
+                   eps=0.01):
+    """`stabilise_feedback` for the single loop: descend the SSA of its Jacobian.
+
+    Parameters
+    ----------
+    weights : list of ndarray
+        W_2 .. W_L.
+    B : ndarray, shape (d_1, d_L)
+        Loop feedback; not modified.
+    alpha, target, lr, max_iters, min_iters, eps
+        As in `stabilise_feedback`.
+
+    Returns
+    -------
+    Stabilised
+    """
+    B = np.array(B, dtype=float)
+    d_first, d_last = B.shape
+    history = []
+    for iteration in range(int(max_iters) + 1):
+        J = loop_jacobian(weights, B, alpha)
+        current = float(np.linalg.eigvals(J).real.max())
+        history.append(current)
+        if (current <= target and iteration >= min_iters) or iteration == max_iters:
+            break
+        _, gradient = smoothed_abscissa(J, eps)
+        B = B - lr * gradient[:d_first, -d_last:]
+    if history[-1] > target:
+        raise StabilisationError(
+            f"the loop feedback reached a spectral abscissa of {history[-1]:.3g} after "
+            f"{iteration} steps, above the target {target}; raise max_iters or lr, use a "
+            "larger alpha, or start from B = -(W_L ... W_2)^T"
+        )
+    return Stabilised(B, history[-1], iteration, np.asarray(history))
+
+
+def stable_random_feedback(weights, alpha, rng, scale=0.01, **options):
+    """"R-Init": random U(-scale, scale) feedback per layer pair, then stabilised.
+
+    Parameters
+    ----------
+    weights : list of ndarray
+        W_1 .. W_L.
+    alpha : float
+        Leak of the circuits the feedback will serve.
+    rng : numpy.random.Generator
+    scale : float
+        Half-width of the random start (the authors' release: 0.01).
+    **options
+        For `stabilise_feedback` (target, lr, max_iters, min_iters, eps).
+
+    Returns
+    -------
+    list of ndarray
+        B_2 .. B_L.
+    """
+    return [stabilise_feedback(W, rng.uniform(-scale, scale, W.T.shape), alpha, **options).B
+            for W in weights[1:]]
+
+
+def restabilise(learners, iteration, **options):
+    """Re-stabilise the feedback of DI and SLDI learners whose circuit turned unstable.
+
+    Checks every layer pair (or single loop) of every learner with its current
+    weights, all learners of one kind in one batched eigenvalue call; where the
+    spectral abscissa is positive, replaces that feedback (in place) by a
+    stabilised one.
+
+    Parameters
+    ----------
+    learners : list of models.training.Learner
+        DI ('di') and SLDI ('sldi') learners of one architecture.
+    iteration : int
+        Recorded with each event.
+    **options
+        For `stabilise_feedback` / `stabilise_loop`.
+
+    Returns
+    -------
+    list of dict
+        One per repaired layer: model, iteration, layer, abscissa before and after.
+    """
+    events = []
+    pairs = [lrn for lrn in learners if lrn.rule != "sldi"]
+    loops = [lrn for lrn in learners if lrn.rule == "sldi"]
+    if pairs:
+        alpha = np.array([lrn.alpha for lrn in pairs])
+        for j in range(len(pairs[0].feedback)):
+            W = np.stack([lrn.net.weights[j + 1] for lrn in pairs])
+            B = np.stack([lrn.feedback[j] for lrn in pairs])
+            d_out, d_in = W.shape[1:]
+            J = np.zeros((len(pairs), d_in + d_out, d_in + d_out))
+            J[:, :d_in, :d_in] = -np.eye(d_in)
+            J[:, :d_in, d_in:] = B
+            J[:, d_in:, :d_in] = W
+            J[:, d_in:, d_in:] = -alpha[:, None, None] * np.eye(d_out)
+            for lrn, before in zip(pairs, np.linalg.eigvals(J).real.max(axis=1)):
+                if before > 0:
+                    result = stabilise_feedback(lrn.net.weights[j + 1], lrn.feedback[j],
+                                                lrn.alpha, **options)
+                    lrn.feedback[j] = result.B
+                    events.append({"model": lrn.name, "iteration": iteration, "layer": j + 1,
+                                   "before": float(before), "after": result.abscissa})
+    if not loops:
+        return events
+    jacobians = np.stack([loop_jacobian(lrn.net.weights[1:], lrn.feedback[0], lrn.alpha)
+                          for lrn in loops])
+    for lrn, before in zip(loops, np.linalg.eigvals(jacobians).real.max(axis=1)):
+        before = float(before)
+        if before > 0:
+            result = stabilise_loop(lrn.net.weights[1:], lrn.feedback[0], lrn.alpha, **options)
+            lrn.feedback[0] = result.B
+            events.append({"model": lrn.name, "iteration": iteration, "layer": "loop",
+                           "before": before, "after": result.abscissa})
+    return events
