@@ -119,3 +119,62 @@ def alpha_sweep_figure(alphas, layers):
     axes[0].legend(fontsize=7)
     axes[0].set_title("accuracy of the inversion (B = -W^T)", loc="left", fontsize=10)
     return fig
+
+
+def timescales_figure(pair, chains, tolerance):
+    """Convergence of a layer pair against tau_controller / tau_system, and of deep
+    chains against per-layer hierarchies.
+
+    Parameters
+    ----------
+    pair : list of dict
+        Per ratio: ``ratio``, ``time``, ``rate``, ``predicted_rate``,
+        ``overshoot``, ``abscissa``, ``trace_t``, ``trace_error``.
+    chains : dict
+        Label -> {``time``, ``overshoot``}.
+    tolerance : float
+        Convergence tolerance (for the labels).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    fig = Figure(figsize=(14, 8), layout="constrained")
+    axes = fig.subplots(2, 2).ravel()
+    ratios = np.array([p["ratio"] for p in pair])
+    for p in pair:
+        axes[0].semilogy(p["trace_t"], np.maximum(p["trace_error"], 1e-16),
+                         label=f"tau_c/tau_s = {p['ratio']:g}")
+    axes[0].axhline(tolerance, color="k", lw=0.5, ls=":")
+    axes[0].set_xlabel("time (tau_system)")
+    axes[0].set_ylabel("|delta(t) - delta*| / |delta*|")
+    axes[0].set_title("layer pair: error to the steady state", loc="left", fontsize=10)
+    axes[0].legend(fontsize=7)
+    measured = np.array([p["time"] for p in pair])
+    predicted = np.log(1.0 / tolerance) / np.array([p["predicted_rate"] for p in pair])
+    axes[1].loglog(ratios, measured, "o-", label=f"measured (to {tolerance:g})")
+    axes[1].loglog(ratios, np.where(predicted > 0, predicted, np.nan), "s--",
+                   label="ln(1/tol) / rate from the Jacobian")
+    axes[1].set_xlabel("tau_controller / tau_system")
+    axes[1].set_ylabel("convergence time (tau_system)")
+    axes[1].set_title("convergence time", loc="left", fontsize=10)
+    axes[1].legend(fontsize=7)
+    axes[2].loglog(ratios, [p["rate"] for p in pair], "o-", label="measured decay rate")
+    axes[2].loglog(ratios, [p["predicted_rate"] for p in pair], "s--",
+                   label="-max Re eig(J)")
+    ax2 = axes[2].twinx()
+    ax2.plot(ratios, [p["overshoot"] for p in pair], "^:", color="tab:red")
+    ax2.set_ylabel("overshoot", color="tab:red")
+    axes[2].set_xlabel("tau_controller / tau_system")
+    axes[2].set_ylabel("decay rate (1 / tau_system)")
+    axes[2].set_title("decay rate and overshoot", loc="left", fontsize=10)
+    axes[2].legend(fontsize=7)
+    labels = list(chains)
+    y = np.arange(len(labels))
+    axes[3].barh(y, [chains[k]["time"] for k in labels], color="tab:blue")
+    axes[3].set_yticks(y, labels, fontsize=7)
+    axes[3].invert_yaxis()
+    axes[3].set_xlabel(f"time until delta_1 stays within {tolerance:g} (tau_system)")
+    axes[3].set_title("deep chains: per-layer time-constant hierarchies", loc="left",
+                      fontsize=10)
+    return fig

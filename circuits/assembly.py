@@ -171,8 +171,8 @@ class CircuitAssembly:
     batch : int
         Samples per problem.
     dt : float
-        Euler step in units of the smallest system time constant (the paper:
-        0.5); with no system block, of the smallest controller time constant.
+        Euler step in units of the smallest time constant of any population
+        (the paper: 0.5, with equal time constants).
     coupling : {'dense', 'synapses'}
         Pathways as in-place matmuls in network operations (default), or as
         Brian2 ``Synapses`` with summed variables.
@@ -206,11 +206,9 @@ class CircuitAssembly:
             self.pathways[pathway.name] = pathway
         self.models = {"system": system_model, "controller": controller_model}
         codeobj = CODE_TARGETS[target]
-        fastest = min(
-            (b.tau for b in blocks if b.kind == "system"),
-            default=min(b.tau for b in blocks),
-            key=lambda tau: float(tau / ms),
-        )
+        # The Euler step is a fraction of the fastest population's time
+        # constant: a faster controller needs a finer step to stay stable.
+        fastest = min((b.tau for b in blocks), key=lambda tau: float(tau / ms))
         self.dt = float(dt)
         self.tau_unit = fastest
         self.clock = Clock(dt=self.dt * fastest, name=f"{TAG}_clock")
@@ -436,7 +434,7 @@ class CircuitAssembly:
         Returns
         -------
         dict or None
-            Traces: ``'t'`` (in units of the fastest system's tau),
+            Traces: ``'t'`` (in units of the fastest population's tau),
             ``'phase'`` (index of the phase of each record; a phase switch
             records twice: the end of one phase, the start of the next) and
             one array of shape (records, n, batch, d) per recorded block.

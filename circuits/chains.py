@@ -259,16 +259,18 @@ class _Member:
             self.deltas[l - 2] = settled
             self._target = settled
 
-    def split_traces(self, traces):
+    def split_traces(self, traces, scale):
         """Keep this chain's blocks of the run's traces, one dict per phase,
-        with time counted from the phase's start (units of tau_system)."""
+        keyed by the chain's own block names (``u{l}``, ``d{l}``, ``h{l}``),
+        with time counted from the phase's start, in units of the fastest
+        system population's tau (``scale`` converts from the run's unit)."""
         if traces is None:
             return
         for phase in range(self.phases):
             index = np.flatnonzero(traces["phase"] == phase)
             t = traces["t"][index]
-            part = {"t": t - t[0]}
-            part.update({b: traces[b][index] for b in self.active(phase)})
+            part = {"t": (t - t[0]) * scale}
+            part.update({b[len(self.prefix):]: traces[b][index] for b in self.active(phase)})
             self.traces.append(part)
 
     def result(self):
@@ -297,7 +299,7 @@ class JointChainCircuit:
         controllers (layers 2 .. L; layer L only for single-loop), one value
         or one per layer, shared by all chains.
     dt : float
-        Euler step in units of the fastest system population's tau.
+        Euler step in units of the fastest population's tau.
     coupling, target : str
         See `circuits.assembly.CircuitAssembly`.
     """
@@ -364,8 +366,11 @@ class JointChainCircuit:
                 "the Jacobian eigenvalues of each layer (analysis.stability), use a "
                 "larger alpha, stable feedback, a slower controller or a smaller dt"
             ) from None
+        fastest_system = min((b.tau for b in asm.blocks.values() if b.kind == "system"),
+                             key=lambda tau: float(tau / ms))
+        scale = float(asm.tau_unit / fastest_system)
         for member in self.members:
-            member.split_traces(traces)
+            member.split_traces(traces, scale)
         results = [m.result() for m in self.members]
         worst = max(float(r.residual.max()) for r in results)
         report_unsettled(worst, steps, settle_tol, on_unsettled)

@@ -69,7 +69,8 @@ class LayerCircuit:
     tau_controller : brian2.Quantity
         Time constant of the controller (second); slower control is more stable.
     dt : float
-        Euler step in units of ``tau_system`` (the paper: 0.5).
+        Euler step in units of the faster time constant (``tau_system``
+        unless the controller is faster; the paper: 0.5).
     coupling : {'dense', 'synapses'}
         Implementation of the W and B pathways (see `circuits.assembly`).
     target : {'cython', 'numpy'}
@@ -94,6 +95,7 @@ class LayerCircuit:
         self.shape_out = (int(n), int(batch), int(d_out))
         self.shape_in = (int(n), int(batch), int(d_in))
         self.tau_ratio = float(tau_system / tau_controller)
+        self.tau_system = tau_system
         self.assembly = CircuitAssembly(
             [Block("system", "system", int(d_in), int(n), tau_system),
              Block("controller", "controller", int(d_out), int(n), tau_controller)],
@@ -167,7 +169,8 @@ class LayerCircuit:
             u=states["controller"],
             residual=residual(rates, states, np.abs(problem.delta).max(axis=(1, 2))),
             traces=None if traces is None else
-            {"t": traces["t"], "delta": traces["system"], "u": traces["controller"]},
+            {"t": traces["t"] * float(asm.tau_unit / self.tau_system),
+             "delta": traces["system"], "u": traces["controller"]},
         )
         report_unsettled(float(settled.residual.max()), steps, settle_tol, on_unsettled)
         return settled
@@ -216,7 +219,8 @@ def settle_layer(W, B, delta, alpha, steps=1000, dt=0.5, tau_system=10 * ms,
     steps : int
         Euler steps (the paper: 1000).
     dt : float
-        Euler step in units of tau_system (the paper: 0.5).
+        Euler step in units of the faster of the two time constants
+        (tau_system by default; the paper: 0.5).
     tau_system, tau_controller : brian2.Quantity
         Time constants (second) of the two populations.
     coupling : {'dense', 'synapses'}

@@ -46,6 +46,7 @@ DEFAULTS = {
     "steps": 1000,
     "dt": 0.5,
     "parallel": True,
+    "error_dtype": "float32",
     "restabilise": True,
     "rinit": {"target": -0.01, "lr": 0.5, "max_iters": 2000, "min_iters": 100},
 }

@@ -3,9 +3,9 @@
 from dataclasses import dataclass, field
 from typing import Callable
 
-from analysis.figures import alpha_sweep_figure, regression_figure
+from analysis.figures import alpha_sweep_figure, regression_figure, timescales_figure
 from circuits.errors import InputError
-from experiments import alpha_sweep, linear_regression, nonlinear_regression
+from experiments import alpha_sweep, linear_regression, nonlinear_regression, timescales
 
 
 @dataclass(frozen=True)
@@ -99,6 +99,15 @@ EXPERIMENTS = {
         quick=alpha_sweep.QUICK,
         run=alpha_sweep.run,
         figure=lambda results: alpha_sweep_figure(results["alphas"], results["layers"]),
+    ),
+    "timescales": Experiment(
+        name="timescales",
+        paper="Sec. 3.2/6.2: convergence against controller/system timescales",
+        defaults=timescales.DEFAULTS,
+        quick=timescales.QUICK,
+        run=timescales.run,
+        figure=lambda results: timescales_figure(results["pair"], results["chains"],
+                                                 results["config"]["tolerance"]),
     ),
 }
 

@@ -12,6 +12,7 @@ from tqdm import tqdm
 
 from analysis.metrics import matrix_angle, nmse, vector_angle
 from analysis.stability import abscissa, loop_jacobian
+from circuits.errors import InputError
 from experiments.errors import stacked_errors
 from experiments.companion import Companion
 from experiments.models_spec import select_models
@@ -125,10 +126,11 @@ class ClosedFormSide:
     companion process, beside the simulation.
     """
 
-    def __init__(self, learners, X, Y, update, iterations):
+    def __init__(self, learners, X, Y, update, iterations, error_dtype="float64"):
         self.learners = learners
         self.closed = [k for k, lrn in enumerate(learners) if lrn.rule not in CHAIN_RULES]
         self.X, self.Y, self.update = X, Y, update
+        self.X_eval, self.Y_eval = X.astype(error_dtype), Y.astype(error_dtype)
         self.recorder = CurveRecorder(learners, iterations)
         self.nonlinearities = [g.name for g in learners[0].net.nonlinearities]
         self._buffers = {}
@@ -139,7 +141,7 @@ class ClosedFormSide:
         weights = [np.stack([lrn.net.weights[l] for lrn in self.learners]) for l in range(depth)]
         biases = None if self.learners[0].net.biases is None else [
             np.stack([lrn.net.biases[l] for lrn in self.learners]) for l in range(depth)]
-        return stacked_errors(self.X, self.Y, weights, biases, self.nonlinearities,
+        return stacked_errors(self.X_eval, self.Y_eval, weights, biases, self.nonlinearities,
                               self._buffers)
 
     def step(self, it, i, circuit):
@@ -185,7 +187,9 @@ def train_regression(name, config, specs, X, Y, base, rng, progress):
         re-stabilisation) and ``restabilise`` (repair DI/SLDI feedback whenever a
         circuit's abscissa turns positive); ``iterations`` (None: one pass over
         the data set) limits the updates; ``parallel`` runs the closed-form side
-        in a companion process.
+        in a companion process; ``error_dtype`` is the precision of the
+        data-set error's forward pass ('float32' halves its cost; the sums are
+        float64).
     specs : sequence of ModelSpec
         The experiment's models (``config['models']`` selects a subset).
     X, Y : ndarray
@@ -218,7 +222,9 @@ def train_regression(name, config, specs, X, Y, base, rng, progress):
         circuit={"steps": config["steps"], "dt": config["dt"], "on_unsettled": "ignore"},
     )
     circuit = [k for k, lrn in enumerate(learners) if lrn.rule in CHAIN_RULES]
-    side = Companion(ClosedFormSide, (learners, X, Y, update, order.size),
+    if config["error_dtype"] not in ("float32", "float64"):
+        raise InputError(f"error_dtype must be 'float32' or 'float64', got {config['error_dtype']!r}")
+    side = Companion(ClosedFormSide, (learners, X, Y, update, order.size, config["error_dtype"]),
                      parallel=config.get("parallel", True))
     events = []
     try:

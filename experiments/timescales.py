@@ -1,0 +1,178 @@
+"""Timescales: how the speed of control decides convergence (Sec. 3.2, 6.2).
+
+The paper predicts that control must be slower than the system it controls
+(the reduced dynamics of Eq. 13 assume it). This study settles
+
+- one layer pair over a grid of controller/system time-constant ratios, and
+- a deep sequential and repeat-layer chain over per-layer hierarchies
+  (controllers slower up the hierarchy, uniform, or faster up),
+
+records the traces, and measures, from the simulated states alone: the
+convergence time (the first time after which the error to the closed-form
+steady state stays below ``tolerance``), the overshoot (largest excess of
+|delta(t)| over |delta*|), the decay rate of the error, and, from the
+Jacobian, the decay rate the linear theory predicts.
+"""
+
+import numpy as np
+from brian2 import ms
+
+from analysis.stability import circuit_jacobian
+from circuits import CircuitDivergedError, settle_layer
+from circuits.chains import settle_chain
+from models.rules import ndi
+
+DEFAULTS = {
+    "seed": 0,
+    "pair": [10, 20],
+    "alpha": 0.1,
+    "ratios": [0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0],
+    "widths": [8, 16, 12, 8, 4],
+    "hierarchy_factor": 2.0,
+    "steps": 6000,
+    "dt": 0.5,
+    "tolerance": 0.01,
+    "record_every": 2,
+    "weight_scale": 1.0,
+}
+QUICK = {"ratios": [0.5, 1.0, 4.0], "steps": 3000}
+
+TAU_SYSTEM = 10 * ms
+
+
+def trace_metrics(t, states, target, tolerance):
+    """Convergence time, overshoot and decay rate of one trace.
+
+    Parameters
+    ----------
+    t : ndarray, shape (records,)
+        Times (units of tau_system).
+    states : ndarray, shape (records, ...)
+        The settling state at each time.
+    target : ndarray
+        Closed-form steady state.
+    tolerance : float
+        Relative error that counts as converged.
+
+    Returns
+    -------
+    dict
+        ``time`` (NaN if never within tolerance until the end), ``overshoot``
+        (max |x(t)| / |x*| - 1, at least 0), ``rate`` (decay rate of the
+        relative error, fitted on its log between 1e-2 and 1e-9; NaN if the
+        trace never gets there) and the final relative error.
+    """
+    axes = tuple(range(1, states.ndim))
+    scale = np.sqrt(np.sum(target ** 2))
+    error = np.sqrt(np.sum((states - target) ** 2, axis=axes)) / scale
+    outside = np.flatnonzero(error > tolerance)
+    if outside.size == 0:
+        time = float(t[0])
+    elif outside[-1] + 1 < t.size:
+        time = float(t[outside[-1] + 1])
+    else:
+        time = float("nan")
+    size = np.sqrt(np.sum(states ** 2, axis=axes)) / scale
+    fit = (error < 1e-2) & (error > 1e-9)
+    if np.count_nonzero(fit) >= 5:
+        rate = float(-np.polyfit(t[fit], np.log(error[fit]), 1)[0])
+    else:
+        rate = float("nan")
+    return {"time": time, "overshoot": float(max(0.0, size.max() - 1.0)), "rate": rate,
+            "final_error": float(error[-1])}
+
+
+def run(config, progress=True):
+    """Settle the layer pair over the ratio grid and the chains over hierarchies.
+
+    Returns
+    -------
+    dict
+        ``pair``: per ratio tau_controller/tau_system the measured metrics,
+        the Jacobian's predicted rate and abscissa (stability); ``chains``:
+        per architecture and hierarchy, metrics of delta_1 and the taus used.
+    """
+    rng = np.random.default_rng(config["seed"])
+    d_out, d_in = config["pair"]
+    W = config["weight_scale"] * rng.standard_normal((d_out, d_in)) / np.sqrt(d_in)
+    B = -W.T
+    delta = rng.standard_normal((1, d_out))
+    alpha = config["alpha"]
+    target = ndi(W, B, delta, alpha)
+    pair = []
+    for ratio in config["ratios"]:
+        J = circuit_jacobian(W, B, alpha, 1.0 / ratio)
+        eigenvalues = np.linalg.eigvals(J)
+        stability = {"ratio": ratio, "abscissa": float(eigenvalues.real.max()),
+                     "predicted_rate": float(-eigenvalues.real.max()),
+                     "oscillatory": bool(np.any(np.abs(eigenvalues.imag) > 1e-9))}
+        try:
+            result = settle_layer(W, B, delta, alpha, steps=config["steps"], dt=config["dt"],
+                                  tau_system=TAU_SYSTEM, tau_controller=ratio * TAU_SYSTEM,
+                                  record_every=config["record_every"], on_unsettled="ignore",
+                                  return_result=True)
+        except CircuitDivergedError as exc:
+            pair.append({**stability, "diverged": str(exc), "time": float("nan"),
+                         "rate": float("nan"), "overshoot": float("nan"),
+                         "final_error": float("nan"), "trace_t": [], "trace_error": []})
+            continue
+        traces = result.traces
+        metrics = trace_metrics(traces["t"], traces["delta"][:, 0], target[None],
+                                config["tolerance"])
+        metrics.update({
+            **stability,
+            "diverged": None,
+            "trace_t": traces["t"],
+            "trace_error": np.sqrt(np.sum((traces["delta"][:, 0, 0] - target) ** 2, axis=1))
+            / np.sqrt(np.sum(target ** 2)),
+        })
+        pair.append(metrics)
+    widths = config["widths"]
+    depth = len(widths) - 1
+    weights = [config["weight_scale"] * rng.standard_normal((1, widths[l + 1], widths[l]))
+               / np.sqrt(widths[l]) for l in range(depth)]
+    feedback = [-w.transpose(0, 2, 1) for w in weights[1:]]
+    output = rng.standard_normal((1, 1, widths[-1]))
+    reference = settle_chain(weights, feedback, output, alpha, architecture="repeat",
+                             steps=4 * config["steps"], dt=config["dt"],
+                             on_unsettled="ignore").deltas
+    factor = config["hierarchy_factor"]
+    hierarchies = {
+        "slower up the hierarchy": [factor ** l for l in range(1, depth)],
+        "uniform": [1.0] * (depth - 1),
+        "faster up the hierarchy": [factor ** -l for l in range(1, depth)],
+    }
+    chains = {}
+    for architecture in ("sequential", "repeat"):
+        for label, scales in hierarchies.items():
+            tau_system = [TAU_SYSTEM] * (depth - 1)
+            tau_controller = [s * TAU_SYSTEM for s in scales]
+            key = f"{architecture}, {label}"
+            try:
+                result = settle_chain(weights, feedback, output, alpha,
+                                      architecture=architecture, steps=config["steps"],
+                                      dt=config["dt"], tau_system=tau_system,
+                                      tau_controller=tau_controller,
+                                      record_every=config["record_every"],
+                                      on_unsettled="ignore")
+            except CircuitDivergedError as exc:
+                chains[key] = {"diverged": str(exc), "time": float("nan"),
+                               "overshoot": float("nan"), "tau_controller_over_system": scales}
+                continue
+            if architecture == "sequential":
+                # Each layer pair in turn: the time it needs to settle (to its
+                # own end state), summed over the pairs.
+                phases = [trace_metrics(ph["t"], ph[f"d{l - 1}"][:, 0, 0],
+                                        ph[f"d{l - 1}"][-1, 0, 0], config["tolerance"])
+                          for ph, l in zip(result.traces, range(depth, 1, -1))]
+                metrics = {"time": float(sum(p["time"] for p in phases)),
+                           "overshoot": max(p["overshoot"] for p in phases)}
+            else:
+                metrics = trace_metrics(result.traces["t"], result.traces["d1"][:, 0, 0],
+                                        reference[0][0, 0], config["tolerance"])
+            metrics.update({"diverged": None, "tau_controller_over_system": scales,
+                            "final_error_all_layers": [
+                                float(np.linalg.norm(d - r) / np.linalg.norm(r))
+                                for d, r in zip(result.deltas, reference)]})
+            chains[key] = metrics
+    return {"pair": pair, "chains": chains}
