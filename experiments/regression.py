@@ -11,7 +11,7 @@ import numpy as np
 from tqdm import tqdm
 
 from analysis.metrics import matrix_angle, nmse, vector_angle
-from analysis.stability import abscissa, loop_jacobian
+from analysis.stability import jacobian_abscissa, loop_abscissa
 from circuits.errors import InputError
 from experiments.errors import stacked_errors
 from experiments.companion import Companion
@@ -83,23 +83,19 @@ class CurveRecorder:
         depth = len(weights)
         rows = self.layerwise
         for j in range(depth - 1):
-            W, B = weights[j + 1][rows], feedback[j][rows]
-            d_out, d_in = W.shape[1:]
-            J = np.zeros((len(rows), d_in + d_out, d_in + d_out))
-            J[:, :d_in, :d_in] = -np.eye(d_in)
-            J[:, :d_in, d_in:] = B
-            J[:, d_in:, :d_in] = W
-            J[:, d_in:, d_in:] = -alpha[rows, None, None] * np.eye(d_out)
-            self.values["eigenvalue"][rows, j, it] = np.linalg.eigvals(J).real.max(axis=1)
+            self.values["eigenvalue"][rows, j, it] = jacobian_abscissa(
+                weights[j + 1][rows], feedback[j][rows], alpha[rows])
             after_W = np.stack([learners[self.members[r]].net.weights[j + 1] for r in rows])
             after_B = np.stack([learners[self.members[r]].feedback[j] for r in rows])
             self.values["angle_B"][rows, j, it] = vector_angle(
                 after_B.reshape(len(rows), -1), -after_W.transpose(0, 2, 1).reshape(len(rows), -1))
+        if self.loops:
+            loops = self.loops
+            self.values["eigenvalue"][loops, 0, it] = loop_abscissa(
+                [W[loops] for W in weights[1:]],
+                np.stack([self._loop_feedback[row] for row in loops]), alpha[loops])
         for row in self.loops:
             learner = learners[self.members[row]]
-            loop = loop_jacobian([W[row] for W in weights[1:]], self._loop_feedback[row],
-                                 learner.alpha)
-            self.values["eigenvalue"][row, 0, it] = abscissa(loop)
             forward_map = learner.net.weights[1]
             for W in learner.net.weights[2:]:
                 forward_map = W @ forward_map

@@ -32,7 +32,7 @@ import numpy as np
 from scipy.linalg import solve_continuous_lyapunov
 from scipy.optimize import brentq
 
-from analysis.stability import loop_jacobian
+from analysis.stability import jacobian_abscissa, loop_abscissa, loop_jacobian
 from circuits.errors import InputError
 
 
@@ -295,13 +295,7 @@ def restabilise(learners, iteration, **options):
         for j in range(len(pairs[0].feedback)):
             W = np.stack([lrn.net.weights[j + 1] for lrn in pairs])
             B = np.stack([lrn.feedback[j] for lrn in pairs])
-            d_out, d_in = W.shape[1:]
-            J = np.zeros((len(pairs), d_in + d_out, d_in + d_out))
-            J[:, :d_in, :d_in] = -np.eye(d_in)
-            J[:, :d_in, d_in:] = B
-            J[:, d_in:, :d_in] = W
-            J[:, d_in:, d_in:] = -alpha[:, None, None] * np.eye(d_out)
-            for lrn, before in zip(pairs, np.linalg.eigvals(J).real.max(axis=1)):
+            for lrn, before in zip(pairs, np.atleast_1d(jacobian_abscissa(W, B, alpha))):
                 if before > 0:
                     result = stabilise_feedback(lrn.net.weights[j + 1], lrn.feedback[j],
                                                 lrn.alpha, **options)
@@ -310,9 +304,12 @@ def restabilise(learners, iteration, **options):
                                    "before": float(before), "after": result.abscissa})
     if not loops:
         return events
-    jacobians = np.stack([loop_jacobian(lrn.net.weights[1:], lrn.feedback[0], lrn.alpha)
-                          for lrn in loops])
-    for lrn, before in zip(loops, np.linalg.eigvals(jacobians).real.max(axis=1)):
+    depth = loops[0].net.depth
+    current = loop_abscissa([np.stack([lrn.net.weights[l] for lrn in loops])
+                             for l in range(1, depth)],
+                            np.stack([lrn.feedback[0] for lrn in loops]),
+                            np.array([lrn.alpha for lrn in loops]))
+    for lrn, before in zip(loops, np.atleast_1d(current)):
         before = float(before)
         if before > 0:
             result = stabilise_loop(lrn.net.weights[1:], lrn.feedback[0], lrn.alpha, **options)
