@@ -24,8 +24,8 @@ def stacked_errors(X, Y, weights, biases, nonlinearities, buffers=None):
         Per layer, (M, d_l).
     nonlinearities : list of str
     buffers : dict or None
-        Work arrays reused between calls (keyed by shape); large temporaries
-        are otherwise mapped and unmapped at every call.
+        Work arrays reused between calls; large temporaries are otherwise
+        mapped and unmapped at every call.
 
     The forward pass runs in the precision of X (float32 halves its cost;
     the squared errors are summed in float64).
@@ -35,27 +35,30 @@ def stacked_errors(X, Y, weights, biases, nonlinearities, buffers=None):
     ndarray, shape (M,)
     """
     buffers = {} if buffers is None else buffers
-
-    def buffer(shape):
-        if shape not in buffers:
-            buffers[shape] = np.empty(shape, dtype=X.dtype)
-        return buffers[shape]
-
-    h = X
-    for layer, name in enumerate(nonlinearities):
-        W = weights[layer]
-        a = buffer((W.shape[0], X.shape[0], W.shape[1]))
-        # Contiguous (M, d_{l-1}, d_l) operands keep numpy's matmul on BLAS
-        # (a transposed view runs ~10x slower).
-        np.matmul(h, np.ascontiguousarray(W.transpose(0, 2, 1), dtype=X.dtype), out=a)
-        if biases is not None:
-            a += biases[layer][:, None, :].astype(X.dtype)
-        g = get_nonlinearity(name).g
-        if g is np.tanh:
-            np.tanh(a, out=a)
-        elif name != "linear":
-            a[...] = g(a)
-        h = a
-    h -= Y
-    np.square(h, out=h)
-    return h.sum(axis=(1, 2), dtype=np.float64)
+    chunk = 1024  # samples per pass: the work arrays stay in the core's own cache
+    transposed = [np.ascontiguousarray(W.transpose(0, 2, 1), dtype=X.dtype) for W in weights]
+    offsets = None if biases is None else [b[:, None, :].astype(X.dtype) for b in biases]
+    transfers = [get_nonlinearity(name).g for name in nonlinearities]
+    total = np.zeros(weights[0].shape[0])
+    for start in range(0, X.shape[0], chunk):
+        h = X[start:start + chunk]
+        size = h.shape[0]
+        for layer, (W_t, g) in enumerate(zip(transposed, transfers)):
+            key = (layer, size)
+            if key not in buffers:
+                buffers[key] = np.empty((W_t.shape[0], size, W_t.shape[2]), dtype=X.dtype)
+            a = buffers[key]
+            # Contiguous (M, d_{l-1}, d_l) operands keep numpy's matmul on
+            # BLAS (a transposed view runs ~10x slower).
+            np.matmul(h, W_t, out=a)
+            if offsets is not None:
+                a += offsets[layer]
+            if g is np.tanh:
+                np.tanh(a, out=a)
+            elif nonlinearities[layer] != "linear":
+                a[...] = g(a)
+            h = a
+        h -= Y[start:start + chunk]
+        np.square(h, out=h)
+        total += h.sum(axis=(1, 2), dtype=np.float64)
+    return total
