@@ -112,11 +112,6 @@ def loop_jacobian(weights, B, alpha):
     return J
 
 
-def abscissa(J):
-    """Largest real part of the eigenvalues of a square matrix."""
-    return float(np.linalg.eigvals(J).real.max())
-
-
 def loop_abscissa(weights, B, alpha):
     """Largest real part of the eigenvalues of `loop_jacobian`, from the small product.
 

@@ -11,22 +11,14 @@ BP, FA, PBP and NDI. SLDI uses B = -(W_3 W_2)^T and the nonlinear controller.
 
 import numpy as np
 
+from experiments import linear_regression
 from experiments.models_spec import ModelSpec
 from experiments.regression import train_regression
 from models.network import FeedforwardNetwork
 
 NONLINEARITIES = ["tanh", "tanh", "linear"]
 
-MODELS = (
-    ModelSpec("BP", "bp"),
-    ModelSpec("FA", "fa", feedback="random"),
-    ModelSpec("PBP", "pbp"),
-    ModelSpec("NDI a=0.01", "ndi", 0.01, "transpose"),
-    ModelSpec("NDI a=0.001", "ndi", 0.001, "transpose"),
-    ModelSpec("DI a=0.01", "di", 0.01, "transpose"),
-    ModelSpec("DI a=0.001", "di", 0.001, "transpose"),
-    ModelSpec("NDI R-Init a=0.01", "ndi", 0.01, "stable-random"),
-    ModelSpec("DI R-Init a=0.01", "di", 0.01, "stable-random"),
+MODELS = linear_regression.MODELS + (
     ModelSpec("SLDI a=0.01", "sldi", 0.01, "transpose"),
     ModelSpec("SLDI a=0.001", "sldi", 0.001, "transpose"),
     ModelSpec("SLDI R-Init a=0.01", "sldi", 0.01, "stable-random"),

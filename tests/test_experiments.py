@@ -139,3 +139,19 @@ def test_a_model_trains_the_same_beside_any_other_models(tmp_path):
         assert code == 0
         curves.append(json.loads((out / "results.json").read_text())["error"]["FA"])
     assert curves[0] == curves[1]
+
+
+@pytest.mark.slow
+def test_full_nonlinear_regression_protocol(tmp_path):
+    """Acceptance (paper protocol, 10000 updates): every inversion model ends at or below
+    BP's and FA's error, and DI at alpha 0.01 tracks NDI (median angle under 2 degrees per
+    layer)."""
+    code, out = run_cli(tmp_path, "nonlinear-regression", "--seed", "0")
+    assert code == 0
+    record = json.loads((out / "results.json").read_text())
+    final = {name: value["error_ratio"] for name, value in record["final"].items()}
+    baseline = min(final["BP"], final["FA"])
+    for name, rule in record["rules"].items():
+        if rule in ("pbp", "ndi", "di", "sldi"):
+            assert final[name] <= baseline, name
+    assert max(record["median_angle_ndi"]["DI a=0.01"]) < 2.0
