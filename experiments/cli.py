@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from circuits.errors import CircuitDivergedError, InputError
+from models.stabilise import StabilisationError
 from experiments.registry import EXPERIMENTS, get_experiment, make_config
 from experiments.results import run_record, save_figure, write_json
 
@@ -78,6 +79,11 @@ def run_command(args):
         overrides["models"] = [m.strip() for m in args.models.split(",") if m.strip()]
     config = make_config(experiment, args.quick, overrides)
     out = args.out or Path("results") / experiment.name
+    try:  # fail now, not after the run, if the results cannot be written
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot create the output folder {out}: {exc.strerror}; "
+                         "choose another --out") from None
     start = time.perf_counter()
     results = experiment.run(config, progress=not args.no_progress)
     record = run_record(experiment.name, config, results, time.perf_counter() - start)
@@ -97,7 +103,8 @@ def main(argv=None):
         return 0
     try:
         out, record = run_command(args)
-    except (InputError, CircuitDivergedError, FileNotFoundError, FloatingPointError) as exc:
+    except (InputError, CircuitDivergedError, StabilisationError, OSError,
+            FloatingPointError) as exc:
         print(f"dinv: error: {exc}", file=sys.stderr)
         return 2
     print(f"wrote {out / 'results.json'} and {out / 'figure.png'} "

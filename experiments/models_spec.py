@@ -92,6 +92,8 @@ def select_models(specs, names):
     """The specs whose names are in ``names`` (all when ``names`` is None)."""
     if names is None:
         return list(specs)
+    if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
+        raise InputError(f"models must be a list of model names, got {names!r}")
     known = {s.name: s for s in specs}
     unknown = [n for n in names if n not in known]
     if unknown:

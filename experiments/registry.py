@@ -122,6 +122,27 @@ def get_experiment(name):
         ) from None
 
 
+def _check_type(key, default, value):
+    """An override must have the kind of value its default has."""
+    def is_number(v):
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+    if default is None:
+        return
+    if isinstance(default, bool):
+        ok, kind = isinstance(value, bool), "true or false"
+    elif is_number(default):
+        ok, kind = is_number(value), "a number"
+    elif isinstance(default, (list, tuple)):
+        ok, kind = isinstance(value, list), "a list, e.g. [1, 2]"
+    elif isinstance(default, dict):
+        ok, kind = isinstance(value, dict), 'a JSON object, e.g. {"lr": 0.5}'
+    else:
+        ok, kind = isinstance(value, type(default)), type(default).__name__
+    if not ok:
+        raise InputError(f"setting {key} must be {kind}, got {value!r}")
+
+
 def make_config(experiment, quick=False, overrides=None):
     """Defaults, then ``--quick`` overrides, then user overrides (checked)."""
     config = dict(experiment.defaults)
@@ -132,6 +153,7 @@ def make_config(experiment, quick=False, overrides=None):
             raise InputError(
                 f"{experiment.name} has no setting {key!r}; settings: {', '.join(config)}"
             )
+        _check_type(key, config[key], value)
         config[key] = value
     config["quick"] = bool(quick)
     return config

@@ -18,7 +18,7 @@ import numpy as np
 from brian2 import ms
 
 from analysis.stability import circuit_jacobian
-from circuits import CircuitDivergedError, settle_layer
+from circuits import CircuitDivergedError, InputError, settle_layer
 from circuits.chains import settle_chain
 from models.rules import ndi
 
@@ -92,6 +92,11 @@ def run(config, progress=True):
         the Jacobian's predicted rate and abscissa (stability); ``chains``:
         per architecture and hierarchy, metrics of delta_1 and the taus used.
     """
+    if any(not r > 0 for r in config["ratios"]) or not config["hierarchy_factor"] > 0:
+        raise InputError("ratios and hierarchy_factor must be positive (tau_controller / "
+                         f"tau_system), got {config['ratios']} and {config['hierarchy_factor']}")
+    if not 0 < config["tolerance"] < 1:
+        raise InputError(f"tolerance must lie in (0, 1), got {config['tolerance']}")
     rng = np.random.default_rng(config["seed"])
     d_out, d_in = config["pair"]
     W = config["weight_scale"] * rng.standard_normal((d_out, d_in)) / np.sqrt(d_in)

@@ -106,11 +106,21 @@ def test_list(capsys):
         (["linear-regression", "--set", "lerning_rate=1"], "has no setting 'lerning_rate'"),
         (["linear-regression", "--set", "lr=-1"], "lr must be a positive number"),
         (["linear-regression", "--set", "lr"], "--set expects KEY=VALUE"),
+        (["linear-regression", "--set", "lr=abc"], "setting lr must be a number"),
+        (["linear-regression", "--set", "models=5"], "models must be a list of model names"),
+        (["linear-regression", "--set", "steps=0"], "steps must be a positive integer"),
+        (["linear-regression", "--set", "sizes=[30,-2,10]"], "sizes must list"),
+        (["linear-regression", "--fixed-norm", "--set", "dt=5", "--set",
+          "fixed_norm_samples=5"], "circuit diverged"),
+        (["alpha-sweep", "--set", "alphas=[-1]"], "alpha must be >= 0"),
+        (["timescales", "--set", "ratios=[0]"], "must be positive"),
+        (["linear-regression", "--out", "/proc/no/such/dir"], "cannot create the output"),
     ],
 )
 def test_bad_input_gives_one_line_error(tmp_path, capsys, args, message):
     """Bad command lines exit with status 2 and a one-line message naming the problem."""
-    code, out = run_cli(tmp_path, *args)
+    out = tmp_path / "out"
+    code = main(["run", *args, "--no-progress"] + ([] if "--out" in args else ["--out", str(out)]))
     assert code == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("dinv: error:") and message in err
