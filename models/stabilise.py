@@ -105,6 +105,24 @@ def smoothed_abscissa(J, eps=0.01):
     return s, QP / np.trace(QP)
 
 
+def _descend(jacobian, block, X, target, lr, max_iters, min_iters, eps):
+    """Gradient descent of the SSA of ``jacobian(X)``, where X fills ``block`` of it.
+
+    Stops once the spectral abscissa is at or below ``target`` (after at least
+    ``min_iters`` steps) or after ``max_iters`` steps. Returns the final X,
+    the steps taken and the abscissa before each step and after the last.
+    """
+    history = []
+    for iteration in range(int(max_iters) + 1):
+        J = jacobian(X)
+        history.append(float(np.linalg.eigvals(J).real.max()))
+        if (history[-1] <= target and iteration >= min_iters) or iteration == max_iters:
+            break
+        _, gradient = smoothed_abscissa(J, eps)
+        X = X - lr * gradient[block]
+    return X, iteration, history
+
+
 def reduced_jacobian(S, B_r, alpha):
     """J_r = [[-I_r, B_r], [diag(S), -alpha I_r]] (see the module docstring)."""
     r = S.size
@@ -182,17 +200,10 @@ def stabilise_feedback(W, B, alpha, target=-0.01, lr=5e-2, max_iters=200, min_it
             f"modes outside its range that decay at -alpha = {-alpha}; use alpha > {-target} "
             "or a target above -alpha"
         )
-    B_r = Vt @ B @ U
-    start = B_r.copy()
-    history = []
-    for iteration in range(int(max_iters) + 1):
-        J = reduced_jacobian(S, B_r, alpha)
-        current = float(np.linalg.eigvals(J).real.max())
-        history.append(current)
-        if (current <= target and iteration >= min_iters) or iteration == max_iters:
-            break
-        _, gradient = smoothed_abscissa(J, eps)
-        B_r = B_r - lr * gradient[:r, r:]
+    start = Vt @ B @ U
+    B_r, iteration, history = _descend(lambda X: reduced_jacobian(S, X, alpha),
+                                       (slice(None, r), slice(r, None)), start, target, lr,
+                                       max_iters, min_iters, eps)
     B_new = B + Vt.T @ (B_r - start) @ U.T
     achieved = full_abscissa(W, B_new, alpha)
     if achieved > target:
@@ -223,15 +234,9 @@ def stabilise_loop(weights, B, alpha, target=-0.01, lr=5e-2, max_iters=200, min_
     """
     B = np.array(B, dtype=float)
     d_first, d_last = B.shape
-    history = []
-    for iteration in range(int(max_iters) + 1):
-        J = loop_jacobian(weights, B, alpha)
-        current = float(np.linalg.eigvals(J).real.max())
-        history.append(current)
-        if (current <= target and iteration >= min_iters) or iteration == max_iters:
-            break
-        _, gradient = smoothed_abscissa(J, eps)
-        B = B - lr * gradient[:d_first, -d_last:]
+    B, iteration, history = _descend(lambda X: loop_jacobian(weights, X, alpha),
+                                     (slice(None, d_first), slice(-d_last, None)), B, target,
+                                     lr, max_iters, min_iters, eps)
     if history[-1] > target:
         raise StabilisationError(
             f"the loop feedback reached a spectral abscissa of {history[-1]:.3g} after "
