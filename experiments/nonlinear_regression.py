@@ -16,8 +16,6 @@ from experiments.models_spec import ModelSpec
 from experiments.regression import train_regression
 from models.network import FeedforwardNetwork
 
-NONLINEARITIES = ["tanh", "tanh", "linear"]
-
 MODELS = linear_regression.MODELS + (
     ModelSpec("SLDI a=0.01", "sldi", 0.01, "transpose"),
     ModelSpec("SLDI a=0.001", "sldi", 0.001, "transpose"),
@@ -25,22 +23,12 @@ MODELS = linear_regression.MODELS + (
 )
 
 DEFAULTS = {
-    "seed": 0,
+    **{k: v for k, v in linear_regression.DEFAULTS.items() if k != "fixed_norm_samples"},
     "sizes": [30, 20, 10, 10],
     "samples": 10000,
-    "lr": 1e-2,
-    "init_scale": 0.01,
     "teacher_scale": 0.01,
     "clip_hidden": 1.0,
-    "fixed_norm": False,
-    "models": None,
-    "iterations": None,
-    "steps": 1000,
-    "dt": 0.5,
-    "parallel": True,
     "error_dtype": "float32",
-    "restabilise": True,
-    "rinit": {"target": -0.01, "lr": 0.5, "max_iters": 2000, "min_iters": 100},
 }
 QUICK = {"samples": 300}
 
@@ -55,8 +43,7 @@ def run(config, progress=True):
     """
     rng = np.random.default_rng(config["seed"])
     sizes = config["sizes"]
-    nonlinearities = NONLINEARITIES if len(sizes) == 4 else \
-        ["tanh"] * (len(sizes) - 2) + ["linear"]
+    nonlinearities = ["tanh"] * (len(sizes) - 2) + ["linear"]
     teacher = FeedforwardNetwork.create(sizes, nonlinearities, rng,
                                         scale=config["teacher_scale"],
                                         bias_scale=config["teacher_scale"])
