@@ -59,6 +59,8 @@ TRANSFERS = {
 # assembly reuse the Cython code compiled for the first one (names need only be
 # unique within one Network).
 TAG = "dinv"
+CHECK_EVERY = 50
+"""Steps between checks for divergence and, with ``stop_tol``, convergence."""
 
 
 @dataclass(frozen=True)
@@ -241,6 +243,9 @@ class CircuitAssembly:
         self._record, self._records = (), []
         self._record_every = 0
         self._step = 0
+        self.steps_run = 0
+        self._stop_tol = None
+        self._stopped_at = None
         self._limit = np.inf
         self._diverged_at = None
         self._active = frozenset()
@@ -421,7 +426,7 @@ class CircuitAssembly:
         return self._states[block].copy()
 
     # -------------------------------------------------------------------- run
-    def run(self, steps, active, record=(), record_every=0):
+    def run(self, steps, active, record=(), record_every=0, stop_tol=None):
         """Reset the active blocks to rest and integrate them for ``steps``.
 
         Parameters
@@ -435,6 +440,8 @@ class CircuitAssembly:
             Blocks whose states are recorded every ``record_every`` steps.
         record_every : int
             0: no traces.
+        stop_tol : float or None
+            End early once the circuit has settled (see `run_phases`).
 
         Returns
         -------
@@ -444,9 +451,9 @@ class CircuitAssembly:
             records twice: the end of one phase, the start of the next) and
             one array of shape (records, n, batch, d) per recorded block.
         """
-        return self.run_phases([Phase(steps, active)], record, record_every)
+        return self.run_phases([Phase(steps, active)], record, record_every, stop_tol)
 
-    def run_phases(self, phases, record=(), record_every=0):
+    def run_phases(self, phases, record=(), record_every=0, stop_tol=None):
         """Integrate several phases in one Brian2 run, from rest.
 
         Every block active in any phase starts at rest. Phase k simulates its
@@ -459,6 +466,14 @@ class CircuitAssembly:
         phases : sequence of Phase
         record, record_every
             As in `run`.
+        stop_tol : float or None
+            Convergence criterion (None, the default: every phase runs all its
+            steps). Every `CHECK_EVERY` steps the relative rate of change of
+            the active blocks (`residual`: the largest |d state/dt| times the
+            block's tau over the size of the states and targets, per problem)
+            is computed; once it is below ``stop_tol`` for every problem the
+            phase ends there and the next one starts. `steps_run` then tells
+            how many steps the run took.
 
         Returns
         -------
@@ -470,6 +485,10 @@ class CircuitAssembly:
         for phase in phases:
             if int(phase.steps) != phase.steps or phase.steps < 1:
                 raise InputError(f"steps must be a positive integer, got {phase.steps!r}")
+        if stop_tol is not None and not (np.isfinite(stop_tol) and stop_tol > 0):
+            raise InputError(f"stop_tol must be a positive number or None, got {stop_tol!r}")
+        self._stop_tol = stop_tol
+        self._stopped_at = None
         used = frozenset().union(*(frozenset(p.active) for p in phases))
         unknown = used - set(self.blocks)
         if unknown:
@@ -489,8 +508,14 @@ class CircuitAssembly:
         self._diverged_at = None
         total = int(self._phase_ends[-1])
         self.network.run(total * self.clock.dt, namespace={})
-        if self._watched_by_bank and self._diverged_at is None:
-            self._completed(total)
+        if self._stopped_at is not None:
+            # Dense coupling stops from the first operation of a step, which
+            # the populations then complete.
+            self.steps_run = self._stopped_at + int(self._watched_by_bank)
+        else:
+            self.steps_run = total
+            if self._watched_by_bank and self._diverged_at is None:
+                self._completed(total)
         if not self._frozen_code:
             _reuse_code_objects(self.network)
             self._frozen_code = True
@@ -507,7 +532,7 @@ class CircuitAssembly:
         return traces
 
     def _schedule_after(self, step):
-        events = [(step // 50 + 1) * 50]
+        events = [(step // CHECK_EVERY + 1) * CHECK_EVERY]
         if self._record_every:
             events.append((step // self._record_every + 1) * self._record_every)
         if len(self._phase_ends) > 1:
@@ -571,13 +596,21 @@ class CircuitAssembly:
         if self._diverged_at is not None:
             return
         self._take_record(step)
-        if step % 50 == 0 or step == 1:
+        if step % CHECK_EVERY == 0 or step == 1:
             for name in self._active:
                 size = np.abs(self._states[name]).max()
                 if not size <= self._limit:  # also catches NaN
                     self._diverged_at = step
                     self.network.stop()
                     return
+        if (self._stop_tol is not None and step % CHECK_EVERY == 0
+                and step < self._phase_ends[0] and self._settled()):
+            if len(self._phase_ends) == 1:
+                self._stopped_at = step
+                self.network.stop()
+                return
+            saved = self._phase_ends[0] - step
+            self._phase_ends = [end - saved for end in self._phase_ends]
         if len(self._phase_ends) > 1 and step == self._phase_ends[0]:
             finished = self._phases.pop(0)
             self._phase_ends.pop(0)
@@ -587,6 +620,22 @@ class CircuitAssembly:
             self._phase_index += 1
             self._take_record(step)  # the new phase's blocks, from rest
         self._schedule_after(step)
+
+    def _settled(self):
+        """Whether every problem's active blocks have stopped changing (`stop_tol`)."""
+        rates = self.rates()
+        # Blocks of one problem stack (same n) are judged together, problem by problem.
+        for n in {self.blocks[name].n for name in rates}:
+            names = [name for name in rates if self.blocks[name].n == n]
+            scales = np.zeros(n)
+            for name in names:
+                if name in self._targets:
+                    scales = np.maximum(scales, np.abs(self._targets[name]).max(axis=(1, 2)))
+            worst = residual({name: rates[name] for name in names},
+                             {name: self._states[name] for name in names}, scales)
+            if not np.all(worst < self._stop_tol):
+                return False
+        return True
 
     def rates(self):
         """Time derivatives (times each block's tau) of the active blocks now.

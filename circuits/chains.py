@@ -64,11 +64,15 @@ class ChainSettled:
     traces : dict or None
         Per block name, states of shape (records, n, batch, d), and ``'t'``;
         for the sequential architecture one dict per phase, top phase first.
+    steps : int
+        Euler steps the run took (all phases; fewer than asked when
+        ``stop_tol`` ended phases early).
     """
 
     deltas: list
     residual: np.ndarray
     traces: object = None
+    steps: int = 0
 
 
 def _per_layer(value, count, name):
@@ -179,10 +183,15 @@ class _Member:
         if delta.shape != (n, batch, widths[-1]):
             raise InputError(f"delta must have shape {(n, batch, widths[-1])}, "
                              f"got {delta.shape}")
-        alpha = finite_array("alpha", alpha, (0, 1))
-        alpha = np.full(n, alpha.item()) if alpha.size == 1 else alpha
-        if alpha.shape != (n,) or np.any(alpha < 0):
-            raise InputError(f"alpha must be >= 0, one value or one per problem ({n})")
+        pairs = 1 if self.architecture == "single-loop" else depth - 1
+        alpha = finite_array("alpha", alpha, (0, 1, 2))
+        if alpha.ndim < 2:
+            alpha = np.full(n, alpha.item()) if alpha.size == 1 else alpha
+            alpha = alpha[:, None] if alpha.ndim == 1 else alpha
+        if alpha.shape[0] != n or alpha.shape[1] not in (1, pairs) or np.any(alpha < 0):
+            raise InputError(f"alpha must be >= 0: one value, one per problem ({n}) or one "
+                             f"per problem and layer pair ({n}, {pairs})")
+        alpha = np.broadcast_to(alpha, (n, pairs))
         if gains is None or self.transfers is not None:
             gains = [np.ones((n, batch, d)) for d in widths[1:-1]]
         gains = [finite_array(f"gain{l + 1}", g, (3,)) for l, g in enumerate(gains)]
@@ -194,6 +203,7 @@ class _Member:
             if len(feedback) != 1 or feedback[0].shape != (n, widths[1], widths[-1]):
                 raise InputError(f"single-loop feedback is one matrix B of shape "
                                  f"{(n, widths[1], widths[-1])}")
+            alpha = alpha[:, 0]
             if np.any(alpha == 0) and widths[-1] > widths[1]:
                 raise InputError("alpha = 0 makes the single loop singular when d_L > d_1; "
                                  "use alpha > 0")
@@ -209,12 +219,12 @@ class _Member:
                 raise InputError(f"feedback must be B_2..B_L of shapes (n, d_(l-1), d_l), "
                                  f"got {[b.shape for b in feedback]}")
             for l in range(2, depth + 1):
-                if np.any(alpha == 0) and widths[l] > widths[l - 1]:
+                if np.any(alpha[:, l - 2] == 0) and widths[l] > widths[l - 1]:
                     raise InputError(f"alpha = 0 makes the inversion of expanding layer {l} "
                                      "singular; use alpha > 0")
                 asm.set_matrix(name(f"W{l}"), weights[l - 1])
                 asm.set_matrix(name(f"B{l}"), feedback[l - 2])
-                asm.set_alpha(name(f"u{l}"), alpha)
+                asm.set_alpha(name(f"u{l}"), np.ascontiguousarray(alpha[:, l - 2]))
             if self.architecture == "repeat":
                 for l in range(2, depth):
                     asm.set_gain(name(f"relay{l}"), gains[l - 1])
@@ -273,15 +283,15 @@ class _Member:
             part.update({b[len(self.prefix):]: traces[b][index] for b in self.active(phase)})
             self.traces.append(part)
 
-    def result(self):
-        """The `ChainSettled` of the last problem."""
+    def result(self, steps):
+        """The `ChainSettled` of the last problem, run for ``steps`` steps."""
         if not self.traces:
             traces = None
         elif self.architecture == "sequential":
             traces = self.traces
         else:
             traces = self.traces[0]
-        return ChainSettled(self.deltas, self.residual, traces)
+        return ChainSettled(self.deltas, self.residual, traces, steps)
 
 
 class JointChainCircuit:
@@ -317,7 +327,7 @@ class JointChainCircuit:
             batch=batch, dt=dt, coupling=coupling, target=target)
 
     def settle_all(self, problems, steps=1000, record_every=0, on_unsettled="warn",
-                   settle_tol=1e-3):
+                   settle_tol=1e-3, stop_tol=None):
         """Settle one problem per chain.
 
         Parameters
@@ -326,7 +336,7 @@ class JointChainCircuit:
             Per chain: ``weights`` (W_1 .. W_L, each (n, d_l, d_{l-1})),
             ``feedback`` (B_2 .. B_L, each (n, d_{l-1}, d_l), or [B] of shape
             (n, d_1, d_L) for single-loop), ``delta`` (n, batch, d_L),
-            ``alpha`` (n,) and optionally ``gains`` (g'(a_l), each
+            ``alpha`` ((n,), or (n, L - 1) for one leak per layer pair) and optionally ``gains`` (g'(a_l), each
             (n, batch, d_l), linear controller only).
         steps : int
             Euler steps per run (per layer pair for sequential chains).
@@ -334,6 +344,11 @@ class JointChainCircuit:
             Record the active populations every this many steps (0: none).
         on_unsettled : {'warn', 'raise', 'ignore'}
         settle_tol : float
+        stop_tol : float or None
+            Optional convergence criterion: a phase ends early once the
+            relative rate of change of its populations is below this (see
+            `circuits.assembly.CircuitAssembly.run_phases`). None (the
+            default) runs every step.
 
         Returns
         -------
@@ -359,7 +374,7 @@ class JointChainCircuit:
             ))
         try:
             traces = asm.run_phases(phases, sorted(set().union(*(p.active for p in phases)))
-                                    if record_every else (), record_every)
+                                    if record_every else (), record_every, stop_tol)
         except CircuitDivergedError as exc:
             raise CircuitDivergedError(
                 f"{exc}: the feedback makes a layer unstable or dt is too large; check "
@@ -371,7 +386,7 @@ class JointChainCircuit:
         scale = float(asm.tau_unit / fastest_system)
         for member in self.members:
             member.split_traces(traces, scale)
-        results = [m.result() for m in self.members]
+        results = [m.result(asm.steps_run) for m in self.members]
         worst = max(float(r.residual.max()) for r in results)
         report_unsettled(worst, steps, settle_tol, on_unsettled)
         return results
@@ -406,7 +421,7 @@ class ChainCircuit(JointChainCircuit):
                          prefixes=[""])
 
     def settle(self, weights, feedback, delta, alpha, gains=None, steps=1000, record_every=0,
-               on_unsettled="warn", settle_tol=1e-3):
+               on_unsettled="warn", settle_tol=1e-3, stop_tol=None):
         """Run the backward pass from rest (see `JointChainCircuit.settle_all`).
 
         Returns
@@ -415,7 +430,8 @@ class ChainCircuit(JointChainCircuit):
         """
         problem = {"weights": weights, "feedback": feedback, "delta": delta, "alpha": alpha,
                    "gains": gains}
-        return self.settle_all([problem], steps, record_every, on_unsettled, settle_tol)[0]
+        return self.settle_all([problem], steps, record_every, on_unsettled, settle_tol,
+                               stop_tol)[0]
 
 
 _CACHE = CircuitCache()
@@ -428,7 +444,7 @@ def _time_key(value):
 
 def settle_chains(specs, problems, steps=1000, dt=0.5, tau_system=10 * ms,
                   tau_controller=10 * ms, coupling="dense", target="cython", record_every=0,
-                  on_unsettled="warn", settle_tol=1e-3):
+                  on_unsettled="warn", settle_tol=1e-3, stop_tol=None):
     """Settle several chains in one joint circuit, cached by specs and options.
 
     Parameters
@@ -447,13 +463,14 @@ def settle_chains(specs, problems, steps=1000, dt=0.5, tau_system=10 * ms,
            float(dt), coupling, target)
     circuit = _CACHE.get(key, lambda: JointChainCircuit(
         specs, batch, tau_system, tau_controller, dt, coupling, target))
-    return circuit.settle_all(problems, steps, record_every, on_unsettled, settle_tol)
+    return circuit.settle_all(problems, steps, record_every, on_unsettled, settle_tol,
+                              stop_tol)
 
 
 def settle_chain(weights, feedback, delta, alpha, gains=None, architecture="sequential",
                  transfers=None, steps=1000, dt=0.5, tau_system=10 * ms,
                  tau_controller=10 * ms, coupling="dense", target="cython", record_every=0,
-                 on_unsettled="warn", settle_tol=1e-3):
+                 on_unsettled="warn", settle_tol=1e-3, stop_tol=None):
     """Settle one chained backward pass; circuits are cached by shape and options.
 
     Parameters are those of `ChainCircuit` and `ChainCircuit.settle`; stacked
@@ -474,4 +491,4 @@ def settle_chain(weights, feedback, delta, alpha, gains=None, architecture="sequ
     problem = {"weights": weights, "feedback": feedback, "delta": delta, "alpha": alpha,
                "gains": gains}
     return settle_chains([spec], [problem], steps, dt, tau_system, tau_controller, coupling,
-                         target, record_every, on_unsettled, settle_tol)[0]
+                         target, record_every, on_unsettled, settle_tol, stop_tol)[0]

@@ -43,12 +43,15 @@ class Settled:
     traces : dict or None
         With ``record_every``: ``'t'`` (steps, in units of tau_system),
         ``'delta'`` and ``'u'`` of shape (records, n, batch, d).
+    steps : int
+        Euler steps the run took (fewer than asked when ``stop_tol`` ended it).
     """
 
     delta: np.ndarray
     u: np.ndarray
     residual: np.ndarray
     traces: dict = None
+    steps: int = 0
 
 
 class LayerCircuit:
@@ -107,7 +110,7 @@ class LayerCircuit:
         )
 
     def settle(self, W, B, delta, alpha, steps=1000, record_every=0, on_unsettled="warn",
-               settle_tol=1e-3):
+               settle_tol=1e-3, stop_tol=None):
         """Run the circuit from rest and return the settled state.
 
         Parameters
@@ -129,6 +132,10 @@ class LayerCircuit:
             `NotSettledWarning`, raise `CircuitDivergedError`, or nothing.
         settle_tol : float
             Largest residual (see `Settled`) accepted as settled.
+        stop_tol : float or None
+            Optional convergence criterion: end the run once the residual of
+            every problem is below this (checked every 50 steps). None, the
+            default, runs all ``steps``.
 
         Returns
         -------
@@ -158,7 +165,7 @@ class LayerCircuit:
         asm.set_alpha("controller", problem.alpha)
         try:
             traces = asm.run(steps, ("system", "controller"), ("system", "controller"),
-                             record_every)
+                             record_every, stop_tol)
         except CircuitDivergedError as exc:
             raise CircuitDivergedError(f"{exc}: {self._cause(problem)}") from None
         states = {"system": asm.state("system"), "controller": asm.state("controller")}
@@ -171,6 +178,7 @@ class LayerCircuit:
             traces=None if traces is None else
             {"t": traces["t"] * float(asm.tau_unit / self.tau_system),
              "delta": traces["system"], "u": traces["controller"]},
+            steps=asm.steps_run,
         )
         report_unsettled(float(settled.residual.max()), steps, settle_tol, on_unsettled)
         return settled
@@ -194,7 +202,8 @@ _CACHE = CircuitCache()
 
 def settle_layer(W, B, delta, alpha, steps=1000, dt=0.5, tau_system=10 * ms,
                  tau_controller=10 * ms, coupling="dense", target="cython", transfer="linear",
-                 record_every=0, on_unsettled="warn", settle_tol=1e-3, return_result=False):
+                 record_every=0, on_unsettled="warn", settle_tol=1e-3, stop_tol=None,
+                 return_result=False):
     """Settle the dynamic-inversion circuit of one layer and return delta_{l-1}.
 
     Simulates, from rest, the system and controller populations (Eqs. 5, 8)::
@@ -235,6 +244,8 @@ def settle_layer(W, B, delta, alpha, steps=1000, dt=0.5, tau_system=10 * ms,
         Reaction to a run that ends before the circuit settled.
     settle_tol : float
         Residual accepted as settled.
+    stop_tol : float or None
+        Optional convergence criterion ending the run early (off by default).
     return_result : bool
         Return the full `Settled` (stacked layout, with traces) instead.
 
@@ -253,7 +264,7 @@ def settle_layer(W, B, delta, alpha, steps=1000, dt=0.5, tau_system=10 * ms,
         problem.d_out, problem.d_in, problem.batch, problem.n, tau_system, tau_controller,
         dt, coupling, target, transfer))
     result = circuit.settle(problem.W, problem.B, problem.delta, problem.alpha, steps,
-                            record_every, on_unsettled, settle_tol)
+                            record_every, on_unsettled, settle_tol, stop_tol)
     if return_result:
         return result
     return problem.restore(result.delta)

@@ -39,8 +39,10 @@ class Learner:
         weight layer l+1 down to layer l; one per weight layer but the first.
         For 'sldi' a single matrix of shape (d_1, d_L). Empty for rules
         without feedback.
-    alpha : float
-        Controller leak (NDI, DI, SLDI).
+    alpha : float or tuple of float
+        Controller leak (NDI, DI, SLDI): one value for every layer pair, or
+        one per pair (W_2, B_2) .. (W_L, B_L), e.g. a larger leak for an
+        expanding output layer. SLDI takes one value.
     architecture : {'sequential', 'repeat'}
         DI only: chain of Fig. 2A or 2B (same steady state).
     controller : {'linear', 'nonlinear'}
@@ -52,7 +54,7 @@ class Learner:
     rule: str
     net: object
     feedback: list = field(default_factory=list)
-    alpha: float = 0.0
+    alpha: object = 0.0
     architecture: str = "sequential"
     controller: str = "linear"
 
@@ -71,14 +73,26 @@ class Learner:
                 f"{(self.net.sizes[1], self.net.sizes[-1])} (d_1, d_L), "
                 f"got {self.feedback[0].shape}"
             )
-        if not np.isfinite(self.alpha) or self.alpha < 0:
-            raise InputError(f"learner {self.name!r}: alpha must be >= 0, got {self.alpha}")
+        pairs = 1 if self.rule == "sldi" else max(self.net.depth - 1, 1)
+        try:
+            values = np.atleast_1d(np.asarray(self.alpha, dtype=float))
+        except (TypeError, ValueError):
+            values = np.array([np.nan])
+        if (values.ndim != 1 or values.size not in (1, pairs)
+                or not np.all(np.isfinite(values)) or np.any(values < 0)):
+            raise InputError(f"learner {self.name!r}: alpha must be >= 0, one value or one "
+                             f"per layer pair ({pairs}), got {self.alpha!r}")
+        self._alphas = np.broadcast_to(values, (pairs,)).copy()
         if self.architecture not in ARCHITECTURES:
             raise InputError(f"learner {self.name!r}: architecture must be one of "
                              f"{ARCHITECTURES}, got {self.architecture!r}")
         if self.controller not in CONTROLLERS:
             raise InputError(f"learner {self.name!r}: controller must be one of "
                              f"{CONTROLLERS}, got {self.controller!r}")
+
+    def layer_alpha(self, pair):
+        """Leak of layer pair ``pair`` (0: W_2 with B_2; SLDI: its loop)."""
+        return float(self._alphas[pair])
 
     @property
     def circuit_key(self):
@@ -133,10 +147,13 @@ class Step:
         Forward passes before the update.
     deltas : list of list of ndarray
         ``deltas[k][l]``: error delta_{l+1} of learner k, (batch, d_{l+1}).
+    settle_steps : int
+        Euler steps of the joint circuit run (0 without circuit learners).
     """
 
     forward: list
     deltas: list
+    settle_steps: int = 0
 
 
 def clip_rows(delta, max_norm):
@@ -145,7 +162,7 @@ def clip_rows(delta, max_norm):
     return delta * np.minimum(1.0, max_norm / np.maximum(norms, np.finfo(float).tiny))
 
 
-def backward(learners, forwards, output_deltas, config):
+def backward(learners, forwards, output_deltas, config, report=None):
     """Errors of every layer for every learner (Eq. 3 with the learner's rule).
 
     Learners with the same `Learner.circuit_key` are processed together as a
@@ -162,6 +179,8 @@ def backward(learners, forwards, output_deltas, config):
     output_deltas : list of ndarray
         delta_L per learner, (batch, d_L).
     config : UpdateConfig
+    report : dict or None
+        Receives ``'settle_steps'``, the Euler steps of the circuit run.
 
     Returns
     -------
@@ -187,13 +206,15 @@ def backward(learners, forwards, output_deltas, config):
             B = (np.stack([learners[k].feedback[layer - 1] for k in members])
                  if rule_name in FEEDBACK_RULES else None)
             delta = np.stack([deltas[k][layer] for k in members])
-            alpha = np.array([learners[k].alpha for k in members])
+            alpha = np.array([learners[k].layer_alpha(layer - 1) for k in members])
             raw = rule(W, B, delta, alpha)
             for j, k in enumerate(members):
                 g = learners[k].net.nonlinearities[layer - 1]
                 deltas[k][layer - 1] = raw[j] * g.derivative(forwards[k].a[layer - 1])
     if chains:
-        _chain_backward(learners, forwards, deltas, chains, config)
+        steps = _chain_backward(learners, forwards, deltas, chains, config)
+        if report is not None:
+            report["settle_steps"] = steps
     if config.clip_hidden is not None:
         for per_learner in deltas:
             per_learner[:-1] = [clip_rows(d, config.clip_hidden) for d in per_learner[:-1]]
@@ -205,7 +226,8 @@ def _chain_backward(learners, forwards, deltas, chains, config):
 
     ``chains`` lists the learner indices of each circuit group; every group
     becomes one chain (rule 'di': Eq. 17 or Eq. 14 per layer; 'sldi': the
-    single loop), and all chains settle together (`settle_chains`).
+    single loop), and all chains settle together (`settle_chains`). Returns
+    the Euler steps of that run.
     """
     specs, problems = [], []
     for members in chains:
@@ -222,7 +244,7 @@ def _chain_backward(learners, forwards, deltas, chains, config):
             "feedback": [np.stack([lrn.feedback[j] for lrn in group])
                          for j in range(len(first.feedback))],
             "delta": np.stack([deltas[k][-1] for k in members]),
-            "alpha": np.array([lrn.alpha for lrn in group]),
+            "alpha": np.array([lrn._alphas for lrn in group]),
             "gains": None if nonlinear else [
                 np.stack([lrn.net.nonlinearities[l].derivative(forwards[k].a[l])
                           for lrn, k in zip(group, members)])
@@ -233,6 +255,7 @@ def _chain_backward(learners, forwards, deltas, chains, config):
     for members, result in zip(chains, settled):
         for j, k in enumerate(members):
             deltas[k][:-1] = [h[j] for h in result.deltas]
+    return settled[0].steps
 
 
 def weight_updates(net, forward, deltas, config):
@@ -274,7 +297,8 @@ def train_step(learners, x, t, config):
         raise InputError("train_step needs at least one learner")
     forwards = [learner.net.forward(x) for learner in learners]
     output_deltas = [lrn.net.output_delta(f, t) for lrn, f in zip(learners, forwards)]
-    deltas = backward(learners, forwards, output_deltas, config)
+    report = {"settle_steps": 0}
+    deltas = backward(learners, forwards, output_deltas, config, report)
     all_updates = [weight_updates(lrn.net, f, d, config)
                    for lrn, f, d in zip(learners, forwards, deltas)]
     for learner, updates in zip(learners, all_updates):
@@ -289,4 +313,4 @@ def train_step(learners, x, t, config):
             net.weights[l] -= config.lr * dW
             if db is not None:
                 net.biases[l] -= config.lr * db
-    return Step(forwards, deltas)
+    return Step(forwards, deltas, report["settle_steps"])

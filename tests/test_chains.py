@@ -15,9 +15,11 @@ import pytest
 from brian2 import ms
 from scipy.special import expit
 
+from circuits import settle_layer
 from circuits.chains import ChainCircuit, settle_chain
 from circuits.errors import CircuitDivergedError, InputError
 from models.network import FeedforwardNetwork
+from models.rules import fa, ndi
 from models.training import Learner, UpdateConfig, train_step
 
 # Layer 2 contracts 12 -> 6, layer 3 expands 6 -> 9, layer 4 contracts 9 -> 5.
@@ -572,3 +574,92 @@ def test_unstable_chain_raises_diverged(architecture):
     settled = settle_chain(weights, [-b for b in feedback], delta, np.array([0.0]),
                            architecture=architecture, steps=4000)
     assert np.all(np.isfinite(settled.deltas[0]))
+
+
+def _deep_problem(seed=0, batch=3):
+    rng = np.random.default_rng(seed)
+    widths = (12, 20, 8, 15)  # contracting, then expanding layer pair
+    weights = [rng.standard_normal((widths[l + 1], widths[l])) / np.sqrt(widths[l])
+               for l in range(3)]
+    feedback = [-W.T for W in weights[1:]]
+    delta = rng.standard_normal((batch, widths[-1]))
+    gains = [rng.uniform(0.2, 1.0, (batch, w)) for w in widths[1:-1]]
+    return weights, feedback, delta, gains
+
+
+def test_per_layer_leaks_match_layerwise_ndi():
+    """alpha (n, L-1): each layer pair's controller leaks with its own alpha (Eq. 17)."""
+    weights, feedback, delta, gains = _deep_problem()
+    alphas = (0.02, 0.3)
+    result = settle_chain([W[None] for W in weights], [B[None] for B in feedback],
+                          delta[None], np.array([alphas]), [g[None] for g in gains],
+                          steps=4000)
+    upper = ndi(weights[2], feedback[1], delta, alphas[1]) * gains[1]
+    lower = ndi(weights[1], feedback[0], upper, alphas[0]) * gains[0]
+    np.testing.assert_allclose(result.deltas[1][0], upper, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(result.deltas[0][0], lower, rtol=1e-6, atol=1e-9)
+    with pytest.raises(InputError, match="layer pair"):
+        settle_chain([W[None] for W in weights], [B[None] for B in feedback], delta[None],
+                     np.array([[0.1, 0.1, 0.1]]), [g[None] for g in gains])
+
+
+def test_convergence_criterion_ends_settles_early():
+    """stop_tol ends each phase once the state stops changing: far fewer steps, the
+    same steady state to the tolerance's order; without it every step runs."""
+    weights, feedback, delta, gains = _deep_problem(1)
+    args = ([W[None] for W in weights], [B[None] for B in feedback], delta[None],
+            np.array([[0.05, 0.3]]), [g[None] for g in gains])
+    full = settle_chain(*args, steps=3000)
+    early = settle_chain(*args, steps=3000, stop_tol=1e-8)
+    assert full.steps == 6000
+    assert early.steps < 0.6 * full.steps and early.steps % 50 in (0, 1)
+    for a, b in zip(early.deltas, full.deltas):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-6 * np.abs(b).max())
+    looser = settle_chain(*args, steps=3000, stop_tol=1e-3)
+    assert looser.steps < early.steps
+    with pytest.raises(InputError, match="stop_tol"):
+        settle_chain(*args, stop_tol=-1.0)
+
+
+def test_layer_convergence_criterion():
+    rng = np.random.default_rng(2)
+    W = rng.standard_normal((6, 30)) / 5
+    delta = rng.standard_normal((4, 6))
+    result = settle_layer(W, -W.T, delta, 0.1, steps=2000, stop_tol=1e-9,
+                          return_result=True)
+    assert result.steps < 2000
+    np.testing.assert_allclose(result.delta[0], ndi(W, -W.T, delta, 0.1), rtol=1e-6,
+                               atol=1e-9)
+    assert settle_layer(W, -W.T, delta, 0.1, return_result=True).steps == 1000
+
+
+def test_learner_leaks_per_layer_pair():
+    rng = np.random.default_rng(0)
+    net = FeedforwardNetwork.create([5, 8, 6, 4], ["tanh", "tanh", "linear"], rng, scale=0.4)
+    feedback = [-W.T for W in net.weights[1:]]
+    learner = Learner("DI", "di", net, feedback, (0.01, 0.1))
+    assert learner.layer_alpha(0) == 0.01 and learner.layer_alpha(1) == 0.1
+    for bad in ((0.1, 0.1, 0.1), (0.1, -1.0), "x"):
+        with pytest.raises(InputError, match="alpha"):
+            Learner("DI", "di", net, feedback, bad)
+
+
+def test_training_with_per_layer_leaks_matches_ndi():
+    """DI and NDI learners with leaks (0.02, 0.3) compute the same hidden errors."""
+    rng = np.random.default_rng(5)
+    net = FeedforwardNetwork.create([5, 8, 6, 9], ["tanh", "tanh", "linear"], rng, scale=0.4)
+    feedback = [-W.T for W in net.weights[1:]]
+    x, t = rng.standard_normal((3, 5)), rng.standard_normal((3, 9))
+    learners = [Learner(rule, rule, net.copy(), [B.copy() for B in feedback], (0.02, 0.3))
+                for rule in ("ndi", "di")]
+    step = train_step(learners, x, t, UpdateConfig(lr=0.01, circuit={"steps": 4000}))
+    for a, b in zip(step.deltas[0], step.deltas[1]):
+        np.testing.assert_allclose(b, a, rtol=1e-6, atol=1e-10)
+    assert step.settle_steps == 8000
+
+
+def test_feedback_alignment_needs_no_leak_on_expanding_layers():
+    rng = np.random.default_rng(0)
+    W, B = rng.standard_normal((9, 4)), rng.standard_normal((4, 9))
+    delta = rng.standard_normal((2, 9))
+    np.testing.assert_allclose(fa(W, B, delta, 0.0), delta @ B.T)
