@@ -99,7 +99,7 @@ class LayerProblem:
         return result
 
 
-def layer_problem(W, B, delta, alpha, need_b=True):
+def layer_problem(W, B, delta, alpha, need_b=True, inverts=True):
     """Validate one layer inversion (or a stack of them).
 
     Parameters
@@ -114,6 +114,9 @@ def layer_problem(W, B, delta, alpha, need_b=True):
         Leak of the controller, >= 0.
     need_b : bool
         Whether the rule uses feedback weights.
+    inverts : bool
+        Whether the rule inverts W B (then alpha = 0 is refused for an
+        expanding layer, whose W B is singular); False for feedback alignment.
 
     Returns
     -------
@@ -156,7 +159,7 @@ def layer_problem(W, B, delta, alpha, need_b=True):
         raise InputError(
             f"alpha must be >= 0 (a negative leak makes the controller unstable), got {alpha}"
         )
-    if need_b and d_out > d_in and np.any(alpha_arr == 0):
+    if need_b and inverts and d_out > d_in and np.any(alpha_arr == 0):
         raise InputError(
             f"alpha = 0 makes the inversion of an expanding layer singular "
             f"(d_l = {d_out} > d_(l-1) = {d_in}, so W B has rank < {d_out}); "

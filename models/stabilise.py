@@ -147,8 +147,13 @@ def full_abscissa(W, B, alpha):
 
 
 def stabilise_feedback(W, B, alpha, target=-0.01, lr=5e-2, max_iters=200, min_iters=10,
-                       eps=0.01):
+                       eps=0.01, method="descent"):
     """Gradient descent on the SSA of the layer-pair Jacobian with respect to B.
+
+    ``method='shift'`` replaces the descent by the smallest uniform shift of
+    the spectrum of W B along W's pseudoinverse (`shift_feedback`), which
+    costs one r x r eigenvalue problem instead of hundreds of 2r x 2r
+    Lyapunov solves (wide layers: 500 units take hours by descent).
 
     Parameters
     ----------
@@ -166,6 +171,8 @@ def stabilise_feedback(W, B, alpha, target=-0.01, lr=5e-2, max_iters=200, min_it
         Most and fewest gradient steps (the paper's release: 200 and 10).
     eps : float
         Smoothing of the spectral abscissa.
+    method : {'descent', 'shift'}
+        SSA gradient descent (the paper's) or the spectral shift.
 
     Returns
     -------
@@ -190,6 +197,8 @@ def stabilise_feedback(W, B, alpha, target=-0.01, lr=5e-2, max_iters=200, min_it
         raise InputError(f"target must be negative (a stable circuit), got {target}")
     if not (lr > 0 and int(max_iters) == max_iters and max_iters >= min_iters >= 0):
         raise InputError("need lr > 0 and max_iters >= min_iters >= 0 (integers)")
+    if method not in STABILISERS:
+        raise InputError(f"method must be one of {STABILISERS}, got {method!r}")
     U, S, Vt = np.linalg.svd(W, full_matrices=False)
     keep = S > S.max() * max(W.shape) * np.finfo(float).eps
     U, S, Vt = U[:, keep], S[keep], Vt[keep]
@@ -201,6 +210,8 @@ def stabilise_feedback(W, B, alpha, target=-0.01, lr=5e-2, max_iters=200, min_it
             "or a target above -alpha"
         )
     start = Vt @ B @ U
+    if method == "shift":
+        return shift_feedback(W, B, alpha, target, (U, S, Vt))
     B_r, iteration, history = _descend(lambda X: reduced_jacobian(S, X, alpha),
                                        (slice(None, r), slice(r, None)), start, target, lr,
                                        max_iters, min_iters, eps)
@@ -215,9 +226,73 @@ def stabilise_feedback(W, B, alpha, target=-0.01, lr=5e-2, max_iters=200, min_it
     return Stabilised(B_new, achieved, iteration, np.asarray(history))
 
 
+def _product_abscissa(mu, alpha):
+    """Abscissa of J_r from the eigenvalues mu of S B_r: (1 + l)(alpha + l) = mu."""
+    root = np.sqrt((1.0 - alpha) ** 2 + 4.0 * mu.astype(complex))
+    return float(np.max((-(1.0 + alpha) + root).real / 2.0))
+
+
+def shift_feedback(W, B, alpha, target=-0.01, svd=None):
+    """Stabilise B by the smallest shift ``B - c W^+`` that reaches ``target``.
+
+    With W = U S V^T the reduced feedback B_r = V^T B U moves to
+    B_r - c S^-1, so every eigenvalue mu of S B_r (equal to the nonzero
+    eigenvalues of W B) moves to mu - c, and each Jacobian eigenvalue solves
+    (1 + lambda)(alpha + lambda) = mu - c, whose real part falls as c grows.
+    One eigenvalue problem gives mu; bisection on c gives the smallest shift
+    with abscissa <= ``target``. B is unchanged when it is stable enough.
+
+    Parameters
+    ----------
+    W, B, alpha, target
+        As in `stabilise_feedback`.
+    svd : tuple or None
+        (U, S, Vt) of W restricted to its range, when already computed.
+
+    Returns
+    -------
+    Stabilised
+        ``iterations`` 0 and ``history`` [abscissa before, after].
+    """
+    W = np.asarray(W, dtype=float)
+    B = np.asarray(B, dtype=float)
+    if svd is None:
+        U, S, Vt = np.linalg.svd(W, full_matrices=False)
+        keep = S > S.max() * max(W.shape) * np.finfo(float).eps
+        svd = U[:, keep], S[keep], Vt[keep]
+    U, S, Vt = svd
+    mu = np.linalg.eigvals(S[:, None] * (Vt @ B @ U))
+    before = full_abscissa(W, B, alpha)
+    if _product_abscissa(mu, alpha) <= target:
+        return Stabilised(B.copy(), before, 0, np.array([before, before]))
+    aim = target - 1e-9 * max(1.0, abs(target))  # rounding of the two eigensolvers
+    low, high = 0.0, 1.0
+    while _product_abscissa(mu - high, alpha) > aim:
+        low, high = high, 2.0 * high
+    for _ in range(60):
+        middle = 0.5 * (low + high)
+        low, high = (middle, high) if _product_abscissa(mu - middle, alpha) > aim \
+            else (low, middle)
+    B_new = B - high * (Vt.T / S) @ U.T
+    achieved = full_abscissa(W, B_new, alpha)
+    if achieved > target + 1e-12:
+        raise StabilisationError(
+            f"the shifted feedback reached a spectral abscissa of {achieved:.3g}, above the "
+            f"target {target}; W may have controller modes outside its range at -alpha = "
+            f"{-alpha}: use alpha > {-target}"
+        )
+    return Stabilised(B_new, achieved, 0, np.array([before, achieved]))
+
+
+STABILISERS = ("descent", "shift")
+"""Methods of `stabilise_feedback`."""
+
+
 def stabilise_loop(weights, B, alpha, target=-0.01, lr=5e-2, max_iters=200, min_iters=10,
-                   eps=0.01):
+                   eps=0.01, method="descent"):
     """`stabilise_feedback` for the single loop: descend the SSA of its Jacobian.
+
+    Only ``method='descent'`` applies to the loop.
 
     Parameters
     ----------
@@ -234,6 +309,9 @@ def stabilise_loop(weights, B, alpha, target=-0.01, lr=5e-2, max_iters=200, min_
     """
     B = np.array(B, dtype=float)
     d_first, d_last = B.shape
+    if method != "descent":
+        raise InputError(f"the single loop is stabilised by method 'descent' only, "
+                         f"got {method!r}")
     B, iteration, history = _descend(lambda X: loop_jacobian(weights, X, alpha),
                                      (slice(None, d_first), slice(-d_last, None)), B, target,
                                      lr, max_iters, min_iters, eps)
@@ -253,8 +331,8 @@ def stable_random_feedback(weights, alpha, rng, scale=0.01, **options):
     ----------
     weights : list of ndarray
         W_1 .. W_L.
-    alpha : float
-        Leak of the circuits the feedback will serve.
+    alpha : float or sequence of float
+        Leak of the circuits the feedback will serve (one, or one per layer pair).
     rng : numpy.random.Generator
     scale : float
         Half-width of the random start (the authors' release: 0.01).
@@ -266,22 +344,25 @@ def stable_random_feedback(weights, alpha, rng, scale=0.01, **options):
     list of ndarray
         B_2 .. B_L.
     """
-    return [stabilise_feedback(W, rng.uniform(-scale, scale, W.T.shape), alpha, **options).B
-            for W in weights[1:]]
+    alphas = np.broadcast_to(np.asarray(alpha, dtype=float), (len(weights) - 1,))
+    return [stabilise_feedback(W, rng.uniform(-scale, scale, W.T.shape), a, **options).B
+            for W, a in zip(weights[1:], alphas)]
 
 
 def restabilise(learners, iteration, **options):
-    """Re-stabilise the feedback of DI and SLDI learners whose circuit turned unstable.
+    """Re-stabilise the feedback of inversion learners whose circuit turned unstable.
 
     Checks every layer pair (or single loop) of every learner with its current
     weights, all learners of one kind in one batched eigenvalue call; where the
     spectral abscissa is positive, replaces that feedback (in place) by a
-    stabilised one.
+    stabilised one. A layer pair whose descent falls short of the target is
+    stabilised by the spectral shift instead (`shift_feedback`), so a long
+    training run does not stop there; the event says so.
 
     Parameters
     ----------
     learners : list of models.training.Learner
-        DI ('di') and SLDI ('sldi') learners of one architecture.
+        NDI ('ndi'), DI ('di') and SLDI ('sldi') learners of one architecture.
     iteration : int
         Recorded with each event.
     **options
@@ -290,34 +371,45 @@ def restabilise(learners, iteration, **options):
     Returns
     -------
     list of dict
-        One per repaired layer: model, iteration, layer, abscissa before and after.
+        One per repaired layer: model, iteration, layer, abscissa before and
+        after, and (layer pairs) the method used.
     """
     events = []
     pairs = [lrn for lrn in learners if lrn.rule != "sldi"]
     loops = [lrn for lrn in learners if lrn.rule == "sldi"]
     if pairs:
-        alpha = np.array([lrn.alpha for lrn in pairs])
         for j in range(len(pairs[0].feedback)):
+            alpha = np.array([lrn.layer_alpha(j) for lrn in pairs])
             W = np.stack([lrn.net.weights[j + 1] for lrn in pairs])
             B = np.stack([lrn.feedback[j] for lrn in pairs])
             for lrn, before in zip(pairs, np.atleast_1d(jacobian_abscissa(W, B, alpha))):
                 if before > 0:
-                    result = stabilise_feedback(lrn.net.weights[j + 1], lrn.feedback[j],
-                                                lrn.alpha, **options)
+                    args = (lrn.net.weights[j + 1], lrn.feedback[j], lrn.layer_alpha(j))
+                    method = options.get("method", "descent")
+                    try:
+                        result = stabilise_feedback(*args, **options)
+                    except StabilisationError:
+                        if method == "shift":
+                            raise
+                        # The shift reaches any reachable target: a long run goes on.
+                        method = "shift (descent fell short)"
+                        result = stabilise_feedback(*args, **{**options, "method": "shift"})
                     lrn.feedback[j] = result.B
                     events.append({"model": lrn.name, "iteration": iteration, "layer": j + 1,
-                                   "before": float(before), "after": result.abscissa})
+                                   "before": float(before), "after": result.abscissa,
+                                   "method": method})
     if not loops:
         return events
     depth = loops[0].net.depth
     current = loop_abscissa([np.stack([lrn.net.weights[l] for lrn in loops])
                              for l in range(1, depth)],
                             np.stack([lrn.feedback[0] for lrn in loops]),
-                            np.array([lrn.alpha for lrn in loops]))
+                            np.array([lrn.layer_alpha(0) for lrn in loops]))
     for lrn, before in zip(loops, np.atleast_1d(current)):
         before = float(before)
         if before > 0:
-            result = stabilise_loop(lrn.net.weights[1:], lrn.feedback[0], lrn.alpha, **options)
+            result = stabilise_loop(lrn.net.weights[1:], lrn.feedback[0], lrn.layer_alpha(0),
+                                    **options)
             lrn.feedback[0] = result.B
             events.append({"model": lrn.name, "iteration": iteration, "layer": "loop",
                            "before": before, "after": result.abscissa})

@@ -6,13 +6,16 @@ import pytest
 from analysis.stability import circuit_jacobian, jacobian_abscissa, loop_abscissa, loop_jacobian
 from circuits import settle_layer
 from circuits.errors import InputError
+from models.network import FeedforwardNetwork
 from models.rules import ndi
 from models.stabilise import (
     StabilisationError,
     full_abscissa,
+    restabilise,
     smoothed_abscissa,
     stabilise_feedback,
 )
+from models.training import Learner
 
 
 @pytest.mark.parametrize("shape", [(20, 10), (10, 20), (30, 30), (10, 1000)])
@@ -128,8 +131,6 @@ def test_stabilised_circuit_settles_to_ndi():
 
 
 def _di_learner(rng, rule="di", feedback=None):
-    from models.network import FeedforwardNetwork
-    from models.training import Learner
     net = FeedforwardNetwork.create([6, 8, 5, 4], ["tanh", "tanh", "linear"], rng, scale=0.5)
     if feedback is None:
         feedback = [-net.weights[1].T, -net.weights[2].T]
@@ -138,7 +139,6 @@ def _di_learner(rng, rule="di", feedback=None):
 
 def test_restabilise_repairs_only_the_unstable_layer():
     """A positive abscissa in layer 2 only: that B is replaced (now <= -0.01), layer 1 kept."""
-    from models.stabilise import restabilise
     rng = np.random.default_rng(10)
     learner = _di_learner(rng)
     stable = learner.feedback[0].copy()
@@ -155,7 +155,6 @@ def test_restabilise_repairs_only_the_unstable_layer():
 def test_restabilise_single_loop():
     """An unstable SLDI loop (B = +(W_3 W_2)^T) is repaired below the target."""
     from analysis.stability import loop_abscissa
-    from models.stabilise import restabilise
     rng = np.random.default_rng(11)
     learner = _di_learner(rng, "sldi", feedback=[np.zeros((8, 4))])
     W2, W3 = learner.net.weights[1], learner.net.weights[2]
@@ -169,7 +168,6 @@ def test_restabilise_single_loop():
 def test_r_init_models_share_their_feedback():
     """NDI, DI and SLDI models with R-Init at one alpha start from the same stabilised B."""
     from experiments.models_spec import ModelSpec
-    from models.network import FeedforwardNetwork
     rng = np.random.default_rng(12)
     net = FeedforwardNetwork.create([6, 8, 5, 4], ["tanh", "tanh", "linear"], rng, scale=0.5)
     shared = {}
@@ -183,3 +181,54 @@ def test_r_init_models_share_their_feedback():
     for j, B in enumerate(di_l.feedback):
         assert jacobian_abscissa(net.weights[j + 1], B, 0.01) <= -0.01 + 1e-9
     np.testing.assert_allclose(loop.feedback[0], -di_l.feedback[0] @ di_l.feedback[1])
+
+
+@pytest.mark.parametrize("shape, alpha", [((10, 40), 0.01), ((40, 10), 0.1), ((25, 25), 0.01)])
+def test_spectral_shift_moves_every_eigenvalue_of_wb_by_the_same_amount(shape, alpha):
+    """B - c W^+ shifts the nonzero spectrum of W B by -c and reaches the target
+    abscissa (computed from the dense Jacobian) with the smallest such c."""
+    rng = np.random.default_rng(4)
+    W = rng.uniform(-0.3, 0.3, shape)
+    B = rng.uniform(-0.3, 0.3, W.T.shape)
+    assert jacobian_abscissa(W, B, alpha) > 0
+    result = stabilise_feedback(W, B, alpha, method="shift")
+    dense = np.linalg.eigvals(circuit_jacobian(W, result.B, alpha)).real.max()
+    assert dense <= -0.01 + 1e-9 and dense == pytest.approx(-0.01, abs=1e-6)
+    small = min(shape)
+    product = (lambda M: W @ M) if shape[0] <= shape[1] else (lambda M: M @ W)
+    before = np.sort_complex(np.linalg.eigvals(product(B)))
+    after = np.sort_complex(np.linalg.eigvals(product(result.B)))
+    shift = before - after
+    assert before.size == small
+    np.testing.assert_allclose(shift.imag, 0, atol=1e-8)
+    np.testing.assert_allclose(shift.real, shift.real[0], rtol=1e-8)
+    # Slightly less shift would leave the circuit above the target.
+    c = shift.real[0]
+    pinv = np.linalg.pinv(W)
+    assert jacobian_abscissa(W, B - 0.999 * c * pinv, alpha) > -0.01
+
+
+def test_spectral_shift_keeps_stable_feedback():
+    rng = np.random.default_rng(0)
+    W = rng.uniform(-0.3, 0.3, (10, 30))
+    result = stabilise_feedback(W, -W.T, 0.1, method="shift")
+    assert np.array_equal(result.B, -W.T)
+
+
+def test_unknown_stabiliser_is_refused():
+    W = np.eye(3)
+    with pytest.raises(InputError, match="method"):
+        stabilise_feedback(W, -W, 0.1, method="newton")
+
+
+def test_restabilise_falls_back_to_the_shift_when_descent_falls_short():
+    rng = np.random.default_rng(3)
+    net = FeedforwardNetwork.create([6, 12, 5], ["tanh", "linear"], rng, scale=0.5)
+    B = rng.uniform(-1.0, 1.0, (12, 5))
+    learners = [Learner(name, name, net.copy(), [B.copy()], 0.01) for name in ("ndi", "di")]
+    assert jacobian_abscissa(net.weights[1], B, 0.01) > 0
+    events = restabilise(learners, 7, max_iters=1, min_iters=0)
+    assert [e["model"] for e in events] == ["ndi", "di"]
+    assert all(e["method"].startswith("shift") and e["after"] <= -0.01 + 1e-9
+               for e in events)
+    assert np.array_equal(learners[0].feedback[0], learners[1].feedback[0])
