@@ -1,0 +1,318 @@
+"""The image classification data sets: MNIST, Fashion-MNIST and sklearn's digits.
+
+`load_dataset` returns raw pixels (float64 in [0, 255]) and integer labels;
+preprocessing is left to the caller, with `zscore` (the paper's global train
+mean and std) and `one_hot` as helpers.
+
+MNIST and Fashion-MNIST are read from the four standard IDX files
+(``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``,
+``t10k-images-idx3-ubyte``, ``t10k-labels-idx1-ubyte``, each plain or ``.gz``),
+looked for in this order:
+
+1. the ``data_dir`` argument (the CLI's ``--data-dir``), then ``data_dir/<name>``;
+2. the directory in the ``DINV_DATA_DIR`` environment variable, then
+   ``$DINV_DATA_DIR/<name>``;
+3. for Fashion-MNIST, ``/usr/share/datasets/fashion-mnist`` (Debian package
+   ``dataset-fashion-mnist``); for MNIST, the per-user cache
+   ``$XDG_CACHE_HOME/dynamic-inversion/mnist`` (default ``~/.cache/...``), which
+   is where MNIST is downloaded to, SHA-256 checked, when it is found nowhere.
+"""
+
+import hashlib
+import http.client
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.request import urlopen
+
+import numpy as np
+
+from circuits.errors import InputError
+from experiments.idx import IdxError, read_idx
+
+DATASETS = ("mnist", "fashion-mnist", "digits")
+"""Names accepted by `load_dataset`."""
+
+IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+             "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+"""The four IDX files of MNIST and Fashion-MNIST: train images and labels, test
+images and labels."""
+
+DATA_DIR_VARIABLE = "DINV_DATA_DIR"
+"""Environment variable naming a directory that holds the data sets."""
+
+FASHION_SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
+"""Where the Debian package ``dataset-fashion-mnist`` installs the four ``.gz`` files."""
+
+MNIST_MIRRORS = ("https://ossci-datasets.s3.amazonaws.com/mnist/",
+                 "https://storage.googleapis.com/cvdf-datasets/mnist/")
+"""MNIST download locations, tried in order."""
+
+MNIST_SHA256 = {
+    "train-images-idx3-ubyte.gz":
+        "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+    "train-labels-idx1-ubyte.gz":
+        "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+    "t10k-images-idx3-ubyte.gz":
+        "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+    "t10k-labels-idx1-ubyte.gz":
+        "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+}
+"""SHA-256 of the distributed MNIST ``.gz`` files (the same on every mirror)."""
+
+DOWNLOAD_TIMEOUT = 30.0
+"""Seconds a download may wait for the server before the mirror counts as unreachable."""
+
+DIGITS_TEST = 297
+"""Test samples of the digits set (of 1797); the other 1500 are the train set."""
+
+
+@dataclass
+class Dataset:
+    """A classification data set, raw pixels and integer labels.
+
+    Attributes
+    ----------
+    name : str
+        One of `DATASETS`.
+    x_train : ndarray of float64, shape (n_train, d)
+        Flattened images, pixel values in [0, 255].
+    y_train : ndarray of int64, shape (n_train,)
+        Labels in 0 .. n_classes - 1.
+    x_test : ndarray of float64, shape (n_test, d)
+    y_test : ndarray of int64, shape (n_test,)
+    image_shape : tuple of int
+        Shape of one image, e.g. (28, 28); its product is d.
+    source : str
+        Where the data were read from.
+    n_classes : int
+    """
+
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    image_shape: tuple
+    source: str
+    n_classes: int = 10
+
+
+def load_dataset(name, data_dir=None, download=True, rng_seed=0):
+    """Load a data set by name.
+
+    Parameters
+    ----------
+    name : str
+        One of `DATASETS`.
+    data_dir : str or Path or None
+        Directory searched first for the IDX files (and its ``<name>``
+        subdirectory); see the module documentation for the search order.
+    download : bool
+        Download MNIST into the cache directory when it is found nowhere.
+    rng_seed : int
+        Seed of the digits train/test split (a random permutation of the 1797
+        samples; the last `DIGITS_TEST` of it are the test set). MNIST and
+        Fashion-MNIST have fixed splits and ignore it.
+
+    Returns
+    -------
+    Dataset
+
+    Raises
+    ------
+    InputError
+        When the name is unknown, the files are found nowhere (and cannot be
+        downloaded), or a file is damaged or inconsistent; the message names
+        the file and the fix.
+    """
+    if name == "digits":
+        return load_digits(rng_seed)
+    if name not in DATASETS:
+        raise InputError(f"unknown data set {name!r}; choose one of {', '.join(DATASETS)}")
+    paths = find_idx_files(name, data_dir)
+    if paths is None:
+        if name == "fashion-mnist":
+            raise InputError(_missing_message(name, data_dir, FASHION_SYSTEM_DIR,
+                                              "install the Debian package "
+                                              "dataset-fashion-mnist or put"))
+        paths = fetch_mnist(data_dir, download)
+    return load_idx_dataset(name, paths)
+
+
+def load_digits(rng_seed=0):
+    """sklearn's 8 x 8 digits, pixels rescaled from 0..16 to 0..255.
+
+    The split is a permutation of the 1797 samples drawn with
+    ``numpy.random.default_rng(rng_seed)``: its first 1500 are the train set,
+    the last `DIGITS_TEST` (297) the test set.
+    """
+    from sklearn.datasets import load_digits as sklearn_digits  # slow import: only when used
+
+    digits = sklearn_digits()
+    x = digits.data.astype(np.float64) * (255.0 / 16.0)
+    y = digits.target.astype(np.int64)
+    order = np.random.default_rng(rng_seed).permutation(len(y))
+    train, test = order[:-DIGITS_TEST], order[-DIGITS_TEST:]
+    return Dataset("digits", x[train], y[train], x[test], y[test], image_shape=(8, 8),
+                   source="sklearn.datasets.load_digits")
+
+
+def zscore(train, test):
+    """Standardise both arrays with the global (scalar) mean and std of ``train``.
+
+    Returns
+    -------
+    (ndarray, ndarray)
+        ``(train - m) / s`` and ``(test - m) / s``.
+    """
+    train = np.asarray(train, dtype=np.float64)
+    mean, std = train.mean(), train.std()
+    if not std > 0:
+        raise InputError("cannot z-score: the train inputs are all equal (zero std)")
+    return (train - mean) / std, (np.asarray(test, dtype=np.float64) - mean) / std
+
+
+def one_hot(labels, n_classes=10):
+    """Labels (n,) -> one-hot float64 array (n, n_classes)."""
+    labels = np.asarray(labels)
+    if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
+        raise InputError(f"labels must lie in 0 .. {n_classes - 1}, got {labels.min()} .. "
+                         f"{labels.max()}")
+    return np.eye(n_classes)[labels]
+
+
+def cache_dir():
+    """The per-user MNIST cache, ``$XDG_CACHE_HOME/dynamic-inversion/mnist``."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "dynamic-inversion" / "mnist"
+
+
+def search_dirs(name, data_dir=None):
+    """The directories searched for ``name``'s IDX files, in order."""
+    dirs = []
+    for base in (data_dir, os.environ.get(DATA_DIR_VARIABLE)):
+        if base:
+            dirs += [Path(base), Path(base) / name]
+    dirs.append(FASHION_SYSTEM_DIR if name == "fashion-mnist" else cache_dir())
+    return dirs
+
+
+def find_idx_files(name, data_dir=None):
+    """The four IDX files of the first directory holding all of them, or None."""
+    for directory in search_dirs(name, data_dir):
+        paths = [_find_file(directory, stem) for stem in IDX_FILES]
+        if None not in paths:
+            return paths
+    return None
+
+
+def _find_file(directory, stem):
+    """``directory/stem`` or ``directory/stem.gz``, whichever exists, else None."""
+    for path in (directory / stem, directory / f"{stem}.gz"):
+        if path.is_file():
+            return path
+    return None
+
+
+def load_idx_dataset(name, paths, n_classes=10):
+    """Read and check the four IDX files (train images, labels, test images, labels)."""
+    x_train, y_train, train_shape = _read_split(paths[0], paths[1], n_classes)
+    x_test, y_test, test_shape = _read_split(paths[2], paths[3], n_classes)
+    if train_shape != test_shape:
+        raise InputError(f"{paths[2]}: images are {test_shape}, the train images "
+                         f"({paths[0]}) are {train_shape}")
+    return Dataset(name, x_train, y_train, x_test, y_test, image_shape=train_shape,
+                   source=str(paths[0].parent), n_classes=n_classes)
+
+
+def _read_split(images_path, labels_path, n_classes):
+    """Images (n, h, w) uint8 and labels (n,) uint8 -> float64 (n, h*w), int64 (n,), (h, w)."""
+    images, labels = _read(images_path), _read(labels_path)
+    if images.ndim != 3 or images.dtype != np.uint8:
+        raise InputError(f"{images_path}: expected 3-d unsigned byte images, got "
+                         f"{images.ndim}-d {images.dtype}")
+    if labels.ndim != 1 or labels.dtype != np.uint8:
+        raise InputError(f"{labels_path}: expected 1-d unsigned byte labels, got "
+                         f"{labels.ndim}-d {labels.dtype}")
+    if len(labels) != len(images):
+        raise InputError(f"{labels_path}: {len(labels)} labels for the {len(images)} "
+                         f"images of {images_path}")
+    if len(labels) and labels.max() >= n_classes:
+        raise InputError(f"{labels_path}: label {labels.max()} is outside 0 .. "
+                         f"{n_classes - 1}")
+    x = images.reshape(len(images), -1).astype(np.float64)
+    return x, labels.astype(np.int64), images.shape[1:]
+
+
+def _read(path):
+    """`read_idx`, with damaged files reported as `InputError`."""
+    try:
+        return read_idx(path)
+    except IdxError as exc:
+        raise InputError(str(exc)) from None
+
+
+def fetch_mnist(data_dir=None, download=True):
+    """Download the MNIST files missing from the cache directory; return all four paths.
+
+    Each file is fetched from the first of `MNIST_MIRRORS` that delivers it with
+    the SHA-256 of `MNIST_SHA256`, into a temporary file that is renamed into
+    place only once checked; a failed download leaves nothing behind.
+    """
+    if not download:
+        raise InputError(_missing_message("mnist", data_dir, cache_dir(),
+                                          "downloads are off; put"))
+    directory = cache_dir()
+    for stem in IDX_FILES:
+        if _find_file(directory, stem) is None:
+            _download(f"{stem}.gz", directory, data_dir)
+    return [_find_file(directory, stem) for stem in IDX_FILES]
+
+
+def _download(filename, directory, data_dir):
+    """Fetch one MNIST file into ``directory`` from the first mirror that works."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(_missing_message("mnist", data_dir, directory,
+                                          f"cannot create {directory} ({exc.strerror}); "
+                                          "put")) from None
+    failures = []
+    for mirror in MNIST_MIRRORS:
+        url = mirror + filename
+        try:
+            _fetch(url, directory / filename, MNIST_SHA256[filename])
+            return
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            failures.append(f"{url}: {exc}")
+    raise InputError(_missing_message("mnist", data_dir, directory,
+                                      f"the download failed ({'; '.join(failures)}); put"))
+
+
+def _fetch(url, target, sha256):
+    """Download ``url`` to ``target`` if its SHA-256 is ``sha256``, else raise ValueError."""
+    handle, partial = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.",
+                                       suffix=".part")
+    try:
+        digest = hashlib.sha256()
+        with os.fdopen(handle, "wb") as out, urlopen(url, timeout=DOWNLOAD_TIMEOUT) as response:
+            for block in iter(lambda: response.read(1 << 20), b""):
+                digest.update(block)
+                out.write(block)
+        if digest.hexdigest() != sha256:
+            raise ValueError(f"SHA-256 {digest.hexdigest()} differs from the published "
+                             f"{sha256}")
+        os.replace(partial, target)
+    finally:
+        if os.path.exists(partial):
+            os.unlink(partial)
+
+
+def _missing_message(name, data_dir, default_dir, why):
+    """One-line message: ``name`` was not found, ``why``, and where to put the files."""
+    searched = ", ".join(str(d) for d in search_dirs(name, data_dir))
+    return (f"{name} not found (searched {searched}); {why} the four files "
+            f"{', '.join(IDX_FILES)} (each plain or .gz) in the directory given by "
+            f"--data-dir, or in ${DATA_DIR_VARIABLE}, or in {default_dir}")
