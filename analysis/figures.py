@@ -178,3 +178,103 @@ def timescales_figure(pair, chains, tolerance):
     axes[3].set_title("deep chains: per-layer time-constant hierarchies", loc="left",
                       fontsize=10)
     return fig
+
+
+def _history(history, metric, models):
+    """(epochs, model -> values) of one metric from a run's evaluation history."""
+    epochs = np.array([h["epoch"] for h in history], dtype=float)
+    values = np.array([h[metric] for h in history], dtype=float)
+    return epochs, {name: values[:, k] for k, name in enumerate(models)}
+
+
+def classification_figure(history, models, paper, dataset):
+    """Fig. 4a: test error (%) of every model against epochs.
+
+    Parameters
+    ----------
+    history : list of dict
+        Evaluations: ``'epoch'`` and ``'test_error'`` (one value per model).
+    models : list of str
+    paper : dict
+        The paper's final test errors by rule name (drawn as ticks on the right).
+    dataset : str
+        Name shown in the title.
+    """
+    fig = Figure(figsize=(7.5, 4.5), layout="constrained")
+    ax = fig.add_subplot()
+    epochs, curves = _history(history, "test_error", models)
+    colour = colours(models)
+    for name, values in curves.items():
+        ax.plot(epochs, values, color=colour[name], lw=1.3,
+                label=f"{name}: {values[-1]:.2f} %")
+    for rule, value in paper.items():
+        ax.axhline(value, color="0.6", lw=0.6, ls=":")
+        ax.annotate(f"paper {rule}", (1.0, value), xycoords=("axes fraction", "data"),
+                    fontsize=7, color="0.4", va="center", xytext=(2, 0),
+                    textcoords="offset points")
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("test error (%)")
+    ax.set_title(f"a  classification, {dataset}", loc="left", fontsize=10)
+    ax.legend(fontsize=8, frameon=False)
+    return fig
+
+
+def autoencoder_figure(history, models, images, image_shape, tsne, dataset):
+    """Fig. 4b-d: training error, reconstructions and t-SNE maps of the code.
+
+    Parameters
+    ----------
+    history : list of dict
+        Evaluations with ``'epoch'`` and ``'train_error'`` per model.
+    models : list of str
+        Model names ending in their weight init ('uniform' or 'orthogonal').
+    images : dict
+        ``'input'`` (k, pixels) and, per model, its reconstructions.
+    image_shape : tuple of int
+    tsne : dict
+        ``'labels'`` (N,) and ``'maps'``: model -> (N, 2).
+    dataset : str
+    """
+    maps = tsne["maps"]
+    fig = Figure(figsize=(13, 8.5), layout="constrained")
+    grid = fig.add_gridspec(2, 2 + max(len(maps), 1), height_ratios=(1.0, 1.1))
+    epochs, curves = _history(history, "train_error", models)
+    colour = colours([m.rsplit(" ", 1)[0] for m in models])
+    for col, init in enumerate(("uniform", "orthogonal")):
+        ax = fig.add_subplot(grid[0, col])
+        for name, values in curves.items():
+            if name.endswith(init):
+                rule = name.rsplit(" ", 1)[0]
+                ax.plot(epochs, values, color=colour[rule], lw=1.3,
+                        label=f"{rule}: {values[-1]:.3g}")
+        ax.set_yscale("log")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("training error (squared error per image)")
+        ax.set_title(f"b  {init} init ({dataset})", loc="left", fontsize=10)
+        ax.legend(fontsize=8, frameon=False)
+    rows = ["input"] + list(models)
+    inputs = np.asarray(images["input"])
+    ax = fig.add_subplot(grid[0, 2:])
+    h, w = image_shape
+    canvas = np.ones((len(rows) * (h + 1), inputs.shape[0] * (w + 1)))
+    for r, name in enumerate(rows):
+        for c, image in enumerate(np.asarray(images[name])):
+            canvas[r * (h + 1):r * (h + 1) + h, c * (w + 1):c * (w + 1) + w] = \
+                np.clip(image.reshape(h, w), 0.0, 1.0)
+    ax.imshow(canvas, cmap="gray_r", interpolation="nearest")
+    ax.set_yticks([r * (h + 1) + h / 2 for r in range(len(rows))], rows, fontsize=7)
+    ax.set_xticks([])
+    ax.set_title("c  test images and reconstructions", loc="left", fontsize=10)
+    labels = np.asarray(tsne["labels"])
+    for col, (name, points) in enumerate(maps.items()):
+        ax = fig.add_subplot(grid[1, col])
+        points = np.asarray(points)
+        scatter = ax.scatter(points[:, 0], points[:, 1], c=labels, cmap="tab10", s=4,
+                             vmin=-0.5, vmax=9.5)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title(f"d  t-SNE of the code: {name}", loc="left", fontsize=10)
+    if maps:
+        fig.colorbar(scatter, ax=ax, ticks=range(10), label="label", shrink=0.8)
+    return fig

@@ -5,6 +5,8 @@ Usage::
     dinv list
     dinv run linear-regression --out results/linear [--quick] [--seed N]
              [--models BP,DI a=0.01] [--set key=value ...] [--fixed-norm]
+    dinv run mnist --dataset fashion-mnist --batch-size 100 --out results/fashion
+    dinv run mnist --resume results/fashion      # continue after a crash
 """
 
 import argparse
@@ -17,6 +19,7 @@ from circuits.errors import CircuitDivergedError, InputError
 from models.stabilise import StabilisationError
 from experiments.registry import EXPERIMENTS, get_experiment, make_config
 from experiments.results import run_record, save_figure, write_json
+from experiments.supervised import CHECKPOINT, read_checkpoint
 
 
 def _parse_value(text):
@@ -40,6 +43,8 @@ def build_parser():
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                      help="override a setting (value parsed as JSON), repeatable")
     run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    run.add_argument("--resume", type=Path, metavar="DIR",
+                     help="continue the run whose checkpoint is in DIR, with its settings")
     flags = {}
     for experiment in EXPERIMENTS.values():
         for option in experiment.options:
@@ -77,16 +82,62 @@ def run_command(args):
         overrides["seed"] = args.seed
     if args.models:
         overrides["models"] = [m.strip() for m in args.models.split(",") if m.strip()]
+    if args.resume is not None:
+        return _resume(experiment, args, overrides)
     config = make_config(experiment, args.quick, overrides)
     out = args.out or Path("results") / experiment.name
+    _make_folder(out)
+    extra = {}
+    if experiment.checkpoints:
+        _refuse_unfinished(out)
+        extra = {"folder": out, "resume": None}
+    start = time.perf_counter()
+    results = experiment.run(config, progress=not args.no_progress, **extra)
+    return _finish(experiment, config, results, out, time.perf_counter() - start)
+
+
+def _make_folder(out):
     try:  # fail now, not after the run, if the results cannot be written
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise InputError(f"cannot create the output folder {out}: {exc.strerror}; "
                          "choose another --out") from None
+
+
+def _refuse_unfinished(out):
+    """A new run must not overwrite the checkpoint of an unfinished one."""
+    if not (out / CHECKPOINT).exists():
+        return
+    meta, _ = read_checkpoint(out)
+    if meta["state"]["epoch"] < meta["config"]["epochs"]:
+        raise InputError(f"{out} holds the checkpoint of an unfinished run; continue it with "
+                         f"--resume {out}, or choose another --out")
+
+
+def _resume(experiment, args, overrides):
+    """Continue the checkpointed run in ``args.resume`` with its own settings."""
+    if not experiment.checkpoints:
+        raise InputError(f"{experiment.name} does not write checkpoints; --resume applies to "
+                         f"{', '.join(n for n, e in EXPERIMENTS.items() if e.checkpoints)}")
+    if overrides or args.quick:
+        raise InputError("--resume continues with the saved settings; drop "
+                         f"{', '.join(['--quick'] * bool(args.quick) + sorted(overrides))}")
+    out = args.resume
+    if args.out is not None and args.out.resolve() != out.resolve():
+        raise InputError("--resume writes into the run's own folder; drop --out")
+    meta, arrays = read_checkpoint(out)
+    if meta["experiment"] != experiment.name:
+        raise InputError(f"{out} holds a checkpoint of {meta['experiment']!r}, "
+                         f"not of {experiment.name!r}")
+    config = meta["config"]
     start = time.perf_counter()
-    results = experiment.run(config, progress=not args.no_progress)
-    record = run_record(experiment.name, config, results, time.perf_counter() - start)
+    results = experiment.run(config, progress=not args.no_progress, folder=out,
+                             resume=(meta["state"], arrays))
+    return _finish(experiment, config, results, out, time.perf_counter() - start)
+
+
+def _finish(experiment, config, results, out, seconds):
+    record = run_record(experiment.name, config, results, seconds)
     write_json(out / "results.json", record)
     figure = experiment.figure(record)
     save_figure(figure, out / "figure.png")
@@ -110,7 +161,9 @@ def main(argv=None):
     print(f"wrote {out / 'results.json'} and {out / 'figure.png'} "
           f"({record['wall_seconds']:.1f} s)")
     for name, final in record.get("final", {}).items():
-        print(f"  {name:14s} final/initial error {final['error_ratio']:.3g}")
+        values = ", ".join(f"{key.replace('_', ' ')} {value:.4g}"
+                           for key, value in final.items())
+        print(f"  {name:18s} {values}")
     return 0
 
 

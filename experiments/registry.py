@@ -3,9 +3,23 @@
 from dataclasses import dataclass, field
 from typing import Callable
 
-from analysis.figures import alpha_sweep_figure, regression_figure, timescales_figure
+from analysis.figures import (
+    alpha_sweep_figure,
+    autoencoder_figure,
+    classification_figure,
+    regression_figure,
+    timescales_figure,
+)
 from circuits.errors import InputError
-from experiments import alpha_sweep, linear_regression, nonlinear_regression, timescales
+from experiments import (
+    alpha_sweep,
+    autoencoder,
+    classification,
+    linear_regression,
+    nonlinear_regression,
+    timescales,
+)
+from experiments.datasets import DATASETS
 
 
 @dataclass(frozen=True)
@@ -33,11 +47,15 @@ class Experiment:
     quick : dict
         Overrides of ``--quick`` (a smoke run well under a minute).
     run : callable
-        ``run(config, progress) -> dict`` of results.
+        ``run(config, progress) -> dict`` of results; with ``checkpoints``
+        ``run(config, progress, folder, resume)``.
     figure : callable
         ``figure(results) -> matplotlib Figure``.
     options : tuple of Option
         Extra command-line flags.
+    checkpoints : bool
+        Long runs that write checkpoints into their output folder and can be
+        resumed (``dinv run NAME --resume DIR``).
     """
 
     name: str
@@ -47,6 +65,7 @@ class Experiment:
     run: Callable
     figure: Callable
     options: tuple = field(default_factory=tuple)
+    checkpoints: bool = False
 
 
 def _linear_figure(results):
@@ -73,6 +92,14 @@ def _nonlinear_figure(results):
                              "g  NMSE")
 
 
+DATA_OPTIONS = (
+    Option("--dataset", "dataset", f"data set: {', '.join(DATASETS)}", str),
+    Option("--data-dir", "data_dir", "folder holding the four IDX files", str),
+    Option("--batch-size", "batch_size", "samples per update (1: online)", int),
+    Option("--epochs", "epochs", "passes over the training set", int),
+)
+
+
 EXPERIMENTS = {
     "linear-regression": Experiment(
         name="linear-regression",
@@ -91,6 +118,30 @@ EXPERIMENTS = {
         run=nonlinear_regression.run,
         figure=_nonlinear_figure,
         options=(Option("--fixed-norm", "fixed_norm", "unit-norm updates"),),
+    ),
+    "mnist": Experiment(
+        name="mnist",
+        paper="Fig. 4a: classification, 784-1000-10 tanh/softmax network, simulated DI",
+        defaults=classification.DEFAULTS,
+        quick=classification.QUICK,
+        run=classification.run,
+        figure=lambda results: classification_figure(
+            results["history"], results["models"], results["paper_test_error"],
+            results["dataset"]["name"]),
+        options=DATA_OPTIONS,
+        checkpoints=True,
+    ),
+    "autoencoder": Experiment(
+        name="autoencoder",
+        paper="Fig. 4b-d: autoencoder 784-500-250-30-250-500-784, simulated DI",
+        defaults=autoencoder.DEFAULTS,
+        quick=autoencoder.QUICK,
+        run=autoencoder.run,
+        figure=lambda results: autoencoder_figure(
+            results["history"], results["models"], results["images"],
+            results["image_shape"], results["tsne"], results["dataset"]["name"]),
+        options=DATA_OPTIONS,
+        checkpoints=True,
     ),
     "alpha-sweep": Experiment(
         name="alpha-sweep",

@@ -1,0 +1,112 @@
+"""Digit classification with a 784-1000-10 network (Fig. 4a).
+
+Protocol (paper Sec. 5.2, ``shared/PROTOCOLS.md``): tanh hidden layer, softmax
+output trained with cross-entropy (output error y - t); inputs z-scored with
+the global mean and standard deviation of the training set; weights
+U(-0.01, 0.01) shared by all models; eta = 1e-3 and weight decay, the paper's
+online updates (``batch_size`` 1; larger batches sum their updates); 10
+epochs; the test error of every model every 1000 samples. DI is simulated:
+every backward pass settles the Brian2 circuit of the output layer.
+"""
+
+import numpy as np
+
+from experiments.datasets import load_dataset, one_hot, zscore
+from experiments.models_spec import ModelSpec, select_models
+from experiments.supervised import Evaluation, forward_output, train_epochs
+from models.network import FeedforwardNetwork
+
+MODELS = (
+    ModelSpec("BP", "bp"),
+    ModelSpec("FA", "fa", feedback="random"),
+    ModelSpec("PBP", "pbp"),
+    ModelSpec("NDI a=0", "ndi", 0.0, "transpose"),
+    ModelSpec("NDI a=0.01", "ndi", 0.01, "transpose"),
+    ModelSpec("DI a=0.01", "di", 0.01, "transpose"),
+)
+
+PAPER_TEST_ERROR = {"BP": 2.2, "FA": 1.8, "PBP": 2.8, "NDI": 2.8, "DI": 2.8}
+"""Test error (%) after 10 epochs of online MNIST training, paper Sec. 5.2."""
+
+DEFAULTS = {
+    "seed": 0,
+    "dataset": "mnist",
+    "data_dir": None,
+    "hidden": [1000],
+    "epochs": 10,
+    "batch_size": 1,
+    "train_samples": None,
+    "lr": 1e-3,
+    # The release decays by 1e-6 per update: W -= eta dW + 1e-6 W; here the
+    # decay is scaled by eta (W -= eta (dW + lambda W)), so lambda = 1e-6 / eta.
+    "weight_decay": 1e-3,
+    "init_scale": 0.01,
+    "models": None,
+    "steps": 1000,
+    "dt": 0.5,
+    "stop_tol": None,
+    "eval_every": 1000,
+    "checkpoint_every": 10000,
+    "restabilise": True,
+    "rinit": {"target": -0.01, "lr": 5e-2, "max_iters": 200, "min_iters": 10},
+}
+QUICK = {"dataset": "digits", "hidden": [100], "epochs": 3, "batch_size": 10, "lr": 5e-3,
+         "eval_every": 300, "steps": 500}
+
+
+def prepare(config):
+    """Load the data set: z-scored inputs and one-hot targets."""
+    data = load_dataset(config["dataset"], config["data_dir"])
+    x_train, x_test = zscore(data.x_train, data.x_test)
+    return data, x_train, one_hot(data.y_train, data.n_classes), x_test
+
+
+def run(config, progress=True, folder=None, resume=None):
+    """Train every model and record the test error curves of Fig. 4a.
+
+    Parameters
+    ----------
+    config : dict
+        See `DEFAULTS`.
+    progress : bool
+    folder : Path or None
+        Checkpoint folder.
+    resume : tuple or None
+        ``(state, arrays)`` of a checkpoint.
+
+    Returns
+    -------
+    dict
+        ``models``, ``rules``, ``dataset``, ``history`` (test error in % per
+        evaluation), ``final`` (last test error per model), timings and
+        re-stabilisation events (see `experiments.supervised.train_epochs`).
+    """
+    specs = select_models(MODELS, config["models"])
+    data, x_train, t_train, x_test = prepare(config)
+    rng = np.random.default_rng(config["seed"])
+    sizes = [x_train.shape[1], *config["hidden"], data.n_classes]
+    base = FeedforwardNetwork.create(
+        sizes, ["tanh"] * (len(sizes) - 2) + ["softmax"], rng, scale=config["init_scale"])
+    shared = {}
+    learners = [spec.learner(base, config["seed"], config["rinit"], shared) for spec in specs]
+
+    def measure(learners):
+        return {"test_error": [
+            100.0 * float(np.mean(forward_output(lrn.net, x_test).argmax(axis=1)
+                                  != data.y_test))
+            for lrn in learners]}
+
+    evaluation = Evaluation(("test_error",), measure, "test_error")
+    trained = train_epochs("mnist", config, learners, (x_train, t_train), evaluation, folder,
+                           resume, progress)
+    last = trained["history"][-1]
+    return {
+        "models": [s.name for s in specs],
+        "rules": {s.name: s.rule for s in specs},
+        "dataset": {"name": data.name, "source": data.source,
+                    "train": int(x_train.shape[0]), "test": int(x_test.shape[0])},
+        "sizes": sizes,
+        "final": {s.name: {"test_error": last["test_error"][k]} for k, s in enumerate(specs)},
+        "paper_test_error": PAPER_TEST_ERROR,
+        **trained,
+    }

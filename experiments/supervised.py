@@ -1,0 +1,277 @@
+"""Epoch training on a data set (Fig. 4): mini-batches, evaluation, checkpoints.
+
+Shared by the classification and autoencoder experiments. Every epoch visits
+the training set in a random order drawn from (seed, epoch), in batches of
+``batch_size`` samples (1: the paper's online protocol); every model takes
+one summed Eq. (2) update per batch. The circuit models (DI) settle their
+Brian2 circuits on the same batch, all of them in one run; the closed-form
+models (BP, FA, PBP, NDI) are numpy.
+
+Every ``eval_every`` samples the run measures the models (`Evaluation`);
+every ``checkpoint_every`` samples and at the end of each epoch it writes a
+checkpoint atomically: every parameter, the position in the data, the
+history so far and the timings. A run resumed from a checkpoint therefore
+ends with exactly the numbers of an uninterrupted run.
+"""
+
+import io
+import json
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from tqdm import tqdm
+
+from circuits.errors import InputError
+from experiments.results import _atomic_write, jsonable
+from models.rules import CHAIN_RULES
+from models.stabilise import restabilise
+from models.training import UpdateConfig, train_step
+
+CHECKPOINT = "checkpoint.npz"
+"""File name of the checkpoint inside a run's output folder."""
+
+
+@dataclass
+class Evaluation:
+    """How a run measures its models.
+
+    Attributes
+    ----------
+    metrics : tuple of str
+        Names of the measured quantities (e.g. 'test_error').
+    measure : callable
+        ``measure(learners) -> {metric: [value per learner]}``.
+    headline : str
+        The metric shown in the progress bar.
+    """
+
+    metrics: tuple
+    measure: Callable
+    headline: str
+
+
+def forward_output(net, x, dtype=np.float32, chunk=2000, layer=None):
+    """Output (or hidden layer ``layer``) of ``net`` on ``x``, in ``dtype``, by chunks.
+
+    Evaluation only: float32 halves the cost of the large forward passes
+    over a test set; the arithmetic of training stays float64.
+    """
+    weights = [w.astype(dtype) for w in net.weights]
+    biases = None if net.biases is None else [b.astype(dtype) for b in net.biases]
+    last = net.depth if layer is None else layer
+    out = []
+    for start in range(0, x.shape[0], chunk):
+        h = x[start:start + chunk].astype(dtype)
+        for l in range(last):
+            a = h @ weights[l].T
+            if biases is not None:
+                a += biases[l]
+            h = net.nonlinearities[l].g(a)
+        out.append(h)
+    return np.concatenate(out)
+
+
+def epoch_order(seed, epoch, n):
+    """The order of the training samples in ``epoch`` (same seed, same order)."""
+    return np.random.default_rng([int(seed), 7919, int(epoch)]).permutation(n)
+
+
+def _learner_arrays(learners):
+    arrays = {}
+    for k, lrn in enumerate(learners):
+        for l, W in enumerate(lrn.net.weights):
+            arrays[f"m{k}_W{l}"] = W
+        for l, b in enumerate(lrn.net.biases or []):
+            arrays[f"m{k}_b{l}"] = b
+        for j, B in enumerate(lrn.feedback):
+            arrays[f"m{k}_B{j}"] = B
+    return arrays
+
+
+def save_checkpoint(folder, experiment, config, learners, state):
+    """Write ``folder/checkpoint.npz`` atomically: parameters and progress.
+
+    Parameters
+    ----------
+    folder : Path
+    experiment : str
+        Name of the experiment (checked on resume).
+    config : dict
+        The run's full settings.
+    learners : list of Learner
+    state : dict
+        Position, history, events and timings (JSON types).
+    """
+    meta = {"experiment": experiment, "config": config, "state": state,
+            "models": [lrn.name for lrn in learners]}
+    arrays = _learner_arrays(learners)
+    arrays["meta"] = np.frombuffer(json.dumps(jsonable(meta)).encode(), dtype=np.uint8)
+
+    def write(handle):
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)
+        handle.write(buffer.getvalue())
+
+    _atomic_write(Path(folder) / CHECKPOINT, write)
+
+
+def read_checkpoint(folder):
+    """Read a checkpoint: ``(meta, arrays)``; clear errors for a missing or damaged one."""
+    path = Path(folder) / CHECKPOINT
+    if not path.is_file():
+        raise InputError(f"no checkpoint to resume from: {path} does not exist")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {key: data[key] for key in data.files}
+        meta = json.loads(arrays.pop("meta").tobytes().decode())
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        raise InputError(f"checkpoint {path} is damaged ({exc}); start the run again") from None
+    return meta, arrays
+
+
+def restore_learners(learners, arrays):
+    """Put a checkpoint's parameters into ``learners`` (shapes are checked)."""
+    for key, current in _learner_arrays(learners).items():
+        saved = arrays.get(key)
+        if saved is None or saved.shape != current.shape:
+            raise InputError(f"the checkpoint does not fit this run: parameter {key} is "
+                             f"{'missing' if saved is None else saved.shape}, expected "
+                             f"{current.shape}")
+        current[...] = saved
+
+
+def _slices(n, batch_size, start):
+    return [(s, min(s + batch_size, n)) for s in range(start, n, batch_size)]
+
+
+def train_epochs(name, config, learners, data, evaluation, folder=None, resume=None,
+                 progress=True):
+    """Train ``learners`` for ``config['epochs']`` epochs; measure and checkpoint.
+
+    Parameters
+    ----------
+    name : str
+        Experiment name (progress bar, checkpoint).
+    config : dict
+        Needs ``seed``, ``epochs``, ``batch_size``, ``train_samples`` (None:
+        the whole training set per epoch), ``lr``, ``weight_decay``,
+        ``steps``, ``dt``, ``stop_tol`` (None: every settle runs all its
+        steps), ``eval_every``, ``checkpoint_every`` (samples), ``restabilise``
+        (after every update, re-stabilise the feedback of every NDI, DI and
+        SLDI model whose circuit turned unstable: NDI stays the steady state
+        of the circuit DI simulates) and ``rinit`` (options of
+        `models.stabilise.stabilise_feedback`).
+    learners : list of Learner
+    data : tuple
+        ``(x_train, t_train)``: inputs and targets, one row per sample.
+    evaluation : Evaluation
+    folder : Path or None
+        Where checkpoints go (None: no checkpoints).
+    resume : tuple or None
+        ``(state, arrays)`` of a checkpoint to continue from.
+    progress : bool
+        Show a progress bar (samples/s, the headline metric, ETA).
+
+    Returns
+    -------
+    dict
+        ``history`` (list of {'samples', 'epoch', metric: [per model]}),
+        ``restabilised`` (events), ``epoch_seconds`` (training time per epoch,
+        split into ``circuit`` and ``closed_form``), ``eval_seconds`` and
+        ``settle_steps`` (mean Euler steps per settle of the circuit models).
+    """
+    x_train, t_train = data
+    n = x_train.shape[0] if config["train_samples"] is None else min(
+        int(config["train_samples"]), x_train.shape[0])
+    batch_size = int(config["batch_size"])
+    if batch_size < 1 or batch_size > n:
+        raise InputError(f"batch_size must be between 1 and the {n} training samples, "
+                         f"got {batch_size}")
+    for key in ("eval_every", "checkpoint_every", "epochs"):
+        if int(config[key]) != config[key] or config[key] < 1:
+            raise InputError(f"{key} must be a positive integer, got {config[key]!r}")
+    update = UpdateConfig(
+        lr=config["lr"], weight_decay=config["weight_decay"],
+        circuit={"steps": config["steps"], "dt": config["dt"], "on_unsettled": "ignore",
+                 "stop_tol": config["stop_tol"]})
+    circuit = [lrn for lrn in learners if lrn.rule in CHAIN_RULES]
+    closed = [lrn for lrn in learners if lrn.rule not in CHAIN_RULES]
+    # NDI is the steady state of the circuit DI simulates: both keep a stable one.
+    inverting = [lrn for lrn in learners if lrn.rule in ("ndi", "di", "sldi")]
+    if resume is None:
+        state = {"epoch": 0, "start": 0, "samples": 0, "history": [], "restabilised": [],
+                 "epoch_seconds": [], "eval_seconds": 0.0, "settles": 0, "settle_steps": 0,
+                 "current": {"circuit": 0.0, "closed_form": 0.0}}
+    else:
+        state, arrays = resume
+        restore_learners(learners, arrays)
+
+    def measure():
+        start = time.perf_counter()
+        values = evaluation.measure(learners)
+        state["history"].append({"samples": state["samples"],
+                                 "epoch": state["samples"] / n, **values})
+        state["eval_seconds"] += time.perf_counter() - start
+        return values
+
+    if not state["history"]:
+        measure()
+    total = int(config["epochs"]) * n
+    bar = tqdm(total=total, initial=state["samples"], desc=name, unit="sample",
+               unit_scale=True, disable=not progress, mininterval=1.0, smoothing=0.1)
+    since_checkpoint = 0
+    try:
+        while state["epoch"] < int(config["epochs"]):
+            order = epoch_order(config["seed"], state["epoch"], x_train.shape[0])[:n]
+            for lo, hi in _slices(n, batch_size, state["start"]):
+                index = np.sort(order[lo:hi])
+                x, t = x_train[index], t_train[index]
+                for group, key in ((circuit, "circuit"), (closed, "closed_form")):
+                    if not group:
+                        continue
+                    start = time.perf_counter()
+                    step = train_step(group, x, t, update)
+                    state["current"][key] += time.perf_counter() - start
+                    if key == "circuit":
+                        state["settles"] += 1
+                        state["settle_steps"] += step.settle_steps
+                if config["restabilise"] and inverting:
+                    state["restabilised"] += restabilise(inverting, state["samples"] + hi - lo,
+                                                         **config["rinit"])
+                done = hi - lo
+                state["samples"] += done
+                state["start"] = hi
+                since_checkpoint += done
+                bar.update(done)
+                if state["samples"] % int(config["eval_every"]) < done or hi == n:
+                    values = measure()
+                    bar.set_postfix({evaluation.headline: _headline(learners, values,
+                                                                    evaluation.headline)},
+                                    refresh=False)
+                if hi == n:
+                    state["epoch_seconds"].append(dict(state["current"]))
+                    state["current"] = {"circuit": 0.0, "closed_form": 0.0}
+                    state["epoch"] += 1
+                    state["start"] = 0
+                if folder is not None and (since_checkpoint >= int(config["checkpoint_every"])
+                                           or hi == n):
+                    save_checkpoint(folder, name, config, learners, state)
+                    since_checkpoint = 0
+    finally:
+        bar.close()
+    return {
+        "history": state["history"],
+        "restabilised": state["restabilised"],
+        "epoch_seconds": state["epoch_seconds"],
+        "eval_seconds": state["eval_seconds"],
+        "settle_steps": state["settle_steps"] / state["settles"] if state["settles"] else None,
+    }
+
+
+def _headline(learners, values, metric):
+    best = int(np.argmin(values[metric]))
+    return f"{learners[best].name} {values[metric][best]:.4g}"
