@@ -47,6 +47,7 @@ DEFAULTS = {
     "batch_size": 100,
     "train_samples": None,
     "lr": 1e-6,
+    "lr_scaling": "none",  # the paper's summed updates of batches of 100
     # The release decays by 1e-10 per update; here W -= eta (dW + lambda W).
     "weight_decay": 1e-4,
     "init_scale": 0.01,

@@ -31,6 +31,9 @@ from models.rules import CHAIN_RULES
 from models.stabilise import restabilise
 from models.training import UpdateConfig, train_step
 
+LR_SCALINGS = ("none", "sqrt")
+"""How the learning rate of a batch's summed update depends on its size."""
+
 CHECKPOINT = "checkpoint.npz"
 """File name of the checkpoint inside a run's output folder."""
 
@@ -158,7 +161,9 @@ def train_epochs(name, config, learners, data, evaluation, folder=None, resume=N
         Experiment name (progress bar, checkpoint).
     config : dict
         Needs ``seed``, ``epochs``, ``batch_size``, ``train_samples`` (None:
-        the whole training set per epoch), ``lr``, ``weight_decay``,
+        the whole training set per epoch), ``lr``, ``lr_scaling`` ('none': a
+        batch takes the summed update with rate ``lr``; 'sqrt': with rate
+        ``lr / sqrt(batch_size)``, so ``lr`` is the online rate), ``weight_decay``,
         ``steps``, ``dt``, ``stop_tol`` (None: every settle runs all its
         steps), ``eval_every``, ``checkpoint_every`` (samples), ``restabilise``
         (after every update, re-stabilise the feedback of every NDI, DI and
@@ -194,8 +199,12 @@ def train_epochs(name, config, learners, data, evaluation, folder=None, resume=N
     for key in ("eval_every", "checkpoint_every", "epochs"):
         if int(config[key]) != config[key] or config[key] < 1:
             raise InputError(f"{key} must be a positive integer, got {config[key]!r}")
+    if config["lr_scaling"] not in LR_SCALINGS:
+        raise InputError(f"lr_scaling must be one of {LR_SCALINGS}, "
+                         f"got {config['lr_scaling']!r}")
+    scale = np.sqrt(batch_size) if config["lr_scaling"] == "sqrt" else 1.0
     update = UpdateConfig(
-        lr=config["lr"], weight_decay=config["weight_decay"],
+        lr=config["lr"] / scale, weight_decay=config["weight_decay"],
         circuit={"steps": config["steps"], "dt": config["dt"], "on_unsettled": "ignore",
                  "stop_tol": config["stop_tol"]})
     circuit = [lrn for lrn in learners if lrn.rule in CHAIN_RULES]

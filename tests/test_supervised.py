@@ -67,6 +67,7 @@ def _toy_run(tmp_path, **overrides):
         return {"error": [float(np.sum((lrns[0].net.forward(x).output - t) ** 2))]}
 
     config = {"seed": 0, "epochs": 2, "batch_size": 3, "train_samples": None, "lr": 0.01,
+              "lr_scaling": "none",
               "weight_decay": 0.0, "steps": 10, "dt": 0.5, "stop_tol": None,
               "eval_every": 10, "checkpoint_every": 1000, "restabilise": False, "rinit": {}}
     config.update(overrides)
@@ -91,7 +92,8 @@ def test_evaluation_schedule_and_epoch_ends(tmp_path):
 
 
 @pytest.mark.parametrize("key, value", [("batch_size", 0), ("batch_size", 41),
-                                        ("eval_every", 0), ("epochs", 1.5)])
+                                        ("eval_every", 0), ("epochs", 1.5),
+                                        ("lr_scaling", "linear")])
 def test_bad_settings_are_refused(tmp_path, key, value):
     with pytest.raises(InputError, match=key):
         _toy_run(tmp_path, **{key: value})
