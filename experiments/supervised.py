@@ -8,8 +8,8 @@ Brian2 circuits on the same batch, all of them in one run; the closed-form
 models (BP, FA, PBP, NDI) are numpy.
 
 Every ``eval_every`` samples the run measures the models (`Evaluation`);
-every ``checkpoint_every`` samples and at the end of each epoch it writes a
-checkpoint atomically: every parameter, the position in the data, the
+every ``checkpoint_every`` samples, every 10 minutes and at the end of each
+epoch it writes a checkpoint atomically (between batches): every parameter, the position in the data, the
 history so far and the timings. A run resumed from a checkpoint therefore
 ends with exactly the numbers of an uninterrupted run.
 """
@@ -33,6 +33,9 @@ from models.training import UpdateConfig, train_step
 
 LR_SCALINGS = ("none", "sqrt")
 """How the learning rate of a batch's summed update depends on its size."""
+
+CHECKPOINT_SECONDS = 600.0
+"""A checkpoint is also written when this long has passed since the last one."""
 
 CHECKPOINT = "checkpoint.npz"
 """File name of the checkpoint inside a run's output folder."""
@@ -232,7 +235,7 @@ def train_epochs(name, config, learners, data, evaluation, folder=None, resume=N
     total = int(config["epochs"]) * n
     bar = tqdm(total=total, initial=state["samples"], desc=name, unit="sample",
                unit_scale=True, disable=not progress, mininterval=1.0, smoothing=0.1)
-    since_checkpoint = 0
+    since_checkpoint, last_checkpoint = 0, time.monotonic()
     try:
         while state["epoch"] < int(config["epochs"]):
             order = epoch_order(config["seed"], state["epoch"], x_train.shape[0])[:n]
@@ -266,10 +269,11 @@ def train_epochs(name, config, learners, data, evaluation, folder=None, resume=N
                     state["current"] = {"circuit": 0.0, "closed_form": 0.0}
                     state["epoch"] += 1
                     state["start"] = 0
-                if folder is not None and (since_checkpoint >= int(config["checkpoint_every"])
-                                           or hi == n):
+                due = (since_checkpoint >= int(config["checkpoint_every"]) or hi == n
+                       or time.monotonic() - last_checkpoint > CHECKPOINT_SECONDS)
+                if folder is not None and due:
                     save_checkpoint(folder, name, config, learners, state)
-                    since_checkpoint = 0
+                    since_checkpoint, last_checkpoint = 0, time.monotonic()
     finally:
         bar.close()
     return {
