@@ -258,7 +258,7 @@ def autoencoder_figure(history, models, images, image_shape, tsne, dataset):
             if name.endswith(init):
                 rule = name.rsplit(" ", 1)[0]
                 ax.plot(epochs, values, color=colour[rule], lw=1.3,
-                        label=f"{rule}: {values[-1]:.3g}")
+                        ls="--" if rule == "DI" else "-", label=f"{rule}: {values[-1]:.3g}")
         ax.set_yscale("log")
         ax.set_xlabel("epoch")
         ax.set_ylabel("training error (squared error per image)")
