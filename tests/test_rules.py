@@ -7,7 +7,14 @@ from circuits.errors import CircuitDivergedError, InputError
 from models.initialisation import init_feedback
 from models.network import FeedforwardNetwork
 from models.rules import bp, fa, ndi, pbp
-from models.training import Learner, UpdateConfig, backward, train_step, weight_updates
+from models.training import (
+    Learner,
+    UpdateConfig,
+    apply_updates,
+    backward,
+    train_step,
+    weight_updates,
+)
 
 
 def rel_err(x, ref):
@@ -385,3 +392,37 @@ def test_wrong_b_shape_message_names_expected_shape(rng, stacked):
     expected = r"\(2, 5, 3\)" if stacked else r"\(5, 3\)"
     with pytest.raises(InputError, match=rf"B must have shape {expected} "):
         fa(W, bad_B, delta, 0.0)
+
+
+@pytest.mark.parametrize("options", [{}, {"weight_decay": 0.3}, {"fixed_norm": True},
+                                     {"fixed_norm": True, "weight_decay": 0.1}])
+@pytest.mark.parametrize("batch", [1, 7])
+def test_fused_update_equals_eq2(options, batch):
+    """apply_updates (one in-place BLAS call per layer) equals W - eta * dW of
+    weight_updates, biases included, also for weights that are not C-ordered."""
+    rng = np.random.default_rng(batch)
+    net = FeedforwardNetwork.create([6, 9, 4], ["tanh", "linear"], rng, scale=0.5,
+                                    bias_scale=0.2)
+    x, t = rng.standard_normal((batch, 6)), rng.standard_normal((batch, 4))
+    config = UpdateConfig(lr=0.05, **options)
+    fwd = net.forward(x)
+    deltas = [rng.standard_normal((batch, 9)), net.output_delta(fwd, t)]
+    expected = [(W - 0.05 * dW, b - 0.05 * db) for (dW, db), W, b in
+                zip(weight_updates(net, fwd, deltas, config), net.weights, net.biases)]
+    net.weights[1] = np.asfortranarray(net.weights[1])
+    apply_updates(net, fwd, deltas, config)
+    for (W, b), W_new, b_new in zip(expected, net.weights, net.biases):
+        np.testing.assert_allclose(W_new, W, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(b_new, b, rtol=1e-12, atol=1e-14)
+
+
+def test_overflowing_update_is_refused_before_any_change():
+    rng = np.random.default_rng(0)
+    net = FeedforwardNetwork.create([3, 4, 2], ["tanh", "linear"], rng, scale=0.5)
+    learner = Learner("BP", "bp", net)
+    before = [W.copy() for W in net.weights]
+    with pytest.raises(FloatingPointError, match="learning rate"):
+        train_step([learner], np.full((1, 3), 1e200), np.full((1, 2), 1e200),
+                   UpdateConfig(lr=1e200))
+    for W, W0 in zip(net.weights, before):
+        assert np.array_equal(W, W0)
