@@ -18,7 +18,7 @@ import numpy as np
 from circuits.errors import InputError
 from experiments.datasets import load_dataset
 from experiments.models_spec import ModelSpec, select_models
-from experiments.supervised import Evaluation, forward_output, train_epochs
+from experiments.supervised import Evaluation, forward_output, summary, train_epochs
 from models.network import FeedforwardNetwork
 
 R_ALPHA = (0.01, 0.01, 0.01, 0.01, 0.1)
@@ -124,20 +124,10 @@ def run(config, progress=True, folder=None, resume=None):
     images = {"input": shown}
     for lrn in learners:
         images[lrn.name] = forward_output(lrn.net, shown, np.float64)
-    last = trained["history"][-1]
-    return {
-        "models": [s.name for s in specs],
-        "rules": {s.name: s.rule for s in specs},
-        "dataset": {"name": data.name, "source": data.source,
-                    "train": int(x_train.shape[0]), "test": int(x_test.shape[0])},
-        "sizes": sizes,
-        "image_shape": list(data.image_shape),
-        "final": {s.name: {"train_error": last["train_error"][k],
-                           "test_error": last["test_error"][k]} for k, s in enumerate(specs)},
-        "images": images,
-        "tsne": _tsne(config, learners, x_test, data.y_test),
-        **trained,
-    }
+    return {**summary(specs, data, sizes, trained, evaluation.metrics),
+            "image_shape": list(data.image_shape),
+            "images": images,
+            "tsne": _tsne(config, learners, x_test, data.y_test)}
 
 
 def _tsne(config, learners, x_test, labels):

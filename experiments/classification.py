@@ -14,7 +14,7 @@ import numpy as np
 
 from experiments.datasets import load_dataset, one_hot, zscore
 from experiments.models_spec import ModelSpec, select_models
-from experiments.supervised import Evaluation, forward_output, train_epochs
+from experiments.supervised import Evaluation, forward_output, summary, train_epochs
 from models.network import FeedforwardNetwork
 
 MODELS = (
@@ -104,14 +104,5 @@ def run(config, progress=True, folder=None, resume=None):
     evaluation = Evaluation(("test_error",), measure, "test_error")
     trained = train_epochs("mnist", config, learners, (x_train, t_train), evaluation, folder,
                            resume, progress)
-    last = trained["history"][-1]
-    return {
-        "models": [s.name for s in specs],
-        "rules": {s.name: s.rule for s in specs},
-        "dataset": {"name": data.name, "source": data.source,
-                    "train": int(x_train.shape[0]), "test": int(x_test.shape[0])},
-        "sizes": sizes,
-        "final": {s.name: {"test_error": last["test_error"][k]} for k, s in enumerate(specs)},
-        "paper_test_error": PAPER_TEST_ERROR,
-        **trained,
-    }
+    return {**summary(specs, data, sizes, trained, evaluation.metrics),
+            "paper_test_error": PAPER_TEST_ERROR}

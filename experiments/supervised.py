@@ -288,3 +288,22 @@ def train_epochs(name, config, learners, data, evaluation, folder=None, resume=N
 def _headline(learners, values, metric):
     best = int(np.argmin(values[metric]))
     return f"{learners[best].name} {values[metric][best]:.4g}"
+
+
+def summary(specs, data, sizes, trained, metrics):
+    """The results both data-set experiments report, from `train_epochs`' output.
+
+    ``models``, ``rules``, ``dataset`` (name, source, sizes of the two
+    splits), ``sizes`` (layer widths), ``final`` (the last evaluation of each
+    of ``metrics`` per model) and everything ``trained`` holds.
+    """
+    last = trained["history"][-1]
+    return {
+        "models": [s.name for s in specs],
+        "rules": {s.name: s.rule for s in specs},
+        "dataset": {"name": data.name, "source": data.source,
+                    "train": int(data.x_train.shape[0]), "test": int(data.x_test.shape[0])},
+        "sizes": sizes,
+        "final": {s.name: {m: last[m][k] for m in metrics} for k, s in enumerate(specs)},
+        **trained,
+    }
