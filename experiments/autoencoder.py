@@ -18,7 +18,13 @@ import numpy as np
 from circuits.errors import InputError
 from experiments.datasets import load_dataset
 from experiments.models_spec import ModelSpec, select_models
-from experiments.supervised import Evaluation, forward_output, summary, train_epochs
+from experiments.supervised import (
+    Evaluation,
+    forward_output,
+    hidden_widths,
+    summary,
+    train_epochs,
+)
 from models.network import FeedforwardNetwork
 
 R_ALPHA = (0.01, 0.01, 0.01, 0.01, 0.1)
@@ -101,9 +107,13 @@ def run(config, progress=True, folder=None, resume=None):
         timings and re-stabilisation events.
     """
     specs = select_models(MODELS, config["models"])
+    unknown = set(config["tsne_models"]) - {spec.name for spec in MODELS}
+    if unknown:
+        raise InputError(f"tsne_models: no models called {sorted(unknown)}; the models are "
+                         f"{', '.join(spec.name for spec in MODELS)}")
     data = load_dataset(config["dataset"], config["data_dir"])
     x_train, x_test = data.x_train / 255.0, data.x_test / 255.0
-    sizes = [x_train.shape[1], *config["hidden"], x_train.shape[1]]
+    sizes = [x_train.shape[1], *hidden_widths(config), x_train.shape[1]]
     bases = _networks(config, sizes)
     shared = {init: {} for init in INITS}
     learners = [spec.learner(bases[_init_of(spec.name)], config["seed"], config["rinit"],

@@ -14,7 +14,13 @@ import numpy as np
 
 from experiments.datasets import load_dataset, one_hot, zscore
 from experiments.models_spec import ModelSpec, select_models
-from experiments.supervised import Evaluation, forward_output, summary, train_epochs
+from experiments.supervised import (
+    Evaluation,
+    forward_output,
+    hidden_widths,
+    summary,
+    train_epochs,
+)
 from models.network import FeedforwardNetwork
 
 MODELS = (
@@ -89,7 +95,7 @@ def run(config, progress=True, folder=None, resume=None):
     specs = select_models(MODELS, config["models"])
     data, x_train, t_train, x_test = prepare(config)
     rng = np.random.default_rng(config["seed"])
-    sizes = [x_train.shape[1], *config["hidden"], data.n_classes]
+    sizes = [x_train.shape[1], *hidden_widths(config), data.n_classes]
     base = FeedforwardNetwork.create(
         sizes, ["tanh"] * (len(sizes) - 2) + ["softmax"], rng, scale=config["init_scale"])
     shared = {}

@@ -307,3 +307,13 @@ def summary(specs, data, sizes, trained, metrics):
         "final": {s.name: {m: last[m][k] for m in metrics} for k, s in enumerate(specs)},
         **trained,
     }
+
+
+def hidden_widths(config):
+    """``config['hidden']`` checked: a list of positive integers."""
+    hidden = config["hidden"]
+    if not (isinstance(hidden, list) and hidden
+            and all(isinstance(w, int) and not isinstance(w, bool) and w > 0 for w in hidden)):
+        raise InputError(f"hidden must be a list of positive integers (layer widths), "
+                         f"got {hidden!r}")
+    return hidden

@@ -216,3 +216,15 @@ def test_fashion_mnist_short_run(tmp_path):
     final = {name: value["test_error"] for name, value in record["final"].items()}
     assert all(error < 40.0 for error in final.values()), final
     assert abs(final["DI a=0.01"] - final["NDI a=0.01"]) <= 1.0, final
+
+
+@pytest.mark.parametrize("name, args, message", [
+    ("mnist", ["--set", 'hidden=["a"]'], "hidden must be a list of positive integers"),
+    ("autoencoder", ["--set", "hidden=[10, 5]"], "five widths"),
+    ("autoencoder", ["--set", 'tsne_models=["nope"]'], "no models called"),
+    ("mnist", ["--batch-size", "0"], "batch_size"),
+])
+def test_bad_settings_are_one_line_errors(tmp_path, capsys, name, args, message):
+    code = main(["run", name, "--quick", *args, "--out", str(tmp_path / "x"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
