@@ -175,10 +175,13 @@ class _Member:
     def load(self, asm, weights, feedback, delta, alpha, gains):
         """Validate one problem and write its weights, gains and leaks."""
         depth, n, batch, widths = self.depth, self.n, self.batch, self.widths
-        weights = [finite_array(f"W{l + 1}", w, (3,)) for l, w in enumerate(weights)]
-        if [w.shape for w in weights] != [(n, widths[l + 1], widths[l]) for l in range(depth)]:
+        shapes = [np.shape(w) for w in weights]
+        if shapes != [(n, widths[l + 1], widths[l]) for l in range(depth)]:
             raise InputError(f"weights must have shapes (n, d_l, d_(l-1)) for widths "
-                             f"{widths} and n={n}, got {[w.shape for w in weights]}")
+                             f"{widths} and n={n}, got {shapes}")
+        # W_1 only fixes d_0: it is not simulated, so its values are not read.
+        weights = [None] + [finite_array(f"W{l + 1}", w, (3,))
+                            for l, w in enumerate(weights) if l > 0]
         delta = finite_array("delta", delta, (3,))
         if delta.shape != (n, batch, widths[-1]):
             raise InputError(f"delta must have shape {(n, batch, widths[-1])}, "

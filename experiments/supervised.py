@@ -31,6 +31,10 @@ from models.rules import CHAIN_RULES
 from models.stabilise import restabilise
 from models.training import UpdateConfig, train_step
 
+TIMINGS = ("circuit", "closed_form", "stability")
+"""Training time per epoch: circuit models' steps, closed-form models' steps, and the
+stability checks (and repairs) of the inversion models' feedback."""
+
 LR_SCALINGS = ("none", "sqrt")
 """How the learning rate of a batch's summed update depends on its size."""
 
@@ -189,7 +193,7 @@ def train_epochs(name, config, learners, data, evaluation, folder=None, resume=N
     dict
         ``history`` (list of {'samples', 'epoch', metric: [per model]}),
         ``restabilised`` (events), ``epoch_seconds`` (training time per epoch,
-        split into ``circuit`` and ``closed_form``), ``eval_seconds`` and
+        split as in `TIMINGS`), ``eval_seconds`` and
         ``settle_steps`` (mean Euler steps per settle of the circuit models).
     """
     x_train, t_train = data
@@ -217,7 +221,7 @@ def train_epochs(name, config, learners, data, evaluation, folder=None, resume=N
     if resume is None:
         state = {"epoch": 0, "start": 0, "samples": 0, "history": [], "restabilised": [],
                  "epoch_seconds": [], "eval_seconds": 0.0, "settles": 0, "settle_steps": 0,
-                 "current": {"circuit": 0.0, "closed_form": 0.0}}
+                 "current": dict.fromkeys(TIMINGS, 0.0)}
     else:
         state, arrays = resume
         restore_learners(learners, arrays)
@@ -252,8 +256,10 @@ def train_epochs(name, config, learners, data, evaluation, folder=None, resume=N
                         state["settles"] += 1
                         state["settle_steps"] += step.settle_steps
                 if config["restabilise"] and inverting:
+                    start = time.perf_counter()
                     state["restabilised"] += restabilise(inverting, state["samples"] + hi - lo,
                                                          **config["rinit"])
+                    state["current"]["stability"] += time.perf_counter() - start
                 done = hi - lo
                 state["samples"] += done
                 state["start"] = hi
@@ -266,7 +272,7 @@ def train_epochs(name, config, learners, data, evaluation, folder=None, resume=N
                                     refresh=False)
                 if hi == n:
                     state["epoch_seconds"].append(dict(state["current"]))
-                    state["current"] = {"circuit": 0.0, "closed_form": 0.0}
+                    state["current"] = dict.fromkeys(TIMINGS, 0.0)
                     state["epoch"] += 1
                     state["start"] = 0
                 due = (since_checkpoint >= int(config["checkpoint_every"]) or hi == n

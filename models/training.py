@@ -241,10 +241,10 @@ def _chain_backward(learners, forwards, deltas, chains, config):
         specs.append(ChainSpec(tuple(first.net.sizes), architecture,
                                names if nonlinear else None, len(group)))
         problems.append({
-            "weights": [np.stack([lrn.net.weights[l] for lrn in group]) for l in range(depth)],
-            "feedback": [np.stack([lrn.feedback[j] for lrn in group])
+            "weights": [_stack([lrn.net.weights[l] for lrn in group]) for l in range(depth)],
+            "feedback": [_stack([lrn.feedback[j] for lrn in group])
                          for j in range(len(first.feedback))],
-            "delta": np.stack([deltas[k][-1] for k in members]),
+            "delta": _stack([deltas[k][-1] for k in members]),
             "alpha": np.array([lrn._alphas for lrn in group]),
             "gains": None if nonlinear else [
                 np.stack([lrn.net.nonlinearities[l].derivative(forwards[k].a[l])
@@ -257,6 +257,11 @@ def _chain_backward(learners, forwards, deltas, chains, config):
         for j, k in enumerate(members):
             deltas[k][:-1] = [h[j] for h in result.deltas]
     return settled[0].steps
+
+
+def _stack(arrays):
+    """Stack along a new first axis; one array becomes a view (no copy of a wide W)."""
+    return arrays[0][None] if len(arrays) == 1 else np.stack(arrays)
 
 
 def weight_updates(net, forward, deltas, config):
