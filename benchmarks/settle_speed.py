@@ -21,8 +21,8 @@ import time
 
 import numpy as np
 
-from circuits import LayerCircuit
-from circuits.chains import settle_chain
+from dinv.circuits import LayerCircuit
+from dinv.circuits.chains import settle_chain
 
 SHAPES = ((10, 1000), (250, 500))  # (d_l, d_{l-1}): 1000 <- 10 and 500 <- 250
 BATCHES = (1, 100)

@@ -1,8 +1,8 @@
 """Brian2 rate circuits that invert feedforward layers through dynamics."""
 
-from circuits.errors import CircuitDivergedError, InputError, NotSettledWarning
-from circuits.layer import LayerCircuit, Settled, settle_layer
-from circuits.populations import CONTROLLER, SYSTEM, PopulationModel
+from dinv.errors import CircuitDivergedError, InputError, NotSettledWarning
+from dinv.circuits.layer import LayerCircuit, Settled, settle_layer
+from dinv.circuits.populations import CONTROLLER, SYSTEM, PopulationModel
 
 __all__ = [
     "CONTROLLER",

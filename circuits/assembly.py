@@ -35,10 +35,10 @@ from brian2 import Clock, Network, NetworkOperation, Quantity, Synapses, have_sa
 from brian2 import ms, second
 from brian2.codegen.runtime.cython_rt import CythonCodeObject
 from brian2.codegen.runtime.numpy_rt import NumpyCodeObject
-from scipy.special import expit
 
-from circuits.errors import CircuitDivergedError, InputError, NotSettledWarning
-from circuits.populations import CONTROLLER, SYSTEM
+from dinv.errors import CircuitDivergedError, InputError, NotSettledWarning
+from dinv.nonlinearities import TRANSFERS, get_transfer
+from dinv.circuits.populations import CONTROLLER, SYSTEM
 
 CODE_TARGETS = {"cython": CythonCodeObject, "numpy": NumpyCodeObject}
 COUPLINGS = ("dense", "synapses")
@@ -46,14 +46,6 @@ ON_UNSETTLED = ("warn", "raise", "ignore")
 KINDS = ("system", "controller")
 SCHEDULE = ("start", "groups", "thresholds", "synapses", "resets", "end")
 """Brian2's default schedule, set explicitly on every circuit's Network."""
-
-TRANSFERS = {
-    "linear": (None, "{x}"),
-    "tanh": (np.tanh, "tanh({x})"),
-    "relu": (lambda x, out: np.maximum(x, 0.0, out=out), "clip({x}, 0, inf)"),
-    "logistic": (expit, "1 / (1 + exp(-{x}))"),
-}
-"""Transfer functions a pathway may apply to its source: numpy (x, out) and Brian2."""
 
 # Brian2 writes object names into generated code; fixed names let every
 # assembly reuse the Cython code compiled for the first one (names need only be
@@ -100,7 +92,7 @@ class Pathway:
         ``target = M g(source)`` with M of shape (n, d_target, d_source), or
         ``target = gain * source`` element-wise, gain of shape (n, batch, d).
     transfer : str
-        g, one of `TRANSFERS` (matrix pathways only).
+        g, one of `dinv.nonlinearities.TRANSFERS` (matrix pathways only).
     variable : {'input', 'target'}
         Which variable of the target block is written: its input, or (for a
         controller) its target, the error it drives its readout towards.
@@ -337,7 +329,7 @@ class CircuitAssembly:
             src_block, dst_block = self.blocks[p.source], self.blocks[p.target]
             matrix_t = np.zeros((src_block.n, src_block.width, dst_block.width))
             self._matrices[p.name] = matrix_t
-            fn = TRANSFERS[p.transfer][0]
+            fn = get_transfer(p.transfer).g_into
             # partial() of numpy functions: no Python frame per call and step.
             if fn is None:
                 self._apply[p.name] = [partial(np.matmul, src, matrix_t, out=dst)]
@@ -366,7 +358,7 @@ class CircuitAssembly:
             d_dst = dst_slot.shape[2]
             pre = src_slot.group[src_slot.range[0]:src_slot.range[1]]
             post = dst_slot.group[dst_slot.range[0]:dst_slot.range[1]]
-            expression = TRANSFERS[p.transfer][1].format(x=f"{src_slot.model.state}_pre")
+            expression = get_transfer(p.transfer).brian.format(x=f"{src_slot.model.state}_pre")
             syn = Synapses(
                 pre, post,
                 model=f"w : 1\n{self._variable(p)}_post = w * {expression} : 1 (summed)",
@@ -656,7 +648,7 @@ class CircuitAssembly:
                 slot = self.slots[p.target]
                 view = slot.view(self._variable(p))
                 src = self._states[p.source]
-                fn = TRANSFERS[p.transfer][0]
+                fn = get_transfer(p.transfer).g_into
                 src = src if fn is None else fn(src, out=np.empty_like(src))
                 if p.kind == "gain":
                     view[...] = src * self._gains[p.name]

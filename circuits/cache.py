@@ -9,7 +9,7 @@ class CircuitCache:
 
     Building a circuit costs Brian2 set-up time; reusing one costs nothing.
     Circuits are frozen out of the garbage collector's view when built (see
-    `circuits.assembly.CircuitAssembly`), so evicting one unfreezes, collects
+    `dinv.circuits.assembly.CircuitAssembly`), so evicting one unfreezes, collects
     and refreezes to free its memory.
 
     Parameters

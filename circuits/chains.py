@@ -31,10 +31,9 @@ from dataclasses import dataclass
 import numpy as np
 from brian2 import ms
 
-from circuits.assembly import (
+from dinv.circuits.assembly import (
     ON_UNSETTLED,
     Phase,
-    TRANSFERS,
     Block,
     CircuitAssembly,
     Pathway,
@@ -42,9 +41,10 @@ from circuits.assembly import (
     report_unsettled,
     residual,
 )
-from circuits.cache import CircuitCache
-from circuits.errors import CircuitDivergedError, InputError
-from circuits.problem import finite_array
+from dinv.circuits.cache import CircuitCache
+from dinv.errors import CircuitDivergedError, InputError
+from dinv.nonlinearities import get_transfer
+from dinv.validation import finite_array
 
 ARCHITECTURES = ("sequential", "repeat", "single-loop")
 
@@ -131,9 +131,7 @@ class _Member:
                 raise InputError(f"transfers needs one name per hidden layer ({depth - 1}), "
                                  f"got {len(transfers)}")
             for name in transfers:
-                if name not in TRANSFERS:
-                    raise InputError(f"transfer must be one of {list(TRANSFERS)}, "
-                                     f"got {name!r}")
+                get_transfer(name)
         self.prefix, self.widths, self.depth = prefix, widths, depth
         self.architecture, self.transfers = spec.architecture, transfers
         self.n, self.batch = int(spec.n), int(batch)
@@ -314,7 +312,7 @@ class JointChainCircuit:
     dt : float
         Euler step in units of the fastest population's tau.
     coupling, target : str
-        See `circuits.assembly.CircuitAssembly`.
+        See `dinv.circuits.assembly.CircuitAssembly`.
     """
 
     def __init__(self, specs, batch=1, tau_system=10 * ms, tau_controller=10 * ms, dt=0.5,
@@ -350,7 +348,7 @@ class JointChainCircuit:
         stop_tol : float or None
             Optional convergence criterion: a phase ends early once the
             relative rate of change of its populations is below this (see
-            `circuits.assembly.CircuitAssembly.run_phases`). None (the
+            `dinv.circuits.assembly.CircuitAssembly.run_phases`). None (the
             default) runs every step.
 
         Returns
@@ -381,7 +379,7 @@ class JointChainCircuit:
         except CircuitDivergedError as exc:
             raise CircuitDivergedError(
                 f"{exc}: the feedback makes a layer unstable or dt is too large; check "
-                "the Jacobian eigenvalues of each layer (analysis.stability), use a "
+                "the Jacobian eigenvalues of each layer (dinv.analysis.stability), use a "
                 "larger alpha, stable feedback, a slower controller or a smaller dt"
             ) from None
         fastest_system = min((b.tau for b in asm.blocks.values() if b.kind == "system"),

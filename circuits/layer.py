@@ -10,8 +10,8 @@ from dataclasses import dataclass
 import numpy as np
 from brian2 import ms
 
-from analysis.stability import jacobian_abscissa
-from circuits.assembly import (
+from dinv.analysis.stability import jacobian_abscissa
+from dinv.circuits.assembly import (
     ON_UNSETTLED,
     Block,
     CircuitAssembly,
@@ -20,10 +20,10 @@ from circuits.assembly import (
     report_unsettled,
     residual,
 )
-from circuits.cache import CircuitCache
-from circuits.errors import CircuitDivergedError, InputError
-from circuits.populations import CONTROLLER, SYSTEM
-from circuits.problem import layer_problem
+from dinv.circuits.cache import CircuitCache
+from dinv.errors import CircuitDivergedError, InputError
+from dinv.circuits.populations import CONTROLLER, SYSTEM
+from dinv.validation import layer_problem
 
 
 @dataclass
@@ -75,7 +75,7 @@ class LayerCircuit:
         Euler step in units of the faster time constant (``tau_system``
         unless the controller is faster; the paper: 0.5).
     coupling : {'dense', 'synapses'}
-        Implementation of the W and B pathways (see `circuits.assembly`).
+        Implementation of the W and B pathways (see `dinv.circuits.assembly`).
     target : {'cython', 'numpy'}
         Brian2 code-generation target for the populations.
     transfer : str

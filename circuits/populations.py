@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from brian2 import NeuronGroup
 
-from circuits.equations import CONTROLLER_EQUATIONS, SYSTEM_EQUATIONS
+from dinv.circuits.equations import CONTROLLER_EQUATIONS, SYSTEM_EQUATIONS
 
 
 @dataclass(frozen=True)

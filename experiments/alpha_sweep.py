@@ -9,9 +9,9 @@ measured; every alpha of a layer is one of n circuits settled in one run.
 
 import numpy as np
 
-from analysis.metrics import vector_angle
-from circuits import settle_layer
-from models.rules import ndi
+from dinv.analysis.metrics import vector_angle
+from dinv.circuits import settle_layer
+from dinv.models.rules import ndi
 
 DEFAULTS = {
     "seed": 0,

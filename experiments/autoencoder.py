@@ -15,17 +15,17 @@ images (Fig. 4d, scikit-learn's TSNE).
 
 import numpy as np
 
-from circuits.errors import InputError
-from experiments.datasets import load_dataset
-from experiments.models_spec import ModelSpec, select_models
-from experiments.supervised import (
+from dinv.errors import InputError
+from dinv.experiments.datasets import load_dataset
+from dinv.experiments.models_spec import ModelSpec, select_models
+from dinv.experiments.supervised import (
     Evaluation,
     forward_output,
     hidden_widths,
     summary,
     train_epochs,
 )
-from models.network import FeedforwardNetwork
+from dinv.models.network import FeedforwardNetwork
 
 R_ALPHA = (0.01, 0.01, 0.01, 0.01, 0.1)
 """Leaks of the five layer pairs (the last, expanding layer needs a larger one)."""

@@ -12,16 +12,16 @@ every backward pass settles the Brian2 circuit of the output layer.
 
 import numpy as np
 
-from experiments.datasets import load_dataset, one_hot, zscore
-from experiments.models_spec import ModelSpec, select_models
-from experiments.supervised import (
+from dinv.experiments.datasets import load_dataset, one_hot, zscore
+from dinv.experiments.models_spec import ModelSpec, select_models
+from dinv.experiments.supervised import (
     Evaluation,
     forward_output,
     hidden_widths,
     summary,
     train_epochs,
 )
-from models.network import FeedforwardNetwork
+from dinv.models.network import FeedforwardNetwork
 
 MODELS = (
     ModelSpec("BP", "bp"),
@@ -90,7 +90,7 @@ def run(config, progress=True, folder=None, resume=None):
     dict
         ``models``, ``rules``, ``dataset``, ``history`` (test error in % per
         evaluation), ``final`` (last test error per model), timings and
-        re-stabilisation events (see `experiments.supervised.train_epochs`).
+        re-stabilisation events (see `dinv.experiments.supervised.train_epochs`).
     """
     specs = select_models(MODELS, config["models"])
     data, x_train, t_train, x_test = prepare(config)

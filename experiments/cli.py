@@ -15,11 +15,11 @@ import sys
 import time
 from pathlib import Path
 
-from circuits.errors import CircuitDivergedError, InputError
-from models.stabilise import StabilisationError
-from experiments.registry import EXPERIMENTS, get_experiment, make_config
-from experiments.results import run_record, save_figure, write_json
-from experiments.supervised import CHECKPOINT, read_checkpoint
+from dinv.errors import CircuitDivergedError, InputError
+from dinv.models.stabilise import StabilisationError
+from dinv.experiments.registry import EXPERIMENTS, get_experiment, make_config
+from dinv.experiments.results import run_record, save_figure, write_json
+from dinv.experiments.supervised import CHECKPOINT, read_checkpoint
 
 
 def _parse_value(text):

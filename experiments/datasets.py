@@ -28,8 +28,8 @@ from urllib.request import urlopen
 
 import numpy as np
 
-from circuits.errors import InputError
-from experiments.idx import IdxError, read_idx
+from dinv.errors import InputError
+from dinv.experiments.idx import IdxError, read_idx
 
 DATASETS = ("mnist", "fashion-mnist", "digits")
 """Names accepted by `load_dataset`."""

@@ -8,7 +8,7 @@ models with reused work arrays.
 
 import numpy as np
 
-from models.nonlinearities import get_nonlinearity
+from dinv.nonlinearities import get_nonlinearity
 
 
 def stacked_errors(X, Y, weights, biases, nonlinearities, buffers=None):

@@ -9,9 +9,9 @@ at norm 10; ``fixed_norm`` scales each layer's update to unit norm (Fig. 3b).
 
 import numpy as np
 
-from experiments.models_spec import ModelSpec
-from experiments.regression import train_regression
-from models.network import FeedforwardNetwork
+from dinv.experiments.models_spec import ModelSpec
+from dinv.experiments.regression import train_regression
+from dinv.models.network import FeedforwardNetwork
 
 MODELS = (
     ModelSpec("BP", "bp"),
@@ -52,7 +52,7 @@ def run(config, progress=True):
     Returns
     -------
     dict
-        See `experiments.regression.train_regression`.
+        See `dinv.experiments.regression.train_regression`.
     """
     rng = np.random.default_rng(config["seed"])
     sizes = config["sizes"]

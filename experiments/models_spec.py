@@ -5,11 +5,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from circuits.errors import InputError
-from models.initialisation import init_feedback, init_loop_feedback
-from models.stabilise import stable_random_feedback
-from models.rules import FEEDBACK_RULES, get_rule
-from models.training import Learner
+from dinv.errors import InputError
+from dinv.models.initialisation import init_feedback, init_loop_feedback
+from dinv.models.stabilise import stable_random_feedback
+from dinv.models.rules import FEEDBACK_RULES, get_rule
+from dinv.models.training import Learner
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ class ModelSpec:
         Random feedback is drawn from a generator seeded by ``seed`` and the
         model's name (R-Init: by its alpha), so a model starts the same
         whichever other models run beside it. ``stabilise`` holds the options
-        of `models.stabilise.stabilise_feedback` for R-Init ('stable-random');
+        of `dinv.models.stabilise.stabilise_feedback` for R-Init ('stable-random');
         ``shared`` (a dict) keeps the R-Init feedback of each alpha, so NDI, DI
         and SLDI models with R-Init start from the same stabilised B (as in the
         paper).

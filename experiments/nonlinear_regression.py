@@ -11,10 +11,10 @@ BP, FA, PBP and NDI. SLDI uses B = -(W_3 W_2)^T and the nonlinear controller.
 
 import numpy as np
 
-from experiments import linear_regression
-from experiments.models_spec import ModelSpec
-from experiments.regression import train_regression
-from models.network import FeedforwardNetwork
+from dinv.experiments import linear_regression
+from dinv.experiments.models_spec import ModelSpec
+from dinv.experiments.regression import train_regression
+from dinv.models.network import FeedforwardNetwork
 
 MODELS = linear_regression.MODELS + (
     ModelSpec("SLDI a=0.01", "sldi", 0.01, "transpose"),
@@ -39,7 +39,7 @@ def run(config, progress=True):
     Returns
     -------
     dict
-        See `experiments.regression.train_regression`.
+        See `dinv.experiments.regression.train_regression`.
     """
     rng = np.random.default_rng(config["seed"])
     sizes = config["sizes"]

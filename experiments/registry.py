@@ -3,15 +3,15 @@
 from dataclasses import dataclass, field
 from typing import Callable
 
-from analysis.figures import (
+from dinv.analysis.figures import (
     alpha_sweep_figure,
     autoencoder_figure,
     classification_figure,
     regression_figure,
     timescales_figure,
 )
-from circuits.errors import InputError
-from experiments import (
+from dinv.errors import InputError
+from dinv.experiments import (
     alpha_sweep,
     autoencoder,
     classification,
@@ -19,7 +19,7 @@ from experiments import (
     nonlinear_regression,
     timescales,
 )
-from experiments.datasets import DATASETS
+from dinv.experiments.datasets import DATASETS
 
 
 @dataclass(frozen=True)

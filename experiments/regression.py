@@ -10,17 +10,17 @@ models (stability, feedback alignment, agreement with NDI and PBP).
 import numpy as np
 from tqdm import tqdm
 
-from analysis.metrics import matrix_angle, nmse, vector_angle
-from analysis.stability import jacobian_abscissa, loop_abscissa
-from circuits.errors import InputError
-from experiments.errors import stacked_errors
-from experiments.companion import Companion
-from experiments.models_spec import select_models
-from models.initialisation import init_feedback
-from models.rules import ndi, pbp
-from models.rules import CHAIN_RULES
-from models.stabilise import restabilise
-from models.training import Step, UpdateConfig, train_step
+from dinv.analysis.metrics import matrix_angle, nmse, vector_angle
+from dinv.analysis.stability import jacobian_abscissa, loop_abscissa
+from dinv.errors import InputError
+from dinv.experiments.errors import stacked_errors
+from dinv.experiments.companion import Companion
+from dinv.experiments.models_spec import select_models
+from dinv.models.initialisation import init_feedback
+from dinv.models.rules import ndi, pbp
+from dinv.models.rules import CHAIN_RULES
+from dinv.models.stabilise import restabilise
+from dinv.models.training import Step, UpdateConfig, train_step
 
 CURVES = ("eigenvalue", "angle_B", "angle_ndi", "angle_pbp")
 """Per-layer curves: Jacobian abscissa, angle(B, -W^T), angle to NDI and to PBP."""
@@ -179,7 +179,7 @@ def train_regression(name, config, specs, X, Y, base, rng, progress):
         Label of the progress bar.
     config : dict
         Needs ``lr``, ``clip_hidden``, ``fixed_norm``, ``models``, ``steps``, ``dt``,
-        ``rinit`` (options of `models.stabilise.stabilise_feedback` for R-Init and
+        ``rinit`` (options of `dinv.models.stabilise.stabilise_feedback` for R-Init and
         re-stabilisation) and ``restabilise`` (repair DI/SLDI feedback whenever a
         circuit's abscissa turns positive); ``iterations`` (None: one pass over
         the data set) limits the updates; ``parallel`` runs the closed-form side

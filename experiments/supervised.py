@@ -25,11 +25,11 @@ from typing import Callable
 import numpy as np
 from tqdm import tqdm
 
-from circuits.errors import InputError
-from experiments.results import _atomic_write, jsonable
-from models.rules import CHAIN_RULES
-from models.stabilise import restabilise
-from models.training import UpdateConfig, train_step
+from dinv.errors import InputError
+from dinv.experiments.results import _atomic_write, jsonable
+from dinv.models.rules import CHAIN_RULES
+from dinv.models.stabilise import restabilise
+from dinv.models.training import UpdateConfig, train_step
 
 TIMINGS = ("circuit", "closed_form", "stability")
 """Training time per epoch: circuit models' steps, closed-form models' steps, and the
@@ -176,7 +176,7 @@ def train_epochs(name, config, learners, data, evaluation, folder=None, resume=N
         (after every update, re-stabilise the feedback of every NDI, DI and
         SLDI model whose circuit turned unstable: NDI stays the steady state
         of the circuit DI simulates) and ``rinit`` (options of
-        `models.stabilise.stabilise_feedback`).
+        `dinv.models.stabilise.stabilise_feedback`).
     learners : list of Learner
     data : tuple
         ``(x_train, t_train)``: inputs and targets, one row per sample.

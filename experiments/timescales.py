@@ -17,10 +17,10 @@ Jacobian, the decay rate the linear theory predicts.
 import numpy as np
 from brian2 import ms
 
-from analysis.stability import circuit_jacobian
-from circuits import CircuitDivergedError, InputError, settle_layer
-from circuits.chains import settle_chain
-from models.rules import ndi
+from dinv.analysis.stability import circuit_jacobian
+from dinv.circuits import CircuitDivergedError, InputError, settle_layer
+from dinv.circuits.chains import settle_chain
+from dinv.models.rules import ndi
 
 DEFAULTS = {
     "seed": 0,

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from circuits.errors import InputError
+from dinv.errors import InputError
 
 WEIGHT_INITS = ("uniform", "orthogonal")
 FEEDBACK_INITS = ("transpose", "random")

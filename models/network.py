@@ -4,10 +4,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from circuits.errors import InputError
-from circuits.problem import finite_array
-from models.initialisation import init_weights
-from models.nonlinearities import get_nonlinearity
+from dinv.errors import InputError
+from dinv.validation import finite_array
+from dinv.models.initialisation import init_weights
+from dinv.nonlinearities import get_nonlinearity
 
 
 @dataclass

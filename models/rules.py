@@ -14,10 +14,10 @@ import numpy as np
 from scipy.linalg import lu_factor, lu_solve
 from scipy.linalg.lapack import dgecon as gecon
 
-from circuits import settle_layer
-from circuits.chains import settle_chain
-from circuits.errors import InputError
-from circuits.problem import layer_problem
+from dinv.circuits import settle_layer
+from dinv.circuits.chains import settle_chain
+from dinv.errors import InputError
+from dinv.validation import layer_problem
 
 
 def bp(W, B, delta, alpha):
@@ -88,7 +88,7 @@ def di(W, B, delta, alpha, **circuit_options):
     delta_{l-1} is the state of the system population after the simulation
     (by default 1000 Euler steps of dt = 0.5 from rest), which tends to the
     `ndi` solution B (W B - alpha I)^-1 delta_l (Eq. 10). ``circuit_options``
-    go to `circuits.settle_layer`.
+    go to `dinv.circuits.settle_layer`.
     """
     return settle_layer(W, B, delta, alpha, **circuit_options)
 

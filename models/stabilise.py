@@ -32,8 +32,8 @@ import numpy as np
 from scipy.linalg import solve_continuous_lyapunov
 from scipy.optimize import brentq
 
-from analysis.stability import jacobian_abscissa, loop_abscissa, loop_jacobian
-from circuits.errors import InputError
+from dinv.analysis.stability import jacobian_abscissa, loop_abscissa, loop_jacobian
+from dinv.errors import InputError
 
 
 class StabilisationError(RuntimeError):
@@ -361,7 +361,7 @@ def restabilise(learners, iteration, **options):
 
     Parameters
     ----------
-    learners : list of models.training.Learner
+    learners : list of dinv.models.training.Learner
         NDI ('ndi'), DI ('di') and SLDI ('sldi') learners of one architecture.
     iteration : int
         Recorded with each event.

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.linalg.blas import dgemm
 
-from circuits.errors import InputError
-from circuits.chains import ChainSpec, settle_chains
-from models.rules import CHAIN_RULES, FEEDBACK_RULES, RULES, get_rule
+from dinv.errors import InputError
+from dinv.circuits.chains import ChainSpec, settle_chains
+from dinv.models.rules import CHAIN_RULES, FEEDBACK_RULES, RULES, get_rule
 
 ARCHITECTURES = ("sequential", "repeat")
 CONTROLLERS = ("linear", "nonlinear")
@@ -120,7 +120,7 @@ class UpdateConfig:
         Largest norm of a hidden error vector (per sample); longer ones are
         scaled down to it after the backward pass.
     circuit : dict
-        Options for the circuits of DI and SLDI (`circuits.chains.settle_chain`).
+        Options for the circuits of DI and SLDI (`dinv.circuits.chains.settle_chain`).
     """
 
     lr: float

@@ -3,14 +3,14 @@
 import numpy as np
 import pytest
 
-from analysis.metrics import (
+from dinv.analysis.metrics import (
     classification_error,
     matrix_angle,
     nmse,
     summed_squared_error,
     vector_angle,
 )
-from analysis.stability import circuit_jacobian, jacobian_abscissa, reduced_abscissa
+from dinv.analysis.stability import circuit_jacobian, jacobian_abscissa, reduced_abscissa
 
 # --------------------------------------------------------------------------
 # metrics

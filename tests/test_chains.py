@@ -15,12 +15,12 @@ import pytest
 from brian2 import ms
 from scipy.special import expit
 
-from circuits import settle_layer
-from circuits.chains import ChainCircuit, settle_chain
-from circuits.errors import CircuitDivergedError, InputError
-from models.network import FeedforwardNetwork
-from models.rules import fa, ndi
-from models.training import Learner, UpdateConfig, train_step
+from dinv.circuits import settle_layer
+from dinv.circuits.chains import ChainCircuit, settle_chain
+from dinv.errors import CircuitDivergedError, InputError
+from dinv.models.network import FeedforwardNetwork
+from dinv.models.rules import fa, ndi
+from dinv.models.training import Learner, UpdateConfig, train_step
 
 # Layer 2 contracts 12 -> 6, layer 3 expands 6 -> 9, layer 4 contracts 9 -> 5.
 WIDTHS = [8, 12, 6, 9, 5]
@@ -33,7 +33,7 @@ G = {
     "logistic": expit,
     "relu": lambda x: np.maximum(x, 0.0),
 }
-"""Transfer functions g, written independently of circuits.assembly.TRANSFERS."""
+"""Transfer functions g, written independently of dinv.nonlinearities."""
 
 
 def rel_err(x, ref):

@@ -11,15 +11,15 @@ import numpy as np
 import pytest
 from brian2 import ms
 
-from analysis.stability import circuit_jacobian, jacobian_abscissa
-from circuits import LayerCircuit, settle_layer
-from circuits.assembly import (
+from dinv.analysis.stability import circuit_jacobian, jacobian_abscissa
+from dinv.circuits import LayerCircuit, settle_layer
+from dinv.circuits.assembly import (
     matrix_to_synapse_weights,
     synapse_indices,
     synapse_weights_to_matrix,
 )
-from circuits.errors import CircuitDivergedError, InputError, NotSettledWarning
-from models.rules import ndi
+from dinv.errors import CircuitDivergedError, InputError, NotSettledWarning
+from dinv.models.rules import ndi
 
 ALPHA = 0.1
 STEPS = 3000

@@ -8,11 +8,11 @@ from urllib.error import URLError
 import numpy as np
 import pytest
 
-from circuits.errors import InputError
-from experiments import datasets
-from experiments.datasets import (DATASETS, IDX_FILES, cache_dir, load_dataset, one_hot,
+from dinv.errors import InputError
+from dinv.experiments import datasets
+from dinv.experiments.datasets import (DATASETS, IDX_FILES, cache_dir, load_dataset, one_hot,
                                   zscore)
-from experiments.idx import write_idx
+from dinv.experiments.idx import write_idx
 
 
 @pytest.fixture(autouse=True)

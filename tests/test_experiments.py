@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from experiments.cli import main
-from experiments.registry import EXPERIMENTS
+from dinv.experiments.cli import main
+from dinv.experiments.registry import EXPERIMENTS
 
 
 def run_cli(tmp_path, *args):

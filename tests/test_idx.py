@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from experiments.idx import IdxError, read_idx, write_idx
+from dinv.experiments.idx import IdxError, read_idx, write_idx
 
 
 @pytest.mark.parametrize("suffix", [".idx", ".idx.gz"])

@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
-from circuits.errors import CircuitDivergedError, InputError
-from models.initialisation import init_feedback
-from models.network import FeedforwardNetwork
-from models.rules import bp, fa, ndi, pbp
-from models.training import (
+from dinv.errors import CircuitDivergedError, InputError
+from dinv.models.initialisation import init_feedback
+from dinv.models.network import FeedforwardNetwork
+from dinv.models.rules import bp, fa, ndi, pbp
+from dinv.models.training import (
     Learner,
     UpdateConfig,
     apply_updates,

@@ -3,19 +3,19 @@
 import numpy as np
 import pytest
 
-from analysis.stability import circuit_jacobian, jacobian_abscissa, loop_abscissa, loop_jacobian
-from circuits import settle_layer
-from circuits.errors import InputError
-from models.network import FeedforwardNetwork
-from models.rules import ndi
-from models.stabilise import (
+from dinv.analysis.stability import circuit_jacobian, jacobian_abscissa, loop_abscissa, loop_jacobian
+from dinv.circuits import settle_layer
+from dinv.errors import InputError
+from dinv.models.network import FeedforwardNetwork
+from dinv.models.rules import ndi
+from dinv.models.stabilise import (
     StabilisationError,
     full_abscissa,
     restabilise,
     smoothed_abscissa,
     stabilise_feedback,
 )
-from models.training import Learner
+from dinv.models.training import Learner
 
 
 @pytest.mark.parametrize("shape", [(20, 10), (10, 20), (30, 30), (10, 1000)])
@@ -154,7 +154,7 @@ def test_restabilise_repairs_only_the_unstable_layer():
 
 def test_restabilise_single_loop():
     """An unstable SLDI loop (B = +(W_3 W_2)^T) is repaired below the target."""
-    from analysis.stability import loop_abscissa
+    from dinv.analysis.stability import loop_abscissa
     rng = np.random.default_rng(11)
     learner = _di_learner(rng, "sldi", feedback=[np.zeros((8, 4))])
     W2, W3 = learner.net.weights[1], learner.net.weights[2]
@@ -167,7 +167,7 @@ def test_restabilise_single_loop():
 
 def test_r_init_models_share_their_feedback():
     """NDI, DI and SLDI models with R-Init at one alpha start from the same stabilised B."""
-    from experiments.models_spec import ModelSpec
+    from dinv.experiments.models_spec import ModelSpec
     rng = np.random.default_rng(12)
     net = FeedforwardNetwork.create([6, 8, 5, 4], ["tanh", "tanh", "linear"], rng, scale=0.5)
     shared = {}

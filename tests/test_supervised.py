@@ -5,10 +5,10 @@ import json
 import numpy as np
 import pytest
 
-import experiments.supervised as supervised
-from circuits.errors import InputError
-from experiments.cli import main
-from experiments.supervised import (
+import dinv.experiments.supervised as supervised
+from dinv.errors import InputError
+from dinv.experiments.cli import main
+from dinv.experiments.supervised import (
     CHECKPOINT,
     Evaluation,
     epoch_order,
@@ -16,8 +16,8 @@ from experiments.supervised import (
     read_checkpoint,
     train_epochs,
 )
-from models.network import FeedforwardNetwork
-from models.training import Learner
+from dinv.models.network import FeedforwardNetwork
+from dinv.models.training import Learner
 
 # A small classification run on the digits set: two epochs of 60 batches.
 SMALL = ["--dataset", "digits", "--set", "hidden=[16]", "--epochs", "2",
@@ -179,7 +179,7 @@ def test_sigkilled_run_resumes_to_identical_numbers(tmp_path):
 
     args = ["run", "mnist", "--quick", "--batch-size", "1", "--set", "checkpoint_every=500",
             "--set", "eval_every=500", "--no-progress"]
-    command = [sys.executable, "-m", "experiments.cli"]
+    command = [sys.executable, "-m", "dinv.experiments.cli"]
     subprocess.run(command + args + ["--out", str(tmp_path / "whole")], check=True)
     killed = tmp_path / "killed"
     process = subprocess.Popen(command + args + ["--out", str(killed)])

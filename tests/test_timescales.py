@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from experiments.cli import main
-from experiments.timescales import trace_metrics
+from dinv.experiments.cli import main
+from dinv.experiments.timescales import trace_metrics
 
 
 def test_trace_metrics_of_a_known_exponential():

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from circuits.errors import InputError
+from dinv.errors import InputError
 
 
 def finite_array(name, value, ndims):

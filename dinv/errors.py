@@ -1,4 +1,4 @@
-"""Exceptions and warnings raised by circuits (and reused by models)."""
+"""Exceptions and warnings of the package (no Brian2 here: every layer imports them)."""
 
 
 class InputError(ValueError):
