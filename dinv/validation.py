@@ -43,6 +43,60 @@ def finite_array(name, value, ndims):
     return arr
 
 
+ON_UNSETTLED = ("warn", "raise", "ignore")
+"""Reactions to a circuit that has not settled by the end of its run."""
+
+
+def check_on_unsettled(value):
+    """Raise `InputError` unless ``value`` is one of `ON_UNSETTLED`."""
+    if not isinstance(value, str) or value not in ON_UNSETTLED:
+        raise InputError(f"on_unsettled must be one of {ON_UNSETTLED}, got {value!r}")
+    return value
+
+
+def check_leaks(alpha, shape, name="alpha"):
+    """Controller leaks alpha >= 0, broadcast to ``shape``.
+
+    Parameters
+    ----------
+    alpha : float or array_like
+        One value, or an array whose axes match the leading axes of ``shape``
+        (e.g. one leak per problem, (n,), for ``shape`` (n, pairs)); size-1
+        axes broadcast.
+    shape : tuple of int
+        The shape wanted, e.g. (n,) or (n, layer pairs).
+    name : str
+        Name in the error message.
+
+    Returns
+    -------
+    ndarray of ``shape`` (a new array)
+    """
+    values = finite_array(name, alpha, tuple(range(len(shape) + 1)))
+    values = values.reshape(values.shape + (1,) * (len(shape) - values.ndim))
+    try:
+        values = np.broadcast_to(values, shape).copy()
+    except ValueError:
+        options = " or ".join(str(tuple(shape[:k])) for k in range(1, len(shape) + 1))
+        raise InputError(f"{name} must be a scalar or have shape {options}, "
+                         f"got {np.shape(alpha)}") from None
+    if np.any(values < 0):
+        raise InputError(f"{name} must be >= 0 (a negative leak makes the controller "
+                         f"unstable), got {alpha!r}")
+    return values
+
+
+def check_invertible(alpha, d_out, d_in, layer=""):
+    """Refuse alpha = 0 for an expanding layer (d_l > d_{l-1}), whose W B is singular."""
+    if d_out > d_in and np.any(np.asarray(alpha) == 0):
+        where = f" {layer}" if layer else ""
+        raise InputError(
+            f"alpha = 0 makes the inversion of expanding layer{where} singular "
+            f"(d_l = {d_out} > d_(l-1) = {d_in}, so W B has rank < {d_out}); "
+            "use alpha > 0 (the paper uses 0.01)"
+        )
+
+
 @dataclass
 class LayerProblem:
     """A validated stack of layer inversions.
@@ -150,19 +204,7 @@ def layer_problem(W, B, delta, alpha, need_b=True, inverts=True):
         )
     if delta3.shape[1] == 0:
         raise InputError("delta holds no error vectors (batch size 0)")
-    alpha_arr = finite_array("alpha", alpha, (0, 1))
-    if alpha_arr.size == 1:
-        alpha_arr = np.full(n, alpha_arr.item())
-    if alpha_arr.shape != (n,):
-        raise InputError(f"alpha must be a scalar or have shape ({n},), got {alpha_arr.shape}")
-    if np.any(alpha_arr < 0):
-        raise InputError(
-            f"alpha must be >= 0 (a negative leak makes the controller unstable), got {alpha}"
-        )
-    if need_b and inverts and d_out > d_in and np.any(alpha_arr == 0):
-        raise InputError(
-            f"alpha = 0 makes the inversion of an expanding layer singular "
-            f"(d_l = {d_out} > d_(l-1) = {d_in}, so W B has rank < {d_out}); "
-            "use alpha > 0 (the paper uses 0.01)"
-        )
+    alpha_arr = check_leaks(alpha, (n,))
+    if need_b and inverts:
+        check_invertible(alpha_arr, d_out, d_in)
     return LayerProblem(W3, B3, delta3, alpha_arr, stacked, vector)
