@@ -8,7 +8,7 @@ import numpy as np
 from dinv.errors import InputError
 from dinv.models.initialisation import init_feedback, init_loop_feedback
 from dinv.models.stabilise import stable_random_feedback
-from dinv.models.rules import FEEDBACK_RULES, get_rule
+from dinv.models.rules import get_rule
 from dinv.models.training import Learner
 
 
@@ -51,10 +51,10 @@ class ModelSpec:
         and SLDI models with R-Init start from the same stabilised B (as in the
         paper).
         """
-        get_rule(self.rule)
+        rule = get_rule(self.rule)
         net = net.copy()
         feedback = []
-        if self.rule in FEEDBACK_RULES:
+        if rule.feedback:
             if self.feedback is None:
                 raise InputError(f"model {self.name!r} ({self.rule}) needs a feedback init")
             if self.feedback == "stable-random":
@@ -65,7 +65,7 @@ class ModelSpec:
                         net.weights, self.alpha, _generator(seed, f"R-Init {self.alpha!r}"),
                         **(stabilise or {}))
                 pairs = [B.copy() for B in shared[key]]
-                if self.rule == "sldi":
+                if rule.feedback == "loop":
                     loop = pairs[0]
                     for B in pairs[1:]:
                         loop = loop @ B
@@ -73,7 +73,7 @@ class ModelSpec:
                     feedback = [(-1.0) ** net.depth * loop]
                 else:
                     feedback = pairs
-            elif self.rule == "sldi":
+            elif rule.feedback == "loop":
                 feedback = [init_loop_feedback(net.weights, self.feedback,
                                                _generator(seed, self.name))]
             else:

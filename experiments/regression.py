@@ -18,7 +18,6 @@ from dinv.experiments.companion import Companion
 from dinv.experiments.models_spec import select_models
 from dinv.models.initialisation import init_feedback
 from dinv.models.rules import ndi, pbp
-from dinv.models.rules import CHAIN_RULES
 from dinv.models.stabilise import restabilise
 from dinv.models.training import Step, UpdateConfig, train_step
 
@@ -46,10 +45,11 @@ class CurveRecorder:
     """
 
     def __init__(self, learners, iterations):
-        self.members = [k for k, lrn in enumerate(learners) if lrn.rule in ("ndi", "di", "sldi")]
-        self.loops = [row for row, k in enumerate(self.members) if learners[k].rule == "sldi"]
+        self.members = [k for k, lrn in enumerate(learners) if lrn.rule.inverts]
+        self.loops = [row for row, k in enumerate(self.members)
+                      if learners[k].rule.feedback == "loop"]
         self.layerwise = [row for row, k in enumerate(self.members)
-                          if learners[k].rule != "sldi"]
+                          if learners[k].rule.feedback != "loop"]
         self.alpha = np.array([learners[k].alpha for k in self.members])
         layers = learners[0].net.depth - 1
         self.values = {key: np.full((len(self.members), layers, iterations), np.nan)
@@ -124,7 +124,7 @@ class ClosedFormSide:
 
     def __init__(self, learners, X, Y, update, iterations, error_dtype="float64"):
         self.learners = learners
-        self.closed = [k for k, lrn in enumerate(learners) if lrn.rule not in CHAIN_RULES]
+        self.closed = [k for k, lrn in enumerate(learners) if not lrn.rule.circuit]
         self.X, self.Y, self.update = X, Y, update
         self.X_eval, self.Y_eval = X.astype(error_dtype), Y.astype(error_dtype)
         self.recorder = CurveRecorder(learners, iterations)
@@ -205,8 +205,10 @@ def train_regression(name, config, specs, X, Y, base, rng, progress):
         (model -> per layer).
     """
     specs = select_models(specs, config["models"])
-    n = X.shape[0]
-    order = rng.permutation(n)[1:]
+    if config["error_dtype"] not in ("float32", "float64"):
+        raise InputError(f"error_dtype must be 'float32' or 'float64', "
+                         f"got {config['error_dtype']!r}")
+    order = rng.permutation(X.shape[0])[1:]
     if config.get("iterations") is not None:
         order = order[:int(config["iterations"])]
     shared = {}
@@ -217,30 +219,39 @@ def train_regression(name, config, specs, X, Y, base, rng, progress):
         clip_hidden=config["clip_hidden"],
         circuit={"steps": config["steps"], "dt": config["dt"], "on_unsettled": "ignore"},
     )
-    circuit = [k for k, lrn in enumerate(learners) if lrn.rule in CHAIN_RULES]
-    if config["error_dtype"] not in ("float32", "float64"):
-        raise InputError(f"error_dtype must be 'float32' or 'float64', got {config['error_dtype']!r}")
     side = Companion(ClosedFormSide, (learners, X, Y, update, order.size, config["error_dtype"]),
                      parallel=config.get("parallel", True))
-    events = []
     try:
-        for it, i in enumerate(tqdm(order, desc=name, disable=not progress, mininterval=1.0)):
-            sent = []
-            if circuit:
-                step = train_step([learners[k] for k in circuit], X[i:i + 1], Y[i:i + 1],
-                                  update)
-                if config["restabilise"]:
-                    events += restabilise([learners[k] for k in circuit], it, **config["rinit"])
-                sent = [(k, learners[k].net.weights, learners[k].net.biases,
-                         learners[k].feedback, step.forward[j], step.deltas[j])
-                        for j, k in enumerate(circuit)]
-            side.call("step", it, i, sent)
+        events = _online_pass(name, config, learners, X, Y, order, update, side, progress)
         errors, values = side.finish("results")
     finally:
         side.close()
+    return _regression_results(specs, learners, errors, values, events)
+
+
+def _online_pass(name, config, learners, X, Y, order, update, side, progress):
+    """One online update per sample of ``order``: the circuit learners here, the
+    rest on the closed-form ``side``. Returns the re-stabilisation events."""
+    circuit = [k for k, lrn in enumerate(learners) if lrn.rule.circuit]
+    events = []
+    for it, i in enumerate(tqdm(order, desc=name, disable=not progress, mininterval=1.0)):
+        sent = []
+        if circuit:
+            step = train_step([learners[k] for k in circuit], X[i:i + 1], Y[i:i + 1], update)
+            if config["restabilise"]:
+                events += restabilise([learners[k] for k in circuit], it, **config["rinit"])
+            sent = [(k, learners[k].net.weights, learners[k].net.biases,
+                     learners[k].feedback, step.forward[j], step.deltas[j])
+                    for j, k in enumerate(circuit)]
+        side.call("step", it, i, sent)
+    return events
+
+
+def _regression_results(specs, learners, errors, values, events):
+    """The results dict of `train_regression` from errors, curves and events."""
     names = [s.name for s in specs]
     normalised = nmse(dict(zip(names, errors)))
-    members = [k for k, lrn in enumerate(learners) if lrn.rule in ("ndi", "di", "sldi")]
+    members = [k for k, lrn in enumerate(learners) if lrn.rule.inverts]
     curves = {key: {names[k]: value[row] for row, k in enumerate(members)}
               for key, value in values.items()}
     return {

@@ -27,7 +27,6 @@ from tqdm import tqdm
 
 from dinv.errors import InputError
 from dinv.experiments.results import _atomic_write, jsonable
-from dinv.models.rules import CHAIN_RULES
 from dinv.models.stabilise import restabilise
 from dinv.models.training import UpdateConfig, train_step
 
@@ -197,27 +196,12 @@ def train_epochs(name, config, learners, data, evaluation, folder=None, resume=N
         ``settle_steps`` (mean Euler steps per settle of the circuit models).
     """
     x_train, t_train = data
-    n = x_train.shape[0] if config["train_samples"] is None else min(
-        int(config["train_samples"]), x_train.shape[0])
-    batch_size = int(config["batch_size"])
-    if batch_size < 1 or batch_size > n:
-        raise InputError(f"batch_size must be between 1 and the {n} training samples, "
-                         f"got {batch_size}")
-    for key in ("eval_every", "checkpoint_every", "epochs"):
-        if int(config[key]) != config[key] or config[key] < 1:
-            raise InputError(f"{key} must be a positive integer, got {config[key]!r}")
-    if config["lr_scaling"] not in LR_SCALINGS:
-        raise InputError(f"lr_scaling must be one of {LR_SCALINGS}, "
-                         f"got {config['lr_scaling']!r}")
+    n, batch_size = _epoch_size(config, x_train.shape[0])
     scale = np.sqrt(batch_size) if config["lr_scaling"] == "sqrt" else 1.0
     update = UpdateConfig(
         lr=config["lr"] / scale, weight_decay=config["weight_decay"],
         circuit={"steps": config["steps"], "dt": config["dt"], "on_unsettled": "ignore",
                  "stop_tol": config["stop_tol"]})
-    circuit = [lrn for lrn in learners if lrn.rule in CHAIN_RULES]
-    closed = [lrn for lrn in learners if lrn.rule not in CHAIN_RULES]
-    # NDI is the steady state of the circuit DI simulates: both keep a stable one.
-    inverting = [lrn for lrn in learners if lrn.rule in ("ndi", "di", "sldi")]
     if resume is None:
         state = {"epoch": 0, "start": 0, "samples": 0, "history": [], "restabilised": [],
                  "epoch_seconds": [], "eval_seconds": 0.0, "settles": 0, "settle_steps": 0,
@@ -236,30 +220,17 @@ def train_epochs(name, config, learners, data, evaluation, folder=None, resume=N
 
     if not state["history"]:
         measure()
-    total = int(config["epochs"]) * n
-    bar = tqdm(total=total, initial=state["samples"], desc=name, unit="sample",
-               unit_scale=True, disable=not progress, mininterval=1.0, smoothing=0.1)
+    bar = tqdm(total=int(config["epochs"]) * n, initial=state["samples"], desc=name,
+               unit="sample", unit_scale=True, disable=not progress, mininterval=1.0,
+               smoothing=0.1)
     since_checkpoint, last_checkpoint = 0, time.monotonic()
     try:
         while state["epoch"] < int(config["epochs"]):
             order = epoch_order(config["seed"], state["epoch"], x_train.shape[0])[:n]
             for lo, hi in _slices(n, batch_size, state["start"]):
                 index = np.sort(order[lo:hi])
-                x, t = x_train[index], t_train[index]
-                for group, key in ((circuit, "circuit"), (closed, "closed_form")):
-                    if not group:
-                        continue
-                    start = time.perf_counter()
-                    step = train_step(group, x, t, update)
-                    state["current"][key] += time.perf_counter() - start
-                    if key == "circuit":
-                        state["settles"] += 1
-                        state["settle_steps"] += step.settle_steps
-                if config["restabilise"] and inverting:
-                    start = time.perf_counter()
-                    state["restabilised"] += restabilise(inverting, state["samples"] + hi - lo,
-                                                         **config["rinit"])
-                    state["current"]["stability"] += time.perf_counter() - start
+                _train_batch(learners, x_train[index], t_train[index], update, config, state,
+                             state["samples"] + hi - lo)
                 done = hi - lo
                 state["samples"] += done
                 state["start"] = hi
@@ -289,6 +260,49 @@ def train_epochs(name, config, learners, data, evaluation, folder=None, resume=N
         "eval_seconds": state["eval_seconds"],
         "settle_steps": state["settle_steps"] / state["settles"] if state["settles"] else None,
     }
+
+
+def _epoch_size(config, available):
+    """Samples per epoch and batch size of ``config``, checked (with the other counts)."""
+    n = available if config["train_samples"] is None else min(
+        int(config["train_samples"]), available)
+    batch_size = int(config["batch_size"])
+    if batch_size < 1 or batch_size > n:
+        raise InputError(f"batch_size must be between 1 and the {n} training samples, "
+                         f"got {batch_size}")
+    for key in ("eval_every", "checkpoint_every", "epochs"):
+        if int(config[key]) != config[key] or config[key] < 1:
+            raise InputError(f"{key} must be a positive integer, got {config[key]!r}")
+    if config["lr_scaling"] not in LR_SCALINGS:
+        raise InputError(f"lr_scaling must be one of {LR_SCALINGS}, "
+                         f"got {config['lr_scaling']!r}")
+    return n, batch_size
+
+
+def _train_batch(learners, x, t, update, config, state, samples):
+    """One update of every learner on (x, t), timed into ``state['current']``.
+
+    The circuit learners settle together, then the closed-form ones step;
+    with ``config['restabilise']`` the inversion learners' feedback is
+    repaired where a circuit turned unstable (events tagged with ``samples``).
+    """
+    circuit = [lrn for lrn in learners if lrn.rule.circuit]
+    closed = [lrn for lrn in learners if not lrn.rule.circuit]
+    for group, key in ((circuit, "circuit"), (closed, "closed_form")):
+        if not group:
+            continue
+        start = time.perf_counter()
+        step = train_step(group, x, t, update)
+        state["current"][key] += time.perf_counter() - start
+        if key == "circuit":
+            state["settles"] += 1
+            state["settle_steps"] += step.settle_steps
+    # NDI is the steady state of the circuit DI simulates: both keep a stable one.
+    inverting = [lrn for lrn in learners if lrn.rule.inverts]
+    if config["restabilise"] and inverting:
+        start = time.perf_counter()
+        state["restabilised"] += restabilise(inverting, samples, **config["rinit"])
+        state["current"]["stability"] += time.perf_counter() - start
 
 
 def _headline(learners, values, metric):

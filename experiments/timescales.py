@@ -98,6 +98,12 @@ def run(config, progress=True):
     if not 0 < config["tolerance"] < 1:
         raise InputError(f"tolerance must lie in (0, 1), got {config['tolerance']}")
     rng = np.random.default_rng(config["seed"])
+    pair = _pair_study(config, rng)
+    return {"pair": pair, "chains": _chain_study(config, rng)}
+
+
+def _pair_study(config, rng):
+    """The layer pair settled for every ratio tau_controller / tau_system."""
     d_out, d_in = config["pair"]
     W = config["weight_scale"] * rng.standard_normal((d_out, d_in)) / np.sqrt(d_in)
     B = -W.T
@@ -132,6 +138,12 @@ def run(config, progress=True):
             / np.sqrt(np.sum(target ** 2)),
         })
         pair.append(metrics)
+    return pair
+
+
+def _chain_study(config, rng):
+    """The chain settled sequentially and as repeat layers, for three hierarchies."""
+    alpha = config["alpha"]
     widths = config["widths"]
     depth = len(widths) - 1
     weights = [config["weight_scale"] * rng.standard_normal((1, widths[l + 1], widths[l]))
@@ -180,4 +192,4 @@ def run(config, progress=True):
                                 float(np.linalg.norm(d - r) / np.linalg.norm(r))
                                 for d, r in zip(result.deltas, reference)]})
             chains[key] = metrics
-    return {"pair": pair, "chains": chains}
+    return chains

@@ -7,8 +7,13 @@ All rules also take stacks (a leading axis of n independent layers), which is
 how a trainer runs many models of one rule at once.
 
 All rules share the signature ``rule(W, B, delta, alpha)``; rules that do not
-use feedback weights or a leak ignore them.
+use feedback weights or a leak ignore them. What a rule *is* (its feedback, its
+leak, whether it is simulated) is a `Rule` in the registry `RULES`: adding a
+rule is one function and one `register` call here.
 """
+
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 from scipy.linalg import lu_factor, lu_solve
@@ -131,20 +136,79 @@ def sldi(weights, feedback, delta, alpha, transfers, **circuit_options):
                         **circuit_options).deltas
 
 
-RULES = {"bp": bp, "fa": fa, "pbp": pbp, "ndi": ndi, "di": di}
-"""Layer-wise backward rules by name."""
+@dataclass(frozen=True)
+class Rule:
+    """What a backward rule is; how it computes is a function of this module.
 
-CHAIN_RULES = {"di": di_chain, "sldi": sldi}
-"""Rules that settle the whole backward pass as one circuit (used in training)."""
+    Attributes
+    ----------
+    name : str
+        Registry name, used by learners, model lists and results.
+    title : str
+        What the rule is, in words (with the paper's equation).
+    feedback : {None, 'layer', 'loop'}
+        The feedback weights the rule uses: none; one B_l per layer pair
+        (B_2 .. B_L, shape (d_{l-1}, d_l)); or one loop matrix B of shape
+        (d_1, d_L) (SLDI).
+    inverts : bool
+        The rule inverts the forward weights with a leak alpha (NDI, DI,
+        SLDI): its learners carry alpha, and its feedback must keep the
+        inversion circuit stable (NDI is the steady state of that circuit).
+    layerwise : callable or None
+        ``layerwise(W, B, delta, alpha)``: delta_{l-1} before g', for rules
+        computed layer by layer in closed form; None for simulated rules.
+    circuit : {None, 'layer-pairs', 'single-loop'}
+        Rules simulated in Brian2 settle a chain circuit: one controller per
+        layer pair (Fig. 2A/B, DI) or the single loop (Fig. 2C, SLDI).
+    """
 
-FEEDBACK_RULES = ("fa", "ndi", "di", "sldi")
-"""Rules that use feedback weights B."""
+    name: str
+    title: str
+    feedback: str = None
+    inverts: bool = False
+    layerwise: Callable = None
+    circuit: str = None
+
+    def feedback_count(self, depth):
+        """Feedback matrices a network of ``depth`` weight layers needs."""
+        return {None: 0, "layer": depth - 1, "loop": 1}[self.feedback]
+
+    def leak_count(self, depth):
+        """Leaks alpha of a network of ``depth`` weight layers: one per layer pair or loop."""
+        return 1 if self.feedback == "loop" else max(depth - 1, 1)
 
 
-def get_rule(name):
-    """Return the backward rule called ``name`` (see `RULES` and `CHAIN_RULES`)."""
+RULES = {}
+"""Every backward rule by name; `register` adds one."""
+
+
+def register(rule):
+    """Add ``rule`` (a `Rule`) to `RULES` and return it."""
+    if rule.feedback not in (None, "layer", "loop"):
+        raise InputError(f"rule {rule.name!r}: feedback must be None, 'layer' or 'loop'")
+    if (rule.layerwise is None) == (rule.circuit is None):
+        raise InputError(f"rule {rule.name!r} needs either a layer-wise function or a circuit")
+    RULES[rule.name] = rule
+    return rule
+
+
+BP = register(Rule("bp", "backpropagation: delta_{l-1} = W^T delta_l (Eq. 4)", layerwise=bp))
+FA = register(Rule("fa", "feedback alignment: delta_{l-1} = B delta_l (Eq. 4)",
+                   feedback="layer", layerwise=fa))
+PBP = register(Rule("pbp", "pseudobackprop: delta_{l-1} = W^+ delta_l (Eq. 4)", layerwise=pbp))
+NDI = register(Rule("ndi", "non-dynamic inversion: delta_{l-1} = B (W B - alpha I)^-1 delta_l "
+                    "(Eq. 10)", feedback="layer", inverts=True, layerwise=ndi))
+DI = register(Rule("di", "dynamic inversion: the settled Brian2 circuit of each layer pair "
+                   "(Eqs. 5, 8, 17)", feedback="layer", inverts=True, circuit="layer-pairs"))
+SLDI = register(Rule("sldi", "single-loop dynamic inversion (Fig. 2C, Eqs. 14-15)",
+                     feedback="loop", inverts=True, circuit="single-loop"))
+
+
+def get_rule(rule):
+    """The registered `Rule` called ``rule`` (a `Rule` is returned as it is)."""
+    if isinstance(rule, Rule):
+        return rule
     try:
-        return RULES[name] if name in RULES else CHAIN_RULES[name]
+        return RULES[rule]
     except (KeyError, TypeError):
-        raise InputError(f"unknown rule {name!r}; choose one of "
-                         f"{', '.join(list(RULES) + ['sldi'])}") from None
+        raise InputError(f"unknown rule {rule!r}; choose one of {', '.join(RULES)}") from None

@@ -375,8 +375,8 @@ def restabilise(learners, iteration, **options):
         after, and (layer pairs) the method used.
     """
     events = []
-    pairs = [lrn for lrn in learners if lrn.rule != "sldi"]
-    loops = [lrn for lrn in learners if lrn.rule == "sldi"]
+    pairs = [lrn for lrn in learners if lrn.rule.feedback == "layer"]
+    loops = [lrn for lrn in learners if lrn.rule.feedback == "loop"]
     if pairs:
         for j in range(len(pairs[0].feedback)):
             alpha = np.array([lrn.layer_alpha(j) for lrn in pairs])

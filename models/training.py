@@ -16,8 +16,9 @@ import numpy as np
 from scipy.linalg.blas import dgemm
 
 from dinv.errors import InputError
+from dinv.validation import check_leaks
 from dinv.circuits.chains import ChainSpec, settle_chains
-from dinv.models.rules import CHAIN_RULES, FEEDBACK_RULES, RULES, get_rule
+from dinv.models.rules import get_rule
 
 ARCHITECTURES = ("sequential", "repeat")
 CONTROLLERS = ("linear", "nonlinear")
@@ -31,15 +32,16 @@ class Learner:
     ----------
     name : str
         Label used in results and figures.
-    rule : str
-        Backward rule ('bp', 'fa', 'pbp', 'ndi', 'di', 'sldi').
+    rule : str or Rule
+        Backward rule, by name ('bp', 'fa', 'pbp', 'ndi', 'di', 'sldi'; see
+        `dinv.models.rules.RULES`); stored as the `Rule`.
     net : FeedforwardNetwork
         The network; its weights change in place during training.
     feedback : list
         ``feedback[l]`` (shape (d_l, d_{l+1}), 0-based) carries errors from
         weight layer l+1 down to layer l; one per weight layer but the first.
-        For 'sldi' a single matrix of shape (d_1, d_L). Empty for rules
-        without feedback.
+        For a loop rule (SLDI) a single matrix of shape (d_1, d_L). Empty for
+        rules without feedback.
     alpha : float or tuple of float
         Controller leak (NDI, DI, SLDI): one value for every layer pair, or
         one per pair (W_2, B_2) .. (W_L, B_L), e.g. a larger leak for an
@@ -52,7 +54,7 @@ class Learner:
     """
 
     name: str
-    rule: str
+    rule: object
     net: object
     feedback: list = field(default_factory=list)
     alpha: object = 0.0
@@ -60,30 +62,21 @@ class Learner:
     controller: str = "linear"
 
     def __post_init__(self):
-        get_rule(self.rule)
-        needed = 1 if self.rule == "sldi" else self.net.depth - 1
-        if self.rule in FEEDBACK_RULES and len(self.feedback) != needed:
+        self.rule = get_rule(self.rule)
+        rule, sizes = self.rule, self.net.sizes
+        needed = rule.feedback_count(self.net.depth)
+        if len(self.feedback) != needed:
             raise InputError(
-                f"learner {self.name!r} ({self.rule}) needs {needed} feedback "
+                f"learner {self.name!r} ({rule.name}) needs {needed} feedback "
                 f"matrices, got {len(self.feedback)}"
             )
-        if self.rule == "sldi" and self.feedback[0].shape != (self.net.sizes[1],
-                                                              self.net.sizes[-1]):
+        if rule.feedback == "loop" and np.shape(self.feedback[0]) != (sizes[1], sizes[-1]):
             raise InputError(
-                f"learner {self.name!r}: SLDI feedback must have shape "
-                f"{(self.net.sizes[1], self.net.sizes[-1])} (d_1, d_L), "
-                f"got {self.feedback[0].shape}"
+                f"learner {self.name!r}: {rule.name} loop feedback must have shape "
+                f"{(sizes[1], sizes[-1])} (d_1, d_L), got {np.shape(self.feedback[0])}"
             )
-        pairs = 1 if self.rule == "sldi" else max(self.net.depth - 1, 1)
-        try:
-            values = np.atleast_1d(np.asarray(self.alpha, dtype=float))
-        except (TypeError, ValueError):
-            values = np.array([np.nan])
-        if (values.ndim != 1 or values.size not in (1, pairs)
-                or not np.all(np.isfinite(values)) or np.any(values < 0)):
-            raise InputError(f"learner {self.name!r}: alpha must be >= 0, one value or one "
-                             f"per layer pair ({pairs}), got {self.alpha!r}")
-        self._alphas = np.broadcast_to(values, (pairs,)).copy()
+        self._alphas = check_leaks(self.alpha, (rule.leak_count(self.net.depth),),
+                                   f"learner {self.name!r}: alpha")
         if self.architecture not in ARCHITECTURES:
             raise InputError(f"learner {self.name!r}: architecture must be one of "
                              f"{ARCHITECTURES}, got {self.architecture!r}")
@@ -97,10 +90,10 @@ class Learner:
 
     @property
     def circuit_key(self):
-        """Learners with equal keys share one circuit (and one Brian2 run)."""
-        if self.rule == "di":
-            return (self.rule, self.architecture, self.controller)
-        return (self.rule,)
+        """Learners with equal keys propagate as one stack (and share one circuit)."""
+        if self.rule.circuit == "layer-pairs":
+            return (self.rule.name, self.architecture, self.controller)
+        return (self.rule.name,)
 
 
 @dataclass(frozen=True)
@@ -194,21 +187,20 @@ def backward(learners, forwards, output_deltas, config, report=None):
     for k, learner in enumerate(learners):
         groups.setdefault(learner.circuit_key, []).append(k)
     chains = []
-    for key, members in groups.items():
-        rule_name = key[0]
+    for members in groups.values():
+        rule = learners[members[0]].rule
         if depth < 2:
             continue
-        if rule_name in CHAIN_RULES:
+        if rule.circuit is not None:
             chains.append(members)
             continue
-        rule = RULES[rule_name]
         for layer in range(depth - 1, 0, -1):
             W = np.stack([learners[k].net.weights[layer] for k in members])
             B = (np.stack([learners[k].feedback[layer - 1] for k in members])
-                 if rule_name in FEEDBACK_RULES else None)
+                 if rule.feedback else None)
             delta = np.stack([deltas[k][layer] for k in members])
             alpha = np.array([learners[k].layer_alpha(layer - 1) for k in members])
-            raw = rule(W, B, delta, alpha)
+            raw = rule.layerwise(W, B, delta, alpha)
             for j, k in enumerate(members):
                 g = learners[k].net.nonlinearities[layer - 1]
                 deltas[k][layer - 1] = raw[j] * g.derivative(forwards[k].a[layer - 1])
@@ -226,8 +218,8 @@ def _chain_backward(learners, forwards, deltas, chains, config):
     """Fill ``deltas`` of the DI and SLDI learners from one joint circuit.
 
     ``chains`` lists the learner indices of each circuit group; every group
-    becomes one chain (rule 'di': Eq. 17 or Eq. 14 per layer; 'sldi': the
-    single loop), and all chains settle together (`settle_chains`). Returns
+    becomes one chain (layer pairs, DI: Eq. 17 or Eq. 14 per layer; or the
+    single loop, SLDI), and all chains settle together (`settle_chains`). Returns
     the Euler steps of that run.
     """
     specs, problems = [], []
@@ -236,8 +228,9 @@ def _chain_backward(learners, forwards, deltas, chains, config):
         first = group[0]
         depth = first.net.depth
         names = tuple(g.name for g in first.net.nonlinearities[:-1])
-        nonlinear = first.rule == "sldi" or first.controller == "nonlinear"
-        architecture = "single-loop" if first.rule == "sldi" else first.architecture
+        loop = first.rule.circuit == "single-loop"
+        nonlinear = loop or first.controller == "nonlinear"
+        architecture = "single-loop" if loop else first.architecture
         specs.append(ChainSpec(tuple(first.net.sizes), architecture,
                                names if nonlinear else None, len(group)))
         problems.append({
