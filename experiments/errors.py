@@ -8,6 +8,7 @@ models with reused work arrays.
 
 import numpy as np
 
+from dinv.models.network import forward_layers
 from dinv.nonlinearities import get_nonlinearity
 
 
@@ -27,8 +28,9 @@ def stacked_errors(X, Y, weights, biases, nonlinearities, buffers=None):
         Work arrays reused between calls; large temporaries are otherwise
         mapped and unmapped at every call.
 
-    The forward pass runs in the precision of X (float32 halves its cost;
-    the squared errors are summed in float64).
+    The forward pass (`dinv.models.network.forward_layers`) runs in the
+    precision of X (float32 halves its cost; the squared errors are summed
+    in float64), on contiguous transposed weights (M, d_{l-1}, d_l).
 
     Returns
     -------
@@ -38,26 +40,11 @@ def stacked_errors(X, Y, weights, biases, nonlinearities, buffers=None):
     chunk = 1024  # samples per pass: the work arrays stay in the core's own cache
     transposed = [np.ascontiguousarray(W.transpose(0, 2, 1), dtype=X.dtype) for W in weights]
     offsets = None if biases is None else [b[:, None, :].astype(X.dtype) for b in biases]
-    transfers = [get_nonlinearity(name).g for name in nonlinearities]
+    transfers = [get_nonlinearity(name) for name in nonlinearities]
     total = np.zeros(weights[0].shape[0])
     for start in range(0, X.shape[0], chunk):
-        h = X[start:start + chunk]
-        size = h.shape[0]
-        for layer, (W_t, g) in enumerate(zip(transposed, transfers)):
-            key = (layer, size)
-            if key not in buffers:
-                buffers[key] = np.empty((W_t.shape[0], size, W_t.shape[2]), dtype=X.dtype)
-            a = buffers[key]
-            # Contiguous (M, d_{l-1}, d_l) operands keep numpy's matmul on
-            # BLAS (a transposed view runs ~10x slower).
-            np.matmul(h, W_t, out=a)
-            if offsets is not None:
-                a += offsets[layer]
-            if g is np.tanh:
-                np.tanh(a, out=a)
-            elif nonlinearities[layer] != "linear":
-                a[...] = g(a)
-            h = a
+        h = forward_layers(X[start:start + chunk], transposed, offsets, transfers,
+                           buffers=buffers)
         h -= Y[start:start + chunk]
         np.square(h, out=h)
         total += h.sum(axis=(1, 2), dtype=np.float64)

@@ -11,26 +11,26 @@ import numpy as np
 from tqdm import tqdm
 
 from dinv.analysis.metrics import matrix_angle, nmse, vector_angle
-from dinv.analysis.stability import jacobian_abscissa, loop_abscissa
 from dinv.errors import InputError
 from dinv.experiments.errors import stacked_errors
 from dinv.experiments.companion import Companion
 from dinv.experiments.models_spec import select_models
 from dinv.models.initialisation import init_feedback
-from dinv.models.rules import ndi, pbp
+from dinv.models.rules import pbp
 from dinv.models.stabilise import restabilise
 from dinv.models.training import Step, UpdateConfig, train_step
+from dinv.theory import chain_steady_state, jacobian_abscissa, loop_abscissa
 
 CURVES = ("eigenvalue", "angle_B", "angle_ndi", "angle_pbp")
 """Per-layer curves: Jacobian abscissa, angle(B, -W^T), angle to NDI and to PBP."""
 
 
-def _reference_chain(rule, weights, feedback, delta, alpha, gains):
-    """Hidden errors of a layer-wise rule (NDI or PBP) with gains g'(a_l)."""
+def _pbp_chain(weights, delta, gains):
+    """Hidden errors of pseudobackprop (Eq. 4) through W_2 .. W_L, with gains g'(a_l)."""
     deltas = [None] * len(gains)
-    for layer in range(len(weights) - 1, 0, -1):
-        delta = rule(weights[layer], feedback[layer - 1], delta, alpha) * gains[layer - 1]
-        deltas[layer - 1] = delta
+    for layer in range(len(weights) - 1, -1, -1):
+        delta = pbp(weights[layer], None, delta, 0.0) * gains[layer]
+        deltas[layer] = delta
     return deltas
 
 
@@ -104,8 +104,8 @@ class CurveRecorder:
         output = np.stack([step.deltas[k][-1] for k in self.members])
         gains = [np.stack([learners[k].net.nonlinearities[l].derivative(step.forward[k].a[l])
                            for k in self.members]) for l in range(depth - 1)]
-        ndi_ref = _reference_chain(ndi, weights, feedback, output, alpha, gains)
-        pbp_ref = _reference_chain(pbp, weights, feedback, output, 0.0, gains)
+        ndi_ref = chain_steady_state(weights[1:], feedback, output, alpha, gains)
+        pbp_ref = _pbp_chain(weights[1:], output, gains)
         for j in range(depth - 1):
             hidden = np.stack([step.deltas[k][j][0] for k in self.members])
             self.values["angle_ndi"][:, j, it] = vector_angle(hidden, ndi_ref[j][:, 0])

@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from dinv.errors import InputError
 from dinv.experiments.results import _atomic_write, jsonable
+from dinv.models.network import forward_layers
 from dinv.models.stabilise import restabilise
 from dinv.models.training import UpdateConfig, train_step
 
@@ -69,19 +70,14 @@ def forward_output(net, x, dtype=np.float32, chunk=2000, layer=None):
     Evaluation only: float32 halves the cost of the large forward passes
     over a test set; the arithmetic of training stays float64.
     """
-    weights = [w.astype(dtype) for w in net.weights]
-    biases = None if net.biases is None else [b.astype(dtype) for b in net.biases]
     last = net.depth if layer is None else layer
-    out = []
-    for start in range(0, x.shape[0], chunk):
-        h = x[start:start + chunk].astype(dtype)
-        for l in range(last):
-            a = h @ weights[l].T
-            if biases is not None:
-                a += biases[l]
-            h = net.nonlinearities[l].g(a)
-        out.append(h)
-    return np.concatenate(out)
+    transposed = [w.astype(dtype).T for w in net.weights[:last]]
+    biases = None if net.biases is None else [b.astype(dtype) for b in net.biases[:last]]
+    return np.concatenate([
+        forward_layers(x[start:start + chunk].astype(dtype), transposed, biases,
+                       net.nonlinearities[:last])
+        for start in range(0, x.shape[0], chunk)
+    ])
 
 
 def epoch_order(seed, epoch, n):

@@ -1,4 +1,10 @@
-"""Feedforward networks: weights, biases, nonlinearities and the forward pass."""
+"""Feedforward networks: weights, biases, nonlinearities and the forward pass.
+
+`forward_layers` is the one forward pass (Eq. 1) of the package: the
+networks' own (`FeedforwardNetwork.forward`), the evaluation passes of the
+data-set experiments and the data-set error of many stacked models all run
+it, each with the operands and work arrays that suit it.
+"""
 
 from dataclasses import dataclass
 
@@ -29,6 +35,67 @@ class ForwardPass:
     def output(self):
         """Network output y = h_L."""
         return self.h[-1]
+
+
+def forward_layers(h, transposed, biases, nonlinearities, keep=False, buffers=None):
+    """The forward pass (Eq. 1): a_l = W_l h_{l-1} + b_l, h_l = g_l(a_l), layer by layer.
+
+    In batch rows: ``a = h @ W_t`` with W_t = W_l^T, then ``a += b_l``, then g.
+    One model or a stack of M models of one architecture: the arithmetic is
+    the same, the operands decide which. The caller chooses the precision
+    (the dtype of ``h`` and the operands).
+
+    Parameters
+    ----------
+    h : ndarray, shape (batch, d_0) or (M, batch, d_0)
+        Inputs h_0 (a stack's models may share one (batch, d_0) input).
+    transposed : list of ndarray
+        W_l^T per layer: (d_{l-1}, d_l) for one model (a transposed view
+        suits BLAS), or (M, d_{l-1}, d_l) for a stack (contiguous: numpy's
+        stacked matmul of a transposed view runs ~10x slower).
+    biases : list of ndarray or None
+        b_l per layer, broadcastable to (batch, d_l): (d_l,) for one model,
+        (M, 1, d_l) for a stack; None without biases.
+    nonlinearities : list of Nonlinearity
+        g_l per layer.
+    keep : bool
+        Keep every a_l and h_l (training needs them; g then makes new
+        arrays). Otherwise each layer's pre-activation is turned into its
+        activity in place and only h_L is returned.
+    buffers : dict or None
+        Work arrays reused between calls (``keep=False`` only), keyed by
+        (layer, batch): large temporaries are otherwise mapped and unmapped
+        at every call. The returned h_L is then one of them.
+
+    Returns
+    -------
+    ForwardPass or ndarray
+        With ``keep``, the `ForwardPass` (a_1 .. a_L, h_0 .. h_L); else h_L.
+    """
+    a_list, h_list = [], [h]
+    for layer, (W_t, g) in enumerate(zip(transposed, nonlinearities)):
+        if buffers is None:
+            a = h @ W_t
+        else:
+            key = (layer, h.shape[-2])
+            if key not in buffers:
+                buffers[key] = np.empty(W_t.shape[:-2] + (h.shape[-2], W_t.shape[-1]),
+                                        dtype=h.dtype)
+            a = buffers[key]
+            np.matmul(h, W_t, out=a)
+        if biases is not None:
+            a += biases[layer]
+        if keep:
+            a_list.append(a)
+            h = g.g(a)
+            h_list.append(h)
+        else:
+            if g.name == "tanh":
+                np.tanh(a, out=a)
+            elif g.name != "linear":
+                a[...] = g.g(a)
+            h = a
+    return ForwardPass(a_list, h_list) if keep else h
 
 
 class FeedforwardNetwork:
@@ -117,14 +184,8 @@ class FeedforwardNetwork:
         x = finite_array("x", x, (2,))
         if x.shape[1] != self.sizes[0]:
             raise InputError(f"x must have shape (batch, {self.sizes[0]}), got {x.shape}")
-        a_list, h_list = [], [x]
-        for l, (W, g) in enumerate(zip(self.weights, self.nonlinearities)):
-            a = h_list[-1] @ W.T
-            if self.biases is not None:
-                a = a + self.biases[l]
-            a_list.append(a)
-            h_list.append(g.g(a))
-        return ForwardPass(a_list, h_list)
+        return forward_layers(x, [W.T for W in self.weights], self.biases,
+                              self.nonlinearities, keep=True)
 
     def output_delta(self, fwd, t):
         """Output error delta_L = dL/da_L for targets ``t`` (batch, d_L).

@@ -10,18 +10,18 @@ All rules share the signature ``rule(W, B, delta, alpha)``; rules that do not
 use feedback weights or a leak ignore them. What a rule *is* (its feedback, its
 leak, whether it is simulated) is a `Rule` in the registry `RULES`: adding a
 rule is one function and one `register` call here.
+
+The circuit rules (DI, SLDI) import Brian2 only when called: the
+closed-form rules work without it.
 """
 
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
-from scipy.linalg import lu_factor, lu_solve
-from scipy.linalg.lapack import dgecon as gecon
 
-from dinv.circuits import settle_layer
-from dinv.circuits.chains import settle_chain
 from dinv.errors import InputError
+from dinv.theory import layer_steady_state
 from dinv.validation import layer_problem
 
 
@@ -56,7 +56,7 @@ def ndi(W, B, delta, alpha):
         delta_{l-1} = (B W - alpha I_{l-1})^-1 B delta_l
 
     The two forms are equal whenever both matrices are invertible; each case
-    solves the smaller system.
+    solves the smaller system (`dinv.theory.layer_steady_state`).
 
     Raises
     ------
@@ -65,26 +65,7 @@ def ndi(W, B, delta, alpha):
         rank-deficient product).
     """
     p = layer_problem(W, B, delta, alpha)
-    contracting = p.d_out <= p.d_in
-    A = p.W @ p.B if contracting else p.B @ p.W
-    A = A - p.alpha[:, None, None] * np.eye(A.shape[-1])
-    rhs = p.delta.transpose(0, 2, 1)
-    if not contracting:
-        rhs = p.B @ rhs
-    solved = np.empty(rhs.shape)
-    for k in range(A.shape[0]):
-        # LU once, then LAPACK's condition estimate from it (an SVD costs ~10x more).
-        lu, pivots = lu_factor(A[k], check_finite=False)
-        rcond = gecon(lu, np.abs(A[k]).sum(axis=0).max(), norm="1")[0]
-        if not rcond > 1e-12:
-            raise InputError(
-                f"{'W B' if contracting else 'B W'} - alpha I is singular (condition number "
-                f"{1 / max(rcond, 1e-300):.3g}); use alpha > 0 or feedback B of full rank"
-            )
-        solved[k] = lu_solve((lu, pivots), rhs[k], check_finite=False)
-    if contracting:
-        solved = p.B @ solved
-    return p.restore(solved.transpose(0, 2, 1))
+    return p.restore(layer_steady_state(p.W, p.B, p.delta, p.alpha))
 
 
 def di(W, B, delta, alpha, **circuit_options):
@@ -114,8 +95,11 @@ def di_chain(weights, feedback, delta, alpha, gains=None, transfers=None,
     ``architecture`` 'sequential' (Fig. 2A) or 'repeat' (Fig. 2B); both
     settle to the same state. Arrays are stacks over n models: W_l of shape
     (n, d_l, d_{l-1}), B_l (n, d_{l-1}, d_l), delta (n, batch, d_L), gains
-    g'(a_l) (n, batch, d_l). Returns [delta_1 .. delta_{L-1}].
+    g'(a_l) (n, batch, d_l). Returns [delta_1 .. delta_{L-1}]; their steady
+    state is `dinv.theory.chain_steady_state`.
     """
+    from dinv.circuits.chains import settle_chain
+
     return settle_chain(weights, feedback, delta, alpha, gains, architecture, transfers,
                         **circuit_options).deltas
 
@@ -132,6 +116,8 @@ def sldi(weights, feedback, delta, alpha, transfers, **circuit_options):
     The hidden errors are the settled states h_1 .. h_{L-1}, used without a
     further g' (the nonlinearity sits in the readout). Returns that list.
     """
+    from dinv.circuits.chains import settle_chain
+
     return settle_chain(weights, feedback, delta, alpha, None, "single-loop", transfers,
                         **circuit_options).deltas
 

@@ -16,14 +16,10 @@ an upper bound of the spectral abscissa that is smooth in J. Its gradient is
 Lyapunov solves). Descent stops once the true spectral abscissa is at or below
 the target (after at least ``min_iters`` steps).
 
-Only a 2r x 2r block of J matters, r = rank W: with W = U S V^T (thin SVD),
-the components of the state outside range(V) (system) and range(U)
-(controller) decay at rates 1 and alpha whatever B is, and the rest follows
-
-    J_r = [[-I_r, V^T B U], [S, -alpha I_r]].
-
-The optimisation therefore acts on ``V^T B U`` (r x r) and leaves the rest of
-B at its random value, which keeps wide layers (10 x 1000) cheap.
+Only a 2r x 2r block of J matters, r = rank W (`dinv.theory.reduced_jacobian`):
+the optimisation acts on ``V^T B U`` (r x r) and leaves the rest of B at its
+random value, which keeps wide layers (10 x 1000) cheap. The Jacobians and
+abscissae come from `dinv.theory`.
 """
 
 from dataclasses import dataclass
@@ -32,8 +28,16 @@ import numpy as np
 from scipy.linalg import solve_continuous_lyapunov
 from scipy.optimize import brentq
 
-from dinv.analysis.stability import jacobian_abscissa, loop_abscissa, loop_jacobian
 from dinv.errors import InputError
+from dinv.theory import (
+    full_abscissa,
+    jacobian_abscissa,
+    loop_abscissa,
+    loop_jacobian,
+    product_abscissa,
+    range_svd,
+    reduced_jacobian,
+)
 
 
 class StabilisationError(RuntimeError):
@@ -123,29 +127,6 @@ def _descend(jacobian, block, X, target, lr, max_iters, min_iters, eps):
     return X, iteration, history
 
 
-def reduced_jacobian(S, B_r, alpha):
-    """J_r = [[-I_r, B_r], [diag(S), -alpha I_r]] (see the module docstring)."""
-    r = S.size
-    return np.block([[-np.eye(r), B_r], [np.diag(S), -alpha * np.eye(r)]])
-
-
-def full_abscissa(W, B, alpha):
-    """Spectral abscissa of J = [[-I, B], [W, -alpha I]], via the reduced block.
-
-    The modes outside the reduced block decay at rate 1 (system) and alpha
-    (controller, when d_l > rank W).
-    """
-    U, S, Vt = np.linalg.svd(W, full_matrices=False)
-    keep = S > S.max() * max(W.shape) * np.finfo(float).eps
-    U, S, Vt = U[:, keep], S[keep], Vt[keep]
-    values = [float(np.linalg.eigvals(reduced_jacobian(S, Vt @ B @ U, alpha)).real.max())]
-    if W.shape[1] > S.size:
-        values.append(-1.0)
-    if W.shape[0] > S.size:
-        values.append(-float(alpha))
-    return max(values)
-
-
 def stabilise_feedback(W, B, alpha, target=-0.01, lr=5e-2, max_iters=200, min_iters=10,
                        eps=0.01, method="descent"):
     """Gradient descent on the SSA of the layer-pair Jacobian with respect to B.
@@ -199,9 +180,7 @@ def stabilise_feedback(W, B, alpha, target=-0.01, lr=5e-2, max_iters=200, min_it
         raise InputError("need lr > 0 and max_iters >= min_iters >= 0 (integers)")
     if method not in STABILISERS:
         raise InputError(f"method must be one of {STABILISERS}, got {method!r}")
-    U, S, Vt = np.linalg.svd(W, full_matrices=False)
-    keep = S > S.max() * max(W.shape) * np.finfo(float).eps
-    U, S, Vt = U[:, keep], S[keep], Vt[keep]
+    U, S, Vt = range_svd(W)
     r = S.size
     if W.shape[0] > r and -alpha > target:
         raise StabilisationError(
@@ -224,12 +203,6 @@ def stabilise_feedback(W, B, alpha, target=-0.01, lr=5e-2, max_iters=200, min_it
             f"(now {lr}), use a larger alpha, or start from B = -W^T (always stable)"
         )
     return Stabilised(B_new, achieved, iteration, np.asarray(history))
-
-
-def _product_abscissa(mu, alpha):
-    """Abscissa of J_r from the eigenvalues mu of S B_r: (1 + l)(alpha + l) = mu."""
-    root = np.sqrt((1.0 - alpha) ** 2 + 4.0 * mu.astype(complex))
-    return float(np.max((-(1.0 + alpha) + root).real / 2.0))
 
 
 def shift_feedback(W, B, alpha, target=-0.01, svd=None):
@@ -256,22 +229,18 @@ def shift_feedback(W, B, alpha, target=-0.01, svd=None):
     """
     W = np.asarray(W, dtype=float)
     B = np.asarray(B, dtype=float)
-    if svd is None:
-        U, S, Vt = np.linalg.svd(W, full_matrices=False)
-        keep = S > S.max() * max(W.shape) * np.finfo(float).eps
-        svd = U[:, keep], S[keep], Vt[keep]
-    U, S, Vt = svd
+    U, S, Vt = range_svd(W) if svd is None else svd
     mu = np.linalg.eigvals(S[:, None] * (Vt @ B @ U))
     before = full_abscissa(W, B, alpha)
-    if _product_abscissa(mu, alpha) <= target:
+    if product_abscissa(mu, alpha) <= target:
         return Stabilised(B.copy(), before, 0, np.array([before, before]))
     aim = target - 1e-9 * max(1.0, abs(target))  # rounding of the two eigensolvers
     low, high = 0.0, 1.0
-    while _product_abscissa(mu - high, alpha) > aim:
+    while product_abscissa(mu - high, alpha) > aim:
         low, high = high, 2.0 * high
     for _ in range(60):
         middle = 0.5 * (low + high)
-        low, high = (middle, high) if _product_abscissa(mu - middle, alpha) > aim \
+        low, high = (middle, high) if product_abscissa(mu - middle, alpha) > aim \
             else (low, middle)
     B_new = B - high * (Vt.T / S) @ U.T
     achieved = full_abscissa(W, B_new, alpha)

@@ -1,0 +1,854 @@
+"""The theory of the dynamic-inversion circuits in plain numpy: the one home of its equations.
+
+Podlaski & Machens (NeurIPS 2020), Sec. 3. Everything the simulations do in
+Brian2 (`dinv.circuits`) is written here once more as plain functions of
+arrays, and nowhere else: the right-hand sides of the circuits, their
+Jacobians and spectral abscissae, and their steady states. The circuits
+check their residuals and explain divergence with it, `dinv.models.rules`
+computes NDI with it, `dinv.models.stabilise` optimises its abscissae and
+`dinv.analysis.stability` re-exports it for analysis.
+
+Conventions
+-----------
+- Batch rows, as in `dinv.models.rules`: a population's state has shape
+  (..., batch, d); W_l has shape (..., d_l, d_{l-1}) and B_l (..., d_{l-1},
+  d_l). Leading axes stack independent problems wherever that is cheap.
+- Time is in units of tau_system; ``tau_ratio`` r = tau_system /
+  tau_controller multiplies the controllers' right-hand sides (the paper:
+  r = 1). All system (and relay) populations share tau_system.
+- A chain's layer pairs are listed bottom-up: ``weights`` W_2 .. W_L,
+  ``feedback`` B_2 .. B_L, pair j joins W_{j+2} with B_{j+2}. Per pair, a
+  leak ``alpha`` is a float, an array over the stack axes (one per problem),
+  or an array with one more, last, axis (one per problem and layer pair).
+
+The circuits
+------------
+Layer pair (Fig. 1c): the system population delta_{l-1} and its
+leaky-integral controller u_l (Eqs. 5 and 8; Eq. 14 with a nonlinear
+readout)::
+
+    d(delta_{l-1})/dt = -delta_{l-1} + B_l u_l
+    du_l/dt          = r (-alpha u_l + W_l g(delta_{l-1}) - delta_l)
+
+Sequential chain (Fig. 2A): one layer pair at a time, from the output down;
+the settled delta_{l-1} times g'(a_{l-1}) is the target of the next pair
+(Eq. 17), so its dynamics are those of the layer pair. Repeat-layer chain
+(Fig. 2B): every pair at once, the controller u_l of a hidden layer l driven
+towards ``g'(a_l) * delta_l`` (an identity relay with gain). Single loop
+(Fig. 2C): the output controller drives layer 1 through B; the readout runs
+forward through relays ``dh_l/dt = -h_l + W_l g(h_{l-1})``.
+"""
+
+import numpy as np
+from scipy.linalg import lu_factor, lu_solve
+from scipy.linalg.lapack import dgecon as gecon
+
+from dinv.errors import InputError
+from dinv.nonlinearities import get_transfer
+
+FORMS = ("WB", "BW")
+"""The two forms of Eq. (10): ``B (W B - alpha I)^-1`` and ``(B W - alpha I)^-1 B``."""
+
+
+# --------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------
+
+
+def _apply(M, x):
+    """M x for matrices M (..., d_out, d_in) and row vectors x (..., batch, d_in)."""
+    return x @ np.swapaxes(M, -1, -2)
+
+
+def _leak(alpha):
+    """A leak (float or one per problem) broadcast over (batch, d)."""
+    return np.asarray(alpha, dtype=float)[..., None, None]
+
+
+def _transfer(name):
+    """g of a circuit's readout (`dinv.nonlinearities.TRANSFERS`); None for the identity."""
+    return None if name in (None, "linear") else get_transfer(name).g
+
+
+def _per_pair(value, pairs, stack_ndim, name):
+    """One leak per layer pair: ``value`` as in the module's conventions."""
+    value = np.asarray(value, dtype=float)
+    if value.ndim <= stack_ndim:
+        return [value] * pairs
+    if value.ndim != stack_ndim + 1 or value.shape[-1] != pairs:
+        raise InputError(f"{name} must be one value, one per problem or one per problem and "
+                         f"layer pair (last axis {pairs}); got shape {value.shape}")
+    return [value[..., j] for j in range(pairs)]
+
+
+def _ratios(tau_ratio, pairs):
+    """tau_system / tau_controller per layer pair (one float, or one per pair)."""
+    ratios = list(tau_ratio) if isinstance(tau_ratio, (list, tuple, np.ndarray)) \
+        else [tau_ratio] * pairs
+    if len(ratios) != pairs:
+        raise InputError(f"tau_ratio needs one value per layer pair ({pairs}), "
+                         f"got {len(ratios)}")
+    return [float(r) for r in ratios]
+
+
+# --------------------------------------------------------------------------
+# right-hand sides
+# --------------------------------------------------------------------------
+
+
+def controller_residual(W, delta_prev, delta, u, alpha, transfer="linear"):
+    """The controller's steady-state condition (Eq. 9; Eq. 15 with a nonlinear readout).
+
+    ``-alpha u + W g(delta_{l-1}) - delta_l``: the controller's rate of change
+    in units of tau_controller (Eqs. 8 and 14), zero exactly at its steady
+    state ``W g(delta_{l-1}) = delta_l + alpha u``.
+
+    Parameters
+    ----------
+    W : ndarray, shape (..., d_l, d_{l-1})
+    delta_prev : ndarray, shape (..., batch, d_{l-1})
+        State of the system population, delta_{l-1}.
+    delta : ndarray, shape (..., batch, d_l)
+        The target error delta_l.
+    u : ndarray, shape (..., batch, d_l)
+        Control signal.
+    alpha : float or ndarray of shape (...)
+        Leak.
+    transfer : str
+        g of the readout: 'linear' (Eq. 8) or a nonlinearity (Eq. 14).
+
+    Returns
+    -------
+    ndarray, shape (..., batch, d_l)
+    """
+    g = _transfer(transfer)
+    readout = _apply(W, delta_prev if g is None else g(delta_prev))
+    return -_leak(alpha) * u + readout - delta
+
+
+def layer_rhs(delta_prev, u, W, B, delta, alpha, tau_ratio=1.0, transfer="linear"):
+    """Right-hand side of the layer pair (Eqs. 5 and 8, or 14), time in units of tau_system.
+
+    ::
+
+        d(delta_{l-1})/dt = -delta_{l-1} + B u                   (Eq. 5)
+        du/dt = r (-alpha u + W g(delta_{l-1}) - delta_l)        (Eq. 8; Eq. 14)
+
+    Also the right-hand side of one phase of the sequential chain (Fig. 2A),
+    whose target delta_l is the settled error of the pair above times its
+    gain g'(a_l).
+
+    Parameters
+    ----------
+    delta_prev : ndarray, shape (..., batch, d_{l-1})
+        System state delta_{l-1}.
+    u : ndarray, shape (..., batch, d_l)
+        Control signal.
+    W : ndarray, shape (..., d_l, d_{l-1})
+    B : ndarray, shape (..., d_{l-1}, d_l)
+    delta : ndarray, shape (..., batch, d_l)
+        Target error delta_l.
+    alpha : float or ndarray of shape (...)
+    tau_ratio : float
+        r = tau_system / tau_controller.
+    transfer : str
+        g of the controller's readout ('linear': Eq. 8).
+
+    Returns
+    -------
+    d_delta_prev : ndarray, shape (..., batch, d_{l-1})
+    d_u : ndarray, shape (..., batch, d_l)
+    """
+    system = -delta_prev + _apply(B, u)
+    return system, controller_residual(W, delta_prev, delta, u, alpha, transfer) * tau_ratio
+
+
+def chain_rhs(deltas, controls, weights, feedback, delta, alpha, gains=None, tau_ratio=1.0,
+              transfers=None):
+    """Right-hand side of the repeat-layer chain (Fig. 2B), in units of tau_system.
+
+    Hidden layer l has a system population delta_l (driven by the controller
+    above) and, for l >= 2, the controller u_l of the layer below, whose
+    target is the relayed ``g'(a_l) * delta_l`` (the top controller's target
+    is delta_L)::
+
+        d(delta_{l-1})/dt = -delta_{l-1} + B_l u_l
+        du_l/dt = r_l (-alpha_l u_l + W_l g_{l-1}(delta_{l-1}) - target_l)
+
+    Its steady state is the sequential chain's (Eq. 17; `chain_steady_state`,
+    whose hidden errors are ``gains * delta_l``).
+
+    Parameters
+    ----------
+    deltas : list of ndarray
+        System states delta_1 .. delta_{L-1}, each (..., batch, d_l).
+    controls : list of ndarray
+        Controllers u_2 .. u_L, each (..., batch, d_l).
+    weights : list of ndarray
+        W_2 .. W_L, each (..., d_l, d_{l-1}).
+    feedback : list of ndarray
+        B_2 .. B_L, each (..., d_{l-1}, d_l).
+    delta : ndarray, shape (..., batch, d_L)
+        Output error.
+    alpha : float or ndarray
+        Leaks (see the module's conventions).
+    gains : list of ndarray or None
+        g'(a_1) .. g'(a_{L-1}), each (..., batch, d_l); None: ones (the
+        nonlinear controller, Eq. 16, relays without gain).
+    tau_ratio : float or sequence of float
+        r_l, one value or one per layer pair.
+    transfers : sequence of str or None
+        g_1 .. g_{L-1} of the readouts (Eq. 14); None: linear (Eq. 8).
+
+    Returns
+    -------
+    d_deltas : list of ndarray
+        Rates of delta_1 .. delta_{L-1}.
+    d_controls : list of ndarray
+        Rates of u_2 .. u_L.
+    """
+    pairs = len(weights)
+    leaks = _per_pair(alpha, pairs, np.ndim(weights[0]) - 2, "alpha")
+    ratios = _ratios(tau_ratio, pairs)
+    transfers = ["linear"] * pairs if transfers is None else list(transfers)
+    d_deltas, d_controls = [], []
+    for j in range(pairs):
+        if j == pairs - 1:
+            target = delta
+        else:
+            target = deltas[j + 1] if gains is None else gains[j + 1] * deltas[j + 1]
+        system, controller = layer_rhs(deltas[j], controls[j], weights[j], feedback[j], target,
+                                       leaks[j], ratios[j], transfers[j])
+        d_deltas.append(system)
+        d_controls.append(controller)
+    return d_deltas, d_controls
+
+
+def loop_rhs(hidden, u, weights, B, delta, alpha, tau_ratio=1.0, transfers=None):
+    """Right-hand side of the single loop (Fig. 2C, Eq. 14), in units of tau_system.
+
+    ::
+
+        dh_1/dt = -h_1 + B u
+        dh_l/dt = -h_l + W_l g_{l-1}(h_{l-1})                  (l = 2 .. L-1)
+        du/dt   = r (-alpha u + W_L g_{L-1}(h_{L-1}) - delta_L)
+
+    Zero exactly at a steady state of the loop: this is its steady-state
+    condition (`loop_residual` reduces it to the control signal u).
+
+    Parameters
+    ----------
+    hidden : list of ndarray
+        h_1 .. h_{L-1}, each (..., batch, d_l).
+    u : ndarray, shape (..., batch, d_L)
+    weights : list of ndarray
+        W_2 .. W_L.
+    B : ndarray, shape (..., d_1, d_L)
+    delta : ndarray, shape (..., batch, d_L)
+        Output error delta_L.
+    alpha : float or ndarray of shape (...)
+    tau_ratio : float
+    transfers : sequence of str or None
+        g_1 .. g_{L-1}; None: linear.
+
+    Returns
+    -------
+    d_hidden : list of ndarray
+    d_u : ndarray
+    """
+    transfers = ["linear"] * len(weights) if transfers is None else list(transfers)
+    d_hidden = [-hidden[0] + _apply(B, u)]
+    for l in range(1, len(weights)):
+        g = _transfer(transfers[l - 1])
+        source = hidden[l - 1] if g is None else g(hidden[l - 1])
+        d_hidden.append(-hidden[l] + _apply(weights[l - 1], source))
+    d_u = controller_residual(weights[-1], hidden[-1], delta, u, alpha,
+                              transfers[-1]) * tau_ratio
+    return d_hidden, d_u
+
+
+def reduced_rhs(u, W, B, delta, alpha):
+    """The controller when the system is much faster than control (Eq. 13).
+
+    ``du/dt = (W B - alpha I) u - delta_l``, with the system at its steady
+    state delta_{l-1} = B u, time in units of tau_controller.
+
+    Parameters
+    ----------
+    u : ndarray, shape (..., batch, d_l)
+    W, B : ndarray
+    delta : ndarray, shape (..., batch, d_l)
+    alpha : float or ndarray of shape (...)
+
+    Returns
+    -------
+    ndarray, shape (..., batch, d_l)
+    """
+    return _apply(W @ B, u) - _leak(alpha) * u - delta
+
+
+# --------------------------------------------------------------------------
+# Jacobians and spectral abscissae
+# --------------------------------------------------------------------------
+
+
+def circuit_jacobian(W, B, alpha, tau_ratio=1.0, slopes=None):
+    """Jacobian of the layer pair (`layer_rhs`), time in units of tau_system.
+
+    For ``d(delta)/dt = -delta + B u`` and
+    ``du/dt = r (-alpha u + W g(delta) - delta_l)``, states (delta, u)::
+
+        J = [[-I,       B        ],
+             [r W D,   -r alpha I]]
+
+    with D = diag(g'(delta)) at the linearisation point (the identity for the
+    linear controller of Eq. 8).
+
+    Parameters
+    ----------
+    W : ndarray, shape (d_l, d_{l-1})
+    B : ndarray, shape (d_{l-1}, d_l)
+    alpha : float
+    tau_ratio : float
+        tau_system / tau_controller (the paper: 1).
+    slopes : ndarray of shape (d_{l-1},) or None
+        g'(delta_{l-1}) of a nonlinear readout (Eq. 14) where the circuit is
+        linearised; None: linear.
+
+    Returns
+    -------
+    ndarray, shape (d_{l-1} + d_l, d_{l-1} + d_l)
+    """
+    d_out, d_in = W.shape
+    readout = W if slopes is None else W * slopes
+    return np.block([
+        [-np.eye(d_in), B],
+        [tau_ratio * readout, -tau_ratio * alpha * np.eye(d_out)],
+    ])
+
+
+def jacobian_abscissa(W, B, alpha, tau_ratio=1.0):
+    """Largest real part of the eigenvalues of `circuit_jacobian` (linear controller).
+
+    Negative means the circuit converges to its steady state (Eq. 10).
+    Computed exactly from the smaller product: lambda is an eigenvalue of J
+    (other than -1) if and only if (lambda + 1)(lambda + r alpha) = r mu for
+    an eigenvalue mu of W B, whose nonzero eigenvalues are those of B W; a
+    zero mu gives -1 and -r alpha. Accepts stacks (leading axes) of W, B and
+    alpha and returns one value per problem.
+
+    Parameters
+    ----------
+    W : ndarray, shape (..., d_l, d_{l-1})
+    B : ndarray, shape (..., d_{l-1}, d_l)
+    alpha : float or ndarray of shape (...)
+    tau_ratio : float
+        tau_system / tau_controller.
+
+    Returns
+    -------
+    float or ndarray
+    """
+    W, B = np.asarray(W, dtype=float), np.asarray(B, dtype=float)
+    d_out, d_in = W.shape[-2:]
+    mu = np.linalg.eigvals(W @ B if d_out <= d_in else B @ W)
+    r = float(tau_ratio)
+    a = np.asarray(alpha, dtype=float)[..., None] * r
+    # lambda^2 + (1 + r alpha) lambda + r alpha - r mu = 0
+    b = 1.0 + a
+    disc = np.sqrt(b * b - 4.0 * (a - r * mu) + 0j)
+    roots = np.maximum((-b + disc).real, (-b - disc).real) / 2.0
+    worst = roots.max(axis=-1)
+    if d_in != d_out:
+        worst = np.maximum(worst, -1.0)
+    if d_out > d_in:
+        worst = np.maximum(worst, -a[..., 0])
+    return float(worst) if np.ndim(worst) == 0 else worst
+
+
+def reduced_abscissa(W, B, alpha):
+    """Largest real part of the eigenvalues of ``W B - alpha I`` (Eq. 13).
+
+    The controller's dynamics when the system is much faster than control
+    (`reduced_rhs`).
+    """
+    W = np.asarray(W, dtype=float)
+    return float(np.linalg.eigvals(W @ B - alpha * np.eye(W.shape[0])).real.max())
+
+
+def range_svd(W):
+    """Thin SVD W = U S V^T restricted to W's range (singular values above rounding).
+
+    Returns
+    -------
+    U : ndarray, shape (d_l, r)
+    S : ndarray, shape (r,)
+    Vt : ndarray, shape (r, d_{l-1})
+    """
+    U, S, Vt = np.linalg.svd(W, full_matrices=False)
+    keep = S > S.max() * max(W.shape) * np.finfo(float).eps
+    return U[:, keep], S[keep], Vt[keep]
+
+
+def reduced_jacobian(S, B_r, alpha):
+    """The 2r x 2r block of the layer pair's Jacobian that depends on B (r = rank W).
+
+    With W = U S V^T (`range_svd`), the components of the state outside
+    range(V) (system) and range(U) (controller) decay at rates 1 and alpha
+    whatever B is; the rest follows::
+
+        J_r = [[-I_r, B_r], [diag(S), -alpha I_r]],    B_r = V^T B U.
+
+    Parameters
+    ----------
+    S : ndarray, shape (r,)
+        Nonzero singular values of W.
+    B_r : ndarray, shape (r, r)
+    alpha : float
+
+    Returns
+    -------
+    ndarray, shape (2r, 2r)
+    """
+    r = S.size
+    return np.block([[-np.eye(r), B_r], [np.diag(S), -alpha * np.eye(r)]])
+
+
+def full_abscissa(W, B, alpha):
+    """Spectral abscissa of J = [[-I, B], [W, -alpha I]], via `reduced_jacobian`.
+
+    The modes outside the reduced block decay at rate 1 (system) and alpha
+    (controller, when d_l > rank W).
+    """
+    U, S, Vt = range_svd(W)
+    values = [float(np.linalg.eigvals(reduced_jacobian(S, Vt @ B @ U, alpha)).real.max())]
+    if W.shape[1] > S.size:
+        values.append(-1.0)
+    if W.shape[0] > S.size:
+        values.append(-float(alpha))
+    return max(values)
+
+
+def product_abscissa(mu, alpha):
+    """Abscissa of `reduced_jacobian` from the eigenvalues mu of S B_r.
+
+    The eigenvalues mu of S B_r are the nonzero eigenvalues of W B; every
+    eigenvalue lambda of J_r solves (1 + lambda)(alpha + lambda) = mu
+    (tau_ratio 1). The spectral shift of `dinv.models.stabilise` bisects on it.
+
+    Parameters
+    ----------
+    mu : ndarray
+    alpha : float
+
+    Returns
+    -------
+    float
+    """
+    root = np.sqrt((1.0 - alpha) ** 2 + 4.0 * mu.astype(complex))
+    return float(np.max((-(1.0 + alpha) + root).real / 2.0))
+
+
+def chain_jacobian(weights, feedback, alpha, gains=None, tau_ratio=1.0):
+    """Jacobian of the linear repeat-layer chain (`chain_rhs`) for one sample.
+
+    States ordered (delta_1, .., delta_{L-1}, u_2, .., u_L). Per pair l, the
+    block of (delta_{l-1}, u_l) is the layer pair's `circuit_jacobian`; the
+    relay adds ``-r_l diag(g'(a_l))`` from delta_l (pair l+1) to u_l. Pair l
+    depends only on pairs above it, so J is block triangular and its
+    spectrum is the union of the pairs' spectra (`chain_abscissa`), whatever
+    the gains.
+
+    Parameters
+    ----------
+    weights : list of ndarray
+        W_2 .. W_L, each (d_l, d_{l-1}).
+    feedback : list of ndarray
+        B_2 .. B_L, each (d_{l-1}, d_l).
+    alpha : float or ndarray of shape (L-1,)
+        One leak, or one per layer pair.
+    gains : list of ndarray or None
+        g'(a_1) .. g'(a_{L-1}) of the sample, each (d_l,); None: ones.
+    tau_ratio : float or sequence of float
+        r_l, one value or one per layer pair.
+
+    Returns
+    -------
+    ndarray, shape (sum d_1..d_{L-1} + sum d_2..d_L, same)
+    """
+    pairs = len(weights)
+    leaks = _per_pair(alpha, pairs, 0, "alpha")
+    ratios = _ratios(tau_ratio, pairs)
+    systems = [W.shape[1] for W in weights]                  # d_1 .. d_{L-1}
+    controls = [W.shape[0] for W in weights]                 # d_2 .. d_L
+    starts = np.concatenate([[0], np.cumsum(systems + controls)])
+    J = np.zeros((starts[-1], starts[-1]))
+
+    def block(i, j):
+        return slice(starts[i], starts[i + 1]), slice(starts[j], starts[j + 1])
+
+    for j in range(pairs):
+        s, c = j, pairs + j                                  # delta_{j+1}, u_{j+2}
+        J[block(s, s)] = -np.eye(systems[j])
+        J[block(s, c)] = feedback[j]
+        J[block(c, s)] = ratios[j] * weights[j]
+        J[block(c, c)] = -ratios[j] * leaks[j] * np.eye(controls[j])
+        if j < pairs - 1:
+            relay = np.ones(systems[j + 1]) if gains is None else gains[j + 1]
+            J[block(c, s + 1)] = -ratios[j] * np.diag(relay)
+    return J
+
+
+def chain_abscissa(weights, feedback, alpha, tau_ratio=1.0):
+    """Spectral abscissa of a linear chain: the largest over its layer pairs.
+
+    The sequential chain (Fig. 2A) settles one layer pair at a time, each with
+    the pair's `circuit_jacobian`; the repeat-layer chain's Jacobian
+    (`chain_jacobian`) is block triangular in the pairs. Either converges if
+    and only if every pair does. Accepts stacks.
+
+    Parameters
+    ----------
+    weights, feedback : list of ndarray
+        W_2 .. W_L and B_2 .. B_L, each with leading stack axes (...).
+    alpha : float or ndarray
+        Leaks (see the module's conventions).
+    tau_ratio : float or sequence of float
+
+    Returns
+    -------
+    float or ndarray of shape (...)
+    """
+    pairs = len(weights)
+    leaks = _per_pair(alpha, pairs, np.ndim(weights[0]) - 2, "alpha")
+    ratios = _ratios(tau_ratio, pairs)
+    worst = None
+    for W, B, a, r in zip(weights, feedback, leaks, ratios):
+        value = jacobian_abscissa(W, B, a, r)
+        worst = value if worst is None else np.maximum(worst, value)
+    return float(worst) if np.ndim(worst) == 0 else worst
+
+
+def loop_jacobian(weights, B, alpha, tau_ratio=1.0, slopes=None):
+    """Jacobian of the single-loop circuit (Fig. 2C, `loop_rhs`).
+
+    States (h_1, .., h_{L-1}, u_L); linearised at rest (g'(0) = 1 for tanh
+    and linear) unless ``slopes`` give g'_l(h_l) elsewhere::
+
+        J = [[-I,     0,   ...,  B         ],
+             [W_2 D_1, -I, ...,  0         ],
+             [ 0,  ..., r W_L D_{L-1}, -r alpha I]]
+
+    Parameters
+    ----------
+    weights : list of ndarray
+        W_2 .. W_L.
+    B : ndarray, shape (d_1, d_L)
+    alpha : float
+    tau_ratio : float
+        tau_system / tau_controller.
+    slopes : list of ndarray or None
+        g'_1(h_1) .. g'_{L-1}(h_{L-1}), each (d_l,); None: ones.
+
+    Returns
+    -------
+    ndarray
+    """
+    widths = [B.shape[0]] + [W.shape[0] for W in weights]
+    offsets = np.concatenate([[0], np.cumsum(widths)])
+    J = -np.eye(offsets[-1])
+    last = len(widths) - 1
+    J[offsets[last]:, offsets[last]:] *= alpha
+    J[:widths[0], offsets[last]:] = B
+    for k, W in enumerate(weights, start=1):
+        J[offsets[k]:offsets[k + 1], offsets[k - 1]:offsets[k]] = \
+            W if slopes is None else W * slopes[k - 1]
+    J[offsets[last]:] *= tau_ratio
+    return J
+
+
+def loop_abscissa(weights, B, alpha, tau_ratio=1.0):
+    """Largest real part of the eigenvalues of `loop_jacobian`, from the small product.
+
+    With M = W_L ... W_2 B (d_L x d_L), lambda (other than -1) is an eigenvalue
+    of the loop if and only if (lambda + 1)^(L-1) (lambda + r alpha) = r mu for
+    an eigenvalue mu of M; the other modes decay at rate 1. Accepts stacks
+    (leading axis n) of the weights, B and alpha.
+
+    Parameters
+    ----------
+    weights : list of ndarray
+        W_2 .. W_L, each (..., d_l, d_{l-1}).
+    B : ndarray, shape (..., d_1, d_L)
+    alpha : float or ndarray of shape (...)
+    tau_ratio : float
+        tau_system / tau_controller.
+
+    Returns
+    -------
+    float or ndarray
+    """
+    M = np.asarray(B, dtype=float)
+    for W in weights:
+        M = np.asarray(W, dtype=float) @ M
+    r = float(tau_ratio)
+    mu = r * np.linalg.eigvals(M)                      # (..., d_L)
+    degree = len(weights) + 1                          # L
+    leak = r * np.asarray(alpha, dtype=float)
+    # Coefficients of (lambda + 1)^(L-1) (lambda + r alpha), highest power first.
+    base = np.poly1d([1.0, 1.0]) ** (degree - 1)
+    coefficients = np.multiply.outer(np.ones_like(leak), base.coeffs)
+    poly = np.zeros(leak.shape + (degree + 1,))
+    poly[..., :-1] += coefficients
+    poly[..., 1:] += leak[..., None] * coefficients
+    # Companion matrices of poly - r mu, one per eigenvalue mu.
+    companion = np.zeros(mu.shape + (degree, degree), dtype=complex)
+    lower = poly[..., None, 1:].astype(complex).repeat(mu.shape[-1], axis=-2)
+    lower[..., -1] -= mu
+    companion[..., 0, :] = -lower
+    companion[..., np.arange(1, degree), np.arange(degree - 1)] = 1.0
+    worst = np.linalg.eigvals(companion).real.max(axis=(-1, -2))
+    total = B.shape[-2] + sum(np.shape(W)[-2] for W in weights)
+    if total > degree * B.shape[-1]:
+        worst = np.maximum(worst, -1.0)
+    return float(worst) if np.ndim(worst) == 0 else worst
+
+
+# --------------------------------------------------------------------------
+# steady states
+# --------------------------------------------------------------------------
+
+
+def layer_steady_state(W, B, delta, alpha, form=None):
+    """The layer pair's steady state delta_{l-1} (Eq. 10): what NDI computes.
+
+    ::
+
+        delta_{l-1} = B (W B - alpha I_l)^-1 delta_l          (form 'WB')
+                    = (B W - alpha I_{l-1})^-1 B delta_l      (form 'BW')
+
+    The two forms are equal whenever both matrices are invertible. By
+    default each problem solves the smaller system: 'WB' for contracting and
+    square layers (d_l <= d_{l-1}), 'BW' for expanding ones (which need
+    alpha > 0: W B then has rank < d_l). Each matrix is factorised once (LU)
+    and LAPACK's condition estimate from the factors refuses a singular one.
+
+    Parameters
+    ----------
+    W : ndarray, shape (n, d_l, d_{l-1}) or (d_l, d_{l-1})
+    B : ndarray, shape (n, d_{l-1}, d_l) or (d_{l-1}, d_l)
+    delta : ndarray, shape (n, batch, d_l) or (batch, d_l)
+        Errors delta_l, one row per sample.
+    alpha : float or ndarray of shape (n,)
+    form : {None, 'WB', 'BW'}
+        Which form of Eq. (10) to solve; None: the smaller system.
+
+    Returns
+    -------
+    ndarray, shape (n, batch, d_{l-1}) or (batch, d_{l-1})
+
+    Raises
+    ------
+    InputError
+        When the matrix to invert is singular (typically alpha = 0 with a
+        rank-deficient product), or ``form`` is unknown.
+    """
+    single = np.ndim(W) == 2
+    if single:
+        W, B, delta = W[None], B[None], delta[None]
+    alpha = np.broadcast_to(np.asarray(alpha, dtype=float), W.shape[:1])
+    d_out, d_in = W.shape[1:]
+    if form not in (None,) + FORMS:
+        raise InputError(f"form must be None or one of {FORMS}, got {form!r}")
+    contracting = d_out <= d_in if form is None else form == "WB"
+    A = W @ B if contracting else B @ W
+    A = A - alpha[:, None, None] * np.eye(A.shape[-1])
+    rhs = delta.transpose(0, 2, 1)
+    if not contracting:
+        rhs = B @ rhs
+    solved = np.empty(rhs.shape)
+    for k in range(A.shape[0]):
+        # LU once, then LAPACK's condition estimate from it (an SVD costs ~10x more).
+        lu, pivots = lu_factor(A[k], check_finite=False)
+        rcond = gecon(lu, np.abs(A[k]).sum(axis=0).max(), norm="1")[0]
+        if not rcond > 1e-12:
+            raise InputError(
+                f"{'W B' if contracting else 'B W'} - alpha I is singular (condition number "
+                f"{1 / max(rcond, 1e-300):.3g}); use alpha > 0 or feedback B of full rank"
+            )
+        solved[k] = lu_solve((lu, pivots), rhs[k], check_finite=False)
+    if contracting:
+        solved = B @ solved
+    solved = solved.transpose(0, 2, 1)
+    return solved[0] if single else solved
+
+
+def steady_control(W, B, delta, alpha):
+    """The controller's steady state u_l = (W B - alpha I)^-1 delta_l (Eqs. 10, 13).
+
+    Parameters
+    ----------
+    W : ndarray, shape (..., d_l, d_{l-1})
+    B : ndarray, shape (..., d_{l-1}, d_l)
+    delta : ndarray, shape (..., batch, d_l)
+    alpha : float or ndarray of shape (...)
+
+    Returns
+    -------
+    ndarray, shape (..., batch, d_l)
+
+    Raises
+    ------
+    InputError
+        When W B - alpha I is singular.
+    """
+    A = W @ B
+    A = A - _leak(alpha) * np.eye(A.shape[-1])
+    try:
+        return np.swapaxes(np.linalg.solve(A, np.swapaxes(delta, -1, -2)), -1, -2)
+    except np.linalg.LinAlgError:
+        raise InputError("W B - alpha I is singular: the controller has no steady state; "
+                         "use alpha > 0 or feedback B of full rank") from None
+
+
+def inversion_matrix(W, B):
+    """M^DI of Eq. (12): the inverse of W that the circuit computes for small alpha.
+
+    ::
+
+        M^DI = B (W B)^-1     for d_l < d_{l-1}   (a right inverse of W)
+             = W^-1           for d_l = d_{l-1}
+             = W^+            for d_l > d_{l-1}   (alpha > 0)
+
+    so that delta_{l-1} = M^DI (delta_l + alpha u_l) at the steady state
+    (Eq. 11). For contracting and square layers, M^DI delta_l is also the
+    alpha -> 0 limit of Eq. (10); with B = -W^T it is the pseudoinverse
+    solution W^+ delta_l (pseudobackprop). For expanding layers Eq. (11)
+    holds for any B (W^+ W = I), but the alpha -> 0 limit of Eq. (10) is
+    (B W)^-1 B delta_l, which equals W^+ delta_l on range(W) only.
+
+    Parameters
+    ----------
+    W : ndarray, shape (..., d_l, d_{l-1})
+    B : ndarray, shape (..., d_{l-1}, d_l)
+
+    Returns
+    -------
+    ndarray, shape (..., d_{l-1}, d_l)
+    """
+    W, B = np.asarray(W, dtype=float), np.asarray(B, dtype=float)
+    d_out, d_in = W.shape[-2:]
+    if d_out > d_in:
+        return np.linalg.pinv(W)
+    if d_out == d_in:
+        return np.linalg.inv(W)
+    # B (W B)^-1 = ((W B)^-T B^T)^T
+    return np.swapaxes(np.linalg.solve(np.swapaxes(W @ B, -1, -2), np.swapaxes(B, -1, -2)),
+                       -1, -2)
+
+
+def chain_steady_state(weights, feedback, delta, alpha, gains=None):
+    """Steady state of the linear chain with gains (Eq. 17): NDI through every layer.
+
+    From the output down, per layer pair (Eq. 10 times g'(a_{l-1}))::
+
+        delta_{l-1} = B_l (W_l B_l - alpha I)^-1 delta_l * g'(a_{l-1})
+
+    the state that both the sequential and the repeat-layer chain settle to
+    (their hidden errors). Without gains, the steady state of the linear
+    network's chain.
+
+    Parameters
+    ----------
+    weights : list of ndarray
+        W_2 .. W_L, each (n, d_l, d_{l-1}) (or without the n axis).
+    feedback : list of ndarray
+        B_2 .. B_L, each (n, d_{l-1}, d_l).
+    delta : ndarray, shape (n, batch, d_L)
+        Output error.
+    alpha : float or ndarray
+        Leaks: (n,) one per problem or (n, L-1) one per problem and pair.
+    gains : list of ndarray or None
+        g'(a_1) .. g'(a_{L-1}), each (n, batch, d_l); None: ones.
+
+    Returns
+    -------
+    list of ndarray
+        delta_1 .. delta_{L-1}, each (n, batch, d_l).
+    """
+    pairs = len(weights)
+    leaks = _per_pair(alpha, pairs, np.ndim(weights[0]) - 2, "alpha")
+    deltas = [None] * pairs
+    for j in range(pairs - 1, -1, -1):
+        delta = layer_steady_state(weights[j], feedback[j], delta, leaks[j])
+        if gains is not None:
+            delta = delta * gains[j]
+        deltas[j] = delta
+    return deltas
+
+
+def loop_residual(u, weights, B, delta, alpha, transfers=None):
+    """The single loop's steady-state condition as a function of its control signal.
+
+    At a steady state of `loop_rhs` the relays are fixed by u
+    (h_1 = B u, h_l = W_l g_{l-1}(h_{l-1})) and the controller satisfies
+    Eq. (15) through the whole loop::
+
+        W_L g_{L-1}(h_{L-1}) - delta_L - alpha u = 0.
+
+    Parameters
+    ----------
+    u : ndarray, shape (..., batch, d_L)
+    weights : list of ndarray
+        W_2 .. W_L.
+    B : ndarray, shape (..., d_1, d_L)
+    delta : ndarray, shape (..., batch, d_L)
+    alpha : float or ndarray of shape (...)
+    transfers : sequence of str or None
+        g_1 .. g_{L-1}; None: linear.
+
+    Returns
+    -------
+    residual : ndarray, shape (..., batch, d_L)
+    hidden : list of ndarray
+        h_1 .. h_{L-1} fixed by u (the hidden errors SLDI reads).
+    """
+    transfers = ["linear"] * len(weights) if transfers is None else list(transfers)
+    hidden = [_apply(B, u)]
+    for l in range(1, len(weights)):
+        g = _transfer(transfers[l - 1])
+        hidden.append(_apply(weights[l - 1], hidden[-1] if g is None else g(hidden[-1])))
+    return controller_residual(weights[-1], hidden[-1], delta, u, alpha, transfers[-1]), hidden
+
+
+def loop_steady_state(weights, B, delta, alpha):
+    """Steady state of the linear single loop, in closed form.
+
+    With M = W_L ... W_2 B, the control signal is u = (M - alpha I)^-1
+    delta_L, the first layer h_1 = B u and the relays h_l = W_l h_{l-1}
+    (`loop_residual` is zero there).
+
+    Parameters
+    ----------
+    weights : list of ndarray
+        W_2 .. W_L, each (..., d_l, d_{l-1}).
+    B : ndarray, shape (..., d_1, d_L)
+    delta : ndarray, shape (..., batch, d_L)
+    alpha : float or ndarray of shape (...)
+
+    Returns
+    -------
+    hidden : list of ndarray
+        h_1 .. h_{L-1}, each (..., batch, d_l).
+    u : ndarray, shape (..., batch, d_L)
+
+    Raises
+    ------
+    InputError
+        When M - alpha I is singular.
+    """
+    M = B
+    for W in weights[:-1]:
+        M = W @ M
+    u = steady_control(weights[-1], M, delta, alpha)
+    return loop_residual(u, weights, B, delta, alpha)[1], u
