@@ -12,6 +12,7 @@ from tqdm import tqdm
 
 from dinv.analysis.metrics import matrix_angle, nmse, vector_angle
 from dinv.analysis.stability import jacobian_abscissa, loop_abscissa
+from dinv.circuits import SettleOptions
 from dinv.errors import InputError
 from dinv.experiments.errors import stacked_errors
 from dinv.experiments.companion import Companion
@@ -215,7 +216,7 @@ def train_regression(name, config, specs, X, Y, base, rng, progress):
         lr=config["lr"],
         fixed_norm=config["fixed_norm"],
         clip_hidden=config["clip_hidden"],
-        circuit={"steps": config["steps"], "dt": config["dt"], "on_unsettled": "ignore"},
+        circuit=SettleOptions(steps=config["steps"], dt=config["dt"], on_unsettled="ignore"),
     )
     circuit = [k for k, lrn in enumerate(learners) if lrn.rule in CHAIN_RULES]
     if config["error_dtype"] not in ("float32", "float64"):

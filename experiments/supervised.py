@@ -25,6 +25,7 @@ from typing import Callable
 import numpy as np
 from tqdm import tqdm
 
+from dinv.circuits import SettleOptions
 from dinv.errors import InputError
 from dinv.experiments.results import _atomic_write, jsonable
 from dinv.models.rules import CHAIN_RULES
@@ -212,8 +213,8 @@ def train_epochs(name, config, learners, data, evaluation, folder=None, resume=N
     scale = np.sqrt(batch_size) if config["lr_scaling"] == "sqrt" else 1.0
     update = UpdateConfig(
         lr=config["lr"] / scale, weight_decay=config["weight_decay"],
-        circuit={"steps": config["steps"], "dt": config["dt"], "on_unsettled": "ignore",
-                 "stop_tol": config["stop_tol"]})
+        circuit=SettleOptions(steps=config["steps"], dt=config["dt"], on_unsettled="ignore",
+                              stop_tol=config["stop_tol"]))
     circuit = [lrn for lrn in learners if lrn.rule in CHAIN_RULES]
     closed = [lrn for lrn in learners if lrn.rule not in CHAIN_RULES]
     # NDI is the steady state of the circuit DI simulates: both keep a stable one.
