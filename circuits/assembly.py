@@ -143,7 +143,7 @@ class CircuitAssembly:
         return self.runner.steps_run
 
     def set_matrix(self, pathway, M):
-        """Use matrices M of shape (n, d_target, d_source) on a matrix pathway."""
+        """Use matrices M of shape (n, d_dest, d_source) on a matrix pathway."""
         self.coupling.set_matrix(pathway, M)
 
     def set_gain(self, pathway, gain):

@@ -46,7 +46,7 @@ class Coupling:
     marks_steps = False
 
     def set_matrix(self, pathway, M):
-        """Use matrices M of shape (n, d_target, d_source) on a matrix pathway."""
+        """Use matrices M of shape (n, d_dest, d_source) on a matrix pathway."""
         store = self._matrices[pathway]
         M = np.asarray(M, dtype=float)
         expected = self._matrix_shapes[pathway]
@@ -93,7 +93,7 @@ class DenseCoupling(Coupling):
         self._matrices, self._matrix_shapes, self._gains = {}, {}, {}
         self._apply, self._inputs = {}, {}
         for p in structure.pathways.values():
-            self._build_pathway(p, readouts[p.source], slots[p.target])
+            self._build_pathway(p, readouts[p.source], slots[p.dest])
         self._calls = {"controller": [], "system": []}
         kinds = {b.kind for b in structure.blocks.values()}
         self.marks_steps = "controller" in kinds
@@ -138,10 +138,10 @@ class DenseCoupling(Coupling):
         pathways = self._structure.pathways.values()
         blocks = self._structure.blocks
         for kind, calls in self._calls.items():
-            calls[:] = [call for p in pathways if p.target in active
-                        and blocks[p.target].kind == kind for call in self._apply[p.name]]
+            calls[:] = [call for p in pathways if p.dest in active
+                        and blocks[p.dest].kind == kind for call in self._apply[p.name]]
         for p in pathways:
-            if p.target not in active:
+            if p.dest not in active:
                 self._inputs[p.name][...] = 0.0
 
     def _controller_bank(self):
@@ -187,7 +187,7 @@ class SynapseCoupling(Coupling):
         self.objects = list(self.synapses.values())
 
     def _build_pathway(self, p, clock, codeobj_class):
-        src_slot, dst_slot = self._slots[p.source], self._slots[p.target]
+        src_slot, dst_slot = self._slots[p.source], self._slots[p.dest]
         n, batch, d_src = src_slot.shape
         d_dst = dst_slot.shape[2]
         readout = src_slot.block.model.readout
@@ -226,9 +226,9 @@ class SynapseCoupling(Coupling):
     def activate(self, active):
         """Compute only the pathways into the blocks in ``active``; zero the others' inputs."""
         for p in self._structure.pathways.values():
-            self.synapses[p.name].active = p.target in active
-            if p.target not in active:
-                self._slots[p.target].view(self._structure.variable(p))[...] = 0.0
+            self.synapses[p.name].active = p.dest in active
+            if p.dest not in active:
+                self._slots[p.dest].view(self._structure.variable(p))[...] = 0.0
 
 
 COUPLINGS = ("dense", "synapses")

@@ -72,21 +72,21 @@ class Pathway:
     Attributes
     ----------
     name : str
-    source, target : str
-        Block names.
+    source, dest : str
+        Names of the block read and of the block written.
     kind : {'matrix', 'gain'}
-        ``target = M g(source)`` with M of shape (n, d_target, d_source), or
-        ``target = gain * source`` element-wise, gain of shape (n, batch, d).
+        ``dest = M g(source)`` with M of shape (n, d_dest, d_source), or
+        ``dest = gain * source`` element-wise, gain of shape (n, batch, d).
     transfer : str
         g, one of `dinv.nonlinearities.TRANSFERS` (matrix pathways only).
     variable : {'input', 'target'}
-        Which role of the target block's model is written: its input, or (for
-        a controller) its target, the error it drives its readout towards.
+        Which role of the dest block's model is written: its input, or (for a
+        controller) its target, the error it drives its readout towards.
     """
 
     name: str
     source: str
-    target: str
+    dest: str
     kind: str = "matrix"
     transfer: str = "linear"
     variable: str = "input"
@@ -162,10 +162,10 @@ class Structure:
             raise InputError(f"two blocks are called {block.name!r}")
 
     def _check_pathway(self, pathway):
-        for end in (pathway.source, pathway.target):
+        for end in (pathway.source, pathway.dest):
             if end not in self.blocks:
                 raise InputError(f"pathway {pathway.name!r}: no block called {end!r}")
-        src, dst = self.blocks[pathway.source], self.blocks[pathway.target]
+        src, dst = self.blocks[pathway.source], self.blocks[pathway.dest]
         if src.n != dst.n:
             raise InputError(f"pathway {pathway.name!r} joins blocks with different n")
         if pathway.kind not in ("matrix", "gain"):
@@ -179,15 +179,15 @@ class Structure:
             raise InputError(f"pathway {pathway.name!r}: variable must be 'input' or 'target'")
         if pathway.variable == "target" and dst.kind != "controller":
             raise InputError(f"pathway {pathway.name!r}: only controllers have a target")
-        key = (pathway.target, pathway.variable)
+        key = (pathway.dest, pathway.variable)
         for other in self.pathways.values():
-            if (other.target, other.variable) == key:
+            if (other.dest, other.variable) == key:
                 raise InputError(f"pathways {other.name!r} and {pathway.name!r} both write "
-                                 f"the {pathway.variable} of block {pathway.target!r}")
+                                 f"the {pathway.variable} of block {pathway.dest!r}")
 
     def variable(self, pathway):
         """Name of the model variable that ``pathway`` writes into."""
-        model = self.blocks[pathway.target].model
+        model = self.blocks[pathway.dest].model
         return model.target if pathway.variable == "target" else model.input
 
     def fastest_tau(self, kind=None):
