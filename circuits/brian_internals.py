@@ -8,18 +8,24 @@ canary test ``tests/test_brian_internals.py`` fails with that list), so a
 Brian2 release that changes one of them is a change to this file only.
 
 What each measure buys was measured by ``benchmarks/brian_internals.py``
-(Brian2 2.9.0, Python 3.11, one core of a shared 2-core machine; the numbers
-in the docstrings are medians of that script, rounded).
+(Brian2 2.9.0, Python 3.11, a shared and busy 2-core machine; the docstrings
+give the range of the medians of three runs of that script).
 """
 
 import gc
 import inspect
 from contextlib import contextmanager
 
+import brian2
 import brian2.core.network as brian_network
 from brian2 import NeuronGroup, Synapses
-from brian2.codegen.runtime.cython_rt import CythonCodeObject
-from brian2.codegen.runtime.numpy_rt import NumpyCodeObject
+
+try:
+    from brian2 import CythonCodeObject, NumpyCodeObject
+except ImportError as exc:  # the canary cannot run without them: say what moved
+    raise ImportError(f"Brian2 {brian2.__version__} no longer exports its code-object classes "
+                      f"({exc}); update CODEGEN_TARGETS in dinv.circuits.brian_internals") \
+        from exc
 
 CODEGEN_TARGETS = {"cython": CythonCodeObject, "numpy": NumpyCodeObject}
 """Code-object classes by code-generation target name.
@@ -27,6 +33,8 @@ CODEGEN_TARGETS = {"cython": CythonCodeObject, "numpy": NumpyCodeObject}
 Passing the class to each group (``codeobj_class=``) picks the target per
 circuit without touching Brian2's global ``prefs.codegen.target``, so a
 circuit never changes the user's own simulations. Costs and saves no time.
+Relies on ``brian2`` exporting the classes, which its documentation names
+only for developers.
 """
 
 
@@ -36,9 +44,10 @@ def live_view(group, variable):
     The dense couplings read and write the states and inputs through these
     views in place (``np.matmul(state, M, out=input)``), with no Brian2 call
     per step. Through the public ``group.variable_[:]`` each read or write
-    goes through a ``VariableView`` (about 30 us per access, four accesses per
-    step and layer pair: 0.12 ms per step, 120 ms per 1000-step settle, where
-    one step of a 1000 <- 10 layer costs 0.017 ms).
+    goes through a ``VariableView``: 7 us per read and 13 us per write of
+    1000 values, against 0.3 and 0.2 us through the view. With two reads and
+    two writes per step that is 0.04 ms per step, 40 ms per 1000-step settle
+    of a 1000 <- 10 layer, whose 1000 steps cost 17-20 ms in all.
 
     Relies on ``group.variables[name].get_value()`` returning the device's
     own array (runtime mode), which Brian2 documents for its developers only.
@@ -74,10 +83,12 @@ def order_summed_updaters(synapses, order):
 def reuse_code_objects(network):
     """Keep the generated code objects of a network's objects after its first run.
 
-    Brian2 regenerates every code object at the start of each run (about
-    3.5 ms per object: 7 ms per run of a two-population dense circuit, 17 ms
-    with four Synapses). A circuit never changes its equations, namespace or
-    variables between runs, so after the first run the objects are reused.
+    Brian2 regenerates every code object at the start of each run. A circuit
+    never changes its equations, namespace or variables between runs, so after
+    the first run the objects are reused: a 10-step run of a small layer
+    circuit takes 4 ms instead of 10-15 ms with dense coupling (two state
+    updaters), 3-4 ms instead of 19-30 ms with Synapses (two more objects, each
+    with a summed-variable updater).
 
     Relies on ``CodeRunner.create_code_objects(run_namespace)`` being the one
     method that (re)creates them, called by ``before_run``; it is replaced per
@@ -109,9 +120,11 @@ def young_collection_only():
 
     ``Network.run`` starts with ``gc.collect()``, to warn about objects left
     out of the magic network (which circuits never use). A full collection
-    walks every object of the process: about 85 ms per run in a process that
-    holds Brian2, scipy and matplotlib, against 1 ms for the youngest
-    generation. Swapping the module only for the duration of our own runs
+    walks every object of the process: a 10-step run of a small layer circuit
+    takes 84-116 ms with it in a process that holds Brian2, scipy and
+    matplotlib (170 000 tracked objects), 2.3-3.9 ms with a young collection
+    (2.2-2.8 ms with the former ``gc.freeze``). Swapping the module only for
+    the duration of our own runs
     leaves every object collectable and every other ``Network.run`` as it
     was (unlike ``gc.freeze``, which would keep a dropped circuit's objects
     alive until ``gc.unfreeze``).

@@ -20,7 +20,7 @@ import warnings
 
 import numpy as np
 
-from dinv.errors import CircuitDivergedError, NotSettledWarning
+from dinv.errors import CircuitDivergedError, InputError, NotSettledWarning
 from dinv.validation import check_on_unsettled
 
 CHECK_EVERY = 50
@@ -70,7 +70,7 @@ class ReadoutChanges:
         that check, over the interval before it.
         """
         if self._last_step[name] is None:
-            raise RuntimeError(f"block {name!r} has not run")
+            raise InputError(f"block {name!r} has not run yet: run the circuit first")
         if step != self._last_step[name]:
             new, old, span = self._readouts[name], self._last[name], step - self._last_step[name]
         elif self._before_step[name] is not None:
