@@ -94,6 +94,8 @@ class PopulationModel:
     rest : dict or tuple of (str, value) pairs
         Other state variables and their values at rest (the readout is 0 at
         rest); every run starts from rest.
+    description : str
+        One line for listings of the registered models.
     """
 
     equations: str
@@ -110,6 +112,7 @@ class PopulationModel:
     namespace: tuple = ()
     parameters: tuple = ()
     rest: tuple = ()
+    description: str = ""
 
     def __post_init__(self):
         for label in ("namespace", "parameters", "rest"):
@@ -194,13 +197,15 @@ class PopulationModel:
 
 
 SYSTEM = PopulationModel(
-    equations=SYSTEM_EQUATIONS, readout="delta", input="I_fb", tau="tau_system"
+    equations=SYSTEM_EQUATIONS, readout="delta", input="I_fb", tau="tau_system",
+    description="linear rate system, Eq. (5): tau d(delta)/dt = -delta + B u",
 )
 """Fast linear rate system (Eq. 5)."""
 
 CONTROLLER = PopulationModel(
     equations=CONTROLLER_EQUATIONS, readout="u", input="readout", tau="tau_controller",
     kind="controller", target="target", leak="alpha",
+    description="leaky-integral controller, Eq. (8): tau du/dt = -alpha u + W delta - delta_l",
 )
 """Slow leaky-integral controller (Eq. 8)."""
 
