@@ -1,17 +1,31 @@
-"""Brian2 rate circuits that invert feedforward layers through dynamics."""
+"""Brian2 circuits that invert feedforward layers through dynamics."""
 
 from dinv.errors import CircuitDivergedError, InputError, NotSettledWarning
 from dinv.circuits.layer import LayerCircuit, Settled, settle_layer
-from dinv.circuits.populations import CONTROLLER, SYSTEM, PopulationModel
+from dinv.circuits.options import SettleOptions
+from dinv.circuits.populations import (
+    CONTROLLER,
+    POPULATION_MODELS,
+    SYSTEM,
+    PopulationModel,
+    get_population_model,
+    register_population_model,
+)
+from dinv.circuits.traces import Traces
 
 __all__ = [
     "CONTROLLER",
+    "POPULATION_MODELS",
     "SYSTEM",
     "CircuitDivergedError",
     "InputError",
     "LayerCircuit",
     "NotSettledWarning",
     "PopulationModel",
+    "SettleOptions",
     "Settled",
+    "Traces",
+    "get_population_model",
+    "register_population_model",
     "settle_layer",
 ]

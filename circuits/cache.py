@@ -1,16 +1,14 @@
 """A small least-recently-used cache of built circuits."""
 
-import gc
 from collections import OrderedDict
 
 
 class CircuitCache:
-    """Keep the most recently used circuits, keyed by shape and options.
+    """Keep the most recently used circuits, keyed by shape and circuit options.
 
     Building a circuit costs Brian2 set-up time; reusing one costs nothing.
-    Circuits are frozen out of the garbage collector's view when built (see
-    `dinv.circuits.assembly.CircuitAssembly`), so evicting one unfreezes, collects
-    and refreezes to free its memory.
+    An evicted circuit is an ordinary garbage object (its Brian2 objects form
+    reference cycles, freed by the next full collection).
 
     Parameters
     ----------
@@ -28,9 +26,6 @@ class CircuitCache:
         if circuit is None:
             if len(self._items) >= self.size:
                 self._items.popitem(last=False)
-                gc.unfreeze()
-                gc.collect()
-                gc.freeze()
             circuit = build()
         self._items[key] = circuit
         return circuit

@@ -29,19 +29,13 @@ and no gains, as in Eq. (16).
 from dataclasses import dataclass
 
 import numpy as np
-from brian2 import ms
 
-from dinv.circuits.assembly import (
-    ON_UNSETTLED,
-    Phase,
-    Block,
-    CircuitAssembly,
-    Pathway,
-    check_time,
-    report_unsettled,
-    residual,
-)
+from dinv.circuits.assembly import CircuitAssembly
 from dinv.circuits.cache import CircuitCache
+from dinv.circuits.options import settle_options
+from dinv.circuits.settling import report_unsettled
+from dinv.circuits.structure import Block, Pathway, Phase, check_time
+from dinv.circuits.traces import Traces
 from dinv.errors import CircuitDivergedError, InputError
 from dinv.nonlinearities import get_transfer
 from dinv.validation import finite_array
@@ -59,11 +53,13 @@ class ChainSettled:
         delta_1 .. delta_{L-1}, each (n, batch, d_l): for the linear
         controller already multiplied by its gain (Eq. 17).
     residual : ndarray, shape (n,)
-        Largest relative rate of change of any population at the end of its
-        run (near 0 when settled).
-    traces : dict or None
-        Per block name, states of shape (records, n, batch, d), and ``'t'``;
-        for the sequential architecture one dict per phase, top phase first.
+        Largest relative change of any population's readout over the last
+        check interval of its phase (see `dinv.circuits.settling`); near 0
+        when settled.
+    traces : Traces or None
+        Readouts by the chain's block names (``u{l}``, ``d{l}``, ``h{l}``),
+        time in units of the fastest system's tau; ``traces.phases()`` splits
+        a sequential chain's records by layer pair, top pair first.
     steps : int
         Euler steps the run took (all phases; fewer than asked when
         ``stop_tol`` ended phases early).
@@ -71,18 +67,48 @@ class ChainSettled:
 
     deltas: list
     residual: np.ndarray
-    traces: object = None
+    traces: Traces = None
     steps: int = 0
 
 
-def _per_layer(value, count, name):
+@dataclass(frozen=True, eq=False)
+class ChainProblem:
+    """One backward pass to settle: the arrays of one chain.
+
+    Attributes
+    ----------
+    weights : sequence of ndarray
+        W_1 .. W_L, each (n, d_l, d_{l-1}) (W_1 only fixes d_0).
+    feedback : sequence of ndarray
+        B_2 .. B_L, each (n, d_{l-1}, d_l); for the single loop one B of
+        shape (n, d_1, d_L).
+    delta : ndarray, shape (n, batch, d_L)
+        Output errors.
+    alpha : float or ndarray
+        Leaks: one, one per problem (n,), or one per problem and layer pair
+        (n, L - 1).
+    gains : sequence of ndarray or None
+        g'(a_l), each (n, batch, d_l), for the linear controller (Eq. 17).
+    """
+
+    weights: object
+    feedback: object
+    delta: object
+    alpha: object
+    gains: object = None
+
+
+def _per_layer(value, count, name, check, what="time constants"):
     values = list(value) if isinstance(value, (list, tuple)) else [value] * count
     if len(values) != count:
-        raise InputError(f"{name} needs {count} time constants (one per layer), "
-                         f"got {len(values)}")
+        raise InputError(f"{name} needs {count} {what} (one per layer), got {len(values)}")
     for v in values:
-        check_time(v, name)
+        check(v, name)
     return values
+
+
+def _no_check(value, name):
+    """Population models are checked by `SettleOptions`."""
 
 
 @dataclass(frozen=True)
@@ -109,9 +135,32 @@ class ChainSpec:
 
 
 class _Member:
-    """One chain inside a (possibly joint) chain circuit."""
+    """One chain inside a (possibly joint) chain circuit.
 
-    def __init__(self, prefix, spec, batch, tau_system, tau_controller):
+    Parameters
+    ----------
+    prefix : str
+        Prepended to the chain's block and pathway names in the assembly.
+    spec : ChainSpec
+    batch : int
+    options : SettleOptions
+        Time constants and population models, one or one per layer.
+    """
+
+    def __init__(self, prefix, spec, batch, options):
+        widths, transfers = self._check_spec(spec)
+        self.prefix, self.widths, self.depth = prefix, widths, len(widths) - 1
+        self.architecture, self.transfers = spec.architecture, transfers
+        self.n, self.batch = int(spec.n), int(batch)
+        self.phases = self.depth - 1 if spec.architecture == "sequential" else 1
+        self.blocks, self.pathways = [], []
+        if spec.architecture == "single-loop":
+            self._build_single_loop(options)
+        else:
+            self._build_pairs(options)
+
+    @staticmethod
+    def _check_spec(spec):
         widths = [int(w) for w in spec.widths]
         if len(widths) < 3 or min(widths) < 1:
             raise InputError(f"a chain needs at least one hidden layer: widths d_0..d_L with "
@@ -132,37 +181,49 @@ class _Member:
                                  f"got {len(transfers)}")
             for name in transfers:
                 get_transfer(name)
-        self.prefix, self.widths, self.depth = prefix, widths, depth
-        self.architecture, self.transfers = spec.architecture, transfers
-        self.n, self.batch = int(spec.n), int(batch)
-        self.phases = depth - 1 if spec.architecture == "sequential" else 1
-        tau_sys = _per_layer(tau_system, depth - 1, "tau_system")
-        single = spec.architecture == "single-loop"
-        tau_ctl = _per_layer(tau_controller, 1 if single else depth - 1, "tau_controller")
+        return widths, transfers
+
+    def _layers(self, options, controllers):
+        """Per-layer time constants and models of the systems and controllers."""
+        hidden = self.depth - 1
+        return (_per_layer(options.tau_system, hidden, "tau_system", check_time),
+                _per_layer(options.tau_controller, controllers, "tau_controller", check_time),
+                _per_layer(options.system, hidden, "system", _no_check, "models"),
+                _per_layer(options.controller, controllers, "controller", _no_check,
+                           "models"))
+
+    def _build_single_loop(self, options):
+        """h_1 (driven by B u_L), relays h_2 .. h_{L-1}, and the output controller u_L."""
+        depth, widths, name = self.depth, self.widths, self.name
+        tau_sys, tau_ctl, systems, controllers = self._layers(options, 1)
+        if options.relay is not None:
+            relays = _per_layer(options.relay, depth - 2, "relay", _no_check, "models")
+            systems = systems[:1] + relays
+        for l in range(1, depth):
+            self.blocks.append(Block(name(f"h{l}"), systems[l - 1], widths[l], self.n,
+                                     tau_sys[l - 1]))
+        self.blocks.append(Block(name(f"u{depth}"), controllers[0], widths[depth], self.n,
+                                 tau_ctl[0]))
+        self.pathways.append(Pathway(name("B"), name(f"u{depth}"), name("h1")))
+        for l in range(2, depth + 1):
+            dst = name(f"u{depth}") if l == depth else name(f"h{l}")
+            self.pathways.append(Pathway(name(f"W{l}"), name(f"h{l - 1}"), dst,
+                                         transfer=self.transfers[l - 2]))
+
+    def _build_pairs(self, options):
+        """One controller u_l and system d_{l-1} per layer pair (sequential, repeat)."""
         name = self.name
-        self.blocks, self.pathways = [], []
-        if single:
-            for l in range(1, depth):
-                self.blocks.append(Block(name(f"h{l}"), "system", widths[l], self.n,
-                                         tau_sys[l - 1]))
-            self.blocks.append(Block(name(f"u{depth}"), "controller", widths[depth], self.n,
-                                     tau_ctl[0]))
-            self.pathways.append(Pathway(name("B"), name(f"u{depth}"), name("h1")))
-            for l in range(2, depth + 1):
-                dst = name(f"u{depth}") if l == depth else name(f"h{l}")
-                self.pathways.append(Pathway(name(f"W{l}"), name(f"h{l - 1}"), dst,
-                                             transfer=transfers[l - 2]))
-            return
-        for l in range(depth, 1, -1):
-            transfer = "linear" if transfers is None else transfers[l - 2]
-            self.blocks.append(Block(name(f"u{l}"), "controller", widths[l], self.n,
+        tau_sys, tau_ctl, systems, controllers = self._layers(options, self.depth - 1)
+        for l in range(self.depth, 1, -1):
+            transfer = "linear" if self.transfers is None else self.transfers[l - 2]
+            self.blocks.append(Block(name(f"u{l}"), controllers[l - 2], self.widths[l], self.n,
                                      tau_ctl[l - 2]))
-            self.blocks.append(Block(name(f"d{l - 1}"), "system", widths[l - 1], self.n,
-                                     tau_sys[l - 2]))
+            self.blocks.append(Block(name(f"d{l - 1}"), systems[l - 2], self.widths[l - 1],
+                                     self.n, tau_sys[l - 2]))
             self.pathways.append(Pathway(name(f"W{l}"), name(f"d{l - 1}"), name(f"u{l}"),
                                          transfer=transfer))
             self.pathways.append(Pathway(name(f"B{l}"), name(f"u{l}"), name(f"d{l - 1}")))
-            if spec.architecture == "repeat" and l < depth:
+            if self.architecture == "repeat" and l < self.depth:
                 self.pathways.append(Pathway(name(f"relay{l}"), name(f"d{l}"), name(f"u{l}"),
                                              kind="gain", variable="target"))
 
@@ -170,22 +231,34 @@ class _Member:
         """Assembly name of the member's block or pathway ``local``."""
         return self.prefix + local
 
-    def load(self, asm, weights, feedback, delta, alpha, gains):
-        """Validate one problem and write its weights, gains and leaks."""
+    def load(self, asm, problem):
+        """Validate one `ChainProblem` and write its weights, gains and leaks."""
+        weights, delta, alpha, gains = self._check_problem(problem)
+        if self.architecture == "single-loop":
+            self._load_single_loop(asm, weights, problem.feedback, delta, alpha)
+        else:
+            self._load_pairs(asm, weights, problem.feedback, delta, alpha, gains)
+        self._gains = gains
+        self._target = delta
+        self.deltas = [None] * (self.depth - 1)
+        self.residual = np.zeros(self.n)
+
+    def _check_problem(self, problem):
+        """Weights, delta, leaks (n, pairs) and gains of ``problem``, checked."""
         depth, n, batch, widths = self.depth, self.n, self.batch, self.widths
-        shapes = [np.shape(w) for w in weights]
+        shapes = [np.shape(w) for w in problem.weights]
         if shapes != [(n, widths[l + 1], widths[l]) for l in range(depth)]:
             raise InputError(f"weights must have shapes (n, d_l, d_(l-1)) for widths "
                              f"{widths} and n={n}, got {shapes}")
         # W_1 only fixes d_0: it is not simulated, so its values are not read.
         weights = [None] + [finite_array(f"W{l + 1}", w, (3,))
-                            for l, w in enumerate(weights) if l > 0]
-        delta = finite_array("delta", delta, (3,))
+                            for l, w in enumerate(problem.weights) if l > 0]
+        delta = finite_array("delta", problem.delta, (3,))
         if delta.shape != (n, batch, widths[-1]):
             raise InputError(f"delta must have shape {(n, batch, widths[-1])}, "
                              f"got {delta.shape}")
         pairs = 1 if self.architecture == "single-loop" else depth - 1
-        alpha = finite_array("alpha", alpha, (0, 1, 2))
+        alpha = finite_array("alpha", problem.alpha, (0, 1, 2))
         if alpha.ndim < 2:
             alpha = np.full(n, alpha.item()) if alpha.size == 1 else alpha
             alpha = alpha[:, None] if alpha.ndim == 1 else alpha
@@ -193,48 +266,48 @@ class _Member:
             raise InputError(f"alpha must be >= 0: one value, one per problem ({n}) or one "
                              f"per problem and layer pair ({n}, {pairs})")
         alpha = np.broadcast_to(alpha, (n, pairs))
+        gains = problem.gains
         if gains is None or self.transfers is not None:
             gains = [np.ones((n, batch, d)) for d in widths[1:-1]]
         gains = [finite_array(f"gain{l + 1}", g, (3,)) for l, g in enumerate(gains)]
         if [g.shape for g in gains] != [(n, batch, d) for d in widths[1:-1]]:
             raise InputError("gains must be one (n, batch, d_l) array per hidden layer")
-        name = self.name
-        if self.architecture == "single-loop":
-            feedback = [finite_array("B", b, (3,)) for b in feedback]
-            if len(feedback) != 1 or feedback[0].shape != (n, widths[1], widths[-1]):
-                raise InputError(f"single-loop feedback is one matrix B of shape "
-                                 f"{(n, widths[1], widths[-1])}")
-            alpha = alpha[:, 0]
-            if np.any(alpha == 0) and widths[-1] > widths[1]:
-                raise InputError("alpha = 0 makes the single loop singular when d_L > d_1; "
-                                 "use alpha > 0")
-            asm.set_matrix(name("B"), feedback[0])
-            for l in range(2, depth + 1):
-                asm.set_matrix(name(f"W{l}"), weights[l - 1])
+        return weights, delta, alpha, gains
+
+    def _load_single_loop(self, asm, weights, feedback, delta, alpha):
+        n, widths, name = self.n, self.widths, self.name
+        feedback = [finite_array("B", b, (3,)) for b in feedback]
+        if len(feedback) != 1 or feedback[0].shape != (n, widths[1], widths[-1]):
+            raise InputError(f"single-loop feedback is one matrix B of shape "
+                             f"{(n, widths[1], widths[-1])}")
+        alpha = alpha[:, 0]
+        if np.any(alpha == 0) and widths[-1] > widths[1]:
+            raise InputError("alpha = 0 makes the single loop singular when d_L > d_1; "
+                             "use alpha > 0")
+        asm.set_matrix(name("B"), feedback[0])
+        for l in range(2, self.depth + 1):
+            asm.set_matrix(name(f"W{l}"), weights[l - 1])
+        asm.set_target(name(f"u{self.depth}"), delta)
+        asm.set_alpha(name(f"u{self.depth}"), alpha)
+
+    def _load_pairs(self, asm, weights, feedback, delta, alpha, gains):
+        depth, n, widths, name = self.depth, self.n, self.widths, self.name
+        feedback = [finite_array(f"B{l + 2}", b, (3,)) for l, b in enumerate(feedback)]
+        if [b.shape for b in feedback] != [(n, widths[l - 1], widths[l])
+                                           for l in range(2, depth + 1)]:
+            raise InputError(f"feedback must be B_2..B_L of shapes (n, d_(l-1), d_l), "
+                             f"got {[b.shape for b in feedback]}")
+        for l in range(2, depth + 1):
+            if np.any(alpha[:, l - 2] == 0) and widths[l] > widths[l - 1]:
+                raise InputError(f"alpha = 0 makes the inversion of expanding layer {l} "
+                                 "singular; use alpha > 0")
+            asm.set_matrix(name(f"W{l}"), weights[l - 1])
+            asm.set_matrix(name(f"B{l}"), feedback[l - 2])
+            asm.set_alpha(name(f"u{l}"), np.ascontiguousarray(alpha[:, l - 2]))
+        if self.architecture == "repeat":
+            for l in range(2, depth):
+                asm.set_gain(name(f"relay{l}"), gains[l - 1])
             asm.set_target(name(f"u{depth}"), delta)
-            asm.set_alpha(name(f"u{depth}"), alpha)
-        else:
-            feedback = [finite_array(f"B{l + 2}", b, (3,)) for l, b in enumerate(feedback)]
-            if [b.shape for b in feedback] != [(n, widths[l - 1], widths[l])
-                                               for l in range(2, depth + 1)]:
-                raise InputError(f"feedback must be B_2..B_L of shapes (n, d_(l-1), d_l), "
-                                 f"got {[b.shape for b in feedback]}")
-            for l in range(2, depth + 1):
-                if np.any(alpha[:, l - 2] == 0) and widths[l] > widths[l - 1]:
-                    raise InputError(f"alpha = 0 makes the inversion of expanding layer {l} "
-                                     "singular; use alpha > 0")
-                asm.set_matrix(name(f"W{l}"), weights[l - 1])
-                asm.set_matrix(name(f"B{l}"), feedback[l - 2])
-                asm.set_alpha(name(f"u{l}"), np.ascontiguousarray(alpha[:, l - 2]))
-            if self.architecture == "repeat":
-                for l in range(2, depth):
-                    asm.set_gain(name(f"relay{l}"), gains[l - 1])
-                asm.set_target(name(f"u{depth}"), delta)
-        self._gains = gains
-        self._target = delta
-        self.deltas = [None] * (depth - 1)
-        self.residual = np.zeros(n)
-        self.traces = []
 
     def active(self, phase):
         """Blocks simulated in ``phase``."""
@@ -255,9 +328,7 @@ class _Member:
         if phase >= self.phases:
             return
         states = {b: asm.state(b) for b in active}
-        rates = {b: r for b, r in asm.rates().items() if b in active}
-        scale = np.abs(self._target).max(axis=(1, 2))
-        self.residual = np.maximum(self.residual, residual(rates, states, scale))
+        self.residual = np.maximum(self.residual, asm.residual(active))
         name = self.name
         if self.architecture == "single-loop":
             self.deltas = [states[name(f"h{l}")] for l in range(1, self.depth)]
@@ -270,28 +341,16 @@ class _Member:
             self.deltas[l - 2] = settled
             self._target = settled
 
-    def split_traces(self, traces, scale):
-        """Keep this chain's blocks of the run's traces, one dict per phase,
-        keyed by the chain's own block names (``u{l}``, ``d{l}``, ``h{l}``),
-        with time counted from the phase's start, in units of the fastest
-        system population's tau (``scale`` converts from the run's unit)."""
-        if traces is None:
-            return
-        for phase in range(self.phases):
-            index = np.flatnonzero(traces["phase"] == phase)
-            t = traces["t"][index]
-            part = {"t": (t - t[0]) * scale}
-            part.update({b[len(self.prefix):]: traces[b][index] for b in self.active(phase)})
-            self.traces.append(part)
+    def result(self, traces, steps, time_scale):
+        """The `ChainSettled` of the last problem, from the run's ``traces``.
 
-    def result(self, steps):
-        """The `ChainSettled` of the last problem, run for ``steps`` steps."""
-        if not self.traces:
-            traces = None
-        elif self.architecture == "sequential":
-            traces = self.traces
-        else:
-            traces = self.traces[0]
+        The traces keep this chain's blocks under their own names (``u{l}``,
+        ``d{l}``, ``h{l}``) and its phases; ``time_scale`` converts time to
+        units of the fastest system's tau.
+        """
+        if traces is not None:
+            names = {b.name[len(self.prefix):]: b.name for b in self.blocks}
+            traces = traces.select(names, self.phases, time_scale)
         return ChainSettled(self.deltas, self.residual, traces, steps)
 
 
@@ -305,66 +364,87 @@ class JointChainCircuit:
     specs : sequence of ChainSpec
     batch : int
         Samples per problem (shared by all chains).
-    tau_system, tau_controller : Quantity or list
-        Time constants of the systems/relays (layers 1 .. L-1) and of the
-        controllers (layers 2 .. L; layer L only for single-loop), one value
-        or one per layer, shared by all chains.
-    dt : float
-        Euler step in units of the fastest population's tau.
-    coupling, target : str
-        See `dinv.circuits.assembly.CircuitAssembly`.
+    options : SettleOptions or None
+        How the circuit is built (time constants and models, one or one per
+        layer and shared by all chains: systems/relays of layers 1 .. L-1,
+        controllers of layers 2 .. L, or layer L only for single-loop; ``dt``
+        in units of the fastest population's tau; coupling, codegen_target)
+        and, by default, run.
+    prefixes : sequence of str or None
+        Prefix of each chain's block names in the assembly.
+    **overrides
+        Fields of `SettleOptions`.
     """
 
-    def __init__(self, specs, batch=1, tau_system=10 * ms, tau_controller=10 * ms, dt=0.5,
-                 coupling="dense", target="cython", prefixes=None):
+    def __init__(self, specs, batch=1, options=None, prefixes=None, **overrides):
+        options = settle_options(options, overrides)
         if not specs:
             raise InputError("a joint chain circuit needs at least one chain")
+        self.options = options
         prefixes = prefixes or [f"c{m}_" for m in range(len(specs))]
-        self.members = [_Member(prefix, spec, batch, tau_system, tau_controller)
+        self.members = [_Member(prefix, spec, batch, options)
                         for prefix, spec in zip(prefixes, specs)]
         self.assembly = CircuitAssembly(
             [b for m in self.members for b in m.blocks],
             [p for m in self.members for p in m.pathways],
-            batch=batch, dt=dt, coupling=coupling, target=target)
+            batch=batch, dt=options.dt, coupling=options.coupling,
+            codegen_target=options.codegen_target)
 
-    def settle_all(self, problems, steps=1000, record_every=0, on_unsettled="warn",
-                   settle_tol=1e-3, stop_tol=None):
+    def settle_all(self, problems, options=None, **overrides):
         """Settle one problem per chain.
 
         Parameters
         ----------
-        problems : sequence of dict
-            Per chain: ``weights`` (W_1 .. W_L, each (n, d_l, d_{l-1})),
-            ``feedback`` (B_2 .. B_L, each (n, d_{l-1}, d_l), or [B] of shape
-            (n, d_1, d_L) for single-loop), ``delta`` (n, batch, d_L),
-            ``alpha`` ((n,), or (n, L - 1) for one leak per layer pair) and optionally ``gains`` (g'(a_l), each
-            (n, batch, d_l), linear controller only).
-        steps : int
-            Euler steps per run (per layer pair for sequential chains).
-        record_every : int
-            Record the active populations every this many steps (0: none).
-        on_unsettled : {'warn', 'raise', 'ignore'}
-        settle_tol : float
-        stop_tol : float or None
-            Optional convergence criterion: a phase ends early once the
-            relative rate of change of its populations is below this (see
-            `dinv.circuits.assembly.CircuitAssembly.run_phases`). None (the
-            default) runs every step.
+        problems : sequence of ChainProblem
+            One per chain, in the order of the specs.
+        options : SettleOptions or None
+            Run settings (``steps`` per run, per layer pair for sequential
+            chains; ``record_every``, ``stop_tol`` (a phase ends early once
+            its populations have settled), ``on_unsettled``, ``settle_tol``);
+            None: those the circuit was built with. Its circuit fields must
+            be the circuit's own.
+        **overrides
+            Fields of `SettleOptions`.
 
         Returns
         -------
         list of ChainSettled
         """
-        if on_unsettled not in ON_UNSETTLED:
-            raise InputError(f"on_unsettled must be one of {ON_UNSETTLED}, got {on_unsettled!r}")
+        options = settle_options(options or self.options, overrides)
+        if options.circuit_key() != self.options.circuit_key():
+            raise InputError("these options need another circuit (dt, time constants, "
+                             "coupling, codegen_target or models differ from the ones it was "
+                             "built with); build one with them, or use settle_chains")
         if len(problems) != len(self.members):
             raise InputError(f"{len(self.members)} chains need {len(self.members)} problems, "
                              f"got {len(problems)}")
+        for problem in problems:
+            if not isinstance(problem, ChainProblem):
+                raise InputError(f"problems must be ChainProblem objects, got "
+                                 f"{type(problem).__name__}")
         asm = self.assembly
         for member, problem in zip(self.members, problems):
-            member.load(asm, problem["weights"], problem["feedback"], problem["delta"],
-                        problem["alpha"], problem.get("gains"))
-        phases = []
+            member.load(asm, problem)
+        phases = self._phases(options.steps)
+        record = sorted(set().union(*(p.active for p in phases))) if options.record_every \
+            else ()
+        try:
+            traces = asm.run_phases(phases, record, options.record_every, options.stop_tol)
+        except CircuitDivergedError as exc:
+            raise CircuitDivergedError(
+                f"{exc}: the feedback makes a layer unstable or dt is too large; check "
+                "the Jacobian eigenvalues of each layer (dinv.analysis.stability), use a "
+                "larger alpha, stable feedback, a slower controller or a smaller dt"
+            ) from None
+        time_scale = float(asm.tau_unit / asm.structure.fastest_tau("system"))
+        results = [m.result(traces, asm.steps_run, time_scale) for m in self.members]
+        worst = max(float(r.residual.max()) for r in results)
+        report_unsettled(worst, options.steps, options.settle_tol, options.on_unsettled)
+        return results
+
+    def _phases(self, steps):
+        """One phase per layer pair of the deepest sequential chain."""
+        asm, phases = self.assembly, []
         for index in range(max(m.phases for m in self.members)):
             actives = [m.active(index) for m in self.members]
             phases.append(Phase(
@@ -373,24 +453,7 @@ class JointChainCircuit:
                 end=lambda index=index, actives=actives: [
                     m.collect(asm, index, a) for m, a in zip(self.members, actives)],
             ))
-        try:
-            traces = asm.run_phases(phases, sorted(set().union(*(p.active for p in phases)))
-                                    if record_every else (), record_every, stop_tol)
-        except CircuitDivergedError as exc:
-            raise CircuitDivergedError(
-                f"{exc}: the feedback makes a layer unstable or dt is too large; check "
-                "the Jacobian eigenvalues of each layer (dinv.analysis.stability), use a "
-                "larger alpha, stable feedback, a slower controller or a smaller dt"
-            ) from None
-        fastest_system = min((b.tau for b in asm.blocks.values() if b.kind == "system"),
-                             key=lambda tau: float(tau / ms))
-        scale = float(asm.tau_unit / fastest_system)
-        for member in self.members:
-            member.split_traces(traces, scale)
-        results = [m.result(asm.steps_run) for m in self.members]
-        worst = max(float(r.residual.max()) for r in results)
-        report_unsettled(worst, steps, settle_tol, on_unsettled)
-        return results
+        return phases
 
 
 class ChainCircuit(JointChainCircuit):
@@ -406,75 +469,67 @@ class ChainCircuit(JointChainCircuit):
         linear controller with gains (Eq. 17).
     batch, n : int
         Samples per problem and independent problems (models).
-    tau_system, tau_controller, dt, coupling, target
+    options : SettleOptions or None
         See `JointChainCircuit`.
+    **overrides
+        Fields of `SettleOptions`, e.g. ``tau_controller=[20*ms, 10*ms]``.
 
     Blocks are named ``u{l}`` (controllers), ``d{l}`` (systems) and, for
     single-loop, ``h{l}`` (first layer and relays).
     """
 
     def __init__(self, widths, architecture="sequential", transfers=None, batch=1, n=1,
-                 tau_system=10 * ms, tau_controller=10 * ms, dt=0.5, coupling="dense",
-                 target="cython"):
+                 options=None, **overrides):
         spec = ChainSpec(tuple(widths), architecture,
                          None if transfers is None else tuple(transfers), n)
-        super().__init__([spec], batch, tau_system, tau_controller, dt, coupling, target,
-                         prefixes=[""])
+        super().__init__([spec], batch, options, prefixes=[""], **overrides)
 
-    def settle(self, weights, feedback, delta, alpha, gains=None, steps=1000, record_every=0,
-               on_unsettled="warn", settle_tol=1e-3, stop_tol=None):
+    def settle(self, weights, feedback, delta, alpha, gains=None, options=None, **overrides):
         """Run the backward pass from rest (see `JointChainCircuit.settle_all`).
 
         Returns
         -------
         ChainSettled
         """
-        problem = {"weights": weights, "feedback": feedback, "delta": delta, "alpha": alpha,
-                   "gains": gains}
-        return self.settle_all([problem], steps, record_every, on_unsettled, settle_tol,
-                               stop_tol)[0]
+        problem = ChainProblem(weights, feedback, delta, alpha, gains)
+        return self.settle_all([problem], options, **overrides)[0]
 
 
 _CACHE = CircuitCache()
 
 
-def _time_key(value):
-    values = value if isinstance(value, (list, tuple)) else [value]
-    return tuple(float(v / ms) if hasattr(v, "dim") else v for v in values)
-
-
-def settle_chains(specs, problems, steps=1000, dt=0.5, tau_system=10 * ms,
-                  tau_controller=10 * ms, coupling="dense", target="cython", record_every=0,
-                  on_unsettled="warn", settle_tol=1e-3, stop_tol=None):
-    """Settle several chains in one joint circuit, cached by specs and options.
+def settle_chains(specs, problems, options=None, **overrides):
+    """Settle several chains in one joint circuit, cached by specs and circuit options.
 
     Parameters
     ----------
     specs : sequence of ChainSpec
-    problems : sequence of dict
-        One per spec, see `JointChainCircuit.settle_all`.
-    Other parameters: see `JointChainCircuit`.
+    problems : sequence of ChainProblem
+        One per spec.
+    options : SettleOptions or None
+        See `JointChainCircuit` and `JointChainCircuit.settle_all`.
+    **overrides
+        Fields of `SettleOptions`.
 
     Returns
     -------
     list of ChainSettled
     """
-    batch = int(np.shape(problems[0]["delta"])[1]) if problems else 1
-    key = ("chains", tuple(specs), batch, _time_key(tau_system), _time_key(tau_controller),
-           float(dt), coupling, target)
-    circuit = _CACHE.get(key, lambda: JointChainCircuit(
-        specs, batch, tau_system, tau_controller, dt, coupling, target))
-    return circuit.settle_all(problems, steps, record_every, on_unsettled, settle_tol,
-                              stop_tol)
+    options = settle_options(options, overrides)
+    if not problems or not isinstance(problems[0], ChainProblem):
+        raise InputError("problems must be a non-empty sequence of ChainProblem objects")
+    batch = int(np.shape(problems[0].delta)[1])
+    key = ("chains", tuple(specs), batch, options.circuit_key())
+    circuit = _CACHE.get(key, lambda: JointChainCircuit(specs, batch, options))
+    return circuit.settle_all(problems, options)
 
 
 def settle_chain(weights, feedback, delta, alpha, gains=None, architecture="sequential",
-                 transfers=None, steps=1000, dt=0.5, tau_system=10 * ms,
-                 tau_controller=10 * ms, coupling="dense", target="cython", record_every=0,
-                 on_unsettled="warn", settle_tol=1e-3, stop_tol=None):
+                 transfers=None, options=None, **overrides):
     """Settle one chained backward pass; circuits are cached by shape and options.
 
-    Parameters are those of `ChainCircuit` and `ChainCircuit.settle`; stacked
+    Parameters are those of `ChainCircuit`, `ChainProblem` and `SettleOptions`
+    (as ``options`` or keyword overrides, e.g. ``steps=3000``); stacked
     arrays (leading axis n) throughout.
 
     Returns
@@ -489,7 +544,5 @@ def settle_chain(weights, feedback, delta, alpha, gains=None, architecture="sequ
     widths = (weights[0].shape[2],) + tuple(w.shape[1] for w in weights)
     spec = ChainSpec(widths, architecture, None if transfers is None else tuple(transfers),
                      delta.shape[0])
-    problem = {"weights": weights, "feedback": feedback, "delta": delta, "alpha": alpha,
-               "gains": gains}
-    return settle_chains([spec], [problem], steps, dt, tau_system, tau_controller, coupling,
-                         target, record_every, on_unsettled, settle_tol, stop_tol)[0]
+    problem = ChainProblem(weights, feedback, delta, alpha, gains)
+    return settle_chains([spec], [problem], options, **overrides)[0]

@@ -1,20 +1,58 @@
-"""Population models: equation templates bound to the names a circuit uses.
+"""Population models: everything a circuit needs to know about a population.
 
-A `PopulationModel` says which equations a population integrates, which of its
-variables is the settled state, which variable a coupling writes into, and
-which parameter sets its time constant. Circuits only talk to populations
-through these names, so a different neuron model (a spiking variant, say) is a
-new `PopulationModel`, not a new circuit.
+A `PopulationModel` is a neuron model with the roles of its variables: which
+variable is read out as the population's activity, which one a coupling
+writes into, which parameter is its time constant and, for a controller,
+where its target (the error delta_l it drives its readout towards) and its
+leak alpha go. It also carries what a spiking model needs: threshold, reset,
+refractory period, its own namespace and parameter values. Circuits only
+talk to populations through these roles, so another neuron model is a new
+`PopulationModel`, not a new circuit: pass it as ``system=``, ``controller=``
+(or ``relay=``) to any circuit or settle function, or register it by name
+with `register_population_model`.
+
+A circuit judges settling on each population's readout alone (see
+`dinv.circuits.settling`), so a model needs no closed-form right-hand side.
 """
 
 from dataclasses import dataclass
 
-from brian2 import NeuronGroup
+import numpy as np
+from brian2 import Equations, NeuronGroup, Quantity
 
 from dinv.circuits.equations import CONTROLLER_EQUATIONS, SYSTEM_EQUATIONS
+from dinv.errors import InputError
+
+KINDS = ("system", "controller")
+"""Roles of populations: a system (driven by feedback) or a controller."""
 
 
-@dataclass(frozen=True)
+def hashable(value):
+    """A hashable stand-in for ``value``: quantities by value and unit, sequences as tuples.
+
+    Brian2 quantities are numpy arrays, which do not hash; settings that
+    contain them (time constants, parameter values) compare and hash by this.
+    """
+    if isinstance(value, Quantity):
+        return ("quantity", tuple(np.asarray(value, dtype=float).ravel()), repr(value.dim))
+    if isinstance(value, np.ndarray):
+        return ("array", value.shape, tuple(value.ravel().tolist()))
+    if isinstance(value, (list, tuple)):
+        return tuple(hashable(v) for v in value)
+    return value
+
+
+def _pairs(value, label):
+    """``value`` (a dict or pairs) as a tuple of (name, value) pairs, sorted by name."""
+    items = value.items() if isinstance(value, dict) else value
+    try:
+        pairs = tuple(sorted((str(k), v) for k, v in items))
+    except (TypeError, ValueError):
+        raise InputError(f"{label} must be a dict or (name, value) pairs, got {value!r}") from None
+    return pairs
+
+
+@dataclass(frozen=True, eq=False)
 class PopulationModel:
     """A neuron model usable as one population of a circuit.
 
@@ -22,21 +60,102 @@ class PopulationModel:
     ----------
     equations : str
         Brian2 equations, every line with its unit.
-    state : str
-        Variable read out as the population's settled activity.
+    readout : str
+        Variable read out as the population's activity: the settled error of
+        a system, the control signal of a controller. For a rate model the
+        state; for a spiking model a filtered variable (e.g. a trace that
+        jumps at each spike and decays). Couplings read it; settling is judged
+        on it; it is 0 at rest.
     input : str
-        Variable that the incoming coupling writes into.
+        Parameter that the incoming coupling writes into: the feedback
+        current ``B u`` of a system, the readout ``W g(delta_{l-1})`` of a
+        controller.
     tau : str
         Shared parameter holding the population's time constant (second).
+    kind : {'system', 'controller'}
+        Role of the population.
+    target : str or None
+        Controllers: parameter holding the error delta_l to invert.
+    leak : str or None
+        Controllers: per-neuron parameter holding the leak alpha (one value
+        per problem of a stack).
+    threshold, reset : str or None
+        Spike condition and reset statements (None: a rate model).
+    refractory : str, brian2.Quantity or None
+        Refractory period (None: none).
     method : str
         Brian2 integration method (``'euler'``, as in the paper).
+    namespace : dict or tuple of (str, value) pairs
+        Constants the equations use (the group's own namespace: equations
+        never depend on the caller's variables).
+    parameters : dict or tuple of (str, value) pairs
+        Values set on the group after it is built (parameters of the
+        equations, e.g. a gain).
+    rest : dict or tuple of (str, value) pairs
+        Other state variables and their values at rest (the readout is 0 at
+        rest); every run starts from rest.
+    description : str
+        One line for listings of the registered models.
     """
 
     equations: str
-    state: str
+    readout: str
     input: str
     tau: str
+    kind: str = "system"
+    target: str = None
+    leak: str = None
+    threshold: str = None
+    reset: str = None
+    refractory: object = None
     method: str = "euler"
+    namespace: tuple = ()
+    parameters: tuple = ()
+    rest: tuple = ()
+    description: str = ""
+
+    def __post_init__(self):
+        for label in ("namespace", "parameters", "rest"):
+            object.__setattr__(self, label, _pairs(getattr(self, label), label))
+        if self.kind not in KINDS:
+            raise InputError(f"a population model's kind must be one of {KINDS}, "
+                             f"got {self.kind!r}")
+        try:
+            equations = Equations(self.equations)
+        except Exception as exc:  # Brian2 raises several types for bad equations
+            raise InputError(f"the population model's equations do not parse: {exc}") from None
+        roles = {"readout": self.readout, "input": self.input, "tau": self.tau}
+        if self.kind == "controller":
+            roles.update(target=self.target, leak=self.leak)
+        elif self.target is not None or self.leak is not None:
+            raise InputError("only controller models have a target and a leak; "
+                             "pass kind='controller' or leave target and leak None")
+        for role, name in roles.items():
+            if name not in equations.names:
+                raise InputError(f"the {self.kind} model's {role} variable {name!r} is not in "
+                                 f"its equations (variables: {sorted(equations.names)})")
+        parameters = {name for name in equations.names
+                      if equations[name].type == "parameter"}
+        for role in ("input", "tau", "target", "leak"):
+            name = roles.get(role)
+            if name is not None and name not in parameters:
+                raise InputError(f"the {self.kind} model's {role} {name!r} must be a parameter "
+                                 f"(a line '{name} : unit'), written by the circuit")
+        if "shared" not in equations[self.tau].flags:
+            raise InputError(f"the time constant {self.tau!r} must be '(shared, constant)'")
+        if self.leak is not None and "shared" in equations[self.leak].flags:
+            raise InputError(f"the leak {self.leak!r} must be per neuron (not shared): "
+                             "problems of a stack have their own alpha")
+
+    def key(self):
+        """Everything that defines the model, hashable (for circuit caches)."""
+        return tuple(hashable(getattr(self, f)) for f in self.__dataclass_fields__)
+
+    def __eq__(self, other):
+        return isinstance(other, PopulationModel) and self.key() == other.key()
+
+    def __hash__(self):
+        return hash(self.key())
 
     def make_group(self, n, name, clock, order, codeobj_class):
         """Build the Brian2 ``NeuronGroup`` of ``n`` neurons for this model.
@@ -44,7 +163,7 @@ class PopulationModel:
         Parameters
         ----------
         n : int
-            Number of neurons (circuits x batch x layer width).
+            Number of neurons (problems x batch x layer width).
         name : str
             Unique Brian2 name of the group.
         clock : brian2.Clock
@@ -53,30 +172,93 @@ class PopulationModel:
             Scheduling order inside the ``groups`` slot; a population is
             updated after every population with a lower order.
         codeobj_class : type
-            Brian2 code-object class (code generation target).
+            Brian2 code-object class (code-generation target).
 
         Returns
         -------
         brian2.NeuronGroup
         """
-        return NeuronGroup(
+        group = NeuronGroup(
             n,
             self.equations,
+            threshold=self.threshold,
+            reset=self.reset,
+            refractory=False if self.refractory is None else self.refractory,
             method=self.method,
             name=name,
             clock=clock,
             order=order,
-            namespace={},
+            namespace=dict(self.namespace),
             codeobj_class=codeobj_class,
         )
+        for variable, value in self.parameters:
+            setattr(group, variable, value)
+        return group
 
 
 SYSTEM = PopulationModel(
-    equations=SYSTEM_EQUATIONS, state="delta", input="I_fb", tau="tau_system"
+    equations=SYSTEM_EQUATIONS, readout="delta", input="I_fb", tau="tau_system",
+    description="linear rate system, Eq. (5): tau d(delta)/dt = -delta + B u",
 )
 """Fast linear rate system (Eq. 5)."""
 
 CONTROLLER = PopulationModel(
-    equations=CONTROLLER_EQUATIONS, state="u", input="readout", tau="tau_controller"
+    equations=CONTROLLER_EQUATIONS, readout="u", input="readout", tau="tau_controller",
+    kind="controller", target="target", leak="alpha",
+    description="leaky-integral controller, Eq. (8): tau du/dt = -alpha u + W delta - delta_l",
 )
 """Slow leaky-integral controller (Eq. 8)."""
+
+POPULATION_MODELS = {"rate-system": SYSTEM, "rate-controller": CONTROLLER}
+"""Population models by name (``system='rate-system'``); see `register_population_model`."""
+
+
+def register_population_model(name, model):
+    """Make ``model`` available by ``name`` (e.g. to ``--set system=NAME``).
+
+    Raises
+    ------
+    InputError
+        When ``name`` is taken by another model or ``model`` is not a
+        `PopulationModel`.
+    """
+    if not isinstance(model, PopulationModel):
+        raise InputError(f"register a PopulationModel, got {type(model).__name__}")
+    if POPULATION_MODELS.get(name, model) != model:
+        raise InputError(f"a different population model is already called {name!r}")
+    POPULATION_MODELS[name] = model
+
+
+def get_population_model(model, kind, role=None):
+    """The population model ``model`` names (or is), checked to be of ``kind``.
+
+    Parameters
+    ----------
+    model : PopulationModel or str
+        A model, or the name of a registered one (see `POPULATION_MODELS`).
+    kind : {'system', 'controller'}
+        The role it must fill.
+    role : str or None
+        Name of the option in error messages (default ``kind``).
+
+    Returns
+    -------
+    PopulationModel
+
+    Raises
+    ------
+    InputError
+        For an unknown name or a model of the other kind.
+    """
+    role = role or kind
+    if isinstance(model, str):
+        if model not in POPULATION_MODELS:
+            raise InputError(f"{role}: no population model called {model!r}; known models: "
+                             f"{sorted(POPULATION_MODELS)}")
+        model = POPULATION_MODELS[model]
+    if not isinstance(model, PopulationModel):
+        raise InputError(f"{role} must be a PopulationModel or the name of one "
+                         f"({sorted(POPULATION_MODELS)}), got {model!r}")
+    if model.kind != kind:
+        raise InputError(f"{role} needs a {kind} model, got a {model.kind} model")
+    return model

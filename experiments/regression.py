@@ -11,6 +11,7 @@ import numpy as np
 from tqdm import tqdm
 
 from dinv.analysis.metrics import matrix_angle, nmse, vector_angle
+from dinv.circuits import SettleOptions
 from dinv.errors import InputError
 from dinv.experiments.errors import stacked_errors
 from dinv.experiments.companion import Companion
@@ -217,7 +218,7 @@ def train_regression(name, config, specs, X, Y, base, rng, progress):
         lr=config["lr"],
         fixed_norm=config["fixed_norm"],
         clip_hidden=config["clip_hidden"],
-        circuit={"steps": config["steps"], "dt": config["dt"], "on_unsettled": "ignore"},
+        circuit=SettleOptions(steps=config["steps"], dt=config["dt"], on_unsettled="ignore"),
     )
     side = Companion(ClosedFormSide, (learners, X, Y, update, order.size, config["error_dtype"]),
                      parallel=config.get("parallel", True))

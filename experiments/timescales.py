@@ -181,7 +181,7 @@ def _chain_study(config, rng):
                 # own end state), summed over the pairs.
                 phases = [trace_metrics(ph["t"], ph[f"d{l - 1}"][:, 0, 0],
                                         ph[f"d{l - 1}"][-1, 0, 0], config["tolerance"])
-                          for ph, l in zip(result.traces, range(depth, 1, -1))]
+                          for ph, l in zip(result.traces.phases(), range(depth, 1, -1))]
                 metrics = {"time": float(sum(p["time"] for p in phases)),
                            "overshoot": max(p["overshoot"] for p in phases)}
             else:

@@ -16,9 +16,10 @@ import numpy as np
 from scipy.linalg.blas import dgemm
 
 from dinv.errors import InputError
-from dinv.validation import check_leaks
-from dinv.circuits.chains import ChainSpec, settle_chains
+from dinv.circuits.chains import ChainProblem, ChainSpec, settle_chains
+from dinv.circuits.options import SettleOptions
 from dinv.models.rules import get_rule
+from dinv.validation import check_leaks
 
 ARCHITECTURES = ("sequential", "repeat")
 CONTROLLERS = ("linear", "nonlinear")
@@ -112,15 +113,16 @@ class UpdateConfig:
     clip_hidden : float or None
         Largest norm of a hidden error vector (per sample); longer ones are
         scaled down to it after the backward pass.
-    circuit : dict
-        Options for the circuits of DI and SLDI (`dinv.circuits.chains.settle_chain`).
+    circuit : SettleOptions
+        How the circuits of DI and SLDI are built and run (steps, time
+        constants, population models, ...; `dinv.circuits.SettleOptions`).
     """
 
     lr: float
     weight_decay: float = 0.0
     fixed_norm: bool = False
     clip_hidden: float = None
-    circuit: dict = field(default_factory=dict)
+    circuit: SettleOptions = field(default_factory=SettleOptions)
 
     def __post_init__(self):
         if not (np.isfinite(self.lr) and self.lr > 0):
@@ -129,6 +131,9 @@ class UpdateConfig:
             raise InputError(f"weight_decay must be >= 0, got {self.weight_decay}")
         if self.clip_hidden is not None and not self.clip_hidden > 0:
             raise InputError(f"clip_hidden must be positive or None, got {self.clip_hidden}")
+        if not isinstance(self.circuit, SettleOptions):
+            raise InputError(f"circuit must be a SettleOptions, e.g. SettleOptions(steps=4000); "
+                             f"got {self.circuit!r}")
 
 
 @dataclass
@@ -233,19 +238,19 @@ def _chain_backward(learners, forwards, deltas, chains, config):
         architecture = "single-loop" if loop else first.architecture
         specs.append(ChainSpec(tuple(first.net.sizes), architecture,
                                names if nonlinear else None, len(group)))
-        problems.append({
-            "weights": [_stack([lrn.net.weights[l] for lrn in group]) for l in range(depth)],
-            "feedback": [_stack([lrn.feedback[j] for lrn in group])
-                         for j in range(len(first.feedback))],
-            "delta": _stack([deltas[k][-1] for k in members]),
-            "alpha": np.array([lrn._alphas for lrn in group]),
-            "gains": None if nonlinear else [
+        problems.append(ChainProblem(
+            weights=[_stack([lrn.net.weights[l] for lrn in group]) for l in range(depth)],
+            feedback=[_stack([lrn.feedback[j] for lrn in group])
+                      for j in range(len(first.feedback))],
+            delta=_stack([deltas[k][-1] for k in members]),
+            alpha=np.array([lrn._alphas for lrn in group]),
+            gains=None if nonlinear else [
                 np.stack([lrn.net.nonlinearities[l].derivative(forwards[k].a[l])
                           for lrn, k in zip(group, members)])
                 for l in range(depth - 1)
             ],
-        })
-    settled = settle_chains(specs, problems, **config.circuit)
+        ))
+    settled = settle_chains(specs, problems, config.circuit)
     for members, result in zip(chains, settled):
         for j, k in enumerate(members):
             deltas[k][:-1] = [h[j] for h in result.deltas]

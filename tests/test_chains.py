@@ -15,7 +15,7 @@ import pytest
 from brian2 import ms
 from scipy.special import expit
 
-from dinv.circuits import settle_layer
+from dinv.circuits import SettleOptions, settle_layer
 from dinv.circuits.chains import ChainCircuit, settle_chain
 from dinv.errors import CircuitDivergedError, InputError
 from dinv.models.network import FeedforwardNetwork
@@ -188,7 +188,7 @@ def test_nonlinear_controller_satisfies_eq15_per_layer(batch):
                 u = circuit.assembly.state(f"u{l}")
                 d_below = circuit.assembly.state(f"d{l - 1}")
             else:
-                phase = res.traces[depth - l]
+                phase = res.traces.phases()[depth - l]
                 assert np.all(phase["t"] == [0.0, STEPS * 0.5])
                 u, d_below = phase[f"u{l}"][-1], phase[f"d{l - 1}"][-1]
             np.testing.assert_array_equal(res.deltas[l - 2], d_below)  # no gain applied
@@ -368,7 +368,7 @@ def test_sequential_phase_traces_start_at_rest():
     circuit = ChainCircuit(WIDTHS, "sequential", None, 4, len(ALPHAS))
     for _ in range(2):  # the second run reuses a circuit whose targets are set
         result = circuit.settle(*args[:5], steps=20, record_every=20, on_unsettled="ignore")
-    for phase, l in zip(result.traces, (4, 3, 2)):
+    for phase, l in zip(result.traces.phases(), (4, 3, 2)):
         assert np.all(phase["t"] == [0.0, 10.0])
         assert np.all(phase[f"u{l}"][0] == 0.0) and np.all(phase[f"d{l - 1}"][0] == 0.0)
         np.testing.assert_allclose(phase[f"d{l - 1}"][-1] * args[4][l - 2],
@@ -409,7 +409,7 @@ def test_training_di_repeat_sequential_and_ndi_agree(training_setup):
                 architecture="repeat", controller="linear"),
         Learner("ndi", "ndi", net.copy(), feedback=feedback, alpha=0.1),
     ]
-    step = train_step(learners, x, t, UpdateConfig(lr=0.01, circuit={"steps": 4000}))
+    step = train_step(learners, x, t, UpdateConfig(lr=0.01, circuit=SettleOptions(steps=4000)))
     for k in (0, 1):
         for l in (0, 1):
             assert step.deltas[k][l].shape == step.deltas[2][l].shape
@@ -428,7 +428,7 @@ def test_training_sldi_hidden_deltas_are_relays(training_setup):
     alpha = 0.1
     B = -(net.weights[2] @ net.weights[1]).T  # (d_1, d_L) = (8, 4)
     learner = Learner("sldi", "sldi", net.copy(), feedback=[B], alpha=alpha)
-    config = UpdateConfig(lr=0.01, circuit={"tau_controller": 40 * ms, "steps": 6000})
+    config = UpdateConfig(lr=0.01, circuit=SettleOptions(tau_controller=40 * ms, steps=6000))
     step = train_step([learner], x, t, config)
     h1, h2, delta_L = step.deltas[0]
     assert h1.shape == (16, 8) and h2.shape == (16, 5)
@@ -447,7 +447,7 @@ def test_training_joint_step_matches_separate_steps(training_setup):
     net, x, t = training_setup
     feedback = [-net.weights[1].T, -net.weights[2].T]
     B = -(net.weights[2] @ net.weights[1]).T
-    config = UpdateConfig(lr=0.01, circuit={"tau_controller": 40 * ms, "steps": 6000})
+    config = UpdateConfig(lr=0.01, circuit=SettleOptions(tau_controller=40 * ms, steps=6000))
 
     def learners():
         return [
@@ -652,7 +652,7 @@ def test_training_with_per_layer_leaks_matches_ndi():
     x, t = rng.standard_normal((3, 5)), rng.standard_normal((3, 9))
     learners = [Learner(rule, rule, net.copy(), [B.copy() for B in feedback], (0.02, 0.3))
                 for rule in ("ndi", "di")]
-    step = train_step(learners, x, t, UpdateConfig(lr=0.01, circuit={"steps": 4000}))
+    step = train_step(learners, x, t, UpdateConfig(lr=0.01, circuit=SettleOptions(steps=4000)))
     for a, b in zip(step.deltas[0], step.deltas[1]):
         np.testing.assert_allclose(b, a, rtol=1e-6, atol=1e-10)
     assert step.settle_steps == 8000

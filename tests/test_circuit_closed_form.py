@@ -13,7 +13,7 @@ from brian2 import ms
 
 from dinv.analysis.stability import circuit_jacobian, jacobian_abscissa
 from dinv.circuits import LayerCircuit, settle_layer
-from dinv.circuits.assembly import (
+from dinv.circuits.coupling import (
     matrix_to_synapse_weights,
     synapse_indices,
     synapse_weights_to_matrix,
@@ -193,8 +193,8 @@ def test_synaptic_circuit_holds_w_and_b(synaptic_run):
     """The Synapses of a built circuit carry W (system->controller) and B (back)."""
     circuit, _, W, B, _ = synaptic_run
     n, batch, d_out, d_in = SYN["n"], SYN["batch"], SYN["d_out"], SYN["d_in"]
-    fwd = circuit.assembly.synapses["W"]
-    fb = circuit.assembly.synapses["B"]
+    fwd = circuit.assembly.coupling.synapses["W"]
+    fb = circuit.assembly.coupling.synapses["B"]
     np.testing.assert_array_equal(
         synapse_weights_to_matrix(fwd.w[:], n, batch, d_in, d_out), W
     )
@@ -208,12 +208,12 @@ def test_synaptic_circuit_holds_w_and_b(synaptic_run):
 
 
 def test_numpy_target_matches_cython():
-    """target='numpy' gives the same trajectory as target='cython'."""
+    """codegen_target='numpy' gives the same trajectory as codegen_target='cython'."""
     rng = np.random.default_rng(11)
     W, B, delta = small_stable_case(rng, SYN["n"], SYN["batch"], SYN["d_out"], SYN["d_in"])
     kwargs = dict(steps=300, on_unsettled="ignore")
-    cy = settle_layer(W, B, delta, SYN_ALPHAS, target="cython", **kwargs)
-    py = settle_layer(W, B, delta, SYN_ALPHAS, target="numpy", **kwargs)
+    cy = settle_layer(W, B, delta, SYN_ALPHAS, codegen_target="cython", **kwargs)
+    py = settle_layer(W, B, delta, SYN_ALPHAS, codegen_target="numpy", **kwargs)
     assert np.max(np.abs(cy - py)) < 1e-12 * np.max(np.abs(cy))
 
 
@@ -310,7 +310,8 @@ BAD_INPUTS = {
     "inf in W": (dict(W=np.where(np.eye(3, 5) > 0, np.inf, _W)), "NaN or infinite"),
     "negative tau": (dict(tau_controller=-10 * ms), "tau_controller must be a positive time"),
     "unknown coupling": (dict(coupling="sparse"), "coupling must be one of"),
-    "unknown target": (dict(target="cpp"), "target must be one of"),
+    "unknown codegen target": (dict(codegen_target="cpp"), "codegen_target must be one of"),
+    "old name of the codegen target": (dict(target="numpy"), "now called codegen_target"),
     "zero steps": (dict(steps=0), "steps must be a positive integer"),
     "unknown on_unsettled": (dict(on_unsettled="shout"), "on_unsettled must be one of"),
     "zero dt": (dict(dt=0.0), "dt must be a positive number"),

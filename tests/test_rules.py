@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from dinv.circuits import SettleOptions
 from dinv.errors import CircuitDivergedError, InputError
 from dinv.models.initialisation import init_feedback
 from dinv.models.network import FeedforwardNetwork
@@ -281,7 +282,7 @@ def test_diverging_di_learner_leaves_all_networks_unchanged(rng):
     snaps = [snapshot(net_bp), snapshot(net_di)]
     x, t = rng.standard_normal((64, 4)), rng.standard_normal((64, 3))
     with pytest.raises(CircuitDivergedError, match="unstable"):
-        train_step(learners, x, t, UpdateConfig(lr=0.1, circuit={"steps": 1000}))
+        train_step(learners, x, t, UpdateConfig(lr=0.1, circuit=SettleOptions(steps=1000)))
     assert_unchanged(net_bp, snaps[0])
     assert_unchanged(net_di, snaps[1])
 
@@ -370,7 +371,7 @@ def test_di_and_ndi_learners_agree(rng):
         Learner("ndi", "ndi", net.copy(), feedback=feedback, alpha=0.1),
     ]
     x, t = rng.standard_normal((64, 4)), rng.standard_normal((64, 3))
-    step = train_step(learners, x, t, UpdateConfig(lr=0.1, circuit={"steps": 3000}))
+    step = train_step(learners, x, t, UpdateConfig(lr=0.1, circuit=SettleOptions(steps=3000)))
     for l in (0, 1):
         assert rel_err(step.deltas[0][l], step.deltas[1][l]) < 1e-6
     for w_di, w_ndi in zip(learners[0].net.weights, learners[1].net.weights):

@@ -1,0 +1,142 @@
+"""What each reach into Brian2 internals (`dinv.circuits.brian_internals`) buys.
+
+Measures, in this process (which imports scipy and matplotlib, as the
+experiments do), the time per short settle of a small layer circuit with
+each measure and without it:
+
+* ``reuse_code_objects``: runs of a dense and of a Synapses circuit with the
+  code objects kept after the first run, and with Brian2 regenerating them at
+  every run;
+* ``young_collection_only``: runs with ``Network.run``'s full garbage
+  collection, with it made a young one (the default), and with the former
+  ``gc.freeze`` of every object alive;
+* ``live_view``: one read or write of a state through Brian2's public
+  ``group.var_[:]`` against a numpy view, per access.
+
+Run: ``python benchmarks/brian_internals.py [--repeats 30]``
+"""
+
+import argparse
+import contextlib
+import gc
+import time
+
+import matplotlib.pyplot  # noqa: F401  (a process as large as the experiments')
+import numpy as np
+import scipy.linalg  # noqa: F401
+
+from dinv.circuits import LayerCircuit, brian_internals
+from dinv.circuits import runner as runner_module
+
+STEPS = 10
+
+
+def median_ms(fn, repeats):
+    """Median wall time of ``fn()`` over ``repeats`` calls, in ms."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return 1000 * float(np.median(times))
+
+
+def problem(rng, d_out=3, d_in=5, batch=1):
+    W = rng.standard_normal((d_out, d_in)) / np.sqrt(d_in)
+    return W, -W.T, rng.standard_normal((batch, d_out))
+
+
+def settle_time(circuit, args, repeats):
+    """Median ms of one ``STEPS``-step settle of ``circuit``."""
+    circuit.settle(*args, 0.1, steps=STEPS, on_unsettled="ignore")  # first run: compile
+    return median_ms(lambda: circuit.settle(*args, 0.1, steps=STEPS, on_unsettled="ignore"),
+                     repeats)
+
+
+def regenerate_code_objects(circuit):
+    """Undo `reuse_code_objects`: Brian2 builds the code objects at every run again."""
+    for obj in circuit.assembly.network.objects:
+        for contained in [obj] + list(getattr(obj, "contained_objects", [])):
+            vars(contained).pop("create_code_objects", None)
+
+
+def code_objects(rng, repeats):
+    args = problem(rng)
+    for coupling in ("dense", "synapses"):
+        circuit = LayerCircuit(3, 5, coupling=coupling)
+        kept = settle_time(circuit, args, repeats)
+        regenerate_code_objects(circuit)
+        fresh = settle_time(circuit, args, repeats)
+        print(f"reuse_code_objects ({coupling:8s}): {fresh:7.2f} ms -> {kept:6.2f} ms per "
+              f"{STEPS}-step run, saves {fresh - kept:6.2f} ms")
+
+
+def collection(rng, repeats):
+    args = problem(rng)
+    circuit = LayerCircuit(3, 5)
+    young = settle_time(circuit, args, repeats)
+    original = runner_module.young_collection_only
+    runner_module.young_collection_only = contextlib.nullcontext
+    try:
+        full = settle_time(circuit, args, repeats)
+        gc.collect()
+        gc.freeze()
+        frozen = settle_time(circuit, args, repeats)
+        gc.unfreeze()
+    finally:
+        runner_module.young_collection_only = original
+    print(f"young_collection_only: full collection {full:7.2f} ms, young only {young:6.2f} ms, "
+          f"gc.freeze (before) {frozen:6.2f} ms per {STEPS}-step run; "
+          f"{gc.get_count()} objects pending, {len(gc.get_objects())} tracked")
+
+
+def views(rng, repeats, batch=1, d_in=1000):
+    circuit = LayerCircuit(10, d_in, batch=batch)
+    group = circuit.assembly.slots["system"].group
+    view = brian_internals.live_view(group, "delta")
+    value = rng.standard_normal(view.shape)
+    loops = 200
+
+    def public_read():
+        for _ in range(loops):
+            group.delta_[:]
+
+    def public_write():
+        for _ in range(loops):
+            group.I_fb_[:] = value
+
+    def view_read():
+        for _ in range(loops):
+            view.copy()
+
+    def view_write():
+        for _ in range(loops):
+            view[...] = value
+
+    per = {name: median_ms(fn, repeats) * 1000 / loops for name, fn in
+           (("public read", public_read), ("public write", public_write),
+            ("view read", view_read), ("view write", view_write))}
+    public = per["public read"] + per["public write"]
+    direct = per["view read"] + per["view write"]
+    print(f"live_view: public read {per['public read']:.1f} us, write "
+          f"{per['public write']:.1f} us; view read {per['view read']:.1f} us, write "
+          f"{per['view write']:.1f} us per access ({d_in} values); four accesses per step "
+          f"(two reads, two writes) save {2 * (public - direct) / 1000:.3f} ms per step, "
+          f"{2 * (public - direct):.0f} ms per 1000 steps")
+
+
+def main(argv=None):
+    """Print what each measure buys, in ms."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=30)
+    args = parser.parse_args(argv)
+    rng = np.random.default_rng(0)
+    code_objects(rng, args.repeats)
+    collection(rng, args.repeats)
+    views(rng, args.repeats)
+    print("order_summed_updaters, CODEGEN_TARGETS: correctness and no global preferences, "
+          "0 ms")
+
+
+if __name__ == "__main__":
+    main()

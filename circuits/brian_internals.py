@@ -1,0 +1,176 @@
+"""Every reach into Brian2 beyond its documented interface, in one place.
+
+The circuits settle thousands of times per experiment, each run a few hundred
+to a few thousand short steps, so Brian2's per-run and per-access overheads
+matter. The measures below remove them. Each relies on something Brian2 does
+not promise to keep; `problems` lists what the installed Brian2 lacks (the
+canary test ``tests/test_brian_internals.py`` fails with that list), so a
+Brian2 release that changes one of them is a change to this file only.
+
+What each measure buys was measured by ``benchmarks/brian_internals.py``
+(Brian2 2.9.0, Python 3.11, a shared and busy 2-core machine; the docstrings
+give the range of the medians of three runs of that script).
+"""
+
+import gc
+import inspect
+from contextlib import contextmanager
+
+import brian2
+import brian2.core.network as brian_network
+from brian2 import NeuronGroup, Synapses
+
+try:
+    from brian2 import CythonCodeObject, NumpyCodeObject
+except ImportError as exc:  # the canary cannot run without them: say what moved
+    raise ImportError(f"Brian2 {brian2.__version__} no longer exports its code-object classes "
+                      f"({exc}); update CODEGEN_TARGETS in dinv.circuits.brian_internals") \
+        from exc
+
+CODEGEN_TARGETS = {"cython": CythonCodeObject, "numpy": NumpyCodeObject}
+"""Code-object classes by code-generation target name.
+
+Passing the class to each group (``codeobj_class=``) picks the target per
+circuit without touching Brian2's global ``prefs.codegen.target``, so a
+circuit never changes the user's own simulations. Costs and saves no time.
+Relies on ``brian2`` exporting the classes, which its documentation names
+only for developers.
+"""
+
+
+def live_view(group, variable):
+    """The array Brian2 integrates for ``variable`` of ``group``, as a writable view.
+
+    The dense couplings read and write the states and inputs through these
+    views in place (``np.matmul(state, M, out=input)``), with no Brian2 call
+    per step. Through the public ``group.variable_[:]`` each read or write
+    goes through a ``VariableView``: 7 us per read and 13 us per write of
+    1000 values, against 0.3 and 0.2 us through the view. With two reads and
+    two writes per step that is 0.04 ms per step, 40 ms per 1000-step settle
+    of a 1000 <- 10 layer, whose 1000 steps cost 17-20 ms in all.
+
+    Relies on ``group.variables[name].get_value()`` returning the device's
+    own array (runtime mode), which Brian2 documents for its developers only.
+
+    Parameters
+    ----------
+    group : brian2.Group
+    variable : str
+
+    Returns
+    -------
+    numpy.ndarray
+    """
+    return group.variables[variable].get_value()
+
+
+def order_summed_updaters(synapses, order):
+    """Schedule the summed-variable updates of ``synapses`` at ``order``.
+
+    A summed variable written into a ``Subgroup`` is updated at the order of
+    the subgroup's group, tied with the group's own state update; ordering it
+    just before (``order`` = the group's order - 1) gives the Synapses
+    coupling the semi-implicit Euler of the dense coupling (the controller
+    moves first, the system sees the new control signal). Buys agreement of
+    the two couplings to 1e-10 rather than time (0 ms).
+
+    Relies on ``Synapses.summed_updaters``, a dict of the updater objects.
+    """
+    for updater in synapses.summed_updaters.values():
+        updater.order = order
+
+
+def reuse_code_objects(network):
+    """Keep the generated code objects of a network's objects after its first run.
+
+    Brian2 regenerates every code object at the start of each run. A circuit
+    never changes its equations, namespace or variables between runs, so after
+    the first run the objects are reused: a 10-step run of a small layer
+    circuit takes 4 ms instead of 10-15 ms with dense coupling (two state
+    updaters), 3-4 ms instead of 19-30 ms with Synapses (two more objects, each
+    with a summed-variable updater).
+
+    Relies on ``CodeRunner.create_code_objects(run_namespace)`` being the one
+    method that (re)creates them, called by ``before_run``; it is replaced per
+    object, never on the class.
+    """
+    for obj in network.objects:
+        for contained in [obj] + list(getattr(obj, "contained_objects", [])):
+            if getattr(contained, "code_objects", None) and hasattr(contained,
+                                                                     "create_code_objects"):
+                contained.create_code_objects = _keep_code_objects
+
+
+def _keep_code_objects(run_namespace):
+    """Replacement of ``CodeRunner.create_code_objects`` that keeps the old ones."""
+
+
+class _YoungCollector:
+    """Stands in for the ``gc`` module inside ``brian2.core.network`` during a run."""
+
+    @staticmethod
+    def collect(generation=2):
+        """Collect the youngest generation only, whatever was asked."""
+        return gc.collect(0)
+
+
+@contextmanager
+def young_collection_only():
+    """Within the block, ``Network.run``'s full garbage collection is a young one.
+
+    ``Network.run`` starts with ``gc.collect()``, to warn about objects left
+    out of the magic network (which circuits never use). A full collection
+    walks every object of the process: a 10-step run of a small layer circuit
+    takes 84-116 ms with it in a process that holds Brian2, scipy and
+    matplotlib (170 000 tracked objects), 2.3-3.9 ms with a young collection
+    (2.2-2.8 ms with the former ``gc.freeze``). Swapping the module only for
+    the duration of our own runs
+    leaves every object collectable and every other ``Network.run`` as it
+    was (unlike ``gc.freeze``, which would keep a dropped circuit's objects
+    alive until ``gc.unfreeze``).
+
+    Relies on ``brian2.core.network`` calling ``gc.collect()`` through its
+    module-level name ``gc``.
+    """
+    brian_network.gc = _YoungCollector
+    try:
+        yield
+    finally:
+        brian_network.gc = gc
+
+
+def problems():
+    """What the installed Brian2 no longer has that this module relies on.
+
+    Returns
+    -------
+    list of str
+        One line per missing feature, naming the function of this module to
+        update; empty when all is well.
+    """
+    found = []
+    group = NeuronGroup(2, "x : 1\ny : 1", codeobj_class=NumpyCodeObject)
+    view = group.variables["x"].get_value()
+    view[0] = 1.5
+    if float(group.x[0]) != 1.5:
+        found.append("live_view: group.variables[name].get_value() no longer returns the "
+                     "array Brian2 integrates")
+    runner = group.state_updater
+    if not callable(getattr(runner, "create_code_objects", None)):
+        found.append("reuse_code_objects: CodeRunner.create_code_objects is gone")
+    elif "create_code_objects" not in inspect.getsource(type(runner).before_run):
+        found.append("reuse_code_objects: CodeRunner.before_run no longer calls "
+                     "create_code_objects")
+    synapses = Synapses(group, group, "w : 1\ny_post = w * x_pre : 1 (summed)",
+                        codeobj_class=NumpyCodeObject)
+    updaters = getattr(synapses, "summed_updaters", None)
+    if not (isinstance(updaters, dict) and updaters
+            and all(hasattr(u, "order") for u in updaters.values())):
+        found.append("order_summed_updaters: Synapses.summed_updaters is no longer a dict "
+                     "of scheduled updaters")
+    if getattr(brian_network, "gc", None) is not gc:
+        found.append("young_collection_only: brian2.core.network no longer imports gc")
+    elif "gc.collect()" not in inspect.getsource(brian_network):
+        found.append("young_collection_only: Network.run no longer calls gc.collect() "
+                     "(the swap is then useless: remove it)")
+    return found

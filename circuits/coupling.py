@@ -1,0 +1,277 @@
+"""How a circuit computes its pathways: two strategies with one interface.
+
+``DenseCoupling`` (the default)
+    Every pathway is an in-place numpy call on live views of the Brian2
+    arrays (``np.matmul(readout, M^T, out=input)``), run by one network
+    operation per kind of population: the controller bank just before the
+    controllers integrate, the system bank after them and just before the
+    systems (``when='groups'``). The controller moves first and the system
+    sees the new control signal (semi-implicit Euler, as the authors
+    simulate).
+``SynapseCoupling``
+    Every pathway is a Brian2 ``Synapses`` object with a summed variable, its
+    update scheduled just before its target group integrates (the same
+    semi-implicit order). Slower; the reference the dense coupling is tested
+    against.
+
+Both take pathways out of a run by `activate`: the pathways into inactive
+blocks are skipped and those blocks' inputs held at zero.
+"""
+
+from functools import partial
+
+import numpy as np
+from brian2 import NetworkOperation, Synapses, have_same_dimensions
+
+from dinv.circuits.brian_internals import live_view, order_summed_updaters
+from dinv.circuits.structure import TAG
+from dinv.errors import InputError
+from dinv.nonlinearities import get_transfer
+
+
+class Coupling:
+    """The interface of a coupling strategy.
+
+    Attributes
+    ----------
+    objects : list
+        Brian2 objects to add to the circuit's Network.
+    marks_steps : bool
+        Whether the coupling calls the run controller's ``step_started`` at the
+        start of every step itself (else the circuit adds a network operation
+        that calls ``step_ended`` at the end of every step).
+    """
+
+    objects = ()
+    marks_steps = False
+
+    def set_matrix(self, pathway, M):
+        """Use matrices M of shape (n, d_dest, d_source) on a matrix pathway."""
+        store = self._matrices[pathway]
+        M = np.asarray(M, dtype=float)
+        expected = self._matrix_shapes[pathway]
+        if M.shape != expected:
+            raise InputError(f"pathway {pathway!r} needs matrices of shape {expected}, "
+                             f"got {M.shape}")
+        self._write_matrix(store, M)
+
+    def set_gain(self, pathway, gain):
+        """Use per-sample gains of shape (n, batch, d) on a gain pathway."""
+        store = self._gains[pathway]
+        gain = np.asarray(gain, dtype=float)
+        if gain.shape != store.shape:
+            raise InputError(f"pathway {pathway!r} needs gains of shape {store.shape}, "
+                             f"got {gain.shape}")
+        store[...] = gain
+
+    def activate(self, active):
+        """Compute only the pathways into the blocks in ``active``; zero the others' inputs."""
+        raise NotImplementedError
+
+    def _write_matrix(self, store, M):
+        raise NotImplementedError
+
+
+class DenseCoupling(Coupling):
+    """Pathways as in-place numpy calls in two network operations per step.
+
+    Parameters
+    ----------
+    structure : Structure
+    slots : dict of str to Slot
+    readouts : dict of str to ndarray
+        Live (n, batch, d) views of every block's readout.
+    clock : brian2.Clock
+    step_started : callable
+        Called without arguments at the start of every step, before any
+        pathway (the run controller's bookkeeping of the step before; this
+        saves a network operation and a Python call per step).
+    """
+
+    def __init__(self, structure, slots, readouts, clock, step_started):
+        self._structure = structure
+        self._matrices, self._matrix_shapes, self._gains = {}, {}, {}
+        self._apply, self._inputs = {}, {}
+        for p in structure.pathways.values():
+            self._build_pathway(p, readouts[p.source], slots[p.dest])
+        self._calls = {"controller": [], "system": []}
+        kinds = {b.kind for b in structure.blocks.values()}
+        self.marks_steps = "controller" in kinds
+        self._step_started = step_started
+        self.objects = []
+        for kind, order in (("controller", -1), ("system", 1)):
+            if kind not in kinds:
+                continue
+            # Brian2 passes t to a network operation with one argument, so
+            # the banks are functions without parameters.
+            function = self._controller_bank if kind == "controller" else \
+                _bank(self._calls[kind])
+            self.objects.append(NetworkOperation(function, when="groups", order=order,
+                                                 clock=clock, name=f"{TAG}_to_{kind}"))
+
+    def _build_pathway(self, p, src, dst_slot):
+        dst = dst_slot.view(self._structure.variable(p))
+        self._inputs[p.name] = dst
+        if p.kind == "gain":
+            gain = np.zeros(dst_slot.shape)
+            self._gains[p.name] = gain
+            self._apply[p.name] = [partial(np.multiply, src, gain, out=dst)]
+            return
+        src_block = self._structure.blocks[p.source]
+        matrix_t = np.zeros((src_block.n, src_block.width, dst_slot.shape[2]))
+        self._matrices[p.name] = matrix_t
+        self._matrix_shapes[p.name] = (src_block.n, dst_slot.shape[2], src_block.width)
+        fn = get_transfer(p.transfer).g_into
+        # partial() of numpy functions: no Python frame per call and step.
+        if fn is None:
+            self._apply[p.name] = [partial(np.matmul, src, matrix_t, out=dst)]
+        else:
+            tmp = np.empty_like(src)
+            self._apply[p.name] = [partial(fn, src, out=tmp),
+                                   partial(np.matmul, tmp, matrix_t, out=dst)]
+
+    def _write_matrix(self, store, M):
+        store[...] = np.swapaxes(M, 1, 2)
+
+    def activate(self, active):
+        """Compute only the pathways into the blocks in ``active``; zero the others' inputs."""
+        pathways = self._structure.pathways.values()
+        blocks = self._structure.blocks
+        for kind, calls in self._calls.items():
+            calls[:] = [call for p in pathways if p.dest in active
+                        and blocks[p.dest].kind == kind for call in self._apply[p.name]]
+        for p in pathways:
+            if p.dest not in active:
+                self._inputs[p.name][...] = 0.0
+
+    def _controller_bank(self):
+        """Couplings into the controllers; first, the bookkeeping of the step before."""
+        self._step_started()
+        for call in self._calls["controller"]:
+            call()
+
+
+def _bank(calls):
+    """A function running every coupling in ``calls`` (a list kept up to date)."""
+
+    def run_all():
+        for call in calls:
+            call()
+
+    return run_all
+
+
+class SynapseCoupling(Coupling):
+    """Pathways as Brian2 ``Synapses`` with summed variables.
+
+    Parameters
+    ----------
+    structure : Structure
+    slots : dict of str to Slot
+    clock : brian2.Clock
+    codeobj_class : type
+        Brian2 code-object class (code-generation target).
+
+    Attributes
+    ----------
+    synapses : dict of str to brian2.Synapses
+        By pathway name.
+    """
+
+    def __init__(self, structure, slots, clock, codeobj_class):
+        self._structure, self._slots = structure, slots
+        self._matrices, self._matrix_shapes, self._gains = {}, {}, {}
+        self.synapses = {}
+        for p in structure.pathways.values():
+            self.synapses[p.name] = self._build_pathway(p, clock, codeobj_class)
+        self.objects = list(self.synapses.values())
+
+    def _build_pathway(self, p, clock, codeobj_class):
+        src_slot, dst_slot = self._slots[p.source], self._slots[p.dest]
+        n, batch, d_src = src_slot.shape
+        d_dst = dst_slot.shape[2]
+        readout = src_slot.block.model.readout
+        variable = self._structure.variable(p)
+        for group, name in ((src_slot.group, readout), (dst_slot.group, variable)):
+            if not have_same_dimensions(group.variables[name].dim, 1):
+                raise InputError(f"coupling='synapses' needs dimensionless readouts and "
+                                 f"inputs, but {name!r} has units; use coupling='dense'")
+        pre = src_slot.group[src_slot.range[0]:src_slot.range[1]]
+        post = dst_slot.group[dst_slot.range[0]:dst_slot.range[1]]
+        expression = get_transfer(p.transfer).brian.format(x=f"{readout}_pre")
+        syn = Synapses(
+            pre, post,
+            model=f"w : 1\n{variable}_post = w * {expression} : 1 (summed)",
+            name=f"{TAG}_{p.name}", clock=clock, namespace={},
+            codeobj_class=codeobj_class,
+        )
+        if p.kind == "gain":
+            syn.connect(j="i")
+        else:
+            i, j = synapse_indices(n, batch, d_src, d_dst)
+            syn.connect(i=i, j=j)
+        # The summed updater must run just before its target group integrates.
+        order_summed_updaters(syn, dst_slot.group.order - 1)
+        weights = live_view(syn, "w")
+        if p.kind == "gain":
+            self._gains[p.name] = weights.reshape(dst_slot.shape)
+        else:
+            self._matrices[p.name] = weights.reshape(n, batch, d_src, d_dst)
+            self._matrix_shapes[p.name] = (n, d_dst, d_src)
+        return syn
+
+    def _write_matrix(self, store, M):
+        store.reshape(-1)[...] = matrix_to_synapse_weights(M, store.shape[1])
+
+    def activate(self, active):
+        """Compute only the pathways into the blocks in ``active``; zero the others' inputs."""
+        for p in self._structure.pathways.values():
+            self.synapses[p.name].active = p.dest in active
+            if p.dest not in active:
+                self._slots[p.dest].view(self._structure.variable(p))[...] = 0.0
+
+
+COUPLINGS = ("dense", "synapses")
+"""Names of the coupling strategies."""
+
+
+def synapse_indices(n, batch, d_pre, d_post):
+    """Presynaptic and postsynaptic indices of a block-dense connection.
+
+    Synapses are ordered by (problem, sample, pre unit, post unit), the order
+    used by `matrix_to_synapse_weights`.
+
+    Returns
+    -------
+    i, j : ndarray of int
+        Source and target neuron indices, relative to the two blocks.
+    """
+    blocks = np.arange(n * batch)[:, None, None]
+    i = blocks * d_pre + np.arange(d_pre)[None, :, None]
+    j = blocks * d_post + np.arange(d_post)[None, None, :]
+    i, j = np.broadcast_arrays(i, j)
+    return i.ravel(), j.ravel()
+
+
+def matrix_to_synapse_weights(M, batch):
+    """Synaptic weights, in `synapse_indices` order, for matrices ``M``.
+
+    Parameters
+    ----------
+    M : ndarray, shape (n, d_post, d_pre)
+        ML-style (post, pre) matrices, one per problem.
+    batch : int
+        Samples per problem (each gets its own copy of the weights).
+
+    Returns
+    -------
+    ndarray, shape (n * batch * d_pre * d_post,)
+    """
+    n, d_post, d_pre = M.shape
+    per_problem = np.swapaxes(M, 1, 2)[:, None]
+    return np.broadcast_to(per_problem, (n, batch, d_pre, d_post)).ravel()
+
+
+def synapse_weights_to_matrix(w, n, batch, d_pre, d_post):
+    """Inverse of `matrix_to_synapse_weights` (reads sample 0 of each problem)."""
+    return np.swapaxes(np.asarray(w).reshape(n, batch, d_pre, d_post)[:, 0], 1, 2)

@@ -1,0 +1,249 @@
+"""The run controller of a circuit: phases, stop criterion, divergence, records.
+
+A run integrates a circuit from rest through one or more phases in one Brian2
+run. Phase k simulates its own active blocks for its steps; at the switch,
+``end`` of the phase that finishes and then ``start`` of the next are called
+(to read settled states and set the next targets) without leaving the run.
+Bookkeeping (records, checks for divergence and settling, phase switches)
+happens only at the steps that need it; the per-step cost is one comparison.
+"""
+
+import numpy as np
+
+from dinv.circuits.brian_internals import reuse_code_objects, young_collection_only
+from dinv.circuits.settling import CHECK_EVERY, ReadoutChanges
+from dinv.circuits.traces import Traces
+from dinv.errors import CircuitDivergedError, InputError
+
+
+class RunController:
+    """Runs the phases of a `dinv.circuits.assembly.CircuitAssembly`.
+
+    Parameters
+    ----------
+    assembly : CircuitAssembly
+        The circuit run: its blocks, readouts, targets, coupling and Network.
+
+    Attributes
+    ----------
+    steps_run : int
+        Euler steps of the last run (fewer than asked when ``stop_tol`` ended
+        it early).
+    """
+
+    def __init__(self, assembly):
+        self._asm = assembly
+        blocks = assembly.structure.blocks
+        self._blocks = blocks
+        step_size = {name: assembly.dt * float(assembly.tau_unit / b.tau)
+                     for name, b in blocks.items()}
+        self.changes = ReadoutChanges(assembly.readouts, step_size)
+        self.steps_run = 0
+        self._now = 0
+        self._count = 0
+        self._next_event = 1
+        self._active = frozenset()
+        self._phases, self._phase_ends, self._all_phases = [], [], []
+        self._phase_index = 0
+        self._record, self._records, self._record_every = (), [], 0
+        self._stop_tol = self._stopped_at = self._diverged_at = None
+        self._limit = np.inf
+        self._code_kept = False
+
+    # ----------------------------------------------------------------- public
+    def run_phases(self, phases, record=(), record_every=0, stop_tol=None):
+        """Integrate several phases in one Brian2 run, from rest.
+
+        Parameters
+        ----------
+        phases : sequence of Phase
+        record : collection of str
+            Blocks whose readouts are recorded every ``record_every`` steps.
+        record_every : int
+            0: no traces.
+        stop_tol : float or None
+            Convergence criterion (None: every phase runs all its steps).
+            Every `CHECK_EVERY` steps the residual of the active blocks (see
+            `dinv.circuits.settling`) is computed per problem; once it is
+            below ``stop_tol`` for every problem the phase ends there and the
+            next one starts.
+
+        Returns
+        -------
+        Traces or None
+            Time in units of the circuit's fastest time constant.
+        """
+        self._start_run(phases, record, record_every, stop_tol)
+        total = int(self._phase_ends[-1])
+        asm = self._asm
+        with young_collection_only():
+            asm.network.run(total * asm.clock.dt, namespace={})
+        self._finish_run(total)
+        if self._diverged_at is not None:
+            raise CircuitDivergedError(f"circuit diverged after {self._diverged_at} steps")
+        if phases[-1].end is not None:
+            phases[-1].end()
+        return self._traces() if self._record_every else None
+
+    def residual(self, names):
+        """Residual per problem (n,) of the blocks ``names`` (of one n) now.
+
+        See `dinv.circuits.settling`; the scale is the largest target of the
+        controllers among ``names``.
+        """
+        targets = self._asm.targets
+        n = {self._blocks[name].n for name in names}
+        if len(n) != 1:
+            raise InputError(f"a residual is per problem: blocks {sorted(names)} have "
+                             f"different numbers of problems {sorted(n)}")
+        scales = np.zeros(n.pop())
+        for name in names:
+            if name in targets:
+                scales = np.maximum(scales, np.abs(targets[name]).max(axis=(1, 2)))
+        return self.changes.residual(names, self._now, scales)
+
+    def step_started(self):
+        """Called at the start of every step (dense coupling): bookkeeping of the step before."""
+        self._count += 1
+        if self._count > self._next_event:
+            self._completed(self._count - 1)
+
+    def step_ended(self):
+        """Called at the end of every step (when the coupling does not call `step_started`)."""
+        self._count += 1
+        if self._count >= self._next_event:
+            self._completed(self._count)
+
+    # ------------------------------------------------------------------ steps
+    def _start_run(self, phases, record, record_every, stop_tol):
+        if not phases:
+            raise InputError("run_phases needs at least one phase")
+        for phase in phases:
+            if int(phase.steps) != phase.steps or phase.steps < 1:
+                raise InputError(f"steps must be a positive integer, got {phase.steps!r}")
+        if stop_tol is not None and not (np.isfinite(stop_tol) and stop_tol > 0):
+            raise InputError(f"stop_tol must be a positive number or None, got {stop_tol!r}")
+        used = frozenset().union(*(frozenset(p.active) for p in phases))
+        unknown = used - set(self._blocks)
+        if unknown:
+            raise InputError(f"no blocks called {sorted(unknown)}")
+        self._stop_tol = stop_tol
+        self._stopped_at = None
+        self._asm.rest(used)
+        self._phases = list(phases)
+        self._all_phases = list(phases)
+        self._phase_ends = list(np.cumsum([int(p.steps) for p in phases]))
+        self._now = 0
+        self._start_phase(0)
+        self.changes.restart(self._active, 0)
+        self._record, self._record_every = tuple(record), int(record_every)
+        self._records = []
+        self._phase_index = 0
+        self._take_record(0)
+        self._count = 0
+        self._next_event = 1
+        self._diverged_at = None
+
+    def _finish_run(self, total):
+        marks = self._asm.coupling.marks_steps
+        if self._stopped_at is not None:
+            # Dense coupling stops from the first operation of a step, which
+            # the populations then complete.
+            self.steps_run = self._stopped_at + int(marks)
+        else:
+            self.steps_run = total
+            if marks and self._diverged_at is None:
+                self._completed(total)
+        if not self._code_kept:
+            reuse_code_objects(self._asm.network)
+            self._code_kept = True
+        self._now = self.steps_run
+
+    def _schedule_after(self, step):
+        events = [(step // CHECK_EVERY + 1) * CHECK_EVERY]
+        if self._record_every:
+            events.append((step // self._record_every + 1) * self._record_every)
+        if len(self._phase_ends) > 1:
+            events.append(self._phase_ends[0])
+        self._next_event = min(e for e in events if e > step)
+
+    def _take_record(self, step):
+        if self._record_every and step % self._record_every == 0:
+            readouts = self._asm.readouts
+            self._records.append((step, self._phase_index,
+                                  [readouts[b].copy() for b in self._record]))
+
+    def _start_phase(self, index):
+        phase = self._phases[index]
+        active = frozenset(phase.active)
+        # A block joining the run starts from rest (while inactive it may
+        # have drifted under an old target).
+        joining = active - self._active
+        self._asm.rest(joining)
+        if active != self._active:
+            self._asm.coupling.activate(active)
+            self._active = active
+        self.changes.restart(joining, self._now)
+        if phase.start is not None:
+            phase.start()
+        targets = self._asm.targets
+        sizes = [np.abs(targets[b]).max() for b in active if b in targets]
+        self._limit = self._asm.divergence_limit * max([1.0] + sizes)
+
+    def _completed(self, step):
+        """Bookkeeping once ``step`` steps are done: traces, checks, phase switches.
+
+        Runs only at the steps that need it (`_next_event`).
+        """
+        if self._diverged_at is not None:
+            return
+        self._now = step
+        self._take_record(step)
+        if step % CHECK_EVERY == 0 or step == 1:
+            readouts = self._asm.readouts
+            for name in self._active:
+                size = np.abs(readouts[name]).max()
+                if not size <= self._limit:  # also catches NaN
+                    self._diverged_at = step
+                    self._asm.network.stop()
+                    return
+        if step % CHECK_EVERY == 0:
+            self.changes.check(self._active, step)
+            if (self._stop_tol is not None and step < self._phase_ends[0]
+                    and self._settled()):
+                if len(self._phase_ends) == 1:
+                    self._stopped_at = step
+                    self._asm.network.stop()
+                    return
+                saved = self._phase_ends[0] - step
+                self._phase_ends = [end - saved for end in self._phase_ends]
+        if len(self._phase_ends) > 1 and step == self._phase_ends[0]:
+            finished = self._phases.pop(0)
+            self._phase_ends.pop(0)
+            if finished.end is not None:
+                finished.end()
+            self._start_phase(0)
+            self._phase_index += 1
+            self._take_record(step)  # the new phase's blocks, from rest
+        self._schedule_after(step)
+
+    def _settled(self):
+        """Whether every problem's active blocks have stopped changing (`stop_tol`)."""
+        # Blocks of one problem stack (same n) are judged together, problem by problem.
+        for n in {self._blocks[name].n for name in self._active}:
+            names = [name for name in self._active if self._blocks[name].n == n]
+            if not np.all(self.residual(names) < self._stop_tol):
+                return False
+        return True
+
+    def _traces(self):
+        steps_done, phase_index, states = zip(*self._records)
+        phase = np.asarray(phase_index)
+        active = tuple(tuple(sorted(p.active)) for p in self._all_phases)
+        traces = {}
+        for k, name in enumerate(self._record):
+            values = np.stack([s[k] for s in states])
+            idle = [i for i, names in enumerate(active) if name not in names]
+            values[np.isin(phase, idle)] = np.nan
+            traces[name] = values
+        return Traces(np.asarray(steps_done) * self._asm.dt, phase, traces, active)
