@@ -433,8 +433,9 @@ class JointChainCircuit:
         except CircuitDivergedError as exc:
             raise CircuitDivergedError(
                 f"{exc}: the feedback makes a layer unstable or dt is too large; check "
-                "the Jacobian eigenvalues of each layer (dinv.analysis.stability), use a "
-                "larger alpha, stable feedback, a slower controller or a smaller dt"
+                "the Jacobian eigenvalues of each layer (dinv.theory.jacobian_abscissa, "
+                "loop_abscissa), use a larger alpha, stable feedback, a slower controller "
+                "or a smaller dt"
             ) from None
         time_scale = float(asm.tau_unit / asm.structure.fastest_tau("system"))
         results = [m.result(traces, asm.steps_run, time_scale) for m in self.members]

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dinv.analysis.stability import jacobian_abscissa
+from dinv.theory import jacobian_abscissa
 from dinv.circuits.assembly import CircuitAssembly
 from dinv.circuits.cache import CircuitCache
 from dinv.circuits.options import settle_options

@@ -251,6 +251,7 @@ def get_population_model(model, kind, role=None):
         For an unknown name or a model of the other kind.
     """
     role = role or kind
+    name = model if isinstance(model, str) else None
     if isinstance(model, str):
         if model not in POPULATION_MODELS:
             raise InputError(f"{role}: no population model called {model!r}; known models: "
@@ -260,5 +261,8 @@ def get_population_model(model, kind, role=None):
         raise InputError(f"{role} must be a PopulationModel or the name of one "
                          f"({sorted(POPULATION_MODELS)}), got {model!r}")
     if model.kind != kind:
-        raise InputError(f"{role} needs a {kind} model, got a {model.kind} model")
+        fits = sorted(n for n, m in POPULATION_MODELS.items() if m.kind == kind)
+        called = f" {name!r}" if name else ""
+        raise InputError(f"{role} needs a {kind} model, got the {model.kind} model{called}; "
+                         f"{kind} models: {fits}")
     return model

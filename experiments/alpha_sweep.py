@@ -11,6 +11,7 @@ import numpy as np
 
 from dinv.analysis.metrics import vector_angle
 from dinv.circuits import settle_layer
+from dinv.experiments.models_spec import circuit_options
 from dinv.models.rules import ndi
 
 DEFAULTS = {
@@ -20,6 +21,9 @@ DEFAULTS = {
     "samples": 64,
     "steps": 1000,
     "dt": 0.5,
+    # Population models of every circuit, by registered name (`dinv list`).
+    "system": "rate-system",
+    "controller": "rate-controller",
     "weight_scale": 1.0,
 }
 QUICK = {"alphas": np.logspace(-3, 0, 4).tolist(), "samples": 16}
@@ -54,8 +58,9 @@ def run(config, progress=True):
         stack_W, stack_B = np.repeat(W[None], n, 0), np.repeat(B[None], n, 0)
         stack_delta = np.repeat(delta[None], n, 0)
         closed = ndi(stack_W, stack_B, stack_delta, alphas)
-        settled = settle_layer(stack_W, stack_B, stack_delta, alphas, steps=config["steps"],
-                               dt=config["dt"], on_unsettled="ignore", return_result=True)
+        settled = settle_layer(stack_W, stack_B, stack_delta, alphas,
+                               circuit_options(config, on_unsettled="ignore"),
+                               return_result=True)
         rows = {"ndi": [], "circuit": []}
         for k in range(n):
             rows["ndi"].append(_accuracy(closed[k], reference))

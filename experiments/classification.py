@@ -55,6 +55,9 @@ DEFAULTS = {
     "models": None,
     "steps": 1000,
     "dt": 0.5,
+    # Population models of every circuit, by registered name (`dinv list`).
+    "system": "rate-system",
+    "controller": "rate-controller",
     "stop_tol": None,
     "eval_every": 1000,
     "checkpoint_every": 10000,

@@ -15,7 +15,9 @@ import sys
 import time
 from pathlib import Path
 
+from dinv.circuits import POPULATION_MODELS
 from dinv.errors import CircuitDivergedError, InputError
+from dinv.models.rules import RULES
 from dinv.models.stabilise import StabilisationError
 from dinv.experiments.registry import EXPERIMENTS, get_experiment, make_config
 from dinv.experiments.results import run_record, save_figure, write_json
@@ -144,13 +146,25 @@ def _finish(experiment, config, results, out, seconds):
     return out, record
 
 
+def print_catalogue():
+    """Print what ``dinv list`` shows: experiments, backward rules, population models."""
+    print("experiments (dinv run NAME):")
+    for experiment in EXPERIMENTS.values():
+        print(f"  {experiment.name:22s} {experiment.paper}")
+    print("backward rules (models' rule):")
+    for rule in RULES.values():
+        print(f"  {rule.name:22s} {rule.title}")
+    print("population models (--set system=NAME, --set controller=NAME):")
+    for name, model in POPULATION_MODELS.items():
+        print(f"  {name:22s} {model.kind}: {model.description}")
+
+
 def main(argv=None):
     """Entry point of the ``dinv`` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "list":
-        for experiment in EXPERIMENTS.values():
-            print(f"{experiment.name:24s} {experiment.paper}")
+        print_catalogue()
         return 0
     try:
         out, record = run_command(args)

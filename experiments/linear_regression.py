@@ -38,6 +38,9 @@ DEFAULTS = {
     "iterations": None,
     "steps": 1000,
     "dt": 0.5,
+    # Population models of every circuit, by registered name (`dinv list`).
+    "system": "rate-system",
+    "controller": "rate-controller",
     "parallel": True,
     "error_dtype": "float64",
     "restabilise": True,

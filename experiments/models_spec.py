@@ -5,11 +5,24 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dinv.circuits import SettleOptions
 from dinv.errors import InputError
 from dinv.models.initialisation import init_feedback, init_loop_feedback
 from dinv.models.stabilise import stable_random_feedback
 from dinv.models.rules import get_rule
 from dinv.models.training import Learner
+
+
+def circuit_options(config, **options):
+    """The `SettleOptions` of an experiment's circuits, from its settings.
+
+    Uses ``steps``, ``dt``, ``system`` and ``controller`` (population models
+    by registered name; the rate models when a checkpoint of an older run has
+    none); ``options`` adds the rest (e.g. ``on_unsettled``, ``stop_tol``).
+    """
+    return SettleOptions(steps=config["steps"], dt=config["dt"],
+                         system=config.get("system", "rate-system"),
+                         controller=config.get("controller", "rate-controller"), **options)
 
 
 @dataclass(frozen=True)

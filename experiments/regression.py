@@ -11,11 +11,10 @@ import numpy as np
 from tqdm import tqdm
 
 from dinv.analysis.metrics import matrix_angle, nmse, vector_angle
-from dinv.circuits import SettleOptions
 from dinv.errors import InputError
 from dinv.experiments.errors import stacked_errors
 from dinv.experiments.companion import Companion
-from dinv.experiments.models_spec import select_models
+from dinv.experiments.models_spec import circuit_options, select_models
 from dinv.models.initialisation import init_feedback
 from dinv.models.rules import pbp
 from dinv.models.stabilise import restabilise
@@ -212,14 +211,14 @@ def train_regression(name, config, specs, X, Y, base, rng, progress):
     order = rng.permutation(X.shape[0])[1:]
     if config.get("iterations") is not None:
         order = order[:int(config["iterations"])]
-    shared = {}
-    learners = [spec.learner(base, config["seed"], config["rinit"], shared) for spec in specs]
     update = UpdateConfig(
         lr=config["lr"],
         fixed_norm=config["fixed_norm"],
         clip_hidden=config["clip_hidden"],
-        circuit=SettleOptions(steps=config["steps"], dt=config["dt"], on_unsettled="ignore"),
+        circuit=circuit_options(config, on_unsettled="ignore"),
     )
+    shared = {}
+    learners = [spec.learner(base, config["seed"], config["rinit"], shared) for spec in specs]
     side = Companion(ClosedFormSide, (learners, X, Y, update, order.size, config["error_dtype"]),
                      parallel=config.get("parallel", True))
     try:

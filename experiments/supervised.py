@@ -25,8 +25,8 @@ from typing import Callable
 import numpy as np
 from tqdm import tqdm
 
-from dinv.circuits import SettleOptions
 from dinv.errors import InputError
+from dinv.experiments.models_spec import circuit_options
 from dinv.experiments.results import _atomic_write, jsonable
 from dinv.models.network import forward_layers
 from dinv.models.stabilise import restabilise
@@ -197,8 +197,7 @@ def train_epochs(name, config, learners, data, evaluation, folder=None, resume=N
     scale = np.sqrt(batch_size) if config["lr_scaling"] == "sqrt" else 1.0
     update = UpdateConfig(
         lr=config["lr"] / scale, weight_decay=config["weight_decay"],
-        circuit=SettleOptions(steps=config["steps"], dt=config["dt"], on_unsettled="ignore",
-                              stop_tol=config["stop_tol"]))
+        circuit=circuit_options(config, on_unsettled="ignore", stop_tol=config["stop_tol"]))
     if resume is None:
         state = {"epoch": 0, "start": 0, "samples": 0, "history": [], "restabilised": [],
                  "epoch_seconds": [], "eval_seconds": 0.0, "settles": 0, "settle_steps": 0,

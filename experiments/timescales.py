@@ -17,9 +17,10 @@ Jacobian, the decay rate the linear theory predicts.
 import numpy as np
 from brian2 import ms
 
-from dinv.analysis.stability import circuit_jacobian
+from dinv.theory import circuit_jacobian
 from dinv.circuits import CircuitDivergedError, InputError, settle_layer
 from dinv.circuits.chains import settle_chain
+from dinv.experiments.models_spec import circuit_options
 from dinv.models.rules import ndi
 
 DEFAULTS = {
@@ -31,6 +32,9 @@ DEFAULTS = {
     "hierarchy_factor": 2.0,
     "steps": 6000,
     "dt": 0.5,
+    # Population models of every circuit, by registered name (`dinv list`).
+    "system": "rate-system",
+    "controller": "rate-controller",
     "tolerance": 0.01,
     "record_every": 2,
     "weight_scale": 1.0,
@@ -110,6 +114,8 @@ def _pair_study(config, rng):
     delta = rng.standard_normal((1, d_out))
     alpha = config["alpha"]
     target = ndi(W, B, delta, alpha)
+    options = circuit_options(config, record_every=config["record_every"],
+                              on_unsettled="ignore")
     pair = []
     for ratio in config["ratios"]:
         J = circuit_jacobian(W, B, alpha, 1.0 / ratio)
@@ -118,10 +124,8 @@ def _pair_study(config, rng):
                      "predicted_rate": float(-eigenvalues.real.max()),
                      "oscillatory": bool(np.any(np.abs(eigenvalues.imag) > 1e-9))}
         try:
-            result = settle_layer(W, B, delta, alpha, steps=config["steps"], dt=config["dt"],
-                                  tau_system=TAU_SYSTEM, tau_controller=ratio * TAU_SYSTEM,
-                                  record_every=config["record_every"], on_unsettled="ignore",
-                                  return_result=True)
+            result = settle_layer(W, B, delta, alpha, options.replace(
+                tau_system=TAU_SYSTEM, tau_controller=ratio * TAU_SYSTEM), return_result=True)
         except CircuitDivergedError as exc:
             pair.append({**stability, "diverged": str(exc), "time": float("nan"),
                          "rate": float("nan"), "overshoot": float("nan"),
@@ -150,9 +154,10 @@ def _chain_study(config, rng):
                / np.sqrt(widths[l]) for l in range(depth)]
     feedback = [-w.transpose(0, 2, 1) for w in weights[1:]]
     output = rng.standard_normal((1, 1, widths[-1]))
+    options = circuit_options(config, record_every=config["record_every"],
+                              on_unsettled="ignore")
     reference = settle_chain(weights, feedback, output, alpha, architecture="repeat",
-                             steps=4 * config["steps"], dt=config["dt"],
-                             on_unsettled="ignore").deltas
+                             options=options, steps=4 * config["steps"], record_every=0).deltas
     factor = config["hierarchy_factor"]
     hierarchies = {
         "slower up the hierarchy": [factor ** l for l in range(1, depth)],
@@ -167,11 +172,8 @@ def _chain_study(config, rng):
             key = f"{architecture}, {label}"
             try:
                 result = settle_chain(weights, feedback, output, alpha,
-                                      architecture=architecture, steps=config["steps"],
-                                      dt=config["dt"], tau_system=tau_system,
-                                      tau_controller=tau_controller,
-                                      record_every=config["record_every"],
-                                      on_unsettled="ignore")
+                                      architecture=architecture, options=options,
+                                      tau_system=tau_system, tau_controller=tau_controller)
             except CircuitDivergedError as exc:
                 chains[key] = {"diverged": str(exc), "time": float("nan"),
                                "overshoot": float("nan"), "tau_controller_over_system": scales}

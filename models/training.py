@@ -73,7 +73,7 @@ class Learner:
             )
         if rule.feedback == "loop" and np.shape(self.feedback[0]) != (sizes[1], sizes[-1]):
             raise InputError(
-                f"learner {self.name!r}: {rule.name} loop feedback must have shape "
+                f"learner {self.name!r}: {rule.name.upper()} feedback must have shape "
                 f"{(sizes[1], sizes[-1])} (d_1, d_L), got {np.shape(self.feedback[0])}"
             )
         self._alphas = check_leaks(self.alpha, (rule.leak_count(self.net.depth),),

@@ -5,8 +5,10 @@ import json
 import numpy as np
 import pytest
 
+from dinv.circuits import POPULATION_MODELS
 from dinv.experiments.cli import main
 from dinv.experiments.registry import EXPERIMENTS
+from dinv.models.rules import RULES
 
 
 def run_cli(tmp_path, *args):
@@ -91,11 +93,11 @@ def test_fixed_norm_updates_have_learning_rate_length(tmp_path):
 
 
 def test_list(capsys):
-    """`dinv list` names every registered experiment."""
+    """`dinv list` names every registered experiment, rule and population model."""
     assert main(["list"]) == 0
     text = capsys.readouterr().out
-    for name in EXPERIMENTS:
-        assert name in text
+    for name in [*EXPERIMENTS, *RULES, *POPULATION_MODELS]:
+        assert f"  {name} " in text
 
 
 @pytest.mark.parametrize(
@@ -115,6 +117,11 @@ def test_list(capsys):
         (["alpha-sweep", "--set", "alphas=[-1]"], "alpha must be >= 0"),
         (["timescales", "--set", "ratios=[0]"], "must be positive"),
         (["linear-regression", "--out", "/proc/no/such/dir"], "cannot create the output"),
+        (["linear-regression", "--set", "system=lif"], "no population model called 'lif'"),
+        (["linear-regression", "--set", "controller=rate-system"], "rate-system"),
+        (["mnist", "--quick", "--set", "system=spiking"], "no population model called"),
+        (["timescales", "--set", "controller=x"], "no population model called"),
+        (["alpha-sweep", "--set", "system=5"], "setting system must be str"),
     ],
 )
 def test_bad_input_gives_one_line_error(tmp_path, capsys, args, message):

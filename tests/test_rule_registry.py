@@ -61,7 +61,7 @@ def test_learner_checks_feedback_count_and_leaks():
     net = FeedforwardNetwork.create([5, 4, 3], ["tanh", "linear"], rng)
     with pytest.raises(InputError, match="needs 1 feedback matrices, got 0"):
         Learner("FA", "fa", net.copy())
-    with pytest.raises(InputError, match="loop feedback must have shape"):
+    with pytest.raises(InputError, match=r"SLDI feedback must have shape \(4, 3\)"):
         Learner("SLDI", "sldi", net.copy(), feedback=[np.zeros((3, 4))], alpha=0.1)
     with pytest.raises(InputError, match="alpha must be >= 0"):
         Learner("NDI", "ndi", net.copy(), feedback=[np.zeros((4, 3))], alpha=-1.0)
