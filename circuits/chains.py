@@ -38,7 +38,7 @@ from dinv.circuits.structure import Block, Pathway, Phase, check_time
 from dinv.circuits.traces import Traces
 from dinv.errors import CircuitDivergedError, InputError
 from dinv.nonlinearities import get_transfer
-from dinv.validation import finite_array
+from dinv.validation import check_invertible, check_leaks, finite_array
 
 ARCHITECTURES = ("sequential", "repeat", "single-loop")
 
@@ -258,14 +258,7 @@ class _Member:
             raise InputError(f"delta must have shape {(n, batch, widths[-1])}, "
                              f"got {delta.shape}")
         pairs = 1 if self.architecture == "single-loop" else depth - 1
-        alpha = finite_array("alpha", problem.alpha, (0, 1, 2))
-        if alpha.ndim < 2:
-            alpha = np.full(n, alpha.item()) if alpha.size == 1 else alpha
-            alpha = alpha[:, None] if alpha.ndim == 1 else alpha
-        if alpha.shape[0] != n or alpha.shape[1] not in (1, pairs) or np.any(alpha < 0):
-            raise InputError(f"alpha must be >= 0: one value, one per problem ({n}) or one "
-                             f"per problem and layer pair ({n}, {pairs})")
-        alpha = np.broadcast_to(alpha, (n, pairs))
+        alpha = check_leaks(problem.alpha, (n, pairs))
         gains = problem.gains
         if gains is None or self.transfers is not None:
             gains = [np.ones((n, batch, d)) for d in widths[1:-1]]
@@ -298,9 +291,7 @@ class _Member:
             raise InputError(f"feedback must be B_2..B_L of shapes (n, d_(l-1), d_l), "
                              f"got {[b.shape for b in feedback]}")
         for l in range(2, depth + 1):
-            if np.any(alpha[:, l - 2] == 0) and widths[l] > widths[l - 1]:
-                raise InputError(f"alpha = 0 makes the inversion of expanding layer {l} "
-                                 "singular; use alpha > 0")
+            check_invertible(alpha[:, l - 2], widths[l], widths[l - 1], layer=str(l))
             asm.set_matrix(name(f"W{l}"), weights[l - 1])
             asm.set_matrix(name(f"B{l}"), feedback[l - 2])
             asm.set_alpha(name(f"u{l}"), np.ascontiguousarray(alpha[:, l - 2]))
