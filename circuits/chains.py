@@ -258,7 +258,8 @@ class _Member:
             raise InputError(f"delta must have shape {(n, batch, widths[-1])}, "
                              f"got {delta.shape}")
         pairs = 1 if self.architecture == "single-loop" else depth - 1
-        alpha = check_leaks(problem.alpha, (n, pairs))
+        alpha = check_leaks(problem.alpha, (n, pairs), meaning=(
+            f"one value, one per problem ({n},) or one per problem and layer pair ({n}, {pairs})"))
         gains = problem.gains
         if gains is None or self.transfers is not None:
             gains = [np.ones((n, batch, d)) for d in widths[1:-1]]

@@ -54,7 +54,7 @@ def check_on_unsettled(value):
     return value
 
 
-def check_leaks(alpha, shape, name="alpha"):
+def check_leaks(alpha, shape, name="alpha", meaning=None):
     """Controller leaks alpha >= 0, broadcast to ``shape``.
 
     Parameters
@@ -67,6 +67,9 @@ def check_leaks(alpha, shape, name="alpha"):
         The shape wanted, e.g. (n,) or (n, layer pairs).
     name : str
         Name in the error message.
+    meaning : str or None
+        What the accepted shapes mean, for the error message (e.g. "one per
+        layer pair"); by default the shapes are listed.
 
     Returns
     -------
@@ -78,8 +81,8 @@ def check_leaks(alpha, shape, name="alpha"):
         values = np.broadcast_to(values, shape).copy()
     except ValueError:
         options = " or ".join(str(tuple(shape[:k])) for k in range(1, len(shape) + 1))
-        raise InputError(f"{name} must be a scalar or have shape {options}, "
-                         f"got {np.shape(alpha)}") from None
+        raise InputError(f"{name} must be {meaning or f'a scalar or have shape {options}'}, "
+                         f"got shape {np.shape(alpha)}") from None
     if np.any(values < 0):
         raise InputError(f"{name} must be >= 0 (a negative leak makes the controller "
                          f"unstable), got {alpha!r}")
