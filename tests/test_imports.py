@@ -17,3 +17,15 @@ def test_closed_form_modules_leave_brian2_out():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             cwd=Path(__file__).resolve().parents[1])
     assert result.returncode == 0, result.stderr
+
+
+def test_user_modules_do_not_shadow_the_package(tmp_path):
+    """A user's own models.py, circuits.py, ... in the working folder changes nothing."""
+    for name in ("models", "circuits", "analysis", "experiments"):
+        (tmp_path / f"{name}.py").write_text("raise SystemExit('the user module was imported')\n")
+    code = ("import dinv.circuits, dinv.models.training, dinv.analysis.metrics, "
+            "dinv.experiments.cli\nprint(dinv.__version__)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=tmp_path)
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert result.stdout.strip() not in ("", "unknown")
