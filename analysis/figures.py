@@ -1,5 +1,7 @@
 """Figures from plain arrays (no pyplot state: every function returns a Figure)."""
 
+import textwrap
+
 import numpy as np
 from matplotlib.figure import Figure
 
@@ -10,6 +12,36 @@ PALETTE = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:brown", "tab:p
 def colours(names):
     """One colour per model name, stable across the panels of a figure."""
     return {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(names)}
+
+
+def mark_unsettled(fig, settling):
+    """Note on ``fig`` (in red, at the top) every model whose settles fell short.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+    settling : dict or None
+        Model -> ``{'settles', 'unsettled', 'tolerance', 'worst_residual',
+        'unstable', ...}`` (`dinv.experiments.settle_stats`).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        ``fig``, marked when any settle fell short.
+    """
+    short = {name: entry for name, entry in (settling or {}).items() if entry["unsettled"]}
+    if not short:
+        return fig
+    tolerance = next(iter(short.values()))["tolerance"]
+    notes = []
+    for name, e in short.items():
+        unstable = f", {e['unstable']} unstable" if e["unstable"] else ""
+        notes.append(f"{name}: {e['unsettled']} of {e['settles']} settles unsettled "
+                     f"(worst residual {e['worst_residual']:.2g}{unstable})")
+    text = (f"Circuits that did not settle (residual > settle_tol={tolerance:g}): "
+            + "; ".join(notes))
+    fig.suptitle("\n".join(textwrap.wrap(text, 160)), color="tab:red", fontsize=8)
+    return fig
 
 
 def plot_curves(ax, curves, ylabel, colour, log=False, title=None):

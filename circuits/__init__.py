@@ -1,6 +1,12 @@
 """Brian2 circuits that invert feedforward layers through dynamics."""
 
-from dinv.errors import CircuitDivergedError, InputError, NotSettledWarning
+from dinv.errors import (
+    CircuitDivergedError,
+    CircuitUnstableError,
+    InputError,
+    NotSettledError,
+    NotSettledWarning,
+)
 from dinv.circuits.layer import LayerCircuit, Settled, settle_layer
 from dinv.circuits.options import SettleOptions
 from dinv.circuits.populations import (
@@ -18,8 +24,10 @@ __all__ = [
     "POPULATION_MODELS",
     "SYSTEM",
     "CircuitDivergedError",
+    "CircuitUnstableError",
     "InputError",
     "LayerCircuit",
+    "NotSettledError",
     "NotSettledWarning",
     "PopulationModel",
     "SettleOptions",

@@ -21,10 +21,16 @@ import numpy as np
 from brian2 import Clock, Network, NetworkOperation
 
 from dinv.circuits.brian_internals import CODEGEN_TARGETS
-from dinv.circuits.coupling import COUPLINGS, DenseCoupling, SynapseCoupling
+from dinv.circuits.coupling import (
+    COUPLINGS,
+    DenseCoupling,
+    SynapseCoupling,
+    check_synapse_memory,
+)
 from dinv.circuits.runner import RunController
 from dinv.circuits.structure import TAG, Phase, Structure, build_groups
 from dinv.errors import InputError
+from dinv.validation import check_count
 
 SCHEDULE = ("start", "groups", "thresholds", "synapses", "resets", "end")
 """Brian2's default schedule, set explicitly on every circuit's Network."""
@@ -49,6 +55,9 @@ class CircuitAssembly:
         Brian2 code-generation target of the populations.
     divergence_limit : float
         A readout larger than this times the largest target is divergence.
+    watch_growth : collection of str
+        Blocks whose readout change is kept at every check, for `grows`
+        (those of circuits whose stability has no cheap closed form).
 
     Attributes
     ----------
@@ -66,11 +75,13 @@ class CircuitAssembly:
     """
 
     def __init__(self, blocks, pathways, batch=1, dt=0.5, coupling="dense",
-                 codegen_target="cython", divergence_limit=1e8):
+                 codegen_target="cython", divergence_limit=1e8, watch_growth=()):
         self._check_options(batch, dt, coupling, codegen_target)
         self.batch = int(batch)
         self.divergence_limit = float(divergence_limit)
         self.structure = Structure(blocks, pathways)
+        if coupling == "synapses":
+            check_synapse_memory(self.structure, self.batch)
         # The Euler step is a fraction of the fastest population's time
         # constant: a faster controller needs a finer step to stay stable.
         self.dt = float(dt)
@@ -79,14 +90,13 @@ class CircuitAssembly:
         self.groups, self.slots = build_groups(self.structure, self.batch, self.clock,
                                                CODEGEN_TARGETS[codegen_target])
         self._make_views()
-        self.runner = RunController(self)
+        self.runner = RunController(self, watch_growth)
         self.coupling = self._make_coupling(coupling, CODEGEN_TARGETS[codegen_target])
         self.network = self._make_network()
 
     @staticmethod
     def _check_options(batch, dt, coupling, codegen_target):
-        if int(batch) != batch or batch < 1:
-            raise InputError(f"batch must be a positive integer, got {batch!r}")
+        check_count("batch", batch)
         if coupling not in COUPLINGS:
             raise InputError(f"coupling must be one of {list(COUPLINGS)}, got {coupling!r}")
         if codegen_target not in CODEGEN_TARGETS:
@@ -172,6 +182,11 @@ class CircuitAssembly:
     def residual(self, names):
         """Residual per problem of the blocks ``names`` now (`dinv.circuits.settling`)."""
         return self.runner.residual(names)
+
+    def grows(self, names):
+        """Per problem: whether a readout of the blocks ``names`` grew to the end of
+        the last run (of those in ``watch_growth``; `dinv.circuits.settling.growing`)."""
+        return self.runner.grows(names)
 
     # -------------------------------------------------------------------- run
     def run(self, steps, active, record=(), record_every=0, stop_tol=None):

@@ -29,16 +29,19 @@ and no gains, as in Eq. (16).
 from dataclasses import dataclass
 
 import numpy as np
+from brian2 import ms
 
 from dinv.circuits.assembly import CircuitAssembly
 from dinv.circuits.cache import CircuitCache
 from dinv.circuits.options import settle_options
-from dinv.circuits.settling import report_unsettled
+from dinv.circuits.populations import CONTROLLER, SYSTEM
+from dinv.circuits.settling import report_unsettled, unstable_problems
 from dinv.circuits.structure import Block, Pathway, Phase, check_time
 from dinv.circuits.traces import Traces
 from dinv.errors import CircuitDivergedError, InputError
 from dinv.nonlinearities import get_transfer
-from dinv.validation import check_invertible, check_leaks, finite_array
+from dinv.theory import chain_abscissa, loop_abscissa
+from dinv.validation import check_invertible, check_leaks, finite_array, real_array
 
 ARCHITECTURES = ("sequential", "repeat", "single-loop")
 
@@ -56,6 +59,11 @@ class ChainSettled:
         Largest relative change of any population's readout over the last
         check interval of its phase (see `dinv.circuits.settling`); near 0
         when settled.
+    unstable : ndarray of bool, shape (n,)
+        Per problem: the run ended unsettled because the circuit is unstable
+        (a layer pair's or the loop's Jacobian has an eigenvalue with
+        positive real part, for the rate models with linear controllers;
+        readouts that keep growing for the others).
     traces : Traces or None
         Readouts by the chain's block names (``u{l}``, ``d{l}``, ``h{l}``),
         time in units of the fastest system's tau; ``traces.phases()`` splits
@@ -69,6 +77,7 @@ class ChainSettled:
     residual: np.ndarray
     traces: Traces = None
     steps: int = 0
+    unstable: np.ndarray = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -89,6 +98,9 @@ class ChainProblem:
         (n, L - 1).
     gains : sequence of ndarray or None
         g'(a_l), each (n, batch, d_l), for the linear controller (Eq. 17).
+    labels : sequence of str or None
+        A name per problem (e.g. the model's), prefixed to the messages of
+        ``on_unsettled``.
     """
 
     weights: object
@@ -96,6 +108,7 @@ class ChainProblem:
     delta: object
     alpha: object
     gains: object = None
+    labels: object = None
 
 
 def _per_layer(value, count, name, check, what="time constants"):
@@ -109,6 +122,33 @@ def _per_layer(value, count, name, check, what="time constants"):
 
 def _no_check(value, name):
     """Population models are checked by `SettleOptions`."""
+
+
+def layer_settings(spec, options):
+    """Per-layer time constants and models of a chain, each list checked for length.
+
+    Returns
+    -------
+    dict
+        ``tau_system``, ``system`` (layers 1 .. L-1; for the single loop the
+        relays' models replace those of layers 2 .. L-1 when ``relay`` is
+        given), ``tau_controller`` and ``controller`` (layers 2 .. L, or
+        layer L only for the single loop).
+    """
+    hidden = len(spec.widths) - 2
+    controllers = 1 if spec.architecture == "single-loop" else hidden
+    settings = {
+        "tau_system": _per_layer(options.tau_system, hidden, "tau_system", check_time),
+        "tau_controller": _per_layer(options.tau_controller, controllers, "tau_controller",
+                                     check_time),
+        "system": _per_layer(options.system, hidden, "system", _no_check, "models"),
+        "controller": _per_layer(options.controller, controllers, "controller", _no_check,
+                                 "models"),
+    }
+    if spec.architecture == "single-loop" and options.relay is not None:
+        relays = _per_layer(options.relay, hidden - 1, "relay", _no_check, "models")
+        settings["system"] = settings["system"][:1] + relays
+    return settings
 
 
 @dataclass(frozen=True)
@@ -183,22 +223,28 @@ class _Member:
                 get_transfer(name)
         return widths, transfers
 
-    def _layers(self, options, controllers):
-        """Per-layer time constants and models of the systems and controllers."""
-        hidden = self.depth - 1
-        return (_per_layer(options.tau_system, hidden, "tau_system", check_time),
-                _per_layer(options.tau_controller, controllers, "tau_controller", check_time),
-                _per_layer(options.system, hidden, "system", _no_check, "models"),
-                _per_layer(options.controller, controllers, "controller", _no_check,
-                           "models"))
+    def _layers(self, options):
+        """Per-layer time constants and models; whether stability has a closed form."""
+        spec = ChainSpec(tuple(self.widths), self.architecture,
+                         None if self.transfers is None else tuple(self.transfers), self.n)
+        layers = layer_settings(spec, options)
+        tau_sys, tau_ctl = layers["tau_system"], layers["tau_controller"]
+        rate_models = (all(m == SYSTEM for m in layers["system"])
+                       and all(m == CONTROLLER for m in layers["controller"]))
+        # tau_system / tau_controller per layer pair (the loop: one, equal relays).
+        self._ratios = [float(s / c) for s, c in zip(tau_sys, tau_ctl)]
+        if self.architecture == "single-loop":
+            linear = all(t == "linear" for t in self.transfers)
+            self.exact_stability = (rate_models and linear
+                                    and len({float(t / ms) for t in tau_sys}) == 1)
+        else:
+            self.exact_stability = rate_models and self.transfers is None
+        return tau_sys, tau_ctl, layers["system"], layers["controller"]
 
     def _build_single_loop(self, options):
         """h_1 (driven by B u_L), relays h_2 .. h_{L-1}, and the output controller u_L."""
         depth, widths, name = self.depth, self.widths, self.name
-        tau_sys, tau_ctl, systems, controllers = self._layers(options, 1)
-        if options.relay is not None:
-            relays = _per_layer(options.relay, depth - 2, "relay", _no_check, "models")
-            systems = systems[:1] + relays
+        tau_sys, tau_ctl, systems, controllers = self._layers(options)
         for l in range(1, depth):
             self.blocks.append(Block(name(f"h{l}"), systems[l - 1], widths[l], self.n,
                                      tau_sys[l - 1]))
@@ -213,7 +259,7 @@ class _Member:
     def _build_pairs(self, options):
         """One controller u_l and system d_{l-1} per layer pair (sequential, repeat)."""
         name = self.name
-        tau_sys, tau_ctl, systems, controllers = self._layers(options, self.depth - 1)
+        tau_sys, tau_ctl, systems, controllers = self._layers(options)
         for l in range(self.depth, 1, -1):
             transfer = "linear" if self.transfers is None else self.transfers[l - 2]
             self.blocks.append(Block(name(f"u{l}"), controllers[l - 2], self.widths[l], self.n,
@@ -240,12 +286,30 @@ class _Member:
             self._load_pairs(asm, weights, problem.feedback, delta, alpha, gains)
         self._gains = gains
         self._target = delta
+        self._problem = (weights, problem.feedback, alpha)
+        labels = problem.labels
+        if labels is not None and (isinstance(labels, str) or len(labels) != self.n):
+            raise InputError(f"labels must name each of the {self.n} problems, got {labels!r}")
+        self.labels = [None] * self.n if labels is None else [str(x) for x in labels]
         self.deltas = [None] * (self.depth - 1)
         self.residual = np.zeros(self.n)
+        self.grows = np.zeros(self.n, dtype=bool)
 
     def _check_problem(self, problem):
         """Weights, delta, leaks (n, pairs) and gains of ``problem``, checked."""
         depth, n, batch, widths = self.depth, self.n, self.batch, self.widths
+        pairs = 1 if self.architecture == "single-loop" else depth - 1
+        for label, value, count in (("weights", problem.weights, depth),
+                                    ("feedback", problem.feedback, pairs)):
+            if isinstance(value, (list, tuple)) and len(value) == count:
+                continue
+            if label == "feedback" and self.architecture == "single-loop":
+                raise InputError(f"single-loop feedback is one matrix B of shape "
+                                 f"{(n, widths[1], widths[-1])}, in a list ([B]); got "
+                                 f"{_describe(value)}")
+            what = "W_1 .. W_L" if label == "weights" else "B_2 .. B_L"
+            raise InputError(f"{label} must be a list of {count} arrays ({what}) for widths "
+                             f"{widths}, got {_describe(value)}")
         shapes = [np.shape(w) for w in problem.weights]
         if shapes != [(n, widths[l + 1], widths[l]) for l in range(depth)]:
             raise InputError(f"weights must have shapes (n, d_l, d_(l-1)) for widths "
@@ -257,7 +321,6 @@ class _Member:
         if delta.shape != (n, batch, widths[-1]):
             raise InputError(f"delta must have shape {(n, batch, widths[-1])}, "
                              f"got {delta.shape}")
-        pairs = 1 if self.architecture == "single-loop" else depth - 1
         alpha = check_leaks(problem.alpha, (n, pairs), meaning=(
             f"one value, one per problem ({n},) or one per problem and layer pair ({n}, {pairs})"))
         gains = problem.gains
@@ -321,6 +384,8 @@ class _Member:
             return
         states = {b: asm.state(b) for b in active}
         self.residual = np.maximum(self.residual, asm.residual(active))
+        if not self.exact_stability:
+            self.grows |= asm.grows(active)
         name = self.name
         if self.architecture == "single-loop":
             self.deltas = [states[name(f"h{l}")] for l in range(1, self.depth)]
@@ -333,6 +398,28 @@ class _Member:
             self.deltas[l - 2] = settled
             self._target = settled
 
+    def abscissa(self, rows):
+        """Largest real eigenvalue of the circuit's Jacobian for the problems ``rows``
+        (an index array), per problem; NaN everywhere without a closed form.
+
+        A layer-pair chain (sequential or repeat) is stable if and only if
+        every layer pair is (`dinv.theory.chain_abscissa`); the linear single
+        loop from its small product (`dinv.theory.loop_abscissa`).
+        """
+        values = np.full(self.n, np.nan)
+        if not self.exact_stability or len(rows) == 0:
+            return values
+        weights, feedback, alpha = self._problem
+        if self.architecture == "single-loop":
+            values[rows] = loop_abscissa([W[rows] for W in weights[1:]],
+                                         np.asarray(feedback[0], dtype=float)[rows],
+                                         alpha[rows, 0], self._ratios[0])
+        else:
+            values[rows] = chain_abscissa([W[rows] for W in weights[1:]],
+                                          [np.asarray(B, dtype=float)[rows] for B in feedback],
+                                          alpha[rows], self._ratios)
+        return values
+
     def result(self, traces, steps, time_scale):
         """The `ChainSettled` of the last problem, from the run's ``traces``.
 
@@ -344,6 +431,14 @@ class _Member:
             names = {b.name[len(self.prefix):]: b.name for b in self.blocks}
             traces = traces.select(names, self.phases, time_scale)
         return ChainSettled(self.deltas, self.residual, traces, steps)
+
+
+def _describe(value):
+    """A short description of a value for an error message."""
+    if isinstance(value, (list, tuple)):
+        return f"a {type(value).__name__} of {len(value)}"
+    return repr(value) if value is None or np.ndim(value) == 0 else \
+        f"an array of shape {np.shape(value)}"
 
 
 class JointChainCircuit:
@@ -380,7 +475,9 @@ class JointChainCircuit:
             [b for m in self.members for b in m.blocks],
             [p for m in self.members for p in m.pathways],
             batch=batch, dt=options.dt, coupling=options.coupling,
-            codegen_target=options.codegen_target)
+            codegen_target=options.codegen_target,
+            watch_growth=[b.name for m in self.members if not m.exact_stability
+                          for b in m.blocks])
 
     def settle_all(self, problems, options=None, **overrides):
         """Settle one problem per chain.
@@ -423,17 +520,33 @@ class JointChainCircuit:
         try:
             traces = asm.run_phases(phases, record, options.record_every, options.stop_tol)
         except CircuitDivergedError as exc:
-            raise CircuitDivergedError(
-                f"{exc}: the feedback makes a layer unstable or dt is too large; check "
-                "the Jacobian eigenvalues of each layer (dinv.theory.jacobian_abscissa, "
-                "loop_abscissa), use a larger alpha, stable feedback, a slower controller "
-                "or a smaller dt"
-            ) from None
+            raise CircuitDivergedError(f"{exc}: {self._cause()}") from None
         time_scale = float(asm.tau_unit / asm.structure.fastest_tau("system"))
         results = [m.result(traces, asm.steps_run, time_scale) for m in self.members]
-        worst = max(float(r.residual.max()) for r in results)
-        report_unsettled(worst, options.steps, options.settle_tol, options.on_unsettled)
+        tol = options.settle_tol
+        abscissa = [m.abscissa(np.flatnonzero(m.residual > tol)) for m in self.members]
+        for result, member, values in zip(results, self.members, abscissa):
+            result.unstable = unstable_problems(member.residual, tol, values, member.grows)
+        report_unsettled(np.concatenate([m.residual for m in self.members]), options.steps,
+                         tol, options.on_unsettled, np.concatenate(abscissa),
+                         np.concatenate([m.grows for m in self.members]),
+                         [label for m in self.members for label in m.labels])
         return results
+
+    def _cause(self):
+        """Why a run diverged, from the chains' Jacobians where they have a closed form."""
+        if all(m.exact_stability for m in self.members):
+            worst = max(float(np.max(m.abscissa(np.arange(m.n)))) for m in self.members)
+            if worst > 0:
+                return (f"a layer of the circuit is unstable (largest real eigenvalue of its "
+                        f"Jacobian {worst:+.3g} > 0): use a larger alpha or stable feedback "
+                        "(B_l = -W_l^T is always stable)")
+            return (f"the circuit is stable (largest real eigenvalue {worst:.3g}) but the "
+                    f"Euler step dt={self.assembly.dt:g} is too large for its fast modes: use "
+                    "a smaller dt")
+        return ("the feedback makes a layer unstable or dt is too large; check the Jacobian "
+                "eigenvalues of each layer (dinv.theory.jacobian_abscissa, loop_abscissa), "
+                "use a larger alpha, stable feedback, a slower controller or a smaller dt")
 
     def _phases(self, steps):
         """One phase per layer pair of the deepest sequential chain."""
@@ -511,6 +624,14 @@ def settle_chains(specs, problems, options=None, **overrides):
     options = settle_options(options, overrides)
     if not problems or not isinstance(problems[0], ChainProblem):
         raise InputError("problems must be a non-empty sequence of ChainProblem objects")
+    if np.ndim(problems[0].delta) != 3:
+        raise InputError(f"delta must have shape (n, batch, d_L), got shape "
+                         f"{np.shape(problems[0].delta)}")
+    # Checked on every call, not only when a circuit is built (a cached one
+    # was built for other settings).
+    for spec in specs:
+        _Member._check_spec(spec)
+        layer_settings(spec, options)
     batch = int(np.shape(problems[0].delta)[1])
     key = ("chains", tuple(specs), batch, options.circuit_key())
     circuit = _CACHE.get(key, lambda: JointChainCircuit(specs, batch, options))
@@ -529,8 +650,11 @@ def settle_chain(weights, feedback, delta, alpha, gains=None, architecture="sequ
     -------
     ChainSettled
     """
-    delta = np.asarray(delta, dtype=float)
-    weights = [np.asarray(w, dtype=float) for w in weights]
+    if not isinstance(weights, (list, tuple)):
+        raise InputError(f"weights must be a list of arrays W_1 .. W_L, got "
+                         f"{_describe(weights)}")
+    delta = real_array("delta", delta)
+    weights = [real_array(f"W{l + 1}", w) for l, w in enumerate(weights)]
     if delta.ndim != 3 or any(w.ndim != 3 for w in weights) or not weights:
         raise InputError("settle_chain takes stacked arrays: weights (n, d_l, d_(l-1)) and "
                          "delta (n, batch, d_L)")

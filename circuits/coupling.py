@@ -18,6 +18,7 @@ Both take pathways out of a run by `activate`: the pathways into inactive
 blocks are skipped and those blocks' inputs held at zero.
 """
 
+import os
 from functools import partial
 
 import numpy as np
@@ -275,3 +276,88 @@ def matrix_to_synapse_weights(M, batch):
 def synapse_weights_to_matrix(w, n, batch, d_pre, d_post):
     """Inverse of `matrix_to_synapse_weights` (reads sample 0 of each problem)."""
     return np.swapaxes(np.asarray(w).reshape(n, batch, d_pre, d_post)[:, 0], 1, 2)
+
+
+SYNAPSE_BYTES = 64
+"""Memory per synapse of a `SynapseCoupling` (bytes), with a margin.
+
+Brian2 keeps per synapse its weight (8 bytes), the pre- and postsynaptic
+indices (4 + 4) and more bookkeeping; building adds the index and weight
+arrays of `synapse_indices` and `matrix_to_synapse_weights`. Measured: the
+peak resident memory of a process that builds and runs a layer circuit of
+10^6, 4 x 10^6 and 8 x 10^6 synapses grows by 45 bytes per synapse (Brian2
+2.9, Cython target).
+"""
+
+MEMORY_SHARE = 0.5
+"""A `SynapseCoupling` may take at most this share of the available memory."""
+
+
+def available_memory():
+    """Bytes of memory available to a new allocation (Linux: MemAvailable), or None."""
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _size(count):
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if count >= scale:
+            return f"{count / scale:.3g} {unit}"
+    return f"{count:.0f} bytes"
+
+
+def synapse_counts(structure, batch):
+    """Synapses of every pathway of ``structure`` under a `SynapseCoupling` (a list).
+
+    A matrix pathway has one per weight, sample and problem
+    (n * batch * d_src * d_dst), a gain pathway one per unit (n * batch * d).
+    """
+    blocks = structure.blocks
+    return [blocks[p.source].n * batch * blocks[p.dest].width
+            * (1 if p.kind == "gain" else blocks[p.source].width)
+            for p in structure.pathways.values()]
+
+
+def check_synapse_memory(structure, batch, available=None):
+    """Refuse a `SynapseCoupling` that would not fit in memory, before building it.
+
+    Parameters
+    ----------
+    structure : Structure
+    batch : int
+    available : int or None
+        Bytes available (None: `available_memory`).
+
+    Raises
+    ------
+    InputError
+        When the estimate (`synapse_counts` times `SYNAPSE_BYTES`) exceeds
+        `MEMORY_SHARE` of the available memory, or a pathway has more
+        synapses than Brian2's 32-bit indices count; the message gives the
+        estimate and that of the dense coupling.
+    """
+    counts = synapse_counts(structure, batch)
+    count = sum(counts)
+    need = count * SYNAPSE_BYTES
+    blocks = structure.blocks
+    dense = 8 * sum(blocks[p.source].n * blocks[p.source].width * blocks[p.dest].width
+                    for p in structure.pathways.values() if p.kind == "matrix")
+    dense += 8 * 4 * sum(b.n * batch * b.width for b in blocks.values())
+    available = available_memory() if available is None else available
+    too_many = max(counts, default=0) > np.iinfo(np.int32).max
+    if too_many or (available is not None and need > MEMORY_SHARE * available):
+        reason = ("more than Brian2's 32-bit synapse indices can count" if too_many else
+                  f"more than half of the {_size(available)} of memory available")
+        raise InputError(
+            f"coupling='synapses' needs about {_size(need)} for the {count:.3g} synapses "
+            f"of this circuit (one per weight, sample and problem), {reason}; use "
+            f"coupling='dense' (the default; about {_size(dense)} here)")

@@ -14,7 +14,7 @@ from dinv.circuits.assembly import CircuitAssembly
 from dinv.circuits.cache import CircuitCache
 from dinv.circuits.options import settle_options
 from dinv.circuits.populations import CONTROLLER, SYSTEM
-from dinv.circuits.settling import report_unsettled
+from dinv.circuits.settling import report_unsettled, unstable_problems
 from dinv.circuits.structure import Block, Pathway
 from dinv.circuits.traces import Traces
 from dinv.errors import CircuitDivergedError, InputError
@@ -35,6 +35,11 @@ class Settled:
         Relative change of either population's readout over the last check
         interval of the run, per unit of its time constant, per problem (see
         `dinv.circuits.settling`). Near 0 when the circuit has settled.
+    unstable : ndarray of bool, shape (n,)
+        Per problem: the run ended unsettled (residual above ``settle_tol``)
+        because the circuit is unstable (largest real eigenvalue of its
+        Jacobian > 0 for the rate models with the linear controller; readouts
+        that keep growing for the others).
     traces : Traces or None
         With ``record_every``: ``'t'`` (in units of tau_system), ``'delta'``
         and ``'u'`` of shape (records, n, batch, d).
@@ -47,6 +52,7 @@ class Settled:
     residual: np.ndarray
     traces: Traces = None
     steps: int = 0
+    unstable: np.ndarray = None
 
 
 def _one(value, name):
@@ -99,6 +105,9 @@ class LayerCircuit:
         self.tau_ratio = float(tau_system / tau_controller)
         self.tau_system = tau_system
         self.models = (_one(options.system, "system"), _one(options.controller, "controller"))
+        # Stability has a cheap closed form (Eq. 13) for the rate models with
+        # the linear controller; other circuits watch their readouts grow.
+        self.exact_stability = self.models == (SYSTEM, CONTROLLER) and transfer == "linear"
         self.assembly = CircuitAssembly(
             [Block("system", self.models[0], int(d_in), int(n), tau_system),
              Block("controller", self.models[1], int(d_out), int(n), tau_controller)],
@@ -106,6 +115,7 @@ class LayerCircuit:
              Pathway("B", "controller", "system")],
             batch=batch, dt=options.dt, coupling=options.coupling,
             codegen_target=options.codegen_target, divergence_limit=divergence_limit,
+            watch_growth=() if self.exact_stability else ("system", "controller"),
         )
 
     def settle(self, W, B, delta, alpha, options=None, **overrides):
@@ -136,7 +146,9 @@ class LayerCircuit:
         Raises
         ------
         CircuitDivergedError
-            When the state becomes non-finite or explodes; the run stops there.
+            When the state becomes non-finite or explodes (the run stops
+            there), or with ``on_unsettled='raise'`` when it ends unsettled
+            (`CircuitUnstableError` when the circuit is unstable).
         """
         options = settle_options(options or self.options, overrides)
         if options.circuit_key() != self.options.circuit_key():
@@ -163,18 +175,34 @@ class LayerCircuit:
                              options.stop_tol)
         except CircuitDivergedError as exc:
             raise CircuitDivergedError(f"{exc}: {self._cause(problem)}") from None
+        residual = asm.residual(blocks)
+        abscissa, grows = self._stability(problem, residual > options.settle_tol)
         settled = Settled(
             delta=asm.state("system"),
             u=asm.state("controller"),
-            residual=asm.residual(blocks),
+            residual=residual,
             traces=None if traces is None else traces.select(
                 {"delta": "system", "u": "controller"},
                 time_scale=float(asm.tau_unit / self.tau_system)),
             steps=asm.steps_run,
+            unstable=unstable_problems(residual, options.settle_tol, abscissa, grows),
         )
-        report_unsettled(float(settled.residual.max()), options.steps, options.settle_tol,
-                         options.on_unsettled)
+        report_unsettled(residual, options.steps, options.settle_tol, options.on_unsettled,
+                         abscissa, grows)
         return settled
+
+    def _stability(self, problem, short):
+        """Largest real eigenvalue (NaN where not computed) and readout growth of
+        the problems ``short`` (bool, (n,)) that ended unsettled."""
+        abscissa = np.full(problem.n, np.nan)
+        if not short.any():
+            return abscissa, None
+        if not self.exact_stability:
+            return abscissa, self.assembly.grows(("system", "controller"))
+        rows = np.flatnonzero(short)
+        abscissa[rows] = jacobian_abscissa(problem.W[rows], problem.B[rows],
+                                           problem.alpha[rows], self.tau_ratio)
+        return abscissa, None
 
     def _cause(self, problem):
         if self.models != (SYSTEM, CONTROLLER):

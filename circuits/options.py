@@ -72,9 +72,12 @@ class SettleOptions:
         None runs every step.
     on_unsettled : {'warn', 'raise', 'ignore'}
         What to do when the final residual exceeds ``settle_tol``: warn
-        `NotSettledWarning`, raise `CircuitDivergedError`, or nothing.
+        `NotSettledWarning`, raise `NotSettledError` (`CircuitUnstableError`
+        when the circuit is unstable; both are `CircuitDivergedError`), or nothing (the
+        residual is in the result either way). The message says whether the
+        circuit is unstable (see `dinv.circuits.settling`).
     settle_tol : float
-        Largest final residual accepted as settled.
+        Largest final residual accepted as settled (> 0).
     record_every : int
         Record the readouts every this many steps (0: no traces).
     coupling : {'dense', 'synapses'}
@@ -115,8 +118,8 @@ class SettleOptions:
             raise InputError(f"stop_tol must be a positive number or None, "
                              f"got {self.stop_tol!r}")
         check_on_unsettled(self.on_unsettled)
-        if not _is_number(self.settle_tol) or self.settle_tol < 0:
-            raise InputError(f"settle_tol must be a number >= 0, got {self.settle_tol!r}")
+        if not _is_number(self.settle_tol) or not self.settle_tol > 0:
+            raise InputError(f"settle_tol must be a positive number, got {self.settle_tol!r}")
         if not _is_int(self.record_every) or self.record_every < 0:
             raise InputError(f"record_every must be an integer >= 0, "
                              f"got {self.record_every!r}")

@@ -23,6 +23,9 @@ class RunController:
     ----------
     assembly : CircuitAssembly
         The circuit run: its blocks, readouts, targets, coupling and Network.
+    watch_growth : collection of str
+        Blocks whose readout change is kept at every check, so that `grows`
+        can tell an unstable circuit (see `dinv.circuits.settling`).
 
     Attributes
     ----------
@@ -31,13 +34,13 @@ class RunController:
         it early).
     """
 
-    def __init__(self, assembly):
+    def __init__(self, assembly, watch_growth=()):
         self._asm = assembly
         blocks = assembly.structure.blocks
         self._blocks = blocks
         step_size = {name: assembly.dt * float(assembly.tau_unit / b.tau)
                      for name, b in blocks.items()}
-        self.changes = ReadoutChanges(assembly.readouts, step_size)
+        self.changes = ReadoutChanges(assembly.readouts, step_size, watch_growth)
         self.steps_run = 0
         self._now = 0
         self._count = 0
@@ -101,6 +104,14 @@ class RunController:
             if name in targets:
                 scales = np.maximum(scales, np.abs(targets[name]).max(axis=(1, 2)))
         return self.changes.residual(names, self._now, scales)
+
+    def grows(self, names):
+        """Per problem (n,): whether a readout of ``names`` (of one n) grew to the end."""
+        n = {self._blocks[name].n for name in names}
+        if len(n) != 1:
+            raise InputError(f"growth is per problem: blocks {sorted(names)} have "
+                             f"different numbers of problems {sorted(n)}")
+        return self.changes.grows(names, n.pop())
 
     def step_started(self):
         """Called at the start of every step (dense coupling): bookkeeping of the step before."""

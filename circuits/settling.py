@@ -14,17 +14,30 @@ rate model this is the relative rate of change ``|dr/dt| tau / |r|``
 averaged over the last interval T; it is near 0 once the circuit has
 settled. It serves ``stop_tol`` (end a run early), ``on_unsettled`` (warn or
 raise at the end) and the residual of every result.
+
+A run that ends unsettled is either slow (a stable circuit whose slowest
+modes need more time) or unstable (its state grows and more steps make it
+worse). The circuits tell the two apart: where it is cheap (the rate models
+with linear readouts) from the largest real eigenvalue of the circuit's
+Jacobian (`dinv.theory`), elsewhere from the readouts themselves: for the
+blocks in ``watch_growth`` the change of the readout between checks is kept,
+and a change that keeps rising to the end of the run (`growing`) marks the
+circuit as unstable. `report_unsettled` words the outcome and reacts per
+``on_unsettled``.
 """
 
 import warnings
 
 import numpy as np
 
-from dinv.errors import CircuitDivergedError, InputError, NotSettledWarning
+from dinv.errors import CircuitUnstableError, InputError, NotSettledError, NotSettledWarning
 from dinv.validation import check_on_unsettled
 
 CHECK_EVERY = 50
 """Steps between checks for divergence and, with ``stop_tol``, convergence."""
+
+GROWTH_CHECKS = 6
+"""Checks a phase needs before its readouts can be judged to grow."""
 
 
 class ReadoutChanges:
@@ -36,11 +49,16 @@ class ReadoutChanges:
         Live (n, batch, d) views of each block's readout.
     step_size : dict of str to float
         One step in units of each block's own time constant.
+    watch_growth : collection of str
+        Blocks whose change per problem is kept at every check, for `grows`
+        (one pass over their readouts per check).
     """
 
-    def __init__(self, readouts, step_size):
+    def __init__(self, readouts, step_size, watch_growth=()):
         self._readouts = readouts
         self._step_size = step_size
+        self.watch_growth = frozenset(watch_growth)
+        self._history = {name: [] for name in readouts}
         self._last = {name: np.empty_like(r) for name, r in readouts.items()}
         self._before = {name: np.empty_like(r) for name, r in readouts.items()}
         self._last_step = dict.fromkeys(readouts)
@@ -52,6 +70,7 @@ class ReadoutChanges:
             np.copyto(self._last[name], self._readouts[name])
             self._last_step[name] = step
             self._before_step[name] = None
+            self._history[name] = []
 
     def check(self, names, step):
         """Snapshot the readouts of ``names`` at ``step`` (a check)."""
@@ -62,6 +81,8 @@ class ReadoutChanges:
             np.copyto(self._last[name], self._readouts[name])
             self._before_step[name] = self._last_step[name]
             self._last_step[name] = step
+            if name in self.watch_growth:
+                self._history[name].append(self.rate(name, step))
 
     def rate(self, name, step):
         """Largest change of a block's readout per unit of its tau, per problem (n,).
@@ -104,16 +125,131 @@ class ReadoutChanges:
         return worst / np.maximum(size, np.finfo(float).tiny)
 
 
-def report_unsettled(worst, steps, settle_tol, on_unsettled):
-    """Warn or raise, per ``on_unsettled``, when the residual ``worst`` exceeds ``settle_tol``."""
+    def grows(self, names, n):
+        """Per problem (n,): whether a readout of ``names`` grows (see `growing`).
+
+        Judges the blocks in ``watch_growth``; False for the others.
+        """
+        result = np.zeros(n, dtype=bool)
+        for name in names:
+            if self._history[name]:
+                result |= growing(np.array(self._history[name]))
+        return result
+
+
+def growing(changes):
+    """Whether the changes of a readout between checks keep rising, per problem.
+
+    Parameters
+    ----------
+    changes : ndarray, shape (checks, n)
+        Largest change per unit of tau over each check interval of a phase.
+
+    Returns
+    -------
+    ndarray of bool, shape (n,)
+        True where, after the first third of the phase (start-up transients),
+        the last change is the largest, more than twice the smallest, and
+        the last three rose one after the other: a mode that grows rather
+        than decays. A settling circuit's changes fall.
+    """
+    changes = np.asarray(changes, dtype=float)
+    if changes.shape[0] < GROWTH_CHECKS:
+        return np.zeros(changes.shape[1:], dtype=bool)
+    window = changes[changes.shape[0] // 3:]
+    last = window[-1]
+    return ((last >= window.max(axis=0)) & (last > 2.0 * window.min(axis=0))
+            & (window[-1] > window[-2]) & (window[-2] > window[-3]))
+
+
+def unsettled_message(residual, steps, settle_tol, abscissa=np.nan, grows=False):
+    """One line saying why a run ended unsettled, and what to change.
+
+    Parameters
+    ----------
+    residual : float
+        The run's final residual (> ``settle_tol``).
+    steps : int
+        Steps of the run.
+    settle_tol : float
+    abscissa : float
+        Largest real part of the eigenvalues of the circuit's Jacobian (units
+        of 1 / tau_system); NaN where it was not computed.
+    grows : bool
+        Whether the readouts were seen to grow (`growing`).
+    """
+    if abscissa > 0:
+        return (f"the circuit is unstable (largest real eigenvalue of its Jacobian "
+                f"{abscissa:+.2g} > 0): its state grows instead of settling, and more steps "
+                "make it worse; use a larger alpha or stable feedback (B = -W^T is always "
+                "stable)")
+    if grows:
+        return (f"the readouts grow (relative rate of change {residual:.2g} after {steps} "
+                "steps, rising at every recent check): the circuit looks unstable; use a "
+                "larger alpha, stable feedback, a slower controller or a smaller dt")
+    stable = (f"; it is stable (largest real eigenvalue {abscissa:.2g}), only slow"
+              if np.isfinite(abscissa) else "")
+    return (f"the circuit has not settled after {steps} steps (relative rate of change "
+            f"{residual:.2g} > settle_tol={settle_tol:g}){stable}; run more steps, use a "
+            "larger alpha or a slower controller")
+
+
+def unstable_problems(residual, settle_tol, abscissa=None, grows=None):
+    """Per problem: unsettled and found unstable (abscissa > 0, or growing readouts)."""
+    residual = np.asarray(residual, dtype=float)
+    found = np.zeros(residual.shape, dtype=bool)
+    if abscissa is not None:
+        found |= np.asarray(abscissa) > 0
+    if grows is not None:
+        found |= np.asarray(grows, dtype=bool)
+    return found & (residual > settle_tol)
+
+
+def report_unsettled(residual, steps, settle_tol, on_unsettled, abscissa=None, grows=None,
+                     labels=None):
+    """Warn or raise, per ``on_unsettled``, when a residual exceeds ``settle_tol``.
+
+    Parameters
+    ----------
+    residual : float or ndarray, shape (n,)
+        Final residual per problem.
+    steps : int
+    settle_tol : float
+    on_unsettled : {'warn', 'raise', 'ignore'}
+    abscissa, grows : ndarray of shape (n,) or None
+        Per problem, as in `unsettled_message` (NaN / False where unknown).
+    labels : sequence of str or None
+        Per problem, the prefix of its message (e.g. the model's name).
+
+    Raises
+    ------
+    CircuitUnstableError
+        With 'raise', when the reported problem is unstable.
+    NotSettledError
+        With 'raise', when it has only not settled yet (both are
+        `CircuitDivergedError`).
+    """
     check_on_unsettled(on_unsettled)
-    if worst <= settle_tol or on_unsettled == "ignore":
+    residual = np.atleast_1d(np.asarray(residual, dtype=float))
+    short = residual > settle_tol
+    if on_unsettled == "ignore" or not short.any():
         return
-    message = (
-        f"the circuit has not settled after {steps} steps (relative rate of change "
-        f"{worst:.2g} > settle_tol={settle_tol:g}); run more steps, use a larger alpha "
-        "or a slower controller, or pass on_unsettled='ignore'"
-    )
+    abscissa = (np.full(residual.shape, np.nan) if abscissa is None
+                else np.atleast_1d(np.asarray(abscissa, dtype=float)))
+    grows = (np.zeros(residual.shape, dtype=bool) if grows is None
+             else np.atleast_1d(np.asarray(grows, dtype=bool)))
+    unstable = unstable_problems(residual, settle_tol, abscissa, grows)
+    # Report an unstable problem first (the most unstable), else the least settled.
+    if unstable.any():
+        key = np.where(unstable, np.nan_to_num(abscissa, nan=0.0), -np.inf)
+        k = int(np.argmax(np.where(key == key.max(), residual, -np.inf)))
+    else:
+        k = int(np.argmax(residual))
+    message = unsettled_message(residual[k], steps, settle_tol, abscissa[k], grows[k])
+    if labels is not None and labels[k]:
+        message = f"{labels[k]}: {message}"
+    if not unstable[k]:
+        message += "; or accept unsettled circuits with on_unsettled='ignore'"
     if on_unsettled == "raise":
-        raise CircuitDivergedError(message)
+        raise (CircuitUnstableError if unstable[k] else NotSettledError)(message)
     warnings.warn(message, NotSettledWarning, stacklevel=3)

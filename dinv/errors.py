@@ -6,7 +6,17 @@ class InputError(ValueError):
 
 
 class CircuitDivergedError(RuntimeError):
-    """The simulated state became non-finite or exploded during a run."""
+    """The simulated state became non-finite or exploded during a run, or (with
+    ``on_unsettled='raise'``) a run ended before its circuit settled."""
+
+
+class NotSettledError(CircuitDivergedError):
+    """With ``on_unsettled='raise'``: a run ended before its circuit settled."""
+
+
+class CircuitUnstableError(NotSettledError):
+    """With ``on_unsettled='raise'``: a run ended unsettled because its circuit is
+    unstable, its state growing instead of settling."""
 
 
 class NotSettledWarning(RuntimeWarning):

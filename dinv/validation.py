@@ -13,15 +13,55 @@ import numpy as np
 from dinv.errors import InputError
 
 
-def finite_array(name, value, ndims):
-    """Return ``value`` as a float64 array, checking its rank and finiteness.
+def real_array(name, value):
+    """Return ``value`` as a float64 array of real numbers (no copy of one already).
+
+    Refuses what a cast to float would silently change: complex numbers
+    (their imaginary part), booleans, strings and values with physical units.
 
     Parameters
     ----------
     name : str
         Parameter name used in the error message.
     value : array_like
-        The value to check.
+
+    Returns
+    -------
+    numpy.ndarray
+    """
+    dim = getattr(value, "dim", None)
+    if dim is not None and not getattr(dim, "is_dimensionless", True):
+        raise InputError(f"{name} has physical units ({dim}); pass plain numbers")
+    try:
+        arr = np.asarray(value)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{name} must be a numeric array ({exc})") from None
+    kind = arr.dtype.kind
+    if kind == "c":
+        raise InputError(f"{name} is complex; pass real numbers (a cast would drop the "
+                         "imaginary part)")
+    if kind == "b":
+        raise InputError(f"{name} holds booleans; pass numbers")
+    if kind not in "iuf":
+        if kind == "O" and any(isinstance(v, complex) for v in arr.ravel().tolist()):
+            raise InputError(f"{name} holds complex numbers; pass real numbers")
+        if kind != "O":
+            raise InputError(f"{name} must be a numeric array, got {arr.dtype} values")
+    try:
+        return np.asarray(arr, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{name} must be a numeric array ({exc})") from None
+
+
+def finite_array(name, value, ndims):
+    """Return ``value`` as a float64 array, checking its type, rank and finiteness.
+
+    Parameters
+    ----------
+    name : str
+        Parameter name used in the error message.
+    value : array_like
+        The value to check: real numbers (see `real_array`).
     ndims : tuple of int
         Allowed numbers of dimensions.
 
@@ -29,10 +69,7 @@ def finite_array(name, value, ndims):
     -------
     numpy.ndarray
     """
-    try:
-        arr = np.asarray(value, dtype=float)
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"{name} must be a numeric array ({exc})") from None
+    arr = real_array(name, value)
     if arr.ndim not in ndims:
         raise InputError(
             f"{name} must have {' or '.join(map(str, ndims))} dimensions, "
@@ -41,6 +78,20 @@ def finite_array(name, value, ndims):
     if not np.all(np.isfinite(arr)):
         raise InputError(f"{name} contains NaN or infinite values; pass finite numbers")
     return arr
+
+
+def check_count(name, value, minimum=1):
+    """``value`` as an int, refusing booleans, fractions and values below ``minimum``.
+
+    Integral floats (``2.0``, ``1e3``: what JSON gives for ``1e3``) are accepted.
+    """
+    whole = (isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))) \
+        or (isinstance(value, (float, np.floating)) and bool(np.isfinite(value))
+            and float(value).is_integer())
+    if not whole or value < minimum:
+        bound = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise InputError(f"{name} must be {bound}, got {value!r}")
+    return int(value)
 
 
 ON_UNSETTLED = ("warn", "raise", "ignore")

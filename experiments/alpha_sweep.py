@@ -11,8 +11,11 @@ import numpy as np
 
 from dinv.analysis.metrics import vector_angle
 from dinv.circuits import settle_layer
+from dinv.errors import InputError
 from dinv.experiments.models_spec import circuit_options
+from dinv.experiments.settle_stats import SettleStats
 from dinv.models.rules import ndi
+from dinv.validation import check_count, finite_array
 
 DEFAULTS = {
     "seed": 0,
@@ -24,6 +27,10 @@ DEFAULTS = {
     # Population models of every circuit, by registered name (`dinv list`).
     "system": "rate-system",
     "controller": "rate-controller",
+    # A settle whose final residual exceeds settle_tol fell short: counted in
+    # results.json ('ignore'), warned about ('warn') or an error ('raise').
+    "on_unsettled": "ignore",
+    "settle_tol": 1e-3,
     "weight_scale": 1.0,
 }
 QUICK = {"alphas": np.logspace(-3, 0, 4).tolist(), "samples": 16}
@@ -44,12 +51,18 @@ def run(config, progress=True):
     dict
         ``alphas`` and, per layer type, ``angle`` and ``relative_error`` of
         the closed form (``ndi``) and of the circuit (``circuit``), each one
-        value per alpha, plus the circuit's residual (how far from settled).
+        value per alpha, plus the circuit's residual (how far from settled)
+        and, per alpha, whether it settled (``circuit_settled``: residual at
+        most ``settle_tol``) and whether it ended unsettled because it is
+        unstable (``circuit_unstable``); ``settling``: per layer type, the
+        counts over the alphas (`dinv.experiments.settle_stats`).
     """
+    alphas, layers = _checked(config)
     rng = np.random.default_rng(config["seed"])
-    alphas = np.asarray(config["alphas"], dtype=float)
+    options = circuit_options(config)
+    stats = SettleStats(options.settle_tol)
     results = {"alphas": alphas, "layers": {}}
-    for name, (d_out, d_in) in config["layers"].items():
+    for name, (d_out, d_in) in layers.items():
         W = config["weight_scale"] * rng.standard_normal((d_out, d_in)) / np.sqrt(d_in)
         B = -W.T
         delta = rng.standard_normal((config["samples"], d_out))
@@ -58,9 +71,10 @@ def run(config, progress=True):
         stack_W, stack_B = np.repeat(W[None], n, 0), np.repeat(B[None], n, 0)
         stack_delta = np.repeat(delta[None], n, 0)
         closed = ndi(stack_W, stack_B, stack_delta, alphas)
-        settled = settle_layer(stack_W, stack_B, stack_delta, alphas,
-                               circuit_options(config, on_unsettled="ignore"),
+        settled = settle_layer(stack_W, stack_B, stack_delta, alphas, options,
                                return_result=True)
+        for residual, unstable in zip(settled.residual, settled.unstable):
+            stats.add(name, residual, unstable)
         rows = {"ndi": [], "circuit": []}
         for k in range(n):
             rows["ndi"].append(_accuracy(closed[k], reference))
@@ -70,5 +84,34 @@ def run(config, progress=True):
             "angle": {key: [a for a, _ in value] for key, value in rows.items()},
             "relative_error": {key: [e for _, e in value] for key, value in rows.items()},
             "circuit_residual": settled.residual,
+            "circuit_settled": settled.residual <= options.settle_tol,
+            "circuit_unstable": settled.unstable,
         }
+    results["settling"] = stats.summary()
     return results
+
+
+def _checked(config):
+    """The leaks and the layer shapes of ``config``, checked."""
+    alphas = config["alphas"]
+    if isinstance(alphas, list) and not alphas:
+        raise InputError("alphas must list at least one leak, e.g. [0.001, 0.01, 0.1]")
+    alphas = finite_array("alphas", alphas, (1,))
+    if np.any(alphas < 0):
+        raise InputError(f"alpha must be >= 0 (a negative leak makes the controller "
+                         f"unstable), got {alphas.tolist()}")
+    layers = config["layers"]
+    if not layers:
+        raise InputError('layers must name at least one layer shape, e.g. {"square": [15, 15]}')
+    checked = {}
+    for name, shape in layers.items():
+        if not isinstance(shape, list) or len(shape) != 2:
+            raise InputError(f"layers: {name!r} must be a list [d_l, d_(l-1)] of two widths, "
+                             f"got {shape!r}")
+        checked[name] = [check_count(f"layers: the widths of {name!r}", w) for w in shape]
+    check_count("samples", config["samples"])
+    scale = config["weight_scale"]
+    if not (isinstance(scale, (int, float)) and np.isfinite(scale) and scale > 0):
+        raise InputError(f"weight_scale must be a positive number, got "
+                         f"{config['weight_scale']!r}")
+    return alphas, checked

@@ -21,6 +21,7 @@ from dinv.models.rules import RULES
 from dinv.models.stabilise import StabilisationError
 from dinv.experiments.registry import EXPERIMENTS, get_experiment, make_config
 from dinv.experiments.results import run_record, save_figure, write_json
+from dinv.experiments.settle_stats import describe, shortfall_warnings
 from dinv.experiments.supervised import CHECKPOINT, read_checkpoint
 
 
@@ -174,10 +175,19 @@ def main(argv=None):
         return 2
     print(f"wrote {out / 'results.json'} and {out / 'figure.png'} "
           f"({record['wall_seconds']:.1f} s)")
-    for name, final in record.get("final", {}).items():
+    settling = record.get("settling") or {}
+    finals = record.get("final", {})
+    for name, final in finals.items():
         values = ", ".join(f"{key.replace('_', ' ')} {value:.4g}"
                            for key, value in final.items())
+        if name in settling:
+            values += f"; {describe(settling[name])}"
         print(f"  {name:18s} {values}")
+    for name, entry in settling.items():
+        if name not in finals:
+            print(f"  {name:18s} {describe(entry)}")
+    for line in shortfall_warnings(settling):
+        print(f"dinv: warning: {line}", file=sys.stderr)
     return 0
 
 

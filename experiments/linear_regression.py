@@ -41,6 +41,10 @@ DEFAULTS = {
     # Population models of every circuit, by registered name (`dinv list`).
     "system": "rate-system",
     "controller": "rate-controller",
+    # A settle whose final residual exceeds settle_tol fell short: counted in
+    # results.json ('ignore'), warned about ('warn') or an error ('raise').
+    "on_unsettled": "ignore",
+    "settle_tol": 1e-3,
     "parallel": True,
     "error_dtype": "float64",
     "restabilise": True,

@@ -17,12 +17,17 @@ def circuit_options(config, **options):
     """The `SettleOptions` of an experiment's circuits, from its settings.
 
     Uses ``steps``, ``dt``, ``system`` and ``controller`` (population models
-    by registered name; the rate models when a checkpoint of an older run has
-    none); ``options`` adds the rest (e.g. ``on_unsettled``, ``stop_tol``).
+    by registered name), ``on_unsettled`` ('ignore': settles that fall short
+    are counted in the results, not reported one by one; 'warn'; 'raise':
+    stop at the first) and ``settle_tol``; a checkpoint of an older run
+    without them gets the rate models, 'ignore' and 1e-3. ``options`` adds
+    the rest (e.g. ``stop_tol``, ``record_every``).
     """
     return SettleOptions(steps=config["steps"], dt=config["dt"],
                          system=config.get("system", "rate-system"),
-                         controller=config.get("controller", "rate-controller"), **options)
+                         controller=config.get("controller", "rate-controller"),
+                         on_unsettled=config.get("on_unsettled", "ignore"),
+                         settle_tol=config.get("settle_tol", 1e-3), **options)
 
 
 @dataclass(frozen=True)

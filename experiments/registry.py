@@ -7,10 +7,12 @@ from dinv.analysis.figures import (
     alpha_sweep_figure,
     autoencoder_figure,
     classification_figure,
+    mark_unsettled,
     regression_figure,
     timescales_figure,
 )
 from dinv.errors import InputError
+from dinv.validation import check_count
 from dinv.experiments import (
     alpha_sweep,
     autoencoder,
@@ -50,7 +52,8 @@ class Experiment:
         ``run(config, progress) -> dict`` of results; with ``checkpoints``
         ``run(config, progress, folder, resume)``.
     figure : callable
-        ``figure(results) -> matplotlib Figure``.
+        ``figure(results) -> matplotlib Figure``; the registered experiment
+        marks on it the models whose settles fell short (`mark_unsettled`).
     options : tuple of Option
         Extra command-line flags.
     checkpoints : bool
@@ -66,6 +69,14 @@ class Experiment:
     figure: Callable
     options: tuple = field(default_factory=tuple)
     checkpoints: bool = False
+
+    def __post_init__(self):
+        draw = self.figure
+
+        def figure(results):
+            return mark_unsettled(draw(results), results.get("settling"))
+
+        object.__setattr__(self, "figure", figure)
 
 
 def _linear_figure(results):
@@ -174,12 +185,18 @@ def get_experiment(name):
 
 
 def _check_type(key, default, value):
-    """An override must have the kind of value its default has."""
+    """An override must have the kind of value its default has; returns it (a
+    whole-number float as an int)."""
     def is_number(v):
         return isinstance(v, (int, float)) and not isinstance(v, bool)
 
     if default is None:
-        return
+        return value
+    if isinstance(default, int) and not isinstance(default, bool):
+        # Counts (steps, samples, epochs, ...): whole numbers, the seed >= 0, the others >= 1.
+        if not is_number(value):
+            raise InputError(f"setting {key} must be a whole number, got {value!r}")
+        return check_count(f"setting {key}", value, minimum=0 if key == "seed" else 1)
     if isinstance(default, bool):
         ok, kind = isinstance(value, bool), "true or false"
     elif is_number(default):
@@ -192,6 +209,7 @@ def _check_type(key, default, value):
         ok, kind = isinstance(value, type(default)), type(default).__name__
     if not ok:
         raise InputError(f"setting {key} must be {kind}, got {value!r}")
+    return value
 
 
 def make_config(experiment, quick=False, overrides=None):
@@ -204,7 +222,6 @@ def make_config(experiment, quick=False, overrides=None):
             raise InputError(
                 f"{experiment.name} has no setting {key!r}; settings: {', '.join(config)}"
             )
-        _check_type(key, config[key], value)
-        config[key] = value
+        config[key] = _check_type(key, config[key], value)
     config["quick"] = bool(quick)
     return config

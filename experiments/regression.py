@@ -15,11 +15,13 @@ from dinv.errors import InputError
 from dinv.experiments.errors import stacked_errors
 from dinv.experiments.companion import Companion
 from dinv.experiments.models_spec import circuit_options, select_models
+from dinv.experiments.settle_stats import SettleStats
 from dinv.models.initialisation import init_feedback
 from dinv.models.rules import pbp
 from dinv.models.stabilise import restabilise
 from dinv.models.training import Step, UpdateConfig, train_step
 from dinv.theory import chain_steady_state, jacobian_abscissa, loop_abscissa
+from dinv.validation import check_count
 
 CURVES = ("eigenvalue", "angle_B", "angle_ndi", "angle_pbp")
 """Per-layer curves: Jacobian abscissa, angle(B, -W^T), angle to NDI and to PBP."""
@@ -201,43 +203,53 @@ def train_regression(name, config, specs, X, Y, base, rng, progress):
     dict
         ``models``, ``rules``, ``error`` (before training and after every
         update), ``nmse``, ``final``, ``curves`` (key -> model -> (layers,
-        iterations)), ``restabilised`` (events) and ``median_angle_ndi``
-        (model -> per layer).
+        iterations)), ``restabilised`` (events), ``median_angle_ndi``
+        (model -> per layer) and ``settling`` (per circuit model, see
+        `dinv.experiments.settle_stats.SettleStats.summary`).
     """
     specs = select_models(specs, config["models"])
     if config["error_dtype"] not in ("float32", "float64"):
         raise InputError(f"error_dtype must be 'float32' or 'float64', "
                          f"got {config['error_dtype']!r}")
+    if X.shape[0] < 2:
+        raise InputError(f"samples must be at least 2 (the first sample only measures), "
+                         f"got {X.shape[0]}")
     order = rng.permutation(X.shape[0])[1:]
     if config.get("iterations") is not None:
-        order = order[:int(config["iterations"])]
+        order = order[:check_count("iterations", config["iterations"])]
     update = UpdateConfig(
         lr=config["lr"],
         fixed_norm=config["fixed_norm"],
         clip_hidden=config["clip_hidden"],
-        circuit=circuit_options(config, on_unsettled="ignore"),
+        circuit=circuit_options(config),
     )
     shared = {}
     learners = [spec.learner(base, config["seed"], config["rinit"], shared) for spec in specs]
     side = Companion(ClosedFormSide, (learners, X, Y, update, order.size, config["error_dtype"]),
                      parallel=config.get("parallel", True))
+    stats = SettleStats(update.circuit.settle_tol)
     try:
-        events = _online_pass(name, config, learners, X, Y, order, update, side, progress)
+        events = _online_pass(name, config, learners, X, Y, order, update, side, progress,
+                              stats)
         errors, values = side.finish("results")
     finally:
         side.close()
-    return _regression_results(specs, learners, errors, values, events)
+    return {**_regression_results(specs, learners, errors, values, events),
+            "settling": stats.summary()}
 
 
-def _online_pass(name, config, learners, X, Y, order, update, side, progress):
+def _online_pass(name, config, learners, X, Y, order, update, side, progress, stats):
     """One online update per sample of ``order``: the circuit learners here, the
-    rest on the closed-form ``side``. Returns the re-stabilisation events."""
+    rest on the closed-form ``side``; every settle counted in ``stats``
+    (`SettleStats`). Returns the re-stabilisation events."""
     circuit = [k for k, lrn in enumerate(learners) if lrn.rule.circuit]
+    names = [learners[k].name for k in circuit]
     events = []
     for it, i in enumerate(tqdm(order, desc=name, disable=not progress, mininterval=1.0)):
         sent = []
         if circuit:
             step = train_step([learners[k] for k in circuit], X[i:i + 1], Y[i:i + 1], update)
+            stats.add_step(names, step)
             if config["restabilise"]:
                 events += restabilise([learners[k] for k in circuit], it, **config["rinit"])
             sent = [(k, learners[k].net.weights, learners[k].net.biases,

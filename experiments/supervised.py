@@ -28,9 +28,11 @@ from tqdm import tqdm
 from dinv.errors import InputError
 from dinv.experiments.models_spec import circuit_options
 from dinv.experiments.results import _atomic_write, jsonable
+from dinv.experiments.settle_stats import SettleStats
 from dinv.models.network import forward_layers
 from dinv.models.stabilise import restabilise
 from dinv.models.training import UpdateConfig, train_step
+from dinv.validation import check_count
 
 TIMINGS = ("circuit", "closed_form", "stability")
 """Training time per epoch: circuit models' steps, closed-form models' steps, and the
@@ -190,21 +192,25 @@ def train_epochs(name, config, learners, data, evaluation, folder=None, resume=N
         ``history`` (list of {'samples', 'epoch', metric: [per model]}),
         ``restabilised`` (events), ``epoch_seconds`` (training time per epoch,
         split as in `TIMINGS`), ``eval_seconds`` and
-        ``settle_steps`` (mean Euler steps per settle of the circuit models).
+        ``settle_steps`` (mean Euler steps per settle of the circuit models)
+        and ``settling`` (per circuit model, see
+        `dinv.experiments.settle_stats.SettleStats.summary`; a run resumed
+        from a checkpoint of an older version counts the settles since).
     """
     x_train, t_train = data
     n, batch_size = _epoch_size(config, x_train.shape[0])
     scale = np.sqrt(batch_size) if config["lr_scaling"] == "sqrt" else 1.0
     update = UpdateConfig(
         lr=config["lr"] / scale, weight_decay=config["weight_decay"],
-        circuit=circuit_options(config, on_unsettled="ignore", stop_tol=config["stop_tol"]))
+        circuit=circuit_options(config, stop_tol=config["stop_tol"]))
     if resume is None:
         state = {"epoch": 0, "start": 0, "samples": 0, "history": [], "restabilised": [],
                  "epoch_seconds": [], "eval_seconds": 0.0, "settles": 0, "settle_steps": 0,
-                 "current": dict.fromkeys(TIMINGS, 0.0)}
+                 "current": dict.fromkeys(TIMINGS, 0.0), "settling": {}}
     else:
         state, arrays = resume
         restore_learners(learners, arrays)
+    stats = SettleStats(update.circuit.settle_tol, state.setdefault("settling", {}))
 
     def measure():
         start = time.perf_counter()
@@ -226,7 +232,7 @@ def train_epochs(name, config, learners, data, evaluation, folder=None, resume=N
             for lo, hi in _slices(n, batch_size, state["start"]):
                 index = np.sort(order[lo:hi])
                 _train_batch(learners, x_train[index], t_train[index], update, config, state,
-                             state["samples"] + hi - lo)
+                             state["samples"] + hi - lo, stats)
                 done = hi - lo
                 state["samples"] += done
                 state["start"] = hi
@@ -255,13 +261,14 @@ def train_epochs(name, config, learners, data, evaluation, folder=None, resume=N
         "epoch_seconds": state["epoch_seconds"],
         "eval_seconds": state["eval_seconds"],
         "settle_steps": state["settle_steps"] / state["settles"] if state["settles"] else None,
+        "settling": stats.summary(),
     }
 
 
 def _epoch_size(config, available):
     """Samples per epoch and batch size of ``config``, checked (with the other counts)."""
     n = available if config["train_samples"] is None else min(
-        int(config["train_samples"]), available)
+        check_count("train_samples", config["train_samples"]), available)
     batch_size = int(config["batch_size"])
     if batch_size < 1 or batch_size > n:
         raise InputError(f"batch_size must be between 1 and the {n} training samples, "
@@ -275,10 +282,11 @@ def _epoch_size(config, available):
     return n, batch_size
 
 
-def _train_batch(learners, x, t, update, config, state, samples):
+def _train_batch(learners, x, t, update, config, state, samples, stats):
     """One update of every learner on (x, t), timed into ``state['current']``.
 
-    The circuit learners settle together, then the closed-form ones step;
+    The circuit learners settle together (each settle counted in ``stats``,
+    a `SettleStats`), then the closed-form ones step;
     with ``config['restabilise']`` the inversion learners' feedback is
     repaired where a circuit turned unstable (events tagged with ``samples``).
     """
@@ -293,6 +301,7 @@ def _train_batch(learners, x, t, update, config, state, samples):
         if key == "circuit":
             state["settles"] += 1
             state["settle_steps"] += step.settle_steps
+            stats.add_step([lrn.name for lrn in group], step)
     # NDI is the steady state of the circuit DI simulates: both keep a stable one.
     inverting = [lrn for lrn in learners if lrn.rule.inverts]
     if config["restabilise"] and inverting:

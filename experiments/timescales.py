@@ -18,10 +18,12 @@ import numpy as np
 from brian2 import ms
 
 from dinv.theory import circuit_jacobian
-from dinv.circuits import CircuitDivergedError, InputError, settle_layer
+from dinv.circuits import CircuitDivergedError, InputError, NotSettledError, settle_layer
 from dinv.circuits.chains import settle_chain
 from dinv.experiments.models_spec import circuit_options
+from dinv.experiments.settle_stats import SettleStats
 from dinv.models.rules import ndi
+from dinv.validation import check_count
 
 DEFAULTS = {
     "seed": 0,
@@ -35,6 +37,10 @@ DEFAULTS = {
     # Population models of every circuit, by registered name (`dinv list`).
     "system": "rate-system",
     "controller": "rate-controller",
+    # A settle whose final residual exceeds settle_tol fell short: counted in
+    # results.json ('ignore'), warned about ('warn') or an error ('raise').
+    "on_unsettled": "ignore",
+    "settle_tol": 1e-3,
     "tolerance": 0.01,
     "record_every": 2,
     "weight_scale": 1.0,
@@ -95,15 +101,48 @@ def run(config, progress=True):
         ``pair``: per ratio tau_controller/tau_system the measured metrics,
         the Jacobian's predicted rate and abscissa (stability); ``chains``:
         per architecture and hierarchy, metrics of delta_1 and the taus used.
+        Every case that ran to its end has its ``residual``, ``settled``
+        (residual at most ``settle_tol``) and ``unstable`` (ended unsettled
+        because the circuit is unstable); ``settling`` counts them for the
+        layer pair and the chains (`dinv.experiments.settle_stats`; diverged
+        cases are recorded as such, not counted).
     """
-    if any(not r > 0 for r in config["ratios"]) or not config["hierarchy_factor"] > 0:
-        raise InputError("ratios and hierarchy_factor must be positive (tau_controller / "
-                         f"tau_system), got {config['ratios']} and {config['hierarchy_factor']}")
+    ratios = config["ratios"]
+    if not isinstance(ratios, list) or not ratios:
+        raise InputError(f"ratios must list at least one tau_controller / tau_system, "
+                         f"e.g. [0.5, 1, 4]; got {ratios!r}")
+    values = list(ratios) + [config["hierarchy_factor"], config["weight_scale"]]
+    if not all(isinstance(r, (int, float)) and not isinstance(r, bool) and np.isfinite(r)
+               and r > 0 for r in values):
+        raise InputError("ratios, hierarchy_factor and weight_scale must be positive numbers "
+                         f"(ratios: tau_controller / tau_system), got {ratios}, "
+                         f"{config['hierarchy_factor']} and {config['weight_scale']}")
     if not 0 < config["tolerance"] < 1:
         raise InputError(f"tolerance must lie in (0, 1), got {config['tolerance']}")
+    for key, least in (("pair", 2), ("widths", 3)):
+        widths = config[key]
+        if not isinstance(widths, list) or len(widths) < least or (key == "pair"
+                                                                  and len(widths) != 2):
+            raise InputError(f"{key} must list {'two' if key == 'pair' else 'at least three'} "
+                             f"layer widths, got {widths!r}")
+        for w in widths:
+            check_count(f"the widths in {key}", w)
     rng = np.random.default_rng(config["seed"])
+    stats = SettleStats(config.get("settle_tol", 1e-3))
     pair = _pair_study(config, rng)
-    return {"pair": pair, "chains": _chain_study(config, rng)}
+    chains = _chain_study(config, rng)
+    for label, cases in (("layer pair", pair), ("chains", list(chains.values()))):
+        for case in cases:
+            if case["diverged"] is None:
+                stats.add(label, case["residual"], case["unstable"])
+    return {"pair": pair, "chains": chains, "settling": stats.summary()}
+
+
+def _quality(result, options):
+    """Residual, settled and unstable of a settled circuit's one problem."""
+    residual = float(np.max(result.residual))
+    return {"residual": residual, "settled": residual <= options.settle_tol,
+            "unstable": bool(np.any(result.unstable))}
 
 
 def _pair_study(config, rng):
@@ -114,8 +153,7 @@ def _pair_study(config, rng):
     delta = rng.standard_normal((1, d_out))
     alpha = config["alpha"]
     target = ndi(W, B, delta, alpha)
-    options = circuit_options(config, record_every=config["record_every"],
-                              on_unsettled="ignore")
+    options = circuit_options(config, record_every=config["record_every"])
     pair = []
     for ratio in config["ratios"]:
         J = circuit_jacobian(W, B, alpha, 1.0 / ratio)
@@ -126,6 +164,8 @@ def _pair_study(config, rng):
         try:
             result = settle_layer(W, B, delta, alpha, options.replace(
                 tau_system=TAU_SYSTEM, tau_controller=ratio * TAU_SYSTEM), return_result=True)
+        except NotSettledError:
+            raise  # on_unsettled='raise': stop, do not record it as diverged
         except CircuitDivergedError as exc:
             pair.append({**stability, "diverged": str(exc), "time": float("nan"),
                          "rate": float("nan"), "overshoot": float("nan"),
@@ -136,6 +176,7 @@ def _pair_study(config, rng):
                                 config["tolerance"])
         metrics.update({
             **stability,
+            **_quality(result, options),
             "diverged": None,
             "trace_t": traces["t"],
             "trace_error": np.sqrt(np.sum((traces["delta"][:, 0, 0] - target) ** 2, axis=1))
@@ -154,8 +195,7 @@ def _chain_study(config, rng):
                / np.sqrt(widths[l]) for l in range(depth)]
     feedback = [-w.transpose(0, 2, 1) for w in weights[1:]]
     output = rng.standard_normal((1, 1, widths[-1]))
-    options = circuit_options(config, record_every=config["record_every"],
-                              on_unsettled="ignore")
+    options = circuit_options(config, record_every=config["record_every"])
     reference = settle_chain(weights, feedback, output, alpha, architecture="repeat",
                              options=options, steps=4 * config["steps"], record_every=0).deltas
     factor = config["hierarchy_factor"]
@@ -174,6 +214,8 @@ def _chain_study(config, rng):
                 result = settle_chain(weights, feedback, output, alpha,
                                       architecture=architecture, options=options,
                                       tau_system=tau_system, tau_controller=tau_controller)
+            except NotSettledError:
+                raise
             except CircuitDivergedError as exc:
                 chains[key] = {"diverged": str(exc), "time": float("nan"),
                                "overshoot": float("nan"), "tau_controller_over_system": scales}
@@ -189,7 +231,8 @@ def _chain_study(config, rng):
             else:
                 metrics = trace_metrics(result.traces["t"], result.traces["d1"][:, 0, 0],
                                         reference[0][0, 0], config["tolerance"])
-            metrics.update({"diverged": None, "tau_controller_over_system": scales,
+            metrics.update({**_quality(result, options),
+                            "diverged": None, "tau_controller_over_system": scales,
                             "final_error_all_layers": [
                                 float(np.linalg.norm(d - r) / np.linalg.norm(r))
                                 for d, r in zip(result.deltas, reference)]})

@@ -148,11 +148,20 @@ class Step:
         ``deltas[k][l]``: error delta_{l+1} of learner k, (batch, d_{l+1}).
     settle_steps : int
         Euler steps of the joint circuit run (0 without circuit learners).
+    residuals : dict of int to float
+        Per circuit learner (DI, SLDI; by index into the step's learners):
+        the final residual of its circuit (`dinv.circuits.settling`); above
+        ``circuit.settle_tol`` it fell short of settling.
+    unstable : dict of int to bool
+        Per circuit learner: its circuit ended unsettled because it is
+        unstable.
     """
 
     forward: list
     deltas: list
     settle_steps: int = 0
+    residuals: dict = field(default_factory=dict)
+    unstable: dict = field(default_factory=dict)
 
 
 def clip_rows(delta, max_norm):
@@ -179,7 +188,8 @@ def backward(learners, forwards, output_deltas, config, report=None):
         delta_L per learner, (batch, d_L).
     config : UpdateConfig
     report : dict or None
-        Receives ``'settle_steps'``, the Euler steps of the circuit run.
+        Receives ``'settle_steps'`` (the Euler steps of the circuit run) and,
+        per circuit learner, ``'residuals'`` and ``'unstable'`` (see `Step`).
 
     Returns
     -------
@@ -210,9 +220,9 @@ def backward(learners, forwards, output_deltas, config, report=None):
                 g = learners[k].net.nonlinearities[layer - 1]
                 deltas[k][layer - 1] = raw[j] * g.derivative(forwards[k].a[layer - 1])
     if chains:
-        steps = _chain_backward(learners, forwards, deltas, chains, config)
+        outcome = _chain_backward(learners, forwards, deltas, chains, config)
         if report is not None:
-            report["settle_steps"] = steps
+            report.update(outcome)
     if config.clip_hidden is not None:
         for per_learner in deltas:
             per_learner[:-1] = [clip_rows(d, config.clip_hidden) for d in per_learner[:-1]]
@@ -224,8 +234,11 @@ def _chain_backward(learners, forwards, deltas, chains, config):
 
     ``chains`` lists the learner indices of each circuit group; every group
     becomes one chain (layer pairs, DI: Eq. 17 or Eq. 14 per layer; or the
-    single loop, SLDI), and all chains settle together (`settle_chains`). Returns
-    the Euler steps of that run.
+    single loop, SLDI), and all chains settle together (`settle_chains`), each
+    problem labelled with its learner's name for the messages of
+    ``on_unsettled``. Returns the Euler steps of that run and the residual and
+    stability of every learner's circuit (``settle_steps``, ``residuals``,
+    ``unstable``).
     """
     specs, problems = [], []
     for members in chains:
@@ -249,12 +262,16 @@ def _chain_backward(learners, forwards, deltas, chains, config):
                           for lrn, k in zip(group, members)])
                 for l in range(depth - 1)
             ],
+            labels=[f"model {lrn.name!r}" for lrn in group],
         ))
     settled = settle_chains(specs, problems, config.circuit)
+    outcome = {"settle_steps": settled[0].steps, "residuals": {}, "unstable": {}}
     for members, result in zip(chains, settled):
         for j, k in enumerate(members):
             deltas[k][:-1] = [h[j] for h in result.deltas]
-    return settled[0].steps
+            outcome["residuals"][k] = float(result.residual[j])
+            outcome["unstable"][k] = bool(result.unstable[j])
+    return outcome
 
 
 def _stack(arrays):
@@ -332,7 +349,7 @@ def train_step(learners, x, t, config):
         raise InputError("train_step needs at least one learner")
     forwards = [learner.net.forward(x) for learner in learners]
     output_deltas = [lrn.net.output_delta(f, t) for lrn, f in zip(learners, forwards)]
-    report = {"settle_steps": 0}
+    report = {"settle_steps": 0, "residuals": {}, "unstable": {}}
     deltas = backward(learners, forwards, output_deltas, config, report)
     batch = np.shape(x)[0]
     for learner, forward, per_layer in zip(learners, forwards, deltas):
@@ -348,4 +365,5 @@ def train_step(learners, x, t, config):
             )
     for learner, forward, per_layer in zip(learners, forwards, deltas):
         apply_updates(learner.net, forward, per_layer, config)
-    return Step(forwards, deltas, report["settle_steps"])
+    return Step(forwards, deltas, report["settle_steps"], report["residuals"],
+                report["unstable"])
