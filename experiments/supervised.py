@@ -86,16 +86,17 @@ def epoch_order(seed, epoch, n):
     return np.random.default_rng([int(seed), 7919, int(epoch)]).permutation(n)
 
 
-def _learner_arrays(learners):
-    arrays = {}
+def _parameters(learners):
+    """``(checkpoint key, list holding the array, index)`` of every parameter."""
     for k, lrn in enumerate(learners):
-        for l, W in enumerate(lrn.net.weights):
-            arrays[f"m{k}_W{l}"] = W
-        for l, b in enumerate(lrn.net.biases or []):
-            arrays[f"m{k}_b{l}"] = b
-        for j, B in enumerate(lrn.feedback):
-            arrays[f"m{k}_B{j}"] = B
-    return arrays
+        for kind, held in (("W", lrn.net.weights), ("b", lrn.net.biases or []),
+                           ("B", lrn.feedback)):
+            for index in range(len(held)):
+                yield f"m{k}_{kind}{index}", held, index
+
+
+def _learner_arrays(learners):
+    return {key: held[index] for key, held, index in _parameters(learners)}
 
 
 def save_checkpoint(folder, experiment, config, learners, state):
@@ -140,14 +141,20 @@ def read_checkpoint(folder):
 
 
 def restore_learners(learners, arrays):
-    """Put a checkpoint's parameters into ``learners`` (shapes are checked)."""
-    for key, current in _learner_arrays(learners).items():
-        saved = arrays.get(key)
+    """Put a checkpoint's parameters into ``learners`` (shapes are checked).
+
+    The saved arrays replace the learners' own with their memory layout: a
+    re-stabilised feedback matrix is C-ordered where a fresh one (-W^T) is
+    Fortran-ordered, and BLAS rounds a product differently for the two, so
+    values alone would resume to numbers 1e-15 away from an uninterrupted run.
+    """
+    for key, held, index in _parameters(learners):
+        saved, current = arrays.get(key), held[index]
         if saved is None or saved.shape != current.shape:
             raise InputError(f"the checkpoint does not fit this run: parameter {key} is "
                              f"{'missing' if saved is None else saved.shape}, expected "
                              f"{current.shape}")
-        current[...] = saved
+        held[index] = np.array(saved, dtype=current.dtype, order="K")
 
 
 def _slices(n, batch_size, start):
