@@ -11,7 +11,9 @@ Every ``eval_every`` samples the run measures the models (`Evaluation`);
 every ``checkpoint_every`` samples, every 10 minutes and at the end of each
 epoch it writes a checkpoint atomically (between batches): every parameter, the position in the data, the
 history so far and the timings. A run resumed from a checkpoint therefore
-ends with exactly the numbers of an uninterrupted run.
+ends with exactly the numbers of an uninterrupted run. A stop request
+(SIGINT, SIGTERM: `dinv.experiments.interrupts`) ends the run between two
+batches, with a checkpoint.
 """
 
 import io
@@ -26,6 +28,7 @@ import numpy as np
 from tqdm import tqdm
 
 from dinv.errors import InputError
+from dinv.experiments.interrupts import stop_requested
 from dinv.experiments.models_spec import circuit_options
 from dinv.experiments.results import _atomic_write, jsonable
 from dinv.models.network import forward_layers
@@ -162,7 +165,7 @@ def _slices(n, batch_size, start):
 
 
 def train_epochs(name, config, learners, data, evaluation, folder=None, resume=None,
-                 progress=True):
+                 progress=True, stop=None):
     """Train ``learners`` for ``config['epochs']`` epochs; measure and checkpoint.
 
     Parameters
@@ -190,6 +193,9 @@ def train_epochs(name, config, learners, data, evaluation, folder=None, resume=N
         ``(state, arrays)`` of a checkpoint to continue from.
     progress : bool
         Show a progress bar (samples/s, the headline metric, ETA).
+    stop : StopRequests or None
+        Looked at before every batch: on a request the run writes a checkpoint
+        and returns what it has, with ``interrupted``.
 
     Returns
     -------
@@ -197,7 +203,8 @@ def train_epochs(name, config, learners, data, evaluation, folder=None, resume=N
         ``history`` (list of {'samples', 'epoch', metric: [per model]}),
         ``restabilised`` (events), ``epoch_seconds`` (training time per epoch,
         split as in `TIMINGS`), ``eval_seconds`` and
-        ``settle_steps`` (mean Euler steps per settle of the circuit models).
+        ``settle_steps`` (mean Euler steps per settle of the circuit models);
+        after a stop request also ``interrupted`` (`StopRequests.report`).
     """
     x_train, t_train = data
     n, batch_size = _epoch_size(config, x_train.shape[0])
@@ -227,10 +234,15 @@ def train_epochs(name, config, learners, data, evaluation, folder=None, resume=N
                unit="sample", unit_scale=True, disable=not progress, mininterval=1.0,
                smoothing=0.1)
     since_checkpoint, last_checkpoint = 0, time.monotonic()
+    interrupted = None
     try:
-        while state["epoch"] < int(config["epochs"]):
+        while state["epoch"] < int(config["epochs"]) and interrupted is None:
             order = epoch_order(config["seed"], state["epoch"], x_train.shape[0])[:n]
             for lo, hi in _slices(n, batch_size, state["start"]):
+                if stop_requested(stop):  # between batches: never inside a settle
+                    interrupted = stop.report(state["samples"], int(config["epochs"]) * n,
+                                              "samples")
+                    break
                 index = np.sort(order[lo:hi])
                 _train_batch(learners, x_train[index], t_train[index], update, config, state,
                              state["samples"] + hi - lo)
@@ -256,13 +268,18 @@ def train_epochs(name, config, learners, data, evaluation, folder=None, resume=N
                     since_checkpoint, last_checkpoint = 0, time.monotonic()
     finally:
         bar.close()
-    return {
+    if interrupted is not None and folder is not None:
+        save_checkpoint(folder, name, config, learners, state)
+    trained = {
         "history": state["history"],
         "restabilised": state["restabilised"],
         "epoch_seconds": state["epoch_seconds"],
         "eval_seconds": state["eval_seconds"],
         "settle_steps": state["settle_steps"] / state["settles"] if state["settles"] else None,
     }
+    if interrupted is not None:
+        trained["interrupted"] = interrupted
+    return trained
 
 
 def _epoch_size(config, available):

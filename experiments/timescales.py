@@ -20,6 +20,7 @@ from brian2 import ms
 from dinv.theory import circuit_jacobian
 from dinv.circuits import CircuitDivergedError, InputError, settle_layer
 from dinv.circuits.chains import settle_chain
+from dinv.experiments.interrupts import stop_requested
 from dinv.experiments.models_spec import circuit_options
 from dinv.models.rules import ndi
 
@@ -42,6 +43,13 @@ DEFAULTS = {
 QUICK = {"ratios": [0.5, 1.0, 4.0], "steps": 3000}
 
 TAU_SYSTEM = 10 * ms
+
+ARCHITECTURES = ("sequential", "repeat")
+"""Chain architectures of the chain study."""
+
+HIERARCHIES = ("slower up the hierarchy", "uniform", "faster up the hierarchy")
+"""Per-layer time-constant hierarchies of the chain study (controllers' tau grows by
+``hierarchy_factor`` per layer, stays, or shrinks)."""
 
 
 def trace_metrics(t, states, target, tolerance):
@@ -86,8 +94,11 @@ def trace_metrics(t, states, target, tolerance):
             "final_error": float(error[-1])}
 
 
-def run(config, progress=True):
+def run(config, progress=True, stop=None):
     """Settle the layer pair over the ratio grid and the chains over hierarchies.
+
+    ``stop`` (`StopRequests` or None) is looked at before every settle; on a
+    request the results hold the settles done and ``interrupted``.
 
     Returns
     -------
@@ -102,11 +113,17 @@ def run(config, progress=True):
     if not 0 < config["tolerance"] < 1:
         raise InputError(f"tolerance must lie in (0, 1), got {config['tolerance']}")
     rng = np.random.default_rng(config["seed"])
-    pair = _pair_study(config, rng)
-    return {"pair": pair, "chains": _chain_study(config, rng)}
+    pair = _pair_study(config, rng, stop)
+    chains = {} if stop_requested(stop) else _chain_study(config, rng, stop)
+    results = {"pair": pair, "chains": chains}
+    done = len(pair) + len(chains)
+    total = len(config["ratios"]) + len(ARCHITECTURES) * len(HIERARCHIES)
+    if done < total:
+        results["interrupted"] = stop.report(done, total, "measurements")
+    return results
 
 
-def _pair_study(config, rng):
+def _pair_study(config, rng, stop=None):
     """The layer pair settled for every ratio tau_controller / tau_system."""
     d_out, d_in = config["pair"]
     W = config["weight_scale"] * rng.standard_normal((d_out, d_in)) / np.sqrt(d_in)
@@ -118,6 +135,8 @@ def _pair_study(config, rng):
                               on_unsettled="ignore")
     pair = []
     for ratio in config["ratios"]:
+        if stop_requested(stop):
+            break
         J = circuit_jacobian(W, B, alpha, 1.0 / ratio)
         eigenvalues = np.linalg.eigvals(J)
         stability = {"ratio": ratio, "abscissa": float(eigenvalues.real.max()),
@@ -145,7 +164,7 @@ def _pair_study(config, rng):
     return pair
 
 
-def _chain_study(config, rng):
+def _chain_study(config, rng, stop=None):
     """The chain settled sequentially and as repeat layers, for three hierarchies."""
     alpha = config["alpha"]
     widths = config["widths"]
@@ -159,14 +178,16 @@ def _chain_study(config, rng):
     reference = settle_chain(weights, feedback, output, alpha, architecture="repeat",
                              options=options, steps=4 * config["steps"], record_every=0).deltas
     factor = config["hierarchy_factor"]
-    hierarchies = {
-        "slower up the hierarchy": [factor ** l for l in range(1, depth)],
-        "uniform": [1.0] * (depth - 1),
-        "faster up the hierarchy": [factor ** -l for l in range(1, depth)],
-    }
+    hierarchies = dict(zip(HIERARCHIES, (
+        [factor ** l for l in range(1, depth)],
+        [1.0] * (depth - 1),
+        [factor ** -l for l in range(1, depth)],
+    )))
     chains = {}
-    for architecture in ("sequential", "repeat"):
+    for architecture in ARCHITECTURES:
         for label, scales in hierarchies.items():
+            if stop_requested(stop):
+                return chains
             tau_system = [TAU_SYSTEM] * (depth - 1)
             tau_controller = [s * TAU_SYSTEM for s in scales]
             key = f"{architecture}, {label}"
