@@ -162,7 +162,8 @@ class OutputFolder:
                              f"run is gone, delete {self.lock}, or choose another --out")
         if pid == os.getpid() or _process_alive(pid):
             raise InputError(f"{self.path} is in use by dinv {_describe(holder)}; wait "
-                             f"for it to end, or choose another --out")
+                             f"for it to end, or choose another --out (if no dinv run uses "
+                             f"the folder, delete {self.lock})")
         try:  # the holder is gone (killed): its lock is stale
             if self.lock.read_text() == text:
                 self.lock.unlink()

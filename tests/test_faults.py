@@ -154,7 +154,8 @@ def _interrupt_and_resume(tmp_path, whole, args, signum):
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT,
-                                    pytest.param(signal.SIGTERM, marks=pytest.mark.slow)])
+                                    pytest.param(signal.SIGTERM, marks=pytest.mark.slow)],
+                         ids=["SIGINT", "SIGTERM"])
 def test_signal_then_resume_gives_the_uninterrupted_numbers(tmp_path, small_mnist_whole,
                                                             signum):
     """SIGINT or SIGTERM mid-run: exit 128 + signal with a checkpoint, partial results
@@ -164,7 +165,7 @@ def test_signal_then_resume_gives_the_uninterrupted_numbers(tmp_path, small_mnis
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_quick_mnist_signal_then_resume_gives_the_uninterrupted_numbers(tmp_path, signum):
     """The same with ``dinv run mnist --quick`` (checkpoints every 300 samples)."""
     args = ["run", "mnist", "--quick", "--set", "checkpoint_every=300", "--no-progress"]
