@@ -12,6 +12,7 @@ import numpy as np
 from dinv.analysis.metrics import vector_angle
 from dinv.circuits import settle_layer
 from dinv.errors import InputError
+from dinv.experiments.interrupts import stop_requested
 from dinv.experiments.models_spec import circuit_options
 from dinv.experiments.settle_stats import SettleStats
 from dinv.models.rules import ndi
@@ -43,8 +44,12 @@ def _accuracy(settled, reference):
     return float(np.mean(angle)), float(np.mean(error))
 
 
-def run(config, progress=True):
+def run(config, progress=True, stop=None):
     """Settle every layer type at every alpha; compare with W^+ delta.
+
+    ``stop`` (`StopRequests` or None) is looked at before each layer type's
+    settle; on a request the results hold the layer types done and
+    ``interrupted``.
 
     Returns
     -------
@@ -62,7 +67,10 @@ def run(config, progress=True):
     options = circuit_options(config)
     stats = SettleStats(options.settle_tol)
     results = {"alphas": alphas, "layers": {}}
-    for name, (d_out, d_in) in layers.items():
+    for done, (name, (d_out, d_in)) in enumerate(layers.items()):
+        if stop_requested(stop):
+            results["interrupted"] = stop.report(done, len(layers), "layer types")
+            break
         W = config["weight_scale"] * rng.standard_normal((d_out, d_in)) / np.sqrt(d_in)
         B = -W.T
         delta = rng.standard_normal((config["samples"], d_out))

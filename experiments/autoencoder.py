@@ -100,7 +100,7 @@ def _init_of(name):
     return next(init for init in INITS if name.endswith(init))
 
 
-def run(config, progress=True, folder=None, resume=None):
+def run(config, progress=True, folder=None, resume=None, stop=None):
     """Train every model on reconstruction; record Fig. 4b-d.
 
     Returns
@@ -111,7 +111,9 @@ def run(config, progress=True, folder=None, resume=None):
         ``test_error`` on the test set), ``final``, ``images`` (test inputs
         and each model's reconstructions), ``tsne`` (2-d maps of the code of
         ``tsne_samples`` test images for ``tsne_models``, with labels),
-        timings and re-stabilisation events.
+        timings and re-stabilisation events. ``stop``: stop requests (see
+        `dinv.experiments.supervised.train_epochs`; an interrupted run has no
+        t-SNE maps).
     """
     specs = select_models(MODELS, config["models"])
     unknown = set(config["tsne_models"]) - {spec.name for spec in MODELS}
@@ -136,7 +138,7 @@ def run(config, progress=True, folder=None, resume=None):
 
     evaluation = Evaluation(("train_error", "test_error"), measure, "train_error")
     trained = train_epochs("autoencoder", config, learners, (x_train, x_train), evaluation,
-                           folder, resume, progress)
+                           folder, resume, progress, stop)
     shown = x_test[:int(config["images"])]
     images = {"input": shown}
     for lrn in learners:
@@ -144,7 +146,9 @@ def run(config, progress=True, folder=None, resume=None):
     return {**summary(specs, data, sizes, trained, evaluation.metrics),
             "image_shape": list(data.image_shape),
             "images": images,
-            "tsne": _tsne(config, learners, x_test, data.y_test)}
+            # An interrupted run leaves as soon as it can: no t-SNE maps.
+            "tsne": ({"labels": [], "maps": {}} if "interrupted" in trained
+                     else _tsne(config, learners, x_test, data.y_test))}
 
 
 def _tsne(config, learners, x_test, labels):

@@ -79,7 +79,7 @@ def prepare(config):
     return data, x_train, one_hot(data.y_train, data.n_classes), x_test
 
 
-def run(config, progress=True, folder=None, resume=None):
+def run(config, progress=True, folder=None, resume=None, stop=None):
     """Train every model and record the test error curves of Fig. 4a.
 
     Parameters
@@ -91,6 +91,8 @@ def run(config, progress=True, folder=None, resume=None):
         Checkpoint folder.
     resume : tuple or None
         ``(state, arrays)`` of a checkpoint.
+    stop : StopRequests or None
+        Stop requests (see `dinv.experiments.supervised.train_epochs`).
 
     Returns
     -------
@@ -116,6 +118,6 @@ def run(config, progress=True, folder=None, resume=None):
 
     evaluation = Evaluation(("test_error",), measure, "test_error")
     trained = train_epochs("mnist", config, learners, (x_train, t_train), evaluation, folder,
-                           resume, progress)
+                           resume, progress, stop)
     return {**summary(specs, data, sizes, trained, evaluation.metrics),
             "paper_test_error": PAPER_TEST_ERROR}

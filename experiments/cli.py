@@ -6,21 +6,35 @@ Usage::
     dinv run linear-regression --out results/linear [--quick] [--seed N]
              [--models BP,DI a=0.01] [--set key=value ...] [--fixed-norm]
     dinv run mnist --dataset fashion-mnist --batch-size 100 --out results/fashion
-    dinv run mnist --resume results/fashion      # continue after a crash
+    dinv run mnist --resume results/fashion      # continue after a crash or a signal
+    dinv run linear-regression --out results/linear --overwrite   # replace a finished run
 """
 
 import argparse
 import json
+import shlex
 import sys
 import time
+import traceback
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 from dinv.circuits import POPULATION_MODELS
 from dinv.errors import CircuitDivergedError, InputError
 from dinv.models.rules import RULES
 from dinv.models.stabilise import StabilisationError
+from dinv.experiments.folders import OutputFolder
+from dinv.experiments.interrupts import StopNow, StopRequests, exit_status
 from dinv.experiments.registry import EXPERIMENTS, get_experiment, make_config
-from dinv.experiments.results import run_record, save_figure, write_json
+from dinv.experiments.results import (
+    FIGURE,
+    RESULTS,
+    WriteError,
+    run_record,
+    save_figure,
+    write_json,
+)
 from dinv.experiments.settle_stats import describe, shortfall_warnings
 from dinv.experiments.supervised import CHECKPOINT, read_checkpoint
 
@@ -48,6 +62,8 @@ def build_parser():
     run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     run.add_argument("--resume", type=Path, metavar="DIR",
                      help="continue the run whose checkpoint is in DIR, with its settings")
+    run.add_argument("--overwrite", action="store_true",
+                     help="replace the files of an earlier run in the output folder")
     flags = {}
     for experiment in EXPERIMENTS.values():
         for option in experiment.options:
@@ -63,9 +79,8 @@ def build_parser():
     return parser
 
 
-def run_command(args):
-    """Run one experiment as asked on the command line; return the output folder."""
-    experiment = get_experiment(args.name)
+def _overrides(experiment, args):
+    """The settings the command line changes (checked for their kind by `make_config`)."""
     overrides = {}
     for item in args.set:
         key, sep, value = item.partition("=")
@@ -83,41 +98,82 @@ def run_command(args):
                 raise InputError(f"{option.flag} does not apply to {experiment.name}")
     if args.seed is not None:
         overrides["seed"] = args.seed
-    if args.models:
+    if args.models is not None:
         overrides["models"] = [m.strip() for m in args.models.split(",") if m.strip()]
+        if not overrides["models"]:
+            raise InputError(f"--models names no models ({args.models!r}); give "
+                             "comma-separated names, e.g. --models \"BP,DI a=0.01\"")
+    return overrides
+
+
+def _check_run_settings(config):
+    """What every experiment needs of the model list (`make_config` checks the seed)."""
+    if config.get("models") == []:
+        raise InputError("models names no models; leave it out to run them all")
+
+
+def run_command(args, stop=None):
+    """Run one experiment as asked on the command line.
+
+    Everything on the command line is checked, the output folder created
+    (or found), checked and locked before any work; ``stop`` (a
+    `StopRequests`) is handed to the experiment.
+
+    Returns
+    -------
+    tuple
+        ``(out, record)``: the output folder and what results.json holds.
+    """
+    experiment = get_experiment(args.name)
+    overrides = _overrides(experiment, args)
     if args.resume is not None:
-        return _resume(experiment, args, overrides)
+        return _resume(experiment, args, overrides, stop)
     config = make_config(experiment, args.quick, overrides)
+    _check_run_settings(config)
     out = args.out or Path("results") / experiment.name
-    _make_folder(out)
-    extra = {}
-    if experiment.checkpoints:
-        _refuse_unfinished(out)
-        extra = {"folder": out, "resume": None}
-    start = time.perf_counter()
-    results = experiment.run(config, progress=not args.no_progress, **extra)
-    return _finish(experiment, config, results, out, time.perf_counter() - start)
+    with OutputFolder(out) as folder:
+        if args.overwrite:
+            folder.remove_run_files()
+        else:
+            _refuse_earlier_run(out, experiment)
+        extra = {"folder": out, "resume": None} if experiment.checkpoints else {}
+        start = time.perf_counter()
+        with _write_errors(experiment, out):
+            results = experiment.run(config, progress=not args.no_progress, stop=stop, **extra)
+            return _finish(experiment, config, results, out, time.perf_counter() - start)
 
 
-def _make_folder(out):
-    try:  # fail now, not after the run, if the results cannot be written
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"cannot create the output folder {out}: {exc.strerror}; "
-                         "choose another --out") from None
+def _finished_results(out):
+    """Whether ``out/results.json`` is the record of a finished run (one that cannot be
+    read counts as finished: it is not ours to delete)."""
+    path = out / RESULTS
+    if not path.exists():
+        return False
+    try:
+        return not json.loads(path.read_text()).get("interrupted", False)
+    except (OSError, ValueError, AttributeError):
+        return True
 
 
-def _refuse_unfinished(out):
-    """A new run must not overwrite the checkpoint of an unfinished one."""
-    if not (out / CHECKPOINT).exists():
-        return
-    meta, _ = read_checkpoint(out)
-    if meta["state"]["epoch"] < meta["config"]["epochs"]:
-        raise InputError(f"{out} holds the checkpoint of an unfinished run; continue it with "
-                         f"--resume {out}, or choose another --out")
+def _refuse_earlier_run(out, experiment):
+    """A new run must not overwrite the results or the checkpoint of an earlier one."""
+    if (out / CHECKPOINT).exists():
+        meta, _ = read_checkpoint(out)
+        if meta["state"]["epoch"] < meta["config"]["epochs"]:
+            raise InputError(f"{out} holds the checkpoint of an unfinished run; continue it "
+                             f"with --resume {out}, start over with --overwrite, or choose "
+                             "another --out")
+        if not _finished_results(out):
+            raise InputError(f"{out} holds the checkpoint of a finished run without its "
+                             f"results; write them with --resume {out}, start over with "
+                             "--overwrite, or choose another --out")
+    if (out / RESULTS).exists():
+        what = "a finished" if _finished_results(out) else "an interrupted"
+        raise InputError(f"{out} holds the results of {what} run ({RESULTS}); replace them "
+                         "with --overwrite, or choose another --out")
 
 
-def _resume(experiment, args, overrides):
+def _resume(experiment, args, overrides, stop):
     """Continue the checkpointed run in ``args.resume`` with its own settings."""
     if not experiment.checkpoints:
         raise InputError(f"{experiment.name} does not write checkpoints; --resume applies to "
@@ -125,25 +181,55 @@ def _resume(experiment, args, overrides):
     if overrides or args.quick:
         raise InputError("--resume continues with the saved settings; drop "
                          f"{', '.join(['--quick'] * bool(args.quick) + sorted(overrides))}")
+    if args.overwrite:
+        raise InputError("--resume continues a run, --overwrite starts one afresh; drop one")
     out = args.resume
     if args.out is not None and args.out.resolve() != out.resolve():
         raise InputError("--resume writes into the run's own folder; drop --out")
-    meta, arrays = read_checkpoint(out)
-    if meta["experiment"] != experiment.name:
-        raise InputError(f"{out} holds a checkpoint of {meta['experiment']!r}, "
-                         f"not of {experiment.name!r}")
-    config = meta["config"]
-    start = time.perf_counter()
-    results = experiment.run(config, progress=not args.no_progress, folder=out,
-                             resume=(meta["state"], arrays))
-    return _finish(experiment, config, results, out, time.perf_counter() - start)
+    if not (out / CHECKPOINT).is_file():
+        raise InputError(f"no checkpoint to resume from: {out / CHECKPOINT} does not exist")
+    with OutputFolder(out, create=False):
+        meta, arrays = read_checkpoint(out)
+        if meta["experiment"] != experiment.name:
+            raise InputError(f"{out} holds a checkpoint of {meta['experiment']!r}, "
+                             f"not of {experiment.name!r}")
+        config = meta["config"]
+        if meta["state"]["epoch"] >= config["epochs"] and _finished_results(out):
+            raise InputError(f"the run in {out} has finished ({RESULTS}); there is nothing "
+                             "to resume")
+        start = time.perf_counter()
+        with _write_errors(experiment, out):
+            results = experiment.run(config, progress=not args.no_progress, folder=out,
+                                     resume=(meta["state"], arrays), stop=stop)
+            return _finish(experiment, config, results, out, time.perf_counter() - start)
+
+
+@contextmanager
+def _write_errors(experiment, out):
+    """A file that could not be written (a full disk): say what is intact and what next."""
+    try:
+        yield
+    except WriteError as exc:
+        if experiment.checkpoints and (out / CHECKPOINT).exists():
+            raise WriteError(f"{exc}; the last checkpoint {out / CHECKPOINT} is intact: "
+                             f"make room, then continue with --resume {out}") from exc
+        raise
 
 
 def _finish(experiment, config, results, out, seconds):
-    record = run_record(experiment.name, config, results, seconds)
-    write_json(out / "results.json", record)
-    figure = experiment.figure(record)
-    save_figure(figure, out / "figure.png")
+    """Write results.json and the figure (marked if the run was interrupted)."""
+    interruption = results.pop("interrupted", None)
+    record = run_record(experiment.name, config, results, seconds, interruption)
+    write_json(out / RESULTS, record)
+    with warnings.catch_warnings():
+        if interruption is not None:  # panels of work not done stay empty
+            warnings.filterwarnings("ignore", "No artists with labels", UserWarning)
+        figure = experiment.figure(record)
+    if interruption is not None:
+        figure.suptitle(f"INTERRUPTED ({interruption['signal']}) after {interruption['done']} "
+                        f"of {interruption['total']} {interruption['unit']}: partial results",
+                        color="tab:red", fontsize=11)
+    save_figure(figure, out / FIGURE)
     return out, record
 
 
@@ -161,20 +247,39 @@ def print_catalogue():
 
 
 def main(argv=None):
-    """Entry point of the ``dinv`` console script."""
+    """Entry point of the ``dinv`` console script; returns the exit status.
+
+    0: done; 2: an error, in one line (``dinv: error: ...``); 1: a bug of
+    dinv (its traceback); 128 + the signal number (130 SIGINT, 143 SIGTERM):
+    stopped by a signal, see `dinv.experiments.interrupts`.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "list":
         print_catalogue()
         return 0
-    try:
-        out, record = run_command(args)
-    except (InputError, CircuitDivergedError, StabilisationError, OSError,
-            FloatingPointError) as exc:
-        print(f"dinv: error: {exc}", file=sys.stderr)
-        return 2
-    print(f"wrote {out / 'results.json'} and {out / 'figure.png'} "
-          f"({record['wall_seconds']:.1f} s)")
+    with StopRequests() as stop:
+        try:
+            out, record = run_command(args, stop)
+            return _report(args, out, record, stop)
+        except StopNow as exc:
+            print(f"dinv: second {exc}: stopped at once, without writing results"
+                  f"{_checkpoint_note(args)}", file=sys.stderr)
+            return exit_status(exc.signum)
+        except (InputError, CircuitDivergedError, StabilisationError, OSError,
+                FloatingPointError) as exc:
+            print(f"dinv: error: {exc}", file=sys.stderr)
+            return 2
+        except Exception:  # noqa: BLE001 - a bug of dinv, not of Brian2 (its excepthook)
+            traceback.print_exc()
+            print("dinv: internal error (the traceback above); please report it to the "
+                  "dynamic-inversion developers with the command line", file=sys.stderr)
+            return 1
+
+
+def _print_summary(record):
+    """Each model's final numbers and settling, then a warning line per model whose
+    settles fell short too often."""
     settling = record.get("settling") or {}
     finals = record.get("final", {})
     for name, final in finals.items():
@@ -188,7 +293,38 @@ def main(argv=None):
             print(f"  {name:18s} {describe(entry)}")
     for line in shortfall_warnings(settling):
         print(f"dinv: warning: {line}", file=sys.stderr)
-    return 0
+
+
+def _checkpoint_note(args):
+    """Where a stopped run's last checkpoint is, if it has one."""
+    folder = args.resume or args.out or Path("results") / args.name
+    if (folder / CHECKPOINT).exists():
+        return (f"; the last checkpoint {folder / CHECKPOINT} is intact: continue with "
+                f"dinv run {args.name} --resume {shlex.quote(str(folder))}")
+    return ""
+
+
+def _report(args, out, record, stop):
+    """Print what the run wrote; the exit status."""
+    interruption = record["interruption"]
+    if interruption is None:
+        print(f"wrote {out / RESULTS} and {out / FIGURE} ({record['wall_seconds']:.1f} s)")
+        _print_summary(record)
+        if stop.requested is None:
+            return 0
+        print(f"dinv: {stop.signal_name} arrived as the run was ending; its results are "
+              "complete", file=sys.stderr)
+        return exit_status(stop.requested)
+    where = shlex.quote(str(out))
+    if get_experiment(args.name).checkpoints:
+        advice = (f"wrote {out / CHECKPOINT} and partial results; continue with: "
+                  f"dinv run {args.name} --resume {where}")
+    else:
+        advice = (f"wrote partial results to {out / RESULTS}; {args.name} has no "
+                  f"checkpoints: a rerun starts over (into {where} with --overwrite)")
+    print(f"dinv: interrupted by {interruption['signal']} after {interruption['done']} of "
+          f"{interruption['total']} {interruption['unit']}; {advice}", file=sys.stderr)
+    return exit_status(stop.requested)
 
 
 if __name__ == "__main__":

@@ -10,13 +10,21 @@ would (same numbers either way).
 
 import copy
 import multiprocessing
+import signal
 import traceback
 
 from threadpoolctl import threadpool_limits
 
 
 def _serve(connection, factory, args):
-    """Child process: build the object, then serve calls until told to stop."""
+    """Child process: build the object, then serve calls until told to stop.
+
+    It ignores SIGINT and SIGTERM (a Ctrl-C reaches the whole process group, a
+    scheduler signals every process of a job): the parent decides when to
+    stop, and its end closes the connection, which ends this process.
+    """
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_IGN)
     try:
         with threadpool_limits(limits=1):  # leave the other core to the simulation
             target = factory(*args)
@@ -97,6 +105,14 @@ class Companion:
         if block or self._connection.poll():
             self._receive()
 
+    def kill(self):
+        """End the companion process at once, dropping the calls it has not served."""
+        if self._process is not None:
+            self._process.kill()
+            self._process.join()
+            self._connection.close()
+            self._process = None
+
     def close(self):
         """Stop the companion process (if any)."""
         if self._process is not None:
@@ -106,6 +122,7 @@ class Companion:
                 except (BrokenPipeError, OSError):
                     pass
                 self._process.join(timeout=10)
-                if self._process.is_alive():
-                    self._process.terminate()
+                if self._process.is_alive():  # it ignores SIGTERM: see _serve
+                    self._process.kill()
+                    self._process.join()
             self._process = None

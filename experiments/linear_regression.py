@@ -53,7 +53,7 @@ DEFAULTS = {
 QUICK = {"samples": 300, "fixed_norm_samples": 300}
 
 
-def run(config, progress=True):
+def run(config, progress=True, stop=None):
     """Train every model and record the curves of Fig. 3a-f.
 
     Returns
@@ -70,4 +70,5 @@ def run(config, progress=True):
     base = FeedforwardNetwork.create(
         sizes, ["linear"] * (len(sizes) - 1), rng, scale=config["init_scale"], bias=False
     )
-    return train_regression("linear regression", config, MODELS, X, Y, base, rng, progress)
+    return train_regression("linear regression", config, MODELS, X, Y, base, rng, progress,
+                            stop)

@@ -33,7 +33,7 @@ DEFAULTS = {
 QUICK = {"samples": 300}
 
 
-def run(config, progress=True):
+def run(config, progress=True, stop=None):
     """Train every model and record the curves of Fig. 3g-k.
 
     Returns
@@ -51,4 +51,5 @@ def run(config, progress=True):
     Y = teacher.forward(X).output
     base = FeedforwardNetwork.create(sizes, nonlinearities, rng, scale=config["init_scale"],
                                      bias_scale=config["init_scale"])
-    return train_regression("nonlinear regression", config, MODELS, X, Y, base, rng, progress)
+    return train_regression("nonlinear regression", config, MODELS, X, Y, base, rng, progress,
+                            stop)

@@ -49,8 +49,11 @@ class Experiment:
     quick : dict
         Overrides of ``--quick`` (a smoke run well under a minute).
     run : callable
-        ``run(config, progress) -> dict`` of results; with ``checkpoints``
-        ``run(config, progress, folder, resume)``.
+        ``run(config, progress, stop) -> dict`` of results; with ``checkpoints``
+        ``run(config, progress, folder, resume, stop)``. ``stop`` (a
+        `dinv.experiments.interrupts.StopRequests` or None) is looked at
+        between updates; after a request the results are those of the work
+        done, with ``interrupted`` (`StopRequests.report`).
     figure : callable
         ``figure(results) -> matplotlib Figure``; the registered experiment
         marks on it the models whose settles fell short (`mark_unsettled`).

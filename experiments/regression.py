@@ -14,6 +14,7 @@ from dinv.analysis.metrics import matrix_angle, nmse, vector_angle
 from dinv.errors import InputError
 from dinv.experiments.errors import stacked_errors
 from dinv.experiments.companion import Companion
+from dinv.experiments.interrupts import stop_requested
 from dinv.experiments.models_spec import circuit_options, select_models
 from dinv.experiments.settle_stats import SettleStats
 from dinv.models.initialisation import init_feedback
@@ -165,7 +166,7 @@ class ClosedFormSide:
         return np.array(self.errors).T, self.recorder.values
 
 
-def train_regression(name, config, specs, X, Y, base, rng, progress):
+def train_regression(name, config, specs, X, Y, base, rng, progress, stop=None):
     """Train every model online on (X, Y) and collect errors and curves.
 
     The circuit learners (DI, SLDI) train in this process, one joint Brian2
@@ -197,6 +198,8 @@ def train_regression(name, config, specs, X, Y, base, rng, progress):
     rng : numpy.random.Generator
     progress : bool
         Show a progress bar.
+    stop : StopRequests or None
+        Looked at before every update: on a request the pass ends there.
 
     Returns
     -------
@@ -205,7 +208,9 @@ def train_regression(name, config, specs, X, Y, base, rng, progress):
         update), ``nmse``, ``final``, ``curves`` (key -> model -> (layers,
         iterations)), ``restabilised`` (events), ``median_angle_ndi``
         (model -> per layer) and ``settling`` (per circuit model, see
-        `dinv.experiments.settle_stats.SettleStats.summary`).
+        `dinv.experiments.settle_stats.SettleStats.summary`); after a stop
+        request the errors and curves of the updates done and ``interrupted``
+        (`StopRequests.report`).
     """
     specs = select_models(specs, config["models"])
     if config["error_dtype"] not in ("float32", "float64"):
@@ -229,23 +234,37 @@ def train_regression(name, config, specs, X, Y, base, rng, progress):
                      parallel=config.get("parallel", True))
     stats = SettleStats(update.circuit.settle_tol)
     try:
-        events = _online_pass(name, config, learners, X, Y, order, update, side, progress,
-                              stats)
+        events, done = _online_pass(name, config, learners, X, Y, order, update, side,
+                                    progress, stats, stop)
         errors, values = side.finish("results")
+    except BaseException:
+        side.kill()  # a failure or a second stop signal: leave at once
+        raise
     finally:
         side.close()
-    return {**_regression_results(specs, learners, errors, values, events),
-            "settling": stats.summary()}
+    if done < order.size:
+        values = {key: value[..., :done] for key, value in values.items()}
+    results = {**_regression_results(specs, learners, errors, values, events),
+               "settling": stats.summary()}
+    if done < order.size:
+        results["interrupted"] = stop.report(done, order.size, "updates")
+    return results
 
 
-def _online_pass(name, config, learners, X, Y, order, update, side, progress, stats):
+def _online_pass(name, config, learners, X, Y, order, update, side, progress, stats,
+                 stop=None):
     """One online update per sample of ``order``: the circuit learners here, the
     rest on the closed-form ``side``; every settle counted in ``stats``
-    (`SettleStats`). Returns the re-stabilisation events."""
+    (`SettleStats`). Returns the re-stabilisation events and the number of
+    updates done (fewer than ``order.size`` after a stop request)."""
     circuit = [k for k, lrn in enumerate(learners) if lrn.rule.circuit]
     names = [learners[k].name for k in circuit]
     events = []
+    done = order.size
     for it, i in enumerate(tqdm(order, desc=name, disable=not progress, mininterval=1.0)):
+        if stop_requested(stop):  # between updates: never inside a settle
+            done = it
+            break
         sent = []
         if circuit:
             step = train_step([learners[k] for k in circuit], X[i:i + 1], Y[i:i + 1], update)
@@ -256,7 +275,7 @@ def _online_pass(name, config, learners, X, Y, order, update, side, progress, st
                      learners[k].feedback, step.forward[j], step.deltas[j])
                     for j, k in enumerate(circuit)]
         side.call("step", it, i, sent)
-    return events
+    return events, done
 
 
 def _regression_results(specs, learners, errors, values, events):

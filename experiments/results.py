@@ -12,6 +12,12 @@ import numpy as np
 
 PACKAGES = ("dynamic-inversion", "brian2", "numpy", "scipy", "matplotlib", "cython")
 
+RESULTS = "results.json"
+"""File name of a run's record inside its output folder."""
+
+FIGURE = "figure.png"
+"""File name of a run's figure inside its output folder."""
+
 
 def package_versions():
     """Versions of Python and of the packages that decide the numbers."""
@@ -41,8 +47,26 @@ def jsonable(value):
     return value
 
 
+class WriteError(OSError):
+    """A result file could not be written (full disk, folder gone or read-only); the
+    message names the file and says that the file as it was before is intact."""
+
+
 def _atomic_write(path, write):
+    """Write ``path`` through ``write(handle)`` into a temporary file, then rename.
+
+    An `OSError` on the way (e.g. ENOSPC, a full disk) leaves ``path`` as it
+    was and raises `WriteError` naming the file.
+    """
     path = Path(path)
+    try:
+        _write_and_rename(path, write)
+    except OSError as exc:
+        raise WriteError(f"could not write {path}: {exc.strerror or exc}; the earlier "
+                         f"{path.name} (if there was one) is intact") from exc
+
+
+def _write_and_rename(path, write):
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     umask = os.umask(0)
@@ -70,8 +94,14 @@ def save_figure(fig, path, dpi=130):
     _atomic_write(path, lambda handle: fig.savefig(handle, format="png", dpi=dpi))
 
 
-def run_record(name, config, results, seconds):
-    """The full record of one run, as written to results.json."""
+def run_record(name, config, results, seconds, interruption=None):
+    """The full record of one run, as written to results.json.
+
+    ``interrupted`` tells whether the run was stopped early (by SIGINT or
+    SIGTERM); ``interruption`` then says by which signal and after how much
+    of the work (`dinv.experiments.interrupts.StopRequests.report`), and the
+    results are those of the work done.
+    """
     return {
         "experiment": name,
         "config": config,
@@ -79,5 +109,7 @@ def run_record(name, config, results, seconds):
         "versions": package_versions(),
         "command": " ".join(sys.argv),
         "wall_seconds": seconds,
+        "interrupted": interruption is not None,
+        "interruption": interruption,
         **results,
     }

@@ -11,7 +11,9 @@ Every ``eval_every`` samples the run measures the models (`Evaluation`);
 every ``checkpoint_every`` samples, every 10 minutes and at the end of each
 epoch it writes a checkpoint atomically (between batches): every parameter, the position in the data, the
 history so far and the timings. A run resumed from a checkpoint therefore
-ends with exactly the numbers of an uninterrupted run.
+ends with exactly the numbers of an uninterrupted run. A stop request
+(SIGINT, SIGTERM: `dinv.experiments.interrupts`) ends the run between two
+batches, with a checkpoint.
 """
 
 import io
@@ -26,6 +28,7 @@ import numpy as np
 from tqdm import tqdm
 
 from dinv.errors import InputError
+from dinv.experiments.interrupts import stop_requested
 from dinv.experiments.models_spec import circuit_options
 from dinv.experiments.results import _atomic_write, jsonable
 from dinv.experiments.settle_stats import SettleStats
@@ -88,16 +91,17 @@ def epoch_order(seed, epoch, n):
     return np.random.default_rng([int(seed), 7919, int(epoch)]).permutation(n)
 
 
-def _learner_arrays(learners):
-    arrays = {}
+def _parameters(learners):
+    """``(checkpoint key, list holding the array, index)`` of every parameter."""
     for k, lrn in enumerate(learners):
-        for l, W in enumerate(lrn.net.weights):
-            arrays[f"m{k}_W{l}"] = W
-        for l, b in enumerate(lrn.net.biases or []):
-            arrays[f"m{k}_b{l}"] = b
-        for j, B in enumerate(lrn.feedback):
-            arrays[f"m{k}_B{j}"] = B
-    return arrays
+        for kind, held in (("W", lrn.net.weights), ("b", lrn.net.biases or []),
+                           ("B", lrn.feedback)):
+            for index in range(len(held)):
+                yield f"m{k}_{kind}{index}", held, index
+
+
+def _learner_arrays(learners):
+    return {key: held[index] for key, held, index in _parameters(learners)}
 
 
 def save_checkpoint(folder, experiment, config, learners, state):
@@ -142,14 +146,20 @@ def read_checkpoint(folder):
 
 
 def restore_learners(learners, arrays):
-    """Put a checkpoint's parameters into ``learners`` (shapes are checked)."""
-    for key, current in _learner_arrays(learners).items():
-        saved = arrays.get(key)
+    """Put a checkpoint's parameters into ``learners`` (shapes are checked).
+
+    The saved arrays replace the learners' own with their memory layout: a
+    re-stabilised feedback matrix is C-ordered where a fresh one (-W^T) is
+    Fortran-ordered, and BLAS rounds a product differently for the two, so
+    values alone would resume to numbers 1e-15 away from an uninterrupted run.
+    """
+    for key, held, index in _parameters(learners):
+        saved, current = arrays.get(key), held[index]
         if saved is None or saved.shape != current.shape:
             raise InputError(f"the checkpoint does not fit this run: parameter {key} is "
                              f"{'missing' if saved is None else saved.shape}, expected "
                              f"{current.shape}")
-        current[...] = saved
+        held[index] = np.array(saved, dtype=current.dtype, order="K")
 
 
 def _slices(n, batch_size, start):
@@ -157,7 +167,7 @@ def _slices(n, batch_size, start):
 
 
 def train_epochs(name, config, learners, data, evaluation, folder=None, resume=None,
-                 progress=True):
+                 progress=True, stop=None):
     """Train ``learners`` for ``config['epochs']`` epochs; measure and checkpoint.
 
     Parameters
@@ -185,6 +195,9 @@ def train_epochs(name, config, learners, data, evaluation, folder=None, resume=N
         ``(state, arrays)`` of a checkpoint to continue from.
     progress : bool
         Show a progress bar (samples/s, the headline metric, ETA).
+    stop : StopRequests or None
+        Looked at before every batch: on a request the run writes a checkpoint
+        and returns what it has, with ``interrupted``.
 
     Returns
     -------
@@ -195,7 +208,8 @@ def train_epochs(name, config, learners, data, evaluation, folder=None, resume=N
         ``settle_steps`` (mean Euler steps per settle of the circuit models)
         and ``settling`` (per circuit model, see
         `dinv.experiments.settle_stats.SettleStats.summary`; a run resumed
-        from a checkpoint of an older version counts the settles since).
+        from a checkpoint of an older version counts the settles since);
+        after a stop request also ``interrupted`` (`StopRequests.report`).
     """
     x_train, t_train = data
     n, batch_size = _epoch_size(config, x_train.shape[0])
@@ -226,10 +240,15 @@ def train_epochs(name, config, learners, data, evaluation, folder=None, resume=N
                unit="sample", unit_scale=True, disable=not progress, mininterval=1.0,
                smoothing=0.1)
     since_checkpoint, last_checkpoint = 0, time.monotonic()
+    interrupted = None
     try:
-        while state["epoch"] < int(config["epochs"]):
+        while state["epoch"] < int(config["epochs"]) and interrupted is None:
             order = epoch_order(config["seed"], state["epoch"], x_train.shape[0])[:n]
             for lo, hi in _slices(n, batch_size, state["start"]):
+                if stop_requested(stop):  # between batches: never inside a settle
+                    interrupted = stop.report(state["samples"], int(config["epochs"]) * n,
+                                              "samples")
+                    break
                 index = np.sort(order[lo:hi])
                 _train_batch(learners, x_train[index], t_train[index], update, config, state,
                              state["samples"] + hi - lo, stats)
@@ -255,7 +274,9 @@ def train_epochs(name, config, learners, data, evaluation, folder=None, resume=N
                     since_checkpoint, last_checkpoint = 0, time.monotonic()
     finally:
         bar.close()
-    return {
+    if interrupted is not None and folder is not None:
+        save_checkpoint(folder, name, config, learners, state)
+    trained = {
         "history": state["history"],
         "restabilised": state["restabilised"],
         "epoch_seconds": state["epoch_seconds"],
@@ -263,6 +284,9 @@ def train_epochs(name, config, learners, data, evaluation, folder=None, resume=N
         "settle_steps": state["settle_steps"] / state["settles"] if state["settles"] else None,
         "settling": stats.summary(),
     }
+    if interrupted is not None:
+        trained["interrupted"] = interrupted
+    return trained
 
 
 def _epoch_size(config, available):

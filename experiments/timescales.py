@@ -20,6 +20,7 @@ from brian2 import ms
 from dinv.theory import circuit_jacobian
 from dinv.circuits import CircuitDivergedError, InputError, NotSettledError, settle_layer
 from dinv.circuits.chains import settle_chain
+from dinv.experiments.interrupts import stop_requested
 from dinv.experiments.models_spec import circuit_options
 from dinv.experiments.settle_stats import SettleStats
 from dinv.models.rules import ndi
@@ -48,6 +49,13 @@ DEFAULTS = {
 QUICK = {"ratios": [0.5, 1.0, 4.0], "steps": 3000}
 
 TAU_SYSTEM = 10 * ms
+
+ARCHITECTURES = ("sequential", "repeat")
+"""Chain architectures of the chain study."""
+
+HIERARCHIES = ("slower up the hierarchy", "uniform", "faster up the hierarchy")
+"""Per-layer time-constant hierarchies of the chain study (controllers' tau grows by
+``hierarchy_factor`` per layer, stays, or shrinks)."""
 
 
 def trace_metrics(t, states, target, tolerance):
@@ -92,8 +100,11 @@ def trace_metrics(t, states, target, tolerance):
             "final_error": float(error[-1])}
 
 
-def run(config, progress=True):
+def run(config, progress=True, stop=None):
     """Settle the layer pair over the ratio grid and the chains over hierarchies.
+
+    ``stop`` (`StopRequests` or None) is looked at before every settle; on a
+    request the results hold the settles done and ``interrupted``.
 
     Returns
     -------
@@ -129,13 +140,18 @@ def run(config, progress=True):
             check_count(f"the widths in {key}", w)
     rng = np.random.default_rng(config["seed"])
     stats = SettleStats(config.get("settle_tol", 1e-3))
-    pair = _pair_study(config, rng)
-    chains = _chain_study(config, rng)
+    pair = _pair_study(config, rng, stop)
+    chains = {} if stop_requested(stop) else _chain_study(config, rng, stop)
     for label, cases in (("layer pair", pair), ("chains", list(chains.values()))):
         for case in cases:
             if case["diverged"] is None:
                 stats.add(label, case["residual"], case["unstable"])
-    return {"pair": pair, "chains": chains, "settling": stats.summary()}
+    results = {"pair": pair, "chains": chains, "settling": stats.summary()}
+    done = len(pair) + len(chains)
+    total = len(config["ratios"]) + len(ARCHITECTURES) * len(HIERARCHIES)
+    if done < total:
+        results["interrupted"] = stop.report(done, total, "measurements")
+    return results
 
 
 def _quality(result, options):
@@ -145,7 +161,7 @@ def _quality(result, options):
             "unstable": bool(np.any(result.unstable))}
 
 
-def _pair_study(config, rng):
+def _pair_study(config, rng, stop=None):
     """The layer pair settled for every ratio tau_controller / tau_system."""
     d_out, d_in = config["pair"]
     W = config["weight_scale"] * rng.standard_normal((d_out, d_in)) / np.sqrt(d_in)
@@ -156,6 +172,8 @@ def _pair_study(config, rng):
     options = circuit_options(config, record_every=config["record_every"])
     pair = []
     for ratio in config["ratios"]:
+        if stop_requested(stop):
+            break
         J = circuit_jacobian(W, B, alpha, 1.0 / ratio)
         eigenvalues = np.linalg.eigvals(J)
         stability = {"ratio": ratio, "abscissa": float(eigenvalues.real.max()),
@@ -186,7 +204,7 @@ def _pair_study(config, rng):
     return pair
 
 
-def _chain_study(config, rng):
+def _chain_study(config, rng, stop=None):
     """The chain settled sequentially and as repeat layers, for three hierarchies."""
     alpha = config["alpha"]
     widths = config["widths"]
@@ -199,14 +217,16 @@ def _chain_study(config, rng):
     reference = settle_chain(weights, feedback, output, alpha, architecture="repeat",
                              options=options, steps=4 * config["steps"], record_every=0).deltas
     factor = config["hierarchy_factor"]
-    hierarchies = {
-        "slower up the hierarchy": [factor ** l for l in range(1, depth)],
-        "uniform": [1.0] * (depth - 1),
-        "faster up the hierarchy": [factor ** -l for l in range(1, depth)],
-    }
+    hierarchies = dict(zip(HIERARCHIES, (
+        [factor ** l for l in range(1, depth)],
+        [1.0] * (depth - 1),
+        [factor ** -l for l in range(1, depth)],
+    )))
     chains = {}
-    for architecture in ("sequential", "repeat"):
+    for architecture in ARCHITECTURES:
         for label, scales in hierarchies.items():
+            if stop_requested(stop):
+                return chains
             tau_system = [TAU_SYSTEM] * (depth - 1)
             tau_controller = [s * TAU_SYSTEM for s in scales]
             key = f"{architecture}, {label}"
