@@ -81,6 +81,11 @@ class RunController:
         asm = self._asm
         with young_collection_only():
             asm.network.run(total * asm.clock.dt, namespace={})
+        if self._count < total and self._stopped_at is None and self._diverged_at is None:
+            # Brian2's Ctrl-C handler ends a run after the current step: its
+            # state is cut short, not settled, so it is never returned.
+            raise KeyboardInterrupt(f"the circuit's run was stopped after {self._count} of "
+                                    f"{total} steps (Ctrl-C); its state has not settled")
         self._finish_run(total)
         if self._diverged_at is not None:
             raise CircuitDivergedError(f"circuit diverged after {self._diverged_at} steps")

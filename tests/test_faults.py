@@ -498,3 +498,24 @@ def test_every_experiment_stopped_at_once_writes_marked_partial_results(tmp_path
         assert f"--resume {out}" in err and (out / CHECKPOINT).exists()
     else:
         assert "--overwrite" in err
+
+
+def test_ctrl_c_in_library_use_never_returns_a_cut_short_state():
+    """Brian2's own Ctrl-C handler stops a run after the current step; the circuit
+    must raise KeyboardInterrupt instead of handing back the unsettled state."""
+    import os
+    import signal
+    import threading
+
+    from dinv.circuits import settle_layer
+
+    rng = np.random.default_rng(0)
+    W = rng.standard_normal((3, 5))
+    timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt, match="stopped after .* of 2000000 steps"):
+            settle_layer(W, -W.T, rng.standard_normal((1, 3)), 0.1, steps=2_000_000,
+                         on_unsettled="ignore")
+    finally:
+        timer.cancel()
