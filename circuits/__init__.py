@@ -11,16 +11,19 @@ from dinv.circuits.layer import LayerCircuit, Settled, settle_layer
 from dinv.circuits.options import SettleOptions
 from dinv.circuits.populations import (
     CONTROLLER,
+    PID_CONTROLLER,
     POPULATION_MODELS,
     SYSTEM,
     PopulationModel,
     get_population_model,
+    pid_controller,
     register_population_model,
 )
 from dinv.circuits.traces import Traces
 
 __all__ = [
     "CONTROLLER",
+    "PID_CONTROLLER",
     "POPULATION_MODELS",
     "SYSTEM",
     "CircuitDivergedError",
@@ -34,6 +37,7 @@ __all__ = [
     "Settled",
     "Traces",
     "get_population_model",
+    "pid_controller",
     "register_population_model",
     "settle_layer",
 ]

@@ -19,6 +19,17 @@ into the input variables (``I_fb``, ``readout``); they never touch states.
     ``readout`` holds the forward transformation ``W delta_{l-1}`` of the
     system below and ``target`` the error ``delta_l`` to be inverted.
     ``alpha`` is per neuron, so circuits with different leaks share a group.
+
+``PID_CONTROLLER_EQUATIONS``
+    A PID controller (Eq. 7, K_i = I, K_u = -alpha I)::
+
+        tau_c du/dt = -alpha u + e + k_p tau_c de/dt + k_d tau_c^2 d2e/dt2
+
+    with the controller error ``e = readout - target`` and its derivatives
+    filtered: ``e_f`` low-passes e with tau_d = filter_ratio * tau_controller,
+    ``rate_e = (e - e_f) / tau_d`` estimates de/dt, ``rate_f`` low-passes it
+    with the same tau_d and ``accel_e = (rate_e - rate_f) / tau_d`` estimates
+    d2e/dt2. With k_p = k_d = 0 the filters do not enter du/dt (Eq. 8).
 """
 
 SYSTEM_EQUATIONS = """
@@ -32,5 +43,20 @@ du/dt = (-alpha * u + readout - target) / tau_controller : 1
 readout : 1
 target : 1
 alpha : 1 (constant)
+tau_controller : second (shared, constant)
+"""
+
+PID_CONTROLLER_EQUATIONS = """
+du/dt = (-alpha * u + readout - target) / tau_controller + k_p * rate_e + k_d * tau_controller * accel_e : 1
+de_f/dt = rate_e : 1
+drate_f/dt = accel_e : 1/second
+rate_e = (readout - target - e_f) / (filter_ratio * tau_controller) : 1/second
+accel_e = (rate_e - rate_f) / (filter_ratio * tau_controller) : 1/second**2
+readout : 1
+target : 1
+alpha : 1 (constant)
+k_p : 1 (shared, constant)
+k_d : 1 (shared, constant)
+filter_ratio : 1 (shared, constant)
 tau_controller : second (shared, constant)
 """

@@ -20,7 +20,11 @@ from dataclasses import dataclass
 import numpy as np
 from brian2 import Equations, NeuronGroup, Quantity
 
-from dinv.circuits.equations import CONTROLLER_EQUATIONS, SYSTEM_EQUATIONS
+from dinv.circuits.equations import (
+    CONTROLLER_EQUATIONS,
+    PID_CONTROLLER_EQUATIONS,
+    SYSTEM_EQUATIONS,
+)
 from dinv.errors import InputError
 
 KINDS = ("system", "controller")
@@ -209,7 +213,72 @@ CONTROLLER = PopulationModel(
 )
 """Slow leaky-integral controller (Eq. 8)."""
 
-POPULATION_MODELS = {"rate-system": SYSTEM, "rate-controller": CONTROLLER}
+
+
+def pid_controller(kp=0.0, kd=0.0, filter_ratio=1.0):
+    """A PID controller (Eq. 7) with K_i = I and K_u = -alpha I, filtered derivatives.
+
+    ::
+
+        tau_c du/dt = -alpha u + e + k_p tau_c de/dt + k_d tau_c^2 d2e/dt2
+
+    with the controller error ``e = W delta_{l-1} - delta_l`` (readout minus
+    target). The derivatives are *filtered*, not taken from the system's
+    equation: e is low-passed with tau_d = filter_ratio * tau_controller
+    (state ``e_f``), ``(e - e_f) / tau_d`` estimates de/dt (transfer
+    s / (1 + s tau_d)); that estimate is low-passed again with the same tau_d
+    (state ``rate_f``) and ``(rate_e - rate_f) / tau_d`` estimates d2e/dt2.
+    The default tau_d = tau_controller keeps the Euler circuit stable over
+    the gains of the timescale study at the paper's dt = 0.5; filter_ratio
+    0.5 (tau_d = dt when tau_controller <= tau_system) makes the estimates
+    exact backward differences of e, but the Euler circuit then diverges
+    from moderate gains on (k_p = 0.5, k_d = 0.25 on the study's reference
+    case; `dinv.theory.pid_step_radius` says which). Filters start at rest (0): a target
+    switched on at t = 0 is a step of e, and the P term responds to it at once
+    (u jumps by -k_p delta_l), as the integrated form ``u = k_p e + ...`` of
+    Eq. 7 does. The steady state is Eq. (9) whatever the gains; with
+    ``kp = kd = 0`` the filters do not enter du/dt and the controller is
+    Eq. (8). Gains are scalars per model (for per-layer gains pass a list of
+    models as ``controller=``). numpy theory: `dinv.theory.pid_layer_rhs`,
+    `dinv.theory.pid_jacobian`.
+
+    Parameters
+    ----------
+    kp : float
+        Proportional gain K_p (dimensionless).
+    kd : float
+        Derivative gain K_d in units of tau_controller.
+    filter_ratio : float
+        tau_d / tau_controller of the derivative filters (positive).
+
+    Returns
+    -------
+    PopulationModel
+    """
+    values = {"kp": kp, "kd": kd, "filter_ratio": filter_ratio}
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                or not np.isfinite(value):
+            raise InputError(f"pid_controller: {name} must be a finite number (a scalar "
+                             f"gain; per-layer gains: one model per layer), got {value!r}")
+    if not filter_ratio > 0:
+        raise InputError(f"pid_controller: filter_ratio (tau_d / tau_controller) must be "
+                         f"positive, got {filter_ratio!r}")
+    return PopulationModel(
+        equations=PID_CONTROLLER_EQUATIONS, readout="u", input="readout",
+        tau="tau_controller", kind="controller", target="target", leak="alpha",
+        parameters={"k_p": float(kp), "k_d": float(kd), "filter_ratio": float(filter_ratio)},
+        rest={"e_f": 0.0, "rate_f": 0.0},
+        description=f"PID controller, Eq. (7): k_p={kp:g}, k_d={kd:g} tau_c, "
+                    f"derivatives filtered with tau_d={filter_ratio:g} tau_c",
+    )
+
+
+PID_CONTROLLER = pid_controller()
+"""The PID controller with zero gains (Eq. 8 with idle filters); see `pid_controller`."""
+
+POPULATION_MODELS = {"rate-system": SYSTEM, "rate-controller": CONTROLLER,
+                     "pid-controller": PID_CONTROLLER}
 """Population models by name (``system='rate-system'``); see `register_population_model`."""
 
 

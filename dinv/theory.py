@@ -449,6 +449,144 @@ def product_abscissa(mu, alpha):
     return float(np.max((-(1.0 + alpha) + root).real / 2.0))
 
 
+def _gain(k, X):
+    """A PID gain applied to X: k X for a scalar k, k @ X for a (d_l, d_l) matrix."""
+    k = np.asarray(k, dtype=float)
+    return k * X if k.ndim == 0 else k @ X
+
+
+def _gained(k, x):
+    """A PID gain applied to row vectors x (..., batch, d_l): scalar or (d_l, d_l) matrix."""
+    k = np.asarray(k, dtype=float)
+    return k * x if k.ndim == 0 else _apply(k, x)
+
+
+def pid_layer_rhs(delta_prev, u, e_f, rate_f, W, B, delta, alpha, tau_ratio=1.0, kp=0.0,
+                  kd=0.0, filter_ratio=1.0):
+    """Right-hand side of the layer pair under a PID controller (Eq. 7), units of tau_system.
+
+    The controller of `dinv.circuits.pid_controller`: Eq. (7) with K_i = I and
+    K_u = -alpha I, the derivatives of the controller error
+    ``e = W delta_{l-1} - delta_l`` estimated by two first-order filters of
+    time constant tau_d = filter_ratio * tau_controller (in units of
+    tau_system: filter_ratio / r)::
+
+        D1 = (e - e_f) / tau_d          (de/dt, filtered: s / (1 + s tau_d))
+        D2 = (D1 - rate_f) / tau_d      (d2e/dt2, filtered twice)
+        d(delta_{l-1})/dt = -delta_{l-1} + B u                          (Eq. 5)
+        du/dt = r (-alpha u + e) + K_p D1 + (K_d / r) D2                (Eq. 7)
+        de_f/dt = D1,   d(rate_f)/dt = D2
+
+    K_p is dimensionless and K_d in units of tau_controller (so that
+    ``tau_c du/dt = -alpha u + e + K_p tau_c de/dt + K_d tau_c^2 d2e/dt2``).
+    At rest e_f = e and rate_f = 0, so the steady state is Eq. (9)/(10)
+    whatever the gains. K_p = K_d = 0 is Eq. (8) (`layer_rhs`).
+
+    Parameters
+    ----------
+    delta_prev : ndarray, shape (..., batch, d_{l-1})
+    u, e_f, rate_f : ndarray, shape (..., batch, d_l)
+        Control signal, low-passed error, low-passed error derivative.
+    W, B, delta, alpha, tau_ratio
+        As in `layer_rhs`.
+    kp, kd : float or ndarray of shape (d_l, d_l)
+        Proportional and derivative gains (a scalar, or a gain matrix).
+    filter_ratio : float
+        tau_d / tau_controller.
+
+    Returns
+    -------
+    tuple of ndarray
+        d(delta_prev)/dt, du/dt, d(e_f)/dt, d(rate_f)/dt.
+    """
+    r = float(tau_ratio)
+    g = r / float(filter_ratio)
+    e = _apply(W, delta_prev) - delta
+    rate = (e - e_f) * g
+    accel = (rate - rate_f) * g
+    system = -delta_prev + _apply(B, u)
+    control = r * (-_leak(alpha) * u + e) + _gained(kp, rate) + _gained(kd, accel) / r
+    return system, control, rate, accel
+
+
+def pid_jacobian(W, B, alpha, tau_ratio=1.0, kp=0.0, kd=0.0, filter_ratio=1.0):
+    """Jacobian of `pid_layer_rhs`, states (delta_{l-1}, u, e_f, rate_f), units of tau_system.
+
+    With g = r / filter_ratio (1 / tau_d) and K = K_p g + K_d g^2 / r::
+
+        J = [[-I,       B,        0,                    0           ],
+             [(rI+K)W, -r alpha I, -K,                  -K_d g / r  ],
+             [g W,      0,        -g I,                 0           ],
+             [g^2 W,    0,        -g^2 I,               -g I        ]]
+
+    Zero gains leave the (delta, u) block of `circuit_jacobian` and filter
+    modes at -g.
+
+    Parameters
+    ----------
+    W : ndarray, shape (d_l, d_{l-1})
+    B : ndarray, shape (d_{l-1}, d_l)
+    alpha : float
+    tau_ratio : float
+        tau_system / tau_controller.
+    kp, kd : float or ndarray of shape (d_l, d_l)
+    filter_ratio : float
+        tau_d / tau_controller.
+
+    Returns
+    -------
+    ndarray, shape (d_{l-1} + 3 d_l, d_{l-1} + 3 d_l)
+    """
+    W, B = np.asarray(W, dtype=float), np.asarray(B, dtype=float)
+    d_out, d_in = W.shape
+    r = float(tau_ratio)
+    g = r / float(filter_ratio)
+    I, Z = np.eye(d_out), np.zeros((d_out, d_out))
+    K = _gain(kp, I) * g + _gain(kd, I) * g * g / r
+    return np.block([
+        [-np.eye(d_in), B, np.zeros((d_in, d_out)), np.zeros((d_in, d_out))],
+        [r * W + K @ W, -r * alpha * I, -K, -_gain(kd, I) * g / r],
+        [g * W, Z, -g * I, Z],
+        [g * g * W, Z, -g * g * I, -g * I],
+    ])
+
+
+def pid_abscissa(W, B, alpha, tau_ratio=1.0, kp=0.0, kd=0.0, filter_ratio=1.0):
+    """Largest real part of the eigenvalues of `pid_jacobian` (negative: it converges)."""
+    J = pid_jacobian(W, B, alpha, tau_ratio, kp, kd, filter_ratio)
+    return float(np.linalg.eigvals(J).real.max())
+
+
+def pid_step_matrix(W, B, alpha, dt, tau_ratio=1.0, kp=0.0, kd=0.0, filter_ratio=1.0):
+    """The circuit's one Euler step as a matrix: x_{n+1} = M x_n (zero target).
+
+    The semi-implicit Euler of the circuits (`dinv.circuits.coupling`): the
+    controller's states (u, e_f, rate_f) move first, from the states at the
+    start of the step; the system then moves with the new u. States and
+    blocks as in `pid_jacobian`; ``dt`` in units of tau_system. The Euler
+    circuit converges if and only if the spectral radius of M is below 1
+    (`pid_step_radius`); for small dt, M ~ I + dt J.
+
+    Returns
+    -------
+    ndarray, shape (d_{l-1} + 3 d_l, d_{l-1} + 3 d_l)
+    """
+    J = pid_jacobian(W, B, alpha, tau_ratio, kp, kd, filter_ratio)
+    d_in = np.shape(W)[1]
+    n = J.shape[0]
+    control = np.eye(n)
+    control[d_in:] += dt * J[d_in:]
+    system = np.eye(n)
+    system[:d_in] += dt * J[:d_in]
+    return system @ control
+
+
+def pid_step_radius(W, B, alpha, dt, tau_ratio=1.0, kp=0.0, kd=0.0, filter_ratio=1.0):
+    """Spectral radius of `pid_step_matrix` (below 1: the Euler circuit converges)."""
+    M = pid_step_matrix(W, B, alpha, dt, tau_ratio, kp, kd, filter_ratio)
+    return float(np.abs(np.linalg.eigvals(M)).max())
+
+
 def chain_jacobian(weights, feedback, alpha, gains=None, tau_ratio=1.0):
     """Jacobian of the linear repeat-layer chain (`chain_rhs`) for one sample.
 

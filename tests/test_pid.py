@@ -1,0 +1,193 @@
+"""The PID controller (Eq. 7): Brian2 equations, numpy theory and stability.
+
+Zero gains reproduce the leaky-integral controller (Eq. 8); with P and D on
+the steady state still satisfies Eq. (9) and equals NDI (Eq. 10); the Brian2
+states follow a hand-written Euler loop of `dinv.theory.pid_layer_rhs`; the
+Jacobian matches finite differences; the abscissa (continuous time) and the
+step matrix's spectral radius (the paper's Euler step) predict which
+circuits settle and how fast.
+"""
+
+import numpy as np
+import pytest
+
+from dinv.circuits import (
+    CONTROLLER,
+    PID_CONTROLLER,
+    POPULATION_MODELS,
+    CircuitDivergedError,
+    InputError,
+    pid_controller,
+    settle_layer,
+)
+from dinv.circuits.chains import settle_chain
+from dinv.models.rules import ndi
+from dinv.theory import (
+    jacobian_abscissa,
+    layer_steady_state,
+    pid_abscissa,
+    pid_jacobian,
+    pid_layer_rhs,
+    pid_step_matrix,
+    pid_step_radius,
+)
+
+ALPHA = 0.1
+
+
+def reference_case(seed=0):
+    """The timescale study's layer pair: 10 <- 20, B = -W^T, one sample."""
+    rng = np.random.default_rng(seed)
+    W = rng.standard_normal((10, 20)) / np.sqrt(20)
+    return W, -W.T, rng.standard_normal((1, 10))
+
+
+def euler_loop(W, B, target, alpha, steps, kp, kd, filter_ratio, dt=0.5):
+    """Semi-implicit Euler of `pid_layer_rhs` (tau_controller = tau_system): controller
+    states first, from the states at the start of the step, then the system."""
+    delta = np.zeros(target.shape[:-1] + (W.shape[1],))
+    u, e_f, rate_f = (np.zeros(target.shape) for _ in range(3))
+    for _ in range(steps):
+        _, du, de, dr = pid_layer_rhs(delta, u, e_f, rate_f, W, B, target, alpha, 1.0, kp, kd,
+                                      filter_ratio)
+        u, e_f, rate_f = u + dt * du, e_f + dt * de, rate_f + dt * dr
+        delta = delta + dt * (-delta + u @ B.T)
+    return delta, u
+
+
+def test_zero_gains_are_the_integral_controller():
+    """Acceptance: kp = kd = 0 gives the states of Eq. (8) to 1e-12, by name and factory."""
+    W, B, delta = reference_case()
+    kwargs = dict(steps=400, return_result=True, on_unsettled="ignore")
+    integral = settle_layer(W, B, delta, ALPHA, controller=CONTROLLER, **kwargs)
+    for model in (PID_CONTROLLER, "pid-controller", pid_controller(0.0, 0.0, 0.3)):
+        pid = settle_layer(W, B, delta, ALPHA, controller=model, **kwargs)
+        assert np.max(np.abs(pid.delta - integral.delta)) < 1e-12
+        assert np.max(np.abs(pid.u - integral.u)) < 1e-12
+    assert POPULATION_MODELS["pid-controller"] == pid_controller()
+
+
+@pytest.mark.parametrize("kp, kd", [(1.0, 0.0), (0.0, 0.5), (2.0, 1.0), (-0.2, 0.25)])
+def test_pid_settles_to_eq_9_and_ndi(kp, kd):
+    """Acceptance: with P and D on, W delta = delta_l + alpha u (Eq. 9) to 1e-6, delta = NDI."""
+    W, B, delta = reference_case()
+    result = settle_layer(W, B, delta, ALPHA, controller=pid_controller(kp, kd), steps=3000,
+                          return_result=True)
+    settled, u = result.delta[0], result.u[0]
+    assert np.max(np.abs(settled @ W.T - delta - ALPHA * u)) < 1e-6
+    np.testing.assert_allclose(settled, ndi(W, B, delta, ALPHA), atol=1e-9)
+
+
+def test_brian2_follows_the_numpy_right_hand_side():
+    """The Brian2 equations are `pid_layer_rhs` under the circuits' semi-implicit Euler."""
+    W, B, delta = reference_case(1)
+    for kp, kd, ratio in ((1.0, 0.5, 1.0), (0.25, 0.0, 0.5), (-0.2, 1.0, 2.0)):
+        result = settle_layer(W, B, delta, ALPHA, controller=pid_controller(kp, kd, ratio),
+                              steps=150, return_result=True, on_unsettled="ignore")
+        ref_delta, ref_u = euler_loop(W, B, delta, ALPHA, 150, kp, kd, ratio)
+        assert np.max(np.abs(result.delta[0] - ref_delta)) < 1e-10
+        assert np.max(np.abs(result.u[0] - ref_u)) < 1e-10
+
+
+@pytest.mark.parametrize("gains", [(0.7, 0.3, 1.0, 0.5), "matrix"])
+def test_jacobian_matches_finite_differences(gains):
+    """`pid_jacobian` is the derivative of `pid_layer_rhs`, scalar and matrix gains."""
+    rng = np.random.default_rng(3)
+    W = rng.standard_normal((3, 5))
+    B = rng.standard_normal((5, 3))
+    if gains == "matrix":
+        kp, kd, ratio, r = rng.standard_normal((3, 3)), rng.standard_normal((3, 3)), 0.7, 2.0
+    else:
+        kp, kd, ratio, r = gains
+    J = pid_jacobian(W, B, ALPHA, r, kp, kd, ratio)
+    sizes = (5, 3, 3, 3)
+    x0 = rng.standard_normal(sum(sizes))
+    target = rng.standard_normal((1, 3))
+
+    def rhs(x):
+        parts = np.split(x, np.cumsum(sizes)[:-1])
+        out = pid_layer_rhs(*(p[None] for p in parts), W, B, target, ALPHA, r, kp, kd, ratio)
+        return np.concatenate([o[0] for o in out])
+
+    h = 1e-6
+    numeric = np.stack([(rhs(x0 + h * e) - rhs(x0 - h * e)) / (2 * h)
+                        for e in np.eye(x0.size)], axis=1)
+    np.testing.assert_allclose(J, numeric, atol=1e-6)
+
+
+def test_zero_gain_jacobian_keeps_the_integral_spectrum():
+    """Zero gains: the abscissa is the integral controller's (filters decay at -1/tau_d)."""
+    W, B, _ = reference_case()
+    for r in (0.25, 1.0, 4.0):
+        assert pid_abscissa(W, B, ALPHA, r) == pytest.approx(jacobian_abscissa(W, B, ALPHA, r),
+                                                             abs=1e-10)
+
+
+def test_step_matrix_is_the_euler_circuit_and_tends_to_the_jacobian():
+    """Iterating `pid_step_matrix` is the Euler loop (zero target: shifted states);
+    for a small dt its spectral radius is exp(dt * abscissa)."""
+    W, B, delta = reference_case(2)
+    kp, kd, ratio = 0.5, 0.25, 1.0
+    # Deviations from the steady state obey x_{n+1} - x* = M (x_n - x*).
+    settled = layer_steady_state(W, B, delta, ALPHA)
+    u_star = (settled @ W.T - delta) / ALPHA
+    # At the steady state e_f = e = alpha u* and rate_f = 0; every run starts from 0.
+    x = np.concatenate([-settled[0], -u_star[0], -ALPHA * u_star[0], np.zeros(10)])
+    M = pid_step_matrix(W, B, ALPHA, 0.5, 1.0, kp, kd, ratio)
+    for _ in range(60):
+        x = M @ x
+    ref_delta, _ = euler_loop(W, B, delta, ALPHA, 60, kp, kd, ratio)
+    np.testing.assert_allclose(x[:20] + settled[0], ref_delta[0], atol=1e-12)
+    dt = 1e-3
+    radius = pid_step_radius(W, B, ALPHA, dt, 1.0, kp, kd, ratio)
+    assert np.log(radius) / dt == pytest.approx(pid_abscissa(W, B, ALPHA, 1.0, kp, kd, ratio),
+                                                rel=1e-2)
+
+
+def test_stability_predicts_what_settles():
+    """A gain pair with step radius above 1 diverges at the paper's dt; one below settles,
+    at the rate the radius gives; negative gains with a positive abscissa grow."""
+    W, B, delta = reference_case()
+    assert pid_step_radius(W, B, ALPHA, 0.5, 1.0, 1.0, 0.5, 0.5) > 1.0
+    with pytest.raises(CircuitDivergedError):
+        settle_layer(W, B, delta, ALPHA, controller=pid_controller(1.0, 0.5, 0.5), steps=2000)
+    radius = pid_step_radius(W, B, ALPHA, 0.5, 1.0, 1.0, 0.5, 1.0)
+    assert radius < 1.0
+    result = settle_layer(W, B, delta, ALPHA, controller=pid_controller(1.0, 0.5, 1.0),
+                          steps=400, record_every=1, return_result=True, on_unsettled="ignore")
+    target = ndi(W, B, delta, ALPHA)[0]
+    error = np.linalg.norm(result.traces["delta"][:, 0, 0] - target, axis=1)
+    t = result.traces["t"]
+    fit = (error < 1e-3) & (error > 1e-10)
+    rate = -np.polyfit(t[fit], np.log(error[fit]), 1)[0]
+    assert rate == pytest.approx(-np.log(radius) / 0.5, rel=0.05)
+    # Continuous time (small dt): a positive abscissa grows.
+    assert pid_abscissa(W, B, ALPHA, 1.0, -1.0, -0.5) > 0.0
+    with pytest.raises(CircuitDivergedError):
+        settle_layer(W, B, delta, ALPHA, controller=pid_controller(-1.0, -0.5), steps=20000,
+                     dt=0.05)
+
+
+@pytest.mark.parametrize("architecture", ["sequential", "repeat"])
+def test_pid_controllers_in_chains(architecture):
+    """Sequential and repeat chains with PID controllers (one per layer, other gains each)
+    settle to the integral controllers' steady state (Eq. 17)."""
+    rng = np.random.default_rng(5)
+    widths = [6, 8, 5, 4]
+    weights = [rng.standard_normal((1, widths[l + 1], widths[l])) / np.sqrt(widths[l])
+               for l in range(3)]
+    feedback = [-np.swapaxes(W, 1, 2) for W in weights[1:]]
+    delta = rng.standard_normal((1, 2, widths[-1]))
+    reference = settle_chain(weights, feedback, delta, ALPHA, architecture=architecture,
+                             steps=6000)
+    pid = settle_chain(weights, feedback, delta, ALPHA, architecture=architecture, steps=6000,
+                       controller=[pid_controller(1.0, 0.5), pid_controller(0.5, 0.0)])
+    for got, want in zip(pid.deltas, reference.deltas):
+        np.testing.assert_allclose(got, want, atol=1e-8)
+
+
+def test_bad_gains_name_the_fix():
+    with pytest.raises(InputError, match="kp must be a finite number"):
+        pid_controller(kp=np.ones((2, 2)))
+    with pytest.raises(InputError, match="filter_ratio .* must be positive"):
+        pid_controller(filter_ratio=0.0)
