@@ -153,9 +153,10 @@ def alpha_sweep_figure(alphas, layers):
     return fig
 
 
-def timescales_figure(pair, chains, tolerance):
-    """Convergence of a layer pair against tau_controller / tau_system, and of deep
-    chains against per-layer hierarchies.
+def timescales_figure(pair, chains, tolerance, pid=None):
+    """Convergence of a layer pair against tau_controller / tau_system, of deep
+    chains against per-layer hierarchies and, with ``pid``, of the layer pair
+    under PID controllers against K_p and K_d.
 
     Parameters
     ----------
@@ -166,13 +167,19 @@ def timescales_figure(pair, chains, tolerance):
         Label -> {``time``, ``overshoot``}.
     tolerance : float
         Convergence tolerance (for the labels).
+    pid : dict or None
+        The PID part (`dinv.experiments.timescales`): ``integral`` and ``grid``
+        (per gain pair ``kp``, ``kd``, ``time``, ``overshoot``,
+        ``step_radius``); two more panels.
 
     Returns
     -------
     matplotlib.figure.Figure
     """
-    fig = Figure(figsize=(14, 8), layout="constrained")
-    axes = fig.subplots(2, 2).ravel()
+    with_pid = bool(pid and pid.get("grid"))
+    fig = Figure(figsize=(20 if with_pid else 14, 8), layout="constrained")
+    axes = fig.subplots(2, 3 if with_pid else 2)
+    axes = np.concatenate([axes[:, :2].ravel(), axes[:, 2]]) if with_pid else axes.ravel()
     ratios = np.array([p["ratio"] for p in pair])
     for p in pair:
         axes[0].semilogy(p["trace_t"], np.maximum(p["trace_error"], 1e-16),
@@ -209,7 +216,42 @@ def timescales_figure(pair, chains, tolerance):
     axes[3].set_xlabel(f"time until delta_1 stays within {tolerance:g} (tau_system)")
     axes[3].set_title("deep chains: per-layer time-constant hierarchies", loc="left",
                       fontsize=10)
+    if with_pid:
+        _pid_panels(axes[4], axes[5], pid, tolerance)
     return fig
+
+
+def _pid_panels(ax_time, ax_over, pid, tolerance):
+    """Heatmaps over (K_p, K_d) of the convergence time and the overshoot; X marks
+    the gain pairs whose Euler circuit diverges (step radius >= 1)."""
+    kps = sorted({p["kp"] for p in pid["grid"]})
+    kds = sorted({p["kd"] for p in pid["grid"]})
+    time = np.full((len(kps), len(kds)), np.nan)
+    over = np.full_like(time, np.nan)
+    unstable = np.zeros(time.shape, dtype=bool)
+    for p in pid["grid"]:
+        i, j = kps.index(p["kp"]), kds.index(p["kd"])
+        time[i, j], over[i, j] = p["time"], p["overshoot"]
+        unstable[i, j] = p["diverged"] is not None or p["step_radius"] >= 1
+    base = pid["integral"]["time"]
+    for ax, values, label, fmt in (
+            (ax_time, time, f"time to stay within {tolerance:g} (tau_system; integral: "
+                            f"{base:.3g})", "{:.3g}"),
+            (ax_over, over, "overshoot", "{:.2f}")):
+        image = ax.imshow(np.where(unstable, np.nan, values), origin="lower", aspect="auto",
+                          cmap="viridis")
+        ax.figure.colorbar(image, ax=ax, label=label)
+        for i in range(len(kps)):
+            for j in range(len(kds)):
+                text = "X" if unstable[i, j] else fmt.format(values[i, j])
+                ax.text(j, i, text, ha="center", va="center", fontsize=7, color="w")
+        ax.set_xticks(range(len(kds)), [f"{k:g}" for k in kds])
+        ax.set_yticks(range(len(kps)), [f"{k:g}" for k in kps])
+        ax.set_xlabel("K_d (tau_controller)")
+        ax.set_ylabel("K_p")
+    ax_time.set_title(f"PID (Eq. 7), tau_c = tau_s, tau_d = {pid['filter_ratio']:g} tau_c: "
+                      "convergence (X: Euler circuit diverges)", loc="left", fontsize=9)
+    ax_over.set_title("PID: overshoot of |delta(t)| / |delta*|", loc="left", fontsize=9)
 
 
 def _history(history, metric, models):

@@ -172,7 +172,8 @@ EXPERIMENTS = {
         quick=timescales.QUICK,
         run=timescales.run,
         figure=lambda results: timescales_figure(results["pair"], results["chains"],
-                                                 results["config"]["tolerance"]),
+                                                 results["config"]["tolerance"],
+                                                 results.get("pid")),
     ),
 }
 

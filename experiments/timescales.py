@@ -7,18 +7,29 @@ The paper predicts that control must be slower than the system it controls
 - a deep sequential and repeat-layer chain over per-layer hierarchies
   (controllers slower up the hierarchy, uniform, or faster up),
 
-records the traces, and measures, from the simulated states alone: the
+and the layer pair at tau_controller = tau_system under PID controllers
+(Eq. 7, `dinv.circuits.pid_controller`) over a grid of proportional and
+derivative gains, records the traces, and measures, from the simulated
+states alone: the
 convergence time (the first time after which the error to the closed-form
 steady state stays below ``tolerance``), the overshoot (largest excess of
 |delta(t)| over |delta*|), the decay rate of the error, and, from the
-Jacobian, the decay rate the linear theory predicts.
+Jacobian, the decay rate the linear theory predicts (for the PID grid also
+the spectral radius of the Euler step, `dinv.theory.pid_step_radius`).
 """
 
 import numpy as np
 from brian2 import ms
 
-from dinv.theory import circuit_jacobian
-from dinv.circuits import CircuitDivergedError, InputError, NotSettledError, settle_layer
+from dinv.theory import circuit_jacobian, pid_abscissa, pid_step_radius
+from dinv.circuits import (
+    CONTROLLER,
+    CircuitDivergedError,
+    InputError,
+    NotSettledError,
+    pid_controller,
+    settle_layer,
+)
 from dinv.circuits.chains import settle_chain
 from dinv.experiments.interrupts import stop_requested
 from dinv.experiments.models_spec import circuit_options
@@ -45,8 +56,18 @@ DEFAULTS = {
     "tolerance": 0.01,
     "record_every": 2,
     "weight_scale": 1.0,
+    # PID part (layer pair, tau_controller = tau_system): gains K_p, K_d (units of
+    # tau_controller) and the derivative filters' tau_d / tau_controller.
+    "pid_kp": [-0.25, 0.0, 0.5, 1.0, 2.0, 4.0],
+    "pid_kd": [0.0, 0.25, 0.5, 1.0],
+    "pid_filter_ratio": 1.0,
+    # A finer scan of the gains by the Euler step's spectral radius alone
+    # ([first, last, count] of K_p and of K_d); its best pair is simulated too.
+    "pid_scan_kp": [-2.0, 4.0, 121],
+    "pid_scan_kd": [-1.0, 2.0, 61],
 }
-QUICK = {"ratios": [0.5, 1.0, 4.0], "steps": 3000}
+QUICK = {"ratios": [0.5, 1.0, 4.0], "steps": 3000, "pid_kp": [0.0, 1.0], "pid_kd": [0.0, 0.5],
+         "pid_scan_kp": [-2.0, 4.0, 13], "pid_scan_kd": [-1.0, 2.0, 7]}
 
 TAU_SYSTEM = 10 * ms
 
@@ -138,17 +159,28 @@ def run(config, progress=True, stop=None):
                              f"layer widths, got {widths!r}")
         for w in widths:
             check_count(f"the widths in {key}", w)
+    gains = [config.get("pid_kp", []), config.get("pid_kd", [])]
+    if not all(isinstance(g, list) and all(isinstance(k, (int, float)) and not isinstance(
+            k, bool) and np.isfinite(k) for k in g) for g in gains) \
+            or not config.get("pid_filter_ratio", 1.0) > 0:
+        raise InputError(f"pid_kp and pid_kd must list finite gains (e.g. [0, 1, 2]) and "
+                         f"pid_filter_ratio be positive; got {gains[0]!r}, {gains[1]!r} and "
+                         f"{config.get('pid_filter_ratio')!r}")
     rng = np.random.default_rng(config["seed"])
     stats = SettleStats(config.get("settle_tol", 1e-3))
-    pair = _pair_study(config, rng, stop)
+    case = _pair_case(config, rng)
+    pair = _pair_study(config, case, stop)
     chains = {} if stop_requested(stop) else _chain_study(config, rng, stop)
-    for label, cases in (("layer pair", pair), ("chains", list(chains.values()))):
-        for case in cases:
-            if case["diverged"] is None:
-                stats.add(label, case["residual"], case["unstable"])
-    results = {"pair": pair, "chains": chains, "settling": stats.summary()}
-    done = len(pair) + len(chains)
-    total = len(config["ratios"]) + len(ARCHITECTURES) * len(HIERARCHIES)
+    pid = {"grid": []} if stop_requested(stop) else _pid_study(config, case, stop)
+    for label, cases in (("layer pair", pair), ("chains", list(chains.values())),
+                         ("pid", pid["grid"])):
+        for entry in cases:
+            if entry["diverged"] is None:
+                stats.add(label, entry["residual"], entry["unstable"])
+    results = {"pair": pair, "chains": chains, "pid": pid, "settling": stats.summary()}
+    done = len(pair) + len(chains) + len(pid["grid"])
+    total = len(config["ratios"]) + len(ARCHITECTURES) * len(HIERARCHIES) \
+        + len(gains[0]) * len(gains[1])
     if done < total:
         results["interrupted"] = stop.report(done, total, "measurements")
     return results
@@ -161,12 +193,16 @@ def _quality(result, options):
             "unstable": bool(np.any(result.unstable))}
 
 
-def _pair_study(config, rng, stop=None):
-    """The layer pair settled for every ratio tau_controller / tau_system."""
+def _pair_case(config, rng):
+    """The reference layer pair: W, B = -W^T and the error delta_l (one sample)."""
     d_out, d_in = config["pair"]
     W = config["weight_scale"] * rng.standard_normal((d_out, d_in)) / np.sqrt(d_in)
-    B = -W.T
-    delta = rng.standard_normal((1, d_out))
+    return W, -W.T, rng.standard_normal((1, d_out))
+
+
+def _pair_study(config, case, stop=None):
+    """The layer pair settled for every ratio tau_controller / tau_system."""
+    W, B, delta = case
     alpha = config["alpha"]
     target = ndi(W, B, delta, alpha)
     options = circuit_options(config, record_every=config["record_every"])
@@ -258,3 +294,91 @@ def _chain_study(config, rng, stop=None):
                                 for d, r in zip(result.deltas, reference)]})
             chains[key] = metrics
     return chains
+
+
+def _pid_study(config, case, stop=None):
+    """The reference layer pair (tau_controller = tau_system) under PID controllers.
+
+    Returns
+    -------
+    dict
+        ``integral``: the metrics of the leaky-integral controller (Eq. 8);
+        ``grid``: per gain pair (``kp``, ``kd``) the metrics, ``speedup``
+        (integral time / time), the continuous-time ``abscissa`` of
+        `dinv.theory.pid_jacobian`, the Euler step's ``step_radius`` and the
+        rate it predicts; ``fastest``: the stable pair with the shortest time;
+        ``twice_as_fast``: the stable pairs at least 2x faster than the
+        integral controller (may be empty).
+    """
+    W, B, delta = case
+    alpha, dt, ratio = config["alpha"], config["dt"], config["pid_filter_ratio"]
+    target = ndi(W, B, delta, alpha)
+    options = circuit_options(config, record_every=config["record_every"]).replace(
+        tau_system=TAU_SYSTEM, tau_controller=TAU_SYSTEM)
+
+    def measure(controller):
+        result = settle_layer(W, B, delta, alpha, options.replace(controller=controller),
+                              return_result=True)
+        return {**trace_metrics(result.traces["t"], result.traces["delta"][:, 0], target[None],
+                                config["tolerance"]),
+                **_quality(result, options), "diverged": None}
+
+    integral = {**measure(CONTROLLER), "abscissa": pid_abscissa(W, B, alpha),
+                "step_radius": pid_step_radius(W, B, alpha, dt)}
+    grid = []
+    for kp in config["pid_kp"]:
+        for kd in config["pid_kd"]:
+            if stop_requested(stop):
+                break
+            radius = pid_step_radius(W, B, alpha, dt, 1.0, kp, kd, ratio)
+            point = {"kp": kp, "kd": kd,
+                     "abscissa": pid_abscissa(W, B, alpha, 1.0, kp, kd, ratio),
+                     "step_radius": radius, "predicted_rate": float(-np.log(radius) / dt)}
+            try:
+                point.update(measure(pid_controller(kp, kd, ratio)))
+            except NotSettledError:
+                raise
+            except CircuitDivergedError as exc:
+                point.update({"diverged": str(exc), "time": float("nan"),
+                              "rate": float("nan"), "overshoot": float("nan"),
+                              "final_error": float("nan")})
+            point["speedup"] = float(integral["time"] / point["time"])
+            grid.append(point)
+    scan = None if stop_requested(stop) else _pid_scan(config, case, measure, integral)
+    stable = [p for p in grid if p["diverged"] is None and p["step_radius"] < 1
+              and np.isfinite(p["time"])]
+    fastest = min(stable, key=lambda p: p["time"], default=None)
+    return {"filter_ratio": ratio, "tau_controller_over_system": 1.0, "integral": integral,
+            "grid": grid, "scan": scan,
+            "fastest": None if fastest is None else {
+                k: fastest[k] for k in ("kp", "kd", "time", "speedup", "overshoot")},
+            "twice_as_fast": [{"kp": p["kp"], "kd": p["kd"], "speedup": p["speedup"]}
+                              for p in stable if p["speedup"] >= 2.0]}
+
+
+def _pid_scan(config, case, measure, integral):
+    """The gain pair whose Euler circuit decays fastest (smallest step radius) on a fine
+    grid, and its measured metrics: how much faster PID can make the slowest mode."""
+    W, B, _ = case
+    alpha, dt, ratio = config["alpha"], config["dt"], config["pid_filter_ratio"]
+    axes = []
+    for key in ("pid_scan_kp", "pid_scan_kd"):
+        first, last, count = config[key]
+        check_count(key + "'s count", count)
+        axes.append(np.linspace(first, last, int(count)))
+    radii = np.array([[pid_step_radius(W, B, alpha, dt, 1.0, kp, kd, ratio) for kd in axes[1]]
+                      for kp in axes[0]])
+    i, j = np.unravel_index(np.argmin(radii), radii.shape)
+    kp, kd = round(float(axes[0][i]), 10), round(float(axes[1][j]), 10)
+    rate = float(-np.log(radii[i, j]) / dt)
+    integral_rate = float(-np.log(integral["step_radius"]) / dt)
+    try:
+        best = measure(pid_controller(kp, kd, ratio))
+    except CircuitDivergedError as exc:
+        best = {"diverged": str(exc), "time": float("nan"), "overshoot": float("nan")}
+    return {"kp": kp, "kd": kd, "predicted_rate": rate, "integral_rate": integral_rate,
+            "rate_speedup": rate / integral_rate,
+            "abscissa": pid_abscissa(W, B, alpha, 1.0, kp, kd, ratio),
+            "time": best["time"], "overshoot": best["overshoot"],
+            "speedup": float(integral["time"] / best["time"]), "diverged": best["diverged"],
+            "stable_fraction": float(np.mean(radii < 1))}

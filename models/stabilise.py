@@ -34,6 +34,7 @@ from dinv.theory import (
     jacobian_abscissa,
     loop_abscissa,
     loop_jacobian,
+    pid_jacobian,
     product_abscissa,
     range_svd,
     reduced_jacobian,
@@ -290,6 +291,48 @@ def stabilise_loop(weights, B, alpha, target=-0.01, lr=5e-2, max_iters=200, min_
             f"{iteration} steps, above the target {target}; raise max_iters or lr, use a "
             "larger alpha, or start from B = -(W_L ... W_2)^T"
         )
+    return Stabilised(B, history[-1], iteration, np.asarray(history))
+
+
+def stabilise_pid_feedback(W, B, alpha, kp=0.0, kd=0.0, tau_ratio=1.0, filter_ratio=1.0,
+                           target=-0.01, lr=5e-2, max_iters=200, min_iters=10, eps=0.01):
+    """`stabilise_feedback` for a layer pair under a PID controller (Eq. 7).
+
+    SSA descent with respect to B on the full `dinv.theory.pid_jacobian`
+    (states delta, u and the two derivative filters; B fills its
+    (delta, u) block as in the integral circuit). No reduction to W's range:
+    meant for layers of tens to hundreds of units.
+
+    Parameters
+    ----------
+    W, B, alpha, target, lr, max_iters, min_iters, eps
+        As in `stabilise_feedback`.
+    kp, kd, tau_ratio, filter_ratio
+        The controller's gains, tau_system / tau_controller and
+        tau_d / tau_controller (`dinv.circuits.pid_controller`).
+
+    Returns
+    -------
+    Stabilised
+        ``abscissa`` of the PID circuit's Jacobian (continuous time; the Euler
+        circuit's stability is `dinv.theory.pid_step_radius`).
+    """
+    W = np.asarray(W, dtype=float)
+    B = np.array(B, dtype=float)
+    if W.ndim != 2 or B.shape != W.T.shape:
+        raise InputError(f"B must have shape {W.T.shape} (W's transpose), got {B.shape}")
+    if not target < 0:
+        raise InputError(f"target must be negative (a stable circuit), got {target}")
+    d_out, d_in = W.shape
+    B, iteration, history = _descend(
+        lambda X: pid_jacobian(W, X, alpha, tau_ratio, kp, kd, filter_ratio),
+        (slice(None, d_in), slice(d_in, d_in + d_out)), B, target, lr, max_iters, min_iters,
+        eps)
+    if history[-1] > target:
+        raise StabilisationError(
+            f"the feedback reached a PID-circuit spectral abscissa of {history[-1]:.3g} after "
+            f"{iteration} steps, above the target {target}; raise max_iters or lr, use a "
+            "larger alpha, or start from B = -W^T")
     return Stabilised(B, history[-1], iteration, np.asarray(history))
 
 

@@ -191,3 +191,24 @@ def test_bad_gains_name_the_fix():
         pid_controller(kp=np.ones((2, 2)))
     with pytest.raises(InputError, match="filter_ratio .* must be positive"):
         pid_controller(filter_ratio=0.0)
+
+
+def test_r_init_descent_on_the_pid_jacobian():
+    """SSA descent on the PID circuit's Jacobian stabilises random feedback; the
+    Brian2 PID circuit with it settles to NDI."""
+    from dinv.models.stabilise import stabilise_pid_feedback
+
+    rng = np.random.default_rng(7)
+    W = rng.standard_normal((4, 6)) / np.sqrt(6)
+    B = rng.standard_normal((6, 4))
+    kp, kd = 0.5, 0.25
+    assert pid_abscissa(W, B, ALPHA, 1.0, kp, kd) > 0
+    result = stabilise_pid_feedback(W, B, ALPHA, kp, kd, target=-0.02, max_iters=400)
+    assert result.abscissa <= -0.02
+    assert result.abscissa == pytest.approx(pid_abscissa(W, result.B, ALPHA, 1.0, kp, kd))
+    delta = rng.standard_normal((2, 4))
+    assert pid_step_radius(W, result.B, ALPHA, 0.1, 1.0, kp, kd) < 1
+    steps = int(25 / abs(result.abscissa) / 0.1)
+    settled = settle_layer(W, result.B, delta, ALPHA, controller=pid_controller(kp, kd),
+                           steps=steps, dt=0.1, stop_tol=1e-12)
+    np.testing.assert_allclose(settled, ndi(W, result.B, delta, ALPHA), atol=1e-6)

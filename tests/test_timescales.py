@@ -46,3 +46,28 @@ def test_measured_decay_rates_match_the_jacobian(tmp_path):
         for h in ("slower up the hierarchy", "uniform", "faster up the hierarchy")}
     for label, chain in record["chains"].items():
         assert max(chain["final_error_all_layers"]) < 1e-2, label
+
+
+def test_pid_part_of_the_study(tmp_path):
+    """The PID grid on the reference case: zero gains are the integral controller, every
+    gain pair the Euler step calls stable settles (and those it calls unstable diverge),
+    the measured decay rates match the step radius, and no scalar gains here converge
+    2x faster (the README says why: the slowest mode is W's smallest singular direction)."""
+    out = tmp_path / "out"
+    assert main(["run", "timescales", "--quick", "--out", str(out), "--no-progress",
+                 "--set", "ratios=[1]", "--set", "pid_kp=[0, 1, -0.25]",
+                 "--set", "pid_kd=[0, 0.5]"]) == 0
+    pid = json.loads((out / "results.json").read_text())["pid"]
+    integral = pid["integral"]
+    grid = {(p["kp"], p["kd"]): p for p in pid["grid"]}
+    assert len(grid) == 6
+    assert grid[(0, 0)]["time"] == integral["time"]
+    assert grid[(0, 0)]["rate"] == pytest.approx(integral["rate"], rel=1e-9)
+    for point in grid.values():
+        assert (point["diverged"] is None) == (point["step_radius"] < 1), point
+        if point["diverged"] is None:
+            assert point["final_error"] < 1e-6
+            assert point["rate"] == pytest.approx(point["predicted_rate"], rel=0.05)
+    assert grid[(1, 0)]["overshoot"] < integral["overshoot"]  # P damps the overshoot
+    assert pid["twice_as_fast"] == []
+    assert pid["scan"]["rate_speedup"] < 2 and pid["scan"]["speedup"] < 2
