@@ -227,30 +227,32 @@ def _pid_panels(ax_time, ax_over, pid, tolerance):
     kps = sorted({p["kp"] for p in pid["grid"]})
     kds = sorted({p["kd"] for p in pid["grid"]})
     time = np.full((len(kps), len(kds)), np.nan)
-    over = np.full_like(time, np.nan)
+    over, rate = np.full_like(time, np.nan), np.full_like(time, np.nan)
     unstable = np.zeros(time.shape, dtype=bool)
     for p in pid["grid"]:
         i, j = kps.index(p["kp"]), kds.index(p["kd"])
-        time[i, j], over[i, j] = p["time"], p["overshoot"]
+        time[i, j], over[i, j], rate[i, j] = p["time"], p["overshoot"], p["predicted_rate"]
         unstable[i, j] = p["diverged"] is not None or p["step_radius"] >= 1
     base = pid["integral"]["time"]
     for ax, values, label, fmt in (
             (ax_time, time, f"time to stay within {tolerance:g} (tau_system; integral: "
-                            f"{base:.3g})", "{:.3g}"),
+                            f"{base:.3g})", "{:.3g}\nrate {:.3f}"),
             (ax_over, over, "overshoot", "{:.2f}")):
         image = ax.imshow(np.where(unstable, np.nan, values), origin="lower", aspect="auto",
                           cmap="viridis")
         ax.figure.colorbar(image, ax=ax, label=label)
         for i in range(len(kps)):
             for j in range(len(kds)):
-                text = "X" if unstable[i, j] else fmt.format(values[i, j])
-                ax.text(j, i, text, ha="center", va="center", fontsize=7, color="w")
+                text = "X" if unstable[i, j] else fmt.format(values[i, j], rate[i, j])
+                ax.text(j, i, text, ha="center", va="center", fontsize=7,
+                        color="k" if unstable[i, j] else "w")
         ax.set_xticks(range(len(kds)), [f"{k:g}" for k in kds])
         ax.set_yticks(range(len(kps)), [f"{k:g}" for k in kps])
         ax.set_xlabel("K_d (tau_controller)")
         ax.set_ylabel("K_p")
     ax_time.set_title(f"PID (Eq. 7), tau_c = tau_s, tau_d = {pid['filter_ratio']:g} tau_c: "
-                      "convergence (X: Euler circuit diverges)", loc="left", fontsize=9)
+                      "convergence time and decay rate\nfrom the Euler step's spectral radius "
+                      "(X: the Euler circuit diverges)", loc="left", fontsize=9)
     ax_over.set_title("PID: overshoot of |delta(t)| / |delta*|", loc="left", fontsize=9)
 
 
