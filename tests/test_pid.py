@@ -212,3 +212,38 @@ def test_r_init_descent_on_the_pid_jacobian():
     settled = settle_layer(W, result.B, delta, ALPHA, controller=pid_controller(kp, kd),
                            steps=steps, dt=0.1, stop_tol=1e-12)
     np.testing.assert_allclose(settled, ndi(W, result.B, delta, ALPHA), atol=1e-6)
+
+
+def test_pid_controller_in_the_single_loop_and_a_training_step():
+    """The single loop (output controller -> first hidden layer) and a DI training step
+    with PID controllers settle where the integral controllers do."""
+    from brian2 import ms
+
+    from dinv.circuits import SettleOptions
+    from dinv.models.network import FeedforwardNetwork
+    from dinv.models.training import Learner, UpdateConfig, train_step
+
+    rng = np.random.default_rng(9)
+    widths = [6, 8, 5, 4]
+    weights = [rng.standard_normal((1, widths[l + 1], widths[l])) / np.sqrt(widths[l])
+               for l in range(3)]
+    product = weights[2] @ weights[1]
+    B = -np.swapaxes(product, 1, 2)
+    delta = rng.standard_normal((1, 2, widths[-1]))
+    kwargs = dict(architecture="single-loop", steps=8000, tau_controller=40 * ms)
+    loop = settle_chain(weights, [B], delta, ALPHA, controller=pid_controller(0.5, 0.25),
+                        **kwargs)
+    reference = settle_chain(weights, [B], delta, ALPHA, **kwargs)
+    for got, want in zip(loop.deltas, reference.deltas):
+        np.testing.assert_allclose(got, want, atol=1e-8)
+
+    net = FeedforwardNetwork.create([6, 8, 5, 4], ["tanh", "tanh", "linear"], rng, scale=0.5)
+    x, t = rng.standard_normal((3, 6)), rng.standard_normal((3, 4))
+    steps = {}
+    for label, controller in (("pid", pid_controller(1.0, 0.5)), ("integral", CONTROLLER)):
+        learner = Learner("di", "di", net.copy(), feedback=[-W.T for W in net.weights[1:]],
+                          alpha=0.1)
+        options = SettleOptions(steps=4000, stop_tol=1e-11, controller=controller)
+        steps[label] = train_step([learner], x, t, UpdateConfig(lr=0.01, circuit=options))
+    for got, want in zip(steps["pid"].deltas[0], steps["integral"].deltas[0]):
+        np.testing.assert_allclose(got, want, atol=1e-8)
