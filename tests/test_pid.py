@@ -8,6 +8,8 @@ step matrix's spectral radius (the paper's Euler step) predict which
 circuits settle and how fast.
 """
 
+import re
+
 import numpy as np
 import pytest
 
@@ -317,3 +319,107 @@ def test_pid_controller_in_the_single_loop_and_a_training_step():
         steps[label] = train_step([learner], x, t, UpdateConfig(lr=0.01, circuit=options))
     for got, want in zip(steps["pid"].deltas[0], steps["integral"].deltas[0]):
         np.testing.assert_allclose(got, want, atol=1e-8)
+
+
+def chain_gains(rng):
+    """PID gains of two layer pairs, as R-Init takes them: scalars with equal time
+    constants, and a 4 x 4 gain matrix with a controller twice as slow as the system."""
+    return [dict(kp=0.5, kd=0.25, filter_ratio=1.0, tau_ratio=1.0),
+            dict(kp=random_gains(rng, 4)[0], kd=0.5 * np.eye(4), filter_ratio=1.0,
+                 tau_ratio=0.5)]
+
+
+def test_r_init_under_pid_controllers():
+    """R-Init with PID controllers puts every layer pair's PID-circuit abscissa (with that
+    pair's own gains) below the target, by descent and by the shift; `pair_controllers`
+    reads the gains and time constants of every layer from the settle options."""
+    from brian2 import ms
+
+    from dinv.circuits import SettleOptions
+    from dinv.experiments.models_spec import pair_controllers
+    from dinv.models.stabilise import stable_random_feedback
+
+    weights, _, _ = chain_case()
+    weights = [W[0] for W in weights]
+    controllers = chain_gains(np.random.default_rng(14))
+    rng = np.random.default_rng(1)
+    for W, gains in zip(weights[1:], controllers):  # the random starts are unstable
+        assert pid_abscissa(W, rng.uniform(-1, 1, W.T.shape), ALPHA, gains["tau_ratio"],
+                            gains["kp"], gains["kd"], gains["filter_ratio"]) > 0
+    for method in ("descent", "shift"):
+        feedback = stable_random_feedback(weights, ALPHA, np.random.default_rng(1), scale=1.0,
+                                          controllers=controllers, target=-0.02, method=method)
+        for W, B, gains in zip(weights[1:], feedback, controllers):
+            assert pid_abscissa(W, B, ALPHA, gains["tau_ratio"], gains["kp"], gains["kd"],
+                                gains["filter_ratio"]) <= -0.02
+    kp = random_gains(np.random.default_rng(15), 4)[0]
+    options = SettleOptions(controller=[pid_controller(0.5, 0.25),
+                                        pid_controller(kp, 0.0, 2.0)],
+                            tau_controller=[10 * ms, 20 * ms])
+    first, second = pair_controllers(options, 2)
+    assert first == dict(kp=0.5, kd=0.25, filter_ratio=1.0, tau_ratio=1.0)
+    np.testing.assert_array_equal(second["kp"], kp)
+    assert second["filter_ratio"] == 2.0 and second["tau_ratio"] == 0.5
+    assert pair_controllers(SettleOptions(), 2) == [None, None]
+
+
+def test_restabilise_uses_the_pid_jacobian():
+    """Re-stabilisation during training judges and repairs a layer pair on the PID
+    circuit's Jacobian with that pair's gains; the integral check is left as it was."""
+    from dinv.models.network import FeedforwardNetwork
+    from dinv.models.stabilise import restabilise
+    from dinv.models.training import Learner
+
+    rng = np.random.default_rng(16)
+    net = FeedforwardNetwork.create([6, 8, 5, 4], ["tanh", "tanh", "linear"], rng, scale=1.0)
+    controllers = chain_gains(rng)
+    feedback = [rng.uniform(-1, 1, W.T.shape) for W in net.weights[1:]]
+    learner = Learner("DI", "di", net, feedback=[B.copy() for B in feedback], alpha=ALPHA)
+
+    def abscissae(B_list):
+        return [pid_abscissa(W, B, ALPHA, g["tau_ratio"], g["kp"], g["kd"], g["filter_ratio"])
+                for W, B, g in zip(net.weights[1:], B_list, controllers)]
+
+    before = abscissae(feedback)
+    events = restabilise([learner], 3, controllers=controllers, target=-0.02)
+    unstable = [j for j, value in enumerate(before) if value > 0]
+    assert unstable and [e["layer"] - 1 for e in events] == unstable
+    for event in events:
+        assert event["before"] == pytest.approx(before[event["layer"] - 1])
+        assert event["after"] == pytest.approx(abscissae(learner.feedback)[event["layer"] - 1])
+        assert event["after"] <= -0.02
+
+
+def test_cli_gains_and_a_short_pid_training_run(tmp_path, capsys):
+    """--set pid_kp/pid_kd/pid_filter_ratio give the pid-controller its gains (recorded in
+    the config); R-Init and a short online training run with them work end to end; bad
+    values are one line each."""
+    import json
+
+    from dinv.experiments.cli import main
+
+    out = tmp_path / "run"
+    base = ["run", "linear-regression", "--quick", "--no-progress", "--set", "iterations=20",
+            "--models", "DI R-Init a=0.01,NDI R-Init a=0.01"]
+    assert main(base + ["--out", str(out), "--set", "controller=pid-controller",
+                        "--set", "pid_kp=0.5", "--set", "pid_kd=0.25",
+                        "--set", "pid_filter_ratio=1.5"]) == 0
+    record = json.loads((out / "results.json").read_text())
+    assert {k: record["config"][k] for k in ("pid_kp", "pid_kd", "pid_filter_ratio")} == \
+        {"pid_kp": 0.5, "pid_kd": 0.25, "pid_filter_ratio": 1.5}
+    final = record["final"]
+    assert final["DI R-Init a=0.01"]["error_ratio"] < 1
+    assert final["DI R-Init a=0.01"]["error_ratio"] == pytest.approx(
+        final["NDI R-Init a=0.01"]["error_ratio"], rel=1e-2)
+    capsys.readouterr()
+    for setting, message in (("pid_kp=[[1, 0], [0, 1]]", "setting pid_kp must be a number"),
+                             ("pid_kd=NaN", "setting pid_kd must be a finite number"),
+                             ("pid_filter_ratio=0", "pid_filter_ratio .* must be positive")):
+        assert main(base + ["--out", str(tmp_path / "bad"), "--set",
+                            "controller=pid-controller", "--set", setting]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and err.startswith("dinv: error:"), err
+        assert re.search(message, err), err
+    assert main(base + ["--out", str(tmp_path / "bad"), "--set", "pid_kp=1"]) == 2
+    assert "not a PID controller" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
