@@ -161,9 +161,10 @@ class PopulationModel:
         if self.leak is not None and "shared" in equations[self.leak].flags:
             raise InputError(f"the leak {self.leak!r} must be per neuron (not shared): "
                              "problems of a stack have their own alpha")
-        if self.drive is not None and self.drive.variable not in parameters:
-            raise InputError(f"the drive's variable {self.drive.variable!r} must be a "
-                             "parameter of the model's equations")
+        if self.drive is not None and (getattr(self.drive, "variable", None) not in parameters
+                                       or not callable(getattr(self.drive, "calls", None))):
+            raise InputError(f"a model's drive must have a variable that is a parameter of "
+                             f"its equations and a calls(view, tau) method, got {self.drive!r}")
 
     def key(self):
         """Everything that defines the model, hashable (for circuit caches)."""
