@@ -80,6 +80,23 @@ def order_summed_updaters(synapses, order):
         updater.order = order
 
 
+def summed_before_thresholds(synapses):
+    """Update the summed variables of ``synapses`` after every group, before thresholds.
+
+    The spike-coding neurons' threshold reads how many neurons of their unit
+    are above threshold in this step (a summed variable of their decoding
+    synapses, `dinv.circuits.spiking_equations.SCN_ABOVE`); it must be summed
+    from the voltages of this step, after all groups have integrated. Buys
+    correctness (no storms of synchronous spikes), not time.
+
+    Relies on ``Synapses.summed_updaters``, a dict of scheduled updaters
+    whose ``when`` may be set.
+    """
+    for updater in synapses.summed_updaters.values():
+        updater.when = "thresholds"
+        updater.order = -10
+
+
 def reuse_code_objects(network):
     """Keep the generated code objects of a network's objects after its first run.
 

@@ -6,9 +6,23 @@ run. Phase k simulates its own active blocks for its steps; at the switch,
 (to read settled states and set the next targets) without leaving the run.
 Bookkeeping (records, checks for divergence and settling, phase switches)
 happens only at the steps that need it; the per-step cost is one comparison.
+
+Spiking blocks (`AveragingWindows`): the last ``average_fraction`` of every
+phase in which a spiking block is active is its averaging window. At the
+window's start the run switches the block's running integral on, snapshots
+it at the window's middle and reads it at the phase's end: the block's
+settled state is its time-averaged readout over the window, its residual the
+drift of the average between the window's two halves, and its spike counts
+since the phase began give its rates. These are a few events per phase, none
+per step; circuits without spiking blocks have none.
 """
 
 import numpy as np
+
+from contextlib import contextmanager
+
+from brian2 import second
+from brian2 import seed as brian_seed
 
 from dinv.circuits.brian_internals import reuse_code_objects, young_collection_only
 from dinv.circuits.settling import CHECK_EVERY, ReadoutChanges
@@ -40,7 +54,9 @@ class RunController:
         self._blocks = blocks
         step_size = {name: assembly.dt * float(assembly.tau_unit / b.tau)
                      for name, b in blocks.items()}
-        self.changes = ReadoutChanges(assembly.readouts, step_size, watch_growth)
+        self.changes = ReadoutChanges(assembly.judged, step_size, watch_growth)
+        self._step_size = step_size
+        self.windows = AveragingWindows(assembly) if assembly.ensembles else None
         self.steps_run = 0
         self._now = 0
         self._count = 0
@@ -54,7 +70,8 @@ class RunController:
         self._code_kept = False
 
     # ----------------------------------------------------------------- public
-    def run_phases(self, phases, record=(), record_every=0, stop_tol=None):
+    def run_phases(self, phases, record=(), record_every=0, stop_tol=None,
+                   average_fraction=0.2):
         """Integrate several phases in one Brian2 run, from rest.
 
         Parameters
@@ -69,17 +86,23 @@ class RunController:
             Every `CHECK_EVERY` steps the residual of the active blocks (see
             `dinv.circuits.settling`) is computed per problem; once it is
             below ``stop_tol`` for every problem the phase ends there and the
-            next one starts.
+            next one starts. Not with spiking blocks (their settled value is
+            an average over the end of a phase of known length).
+        average_fraction : float
+            Spiking blocks: the share (0, 1] of each phase, at its end, over
+            which the readout is averaged.
 
         Returns
         -------
         Traces or None
             Time in units of the circuit's fastest time constant.
         """
+        if self.windows is not None:
+            self.windows.prepare(stop_tol, average_fraction)
         self._start_run(phases, record, record_every, stop_tol)
         total = int(self._phase_ends[-1])
         asm = self._asm
-        with young_collection_only():
+        with young_collection_only(), seeded_noise(asm):
             asm.network.run(total * asm.clock.dt, namespace={})
         if self._count < total and self._stopped_at is None and self._diverged_at is None:
             # Brian2's Ctrl-C handler ends a run after the current step: its
@@ -87,6 +110,8 @@ class RunController:
             raise KeyboardInterrupt(f"the circuit's run was stopped after {self._count} of "
                                     f"{total} steps (Ctrl-C); its state has not settled")
         self._finish_run(total)
+        if self.windows is not None and self._diverged_at is None:
+            self.windows.close(self.steps_run)
         if self._diverged_at is not None:
             raise CircuitDivergedError(f"circuit diverged after {self._diverged_at} steps")
         if phases[-1].end is not None:
@@ -108,7 +133,20 @@ class RunController:
         for name in names:
             if name in targets:
                 scales = np.maximum(scales, np.abs(targets[name]).max(axis=(1, 2)))
-        return self.changes.residual(names, self._now, scales)
+        drifts = None if self.windows is None else self.windows.drifts(names, self._step_size)
+        return self.changes.residual(names, self._now, scales, drifts)
+
+    def average(self, name):
+        """Spiking block ``name``: its time-averaged readout over the last window
+        (n, batch, d), or None (a rate block, or no window completed)."""
+        return None if self.windows is None else self.windows.average(name)
+
+    def statistics(self, names):
+        """Spike statistics of the spiking blocks among ``names`` (`AveragingWindows`)."""
+        if self.windows is None:
+            return {}
+        return {name: self.windows.statistics[name] for name in names
+                if name in self.windows.statistics}
 
     def grows(self, names):
         """Per problem (n,): whether a readout of ``names`` (of one n) grew to the end."""
@@ -177,6 +215,8 @@ class RunController:
 
     def _schedule_after(self, step):
         events = [(step // CHECK_EVERY + 1) * CHECK_EVERY]
+        if self.windows is not None and self.windows.pending:
+            events.append(self.windows.pending[0][0])
         if self._record_every:
             events.append((step // self._record_every + 1) * self._record_every)
         if len(self._phase_ends) > 1:
@@ -205,6 +245,8 @@ class RunController:
         targets = self._asm.targets
         sizes = [np.abs(targets[b]).max() for b in active if b in targets]
         self._limit = self._asm.divergence_limit * max([1.0] + sizes)
+        if self.windows is not None:
+            self.windows.plan(active, self._now, self._phase_ends[0])
 
     def _completed(self, step):
         """Bookkeeping once ``step`` steps are done: traces, checks, phase switches.
@@ -214,6 +256,8 @@ class RunController:
         if self._diverged_at is not None:
             return
         self._now = step
+        if self.windows is not None:
+            self.windows.at(step)
         self._take_record(step)
         if step % CHECK_EVERY == 0 or step == 1:
             readouts = self._asm.readouts
@@ -236,6 +280,8 @@ class RunController:
         if len(self._phase_ends) > 1 and step == self._phase_ends[0]:
             finished = self._phases.pop(0)
             self._phase_ends.pop(0)
+            if self.windows is not None:
+                self.windows.close(step)
             if finished.end is not None:
                 finished.end()
             self._start_phase(0)
@@ -263,3 +309,156 @@ class RunController:
             values[np.isin(phase, idle)] = np.nan
             traces[name] = values
         return Traces(np.asarray(steps_done) * self._asm.dt, phase, traces, active)
+
+
+class AveragingWindows:
+    """Averaging windows and spike statistics of a circuit's spiking blocks.
+
+    Parameters
+    ----------
+    assembly : CircuitAssembly
+        With ``ensembles`` (the neurons by block), ``averages`` (running
+        integrals), ``windows`` (their switches) and the clock.
+
+    Attributes
+    ----------
+    pending : list of (int, str, frozenset)
+        Events of the current phase still to come: (step, 'open' or 'mid', blocks).
+    statistics : dict of str to dict
+        Per spiking block, over the last phase it was active in: ``spikes``
+        (total), ``mean_rate_hz`` and ``max_rate_hz`` (over its neurons that
+        are not silenced), ``neurons``, ``silenced``, ``duration_s`` and
+        ``counts`` (spikes per neuron, (n, batch, d, neurons_per_dim)).
+    """
+
+    def __init__(self, assembly):
+        self._asm = assembly
+        self.names = frozenset(assembly.ensembles)
+        self.fraction = 0.2
+        self.pending = []
+        self.statistics = {}
+        self._phase = (frozenset(), 0)
+        self._open = {}
+        self._averages = {}
+
+    def prepare(self, stop_tol, fraction):
+        """Check the run's settings and forget the last run's averages."""
+        if stop_tol is not None:
+            raise InputError("stop_tol does not apply to circuits with spiking populations "
+                             "(their settled value is the average over the last "
+                             "average_fraction of a run of fixed length); set steps and "
+                             "leave stop_tol=None")
+        if not (np.isfinite(fraction) and 0 < fraction <= 1):
+            raise InputError(f"average_fraction must lie in (0, 1], got {fraction!r}")
+        self.fraction = float(fraction)
+        self._averages, self.statistics, self._open, self.pending = {}, {}, {}, []
+
+    def plan(self, active, start, end):
+        """A phase of steps [start, end) begins with the blocks ``active``."""
+        names = frozenset(active) & self.names
+        self._phase = (names, start)
+        self.pending = []
+        if not names:
+            return
+        length = end - start
+        width = min(length, max(2, int(round(self.fraction * length))))
+        opening = end - width
+        for name in names:
+            self._averages.pop(name, None)
+            self.statistics.pop(name, None)
+        self.pending = [(opening + width // 2, "mid", names)]
+        if opening <= start:
+            self._start(names, start)
+        else:
+            self.pending.insert(0, (opening, "open", names))
+
+    def _start(self, names, step):
+        for name in names:
+            self._asm.averages[name][...] = 0.0
+            self._asm.windows[name][...] = 1.0
+            self._open[name] = [step, None, None]
+
+    def at(self, step):
+        """Handle the events due at ``step``."""
+        while self.pending and self.pending[0][0] <= step:
+            _, what, names = self.pending.pop(0)
+            if what == "open":
+                self._start(names, step)
+            else:
+                for name in names:
+                    self._open[name][1] = step
+                    self._open[name][2] = self._asm.averages[name].copy()
+
+    def close(self, step):
+        """The phase ends after ``step`` steps: averages and statistics of its blocks."""
+        names, start = self._phase
+        dt = float(self._asm.clock.dt / second)
+        for name in names:
+            self._asm.windows[name][...] = 0.0
+            opened = self._open.pop(name, None)
+            if opened is not None and step > opened[0]:
+                first, middle, half = opened
+                total = self._asm.averages[name].copy()
+                if middle is None or not first < middle < step:
+                    halves = None
+                else:
+                    halves = (half / ((middle - first) * dt),
+                              (total - half) / ((step - middle) * dt), (step - first) / 2)
+                self._averages[name] = (total / ((step - first) * dt), halves)
+            self.statistics[name] = self._statistics(name, (step - start) * dt)
+        self.pending = []
+        self._phase = (frozenset(), step)
+
+    def _statistics(self, name, duration):
+        ensemble = self._asm.ensembles[name]
+        counts = ensemble.counts(name)
+        active = ensemble.active(name)
+        live = max(int(active.sum()), 1)
+        rates = counts / max(duration, np.finfo(float).tiny)
+        return {"spikes": int(counts.sum()), "mean_rate_hz": float(rates[active].sum() / live),
+                "max_rate_hz": float(rates.max()), "neurons": int(counts.size),
+                "silenced": int(counts.size - active.sum()), "duration_s": float(duration),
+                "counts": counts}
+
+    def average(self, name):
+        """Time-averaged readout of ``name`` over its last window, or None."""
+        found = self._averages.get(name)
+        return None if found is None else found[0].copy()
+
+    def drifts(self, names, step_size):
+        """For the blocks of ``names`` with a closed window: per problem, the change
+        of the average between the window's halves per unit of the block's tau,
+        and the average (for the residual's scale)."""
+        found = {}
+        for name in names:
+            entry = self._averages.get(name)
+            if entry is None or entry[1] is None:
+                continue
+            first, second_half, half_steps = entry[1]
+            change = np.abs(second_half - first).max(axis=(1, 2))
+            found[name] = (change / (half_steps * step_size[name]), entry[0])
+        return found
+
+
+@contextmanager
+def seeded_noise(assembly):
+    """Within the block Brian2's random numbers come from the circuit's seed.
+
+    Spike-coding populations draw random numbers (the choice among neurons
+    above threshold, voltage noise) from Brian2's generator, which the
+    runtime device takes from numpy's global one. Each run seeds it with the
+    seed of the circuit's first such population (so the same seed gives the
+    same spikes, run after run) and gives the caller's numpy state back
+    afterwards. Circuits without them leave everything alone.
+    """
+    seeds = [b.model.ensemble.seed for b in assembly.blocks.values()
+             if getattr(b.model.ensemble, "random", False)]
+    if not seeds:
+        yield
+        return
+    state = np.random.get_state()
+    brian_seed(int(seeds[0]))
+    try:
+        yield
+    finally:
+        np.random.set_state(state)
