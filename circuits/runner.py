@@ -10,11 +10,15 @@ happens only at the steps that need it; the per-step cost is one comparison.
 Spiking blocks (`AveragingWindows`): the last ``average_fraction`` of every
 phase in which a spiking block is active is its averaging window. At the
 window's start the run switches the block's running integral on, snapshots
-it at the window's middle and reads it at the phase's end: the block's
-settled state is its time-averaged readout over the window, its residual the
-drift of the average between the window's two halves, and its spike counts
-since the phase began give its rates. These are a few events per phase, none
-per step; circuits without spiking blocks have none.
+it at the ends of the window's parts and reads it at the phase's end: the
+block's settled state is its time-averaged readout over the window, its
+residual the drift of the parts' averages beyond their scatter (spike noise),
+and its spike counts since the phase began give its rates. Rate blocks
+active beside spiking ones are judged over the same window, from their
+readouts at the ends of its parts (the jitter their spiking inputs cause is
+noise there too); their settled state is their readout at the end. These
+are a few events per phase, none per step; circuits without spiking blocks
+have none.
 """
 
 import numpy as np
@@ -323,7 +327,9 @@ class AveragingWindows:
     Attributes
     ----------
     pending : list of (int, str, frozenset)
-        Events of the current phase still to come: (step, 'open' or 'mid', blocks).
+        Events of the current phase still to come: (step, 'open' or 'mark',
+        blocks); marks snapshot the running integral at the ends of the
+        window's parts.
     statistics : dict of str to dict
         Per spiking block, over the last phase it was active in: ``spikes``
         (total), ``mean_rate_hz`` and ``max_rate_hz`` (over its neurons that
@@ -355,28 +361,39 @@ class AveragingWindows:
 
     def plan(self, active, start, end):
         """A phase of steps [start, end) begins with the blocks ``active``."""
-        names = frozenset(active) & self.names
+        active = frozenset(active)
+        names = active if active & self.names else frozenset()
         self._phase = (names, start)
         self.pending = []
         if not names:
             return
         length = end - start
-        width = min(length, max(2, int(round(self.fraction * length))))
+        width = min(length, max(PARTS, int(round(self.fraction * length))))
         opening = end - width
         for name in names:
             self._averages.pop(name, None)
             self.statistics.pop(name, None)
-        self.pending = [(opening + width // 2, "mid", names)]
+        # Snapshots at the window's quarters: of the running integral of the
+        # spiking blocks, of the readout of the rate blocks beside them.
+        marks = sorted({opening + (width * k) // PARTS for k in range(1, PARTS)}
+                       - {opening, end})
+        self.pending = [(mark, "mark", names) for mark in marks]
         if opening <= start:
             self._start(names, start)
         else:
             self.pending.insert(0, (opening, "open", names))
 
+    def _snapshot(self, name):
+        if name in self.names:
+            return self._asm.averages[name].copy()
+        return self._asm.readouts[name].copy()
+
     def _start(self, names, step):
         for name in names:
-            self._asm.averages[name][...] = 0.0
-            self._asm.windows[name][...] = 1.0
-            self._open[name] = [step, None, None]
+            if name in self.names:
+                self._asm.averages[name][...] = 0.0
+                self._asm.windows[name][...] = 1.0
+            self._open[name] = [(step, self._snapshot(name))]
 
     def at(self, step):
         """Handle the events due at ``step``."""
@@ -386,25 +403,30 @@ class AveragingWindows:
                 self._start(names, step)
             else:
                 for name in names:
-                    self._open[name][1] = step
-                    self._open[name][2] = self._asm.averages[name].copy()
+                    self._open[name].append((step, self._snapshot(name)))
 
     def close(self, step):
         """The phase ends after ``step`` steps: averages and statistics of its blocks."""
         names, start = self._phase
         dt = float(self._asm.clock.dt / second)
         for name in names:
+            marks = self._open.pop(name, None)
+            complete = marks is not None and step > marks[0][0]
+            if complete:
+                marks.append((step, self._snapshot(name)))
+            if name not in self.names:
+                if complete and len(marks) == PARTS + 1:
+                    # A rate block beside spiking ones: its readout at the ends
+                    # of the parts stands in for the parts' averages.
+                    self._averages[name] = (marks[-1][1], (np.stack([m[1] for m in marks[1:]]),
+                                                           (marks[-1][0] - marks[0][0]) / 2))
+                continue
             self._asm.windows[name][...] = 0.0
-            opened = self._open.pop(name, None)
-            if opened is not None and step > opened[0]:
-                first, middle, half = opened
-                total = self._asm.averages[name].copy()
-                if middle is None or not first < middle < step:
-                    halves = None
-                else:
-                    halves = (half / ((middle - first) * dt),
-                              (total - half) / ((step - middle) * dt), (step - first) / 2)
-                self._averages[name] = (total / ((step - first) * dt), halves)
+            if complete:
+                first = marks[0][0]
+                total = marks[-1][1] / ((step - first) * dt)
+                self._averages[name] = (total, _parts(marks, dt)
+                                        if len(marks) == PARTS + 1 else None)
             self.statistics[name] = self._statistics(name, (step - start) * dt)
         self.pending = []
         self._phase = (frozenset(), step)
@@ -426,18 +448,46 @@ class AveragingWindows:
         return None if found is None else found[0].copy()
 
     def drifts(self, names, step_size):
-        """For the blocks of ``names`` with a closed window: per problem, the change
-        of the average between the window's halves per unit of the block's tau,
-        and the average (for the residual's scale)."""
+        """For the blocks of ``names`` with a closed window: per problem, the drift of
+        the average beyond its noise, per unit of the block's tau, and the average
+        (for the residual's scale).
+
+        The window is cut into `PARTS` parts; per unit a straight line is
+        fitted to the parts' averages. Its change over half the window, less
+        `DRIFT_SIGMAS` standard errors of that change (from the scatter of
+        the parts about the line: spike noise), is the drift; a readout still
+        settling slowly drifts along the line, spike noise scatters about it.
+        Rate blocks beside spiking ones: the same with their readouts at the
+        ends of the parts in place of the parts' averages.
+        """
         found = {}
+        k = np.arange(PARTS) - (PARTS - 1) / 2
         for name in names:
             entry = self._averages.get(name)
             if entry is None or entry[1] is None:
                 continue
-            first, second_half, half_steps = entry[1]
-            change = np.abs(second_half - first).max(axis=(1, 2))
-            found[name] = (change / (half_steps * step_size[name]), entry[0])
+            parts, half_steps = entry[1]
+            slope = np.tensordot(k, parts, axes=1) / (k @ k)
+            scatter = parts - parts.mean(axis=0) - k[:, None, None, None] * slope
+            sigma = np.sqrt((scatter ** 2).sum(axis=0) / (PARTS - 2) / (k @ k))
+            change = (PARTS / 2) * np.maximum(np.abs(slope) - DRIFT_SIGMAS * sigma, 0.0)
+            found[name] = (change.max(axis=(1, 2)) / (half_steps * step_size[name]), entry[0])
         return found
+
+
+PARTS = 8
+"""Parts of an averaging window whose averages judge its drift (`AveragingWindows`)."""
+
+DRIFT_SIGMAS = 4.0
+"""Standard errors of the fitted drift attributed to spike noise (`AveragingWindows`)."""
+
+
+def _parts(marks, dt):
+    """Averages over the `PARTS` parts of a window from snapshots of its running
+    integral ((step, integral) pairs), stacked, and half the window's steps."""
+    parts = np.stack([(marks[k + 1][1] - marks[k][1]) / ((marks[k + 1][0] - marks[k][0]) * dt)
+                      for k in range(PARTS)])
+    return parts, (marks[-1][0] - marks[0][0]) / 2
 
 
 @contextmanager

@@ -22,21 +22,14 @@ checks never vanishes. At the checks of a run its slow copy is judged (the
 readout low-passed with `dinv.circuits.spiking.FILTER_READOUTS` readout time
 constants); at the end, once its averaging window (the last
 ``average_fraction`` of the run) has closed, its residual is the **drift of
-the time average**: the change between the averages over the window's two
-halves, per unit of the block's tau (half the window's length apart),
-relative to the size of the problem. A spike-coding population that has
-settled keeps this near 1 / (neurons_per_dim x window in taus ** 2): its
-window averages differ only by the boundary term of its ideal state.
-
-A run that ends unsettled is either slow (a stable circuit whose slowest
-modes need more time) or unstable (its state grows and more steps make it
-worse). The circuits tell the two apart: where it is cheap (the rate models
-with linear readouts) from the largest real eigenvalue of the circuit's
-Jacobian (`dinv.theory`), elsewhere from the readouts themselves: for the
-blocks in ``watch_growth`` the change of the readout between checks is kept,
-and a change that keeps rising to the end of the run (`growing`) marks the
-circuit as unstable. `report_unsettled` words the outcome and reacts per
-``on_unsettled``.
+the time average beyond its noise**: per unit, a line fitted to the averages
+over eight parts of the window, its change over half the window less four
+standard errors (the parts' scatter about the line, i.e. spike noise), per
+unit of the block's tau, relative to the size of the problem
+(`dinv.circuits.runner.AveragingWindows.drifts`). A spiking circuit that has
+settled in the average thus reports a residual near 0, one still drifting
+slowly reports its drift. Rate blocks beside spiking ones are judged the
+same way, from their readouts at the ends of the parts.
 """
 
 import warnings
