@@ -182,9 +182,9 @@ def problems():
                         codeobj_class=NumpyCodeObject)
     updaters = getattr(synapses, "summed_updaters", None)
     if not (isinstance(updaters, dict) and updaters
-            and all(hasattr(u, "order") for u in updaters.values())):
-        found.append("order_summed_updaters: Synapses.summed_updaters is no longer a dict "
-                     "of scheduled updaters")
+            and all(hasattr(u, "order") and hasattr(u, "when") for u in updaters.values())):
+        found.append("order_summed_updaters, summed_before_thresholds: "
+                     "Synapses.summed_updaters is no longer a dict of scheduled updaters")
     if getattr(brian_network, "gc", None) is not gc:
         found.append("young_collection_only: brian2.core.network no longer imports gc")
     elif "gc.collect()" not in inspect.getsource(brian_network):

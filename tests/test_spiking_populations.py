@@ -24,7 +24,7 @@ from dinv.circuits import (
     settle_layer,
 )
 from dinv.circuits.chains import settle_chain
-from dinv.errors import InputError
+from dinv.errors import InputError, NotSettledWarning
 from dinv.theory import chain_steady_state, layer_steady_state
 
 DT = 0.002
@@ -225,6 +225,13 @@ def test_clear_errors_in_circuits():
         circuit.silence(1.0)
     with pytest.raises(InputError, match="average_fraction"):
         SettleOptions(average_fraction=0.0)
+
+
+def test_short_run_warns():
+    """A spiking circuit still drifting at the end of its run warns (its residual
+    is the drift of the averaged readout beyond spike noise)."""
+    with pytest.warns(NotSettledWarning, match="not settled"):
+        settle_pair(scn_population("system", 16), scn_population("controller", 16), steps=1500)
 
 
 def test_radius_scales_representation():
