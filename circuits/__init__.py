@@ -13,16 +13,34 @@ from dinv.circuits.populations import (
     CONTROLLER,
     PID_CONTROLLER,
     POPULATION_MODELS,
+    Ensemble,
+    PopulationFamily,
     SYSTEM,
     PopulationModel,
     get_population_model,
     pid_controller,
     register_population_model,
 )
+from dinv.circuits.spiking import (
+    LIF,
+    SCN,
+    chain_radii,
+    layer_radii,
+    lif_population,
+    scn_population,
+)
 from dinv.circuits.traces import Traces
 
 __all__ = [
     "CONTROLLER",
+    "LIF",
+    "SCN",
+    "Ensemble",
+    "PopulationFamily",
+    "chain_radii",
+    "layer_radii",
+    "lif_population",
+    "scn_population",
     "PID_CONTROLLER",
     "POPULATION_MODELS",
     "SYSTEM",

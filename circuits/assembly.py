@@ -15,10 +15,18 @@ A run activates a set of blocks: their pathways are computed, the others are
 skipped (their inputs are held at zero; their populations still integrate, at
 the cost of an element-wise update), so the phases of a sequential chain share
 one Network and one Brian2 run.
+
+Spiking populations (models with an `dinv.circuits.populations.Ensemble`)
+add their neurons and decoding synapses to the Network; their blocks report
+the time-averaged readout of the last window of a run (see
+`dinv.circuits.runner`). A circuit without them builds and runs exactly as
+before: nothing spiking is built and nothing runs per step.
 """
 
+import zlib
+
 import numpy as np
-from brian2 import Clock, Network, NetworkOperation
+from brian2 import Clock, Network, NetworkOperation, second
 
 from dinv.circuits.brian_internals import CODEGEN_TARGETS
 from dinv.circuits.coupling import (
@@ -87,8 +95,10 @@ class CircuitAssembly:
         self.dt = float(dt)
         self.tau_unit = self.structure.fastest_tau()
         self.clock = Clock(dt=self.dt * self.tau_unit, name=f"{TAG}_clock")
+        self._check_spiking_dt()
         self.groups, self.slots = build_groups(self.structure, self.batch, self.clock,
                                                CODEGEN_TARGETS[codegen_target])
+        self.ensembles = self._build_ensembles(CODEGEN_TARGETS[codegen_target])
         self._make_views()
         self.runner = RunController(self, watch_growth)
         self.coupling = self._make_coupling(coupling, CODEGEN_TARGETS[codegen_target])
@@ -105,16 +115,54 @@ class CircuitAssembly:
         if not (np.isfinite(dt) and dt > 0):
             raise InputError(f"dt must be a positive number (in units of tau), got {dt!r}")
 
+    def _check_spiking_dt(self):
+        """Refuse a step too coarse for a spiking population (see `Ensemble.max_dt`)."""
+        step = float(self.dt * self.tau_unit / second)
+        for block in self.structure.blocks.values():
+            ensemble = block.model.ensemble
+            if ensemble is not None and step > ensemble.max_dt() * (1 + 1e-9):
+                largest = ensemble.max_dt() / float(self.tau_unit / second)
+                raise InputError(
+                    f"dt={self.dt:g} (x the fastest tau {self.tau_unit}) = {step * 1e3:.3g} ms "
+                    f"is too coarse for the spiking population of block {block.name!r} "
+                    f"(at most {ensemble.max_dt() * 1e3:.3g} ms): use dt <= {largest:.3g}, "
+                    f"with steps enough for the run (e.g. dt={largest:.3g}, "
+                    f"steps={int(np.ceil(40 / largest))} for 40 tau)")
+
+    def _build_ensembles(self, codeobj_class):
+        """The neurons of every spiking group, by block name (one object per group)."""
+        members = {}
+        for name, slot in self.slots.items():
+            if slot.block.model.ensemble is not None:
+                start, stop = slot.range
+                members.setdefault(slot.group.name, (slot.group, []))[1].append(
+                    (slot.block, start, stop))
+        ensembles = {}
+        for group, blocks in members.values():
+            built = blocks[0][0].model.ensemble.build(group, blocks, self.clock, codeobj_class)
+            for block, _, _ in blocks:
+                ensembles[block.name] = built
+        return ensembles
+
     def _make_views(self):
         self.readouts, self.targets, self.leaks = {}, {}, {}
+        self.judged, self.averages, self.windows, self.radii = {}, {}, {}, {}
         self._rest = {}
         for name, slot in self.slots.items():
             model = slot.block.model
             self.readouts[name] = slot.view(model.readout)
+            self.judged[name] = self.readouts[name]
             self._rest[name] = [(slot.view(variable), value) for variable, value in model.rest]
             if model.kind == "controller":
                 self.targets[name] = slot.view(model.target)
                 self.leaks[name] = slot.view(model.leak)
+            ensemble = model.ensemble
+            if ensemble is not None:
+                self.judged[name] = slot.view(ensemble.filtered)
+                self.averages[name] = slot.view(ensemble.average)
+                self.windows[name] = slot.view(ensemble.window)
+                self.radii[name] = slot.view(ensemble.radius)
+                self.radii[name][...] = 1.0
 
     def _make_coupling(self, coupling, codeobj_class):
         if coupling == "dense":
@@ -124,6 +172,8 @@ class CircuitAssembly:
 
     def _make_network(self):
         objects = list(self.groups.values()) + list(self.coupling.objects)
+        for built in dict.fromkeys(self.ensembles.values()):
+            objects.extend(built.objects)
         # Bookkeeping after every step (traces, divergence, phase switches):
         # a dense coupling calls it from its first operation of each step,
         # which saves one Python call per step; otherwise it has its own.
@@ -169,8 +219,89 @@ class CircuitAssembly:
         self.leaks[block][...] = np.asarray(alpha, dtype=float)[:, None, None]
 
     def state(self, block):
-        """A copy of a block's readout, shape (n, batch, d)."""
-        return self.readouts[block].copy()
+        """A copy of a block's settled readout, shape (n, batch, d).
+
+        Rate blocks: the readout now. Spiking blocks: its time average over
+        the last averaging window of the run (the readout now if none ran).
+        """
+        average = self.runner.average(block)
+        return self.readouts[block].copy() if average is None else average
+
+    @property
+    def spiking(self):
+        """Names of the blocks of spiking populations."""
+        return tuple(self.ensembles)
+
+    def set_radius(self, block, values):
+        """Set the range a spiking block represents, per problem and unit.
+
+        Parameters
+        ----------
+        block : str
+        values : float or array_like
+            Positive; a scalar, (d,) per unit, (n, 1) per problem, (n, d) per
+            problem and unit, or (n, batch, d). Values beyond the radius are
+            represented poorly (LIF neurons saturate).
+        """
+        if block not in self.radii:
+            kind = "no block" if block not in self.slots else "a rate block, which has no"
+            raise InputError(f"{block!r} is {kind} radius; spiking blocks: "
+                             f"{sorted(self.radii)}")
+        view = self.radii[block]
+        values = np.asarray(values, dtype=float)
+        n, batch, d = view.shape
+        if values.ndim == 2:
+            values = values[:, None, :]
+        try:
+            values = np.broadcast_to(values, view.shape)
+        except ValueError:
+            raise InputError(f"radius of block {block!r} must broadcast to (n, batch, d) = "
+                             f"{view.shape} (or be (n, d) / (n, 1)), got shape "
+                             f"{np.shape(values)}") from None
+        if not (np.all(np.isfinite(values)) and np.all(values > 0)):
+            raise InputError(f"radius of block {block!r} must be positive and finite")
+        view[...] = values
+
+    def set_radii(self, radius):
+        """Radii of the spiking blocks: None (all 1) or a dict by block name.
+
+        Entries for rate blocks are ignored (they have no radius).
+        """
+        if radius is not None and not isinstance(radius, dict):
+            raise InputError(f"radius must be a dict of radii by block name (e.g. from "
+                             f"layer_radii), got {type(radius).__name__}")
+        radius = radius or {}
+        unknown = sorted(set(radius) - set(self.slots))
+        if unknown:
+            raise InputError(f"radius: no blocks called {unknown}; blocks: "
+                             f"{sorted(self.slots)}")
+        for name in self.radii:
+            self.set_radius(name, radius.get(name, 1.0))
+
+    def silence(self, fraction, seed=0, blocks=None):
+        """Silence ``fraction`` of each spiking population's neurons (seeded choice).
+
+        Within every represented dimension the same share of the positive
+        and of the negative neurons is silenced (``active = 0``), the same
+        ones for every problem and sample; ``fraction=0`` brings all back.
+
+        Parameters
+        ----------
+        fraction : float
+            In [0, 1).
+        seed : int
+        blocks : collection of str or None
+            Spiking blocks to silence (None: all).
+        """
+        if not (np.isfinite(fraction) and 0 <= fraction < 1):
+            raise InputError(f"fraction must lie in [0, 1), got {fraction!r}")
+        names = self.spiking if blocks is None else tuple(blocks)
+        for name in names:
+            if name not in self.ensembles:
+                raise InputError(f"{name!r} is not a spiking block; spiking blocks: "
+                                 f"{sorted(self.ensembles)}")
+            rng = np.random.default_rng([int(seed), zlib.crc32(name.encode())])
+            self.ensembles[name].silence(name, float(fraction), rng)
 
     def rest(self, names):
         """Put the blocks ``names`` at rest: readout 0, other variables per their model."""
@@ -178,6 +309,8 @@ class CircuitAssembly:
             self.readouts[name][...] = 0.0
             for view, value in self._rest[name]:
                 view[...] = value
+            if name in self.ensembles:
+                self.ensembles[name].rest(name)
 
     def residual(self, names):
         """Residual per problem of the blocks ``names`` now (`dinv.circuits.settling`)."""
@@ -189,7 +322,8 @@ class CircuitAssembly:
         return self.runner.grows(names)
 
     # -------------------------------------------------------------------- run
-    def run(self, steps, active, record=(), record_every=0, stop_tol=None):
+    def run(self, steps, active, record=(), record_every=0, stop_tol=None,
+            average_fraction=0.2):
         """Reset the active blocks to rest and integrate them for ``steps``.
 
         Parameters
@@ -205,17 +339,27 @@ class CircuitAssembly:
             0: no traces.
         stop_tol : float or None
             End early once the circuit has settled (see `run_phases`).
+        average_fraction : float
+            Spiking blocks: share of the run over which the readout is averaged.
 
         Returns
         -------
         Traces or None
             Time in units of `tau_unit`.
         """
-        return self.run_phases([Phase(steps, active)], record, record_every, stop_tol)
+        return self.run_phases([Phase(steps, active)], record, record_every, stop_tol,
+                               average_fraction)
 
-    def run_phases(self, phases, record=(), record_every=0, stop_tol=None):
+    def run_phases(self, phases, record=(), record_every=0, stop_tol=None,
+                   average_fraction=0.2):
         """Integrate several phases in one Brian2 run, from rest.
 
         See `dinv.circuits.runner.RunController.run_phases`.
         """
-        return self.runner.run_phases(phases, record, record_every, stop_tol)
+        return self.runner.run_phases(phases, record, record_every, stop_tol,
+                                      average_fraction)
+
+    def statistics(self, names):
+        """Spike statistics of the spiking blocks among ``names`` after a run
+        (`dinv.circuits.runner.AveragingWindows`), by block name."""
+        return self.runner.statistics(names)

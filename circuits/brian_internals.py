@@ -80,6 +80,23 @@ def order_summed_updaters(synapses, order):
         updater.order = order
 
 
+def summed_before_thresholds(synapses):
+    """Update the summed variables of ``synapses`` after every group, before thresholds.
+
+    The spike-coding neurons' threshold reads how many neurons of their unit
+    are above threshold in this step (a summed variable of their decoding
+    synapses, `dinv.circuits.spiking_equations.SCN_ABOVE`); it must be summed
+    from the voltages of this step, after all groups have integrated. Buys
+    correctness (no storms of synchronous spikes), not time.
+
+    Relies on ``Synapses.summed_updaters``, a dict of scheduled updaters
+    whose ``when`` may be set.
+    """
+    for updater in synapses.summed_updaters.values():
+        updater.when = "thresholds"
+        updater.order = -10
+
+
 def reuse_code_objects(network):
     """Keep the generated code objects of a network's objects after its first run.
 
@@ -165,9 +182,9 @@ def problems():
                         codeobj_class=NumpyCodeObject)
     updaters = getattr(synapses, "summed_updaters", None)
     if not (isinstance(updaters, dict) and updaters
-            and all(hasattr(u, "order") for u in updaters.values())):
-        found.append("order_summed_updaters: Synapses.summed_updaters is no longer a dict "
-                     "of scheduled updaters")
+            and all(hasattr(u, "order") and hasattr(u, "when") for u in updaters.values())):
+        found.append("order_summed_updaters, summed_before_thresholds: "
+                     "Synapses.summed_updaters is no longer a dict of scheduled updaters")
     if getattr(brian_network, "gc", None) is not gc:
         found.append("young_collection_only: brian2.core.network no longer imports gc")
     elif "gc.collect()" not in inspect.getsource(brian_network):

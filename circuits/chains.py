@@ -71,6 +71,12 @@ class ChainSettled:
     steps : int
         Euler steps the run took (all phases; fewer than asked when
         ``stop_tol`` ended phases early).
+    spiking : dict
+        Per spiking population, by block name (``u{l}``, ``d{l}``,
+        ``h{l}``), its spike statistics over its phase
+        (`dinv.circuits.runner.AveragingWindows`); empty for rate models.
+        Spiking populations' settled states are their readouts averaged over
+        the last ``average_fraction`` of their phase.
     """
 
     deltas: list
@@ -78,6 +84,7 @@ class ChainSettled:
     traces: Traces = None
     steps: int = 0
     unstable: np.ndarray = None
+    spiking: dict = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -101,6 +108,10 @@ class ChainProblem:
     labels : sequence of str or None
         A name per problem (e.g. the model's), prefixed to the messages of
         ``on_unsettled``.
+    radius : dict or None
+        Spiking populations: the range each represents, by block name
+        (``u{l}``, ``d{l}``, ``h{l}``; scalars, (n, 1), (n, d) or (n, batch,
+        d); e.g. `dinv.circuits.spiking.chain_radii`); missing: 1.
     """
 
     weights: object
@@ -109,6 +120,7 @@ class ChainProblem:
     alpha: object
     gains: object = None
     labels: object = None
+    radius: object = None
 
 
 def _per_layer(value, count, name, check, what="time constants"):
@@ -287,6 +299,8 @@ class _Member:
         self._gains = gains
         self._target = delta
         self._problem = (weights, problem.feedback, alpha)
+        self._load_radius(asm, problem.radius)
+        self.spiking = {}
         labels = problem.labels
         if labels is not None and (isinstance(labels, str) or len(labels) != self.n):
             raise InputError(f"labels must name each of the {self.n} problems, got {labels!r}")
@@ -294,6 +308,20 @@ class _Member:
         self.deltas = [None] * (self.depth - 1)
         self.residual = np.zeros(self.n)
         self.grows = np.zeros(self.n, dtype=bool)
+
+    def _load_radius(self, asm, radius):
+        """Radii of the member's spiking blocks (1 where ``radius`` has none)."""
+        if radius is not None and not isinstance(radius, dict):
+            raise InputError(f"radius must be a dict of radii by block name (e.g. from "
+                             f"chain_radii), got {type(radius).__name__}")
+        radius = radius or {}
+        local = {b.name[len(self.prefix):] for b in self.blocks}
+        unknown = sorted(set(radius) - local)
+        if unknown:
+            raise InputError(f"radius: no blocks called {unknown}; blocks: {sorted(local)}")
+        for block in self.blocks:
+            if block.model.spiking:
+                asm.set_radius(block.name, radius.get(block.name[len(self.prefix):], 1.0))
 
     def _check_problem(self, problem):
         """Weights, delta, leaks (n, pairs) and gains of ``problem``, checked."""
@@ -384,6 +412,8 @@ class _Member:
             return
         states = {b: asm.state(b) for b in active}
         self.residual = np.maximum(self.residual, asm.residual(active))
+        for name, stats in asm.statistics(active).items():
+            self.spiking[name[len(self.prefix):]] = stats
         if not self.exact_stability:
             self.grows |= asm.grows(active)
         name = self.name
@@ -430,7 +460,7 @@ class _Member:
         if traces is not None:
             names = {b.name[len(self.prefix):]: b.name for b in self.blocks}
             traces = traces.select(names, self.phases, time_scale)
-        return ChainSettled(self.deltas, self.residual, traces, steps)
+        return ChainSettled(self.deltas, self.residual, traces, steps, spiking=self.spiking)
 
 
 def _describe(value):
@@ -518,7 +548,8 @@ class JointChainCircuit:
         record = sorted(set().union(*(p.active for p in phases))) if options.record_every \
             else ()
         try:
-            traces = asm.run_phases(phases, record, options.record_every, options.stop_tol)
+            traces = asm.run_phases(phases, record, options.record_every, options.stop_tol,
+                                    options.average_fraction)
         except CircuitDivergedError as exc:
             raise CircuitDivergedError(f"{exc}: {self._cause()}") from None
         time_scale = float(asm.tau_unit / asm.structure.fastest_tau("system"))
@@ -532,6 +563,11 @@ class JointChainCircuit:
                          np.concatenate([m.grows for m in self.members]),
                          [label for m in self.members for label in m.labels])
         return results
+
+    def silence(self, fraction, seed=0, blocks=None):
+        """Silence ``fraction`` of each spiking population's neurons (seeded); see
+        `dinv.circuits.assembly.CircuitAssembly.silence` (``blocks``: assembly names)."""
+        self.assembly.silence(fraction, seed, blocks)
 
     def _cause(self):
         """Why a run diverged, from the chains' Jacobians where they have a closed form."""
@@ -590,14 +626,15 @@ class ChainCircuit(JointChainCircuit):
                          None if transfers is None else tuple(transfers), n)
         super().__init__([spec], batch, options, prefixes=[""], **overrides)
 
-    def settle(self, weights, feedback, delta, alpha, gains=None, options=None, **overrides):
+    def settle(self, weights, feedback, delta, alpha, gains=None, options=None, radius=None,
+               **overrides):
         """Run the backward pass from rest (see `JointChainCircuit.settle_all`).
 
         Returns
         -------
         ChainSettled
         """
-        problem = ChainProblem(weights, feedback, delta, alpha, gains)
+        problem = ChainProblem(weights, feedback, delta, alpha, gains, radius=radius)
         return self.settle_all([problem], options, **overrides)[0]
 
 
@@ -639,12 +676,13 @@ def settle_chains(specs, problems, options=None, **overrides):
 
 
 def settle_chain(weights, feedback, delta, alpha, gains=None, architecture="sequential",
-                 transfers=None, options=None, **overrides):
+                 transfers=None, options=None, radius=None, **overrides):
     """Settle one chained backward pass; circuits are cached by shape and options.
 
-    Parameters are those of `ChainCircuit`, `ChainProblem` and `SettleOptions`
-    (as ``options`` or keyword overrides, e.g. ``steps=3000``); stacked
-    arrays (leading axis n) throughout.
+    Parameters are those of `ChainCircuit`, `ChainProblem` (``radius``: the
+    spiking populations' ranges by block name) and `SettleOptions` (as
+    ``options`` or keyword overrides, e.g. ``steps=3000``); stacked arrays
+    (leading axis n) throughout.
 
     Returns
     -------
@@ -661,5 +699,5 @@ def settle_chain(weights, feedback, delta, alpha, gains=None, architecture="sequ
     widths = (weights[0].shape[2],) + tuple(w.shape[1] for w in weights)
     spec = ChainSpec(widths, architecture, None if transfers is None else tuple(transfers),
                      delta.shape[0])
-    problem = ChainProblem(weights, feedback, delta, alpha, gains)
+    problem = ChainProblem(weights, feedback, delta, alpha, gains, radius=radius)
     return settle_chains([spec], [problem], options, **overrides)[0]

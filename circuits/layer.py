@@ -45,6 +45,12 @@ class Settled:
         and ``'u'`` of shape (records, n, batch, d).
     steps : int
         Euler steps the run took (fewer than asked when ``stop_tol`` ended it).
+    spiking : dict
+        Per spiking population (``'system'``, ``'controller'``), its spike
+        statistics (`dinv.circuits.runner.AveragingWindows`): ``spikes``,
+        ``mean_rate_hz``, ``max_rate_hz``, ``counts`` per neuron...; empty
+        for rate populations. Their ``delta`` and ``u`` are the readouts
+        averaged over the last ``average_fraction`` of the run.
     """
 
     delta: np.ndarray
@@ -53,6 +59,7 @@ class Settled:
     traces: Traces = None
     steps: int = 0
     unstable: np.ndarray = None
+    spiking: dict = None
 
 
 def _one(value, name):
@@ -118,7 +125,17 @@ class LayerCircuit:
             watch_growth=() if self.exact_stability else ("system", "controller"),
         )
 
-    def settle(self, W, B, delta, alpha, options=None, **overrides):
+    def set_radius(self, block, values):
+        """Range represented by a spiking population (``'system'`` or ``'controller'``),
+        per problem and unit; see `dinv.circuits.assembly.CircuitAssembly.set_radius`."""
+        self.assembly.set_radius(block, values)
+
+    def silence(self, fraction, seed=0, blocks=None):
+        """Silence ``fraction`` of each spiking population's neurons (seeded);
+        see `dinv.circuits.assembly.CircuitAssembly.silence`."""
+        self.assembly.silence(fraction, seed, blocks)
+
+    def settle(self, W, B, delta, alpha, options=None, radius=None, **overrides):
         """Run the circuit from rest and return the settled state.
 
         Parameters
@@ -133,8 +150,14 @@ class LayerCircuit:
             Controller leak(s), >= 0.
         options : SettleOptions or None
             Run settings (``steps``, ``record_every``, ``stop_tol``,
-            ``on_unsettled``, ``settle_tol``); None: those the circuit was
-            built with. Its circuit fields must be the circuit's own.
+            ``on_unsettled``, ``settle_tol``, ``average_fraction``); None:
+            those the circuit was built with. Its circuit fields must be the
+            circuit's own.
+        radius : dict or None
+            Spiking populations: the range each represents, ``{'system': ...,
+            'controller': ...}`` (scalars, (n, 1), (n, d) or (n, batch, d);
+            e.g. `dinv.circuits.spiking.layer_radii`); None or a missing
+            entry: 1. Rate populations ignore it.
         **overrides
             Fields of `SettleOptions`, e.g. ``steps=3000``.
 
@@ -169,10 +192,12 @@ class LayerCircuit:
         asm.set_matrix("B", problem.B)
         asm.set_target("controller", problem.delta)
         asm.set_alpha("controller", problem.alpha)
+        if asm.spiking or radius is not None:
+            asm.set_radii(radius)
         blocks = ("system", "controller")
         try:
             traces = asm.run(options.steps, blocks, blocks, options.record_every,
-                             options.stop_tol)
+                             options.stop_tol, options.average_fraction)
         except CircuitDivergedError as exc:
             raise CircuitDivergedError(f"{exc}: {self._cause(problem)}") from None
         residual = asm.residual(blocks)
@@ -186,6 +211,7 @@ class LayerCircuit:
                 time_scale=float(asm.tau_unit / self.tau_system)),
             steps=asm.steps_run,
             unstable=unstable_problems(residual, options.settle_tol, abscissa, grows),
+            spiking=asm.statistics(blocks),
         )
         report_unsettled(residual, options.steps, options.settle_tol, options.on_unsettled,
                          abscissa, grows)
@@ -226,7 +252,7 @@ _CACHE = CircuitCache()
 
 
 def settle_layer(W, B, delta, alpha, options=None, *, transfer="linear", return_result=False,
-                 **overrides):
+                 radius=None, **overrides):
     """Settle the dynamic-inversion circuit of one layer and return delta_{l-1}.
 
     Simulates, from rest, the system and controller populations (Eqs. 5, 8)::
@@ -258,7 +284,12 @@ def settle_layer(W, B, delta, alpha, options=None, *, transfer="linear", return_
     transfer : str
         g of the controller's readout: 'linear' or a nonlinearity (Eq. 14).
     return_result : bool
-        Return the full `Settled` (stacked layout, with traces) instead.
+        Return the full `Settled` (stacked layout, with traces and spike
+        statistics) instead.
+    radius : dict or None
+        Spiking populations (``system='scn'``, ...): the range each
+        represents, ``{'system': ..., 'controller': ...}``; see
+        `LayerCircuit.settle` and `dinv.circuits.spiking.layer_radii`.
     **overrides
         Fields of `SettleOptions`, e.g. ``steps=2000, tau_controller=20*ms``.
 
@@ -274,7 +305,8 @@ def settle_layer(W, B, delta, alpha, options=None, *, transfer="linear", return_
            options.circuit_key())
     circuit = _CACHE.get(key, lambda: LayerCircuit(
         problem.d_out, problem.d_in, problem.batch, problem.n, options, transfer))
-    result = circuit.settle(problem.W, problem.B, problem.delta, problem.alpha, options)
+    result = circuit.settle(problem.W, problem.B, problem.delta, problem.alpha, options,
+                            radius=radius)
     if return_result:
         return result
     return problem.restore(result.delta)

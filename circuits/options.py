@@ -92,6 +92,10 @@ class SettleOptions:
     relay : PopulationModel, str, sequence of them or None
         Models of the single loop's relays h_2 .. h_{L-1} (None: the system
         model of each layer).
+    average_fraction : float
+        Spiking populations: the share (0, 1] of each run (phase), at its
+        end, over which the readout is averaged into the settled value (0.2:
+        the last fifth). Rate populations ignore it.
     """
 
     steps: int = 1000
@@ -107,6 +111,7 @@ class SettleOptions:
     system: object = SYSTEM
     controller: object = CONTROLLER
     relay: object = None
+    average_fraction: float = 0.2
 
     def __post_init__(self):
         if not _is_int(self.steps) or self.steps < 1:
@@ -118,6 +123,9 @@ class SettleOptions:
             raise InputError(f"stop_tol must be a positive number or None, "
                              f"got {self.stop_tol!r}")
         check_on_unsettled(self.on_unsettled)
+        if not _is_number(self.average_fraction) or not 0 < self.average_fraction <= 1:
+            raise InputError(f"average_fraction must lie in (0, 1], "
+                             f"got {self.average_fraction!r}")
         if not _is_number(self.settle_tol) or not self.settle_tol > 0:
             raise InputError(f"settle_tol must be a positive number, got {self.settle_tol!r}")
         if not _is_int(self.record_every) or self.record_every < 0:

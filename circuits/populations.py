@@ -13,6 +13,14 @@ with `register_population_model`.
 
 A circuit judges settling on each population's readout alone (see
 `dinv.circuits.settling`), so a model needs no closed-form right-hand side.
+
+A spiking population (`dinv.circuits.spiking`) is a model with an
+``ensemble``: its equations describe a *representation* group of one unit
+per represented dimension (readout, input, target and leak, as for a rate
+model, so couplings are unchanged), and the ensemble adds the spiking neurons
+and the synapses that decode their spikes into the readout (`Ensemble`). A
+`PopulationFamily` registers the system and controller variants of one
+spiking model under one name (``system='scn'`` and ``controller='scn'``).
 """
 
 from dataclasses import dataclass
@@ -59,6 +67,68 @@ def _pairs(value, label):
     return pairs
 
 
+class Ensemble:
+    """The hook of a spiking population: neurons behind a representation group.
+
+    A `PopulationModel` with an ensemble keeps the interface of a rate
+    population: one representation unit per represented dimension (for every
+    problem and sample), holding the readout that couplings read and the
+    input they write. The ensemble says which representation variables it
+    uses and builds, for each Brian2 group of such units, the extra objects
+    (a spiking ``NeuronGroup`` and the ``Synapses`` that decode its spikes into
+    the readout). Subclasses are frozen dataclasses (hashable: circuit caches
+    key on them); `dinv.circuits.spiking` has the two of the package.
+
+    Attributes
+    ----------
+    filtered : str
+        Representation variable judged at the checks of a run (a low-passed
+        copy of the readout; see `dinv.circuits.settling`).
+    average : str
+        Running integral of the readout while ``window`` is 1 (second): the
+        settled value a result reports is its time average.
+    window : str
+        Per-unit switch (0 or 1) of the running integral.
+    radius : str
+        Per-unit range represented (values beyond it are represented poorly).
+    """
+
+    filtered = "xbar"
+    average = "xsum"
+    window = "averaging"
+    radius = "radius"
+
+    def variables(self):
+        """Representation variables the ensemble needs."""
+        return (self.filtered, self.average, self.window, self.radius)
+
+    def max_dt(self):
+        """Largest time step (second) at which the neurons are simulated faithfully."""
+        raise NotImplementedError
+
+    def build(self, group, blocks, clock, codeobj_class):
+        """Build the neurons behind ``group``.
+
+        Parameters
+        ----------
+        group : brian2.NeuronGroup
+            The representation group.
+        blocks : sequence of (Block, int, int)
+            Each block in the group with its first and one-past-last unit.
+        clock : brian2.Clock
+        codeobj_class : type
+
+        Returns
+        -------
+        object
+            With ``objects`` (Brian2 objects to add to the Network) and the
+            methods ``rest(name)``, ``counts(name)`` and
+            ``silence(name, fraction, rng)``; see
+            `dinv.circuits.spiking.SpikingNeurons`.
+        """
+        raise NotImplementedError
+
+
 @dataclass(frozen=True, eq=False)
 class PopulationModel:
     """A neuron model usable as one population of a circuit.
@@ -103,6 +173,9 @@ class PopulationModel:
         rest); every run starts from rest.
     description : str
         One line for listings of the registered models.
+    ensemble : Ensemble or None
+        Spiking populations: the neurons behind the representation units
+        (None: a rate model; nothing else is built and nothing runs per step).
     drive : object or None
         A coupling *within* the population that element-wise equations
         cannot express (e.g. `MatrixGains`): an object with a ``variable``
@@ -127,6 +200,7 @@ class PopulationModel:
     parameters: tuple = ()
     rest: tuple = ()
     description: str = ""
+    ensemble: object = None
     drive: object = None
 
     def __post_init__(self):
@@ -161,10 +235,24 @@ class PopulationModel:
         if self.leak is not None and "shared" in equations[self.leak].flags:
             raise InputError(f"the leak {self.leak!r} must be per neuron (not shared): "
                              "problems of a stack have their own alpha")
+        if self.ensemble is not None:
+            if not isinstance(self.ensemble, Ensemble):
+                raise InputError(f"ensemble must be an Ensemble (or None), got "
+                                 f"{type(self.ensemble).__name__}")
+            missing = [name for name in self.ensemble.variables()
+                       if name not in equations.names]
+            if missing:
+                raise InputError(f"the spiking model's representation equations lack "
+                                 f"{missing}, which its ensemble uses")
         if self.drive is not None and (getattr(self.drive, "variable", None) not in parameters
                                        or not callable(getattr(self.drive, "calls", None))):
             raise InputError(f"a model's drive must have a variable that is a parameter of "
                              f"its equations and a calls(view, tau) method, got {self.drive!r}")
+
+    @property
+    def spiking(self):
+        """Whether the population spikes (has an `Ensemble`)."""
+        return self.ensemble is not None
 
     def key(self):
         """Everything that defines the model, hashable (for circuit caches)."""
@@ -430,6 +518,36 @@ def pid_gains(model):
 PID_CONTROLLER = pid_controller()
 """The PID controller with zero gains (Eq. 8 with idle filters); see `pid_controller`."""
 
+@dataclass(frozen=True)
+class PopulationFamily:
+    """The system and controller variants of one population model, under one name.
+
+    ``get_population_model(family, kind)`` picks the variant of the kind asked,
+    so ``system='scn'`` and ``controller='scn'`` both resolve.
+
+    Attributes
+    ----------
+    system, controller : PopulationModel
+    description : str
+    """
+
+    system: PopulationModel
+    controller: PopulationModel
+    description: str = ""
+    kind = "system or controller"
+
+    def __post_init__(self):
+        for kind in KINDS:
+            model = getattr(self, kind)
+            if not isinstance(model, PopulationModel) or model.kind != kind:
+                raise InputError(f"a population family's {kind} must be a {kind} "
+                                 f"PopulationModel, got {model!r}")
+
+    def variant(self, kind):
+        """The model of ``kind``."""
+        return getattr(self, kind)
+
+
 POPULATION_MODELS = {"rate-system": SYSTEM, "rate-controller": CONTROLLER,
                      "pid-controller": PID_CONTROLLER}
 """Population models by name (``system='rate-system'``); see `register_population_model`."""
@@ -444,8 +562,9 @@ def register_population_model(name, model):
         When ``name`` is taken by another model or ``model`` is not a
         `PopulationModel`.
     """
-    if not isinstance(model, PopulationModel):
-        raise InputError(f"register a PopulationModel, got {type(model).__name__}")
+    if not isinstance(model, (PopulationModel, PopulationFamily)):
+        raise InputError(f"register a PopulationModel or a PopulationFamily, got "
+                         f"{type(model).__name__}")
     if POPULATION_MODELS.get(name, model) != model:
         raise InputError(f"a different population model is already called {name!r}")
     POPULATION_MODELS[name] = model
@@ -456,8 +575,9 @@ def get_population_model(model, kind, role=None):
 
     Parameters
     ----------
-    model : PopulationModel or str
-        A model, or the name of a registered one (see `POPULATION_MODELS`).
+    model : PopulationModel, PopulationFamily or str
+        A model, or the name of a registered one (see `POPULATION_MODELS`);
+        a family gives its variant of ``kind``.
     kind : {'system', 'controller'}
         The role it must fill.
     role : str or None
@@ -479,11 +599,14 @@ def get_population_model(model, kind, role=None):
             raise InputError(f"{role}: no population model called {model!r}; known models: "
                              f"{sorted(POPULATION_MODELS)}")
         model = POPULATION_MODELS[model]
+    if isinstance(model, PopulationFamily):
+        model = model.variant(kind)
     if not isinstance(model, PopulationModel):
         raise InputError(f"{role} must be a PopulationModel or the name of one "
                          f"({sorted(POPULATION_MODELS)}), got {model!r}")
     if model.kind != kind:
-        fits = sorted(n for n, m in POPULATION_MODELS.items() if m.kind == kind)
+        fits = sorted(n for n, m in POPULATION_MODELS.items()
+                      if m.kind == kind or isinstance(m, PopulationFamily))
         called = f" {name!r}" if name else ""
         raise InputError(f"{role} needs a {kind} model, got the {model.kind} model{called}; "
                          f"{kind} models: {fits}")

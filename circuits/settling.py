@@ -4,7 +4,9 @@ The measure needs no model equations, so it serves every population model
 (rate or spiking) alike: at every check (every `CHECK_EVERY` steps, and at
 the end of a run) each active block's readout is compared with its value at
 the check before. Its **residual** is the largest change per unit of the
-block's own time constant, relative to the size of the problem::
+block's own time constant, relative to the size of the problem (for a
+spiking population the readout judged at checks is its slow copy, see
+below)::
 
     residual = max |r(t) - r(t - T)| / (T / tau) / max(|r|, |target|)
 
@@ -15,15 +17,19 @@ averaged over the last interval T; it is near 0 once the circuit has
 settled. It serves ``stop_tol`` (end a run early), ``on_unsettled`` (warn or
 raise at the end) and the residual of every result.
 
-A run that ends unsettled is either slow (a stable circuit whose slowest
-modes need more time) or unstable (its state grows and more steps make it
-worse). The circuits tell the two apart: where it is cheap (the rate models
-with linear readouts) from the largest real eigenvalue of the circuit's
-Jacobian (`dinv.theory`), elsewhere from the readouts themselves: for the
-blocks in ``watch_growth`` the change of the readout between checks is kept,
-and a change that keeps rising to the end of the run (`growing`) marks the
-circuit as unstable. `report_unsettled` words the outcome and reacts per
-``on_unsettled``.
+A spiking population's readout jumps at every spike, so its change between
+checks never vanishes. At the checks of a run its slow copy is judged (the
+readout low-passed with `dinv.circuits.spiking.FILTER_READOUTS` readout time
+constants); at the end, once its averaging window (the last
+``average_fraction`` of the run) has closed, its residual is the **drift of
+the time average beyond its noise**: per unit, a line fitted to the averages
+over eight parts of the window, its change over half the window less four
+standard errors (the parts' scatter about the line, i.e. spike noise), per
+unit of the block's tau, relative to the size of the problem
+(`dinv.circuits.runner.AveragingWindows.drifts`). A spiking circuit that has
+settled in the average thus reports a residual near 0, one still drifting
+slowly reports its drift. Rate blocks beside spiking ones are judged the
+same way, from their readouts at the ends of the parts.
 """
 
 import warnings
@@ -102,7 +108,7 @@ class ReadoutChanges:
         change = np.abs(new - old).max(axis=(1, 2))
         return change / (span * self._step_size[name])
 
-    def residual(self, names, step, scales):
+    def residual(self, names, step, scales, drifts=None):
         """Residual per problem of the blocks ``names`` (all of one n), see the module.
 
         Parameters
@@ -112,6 +118,10 @@ class ReadoutChanges:
             The step now.
         scales : ndarray, shape (n,)
             Size of each problem's input (the largest target).
+        drifts : dict or None
+            Spiking blocks with a closed averaging window: by name, their
+            change per unit of tau (n,) and their averaged readout (used in
+            place of the change of the judged readout and of the readout).
 
         Returns
         -------
@@ -119,9 +129,14 @@ class ReadoutChanges:
         """
         worst = np.zeros_like(scales, dtype=float)
         size = np.array(scales, dtype=float)
+        drifts = drifts or {}
         for name in names:
-            worst = np.maximum(worst, self.rate(name, step))
-            size = np.maximum(size, np.abs(self._readouts[name]).max(axis=(1, 2)))
+            if name in drifts:
+                rate, values = drifts[name]
+            else:
+                rate, values = self.rate(name, step), self._readouts[name]
+            worst = np.maximum(worst, rate)
+            size = np.maximum(size, np.abs(values).max(axis=(1, 2)))
         return worst / np.maximum(size, np.finfo(float).tiny)
 
 

@@ -122,9 +122,9 @@ def test_registry_lookup_and_errors():
     """Names resolve to models of the right kind; mistakes name the fix."""
     assert get_population_model("rate-system", "system") is SYSTEM
     assert POPULATION_MODELS["rate-controller"] is CONTROLLER
-    with pytest.raises(InputError, match=r"no population model called 'lif'.*rate-system"):
-        get_population_model("lif", "system")
-    with pytest.raises(InputError, match="system needs a system model, got the controller model .rate-controller.; system models: \[.rate-system.\]"):
+    with pytest.raises(InputError, match=r"no population model called 'izh'.*rate-system"):
+        get_population_model("izh", "system")
+    with pytest.raises(InputError, match="system needs a system model, got the controller model .rate-controller.; system models: \[.lif., .rate-system., .scn.\]"):
         settle_layer(*layer_case(), ALPHA, system="rate-controller")
     with pytest.raises(InputError, match="controller needs a controller model"):
         SettleOptions(controller=GAINED_SYSTEM)

@@ -1,0 +1,553 @@
+"""Spiking populations: spike-coding networks (``scn``) and LIF ensembles (``lif``).
+
+Either model fills any population of any circuit (``system=``,
+``controller=``, ``relay=``), mixed freely with rate populations::
+
+    settle_layer(W, B, delta, 0.1, system="scn", controller="scn", dt=0.002,
+                 steps=20000, radius=layer_radii(W, B, delta, 0.1))
+    settle_layer(W, B, delta, 0.1, system=lif_population("system", 128), ...)
+
+A spiking block of width d keeps the interface of a rate block: a
+*representation* group of one unit per represented dimension (n problems x
+batch x d) holds the readout (decoded, filtered spikes) that couplings read,
+the input they write, a controller's target and leak, and the per-unit
+``radius`` (the range represented, default 1). Behind it, ``neurons_per_dim``
+spiking neurons per unit read their unit's quantities through linked
+variables, and a ``Synapses`` object (one synapse per neuron, ``on_pre``)
+makes the unit's readout jump at each spike. Equations:
+`dinv.circuits.spiking_equations`; the model and its parameters:
+`dinv.spiking`.
+
+Choices (and why):
+
+- **Neuron parameters** are drawn once per population (block) from its own
+  stream, ``default_rng([seed, crc32(block name)])``, and tiled over the
+  problems and samples: every problem and sample of a block is represented
+  by the same neurons, so problems of a stack compare like with like, and
+  the same seed gives the same neurons (and, without noise, the same spikes).
+- **Settled value**: the time average of the readout over the last
+  ``average_fraction`` of each run (phase), kept as a running integral in
+  the representation group and switched on by the run controller; the
+  residual of a spiking block is the drift of that average between the two
+  halves of the window (`dinv.circuits.settling`), so a circuit that has
+  settled in the average does not warn.
+- **dt**: spiking needs small steps; a circuit whose step exceeds a
+  population's `Ensemble.max_dt` refuses to build (`InputError` naming a
+  suitable ``dt``) rather than give wrong numbers.
+- **Radius**: values beyond a block's radius are represented poorly (LIF
+  neurons saturate at their maximal rates; SCN neurons then fire very
+  fast); `layer_radii` and `chain_radii` pick radii from the closed form.
+"""
+
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+from brian2 import NeuronGroup, Synapses, linked_var, ms, second
+
+from dinv.circuits import spiking_equations as eq
+from dinv.circuits.brian_internals import live_view, summed_before_thresholds
+from dinv.circuits.populations import (
+    KINDS,
+    Ensemble,
+    PopulationFamily,
+    PopulationModel,
+    register_population_model,
+)
+from dinv.errors import InputError
+from dinv.spiking import lif_parameters, scn_parameters
+from dinv.theory import chain_steady_state, layer_steady_state, steady_control
+
+
+def _positive(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not np.isfinite(value) or not value > 0:
+        raise InputError(f"{name} must be a positive number, got {value!r}")
+    return float(value)
+
+
+def _seconds(name, value, allow_zero=False):
+    """A time given as a Brian2 quantity (or seconds), as float seconds."""
+    try:
+        seconds = float(value / second) if hasattr(value, "dim") else float(value)
+    except Exception:  # a quantity of other units
+        raise InputError(f"{name} must be a time, e.g. 10*ms; got {value!r}") from None
+    if hasattr(value, "dim") and value.dim != second.dim:
+        raise InputError(f"{name} must be a time, e.g. 10*ms; got {value!r}")
+    if not np.isfinite(seconds) or seconds < 0 or (seconds == 0 and not allow_zero):
+        raise InputError(f"{name} must be a {'non-negative' if allow_zero else 'positive'} "
+                         f"time, got {value!r}")
+    return seconds
+
+
+def _count(name, value, minimum):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer, float)) \
+            or int(value) != value or value < minimum:
+        raise InputError(f"{name} must be an integer of at least {minimum}, got {value!r}")
+    return int(value)
+
+
+def _stream(seed, block):
+    """The random stream of one population: its seed and its block's name."""
+    return np.random.default_rng([int(seed), zlib.crc32(block.encode())])
+
+
+class SpikingNeurons:
+    """The neurons built behind one representation group (`Ensemble.build`).
+
+    Attributes
+    ----------
+    objects : list
+        The spiking ``NeuronGroup`` and its decoding ``Synapses``.
+    group : brian2.NeuronGroup
+        The spiking neurons (``neurons_per_dim`` per representation unit).
+    ranges : dict of str to (int, int)
+        Each block's neurons.
+    shapes : dict of str to tuple
+        Each block's (n, batch, d, neurons_per_dim).
+    """
+
+    def __init__(self, neurons, synapses, blocks, per_dim, rest):
+        self.group = neurons
+        self.objects = [neurons, synapses]
+        self.ranges, self.shapes = {}, {}
+        for block, start, stop in blocks:
+            self.ranges[block.name] = (start * per_dim, stop * per_dim)
+            self.shapes[block.name] = (block.n, (stop - start) // (block.n * block.width),
+                                       block.width, per_dim)
+        self._rest = rest
+        self._active = live_view(neurons, "active")
+        self._draw = {}
+
+    def _view(self, variable, name):
+        start, stop = self.ranges[name]
+        return live_view(self.group, variable)[start:stop]
+
+    def rest(self, name):
+        """Neurons of block ``name`` at rest: no spike history, spike counts 0."""
+        for variable, value in self._rest:
+            view = self._view(variable, name)
+            view[...] = value if np.ndim(value) == 0 else np.tile(
+                value, view.size // np.size(value))
+        self._view("count", name)[...] = 0
+        if "lastspike" in self.group.variables:  # a refractory model
+            self._view("lastspike", name)[...] = -1e9
+            self._view("not_refractory", name)[...] = True
+
+    def counts(self, name):
+        """Spikes per neuron of block ``name`` since its last rest, (n, batch, d, K)."""
+        return self._view("count", name).reshape(self.shapes[name]).copy()
+
+    def active(self, name):
+        """Which neurons of block ``name`` may spike (bool, (n, batch, d, K))."""
+        return self._view("active", name).reshape(self.shapes[name]) > 0
+
+    def silence(self, name, fraction, rng):
+        """Silence ``fraction`` of the neurons of each sign of every dimension.
+
+        The same neurons of the population's draw are silenced for every
+        problem and sample; ``fraction`` 0 brings every neuron back.
+        """
+        n, batch, d, per_dim = self.shapes[name]
+        keep = np.ones((d, per_dim))
+        for sign in (0, 1):
+            cells = np.arange(sign, per_dim, 2)
+            count = int(round(fraction * cells.size))
+            for dim in range(d):
+                keep[dim, rng.choice(cells, size=count, replace=False)] = 0.0
+        self._view("active", name)[...] = np.tile(keep.ravel(), n * batch)
+
+
+@dataclass(frozen=True)
+class SCNEnsemble(Ensemble):
+    """Spike-coding neurons behind a representation group (Boerlin et al. 2013).
+
+    Times in seconds; see `scn_population` for the meaning and defaults.
+    """
+
+    neurons_per_dim: int = 32
+    tau_readout: float = 0.02
+    refractory: float = 0.0
+    seed: int = 0
+    decoder_scale: float = 1.0
+    spread: float = 0.25
+    cost: float = 0.5
+    noise: float = 0.0
+    tau_noise: float = 0.002
+    steps_per_readout: float = 1000.0
+    random = True
+
+    def max_dt(self):
+        """tau_readout / steps_per_readout: several neurons of one dimension must
+        rarely cross threshold in the same step (Brian2 cannot enforce one spike
+        per step)."""
+        return self.tau_readout / self.steps_per_readout
+
+    def build(self, group, blocks, clock, codeobj_class):
+        """See `Ensemble.build`."""
+        per_dim = self.neurons_per_dim
+        size = len(group) * per_dim
+        noisy = self.noise > 0
+        decoder = np.empty(size)
+        mu = sigma = None
+        for block, start, stop in blocks:
+            drawn = scn_parameters(block.width, per_dim, _stream(self.seed, block.name),
+                                   self.decoder_scale, self.spread, self.cost, self.noise)
+            decoder[start * per_dim:stop * per_dim] = np.tile(
+                drawn.decoder, (stop - start) // block.width)
+            mu, sigma = drawn.mu, drawn.noise
+        namespace = {"mu": mu, "tau_readout": self.tau_readout * second}
+        if noisy:
+            namespace.update(sigma=sigma, tau_noise=self.tau_noise * second)
+        neurons = NeuronGroup(
+            size, eq.SCN_NOISY_NEURONS if noisy else eq.SCN_NEURONS,
+            threshold=eq.SCN_THRESHOLD, reset=eq.SCN_RESET,
+            refractory=self.refractory * second if self.refractory > 0 else False,
+            method="euler", name=f"{group.name}_spikes", clock=clock, order=group.order,
+            namespace=namespace, codeobj_class=codeobj_class)
+        unit = np.arange(size) // per_dim
+        neurons.coding_error_rep = linked_var(group, "coding_error", index=unit)
+        neurons.above_rep = linked_var(group, "above", index=unit)
+        neurons.decoder = decoder
+        neurons.active = 1.0
+        synapses = _decoding(neurons, group, decoder, per_dim, clock, codeobj_class,
+                             summed=eq.SCN_NOISY_ABOVE if noisy else eq.SCN_ABOVE,
+                             namespace={"mu": mu, "sigma": sigma})
+        summed_before_thresholds(synapses)
+        rest = [("r", 0.0)] + ([("eta", 0.0)] if noisy else [])
+        return SpikingNeurons(neurons, synapses, blocks, per_dim, rest)
+
+
+@dataclass(frozen=True)
+class LIFEnsemble(Ensemble):
+    """LIF neurons with least-squares decoders behind a representation group (NEF).
+
+    Times in seconds; see `lif_population` for the meaning and defaults.
+    """
+
+    neurons_per_dim: int = 64
+    tau_synapse: float = 0.01
+    max_rates: tuple = (100.0, 200.0)
+    intercepts: tuple = (-1.0, 0.9)
+    tau_rc: float = 0.02
+    tau_ref: float = 0.002
+    seed: int = 0
+    regularisation: float = 0.02
+    steps_per_refractory: float = 20.0
+    random = False
+
+    def max_dt(self):
+        """tau_ref / steps_per_refractory: spike times (and so rates, which the
+        decoders assume) are quantised to dt."""
+        return self.tau_ref / self.steps_per_refractory
+
+    def build(self, group, blocks, clock, codeobj_class):
+        """See `Ensemble.build`."""
+        per_dim = self.neurons_per_dim
+        size = len(group) * per_dim
+        values = {k: np.empty(size) for k in ("gain", "bias", "encoder", "decoder", "v0")}
+        for block, start, stop in blocks:
+            rng = _stream(self.seed, block.name)
+            drawn = lif_parameters(block.width, per_dim, rng, self.max_rates,
+                                   self.intercepts, self.tau_rc, self.tau_ref,
+                                   self.regularisation)
+            drawn_v0 = rng.uniform(0.0, 1.0, block.width * per_dim)
+            reps = (stop - start) // block.width
+            cells = slice(start * per_dim, stop * per_dim)
+            for key, value in (("gain", drawn.gain), ("bias", drawn.bias),
+                               ("encoder", drawn.encoder), ("decoder", drawn.decoder),
+                               ("v0", drawn_v0)):
+                values[key][cells] = np.tile(value, reps)
+        neurons = NeuronGroup(
+            size, eq.LIF_NEURONS, threshold=eq.LIF_THRESHOLD, reset=eq.LIF_RESET,
+            refractory=self.tau_ref * second, method="euler", name=f"{group.name}_spikes",
+            clock=clock, order=group.order,
+            namespace={"tau_rc": self.tau_rc * second, "tau_synapse": self.tau_synapse * second},
+            codeobj_class=codeobj_class)
+        neurons.encoded_rep = linked_var(group, "encoded", index=np.arange(size) // per_dim)
+        for key in ("gain", "bias", "encoder"):
+            setattr(neurons, key, values[key])
+        neurons.active = 1.0
+        synapses = _decoding(neurons, group, values["decoder"] / self.tau_synapse, per_dim,
+                             clock, codeobj_class)
+        # Membrane potentials start spread (seeded): not all tonic neurons at once.
+        return SpikingNeurons(neurons, synapses, blocks, per_dim, [("v", values["v0"])])
+
+
+def _decoding(neurons, group, weights, per_dim, clock, codeobj_class, summed="",
+              namespace=None):
+    """One synapse per neuron onto its unit: a spike adds ``radius * w`` to the readout."""
+    synapses = Synapses(neurons, group, model="w : 1 (constant)\n" + summed, on_pre=eq.DECODE,
+                        name=f"{group.name}_decode", clock=clock, namespace=namespace or {},
+                        codeobj_class=codeobj_class)
+    synapses.connect(i=np.arange(len(neurons)), j=np.arange(len(neurons)) // per_dim)
+    synapses.w = weights
+    return synapses
+
+
+FILTER_READOUTS = 2.0
+"""The slow copy ``xbar`` judged at checks low-passes the readout with this many
+readout (synapse) time constants."""
+
+
+def _filter_namespace(tau):
+    return {"tau_filter": FILTER_READOUTS * tau * second}
+
+
+def _check_kind(kind):
+    if kind not in KINDS:
+        raise InputError(f"kind must be one of {KINDS}, got {kind!r}")
+
+
+def _pid(kp, kd, filter_ratio):
+    """PID parameters (None without gains: the plain controller equations)."""
+    values = {"kp": kp, "kd": kd, "filter_ratio": filter_ratio}
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                or not np.isfinite(value):
+            raise InputError(f"{name} must be a finite number, got {value!r}")
+    if not filter_ratio > 0:
+        raise InputError(f"filter_ratio must be positive, got {filter_ratio!r}")
+    if kp == 0 and kd == 0:
+        return None
+    return {"k_p": float(kp), "k_d": float(kd), "filter_ratio": float(filter_ratio)}
+
+
+def scn_population(kind="system", neurons_per_dim=32, tau_readout=20 * ms, refractory=0 * ms,
+                   seed=0, decoder_scale=1.0, cost=0.5, noise=0.0, spread=0.25,
+                   tau_noise=2 * ms, kp=0.0, kd=0.0, filter_ratio=1.0):
+    """A spike-coding population (Boerlin, Machens & Deneve 2013) of ``kind``.
+
+    Per represented dimension, ``neurons_per_dim`` neurons with signed
+    one-dimensional decoders (half positive, half negative) keep the readout
+    xhat (their filtered, decoded spikes) near the ideal state y, which
+    integrates the population's own dynamics at the readout (system:
+    ``tau_s dy/dt = -xhat + B u``; controller: ``tau_c dy/dt = -alpha uhat +
+    W delta_{l-1} - delta_l``). Because y stays within about a decoder step of
+    xhat, the time average of xhat satisfies the rate equations' steady state
+    up to a boundary term that falls as 1 / (neurons_per_dim x window): no bias.
+
+    Parameters
+    ----------
+    kind : {'system', 'controller'}
+    neurons_per_dim : int
+        Neurons per represented dimension (>= 2, even keeps ON and OFF equal).
+    tau_readout : brian2.Quantity
+        Decay of the readout (and of each neuron's rate trace). 20 ms (the
+        reference numpy SCN's lambda_d = 50/s): a unit needs about
+        |x| / (R |decoder| tau_readout) spikes per second, i.e. 16-24 Hz per
+        neuron on average on the reference case at the default radius. The
+        step must be at most tau_readout / 1000 (0.02 ms, dt = 0.002 at
+        tau = 10 ms): on average about one spike per unit and step is chosen
+        among those above threshold, and finer steps keep that choice rare.
+    refractory : brian2.Quantity
+        Refractory period (0: none; the rate cost already spreads spikes).
+    seed : int
+        Seed of the decoders (one draw per population, see the module).
+    decoder_scale : float
+        |decoder| x neurons_per_dim in units of the radius (1: the readout
+        moves in steps of about R / neurons_per_dim).
+    cost : float
+        Quadratic rate cost mu in units of the mean squared decoder (0.5:
+        without it neurons fire wastefully, 500-800 Hz at the top).
+    noise : float
+        Voltage noise (Ornstein-Uhlenbeck, std in units of the mean decoder,
+        correlation time ``tau_noise``); 0 (default) makes runs deterministic.
+        With noise, spikes are reproducible for a given ``noise_seed`` of the
+        run (see `dinv.circuits.runner`).
+    spread : float
+        Heterogeneity of the decoder magnitudes (0 <= spread < 1).
+    tau_noise : brian2.Quantity
+    kp, kd, filter_ratio : float
+        Controllers only: PID gains as in
+        `dinv.circuits.populations.pid_controller` (scalars; same filtered
+        derivatives), in the dynamics of y. 0, 0: the leaky integral (Eq. 8).
+
+    Returns
+    -------
+    PopulationModel
+    """
+    _check_kind(kind)
+    per_dim = _count("neurons_per_dim", neurons_per_dim, 2)
+    ensemble = SCNEnsemble(
+        neurons_per_dim=per_dim, tau_readout=_seconds("tau_readout", tau_readout),
+        refractory=_seconds("refractory", refractory, allow_zero=True),
+        seed=_count("seed", seed, 0), decoder_scale=_positive("decoder_scale", decoder_scale),
+        spread=float(spread), cost=float(cost), noise=float(noise),
+        tau_noise=_seconds("tau_noise", tau_noise))
+    # Validate the neuron parameters now (scn_parameters checks them).
+    scn_parameters(1, per_dim, np.random.default_rng(0), ensemble.decoder_scale,
+                   ensemble.spread, ensemble.cost, ensemble.noise)
+    namespace = {"tau_readout": ensemble.tau_readout * second,
+                 **_filter_namespace(ensemble.tau_readout)}
+    pid = _pid(kp, kd, filter_ratio) if kind == "controller" else _pid(kp, kd, 1.0)
+    if kind == "system" and pid is not None:
+        raise InputError("PID gains (kp, kd) are for controllers; pass kind='controller'")
+    label = (f"spike-coding network, {per_dim} neurons/dim, readout "
+             f"{ensemble.tau_readout * 1e3:g} ms")
+    common = dict(readout="xhat", input="I_in", namespace=namespace, ensemble=ensemble,
+                  rest={"y": 0.0, "xbar": 0.0, "xsum": 0.0, "averaging": 0.0})
+    if kind == "system":
+        return PopulationModel(equations=eq.SCN_SYSTEM, tau="tau_system", kind="system",
+                               description=label, **common)
+    if pid is not None:
+        common["rest"] = {**common["rest"], "e_f": 0.0, "rate_f": 0.0}
+        return PopulationModel(equations=eq.SCN_PID_CONTROLLER, tau="tau_controller",
+                               kind="controller", target="target", leak="alpha",
+                               parameters=pid, description=f"{label}, PID k_p={kp:g} "
+                               f"k_d={kd:g}", **common)
+    return PopulationModel(equations=eq.SCN_CONTROLLER, tau="tau_controller",
+                           kind="controller", target="target", leak="alpha",
+                           description=label, **common)
+
+
+def lif_population(kind="system", neurons_per_dim=64, tau_synapse=10 * ms,
+                   max_rates=(100.0, 200.0), intercepts=(-1.0, 0.9), tau_rc=20 * ms,
+                   tau_ref=2 * ms, seed=0, regularisation=0.02):
+    """A LIF ensemble with least-squares decoders (Neural Engineering Framework).
+
+    One one-dimensional ensemble of ``neurons_per_dim`` heterogeneous LIF
+    neurons per represented dimension (encoders +1 and -1), decoded through
+    an exponential synapse ``tau_synapse``; the neurons encode
+    ``(1 - tau/tau_pop) xhat + (tau/tau_pop) input`` (controller: leak and
+    error as in Eq. 8) so that the readout follows the population's dynamics
+    on average (`dinv.spiking`). The fixed decoding error enters the loop
+    amplified by the controller's integration; it falls about as
+    1 / neurons_per_dim.
+
+    Parameters
+    ----------
+    kind : {'system', 'controller'}
+    neurons_per_dim : int
+        Neurons per represented dimension (>= 2).
+    tau_synapse : brian2.Quantity
+        Synaptic (readout) time constant; 10 ms (5 ms was 2-2.5x worse in
+        Nengo: the recurrent decoding error enters scaled by tau_pop / tau).
+    max_rates : (float, float)
+        Range of rates (Hz) at |x| = radius (100-200 Hz: mean rates below 100 Hz).
+    intercepts : (float, float)
+        Where neurons start to fire, in units of the radius (Nengo's U(-1, 0.9)).
+    tau_rc, tau_ref : brian2.Quantity
+        Membrane time constant and refractory period (Nengo: 20 ms, 2 ms).
+    seed : int
+        Seed of gains, biases and decoders (one draw per population).
+    regularisation : float
+        L2 regularisation of the decoders relative to the largest rate. 0.02,
+        not Nengo's 0.1: the time-averaged readout is limited by the fixed
+        decoding error, which regularisation raises (on the reference case
+        of issue 10: 0.1 gave 2.7 / 1.4 / 0.45 degrees at 16 / 64 / 256
+        neurons per dimension, slope -0.66; 0.02 gave 2.0 / 0.72 / 0.24,
+        slope -0.77; 0.01 gave 3.1 / 0.61 / 0.22, noisier at 16).
+
+    Returns
+    -------
+    PopulationModel
+    """
+    _check_kind(kind)
+    per_dim = _count("neurons_per_dim", neurons_per_dim, 2)
+    ensemble = LIFEnsemble(
+        neurons_per_dim=per_dim, tau_synapse=_seconds("tau_synapse", tau_synapse),
+        max_rates=tuple(float(v) for v in max_rates),
+        intercepts=tuple(float(v) for v in intercepts), tau_rc=_seconds("tau_rc", tau_rc),
+        tau_ref=_seconds("tau_ref", tau_ref), seed=_count("seed", seed, 0),
+        regularisation=float(regularisation))
+    lif_parameters(1, per_dim, np.random.default_rng(0), ensemble.max_rates,
+                   ensemble.intercepts, ensemble.tau_rc, ensemble.tau_ref,
+                   ensemble.regularisation, eval_points=10)
+    namespace = {"tau_synapse": ensemble.tau_synapse * second,
+                 **_filter_namespace(ensemble.tau_synapse)}
+    label = (f"LIF ensemble (NEF), {per_dim} neurons/dim, synapse "
+             f"{ensemble.tau_synapse * 1e3:g} ms")
+    common = dict(readout="xhat", input="I_in", namespace=namespace, ensemble=ensemble,
+                  rest={"xbar": 0.0, "xsum": 0.0, "averaging": 0.0}, description=label)
+    if kind == "system":
+        return PopulationModel(equations=eq.LIF_SYSTEM, tau="tau_system", kind="system",
+                               **common)
+    return PopulationModel(equations=eq.LIF_CONTROLLER, tau="tau_controller",
+                           kind="controller", target="target", leak="alpha", **common)
+
+
+SCN = PopulationFamily(scn_population("system"), scn_population("controller"),
+                       "spike-coding network (Boerlin et al. 2013), 32 neurons/dim")
+"""The default spike-coding populations (``system='scn'``, ``controller='scn'``)."""
+
+LIF = PopulationFamily(lif_population("system"), lif_population("controller"),
+                       "LIF ensemble with decoders (NEF), 64 neurons/dim")
+"""The default LIF ensembles (``system='lif'``, ``controller='lif'``)."""
+
+register_population_model("scn", SCN)
+register_population_model("lif", LIF)
+
+
+# ------------------------------------------------------------------- radii
+def _radius(values, margin, per_unit, floor):
+    """margin x the largest |value| per problem (n, 1) or per problem and unit (n, d)."""
+    peak = np.abs(values).max(axis=1)  # over the batch: (n, d)
+    if not per_unit:
+        peak = peak.max(axis=1, keepdims=True)
+    return margin * np.maximum(peak, floor)
+
+
+def layer_radii(W, B, delta, alpha, margin=1.5, per_unit=False, floor=1e-6):
+    """Radii of a layer pair's blocks from its closed form (Eq. 10).
+
+    Parameters
+    ----------
+    W, B, delta, alpha
+        As in `dinv.circuits.layer.settle_layer` (stacked or not).
+    margin : float
+        Radius = margin x the largest steady-state component (1.5, as the
+        Nengo reference); transients overshoot the steady state a little.
+    per_unit : bool
+        One radius per unit (shape (n, d)) instead of one per problem (n, 1).
+    floor : float
+        Smallest radius (a zero steady state would give radius 0).
+
+    Returns
+    -------
+    dict
+        ``{'system': ..., 'controller': ...}``, each (n, 1) or (n, d), for the
+        ``radius=`` of `settle_layer`.
+    """
+    from dinv.validation import layer_problem
+
+    p = layer_problem(W, B, delta, alpha)
+    u = steady_control(p.W, p.B, p.delta, p.alpha)
+    settled = layer_steady_state(p.W, p.B, p.delta, p.alpha)
+    margin = _positive("margin", margin)
+    return {"system": _radius(settled, margin, per_unit, floor),
+            "controller": _radius(u, margin, per_unit, floor)}
+
+
+def chain_radii(weights, feedback, delta, alpha, gains=None, margin=1.5, per_unit=False,
+                floor=1e-6):
+    """Radii of a sequential or repeat chain's blocks from its closed form (Eq. 17).
+
+    Parameters as in `dinv.circuits.chains.settle_chain` (stacked arrays,
+    weights W_1 .. W_L); ``margin``, ``per_unit`` and ``floor`` as in
+    `layer_radii`.
+
+    Returns
+    -------
+    dict
+        By block name: ``d{l}`` (systems, their un-gained steady state) and
+        ``u{l}`` (controllers), for the ``radius=`` of `settle_chain`.
+    """
+    margin = _positive("margin", margin)
+    weights = [np.asarray(w, dtype=float) for w in weights[1:]]
+    feedback = [np.asarray(b, dtype=float) for b in feedback]
+    deltas = chain_steady_state(weights, feedback, np.asarray(delta, dtype=float), alpha,
+                                gains)
+    pairs = len(weights)
+    leaks = np.broadcast_to(np.asarray(alpha, dtype=float).reshape(
+        (-1, 1) if np.ndim(alpha) == 1 else np.shape(alpha) or (1, 1)), (deltas[0].shape[0],
+                                                                         pairs))
+    radii = {}
+    targets = [None] * pairs
+    for j in range(pairs):  # layer l = j + 2: target delta_l
+        targets[j] = deltas[j + 1] if j + 1 < pairs else np.asarray(delta, dtype=float)
+        u = steady_control(weights[j], feedback[j], targets[j], leaks[:, j])
+        radii[f"u{j + 2}"] = _radius(u, margin, per_unit, floor)
+        radii[f"d{j + 1}"] = _radius(np.einsum("nij,nbj->nbi", feedback[j], u), margin,
+                                     per_unit, floor)
+    return radii

@@ -1,0 +1,155 @@
+"""Brian2 equation templates of the spiking populations (`dinv.circuits.spiking`).
+
+A spiking population is two groups (the parameters are those of
+`dinv.spiking`, whose module docstring states the model):
+
+- a **representation** group of one unit per represented dimension (for every
+  problem and sample), with the same roles as a rate population: the readout
+  ``xhat`` that couplings read, the input ``I_in`` they write, and for a
+  controller its ``target`` and leak ``alpha``; plus the per-unit ``radius``
+  (the range represented), a slow copy ``xbar`` of the readout (judged at the
+  checks of a run, time constant ``tau_filter``) and the running integral
+  ``xsum`` of the readout while ``averaging`` is 1 (the settled value a
+  result reports is ``xsum`` over the window's length);
+- a **neuron** group of ``neurons_per_dim`` neurons per unit, reading their
+  unit's quantities through linked variables (``..._rep``); a spike makes
+  the unit's readout jump (``on_pre`` of a ``Synapses`` object, `DECODE`).
+
+Subexpressions of the representation group that the neurons read are in
+units of the radius (``coding_error``, ``encoded``).
+"""
+
+AVERAGING = """
+dxbar/dt = (xhat - xbar) / tau_filter : 1
+dxsum/dt = averaging * xhat : second
+radius : 1 (constant)
+averaging : 1
+"""
+"""Lines every representation group has: the slow copy, the running integral, the radius."""
+
+SCN_SYSTEM = """
+dxhat/dt = -xhat / tau_readout : 1
+dy/dt = (-xhat + I_in) / tau_system : 1
+coding_error = (y - xhat) / radius : 1
+I_in : 1
+above : 1
+tau_system : second (shared, constant)
+""" + AVERAGING
+"""SCN system: the ideal state y integrates Eq. (5) at the readout,
+``tau_s dy/dt = -xhat + B u``; the neurons keep xhat near y."""
+
+SCN_CONTROLLER = """
+dxhat/dt = -xhat / tau_readout : 1
+dy/dt = (-alpha * xhat + I_in - target) / tau_controller : 1
+coding_error = (y - xhat) / radius : 1
+I_in : 1
+above : 1
+target : 1
+alpha : 1 (constant)
+tau_controller : second (shared, constant)
+""" + AVERAGING
+"""SCN controller: y integrates Eq. (8) at the readout,
+``tau_c dy/dt = -alpha uhat + W delta_{l-1} - delta_l``."""
+
+SCN_PID_CONTROLLER = """
+dxhat/dt = -xhat / tau_readout : 1
+dy/dt = (-alpha * xhat + I_in - target) / tau_controller + k_p * rate_e + k_d * tau_controller * accel_e : 1
+de_f/dt = rate_e : 1
+drate_f/dt = accel_e : 1/second
+rate_e = (I_in - target - e_f) / (filter_ratio * tau_controller) : 1/second
+accel_e = (rate_e - rate_f) / (filter_ratio * tau_controller) : 1/second**2
+coding_error = (y - xhat) / radius : 1
+I_in : 1
+above : 1
+target : 1
+alpha : 1 (constant)
+k_p : 1 (shared, constant)
+k_d : 1 (shared, constant)
+filter_ratio : 1 (shared, constant)
+tau_controller : second (shared, constant)
+""" + AVERAGING
+"""SCN PID controller (Eq. 7): y integrates the PID dynamics of
+`dinv.circuits.populations.pid_controller` (same filtered derivatives of
+e = W delta_{l-1} - delta_l) at the readout."""
+
+SCN_NEURONS = """
+V = decoder * coding_error_rep - mu * r : 1
+dr/dt = -r / tau_readout : 1
+decoder : 1 (constant)
+active : 1
+count : integer
+coding_error_rep : 1 (linked)
+above_rep : 1 (linked)
+"""
+"""SCN neurons: voltage = projected coding error minus the rate cost; r is the
+neuron's own filtered spike train. Spike: ``V > (decoder**2 + mu) / 2``."""
+
+SCN_NOISY_NEURONS = """
+V = decoder * coding_error_rep - mu * r + sigma * eta : 1
+dr/dt = -r / tau_readout : 1
+deta/dt = -eta / tau_noise + sqrt(2 / tau_noise) * xi : 1
+decoder : 1 (constant)
+active : 1
+count : integer
+coding_error_rep : 1 (linked)
+above_rep : 1 (linked)
+"""
+"""SCN neurons with voltage noise: eta is a unit Ornstein-Uhlenbeck process
+(correlation time tau_noise), scaled by sigma."""
+
+SCN_ABOVE = ("above_post = int(active_pre > 0 and decoder_pre * coding_error_post - mu * r_pre"
+             " > (decoder_pre**2 + mu) / 2) : 1 (summed)")
+"""How many neurons of each unit are above threshold (a summed variable of the
+decoding synapses, updated just before the thresholds; the neurons' V
+written out, as seen from the synapse)."""
+
+SCN_NOISY_ABOVE = ("above_post = int(active_pre > 0 and decoder_pre * coding_error_post - mu * r_pre"
+                   " + sigma * eta_pre > (decoder_pre**2 + mu) / 2) : 1 (summed)")
+"""`SCN_ABOVE` with the voltage noise."""
+
+SCN_THRESHOLD = "active > 0 and V > (decoder**2 + mu) / 2 and rand() * above_rep < 1"
+"""Above threshold, and chosen: of the m neurons of a unit above threshold in a
+step each fires with probability 1 / m, so that about one spike per step and
+unit corrects the coding error (the greedy rule of SCN simulations, which
+Brian2's independent thresholds cannot enforce). Without it, neurons with
+nearby thresholds cross together, overshoot, and the opposite half of the
+population answers all at once: a storm of synchronous spikes."""
+SCN_RESET = "r += 1\ncount += 1"
+
+LIF_SYSTEM = """
+dxhat/dt = -xhat / tau_synapse : 1
+encoded = ((1 - tau_synapse / tau_system) * xhat + (tau_synapse / tau_system) * I_in) / radius : 1
+I_in : 1
+tau_system : second (shared, constant)
+""" + AVERAGING
+"""LIF system through an exponential synapse (NEF): the neurons encode
+``(1 - tau/tau_s) xhat + (tau/tau_s) B u`` so that on average
+``tau_s dxhat/dt = -xhat + B u`` (Eq. 5)."""
+
+LIF_CONTROLLER = """
+dxhat/dt = -xhat / tau_synapse : 1
+encoded = ((1 - alpha * tau_synapse / tau_controller) * xhat + (tau_synapse / tau_controller) * (I_in - target)) / radius : 1
+I_in : 1
+target : 1
+alpha : 1 (constant)
+tau_controller : second (shared, constant)
+""" + AVERAGING
+"""LIF controller: encodes ``(1 - alpha tau/tau_c) uhat + (tau/tau_c) e`` (Eq. 8)."""
+
+LIF_NEURONS = """
+dv/dt = (-v + gain * encoder * encoded_rep + bias) / tau_rc : 1 (unless refractory)
+gain : 1 (constant)
+bias : 1 (constant)
+encoder : 1 (constant)
+active : 1
+count : integer
+encoded_rep : 1 (linked)
+"""
+"""LIF neurons (threshold 1, reset 0), input current ``gain e s / R + bias``."""
+
+LIF_THRESHOLD = "active > 0 and v > 1"
+LIF_RESET = "v = 0\ncount += 1"
+
+DECODE = "xhat_post += radius_post * w"
+"""A spike's jump of its unit's readout: ``w`` is the neuron's decoder (SCN) or
+decoder / tau_synapse (LIF), in units of the radius."""
