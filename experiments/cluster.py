@@ -113,7 +113,7 @@ class SlurmOptions:
             job_extra_directives=list(self.directives), job_script_prologue=prologue,
             local_directory=self.local_directory, log_directory=self.log_directory,
             python=sys.executable, job_name="dinv-sweep",
-            scheduler_options={"dashboard_address": None})
+            scheduler_options={"dashboard": False})
 
 
 @dataclass(frozen=True)

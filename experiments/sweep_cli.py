@@ -95,7 +95,8 @@ def cluster_from_args(args):
         slurm = SlurmOptions(queue=args.queue, account=args.account, cores=args.cores,
                              memory=args.memory, walltime=args.walltime, jobs=args.jobs,
                              directives=tuple(args.directive), prologue=tuple(args.prologue),
-                             log_directory=str(args.out / "slurm-logs") if args.out else None)
+                             log_directory=(str(args.out / "slurm-logs")
+                                            if args.out and not args.dry_run else None))
     return ClusterOptions(workers=args.workers, scheduler=args.scheduler, slurm=slurm,
                           retries=args.retries, brian_cache=args.brian_cache)
 
