@@ -13,6 +13,7 @@
 Every worker gets the `WorkerSetup` plugin before its first cell.
 """
 
+import logging
 import os
 import re
 import signal
@@ -183,7 +184,7 @@ def connect(options):
         else:
             cluster = stack.enter_context(LocalCluster(
                 n_workers=options.expected_workers(), threads_per_worker=1, processes=True,
-                dashboard_address=None))
+                dashboard_address=None, silence_logs=logging.ERROR))
             client = stack.enter_context(Client(cluster))
         client.register_plugin(WorkerSetup(cache, threads=1), name=WorkerSetup.name)
         yield client

@@ -190,7 +190,10 @@ def read_sweep_file(path):
         ``experiment``, ``quick``, ``out`` (each None where the file leaves it
         out), ``grid`` (key -> list of values), ``set`` (key -> value).
     """
-    import tomllib
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10: the same parser, from PyPI
+        import tomli as tomllib
 
     path = Path(path)
     try:
@@ -503,6 +506,9 @@ def _check_spec(folder, spec):
     the grid may differ (more seeds: only the new cells run)."""
     path = folder / SPEC
     if not path.is_file():
+        if (folder / RESULTS).exists():
+            raise InputError(f"{folder} holds the results of a dinv run ({RESULTS}), not a "
+                             "sweep; choose another --out")
         return
     try:
         earlier = json.loads(path.read_text())

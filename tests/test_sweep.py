@@ -283,3 +283,35 @@ def test_command_line_failing_cell_exit_status(cluster, tmp_path, capsys):
     assert "cells: 1 done" in captured.out
     table = load_sweep(out)
     assert set(zip(table["samples"], table["status"])) == {(1, "error"), (8, "done")}
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_command_and_a_rerun_continues(tmp_path):
+    """SIGINT to the whole process group (a Ctrl-C at the terminal, workers included)
+    on an embedded 2-worker LocalCluster: exit 130 with the partial tables written;
+    the same command then runs only the missing cells and exits 0."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out = tmp_path / "ctrl-c"
+    command = [sys.executable, "-m", "dinv.experiments.cli", "sweep", "linear-regression",
+               "--quick", "--set", "samples=60", "--models", "BP,DI a=0.01",
+               "--grid", "seed=0:6", "--workers", "2", "--out", str(out), "--no-progress"]
+    root = Path(__file__).resolve().parents[1]
+    process = subprocess.Popen(command, cwd=root, start_new_session=True, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 300
+    while not list(out.glob("cells/*/results.json")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "interrupted by SIGINT" in stderr
+    table = load_sweep(out)
+    first = set(table.loc[table["status"] == "done", "cell"])
+    assert first and "pending" in set(table["status"])
+    again = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr
+    assert f"6 done ({len(first)} already before)" in again.stdout
+    assert set(load_sweep(out)["status"]) == {"done"}
