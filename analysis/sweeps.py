@@ -61,6 +61,9 @@ PRIMARY = ("nmse", "test_error", "median_angle", "train_error", "error_ratio",
            "unsettled_fraction")
 """Metrics in order of preference for the summary (the first one a sweep has)."""
 
+LOG_CURVES = ("nmse", "relative_error", "test_error", "train_error")
+"""Curves drawn on a log scale (where positive), with their geometric mean."""
+
 RESERVED = ("cell", "status", "model", "metric", "value", "error", "curve", "x")
 """Column names of the tables other than the grid's."""
 
@@ -280,8 +283,9 @@ def summary_figure(metrics, curves, grid_keys, spread="seed", title=""):
     Left: the primary metric of every cell (points) and its median (a bar) per
     model and per value of the other varying grid keys. Right: the matching
     curves (the primary metric's curve where there is one, else the first
-    curve), their mean over the cells and a band from the 10th to the 90th
-    percentile (min to max with fewer than 10 cells).
+    curve), their mean over the cells (geometric on a log axis: errors) and a
+    band from the 10th to the 90th percentile (min to max with fewer than 10
+    cells).
 
     Returns
     -------
@@ -332,6 +336,9 @@ def _curve_panel(axis, curves, metric, columns, groups, colour):
     names = list(curves["curve"].dropna().unique())
     curve = metric if metric in names else names[0]
     chosen = curves[curves["curve"] == curve]
+    finite = chosen["value"].dropna()
+    log = curve in LOG_CURVES and len(finite) > 0 and bool((finite > 0).all())
+    many = chosen["cell"].nunique() >= 10
     for key, _ in groups:
         rows = chosen[chosen["model"] == key[0]]
         for column, value in zip(columns, key[1:]):
@@ -341,22 +348,22 @@ def _curve_panel(axis, curves, metric, columns, groups, colour):
         wide = rows.pivot_table(index="x", columns="cell", values="value")
         x = wide.index.to_numpy(dtype=float)
         values = wide.to_numpy(dtype=float)
-        low, high = (10, 90) if values.shape[1] >= 10 else (0, 100)
+        low, high = (10, 90) if many else (0, 100)
         with np.errstate(all="ignore"):
-            mean = np.nanmean(values, axis=1)
+            mean = np.exp(np.nanmean(np.log(values), axis=1)) if log \
+                else np.nanmean(values, axis=1)
             lo, hi = np.nanpercentile(values, [low, high], axis=1)
         axis.plot(x, mean, color=colour[key], lw=1.2,
                   label=_label(key[0], key[1:], columns))
         axis.fill_between(x, lo, hi, color=colour[key], alpha=0.2, lw=0)
-    finite = chosen["value"].dropna()
-    if curve in ("nmse", "relative_error", "test_error", "train_error") and len(finite) \
-            and (finite > 0).all():
+    if log:
         axis.set_yscale("log")
     if curve in ("angle", "relative_error"):
         axis.set_xscale("log")
     axis.set_xlabel(_x_name(curve))
     axis.set_ylabel(curve)
-    axis.set_title(f"{curve}: mean over cells, band: spread", fontsize=9)
+    axis.set_title(f"{curve}: {'geometric ' if log else ''}mean over the cells, band: "
+                   f"{'10th-90th percentile' if many else 'min-max'}", fontsize=9)
     axis.legend(fontsize=6, ncol=2)
     axis.grid(alpha=0.3)
 
