@@ -71,17 +71,7 @@ from dinv.experiments.results import (
 # groups (lists of indices into configs) and `run_stacked(name, configs,
 # progress, stop)` -> one results dict per config, exactly as the experiment's
 # own `run` gives for that config alone.
-try:
-    from dinv.experiments.stacking import can_stack, run_stacked
-except ImportError:  # until stacking lands: every cell is a group of one
-    def can_stack(experiment_name, configs):
-        """Groups of cells that can share one circuit: here each cell alone."""
-        return [[i] for i in range(len(configs))]
-
-    def run_stacked(experiment_name, configs, progress=True, stop=None):
-        """Each config run by the experiment's own ``run``."""
-        run = get_experiment(experiment_name).run
-        return [run(config, progress=progress, stop=stop) for config in configs]
+from dinv.experiments.stacking import can_stack, run_stacked  # noqa: E402
 
 
 TOML_KEYS = ("experiment", "quick", "out", "grid", "set")

@@ -149,35 +149,38 @@ def test_slurm_options_need_slurm(capsys):
 
 @pytest.fixture(scope="module")
 def finished(cluster, tmp_path_factory):
-    """A 2-cell linear-regression sweep, run once for the tests below."""
+    """A 4-cell linear-regression sweep (two tasks of two stacked cells on the two
+    workers), run once for the tests below."""
     out = tmp_path_factory.mktemp("sweep") / "lr"
-    spec = SweepSpec("linear-regression", {"seed": [0, 1]}, TINY, quick=True)
+    spec = SweepSpec("linear-regression", {"seed": [0, 1, 2, 3]}, TINY, quick=True)
     return spec, out, run_sweep(spec, out, cluster, progress=False)
 
 
 def test_sweep_completes_and_load_sweep_returns_its_rows(finished):
     spec, out, outcome = finished
-    assert outcome.counts["done"] == 2 and not outcome.errors
+    assert outcome.counts["done"] == 4 and not outcome.errors
     table = load_sweep(out)
     assert list(table.columns) == ["cell", "seed", "status", "model", "metric", "value",
                                    "error"]
-    assert sorted(table["cell"].unique()) == ["seed=0", "seed=1"]
+    assert sorted(table["cell"].unique()) == ["seed=0", "seed=1", "seed=2", "seed=3"]
     assert (table["status"] == "done").all()
     rows = {(r.seed, r.model, r.metric) for r in table.itertuples()}
-    for seed in (0, 1):
+    for seed in (0, 1, 2, 3):
         for model in ("BP", "DI a=0.01"):
             assert (seed, model, "nmse") in rows and (seed, model, "error_ratio") in rows
         assert (seed, "DI a=0.01", "unsettled_fraction") in rows
-    assert len(table) == 2 * 5
+    assert len(table) == 4 * 5
     csv = (out / "sweep.csv").read_text().splitlines()
     assert len(csv) == 1 + len(table) and csv[0].startswith("cell,seed,status")
     curves = load_curves(out)
-    assert set(curves["curve"]) == {"nmse"} and len(curves) == 2 * 2 * 8
+    assert set(curves["curve"]) == {"nmse"} and len(curves) == 4 * 2 * 8
     assert (out / "summary.png").read_bytes()[:4] == b"\x89PNG"
-    # Each cell's results.json is a dinv run record, with the numbers of that cell alone.
+    # Each cell's results.json is a dinv run record, with the numbers of that cell alone,
+    # though it trained stacked with another cell.
     record = json.loads((out / "cells" / "seed=1" / "results.json").read_text())
     assert record["experiment"] == "linear-regression" and record["seed"] == 1
     assert record["sweep"]["cell"] == "seed=1" and "versions" in record
+    assert record["sweep"]["stacked_with"] == 1
     experiment = get_experiment("linear-regression")
     alone = experiment.run(make_config(experiment, True, {**TINY, "seed": 1}),
                            progress=False)
@@ -205,12 +208,12 @@ def test_workers_are_set_up(finished, cluster):
 def test_rerun_skips_finished_cells(finished, cluster):
     spec, out, _ = finished
     stamps = {p: p.stat().st_mtime_ns for p in (out / "cells").glob("*/results.json")}
-    spec = SweepSpec(spec.experiment, {"seed": [0, 1, 2]}, spec.overrides, spec.quick)
+    spec = SweepSpec(spec.experiment, {"seed": [0, 1, 2, 3, 4]}, spec.overrides, spec.quick)
     outcome = run_sweep(spec, out, cluster, progress=False)
-    assert outcome.counts == {"done": 3, "error": 0, "interrupted": 0, "pending": 0,
-                              "skipped": 2}
+    assert outcome.counts == {"done": 5, "error": 0, "interrupted": 0, "pending": 0,
+                              "skipped": 4}
     assert stamps == {p: p.stat().st_mtime_ns for p in stamps}  # not run again
-    assert sorted(load_sweep(out)["cell"].unique()) == ["seed=0", "seed=1", "seed=2"]
+    assert len(load_sweep(out)["cell"].unique()) == 5
 
 
 def test_another_sweep_in_the_folder_is_refused(finished, cluster):
@@ -270,19 +273,23 @@ def test_stopped_sweep_writes_partial_tables_and_continues(cluster, tmp_path):
     assert again.counts["done"] == 6 and again.counts["skipped"] >= outcome.counts["done"]
 
 
-def test_command_line_failing_cell_exit_status(cluster, tmp_path, capsys):
-    """A setting that raises inside the run (samples=1): recorded, the other cell done,
-    exit status 2 with one line."""
+def test_command_line_failing_cells_exit_status(cluster, tmp_path, capsys):
+    """A setting that raises inside the run (error_dtype=float16), in stacked groups
+    with good cells: each group is run again cell by cell, the bad cells are recorded,
+    the good ones done; exit status 2 with one line."""
     out = tmp_path / "cli"
-    code = main(["sweep", "linear-regression", "--quick", "--grid", "samples=1,8",
+    code = main(["sweep", "linear-regression", "--quick", "--grid", "seed=0,1",
+                 "--grid", "error_dtype=float64,float16", "--set", "samples=8",
                  "--models", "BP", "--scheduler", cluster.scheduler, "--out", str(out),
                  "--no-progress"])
     captured = capsys.readouterr()
     assert code == 2
-    assert "1 of 2 cells failed" in captured.err and "samples must be at least 2" in captured.err
-    assert "cells: 1 done" in captured.out
+    assert "2 of 4 cells failed" in captured.err and "float16" in captured.err
+    assert "cells: 2 done" in captured.out
     table = load_sweep(out)
-    assert set(zip(table["samples"], table["status"])) == {(1, "error"), (8, "done")}
+    assert set(zip(table["error_dtype"], table["status"])) == {("float16", "error"),
+                                                               ("float64", "done")}
+    assert table.loc[table["status"] == "error", "error"].str.contains("error_dtype").all()
 
 
 @pytest.mark.slow
