@@ -71,7 +71,7 @@ from dinv.experiments.results import (
 # groups (lists of indices into configs) and `run_stacked(name, configs,
 # progress, stop)` -> one results dict per config, exactly as the experiment's
 # own `run` gives for that config alone.
-from dinv.experiments.stacking import can_stack, run_stacked  # noqa: E402
+from dinv.experiments.stacking import can_stack, run_stacked
 
 
 TOML_KEYS = ("experiment", "quick", "out", "grid", "set")
