@@ -64,6 +64,7 @@ def build_parser():
                      help="continue the run whose checkpoint is in DIR, with its settings")
     run.add_argument("--overwrite", action="store_true",
                      help="replace the files of an earlier run in the output folder")
+    _add_sweep_parser(sub)
     flags = {}
     for experiment in EXPERIMENTS.values():
         for option in experiment.options:
@@ -77,6 +78,53 @@ def build_parser():
                 run.add_argument(option.flag, dest=option.key, type=option.type,
                                  help=f"{experiment.name}: {option.help}")
     return parser
+
+
+def _add_sweep_parser(sub):
+    sweep = sub.add_parser(
+        "sweep", help="run a grid of an experiment's settings on Dask (see README: Sweeps)")
+    sweep.add_argument("name", nargs="?", help="experiment name (or `experiment` in --file)")
+    sweep.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...",
+                       help="a setting and its values (JSON each), or KEY=a:b for the "
+                            "integers a..b-1; repeatable: the cells are the product")
+    sweep.add_argument("--file", type=Path, metavar="SWEEP.toml",
+                       help="read experiment, quick, out, [grid] and [set] from a TOML file")
+    sweep.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="a setting every cell shares (value parsed as JSON), repeatable")
+    sweep.add_argument("--models", help="comma-separated subset of the experiment's models")
+    sweep.add_argument("--quick", action="store_true", default=None,
+                       help="start every cell from the reduced protocol")
+    sweep.add_argument("--out", type=Path, help="the sweep's folder (required here or in "
+                                                "--file); rerun into it to continue")
+    sweep.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    where = sweep.add_argument_group("where the cells run (default: a LocalCluster, one "
+                                     "single-threaded worker process per core)")
+    where.add_argument("--workers", type=int, help="LocalCluster: worker processes")
+    where.add_argument("--scheduler", metavar="ADDRESS",
+                       help="use a running Dask scheduler, e.g. tcp://10.0.0.5:8786")
+    where.add_argument("--retries", type=int, default=2,
+                       help="tries again of a cell whose task raised or whose worker died "
+                            "(default 2)")
+    where.add_argument("--brian-cache", metavar="DIR",
+                       help="Brian2's Cython cache on the workers; {worker} and {tmp} are "
+                            "filled in (default: Brian2's own; SLURM: {tmp}/dinv-brian-cache)")
+    slurm = sweep.add_argument_group("SLURM (dask-jobqueue)")
+    slurm.add_argument("--slurm", action="store_true", help="submit SLURM jobs as workers")
+    slurm.add_argument("--dry-run", action="store_true",
+                       help="with --slurm: print the job script, submit nothing")
+    slurm.add_argument("--queue", help="partition (#SBATCH -p)")
+    slurm.add_argument("--account", help="account (#SBATCH -A)")
+    slurm.add_argument("--cores", type=int, default=1,
+                       help="CPUs per job: as many single-threaded workers (default 1)")
+    slurm.add_argument("--memory", default="4GB", help="memory per job (default 4GB)")
+    slurm.add_argument("--walltime", default="01:00:00",
+                       help="time limit per job, HH:MM:SS (default 01:00:00)")
+    slurm.add_argument("--jobs", type=int, default=1, help="jobs to submit (default 1)")
+    slurm.add_argument("--directive", action="append", default=[], metavar="'--OPTION=VALUE'",
+                       help="an extra #SBATCH line, e.g. '--qos=short'; repeatable")
+    slurm.add_argument("--prologue", action="append", default=[], metavar="'COMMAND'",
+                       help="a shell line run before the worker, e.g. 'module load "
+                            "python'; repeatable")
 
 
 def _overrides(experiment, args):
@@ -258,6 +306,10 @@ def main(argv=None):
     if args.command == "list":
         print_catalogue()
         return 0
+    if args.command == "sweep":
+        from dinv.experiments.sweep_cli import sweep_main
+
+        return sweep_main(args)
     with StopRequests() as stop:
         try:
             out, record = run_command(args, stop)

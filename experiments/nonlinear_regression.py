@@ -31,16 +31,13 @@ DEFAULTS = {
     "error_dtype": "float32",
 }
 QUICK = {"samples": 300}
+NAME = "nonlinear regression"
+"""Label of the progress bar."""
 
 
-def run(config, progress=True, stop=None):
-    """Train every model and record the curves of Fig. 3g-k.
-
-    Returns
-    -------
-    dict
-        See `dinv.experiments.regression.train_regression`.
-    """
+def prepare(config):
+    """The data, initial network and generator of a run: the arguments of
+    `dinv.experiments.regression.train_regression` after its name."""
     rng = np.random.default_rng(config["seed"])
     sizes = config["sizes"]
     nonlinearities = ["tanh"] * (len(sizes) - 2) + ["linear"]
@@ -51,5 +48,15 @@ def run(config, progress=True, stop=None):
     Y = teacher.forward(X).output
     base = FeedforwardNetwork.create(sizes, nonlinearities, rng, scale=config["init_scale"],
                                      bias_scale=config["init_scale"])
-    return train_regression("nonlinear regression", config, MODELS, X, Y, base, rng, progress,
-                            stop)
+    return config, MODELS, X, Y, base, rng
+
+
+def run(config, progress=True, stop=None):
+    """Train every model and record the curves of Fig. 3g-k.
+
+    Returns
+    -------
+    dict
+        See `dinv.experiments.regression.train_regression`.
+    """
+    return train_regression(NAME, *prepare(config), progress, stop)

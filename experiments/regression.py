@@ -20,7 +20,7 @@ from dinv.experiments.settle_stats import SettleStats
 from dinv.models.initialisation import init_feedback
 from dinv.models.rules import pbp
 from dinv.models.stabilise import restabilise
-from dinv.models.training import Step, UpdateConfig, train_step
+from dinv.models.training import Step, UpdateConfig, train_step, train_step_each
 from dinv.theory import chain_steady_state, jacobian_abscissa, loop_abscissa
 from dinv.validation import check_count
 
@@ -183,8 +183,9 @@ def train_regression(name, config, specs, X, Y, base, rng, progress, stop=None):
     config : dict
         Needs ``lr``, ``clip_hidden``, ``fixed_norm``, ``models``, ``steps``, ``dt``,
         ``rinit`` (options of `dinv.models.stabilise.stabilise_feedback` for R-Init and
-        re-stabilisation) and ``restabilise`` (repair DI/SLDI feedback whenever a
-        circuit's abscissa turns positive); ``iterations`` (None: one pass over
+        re-stabilisation), ``repair`` (options that replace those of ``rinit`` for
+        re-stabilisation, e.g. ``solver``, ``min_iters``) and ``restabilise`` (repair
+        DI/SLDI feedback whenever a circuit's abscissa turns positive); ``iterations`` (None: one pass over
         the data set) limits the updates; ``parallel`` runs the closed-form side
         in a companion process; ``error_dtype`` is the precision of the
         data-set error's forward pass ('float32' halves its cost; the sums are
@@ -212,72 +213,158 @@ def train_regression(name, config, specs, X, Y, base, rng, progress, stop=None):
         request the errors and curves of the updates done and ``interrupted``
         (`StopRequests.report`).
     """
-    specs = select_models(specs, config["models"])
-    if config["error_dtype"] not in ("float32", "float64"):
-        raise InputError(f"error_dtype must be 'float32' or 'float64', "
-                         f"got {config['error_dtype']!r}")
-    if X.shape[0] < 2:
-        raise InputError(f"samples must be at least 2 (the first sample only measures), "
-                         f"got {X.shape[0]}")
-    order = rng.permutation(X.shape[0])[1:]
-    if config.get("iterations") is not None:
-        order = order[:check_count("iterations", config["iterations"])]
-    update = UpdateConfig(
-        lr=config["lr"],
-        fixed_norm=config["fixed_norm"],
-        clip_hidden=config["clip_hidden"],
-        circuit=circuit_options(config),
-    )
-    shared = {}
-    rinit = rinit_options(config, update.circuit, base.depth)
-    learners = [spec.learner(base, config["seed"], rinit, shared) for spec in specs]
-    side = Companion(ClosedFormSide, (learners, X, Y, update, order.size, config["error_dtype"]),
-                     parallel=config.get("parallel", True))
-    stats = SettleStats(update.circuit.settle_tol)
+    return train_regressions(name, [(config, specs, X, Y, base, rng)], progress, stop)[0]
+
+
+class RegressionCell:
+    """The training state of one regression run (one config) in a joint pass.
+
+    Built from ``(config, specs, X, Y, base, rng)`` as `train_regression`
+    takes them: the models' learners, the sample order, the update, the
+    closed-form side (`ClosedFormSide`, in its own companion process when
+    ``config['parallel']``) and the settle statistics.
+    """
+
+    def __init__(self, config, specs, X, Y, base, rng):
+        self.config = config
+        self.specs = select_models(specs, config["models"])
+        if config["error_dtype"] not in ("float32", "float64"):
+            raise InputError(f"error_dtype must be 'float32' or 'float64', "
+                             f"got {config['error_dtype']!r}")
+        if X.shape[0] < 2:
+            raise InputError(f"samples must be at least 2 (the first sample only measures), "
+                             f"got {X.shape[0]}")
+        order = rng.permutation(X.shape[0])[1:]
+        if config.get("iterations") is not None:
+            order = order[:check_count("iterations", config["iterations"])]
+        self.order, self.X, self.Y = order, X, Y
+        self.update = UpdateConfig(
+            lr=config["lr"],
+            fixed_norm=config["fixed_norm"],
+            clip_hidden=config["clip_hidden"],
+            circuit=circuit_options(config),
+        )
+        shared = {}
+        self.rinit = rinit_options(config, self.update.circuit, base.depth)
+        self.learners = [spec.learner(base, config["seed"], self.rinit, shared)
+                         for spec in self.specs]
+        self.circuit = [k for k, lrn in enumerate(self.learners) if lrn.rule.circuit]
+        self.names = [self.learners[k].name for k in self.circuit]
+        self.stats = SettleStats(self.update.circuit.settle_tol)
+        self.events = []
+        self.side = None
+
+    def start(self):
+        """Start the closed-form side (a companion process when ``parallel``)."""
+        self.side = Companion(ClosedFormSide, (self.learners, self.X, self.Y, self.update,
+                                               self.order.size, self.config["error_dtype"]),
+                              parallel=self.config.get("parallel", True))
+
+    def after_step(self, it, step):
+        """Count the settles of ``step`` (a `Step` of this cell's circuit learners, or
+        None), re-stabilise and send the update to the closed-form side."""
+        i = self.order[it]
+        sent = []
+        if self.circuit:
+            self.stats.add_step(self.names, step)
+            if self.config["restabilise"]:
+                self.events += restabilise([self.learners[k] for k in self.circuit], it,
+                                           **repair_options(self.config, self.rinit))
+            sent = [(k, self.learners[k].net.weights, self.learners[k].net.biases,
+                     self.learners[k].feedback, step.forward[j], step.deltas[j])
+                    for j, k in enumerate(self.circuit)]
+        self.side.call("step", it, i, sent)
+
+    def results(self, done, stop):
+        """The results dict of `train_regression` after ``done`` updates."""
+        errors, values = self.side.finish("results")
+        size = self.order.size
+        if done < size:
+            values = {key: value[..., :done] for key, value in values.items()}
+        results = {**_regression_results(self.specs, self.learners, errors, values,
+                                          self.events),
+                   "settling": self.stats.summary()}
+        if done < size:
+            results["interrupted"] = stop.report(done, size, "updates")
+        return results
+
+
+def train_regressions(name, cells, progress, stop=None):
+    """`train_regression` of several runs at once: one joint Brian2 run per update.
+
+    Every cell (one config with its data and initial network, the arguments
+    of `train_regression`) keeps its own learners, sample order, closed-form
+    side and results; the circuit learners (DI, SLDI) of all cells take each
+    update together (`train_step_each`), so their circuits settle as one stack
+    and every cell gets the numbers it would get alone. The cells must share
+    the number of updates and the update and circuit options (see
+    `dinv.experiments.stacking.can_stack`).
+
+    Parameters
+    ----------
+    name : str
+        Label of the progress bar.
+    cells : sequence of tuple
+        ``(config, specs, X, Y, base, rng)`` per run.
+    progress : bool
+    stop : StopRequests or None
+
+    Returns
+    -------
+    list of dict
+        The results of `train_regression` per cell.
+    """
+    built = [RegressionCell(*cell) for cell in cells]
+    if any(cell.order.size != built[0].order.size or cell.update != built[0].update
+           for cell in built):
+        raise InputError("runs trained together need the same number of updates and the same "
+                         "update and circuit options")
     try:
-        events, done = _online_pass(name, config, learners, X, Y, order, update, side,
-                                    progress, stats, stop)
-        errors, values = side.finish("results")
+        for cell in built:
+            cell.start()
+        done = _online_pass(name, built, built[0].update, progress, stop)
+        results = [cell.results(done, stop) for cell in built]
     except BaseException:
-        side.kill()  # a failure or a second stop signal: leave at once
+        for cell in built:  # a failure or a second stop signal: leave at once
+            if cell.side is not None:
+                cell.side.kill()
         raise
     finally:
-        side.close()
-    if done < order.size:
-        values = {key: value[..., :done] for key, value in values.items()}
-    results = {**_regression_results(specs, learners, errors, values, events),
-               "settling": stats.summary()}
-    if done < order.size:
-        results["interrupted"] = stop.report(done, order.size, "updates")
+        for cell in built:
+            if cell.side is not None:
+                cell.side.close()
     return results
 
 
-def _online_pass(name, config, learners, X, Y, order, update, side, progress, stats,
-                 stop=None):
-    """One online update per sample of ``order``: the circuit learners here, the
-    rest on the closed-form ``side``; every settle counted in ``stats``
-    (`SettleStats`). Returns the re-stabilisation events and the number of
-    updates done (fewer than ``order.size`` after a stop request)."""
-    circuit = [k for k, lrn in enumerate(learners) if lrn.rule.circuit]
-    names = [learners[k].name for k in circuit]
-    rinit = rinit_options(config, update.circuit, learners[0].net.depth)
-    events = []
-    done = order.size
-    for it, i in enumerate(tqdm(order, desc=name, disable=not progress, mininterval=1.0)):
+def _online_pass(name, cells, update, progress, stop=None):
+    """One online update per sample of each cell's order: the circuit learners of
+    every cell in one `train_step_each`, the rest on each cell's closed-form side.
+    Returns the number of updates done (fewer after a stop request)."""
+    size = cells[0].order.size
+    members = [(cell, k) for cell in cells for k in cell.circuit]
+    learners = [cell.learners[k] for cell, k in members]
+    done = size
+    for it in tqdm(range(size), desc=name, disable=not progress, mininterval=1.0):
         if stop_requested(stop):  # between updates: never inside a settle
             done = it
             break
-        sent = []
-        if circuit:
-            step = train_step([learners[k] for k in circuit], X[i:i + 1], Y[i:i + 1], update)
-            stats.add_step(names, step)
-            if config["restabilise"]:
-                events += restabilise([learners[k] for k in circuit], it, **rinit)
-            sent = [(k, learners[k].net.weights, learners[k].net.biases,
-                     learners[k].feedback, step.forward[j], step.deltas[j])
-                    for j, k in enumerate(circuit)]
-        side.call("step", it, i, sent)
-    return events, done
+        step = None
+        if learners:
+            xs = [cell.X[cell.order[it]:cell.order[it] + 1] for cell, _ in members]
+            ts = [cell.Y[cell.order[it]:cell.order[it] + 1] for cell, _ in members]
+            step = train_step_each(learners, xs, ts, update)
+        first = 0
+        for cell in cells:
+            count = len(cell.circuit)
+            cell.after_step(it, None if step is None else step.part(first, first + count))
+            first += count
+    return done
+
+
+def repair_options(config, rinit):
+    """Options of `restabilise` during training: ``rinit`` (`rinit_options`) updated
+    by ``config['repair']``."""
+    return {**rinit, **(config.get("repair") or {})}
 
 
 def _regression_results(specs, learners, errors, values, events):

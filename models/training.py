@@ -163,6 +163,13 @@ class Step:
     residuals: dict = field(default_factory=dict)
     unstable: dict = field(default_factory=dict)
 
+    def part(self, start, stop):
+        """The `Step` of learners ``start`` .. ``stop - 1`` alone (indices from 0)."""
+        inside = range(start, stop)
+        return Step(self.forward[start:stop], self.deltas[start:stop], self.settle_steps,
+                    {k - start: v for k, v in self.residuals.items() if k in inside},
+                    {k - start: v for k, v in self.unstable.items() if k in inside})
+
 
 def clip_rows(delta, max_norm):
     """Scale rows of ``delta`` longer than ``max_norm`` down to that norm."""
@@ -347,11 +354,42 @@ def train_step(learners, x, t, config):
     """
     if not learners:
         raise InputError("train_step needs at least one learner")
-    forwards = [learner.net.forward(x) for learner in learners]
-    output_deltas = [lrn.net.output_delta(f, t) for lrn, f in zip(learners, forwards)]
+    return train_step_each(learners, [x] * len(learners), [t] * len(learners), config)
+
+
+def train_step_each(learners, xs, ts, config):
+    """`train_step` with a batch of its own for every learner.
+
+    Learner k trains on (``xs[k]``, ``ts[k]``); the learners of one rule still
+    propagate together (one joint circuit run for DI and SLDI), so runs of
+    several data sets (e.g. seeds) train side by side, each with exactly the
+    numbers it gets alone (the circuits settle independent problems).
+
+    Parameters
+    ----------
+    learners : list of Learner
+        Models of one architecture.
+    xs, ts : sequence of ndarray
+        Per learner, (batch, d_0) inputs and (batch, d_L) targets.
+    config : UpdateConfig
+
+    Returns
+    -------
+    Step
+    """
+    if not learners:
+        raise InputError("train_step needs at least one learner")
+    if len(xs) != len(learners) or len(ts) != len(learners):
+        raise InputError(f"need a batch per learner: {len(learners)} learners, "
+                         f"{len(xs)} inputs, {len(ts)} targets")
+    batches = {np.shape(x)[0] for x in xs}
+    if len(batches) != 1:
+        raise InputError(f"every learner's batch must have the same size, got {sorted(batches)}")
+    forwards = [learner.net.forward(x) for learner, x in zip(learners, xs)]
+    output_deltas = [lrn.net.output_delta(f, t) for lrn, f, t in zip(learners, forwards, ts)]
     report = {"settle_steps": 0, "residuals": {}, "unstable": {}}
     deltas = backward(learners, forwards, output_deltas, config, report)
-    batch = np.shape(x)[0]
+    batch = batches.pop()
     for learner, forward, per_layer in zip(learners, forwards, deltas):
         # |dW| <= batch max|delta| max|h| entrywise: finite and far from overflow,
         # or the step is refused before any weight changes.

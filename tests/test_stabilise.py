@@ -232,3 +232,52 @@ def test_restabilise_falls_back_to_the_shift_when_descent_falls_short():
     assert all(e["method"].startswith("shift") and e["after"] <= -0.01 + 1e-9
                for e in events)
     assert np.array_equal(learners[0].feedback[0], learners[1].feedback[0])
+
+
+@pytest.mark.parametrize("m", [4, 20, 40])
+def test_eigen_solver_matches_the_lyapunov_solves(m):
+    """The SSA and its gradient from one eigendecomposition equal the Lyapunov ones."""
+    rng = np.random.default_rng(m)
+    J = rng.standard_normal((m, m)) / np.sqrt(m)
+    s, gradient = smoothed_abscissa(J)
+    s_eig, gradient_eig = smoothed_abscissa(J, solver="eigen")
+    assert s_eig == pytest.approx(s, abs=1e-12)
+    np.testing.assert_allclose(gradient_eig, gradient, atol=1e-10)
+
+
+def test_eigen_solver_falls_back_on_a_defective_jacobian():
+    """A Jordan block (eigenvectors not a basis) takes the Lyapunov path: same result."""
+    J = np.array([[-1.0, 1.0], [0.0, -1.0]])
+    np.testing.assert_array_equal(smoothed_abscissa(J, solver="eigen")[1],
+                                  smoothed_abscissa(J)[1])
+    with pytest.raises(InputError, match="solver"):
+        smoothed_abscissa(J, solver="schur")
+
+
+@pytest.mark.parametrize("shape", [(20, 10), (10, 20), (30, 30), (10, 1000)])
+@pytest.mark.parametrize("seed", range(3))
+def test_repair_from_current_feedback_reaches_the_target(shape, seed):
+    """The re-stabilisation of the regressions (eigen solver, no minimum of steps),
+    from the feedback as it is, reaches the target abscissa in few steps."""
+    rng = np.random.default_rng(seed)
+    W = rng.uniform(-0.5, 0.5, shape) / np.sqrt(shape[1]) * 3
+    B = rng.uniform(-0.5, 0.5, shape[::-1])
+    alpha = 0.05 if shape[0] > shape[1] else 0.01
+    result = stabilise_feedback(W, B, alpha, lr=0.5, max_iters=2000, min_iters=0,
+                                solver="eigen")
+    assert jacobian_abscissa(W, result.B, alpha) <= -0.01 + 1e-9
+    # As many steps as the Lyapunov descent, give or take rounding near the target
+    # (the trajectories agree to rounding, amplified over many steps).
+    reference = stabilise_feedback(W, B, alpha, lr=0.5, max_iters=2000, min_iters=0)
+    assert abs(result.iterations - reference.iterations) <= max(2, reference.iterations // 10)
+
+
+def test_restabilise_with_the_eigen_solver_repairs_only_the_unstable_layer():
+    rng = np.random.default_rng(10)
+    learner = _di_learner(rng)
+    stable = learner.feedback[0].copy()
+    learner.feedback[1] = learner.net.weights[2].T * 2.0
+    events = restabilise([learner], 7, lr=0.5, max_iters=2000, min_iters=0, solver="eigen")
+    assert [(e["iteration"], e["layer"], e["method"]) for e in events] == [(7, 2, "descent")]
+    assert events[0]["after"] <= -0.01
+    np.testing.assert_array_equal(learner.feedback[0], stable)
