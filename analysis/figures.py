@@ -8,12 +8,20 @@ of a figure are lettered a, b, c, ... (the paper's panel in the title).
 import textwrap
 from dataclasses import dataclass
 
+import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from dinv.analysis.metrics import running_quantiles
-from dinv.analysis.style import colours, is_simulated, line_style, log_ticks, panel_titles
+from dinv.analysis.metrics import input_variation, running_quantiles
+from dinv.analysis.style import (
+    colours,
+    is_simulated,
+    line_style,
+    log_ticks,
+    panel_titles,
+    value_ticks,
+)
 
 def mark_unsettled(fig, settling):
     """Note on ``fig`` (in red, at the top) every model whose settles fell short.
@@ -334,7 +342,7 @@ def _pair_times(ax, pair, tolerance):
               label="ln(1/tol) / rate from the Jacobian")
     ax.set_xlabel("tau_controller / tau_system")
     ax.set_ylabel("convergence time (tau_system)")
-    log_ticks(ax, "x")
+    value_ticks(ax, ratios)
     log_ticks(ax, "y")
     ax.legend(fontsize=7)
 
@@ -350,7 +358,7 @@ def _pair_rates(ax, pair):
     over.set_ylabel("overshoot of |delta(t)| / |delta*|", color="tab:red")
     ax.set_xlabel("tau_controller / tau_system")
     ax.set_ylabel("decay rate (1 / tau_system)")
-    log_ticks(ax, "x")
+    value_ticks(ax, ratios)
     log_ticks(ax, "y")
     handles = ax.get_legend_handles_labels()[0] + over.get_legend_handles_labels()[0]
     ax.legend(handles=handles, fontsize=7)
@@ -395,10 +403,10 @@ def _pid_panels(ax_rate, ax_over, pid, tolerance):
     _heatmap(ax_rate, rate, unstable, time, kps, kds,
              "decay rate from the Euler step (1 / tau_system)", "{1:.3f}\n{0:.3g} tau_s")
     _heatmap(ax_over, over, unstable, over, kps, kds, "overshoot", "{0:.2f}")
-    return {ax_rate: f"PID (Eq. 7), tau_c = tau_s, tau_d = {pid['filter_ratio']:g} tau_c: "
-                     f"decay rate (colour, first line) and time to {tolerance:g} (second "
-                     f"line)\nintegral controller: {base['time']:.3g} tau_s; "
-                     "X: the Euler circuit diverges",
+    return {ax_rate: f"PID (Eq. 7), tau_c = tau_s, tau_d = {pid['filter_ratio']:g} tau_c\n"
+                     f"colour, first line: decay rate; second line: time to {tolerance:g}\n"
+                     f"integral controller: {base['time']:.3g} tau_s; X: the Euler circuit "
+                     "diverges",
             ax_over: f"PID: overshoot of |delta(t)| / |delta*| (integral controller: "
                      f"{base['overshoot']:.2g})"}
 
@@ -496,7 +504,9 @@ def autoencoder_figure(history, models, images, image_shape, tsne, dataset, note
         ``'labels'`` (N,) and ``'maps'``: model -> (N, 2).
     dataset : str
     note : str or None
-        A line under the figure (e.g. that a quick run is a smoke test).
+        A line under the figure (e.g. that a quick run is a smoke test). The
+        figure adds one naming the models whose reconstructions barely depend
+        on the input (`PLATEAU_VARIATION`).
 
     Returns
     -------
@@ -523,9 +533,22 @@ def autoencoder_figure(history, models, images, image_shape, tsne, dataset, note
             scatter = _tsne_map(axes[-1], points, tsne["labels"])
         fig.colorbar(scatter, ax=axes[3:], ticks=range(10), label="label", shrink=0.6)
     panel_titles(axes, titles)
-    if note:
-        fig.text(0.01, 0.0, note, fontsize=9, color="tab:red", va="bottom")
+    notes = [note] if note else []
+    flat = [name for name in models if input_variation(images["input"], images[name])
+            < PLATEAU_VARIATION]
+    if flat:
+        notes.append(f"Reconstructions that barely depend on the input (spread across images "
+                     f"< {PLATEAU_VARIATION:g} of the inputs': the mean-image plateau, not yet "
+                     f"learnt): {', '.join(flat)}")
+    if notes:
+        fig.supxlabel("\n".join(textwrap.fill(n, 200) for n in notes), x=0.01, ha="left",
+                      fontsize=8, color="tab:red")
     return fig
+
+
+PLATEAU_VARIATION = 0.25
+"""Below this `input_variation`, an autoencoder's reconstructions count as one
+image for every input (the figure says so)."""
 
 
 def _autoencoder_errors(axes, history, models):
@@ -551,12 +574,13 @@ def _reconstructions(ax, images, models, image_shape):
     rows = ["input"] + list(models)
     inputs = np.asarray(images["input"])
     h, w = image_shape
-    canvas = np.ones((len(rows) * (h + 1), inputs.shape[0] * (w + 1)))
+    canvas = np.full((len(rows) * (h + 1), inputs.shape[0] * (w + 1)), np.nan)
     for r, name in enumerate(rows):
         for c, image in enumerate(np.asarray(images[name])):
             canvas[r * (h + 1):r * (h + 1) + h, c * (w + 1):c * (w + 1) + w] = \
                 np.clip(image.reshape(h, w), 0.0, 1.0)
-    ax.imshow(canvas, cmap="gray_r", interpolation="nearest")
+    cmap = matplotlib.colormaps["gray_r"].with_extremes(bad="#c6dbef")  # gaps: light blue
+    ax.imshow(canvas, cmap=cmap, vmin=0.0, vmax=1.0, interpolation="nearest")
     ax.set_yticks([r * (h + 1) + h / 2 for r in range(len(rows))], rows, fontsize=8)
     ax.set_xticks([])
 

@@ -104,3 +104,25 @@ def running_quantiles(values, window, quantiles=(0.25, 0.5, 0.75)):
             result = np.nanquantile(windows, quantiles, axis=1)
     centres = np.arange(windows.shape[0]) + (window - 1) / 2.0
     return centres, result
+
+
+def input_variation(inputs, outputs):
+    """How much a model's outputs vary across inputs, relative to the inputs.
+
+    Mean over pixels of the standard deviation across images of ``outputs``,
+    divided by the same of ``inputs``: about 1 for a good autoencoder, near 0
+    for one that returns the same (mean) image for every input.
+
+    Parameters
+    ----------
+    inputs, outputs : array_like, shape (images, pixels)
+
+    Returns
+    -------
+    float
+        NaN when the inputs do not vary.
+    """
+    spread = np.mean(np.std(np.asarray(inputs, dtype=float), axis=0))
+    if not spread > 0:
+        return float("nan")
+    return float(np.mean(np.std(np.asarray(outputs, dtype=float), axis=0)) / spread)

@@ -189,3 +189,14 @@ def _log_tick_values(low, high):
             return ticks
     ticks = ticker.MaxNLocator(4).tick_values(low, high)
     return ticks[(ticks >= low) & (ticks <= high)]
+
+
+def value_ticks(ax, values, axis="x"):
+    """Ticks of a log axis at the values the data were taken at (e.g. the
+    ratios of a sweep), labelled plainly; no minor ticks."""
+    target = ax.xaxis if axis == "x" else ax.yaxis
+    values = np.unique(np.asarray(values, dtype=float))
+    target.set_major_locator(ticker.FixedLocator(values))
+    target.set_major_formatter(ticker.FuncFormatter(
+        lambda v, _: _tick_label(v, bool(np.all((values >= 1e-3) & (values < 1e5))))))
+    target.set_minor_locator(ticker.NullLocator())

@@ -113,6 +113,18 @@ def _nonlinear_figure(results):
                              "NMSE (paper Fig. 3g)")
 
 
+def _autoencoder_figure(results):
+    config = results["config"]
+    note = None
+    if config.get("quick"):
+        note = (f"--quick: a smoke test ({config['dataset']}, {config['epochs']} epochs, hidden "
+                f"{'-'.join(map(str, config['hidden']))}, batches of {config['batch_size']}); "
+                "the paper's protocol is 25 epochs of MNIST, 500-250-30-250-500")
+    return autoencoder_figure(results["history"], results["models"], results["images"],
+                              results["image_shape"], results["tsne"],
+                              results["dataset"]["name"], note=note)
+
+
 DATA_OPTIONS = (
     Option("--dataset", "dataset", f"data set: {', '.join(DATASETS)}", str),
     Option("--data-dir", "data_dir", "folder holding the four IDX files", str),
@@ -158,9 +170,7 @@ EXPERIMENTS = {
         defaults=autoencoder.DEFAULTS,
         quick=autoencoder.QUICK,
         run=autoencoder.run,
-        figure=lambda results: autoencoder_figure(
-            results["history"], results["models"], results["images"],
-            results["image_shape"], results["tsne"], results["dataset"]["name"]),
+        figure=_autoencoder_figure,
         options=DATA_OPTIONS,
         checkpoints=True,
     ),
