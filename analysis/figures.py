@@ -15,6 +15,8 @@ from matplotlib.lines import Line2D
 
 from dinv.analysis.metrics import input_variation, running_quantiles
 from dinv.analysis.style import (
+    MODEL_COLOURS,
+    SPARE_COLOURS,
     colours,
     is_simulated,
     line_style,
@@ -22,6 +24,11 @@ from dinv.analysis.style import (
     panel_titles,
     value_ticks,
 )
+
+PALETTE = tuple(MODEL_COLOURS.values()) + SPARE_COLOURS
+"""Colours in a fixed order, for groups that are not models (e.g. the cells of a
+sweep); models take theirs from `dinv.analysis.style.colours`."""
+
 
 def mark_unsettled(fig, settling):
     """Note on ``fig`` (in red, at the top) every model whose settles fell short.
