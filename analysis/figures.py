@@ -548,7 +548,8 @@ def autoencoder_figure(history, models, images, image_shape, tsne, dataset, note
                      f"< {PLATEAU_VARIATION:g} of the inputs': the mean-image plateau, not yet "
                      f"learnt): {', '.join(flat)}")
     if notes:
-        fig.supxlabel("\n".join(textwrap.fill(n, 200) for n in notes), x=0.01, ha="left",
+        width = int(fig.get_figwidth() * 13)  # characters of 8 pt per line
+        fig.supxlabel("\n".join(textwrap.fill(n, width) for n in notes), x=0.01, ha="left",
                       fontsize=8, color="tab:red")
     return fig
 
