@@ -150,8 +150,8 @@ def _tick_label(value, plain=True):
 def log_ticks(ax, axis="y"):
     """Readable ticks on a log axis, for its current limits.
 
-    Decades where the axis spans several, otherwise 1-2-5 (or 1-9) steps, so
-    that there are at least three labels and no minor ones to collide; labels
+    Decades where the axis spans two or more, 1-2-5 steps where it spans one,
+    round linear steps within a decade, and no minor labels to collide; labels
     are plain numbers (0.6, not 6x10^-1) where every tick lies in [1e-3, 1e5),
     otherwise powers of ten (10^-5, 2x10^-5).
 
@@ -176,9 +176,17 @@ def log_ticks(ax, axis="y"):
 
 
 def _log_tick_values(low, high):
-    """Tick values in [low, high]: decades, else 1-2-5, else 1..9 steps, else
-    round linear steps; the first choice with three or more. Of more than
-    eight decades every k-th, 10^0 among them."""
+    """Tick values in [low, high]. Within a decade: round linear steps (0.6, 0.7,
+    0.8; 5, 10, 15), about four. Otherwise the first with three or more of:
+    powers of ten (every k-th of more than eight, 10^0 among them), 1-2-5
+    steps, 1-9 steps."""
+    decades = np.log10(high / low)
+    if decades < 1:
+        for bins in (4, 6):
+            ticks = ticker.MaxNLocator(bins, steps=[1, 2, 2.5, 5, 10]).tick_values(low, high)
+            ticks = ticks[(ticks >= low * (1 - 1e-9)) & (ticks <= high * (1 + 1e-9))]
+            if ticks.size >= 3:
+                return ticks
     exponents = np.arange(np.floor(np.log10(low)), np.ceil(np.log10(high)) + 1)
     step = int(np.ceil(exponents.size / 8))
     for subs in ((1.0,), (1.0, 2.0, 5.0), tuple(np.arange(1.0, 10.0))):
@@ -186,9 +194,8 @@ def _log_tick_values(low, high):
                           for s in subs])
         ticks = ticks[(ticks >= low * (1 - 1e-9)) & (ticks <= high * (1 + 1e-9))]
         if ticks.size >= 3:
-            return ticks
-    ticks = ticker.MaxNLocator(4).tick_values(low, high)
-    return ticks[(ticks >= low) & (ticks <= high)]
+            break
+    return ticks
 
 
 def value_ticks(ax, values, axis="x"):
@@ -196,7 +203,7 @@ def value_ticks(ax, values, axis="x"):
     ratios of a sweep), labelled plainly; no minor ticks."""
     target = ax.xaxis if axis == "x" else ax.yaxis
     values = np.unique(np.asarray(values, dtype=float))
+    plain = bool(np.all((values >= 1e-3) & (values < 1e5)))
     target.set_major_locator(ticker.FixedLocator(values))
-    target.set_major_formatter(ticker.FuncFormatter(
-        lambda v, _: _tick_label(v, bool(np.all((values >= 1e-3) & (values < 1e5))))))
+    target.set_major_formatter(ticker.FuncFormatter(lambda v, _: _tick_label(v, plain)))
     target.set_minor_locator(ticker.NullLocator())

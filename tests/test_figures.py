@@ -135,8 +135,9 @@ def test_bar_chart_has_no_minor_tick_labels():
     assert len(bars.get_xticks()) >= 3
 
 
-@pytest.mark.parametrize("low, high", [(0.6, 0.95), (0.2, 20.0), (4.4, 16.0), (1e-16, 2.0),
-                                       (140.0, 160.0), (3e-8, 1.2e-5)])
+@pytest.mark.parametrize("low, high", [(0.6, 0.95), (9.5, 11.0), (5.2, 14.7), (0.2, 20.0), (4.4, 16.0), (1e-16, 2.0),
+                                       (140.0, 160.0), (3e-8, 1.2e-5), (6.5e-5, 1.42e-4),
+                                       (3.0, 30.0)])
 def test_log_ticks_plain_and_enough(low, high):
     from matplotlib.figure import Figure
 
@@ -148,6 +149,10 @@ def test_log_ticks_plain_and_enough(low, high):
     ticks = [t for t in ax.get_yticks() if low <= t <= high]
     labels = [ax.yaxis.get_major_formatter()(t) for t in ticks]
     assert len(ticks) >= 3, labels
+    assert len(ticks) <= 8, labels
+    # Room for the labels: neighbours at least a tenth of the axis apart.
+    gaps = np.diff(np.log10(ticks)) / np.log10(high / low)
+    assert gaps.min() >= 0.1, labels
     assert isinstance(ax.yaxis.get_minor_formatter(), NullFormatter)
     if high < 1e5 and low >= 1e-3:
         assert not any("times" in lab or "^" in lab for lab in labels), labels
@@ -182,16 +187,17 @@ def test_timescales_figure():
 
 
 def autoencoder_results(learnt):
+    rng = np.random.default_rng(1)
     models = [spec.name for spec in autoencoder.MODELS]
-    inputs = RNG.uniform(0, 1, (4, 16))
+    inputs = rng.uniform(0, 1, (4, 16))
     images = {"input": inputs}
     for name in models:
         images[name] = inputs if learnt else np.tile(inputs.mean(axis=0), (4, 1))
-    history = [{"epoch": e, "train_error": list(RNG.uniform(5, 15, len(models)))}
+    history = [{"epoch": e, "train_error": list(rng.uniform(5, 15, len(models)))}
                for e in (0.0, 0.5, 1.0)]
-    tsne = {"labels": RNG.integers(0, 10, 30),
-            "maps": {"DI uniform": RNG.normal(size=(30, 2)),
-                     "BP orthogonal": RNG.normal(size=(30, 2))}}
+    tsne = {"labels": rng.integers(0, 10, 30),
+            "maps": {"DI uniform": rng.normal(size=(30, 2)),
+                     "BP orthogonal": rng.normal(size=(30, 2))}}
     return history, models, images, (4, 4), tsne
 
 
