@@ -233,16 +233,22 @@ class PairRun:
 
 
 class _Rate:
-    """State of a rate population: x is its readout."""
+    """State of a rate population: x is its readout.
 
-    def __init__(self, spec, dims, leak, offset, tau, dt, rng):
+    The populations' arithmetic follows the code Brian2 generates for the
+    equations of `dinv.circuits.standalone` operation by operation (``f =
+    I - (leak x + target)``, ``x + (-dt / tau) x``), so that both give the
+    same numbers to the last bit.
+    """
+
+    def __init__(self, spec, dims, leak, target, tau, dt, rng):
         self.readout = np.zeros(dims)
-        self.leak, self.offset, self.rate = leak, offset, dt / tau
+        self.leak, self.target, self.rate = leak, target, dt / tau
         self.spike_counts = None
 
     def integrate(self, inputs, step):
         x = self.readout
-        x += self.rate * (-self.leak * x + inputs + self.offset)
+        x += self.rate * (inputs - (self.leak * x + self.target))
 
     def threshold(self, step):
         return None
@@ -257,7 +263,7 @@ class _Rate:
 class _SCN:
     """State of a spike-coding population (see `dinv.spiking`)."""
 
-    def __init__(self, spec, dims, leak, offset, tau, dt, rng):
+    def __init__(self, spec, dims, leak, target, tau, dt, rng):
         p = spec.parameters
         if p.dim_index.max() >= dims:
             raise InputError(f"the SCN parameters represent {p.dim_index.max() + 1} "
@@ -265,8 +271,8 @@ class _SCN:
         n = len(p.decoder)
         self.readout, self.y = np.zeros(dims), np.zeros(dims)
         self.r, self.eta = np.zeros(n), np.zeros(n)
-        self.leak, self.offset, self.rate = leak, offset, dt / tau
-        self.decay = 1.0 - dt / spec.tau_readout
+        self.leak, self.target, self.rate = leak, target, dt / tau
+        self.decay = -dt / spec.tau_readout
         self.dim, self.decoder = p.dim_index, p.decoder
         self.cell_radius = spec.radius[p.dim_index]
         self.jumps = spec.radius[p.dim_index] * p.decoder
@@ -279,9 +285,9 @@ class _SCN:
 
     def integrate(self, inputs, step):
         xhat = self.readout
-        self.y += self.rate * (-self.leak * xhat + inputs + self.offset)
-        xhat *= self.decay
-        self.r *= self.decay
+        self.y += self.rate * (inputs - (self.leak * xhat + self.target))
+        xhat += self.decay * xhat
+        self.r += self.decay * self.r
         if self.sigma:
             self.eta += -self.noise_decay * self.eta \
                 + self.noise_kick * self.rng.standard_normal(len(self.eta))
@@ -323,7 +329,7 @@ class _SCN:
 class _LIF:
     """State of a LIF ensemble with decoders (see `dinv.spiking`)."""
 
-    def __init__(self, spec, dims, leak, offset, tau, dt, rng):
+    def __init__(self, spec, dims, leak, target, tau, dt, rng):
         p = spec.parameters
         if p.dim_index.max() >= dims:
             raise InputError(f"the LIF parameters represent {p.dim_index.max() + 1} "
@@ -331,24 +337,25 @@ class _LIF:
         n = len(p.decoder)
         self.readout = np.zeros(dims)
         self.v = np.zeros(n)
-        self.leak, self.offset = leak, offset
-        self.decay = 1.0 - dt / spec.tau_synapse
+        self.leak, self.target = leak, target
+        self.decay = -dt / spec.tau_synapse
         self.mix = spec.tau_synapse / tau
         self.dim = p.dim_index
-        self.scale = p.gain * p.encoder / spec.radius[p.dim_index]
+        self.gain_encoder = p.gain * p.encoder
+        self.cell_radius = spec.radius[p.dim_index]
         self.bias = p.bias
         self.membrane = dt / p.tau_rc
         self.refractory_steps = int((p.tau_ref + 1e-3 * dt) / dt)  # Brian2's timestep()
         self.last = np.full(n, -(10 ** 9), dtype=np.int64)
-        self.jumps = spec.radius[p.dim_index] * p.decoder / spec.tau_synapse
+        self.jumps = spec.radius[p.dim_index] * (p.decoder / spec.tau_synapse)
         self.active = np.ones(n, dtype=bool)
         self.spike_counts = np.zeros(n, dtype=np.int64)
 
     def integrate(self, inputs, step):
         xhat = self.readout
-        xhat *= self.decay
-        s = xhat + self.mix * (-self.leak * xhat + inputs + self.offset)
-        current = self.scale * s[self.dim] + self.bias
+        xhat += self.decay * xhat
+        s = xhat + self.mix * (inputs - (self.leak * xhat + self.target))
+        current = self.gain_encoder * s[self.dim] / self.cell_radius + self.bias
         np.greater_equal(step - self.last, self.refractory_steps, out=self.active)
         self.v += self.membrane * (current - self.v) * self.active
 
@@ -370,6 +377,11 @@ _STATES = {"rate": _Rate, "scn": _SCN, "lif": _LIF}
 # --------------------------------------------------------------------------
 # the loop
 # --------------------------------------------------------------------------
+
+
+def _summed(M, x):
+    """M x summed in order over x's entries, as Brian2's summed variables add synapses."""
+    return np.cumsum(M * x, axis=1)[:, -1]
 
 
 def _matrix(name, M, shape):
@@ -442,7 +454,7 @@ def simulate_pair(W, B, target, alpha, system, controller, tau_system=0.01,
         raise InputError(f"duration {duration!r} is shorter than one step dt={dt!r}")
     window = max(1, int(np.ceil(average_fraction * steps)))
     rng = np.random.default_rng(seed)
-    pops = (_STATES[controller.kind](controller, d_out, float(alpha), -target,
+    pops = (_STATES[controller.kind](controller, d_out, float(alpha), target,
                                      tau_controller, dt, rng),
             _STATES[system.kind](system, d_in, 1.0, 0.0, tau_system, dt, rng))
     ctrl, sys_ = pops
@@ -462,8 +474,8 @@ def simulate_pair(W, B, target, alpha, system, controller, tau_system=0.01,
             times.append(step * dt)
             for k, pop in enumerate(pops):
                 traces[k].append(pop.readout.copy())
-        ctrl.integrate(W @ sys_.readout, step)
-        sys_.integrate(B @ ctrl.readout, step)
+        ctrl.integrate(_summed(W, sys_.readout), step)
+        sys_.integrate(_summed(B, ctrl.readout), step)
         spikes = [pop.threshold(step) for pop in pops]
         for pop, fired in zip(pops, spikes):
             if fired is not None and len(fired):
