@@ -48,6 +48,7 @@ from brian2 import (
 
 from brian2.devices.cpp_standalone.device import CPPStandaloneDevice
 
+from dinv.circuits.brian_internals import CODEGEN_TARGETS
 from dinv.errors import InputError
 from dinv.spiking_reference import PairRun, PopulationRun
 
@@ -176,8 +177,9 @@ def _is_standalone():
 class _Population:
     """The Brian2 groups of one population and how to read them back."""
 
-    def __init__(self, spec, role, dims, tau, order, clock, record_every):
+    def __init__(self, spec, role, dims, tau, order, clock, record_every, codeobj_class):
         eqs = population_equations(spec, role)
+        self.codeobj_class = codeobj_class
         self.spec, self.role, self.dims = spec, role, dims
         namespace = {"tau_pop": tau * second}
         if spec.kind == "scn":
@@ -187,6 +189,7 @@ class _Population:
         self.clock = clock
         self.readout = NeuronGroup(dims, eqs.readout, method="euler", order=order,
                                    clock=clock, namespace=namespace,
+                                   codeobj_class=codeobj_class,
                                    name=f"spair_{role}_readout*")
         self.objects = [self.readout]
         self.neurons = None
@@ -196,6 +199,7 @@ class _Population:
         if record_every:
             self.monitor = StateMonitor(self.readout, "xhat", record=True,
                                         dt=record_every * clock.dt,
+                                        codeobj_class=codeobj_class,
                                         name=f"spair_{role}_trace*")
             self.objects.append(self.monitor)
 
@@ -214,7 +218,7 @@ class _Population:
         self.neurons = NeuronGroup(len(p.dim_index), eqs.neurons, threshold=eqs.threshold,
                                    reset=eqs.reset or "",
                                    method="euler", order=order + 1, clock=self.clock,
-                                   namespace=namespace,
+                                   namespace=namespace, codeobj_class=self.codeobj_class,
                                    name=f"spair_{self.role}_neurons*", **extra)
         index = p.dim_index
         if spec.kind == "scn":
@@ -231,6 +235,7 @@ class _Population:
         self.readout.radius = spec.radius
         self.spikes = Synapses(self.neurons, self.readout, on_pre=eqs.on_pre,
                                clock=self.clock, namespace=namespace,
+                               codeobj_class=self.codeobj_class,
                                name=f"spair_{self.role}_spikes*")
         self.spikes.connect(i=np.arange(len(index)), j=index)
         self.objects += [self.neurons, self.spikes]
@@ -256,11 +261,11 @@ class _Population:
         return values
 
 
-def _dense(source, target, name, clock):
+def _dense(source, target, name, clock, codeobj_class):
     """Dense coupling ``I_in = M xhat_source`` as a Synapses object with a summed variable;
     its update runs just before the target group integrates (Brian2's default order)."""
     syn = Synapses(source, target, model="w : 1\nI_in_post = w * xhat_pre : 1 (summed)",
-                   name=name, clock=clock, namespace={})
+                   name=name, clock=clock, namespace={}, codeobj_class=codeobj_class)
     n_pre, n_post = len(source), len(target)
     syn.connect(i=np.repeat(np.arange(n_pre), n_post), j=np.tile(np.arange(n_post), n_pre))
     return syn
@@ -299,10 +304,14 @@ class StandalonePair:
         Record both readouts every this many steps.
     seed : int or None
         Seed of the voltage noise (SCN populations with noise).
+    codegen_target : {'cython', 'numpy'}
+        Code generation in runtime mode (ignored under ``cpp_standalone``).
+        The SCN's sequential spike check needs the loops of 'cython'.
     """
 
     def __init__(self, d_out, d_in, system, controller, tau_system=0.01, tau_controller=0.01,
-                 dt=1e-5, duration=0.5, average_fraction=0.2, record_every=None, seed=None):
+                 dt=1e-5, duration=0.5, average_fraction=0.2, record_every=None, seed=None,
+                 codegen_target="cython"):
         if not 0 < average_fraction <= 1:
             raise InputError(f"average_fraction must lie in (0, 1], got {average_fraction!r}")
         self.steps = int(round(duration / dt))
@@ -312,13 +321,19 @@ class StandalonePair:
         self.window = max(1, int(np.ceil(average_fraction * self.steps)))
         self.seed = seed
         self.standalone = _is_standalone()
+        if codegen_target not in CODEGEN_TARGETS:
+            raise InputError(f"codegen_target must be one of {sorted(CODEGEN_TARGETS)}, "
+                             f"got {codegen_target!r}")
+        code = None if self.standalone else CODEGEN_TARGETS[codegen_target]
         self.clock = Clock(dt=self.dt * second, name="spair_clock*")
         self.controller = _Population(controller, "controller", self.d_out, tau_controller, 2,
-                                      self.clock, record_every)
+                                      self.clock, record_every, code)
         self.system = _Population(system, "system", self.d_in, tau_system, 5, self.clock,
-                                  record_every)
-        self.W = _dense(self.system.readout, self.controller.readout, "spair_W*", self.clock)
-        self.B = _dense(self.controller.readout, self.system.readout, "spair_B*", self.clock)
+                                  record_every, code)
+        self.W = _dense(self.system.readout, self.controller.readout, "spair_W*", self.clock,
+                        code)
+        self.B = _dense(self.controller.readout, self.system.readout, "spair_B*", self.clock,
+                        code)
         t_window = (self.steps - self.window - 0.5) * self.dt * second
         for pop in (self.controller, self.system):
             pop.readout.t_window = t_window

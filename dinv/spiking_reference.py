@@ -265,7 +265,7 @@ class _SCN:
 
     def __init__(self, spec, dims, leak, target, tau, dt, rng):
         p = spec.parameters
-        if p.dim_index.max() >= dims:
+        if p.dim_index.max() + 1 != dims:
             raise InputError(f"the SCN parameters represent {p.dim_index.max() + 1} "
                              f"dimensions, the population has {dims}")
         n = len(p.decoder)
@@ -331,7 +331,7 @@ class _LIF:
 
     def __init__(self, spec, dims, leak, target, tau, dt, rng):
         p = spec.parameters
-        if p.dim_index.max() >= dims:
+        if p.dim_index.max() + 1 != dims:
             raise InputError(f"the LIF parameters represent {p.dim_index.max() + 1} "
                              f"dimensions, the population has {dims}")
         n = len(p.decoder)
