@@ -449,12 +449,13 @@ def _standalone_worker(pair_kwargs, cases, directory, threads):
     timings["construct"] = time.perf_counter() - start
     pair.build(directory)
     timings.update(pair.timings)
-    runs, run_times = [], []
+    runs, run_times, binary_times = [], [], []
     for case in cases:
         start = time.perf_counter()
         runs.append(pair.run(**case))
         run_times.append(time.perf_counter() - start)
-    timings["runs"] = run_times
+        binary_times.append(getattr(get_device(), "_last_run_time", float("nan")))
+    timings["runs"], timings["binary"] = run_times, binary_times
     return runs, timings
 
 
@@ -477,7 +478,9 @@ def run_standalone(pair_kwargs, cases, directory=None, threads=0):
     (list of PairRun, dict)
         The runs, and seconds spent per phase: ``construct`` (Brian2 objects),
         ``record`` (the recorded run call), ``compile`` (code generation and
-        compilation), ``runs`` (one per case: the binary, reading results).
+        compilation), ``runs`` (one per case: the binary, reading results) and
+        ``binary`` (one per case: the simulation loop inside the binary, as
+        the binary reports it).
     """
     directory = directory or tempfile.mkdtemp(prefix="dinv_standalone_")
     context = multiprocessing.get_context("spawn")
