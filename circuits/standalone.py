@@ -48,7 +48,11 @@ from brian2 import (
 
 from brian2.devices.cpp_standalone.device import CPPStandaloneDevice
 
-from dinv.circuits.brian_internals import CODEGEN_TARGETS
+from dinv.circuits.brian_internals import (
+    CODEGEN_TARGETS,
+    reuse_code_objects,
+    young_collection_only,
+)
 from dinv.errors import InputError
 from dinv.spiking_reference import PairRun, PopulationRun
 
@@ -419,7 +423,11 @@ class StandalonePair:
                 setattr(obj, name, value)
             if self.seed is not None:
                 seed(self.seed)
-            self.network.run(self.steps * self.dt * second, namespace={})
+            with young_collection_only():
+                self.network.run(self.steps * self.dt * second, namespace={})
+            if not self.built:  # runtime: the code objects of the first run serve every run
+                reuse_code_objects(self.network)
+                self.built = True
         window_time = self.window * self.dt
         duration = self.steps * self.dt
         refs = (None, None) if reference is None else reference
