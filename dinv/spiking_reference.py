@@ -320,17 +320,28 @@ class _SCN:
     def transmit(self, candidates):
         """One candidate after the other (index order), each checked again against the
         readout its predecessors in the step have moved: a spike moves V of the others
-        at once, as the SCN's fast connections do. Vectorised over dimensions: round j
-        takes the j-th candidate of every dimension."""
+        at once, as the SCN's fast connections do.
+
+        Vectorised over dimensions and candidates: each round evaluates every
+        remaining candidate against the readout as it is; per dimension, the
+        first one still above threshold spikes and those before it, below
+        threshold at their turn, are done; a dimension without one is done.
+        Rounds: the most spikes of one dimension in the step (not candidates).
+        """
         dims = self.dim[candidates]
-        first = np.searchsorted(dims, dims)  # candidates are sorted, dims too
-        rank = np.arange(len(candidates)) - first
-        for j in range(rank.max() + 1):
-            cells = candidates[rank == j]
-            fired = cells[self._voltage(cells) > self.bound[cells]]
-            self.readout[self.dim[fired]] += self.jumps[fired]
+        position = np.arange(len(candidates))
+        limit = np.empty(len(self.readout), dtype=np.int64)
+        while len(candidates):
+            above = self._voltage(candidates) > self.bound[candidates]
+            limit[dims] = len(self.readout) + position.max() + 1  # a dimension without: done
+            firing_dims, first = np.unique(dims[above], return_index=True)
+            fired = candidates[above][first]
+            limit[firing_dims] = position[above][first]
+            self.readout[firing_dims] += self.jumps[fired]
             self.r[fired] += 1.0
             self.spike_counts[fired] += 1
+            keep = position > limit[dims]
+            candidates, dims, position = candidates[keep], dims[keep], position[keep]
 
     def reset(self, candidates, step):
         pass
