@@ -117,7 +117,7 @@ def test_list(capsys):
         (["alpha-sweep", "--set", "alphas=[-1]"], "alpha must be >= 0"),
         (["timescales", "--set", "ratios=[0]"], "must be positive"),
         (["linear-regression", "--out", "/proc/no/such/dir"], "cannot create the output"),
-        (["linear-regression", "--set", "system=lif"], "no population model called 'lif'"),
+        (["linear-regression", "--set", "system=izh"], "no population model called 'izh'"),
         (["linear-regression", "--set", "controller=rate-system"], "rate-system"),
         (["mnist", "--quick", "--set", "system=spiking"], "no population model called"),
         (["timescales", "--set", "controller=x"], "no population model called"),
