@@ -1,0 +1,116 @@
+"""Sphinx configuration of the dynamic-inversion documentation.
+
+Build from the repository root (warnings are errors)::
+
+    python -m sphinx -W --keep-going -b html docs docs/_build/html
+
+The gallery (``examples/`` at the repository top level) is run by
+sphinx-gallery on every build.
+"""
+
+import os
+import sys
+import warnings
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+# A source checkout: `import dinv` finds the checkout's dinv/, whose sub-packages
+# are the top-level folders (see dinv/__init__.py), installed or not.
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+import dinv  # noqa: E402
+
+project = "dynamic-inversion"
+author = "the dynamic-inversion developers"
+copyright = "2020-2026, " + author
+release = dinv.__version__
+version = release
+
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.autosummary",
+    "sphinx.ext.mathjax",
+    "sphinx.ext.viewcode",
+    "numpydoc",
+    "sphinx_gallery.gen_gallery",
+]
+
+templates_path = ["_templates"]
+exclude_patterns = ["_build", "**.ipynb_checkpoints", "auto_examples/*.ipynb",
+                    "auto_examples/*.py", "auto_examples/*.zip", "auto_examples/*.json",
+                    "auto_examples/*.md5", "auto_examples/*.pickle"]
+# `name` in a docstring is a cross-reference where it resolves, code otherwise.
+default_role = "py:obj"
+
+# -- API reference ---------------------------------------------------------
+autosummary_generate = True
+autosummary_imported_members = False
+autodoc_default_options = {"members": True, "show-inheritance": True}
+autodoc_member_order = "bysource"
+autodoc_typehints = "none"
+# Brian2 is imported by the circuits; it is installed, so nothing is mocked.
+numpydoc_show_class_members = False
+numpydoc_class_members_toctree = False
+numpydoc_xref_param_type = False
+numpydoc_validation_checks = set()
+
+
+
+def _escape_bars(app, what, name, obj, options, lines):
+    """Make the docstrings' plain-text norms, ``|x|``, literal text.
+
+    The docstrings write norms and absolute values as ``|x|``, which
+    reStructuredText reads as substitution references. Outside inline
+    literals and literal blocks every ``|`` is escaped, so the docstrings stay
+    readable as plain text in ``help()`` and render as written here.
+    """
+    literal_indent = None
+    for i, line in enumerate(lines):
+        stripped = line.lstrip()
+        indent = len(line) - len(stripped)
+        if literal_indent is not None:
+            if not stripped or indent > literal_indent:
+                continue
+            literal_indent = None
+        if "|" in line:
+            parts = line.split("``")
+            for k in range(0, len(parts), 2):
+                parts[k] = parts[k].replace("|", "\\|")
+            lines[i] = "``".join(parts)
+        if line.rstrip().endswith("::"):
+            literal_indent = indent
+
+
+def setup(app):
+    app.connect("autodoc-process-docstring", _escape_bars, priority=400)
+
+
+# -- Gallery ---------------------------------------------------------------
+sphinx_gallery_conf = {
+    "examples_dirs": str(ROOT / "examples"),
+    "gallery_dirs": "auto_examples",
+    "filename_pattern": r"/plot_",
+    "within_subsection_order": "FileNameSortKey",
+    "download_all_examples": False,
+    "remove_config_comments": True,
+    "abort_on_example_error": True,
+    "matplotlib_animations": False,
+    "show_memory": False,
+    "image_scrapers": ("matplotlib",),
+    "reference_url": {"dinv": None},
+}
+
+# -- HTML ------------------------------------------------------------------
+html_theme = "pydata_sphinx_theme"
+html_title = "dynamic-inversion"
+html_theme_options = {
+    "navigation_with_keys": False,
+    "show_toc_level": 2,
+}
+html_static_path = []
+html_show_sourcelink = False
+
+# Brian2 and matplotlib announce things while the examples run; the gallery's
+# own output is what the pages show.
+warnings.filterwarnings("ignore", category=UserWarning, message="Matplotlib is currently using agg")
