@@ -82,8 +82,59 @@ def _escape_bars(app, what, name, obj, options, lines):
             literal_indent = indent
 
 
+def _canonical_name(target):
+    """The documented name of ``target`` (``dinv.circuits.settle_layer`` ->
+    ``dinv.circuits.layer.settle_layer``), found by importing it; or None."""
+    import importlib
+
+    parts = target.split(".")
+    for cut in range(len(parts) - 1, 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        try:
+            for attr in parts[cut:]:
+                obj = getattr(obj, attr)
+        except AttributeError:
+            return None
+        module, qualname = getattr(obj, "__module__", None), getattr(obj, "__qualname__", None)
+        return f"{module}.{qualname}" if module and qualname else None
+    return None
+
+
+def _resolve_reexported(app, env, node, contnode):
+    """Link names the user guide and the docstrings write in their short or
+    re-exported form (``settle_layer``, ``dinv.circuits.SettleOptions``) to the
+    page that documents them, where exactly one object fits."""
+    if node.get("refdomain") != "py":
+        return None
+    domain = env.get_domain("py")
+    target = node["reftarget"].lstrip(".~")
+    names = [target]
+    canonical = _canonical_name(target) if "." in target else None
+    if canonical:
+        names.insert(0, canonical)
+    for name in names:
+        if name in domain.objects:
+            found = [name]
+        elif "." not in name or name == target:
+            found = [full for full in domain.objects if full.endswith("." + name)]
+        else:
+            found = []
+        if len(found) == 1:
+            kind = domain.objects[found[0]].objtype
+            role = {"function": "func", "class": "class", "method": "meth", "module": "mod",
+                    "attribute": "attr", "data": "data", "property": "attr",
+                    "exception": "exc"}.get(kind, "obj")
+            return domain.resolve_xref(env, node["refdoc"], app.builder, role, found[0], node,
+                                       contnode)
+    return None
+
+
 def setup(app):
     app.connect("autodoc-process-docstring", _escape_bars, priority=400)
+    app.connect("missing-reference", _resolve_reexported)
 
 
 # -- Gallery ---------------------------------------------------------------
