@@ -137,6 +137,13 @@ def setup(app):
     app.connect("missing-reference", _resolve_reexported)
 
 
+# The docstrings' first sentences cite equations and figures ("(Eq. 10)"):
+# autosummary's one-line summaries must not end at those periods.
+import sphinx.ext.autosummary as _autosummary  # noqa: E402
+
+_autosummary.WELL_KNOWN_ABBREVIATIONS = tuple(_autosummary.WELL_KNOWN_ABBREVIATIONS) + (
+    "Eq.", "Eqs.", "Fig.", "Figs.", "Suppl.", "Sec.")
+
 # -- Gallery ---------------------------------------------------------------
 sphinx_gallery_conf = {
     "examples_dirs": str(ROOT / "examples"),

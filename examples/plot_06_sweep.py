@@ -58,7 +58,7 @@ def analyse(out):
                     ls="-" if lr == 0.01 else "--", label=f"{model}, lr={lr}, seed {seed}")
     ax.set_xlabel("update")
     ax.set_ylabel("NMSE")
-    ax.set_title("linear-regression --quick, 60 samples: 2 seeds x 2 learning rates")
+    ax.set_title("linear-regression --quick, 60 samples")
     ax.legend(fontsize=7)
     fig.tight_layout()
 
