@@ -156,7 +156,6 @@ sphinx_gallery_conf = {
     "matplotlib_animations": False,
     "show_memory": False,
     "image_scrapers": ("matplotlib",),
-    "reference_url": {"dinv": None},
 }
 
 # -- HTML ------------------------------------------------------------------
