@@ -65,7 +65,9 @@ print(f"|DI - NDI| / |NDI| of the hidden error: largest {max(gap):.2g} "
 # %%
 fig, ax = plt.subplots(figsize=(6, 3.5))
 for name, errors in history.items():
-    ax.semilogy(errors, label=name, ls="--" if name == "NDI" else "-")
+    ndi = name == "NDI"                       # drawn dashed on top: DI lies under it
+    ax.semilogy(errors, label=name, ls="--" if ndi else "-", color="k" if ndi else None,
+                zorder=3 if ndi else 2)
 ax.set_xlabel("updates (one sample each)")
 ax.set_ylabel("mean squared error")
 ax.set_title("30-20-10 linear regression, online")

@@ -67,7 +67,9 @@ print("settling:", {m: f"{s['unsettled']} of {s['settles']} unsettled"
 curves = table[table.metric == "error"].pivot(index="step", columns="model", values="value")
 fig, ax = plt.subplots(figsize=(6, 3.5))
 for model in record["models"]:
-    ax.semilogy(curves.index, curves[model], label=model, ls="--" if "NDI" in model else "-")
+    ndi = "NDI" in model                      # drawn dashed on top: DI lies under it
+    ax.semilogy(curves.index, curves[model], label=model, ls="--" if ndi else "-",
+                color="k" if ndi else None, zorder=3 if ndi else 2)
 ax.set_xlabel("update")
 ax.set_ylabel("summed squared error on the data set")
 ax.set_title("linear-regression --quick, 100 samples")
