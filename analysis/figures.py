@@ -1,17 +1,33 @@
-"""Figures from plain arrays (no pyplot state: every function returns a Figure)."""
+"""Figures from plain arrays (no pyplot state: every function returns a Figure).
+
+Colours, line styles, panel letters and log-axis ticks come from
+`dinv.analysis.style`: a model has one colour in every figure, and the panels
+of a figure are lettered a, b, c, ... (the paper's panel in the title).
+"""
 
 import textwrap
+from dataclasses import dataclass
 
+import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
-PALETTE = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:brown", "tab:pink",
-           "tab:olive", "tab:cyan", "k", "tab:gray", "tab:purple")
+from dinv.analysis.metrics import input_variation, running_quantiles
+from dinv.analysis.style import (
+    MODEL_COLOURS,
+    SPARE_COLOURS,
+    colours,
+    is_simulated,
+    line_style,
+    log_ticks,
+    panel_titles,
+    value_ticks,
+)
 
-
-def colours(names):
-    """One colour per model name, stable across the panels of a figure."""
-    return {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(names)}
+PALETTE = tuple(MODEL_COLOURS.values()) + SPARE_COLOURS
+"""Colours in a fixed order, for groups that are not models (e.g. the cells of a
+sweep); models take theirs from `dinv.analysis.style.colours`."""
 
 
 def mark_unsettled(fig, settling):
@@ -44,41 +60,143 @@ def mark_unsettled(fig, settling):
     return fig
 
 
-def plot_curves(ax, curves, ylabel, colour, log=False, title=None):
-    """Plot named curves (dict of name to 1-D array) against iteration."""
-    for name, values in curves.items():
+
+@dataclass(frozen=True)
+class Panel:
+    """One panel of per-layer curves in a regression figure.
+
+    Attributes
+    ----------
+    title : str
+        Title without the panel letter (the figure adds it).
+    key : str
+        Curve in the results' ``curves``.
+    ylabel : str
+    rules : frozenset of str
+        Rules of the models shown.
+    log : bool
+        Log y axis; values <= 0 (an angle of exactly 0) are drawn at ``floor``.
+    floor : float
+        Lowest value drawn on a log axis (the default: the resolution of an
+        angle from arccos in float64, about 1e-6 degrees).
+    median : bool
+        A running median with its interquartile band instead of every sample
+        (for per-sample traces that are mostly noise).
+    zero_line : bool
+        A thin line at 0 (for eigenvalues).
+    """
+
+    title: str
+    key: str
+    ylabel: str
+    rules: frozenset
+    log: bool = False
+    floor: float = 1e-6
+    median: bool = False
+    zero_line: bool = False
+
+
+def median_window(samples):
+    """Samples per window of a running median: a thirtieth of the trace, at least 5."""
+    return max(5, int(samples) // 30)
+
+
+def plot_curves(ax, curves, styles, log=False):
+    """Plot named curves (name -> 1-D array) against iteration.
+
+    ``styles``: name -> keyword arguments of ``Axes.plot`` without markers
+    (`dinv.analysis.style.line_style`); markers are placed here.
+    """
+    for order, (name, values) in enumerate(curves.items()):
         values = np.asarray(values, dtype=float)
-        ax.plot(np.arange(values.size), values, color=colour[name], lw=1.2, label=name)
+        ax.plot(np.arange(values.size), values, **styles[name](0, values.size, order))
     if log:
         ax.set_yscale("log")
+        log_ticks(ax)
     ax.set_xlabel("iteration (samples)")
-    ax.set_ylabel(ylabel)
-    if title:
-        ax.set_title(title, loc="left", fontsize=10)
 
 
-LAYER_STYLES = ("-", "--", ":", "-.")
+def plot_layer_curves(ax, curves, styles, panel):
+    """Plot per-layer curves (model -> array (layers, iterations)) of one `Panel`.
 
-
-def plot_layer_curves(ax, curves, ylabel, colour, title):
-    """Plot per-layer curves (model -> array (layers, iterations)).
-
-    Layer 1 is drawn solid, layer 2 dashed, and so on (as in Fig. 3h-k).
+    Layer 1 is drawn solid (closed forms) or dashed (simulated), layer 2
+    dotted or dash-dotted (`dinv.analysis.style.LINE_STYLES`).
     """
+    order = 0
     for name, layers in curves.items():
         for j, values in enumerate(np.atleast_2d(np.asarray(layers, dtype=float))):
             if not np.any(np.isfinite(values)):
                 continue
-            label = name if len(layers) == 1 else f"{name}, layer {j + 1}"
-            ax.plot(np.arange(values.size), values, color=colour[name],
-                    ls=LAYER_STYLES[j % len(LAYER_STYLES)], lw=1.0, label=label)
+            if panel.log:
+                values = np.where(values > panel.floor, values, panel.floor)
+            style = styles[name](j, values.size, order)
+            order += 1
+            if panel.median:
+                _plot_median(ax, values, style)
+            else:
+                ax.plot(np.arange(values.size), values, **style)
+    if panel.log:
+        ax.set_yscale("log")
+        log_ticks(ax)
+    if panel.zero_line:
+        ax.axhline(0.0, color="k", lw=0.5)
     ax.set_xlabel("iteration (samples)")
-    ax.set_ylabel(ylabel)
-    ax.set_title(title, loc="left", fontsize=10)
+    ax.set_ylabel(panel.ylabel)
+
+
+def _plot_median(ax, values, style):
+    """A running median of ``values`` with its 25-75 % band."""
+    centres, (q25, q50, q75) = running_quantiles(values, median_window(values.size))
+    points = centres.size
+    every = style.get("markevery")
+    if every:
+        style = {**style, "markevery": (every[0] % max(points // 7, 1), max(points // 7, 1))}
+    ax.fill_between(centres, q25, q75, color=style["color"], alpha=0.15, lw=0,
+                    zorder=style["zorder"] - 1)
+    ax.plot(centres, q50, **style)
+
+
+def _model_styles(names, rules):
+    """Name -> ``style(layer, points, order)`` keyword arguments for every model."""
+    colour = colours(names)
+
+    def styler(name):
+        def style(layer, points, order):
+            label = name if layer == 0 else f"{name}, layer {layer + 1}"
+            return line_style(label, colour[name], is_simulated(name, rules.get(name)),
+                              layer, points, order)
+        return style
+
+    return {name: styler(name) for name in names}
+
+
+def _legend_handles(names, rules, layers):
+    """Legend of a figure: one entry per model, and the line style of layer 2."""
+    colour = colours(names)
+    handles = [Line2D([], [], **line_style(name, colour[name],
+                                            is_simulated(name, rules.get(name)), 0, 7, i))
+               for i, name in enumerate(names)]
+    if layers > 1:
+        handles += [Line2D([], [], **line_style(f"layer 2, {kind}", "0.4", sim, 1))
+                    for sim, kind in ((False, "closed form"), (True, "simulated"))]
+    return handles
+
+
+def final_error_bars(ax, nmse_curves, colour):
+    """Horizontal bars of every model's final / initial error (log axis)."""
+    names = list(nmse_curves)
+    ratio = [np.asarray(nmse_curves[n], dtype=float)[-1] / np.asarray(nmse_curves[n])[0]
+             for n in names]
+    ax.barh(names, ratio, color=[colour[n] for n in names])
+    ax.set_xscale("log")
+    ax.invert_yaxis()
+    ax.tick_params(axis="y", labelsize=8)
+    ax.set_xlabel("final / initial error")
+    log_ticks(ax, "x")
 
 
 def regression_figure(nmse_curves, curves, rules, panels, nmse_title):
-    """NMSE, five panels of per-layer curves, and the final error of every model.
+    """NMSE, four panels of per-layer curves, and the final error of every model.
 
     Parameters
     ----------
@@ -88,36 +206,47 @@ def regression_figure(nmse_curves, curves, rules, panels, nmse_title):
         Curve key -> model -> array (layers, iterations).
     rules : dict of str to str
         Rule of every model.
-    panels : sequence of (title, key, ylabel, rules)
+    panels : sequence of Panel
         Up to four panels: which curve, for models of which rules.
     nmse_title : str
-        Title of the NMSE panel.
+        Title of the NMSE panel (without its letter).
 
     Returns
     -------
     matplotlib.figure.Figure
+        Panels lettered a-f; one legend for the figure, below the panels.
     """
-    fig = Figure(figsize=(15, 8), layout="constrained")
+    fig = Figure(figsize=(15, 9.5), layout="constrained")
     axes = fig.subplots(2, 3).ravel()
-    colour = colours(nmse_curves)
-    plot_curves(axes[0], nmse_curves, "NMSE", colour, log=True, title=nmse_title)
-    for ax, (title, key, ylabel, shown) in zip(axes[1:5], panels):
-        plot_layer_curves(ax, {m: v for m, v in curves[key].items() if rules[m] in shown},
-                          ylabel, colour, title)
-        if key == "eigenvalue":
-            ax.axhline(0.0, color="k", lw=0.5)
-    for ax in axes[:5]:
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=6)
     names = list(nmse_curves)
-    ratio = [np.asarray(nmse_curves[n], dtype=float)[-1] / np.asarray(nmse_curves[n])[0]
-             for n in names]
-    axes[5].barh(names, ratio, color=[colour[n] for n in names])
-    axes[5].set_xscale("log")
-    axes[5].invert_yaxis()
-    axes[5].set_xlabel("final / initial error")
-    axes[5].set_title("final error", loc="left", fontsize=10)
+    styles = _model_styles(names, rules)
+    plot_curves(axes[0], nmse_curves, styles, log=True)
+    axes[0].set_ylabel("NMSE")
+    titles = [nmse_title]
+    for ax, panel in zip(axes[1:5], panels):
+        shown = {m: v for m, v in curves[panel.key].items() if rules[m] in panel.rules}
+        plot_layer_curves(ax, shown, styles, panel)
+        titles.append(panel.title if not panel.median else
+                      f"{panel.title}\nrunning median of "
+                      f"{median_window(_samples(shown))} samples, band: 25-75 %")
+    final_error_bars(axes[5], nmse_curves, colours(names))
+    panel_titles(axes, titles + ["final / initial error"])
+    layers = max((np.atleast_2d(np.asarray(v, dtype=float)).shape[0]
+                  for c in curves.values() for v in c.values()), default=1)
+    handles = _legend_handles(names, rules, layers)
+    fig.legend(handles=handles, loc="outside lower center", fontsize=8, frameon=False,
+               ncol=int(np.ceil(len(handles) / np.ceil(len(handles) / 8))))
     return fig
+
+
+def _samples(curves):
+    """Length of the traces of a dict model -> array (layers, iterations)."""
+    return max((np.atleast_2d(np.asarray(v, dtype=float)).shape[1] for v in curves.values()),
+               default=0)
+
+
+LAYER_TYPE_COLOURS = {"contracting": "#1f77b4", "expanding": "#ff7f0e", "square": "#2ca02c"}
+"""Colours of the alpha sweep's layer shapes (not models)."""
 
 
 def alpha_sweep_figure(alphas, layers):
@@ -134,22 +263,26 @@ def alpha_sweep_figure(alphas, layers):
     -------
     matplotlib.figure.Figure
     """
-    fig = Figure(figsize=(11, 4.2), layout="constrained")
+    fig = Figure(figsize=(11, 4.4), layout="constrained")
     axes = fig.subplots(1, 2)
-    colour = colours(layers)
+    spare = colours(layers)
     for name, layer in layers.items():
+        colour = LAYER_TYPE_COLOURS.get(name, spare[name])
         label = f"{name} {tuple(layer['shape'])}"
         for ax, key in zip(axes, ("angle", "relative_error")):
-            ax.loglog(alphas, np.maximum(layer[key]["ndi"], 1e-16), color=colour[name], lw=1.5,
-                      label=f"{label}, closed form")
-            ax.loglog(alphas, np.maximum(layer[key]["circuit"], 1e-16), color=colour[name],
-                      ls="--", marker="o", ms=3, label=f"{label}, Brian2 circuit")
+            ax.loglog(alphas, np.maximum(layer[key]["ndi"], 1e-16), color=colour, lw=2.6,
+                      alpha=0.5, label=f"{label}, closed form (Eq. 10)")
+            ax.loglog(alphas, np.maximum(layer[key]["circuit"], 1e-16), color=colour,
+                      ls="--", lw=1.1, marker="o", ms=3, label=f"{label}, Brian2 circuit")
     axes[0].set_ylabel("angle to W^+ delta (deg)")
     axes[1].set_ylabel("|delta - W^+ delta| / |W^+ delta|")
     for ax in axes:
         ax.set_xlabel("alpha")
+        log_ticks(ax, "x")
+        log_ticks(ax, "y")
     axes[0].legend(fontsize=7)
-    axes[0].set_title("accuracy of the inversion (B = -W^T)", loc="left", fontsize=10)
+    panel_titles(axes, ["angle of the inversion to the pseudoinverse (B = -W^T)",
+                        "relative error of the inversion"])
     return fig
 
 
@@ -164,66 +297,106 @@ def timescales_figure(pair, chains, tolerance, pid=None):
         Per ratio: ``ratio``, ``time``, ``rate``, ``predicted_rate``,
         ``overshoot``, ``abscissa``, ``trace_t``, ``trace_error``.
     chains : dict
-        Label -> {``time``, ``overshoot``}.
+        ``'architecture, hierarchy'`` -> {``time``, ``overshoot``}.
     tolerance : float
         Convergence tolerance (for the labels).
     pid : dict or None
         The PID part (`dinv.experiments.timescales`): ``integral`` and ``grid``
         (per gain pair ``kp``, ``kd``, ``time``, ``overshoot``,
-        ``step_radius``); two more panels.
+        ``predicted_rate``, ``step_radius``, ``diverged``); two more panels.
 
     Returns
     -------
     matplotlib.figure.Figure
+        Panels lettered a-d (a-f with PID) in reading order.
     """
     with_pid = bool(pid and pid.get("grid"))
-    fig = Figure(figsize=(20 if with_pid else 14, 8), layout="constrained")
-    axes = fig.subplots(2, 3 if with_pid else 2)
-    axes = np.concatenate([axes[:, :2].ravel(), axes[:, 2]]) if with_pid else axes.ravel()
-    ratios = np.array([p["ratio"] for p in pair])
-    for p in pair:
-        axes[0].semilogy(p["trace_t"], np.maximum(p["trace_error"], 1e-16),
-                         label=f"tau_c/tau_s = {p['ratio']:g}")
-    axes[0].axhline(tolerance, color="k", lw=0.5, ls=":")
-    axes[0].set_xlabel("time (tau_system)")
-    axes[0].set_ylabel("|delta(t) - delta*| / |delta*|")
-    axes[0].set_title("layer pair: error to the steady state", loc="left", fontsize=10)
-    axes[0].legend(fontsize=7)
-    measured = np.array([p["time"] for p in pair])
-    predicted = np.log(1.0 / tolerance) / np.array([p["predicted_rate"] for p in pair])
-    axes[1].loglog(ratios, measured, "o-", label=f"measured (to {tolerance:g})")
-    axes[1].loglog(ratios, np.where(predicted > 0, predicted, np.nan), "s--",
-                   label="ln(1/tol) / rate from the Jacobian")
-    axes[1].set_xlabel("tau_controller / tau_system")
-    axes[1].set_ylabel("convergence time (tau_system)")
-    axes[1].set_title("convergence time", loc="left", fontsize=10)
-    axes[1].legend(fontsize=7)
-    axes[2].loglog(ratios, [p["rate"] for p in pair], "o-", label="measured decay rate")
-    axes[2].loglog(ratios, [p["predicted_rate"] for p in pair], "s--",
-                   label="-max Re eig(J)")
-    ax2 = axes[2].twinx()
-    ax2.plot(ratios, [p["overshoot"] for p in pair], "^:", color="tab:red")
-    ax2.set_ylabel("overshoot", color="tab:red")
-    axes[2].set_xlabel("tau_controller / tau_system")
-    axes[2].set_ylabel("decay rate (1 / tau_system)")
-    axes[2].set_title("decay rate and overshoot", loc="left", fontsize=10)
-    axes[2].legend(fontsize=7)
-    labels = list(chains)
-    y = np.arange(len(labels))
-    axes[3].barh(y, [chains[k]["time"] for k in labels], color="tab:blue")
-    axes[3].set_yticks(y, labels, fontsize=7)
-    axes[3].invert_yaxis()
-    axes[3].set_xlabel(f"time until delta_1 stays within {tolerance:g} (tau_system)")
-    axes[3].set_title("deep chains: per-layer time-constant hierarchies", loc="left",
-                      fontsize=10)
+    fig = Figure(figsize=(18 if with_pid else 12, 8.5), layout="constrained")
+    grid = fig.subplots(2, 3 if with_pid else 2)
+    (trace, time), (decay, chain) = grid[0, :2], grid[1, :2]
+    titles = {trace: "layer pair: error to the steady state",
+              time: "layer pair: convergence time",
+              decay: "layer pair: decay rate and overshoot",
+              chain: "deep chains: per-layer time-constant hierarchies"}
+    _pair_traces(trace, pair, tolerance)
+    _pair_times(time, pair, tolerance)
+    _pair_rates(decay, pair)
+    _chain_bars(chain, chains, tolerance)
     if with_pid:
-        _pid_panels(axes[4], axes[5], pid, tolerance)
+        titles.update(_pid_panels(grid[0, 2], grid[1, 2], pid, tolerance))
+    panel_titles(grid.ravel(), [titles[ax] for ax in grid.ravel()], fontsize=9)
     return fig
 
 
-def _pid_panels(ax_time, ax_over, pid, tolerance):
-    """Heatmaps over (K_p, K_d) of the convergence time and the overshoot; X marks
-    the gain pairs whose Euler circuit diverges (step radius >= 1)."""
+def _pair_traces(ax, pair, tolerance):
+    """Error to the steady state against time, one line per ratio."""
+    for p in pair:
+        ax.semilogy(p["trace_t"], np.maximum(p["trace_error"], 1e-16),
+                    label=f"tau_c/tau_s = {p['ratio']:g}")
+    ax.axhline(tolerance, color="k", lw=0.5, ls=":", label=f"tolerance {tolerance:g}")
+    ax.set_xlabel("time (tau_system)")
+    ax.set_ylabel("|delta(t) - delta*| / |delta*|")
+    log_ticks(ax)
+    ax.legend(fontsize=7)
+
+
+def _pair_times(ax, pair, tolerance):
+    """Measured convergence time and the Jacobian's prediction against the ratio."""
+    ratios = np.array([p["ratio"] for p in pair])
+    predicted = np.log(1.0 / tolerance) / np.array([p["predicted_rate"] for p in pair])
+    ax.loglog(ratios, [p["time"] for p in pair], "o-", label=f"measured (to {tolerance:g})")
+    ax.loglog(ratios, np.where(predicted > 0, predicted, np.nan), "s--",
+              label="ln(1/tol) / rate from the Jacobian")
+    ax.set_xlabel("tau_controller / tau_system")
+    ax.set_ylabel("convergence time (tau_system)")
+    value_ticks(ax, ratios)
+    log_ticks(ax, "y")
+    ax.legend(fontsize=7)
+
+
+def _pair_rates(ax, pair):
+    """Decay rates (log axis) and the overshoot (twin axis) against the ratio."""
+    ratios = np.array([p["ratio"] for p in pair])
+    ax.loglog(ratios, [p["rate"] for p in pair], "o-", label="measured decay rate")
+    ax.loglog(ratios, [p["predicted_rate"] for p in pair], "s--", label="-max Re eig(J)")
+    over = ax.twinx()
+    over.plot(ratios, [p["overshoot"] for p in pair], "^:", color="tab:red",
+              label="overshoot (right axis)")
+    over.set_ylabel("overshoot of |delta(t)| / |delta*|", color="tab:red")
+    ax.set_xlabel("tau_controller / tau_system")
+    ax.set_ylabel("decay rate (1 / tau_system)")
+    value_ticks(ax, ratios)
+    log_ticks(ax, "y")
+    handles = ax.get_legend_handles_labels()[0] + over.get_legend_handles_labels()[0]
+    ax.legend(handles=handles, fontsize=7)
+
+
+ARCHITECTURE_COLOURS = {"sequential": "#1f77b4", "repeat": "#ff7f0e", "single-loop": "#2ca02c"}
+
+
+def _chain_bars(ax, chains, tolerance):
+    """Vertical bars of the chains' convergence times, grouped by hierarchy."""
+    parts = [tuple(key.split(", ", 1)) if ", " in key else (key, "") for key in chains]
+    architectures = list(dict.fromkeys(a for a, _ in parts))
+    hierarchies = list(dict.fromkeys(h for _, h in parts))
+    width = 0.8 / len(architectures)
+    spare = colours(architectures)
+    for i, architecture in enumerate(architectures):
+        x = [hierarchies.index(h) + (i - (len(architectures) - 1) / 2) * width
+             for a, h in parts if a == architecture]
+        times = [chains[key]["time"] for key, (a, _) in zip(chains, parts) if a == architecture]
+        ax.bar(x, times, width, label=architecture,
+               color=ARCHITECTURE_COLOURS.get(architecture, spare[architecture]))
+    ax.set_xticks(range(len(hierarchies)),
+                  [textwrap.fill(f"controllers {h}", 24) for h in hierarchies], fontsize=8)
+    ax.set_ylabel(f"time until delta_1 stays within {tolerance:g} (tau_system)")
+    ax.legend(fontsize=8)
+
+
+def _pid_panels(ax_rate, ax_over, pid, tolerance):
+    """Heatmaps over (K_p, K_d): the decay rate (text: time to ``tolerance``) and
+    the overshoot; X marks gain pairs whose Euler circuit diverges (step radius
+    >= 1). Returns the two panels' titles."""
     kps = sorted({p["kp"] for p in pid["grid"]})
     kds = sorted({p["kd"] for p in pid["grid"]})
     time = np.full((len(kps), len(kds)), np.nan)
@@ -233,27 +406,36 @@ def _pid_panels(ax_time, ax_over, pid, tolerance):
         i, j = kps.index(p["kp"]), kds.index(p["kd"])
         time[i, j], over[i, j], rate[i, j] = p["time"], p["overshoot"], p["predicted_rate"]
         unstable[i, j] = p["diverged"] is not None or p["step_radius"] >= 1
-    base = pid["integral"]["time"]
-    for ax, values, label, fmt in (
-            (ax_time, time, f"time to stay within {tolerance:g} (tau_system; integral: "
-                            f"{base:.3g})", "{:.3g}\nrate {:.3f}"),
-            (ax_over, over, "overshoot", "{:.2f}")):
-        image = ax.imshow(np.where(unstable, np.nan, values), origin="lower", aspect="auto",
-                          cmap="viridis")
-        ax.figure.colorbar(image, ax=ax, label=label)
-        for i in range(len(kps)):
-            for j in range(len(kds)):
-                text = "X" if unstable[i, j] else fmt.format(values[i, j], rate[i, j])
-                ax.text(j, i, text, ha="center", va="center", fontsize=7,
-                        color="k" if unstable[i, j] else "w")
-        ax.set_xticks(range(len(kds)), [f"{k:g}" for k in kds])
-        ax.set_yticks(range(len(kps)), [f"{k:g}" for k in kps])
-        ax.set_xlabel("K_d (tau_controller)")
-        ax.set_ylabel("K_p")
-    ax_time.set_title(f"PID (Eq. 7), tau_c = tau_s, tau_d = {pid['filter_ratio']:g} tau_c: "
-                      "convergence time and decay rate\nfrom the Euler step's spectral radius "
-                      "(X: the Euler circuit diverges)", loc="left", fontsize=9)
-    ax_over.set_title("PID: overshoot of |delta(t)| / |delta*|", loc="left", fontsize=9)
+    base = pid["integral"]
+    _heatmap(ax_rate, rate, unstable, time, kps, kds,
+             "decay rate from the Euler step (1 / tau_system)", "{1:.3f}\n{0:.3g} tau_s")
+    _heatmap(ax_over, over, unstable, over, kps, kds, "overshoot", "{0:.2f}")
+    return {ax_rate: f"PID (Eq. 7), tau_c = tau_s, tau_d = {pid['filter_ratio']:g} tau_c\n"
+                     f"colour, first line: decay rate; second line: time to {tolerance:g}\n"
+                     f"integral controller: {base['time']:.3g} tau_s; X: the Euler circuit "
+                     "diverges",
+            ax_over: f"PID: overshoot of |delta(t)| / |delta*| (integral controller: "
+                     f"{base['overshoot']:.2g})"}
+
+
+def _heatmap(ax, colour_values, unstable, text_values, kps, kds, label, fmt):
+    """One PID heatmap with its colour bar and a readable text in every cell."""
+    image = ax.imshow(np.where(unstable, np.nan, colour_values), origin="lower",
+                      aspect="auto", cmap="viridis")
+    ax.figure.colorbar(image, ax=ax, label=label)
+    for i in range(len(kps)):
+        for j in range(len(kds)):
+            if unstable[i, j]:
+                ax.text(j, i, "X", ha="center", va="center", fontsize=8, color="k")
+                continue
+            red, green, blue, _ = image.cmap(image.norm(colour_values[i, j]))
+            dark = 0.299 * red + 0.587 * green + 0.114 * blue < 0.5
+            ax.text(j, i, fmt.format(text_values[i, j], colour_values[i, j]), ha="center",
+                    va="center", fontsize=7, color="w" if dark else "k")
+    ax.set_xticks(range(len(kds)), [f"{k:g}" for k in kds])
+    ax.set_yticks(range(len(kps)), [f"{k:g}" for k in kps])
+    ax.set_xlabel("K_d (tau_controller)")
+    ax.set_ylabel("K_p")
 
 
 def _history(history, metric, models):
@@ -277,37 +459,43 @@ def classification_figure(history, models, paper, dataset):
     dataset : str
         Name shown in the title.
     """
-    fig = Figure(figsize=(7.5, 4.5), layout="constrained")
+    fig = Figure(figsize=(7.5, 4.8), layout="constrained")
     ax = fig.add_subplot()
     epochs, curves = _history(history, "test_error", models)
     colour = colours(models)
-    for name, values in curves.items():
-        # Simulated DI dashed: it often lies on top of its closed form NDI.
-        ax.plot(epochs, values, color=colour[name], lw=1.3,
-                ls="--" if name.startswith("DI") else "-",
-                label=f"{name}: {values[-1]:.2f} %")
+    for order, (name, values) in enumerate(curves.items()):
+        # Simulated DI: thin and dashed on its closed form NDI (thick, pale).
+        style = line_style(f"{name}: {values[-1]:.2f} %", colour[name], is_simulated(name),
+                           0, values.size, order)
+        ax.plot(epochs, values, **style)
+    _paper_errors(ax, paper, dataset)
+    ax.set_yscale("log")
+    log_ticks(ax)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("test error (%)")
+    panel_titles([ax], [f"classification (paper Fig. 4a), {dataset}: test error"])
+    ax.legend(fontsize=8, frameon=False)
+    return fig
+
+
+def _paper_errors(ax, paper, dataset):
+    """The paper's final MNIST errors: lines on MNIST, a note otherwise."""
     by_value = {}
     for rule, value in paper.items():
         by_value.setdefault(value, []).append(rule)
-    summary = ", ".join(f"{'/'.join(rules)} {value:g} %" for value, rules in by_value.items())
     if dataset == "mnist":
         for value, rules in by_value.items():
             ax.axhline(value, color="0.6", lw=0.6, ls=":")
             ax.annotate(f"paper {'/'.join(rules)}", (1.0, value),
                         xycoords=("axes fraction", "data"), fontsize=7, color="0.4",
                         va="center", xytext=(2, 0), textcoords="offset points")
-    else:
-        ax.text(0.02, 0.02, f"paper, MNIST after 10 epochs: {summary}", fontsize=7,
-                color="0.4", transform=ax.transAxes)
-    ax.set_yscale("log")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("test error (%)")
-    ax.set_title(f"a  classification, {dataset}", loc="left", fontsize=10)
-    ax.legend(fontsize=8, frameon=False)
-    return fig
+        return
+    summary = ", ".join(f"{'/'.join(rules)} {value:g} %" for value, rules in by_value.items())
+    ax.text(0.02, 0.02, f"paper, MNIST after 10 epochs: {summary}", fontsize=7,
+            color="0.4", transform=ax.transAxes)
 
 
-def autoencoder_figure(history, models, images, image_shape, tsne, dataset):
+def autoencoder_figure(history, models, images, image_shape, tsne, dataset, note=None):
     """Fig. 4b-d: training error, reconstructions and t-SNE maps of the code.
 
     Parameters
@@ -322,46 +510,94 @@ def autoencoder_figure(history, models, images, image_shape, tsne, dataset):
     tsne : dict
         ``'labels'`` (N,) and ``'maps'``: model -> (N, 2).
     dataset : str
+    note : str or None
+        A line under the figure (e.g. that a quick run is a smoke test). The
+        figure adds one naming the models whose reconstructions barely depend
+        on the input (`PLATEAU_VARIATION`).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Left column: error curves of the two inits; middle: reconstructions;
+        right: the t-SNE maps (one above the other).
     """
     maps = tsne["maps"]
-    fig = Figure(figsize=(13, 8.5), layout="constrained")
-    grid = fig.add_gridspec(2, 2 + max(len(maps), 1), height_ratios=(1.0, 1.1))
+    fig = Figure(figsize=(15 if maps else 10.5, 8.5), layout="constrained")
+    grid = fig.add_gridspec(2, 3 if maps else 2,
+                            width_ratios=(1.0, 1.25, 0.95) if maps else (1.0, 1.25))
+    axes = [fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[1, 0])]
+    titles = [f"training error, {init} init (paper Fig. 4b; {dataset})"
+              for init in ("uniform", "orthogonal")]
+    _autoencoder_errors(axes, history, models)
+    axes.append(fig.add_subplot(grid[:, 1]))
+    titles.append("test images and reconstructions (Fig. 4c)")
+    _reconstructions(axes[-1], images, models, image_shape)
+    if maps:
+        cells = grid[:, 2].subgridspec(len(maps), 1)
+        for k, (name, points) in enumerate(maps.items()):
+            axes.append(fig.add_subplot(cells[k]))
+            titles.append(f"t-SNE of the code (Fig. 4d): {name}")
+            scatter = _tsne_map(axes[-1], points, tsne["labels"])
+        fig.colorbar(scatter, ax=axes[3:], ticks=range(10), label="label", shrink=0.6)
+    panel_titles(axes, titles)
+    notes = [note] if note else []
+    flat = [name for name in models if input_variation(images["input"], images[name])
+            < PLATEAU_VARIATION]
+    if flat:
+        notes.append(f"Reconstructions that barely depend on the input (spread across images "
+                     f"< {PLATEAU_VARIATION:g} of the inputs': the mean-image plateau, not yet "
+                     f"learnt): {', '.join(flat)}")
+    if notes:
+        width = int(fig.get_figwidth() * 13)  # characters of 8 pt per line
+        fig.supxlabel("\n".join(textwrap.fill(n, width) for n in notes), x=0.01, ha="left",
+                      fontsize=8, color="tab:red")
+    return fig
+
+
+PLATEAU_VARIATION = 0.25
+"""Below this `input_variation`, an autoencoder's reconstructions count as one
+image for every input (the figure says so)."""
+
+
+def _autoencoder_errors(axes, history, models):
+    """Training error against epochs: uniform init on ``axes[0]``, orthogonal on ``axes[1]``."""
     epochs, curves = _history(history, "train_error", models)
     colour = colours([m.rsplit(" ", 1)[0] for m in models])
-    for col, init in enumerate(("uniform", "orthogonal")):
-        ax = fig.add_subplot(grid[0, col])
-        for name, values in curves.items():
+    for ax, init in zip(axes, ("uniform", "orthogonal")):
+        for order, (name, values) in enumerate(curves.items()):
             if name.endswith(init):
                 rule = name.rsplit(" ", 1)[0]
-                ax.plot(epochs, values, color=colour[rule], lw=1.3,
-                        ls="--" if rule == "DI" else "-", label=f"{rule}: {values[-1]:.3g}")
+                ax.plot(epochs, values, **line_style(f"{rule}: {values[-1]:.3g}", colour[rule],
+                                                     is_simulated(rule), 0, values.size,
+                                                     order))
         ax.set_yscale("log")
+        log_ticks(ax)
         ax.set_xlabel("epoch")
         ax.set_ylabel("training error (squared error per image)")
-        ax.set_title(f"b  {init} init ({dataset})", loc="left", fontsize=10)
         ax.legend(fontsize=8, frameon=False)
+
+
+def _reconstructions(ax, images, models, image_shape):
+    """Test images (top row) and every model's reconstructions of them, one row each."""
     rows = ["input"] + list(models)
     inputs = np.asarray(images["input"])
-    ax = fig.add_subplot(grid[0, 2:])
     h, w = image_shape
-    canvas = np.ones((len(rows) * (h + 1), inputs.shape[0] * (w + 1)))
+    canvas = np.full((len(rows) * (h + 1), inputs.shape[0] * (w + 1)), np.nan)
     for r, name in enumerate(rows):
         for c, image in enumerate(np.asarray(images[name])):
             canvas[r * (h + 1):r * (h + 1) + h, c * (w + 1):c * (w + 1) + w] = \
                 np.clip(image.reshape(h, w), 0.0, 1.0)
-    ax.imshow(canvas, cmap="gray_r", interpolation="nearest")
-    ax.set_yticks([r * (h + 1) + h / 2 for r in range(len(rows))], rows, fontsize=7)
+    cmap = matplotlib.colormaps["gray_r"].with_extremes(bad="#c6dbef")  # gaps: light blue
+    ax.imshow(canvas, cmap=cmap, vmin=0.0, vmax=1.0, interpolation="nearest")
+    ax.set_yticks([r * (h + 1) + h / 2 for r in range(len(rows))], rows, fontsize=8)
     ax.set_xticks([])
-    ax.set_title("c  test images and reconstructions", loc="left", fontsize=10)
-    labels = np.asarray(tsne["labels"])
-    for col, (name, points) in enumerate(maps.items()):
-        ax = fig.add_subplot(grid[1, col])
-        points = np.asarray(points)
-        scatter = ax.scatter(points[:, 0], points[:, 1], c=labels, cmap="tab10", s=4,
-                             vmin=-0.5, vmax=9.5)
-        ax.set_xticks([])
-        ax.set_yticks([])
-        ax.set_title(f"d  t-SNE of the code: {name}", loc="left", fontsize=10)
-    if maps:
-        fig.colorbar(scatter, ax=ax, ticks=range(10), label="label", shrink=0.8)
-    return fig
+
+
+def _tsne_map(ax, points, labels):
+    """A t-SNE map coloured by label; returns the scatter (for a colour bar)."""
+    points = np.asarray(points)
+    scatter = ax.scatter(points[:, 0], points[:, 1], c=np.asarray(labels), cmap="tab10",
+                         s=4, vmin=-0.5, vmax=9.5)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    return scatter

@@ -1,5 +1,7 @@
 """Metrics of training runs, from plain arrays."""
 
+import warnings
+
 import numpy as np
 
 
@@ -68,3 +70,59 @@ def classification_error(outputs, labels):
     outputs = _unit("outputs", outputs)
     labels = np.asarray(labels)
     return float(np.mean(np.argmax(outputs, axis=-1) != labels))
+
+
+def running_quantiles(values, window, quantiles=(0.25, 0.5, 0.75)):
+    """Quantiles of a trace over a sliding window.
+
+    Parameters
+    ----------
+    values : array_like
+        1-D trace (e.g. a per-sample angle); NaNs are ignored.
+    window : int
+        Samples per window (at least 1; shrunk to the trace's length).
+    quantiles : sequence of float
+        Quantiles in [0, 1].
+
+    Returns
+    -------
+    centres : ndarray
+        Index of the middle sample of every full window, shape (n - window + 1,).
+    values : ndarray
+        Shape (len(quantiles), n - window + 1): the quantiles of every window.
+    """
+    values = np.asarray(values, dtype=float).ravel()
+    if values.size == 0:
+        return np.zeros(0), np.zeros((len(quantiles), 0))
+    window = int(min(max(window, 1), values.size))
+    windows = np.lib.stride_tricks.sliding_window_view(values, window)
+    if not np.isnan(values).any():
+        result = np.quantile(windows, quantiles, axis=1)
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN window gives NaN
+            result = np.nanquantile(windows, quantiles, axis=1)
+    centres = np.arange(windows.shape[0]) + (window - 1) / 2.0
+    return centres, result
+
+
+def input_variation(inputs, outputs):
+    """How much a model's outputs vary across inputs, relative to the inputs.
+
+    Mean over pixels of the standard deviation across images of ``outputs``,
+    divided by the same of ``inputs``: about 1 for a good autoencoder, near 0
+    for one that returns the same (mean) image for every input.
+
+    Parameters
+    ----------
+    inputs, outputs : array_like, shape (images, pixels)
+
+    Returns
+    -------
+    float
+        NaN when the inputs do not vary.
+    """
+    spread = np.mean(np.std(np.asarray(inputs, dtype=float), axis=0))
+    if not spread > 0:
+        return float("nan")
+    return float(np.mean(np.std(np.asarray(outputs, dtype=float), axis=0)) / spread)

@@ -29,7 +29,6 @@ import time
 from dinv.experiments import regression
 from dinv.experiments.registry import get_experiment, make_config
 from dinv.experiments.stacking import run_stacked
-from dinv.models import stabilise
 
 NAME = "linear-regression"
 LABELS = ("Brian2 settles (DI circuits)", "re-stabilisation (checks and repairs)",
@@ -105,10 +104,11 @@ class Timers:
 
 def breakdown(quick, seed=0):
     """Where one single run's time goes, everything in this process."""
+    from dinv.experiments import models_spec
     from dinv.models import training
     timers = Timers()
     places = ((training, "settle_chains"), (regression, "restabilise"),
-              (stabilise, "stable_random_feedback"), (regression.ClosedFormSide, "step"),
+              (models_spec, "stable_random_feedback"), (regression.ClosedFormSide, "step"),
               (regression.ClosedFormSide, "_errors"), (regression.CurveRecorder, "record"))
     for (module, attribute), label in zip(places, LABELS):
         timers.wrap(module, attribute, label)

@@ -4,6 +4,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from dinv.analysis.figures import (
+    Panel,
     alpha_sweep_figure,
     autoencoder_figure,
     classification_figure,
@@ -85,25 +86,43 @@ class Experiment:
 def _linear_figure(results):
     fixed = results["config"]["fixed_norm"]
     panels = (
-        ("c  stability of DI (Jacobian abscissa)", "eigenvalue", "max real eigenvalue", {"di"}),
-        ("d  angle(delta_DI, delta_NDI)", "angle_ndi", "angle (deg)", {"di"}),
-        ("e  angle(B, -W^T)", "angle_B", "angle (deg)", {"di", "ndi"}),
-        ("f  angle(delta_DI, delta_PBP)", "angle_pbp", "angle (deg)", {"di"}),
+        Panel("stability of DI: Jacobian abscissa (paper Fig. 3c)", "eigenvalue",
+              "max real eigenvalue", frozenset({"di"}), zero_line=True),
+        Panel("angle(delta_DI, delta_NDI) (Fig. 3d)", "angle_ndi",
+              "angle (deg; below 1e-6, rounding: drawn at 1e-6)", frozenset({"di"}), log=True),
+        Panel("angle(B, -W^T) (Fig. 3e)", "angle_B", "angle (deg)", frozenset({"di", "ndi"})),
+        Panel("angle(delta_DI, delta_PBP) (Fig. 3f)", "angle_pbp", "angle (deg)",
+              frozenset({"di"}), median=True),
     )
     return regression_figure(results["nmse"], results["curves"], results["rules"], panels,
-                             "b  NMSE, fixed-norm updates" if fixed else "a  NMSE")
+                             "NMSE, fixed-norm updates (paper Fig. 3b)" if fixed
+                             else "NMSE (paper Fig. 3a)")
 
 
 def _nonlinear_figure(results):
     panels = (
-        ("h  stability (DI: per layer; SLDI: loop)", "eigenvalue", "max real eigenvalue",
-         {"di", "sldi"}),
-        ("i  angle(delta_DI, delta_NDI)", "angle_ndi", "angle (deg)", {"di"}),
-        ("j  angle(B, -W^T)", "angle_B", "angle (deg)", {"di", "ndi"}),
-        ("k  angle(delta_SLDI, delta_NDI)", "angle_ndi", "angle (deg)", {"sldi"}),
+        Panel("stability (DI: per layer; SLDI: loop) (paper Fig. 3h)", "eigenvalue",
+              "max real eigenvalue", frozenset({"di", "sldi"}), zero_line=True),
+        Panel("angle(delta_DI, delta_NDI) (Fig. 3i)", "angle_ndi", "angle (deg)",
+              frozenset({"di"}), log=True, median=True),
+        Panel("angle(B, -W^T) (Fig. 3j)", "angle_B", "angle (deg)", frozenset({"di", "ndi"})),
+        Panel("angle(delta_SLDI, delta_NDI) (Fig. 3k)", "angle_ndi", "angle (deg)",
+              frozenset({"sldi"}), log=True, median=True),
     )
     return regression_figure(results["nmse"], results["curves"], results["rules"], panels,
-                             "g  NMSE")
+                             "NMSE (paper Fig. 3g)")
+
+
+def _autoencoder_figure(results):
+    config = results["config"]
+    note = None
+    if config.get("quick"):
+        note = (f"--quick: a smoke test ({config['dataset']}, {config['epochs']} epochs, hidden "
+                f"{'-'.join(map(str, config['hidden']))}, batches of {config['batch_size']}); "
+                "the paper's protocol is 25 epochs of MNIST, 500-250-30-250-500")
+    return autoencoder_figure(results["history"], results["models"], results["images"],
+                              results["image_shape"], results["tsne"],
+                              results["dataset"]["name"], note=note)
 
 
 DATA_OPTIONS = (
@@ -151,9 +170,7 @@ EXPERIMENTS = {
         defaults=autoencoder.DEFAULTS,
         quick=autoencoder.QUICK,
         run=autoencoder.run,
-        figure=lambda results: autoencoder_figure(
-            results["history"], results["models"], results["images"],
-            results["image_shape"], results["tsne"], results["dataset"]["name"]),
+        figure=_autoencoder_figure,
         options=DATA_OPTIONS,
         checkpoints=True,
     ),

@@ -6,6 +6,7 @@ from pathlib import Path
 
 BRIAN2_FREE = ("dinv.theory", "dinv.models.network", "dinv.models.rules",
                "dinv.models.stabilise", "dinv.analysis.metrics", "dinv.analysis.stability",
+               "dinv.analysis.style", "dinv.analysis.figures",
                "dinv.experiments.datasets", "dinv.experiments.errors", "dinv.analysis.sweeps")
 
 
