@@ -144,6 +144,20 @@ import sphinx.ext.autosummary as _autosummary  # noqa: E402
 _autosummary.WELL_KNOWN_ABBREVIATIONS = tuple(_autosummary.WELL_KNOWN_ABBREVIATIONS) + (
     "Eq.", "Eqs.", "Fig.", "Figs.", "Suppl.", "Sec.")
 
+# The core modules (dinv/*.py) are listed from the folder, so that a new one is
+# documented without editing api.rst; the sub-packages are listed recursively
+# by autosummary (api.rst).
+_core = sorted(f"dinv.{path.stem}" for path in (ROOT / "dinv").glob("*.py")
+               if not path.stem.startswith("_"))
+(ROOT / "docs" / "api").mkdir(exist_ok=True)
+_core_page = ("Core modules\n============\n\n"
+              "Shared by the whole package; none of them imports Brian2 or matplotlib.\n\n"
+              ".. autosummary::\n   :toctree: .\n\n"
+              + "".join(f"   {name}\n" for name in _core))
+_core_path = ROOT / "docs" / "api" / "core.rst"
+if not _core_path.is_file() or _core_path.read_text() != _core_page:
+    _core_path.write_text(_core_page)
+
 # -- Gallery ---------------------------------------------------------------
 sphinx_gallery_conf = {
     "examples_dirs": str(ROOT / "examples"),
