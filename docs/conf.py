@@ -46,7 +46,10 @@ default_role = "py:obj"
 # -- API reference ---------------------------------------------------------
 autosummary_generate = True
 autosummary_imported_members = False
-autodoc_default_options = {"members": True, "show-inheritance": True}
+# The module pages list their classes, functions, exceptions and constants
+# (_templates/autosummary/module.rst); constants' values are shown by
+# `_show_value` below, not in their headers.
+autodoc_default_options = {"show-inheritance": True}
 autodoc_member_order = "bysource"
 autodoc_typehints = "none"
 # Brian2 is imported by the circuits; it is installed, so nothing is mocked.
@@ -115,6 +118,8 @@ def _resolve_reexported(app, env, node, contnode):
     canonical = _canonical_name(target) if "." in target else None
     if canonical:
         names.insert(0, canonical)
+    if "." in target:  # a re-exported constant has no __module__: its last part
+        names.append(target.rsplit(".", 1)[1])
     for name in names:
         if name in domain.objects:
             found = [name]
@@ -132,8 +137,52 @@ def _resolve_reexported(app, env, node, contnode):
     return None
 
 
+class _Shown:
+    """A default value shown by a short text in a signature."""
+
+    def __init__(self, text):
+        self.text = text
+
+    def __repr__(self):
+        return self.text
+
+
+def _short_defaults(app, what, name, obj, options, signature, return_annotation):
+    """Show long default values (a dataclass's default `PopulationModel`, whose
+    repr is its whole equations) by their type: ``system=<PopulationModel>``."""
+    import inspect
+
+    if not signature or len(signature) < 200:
+        return None
+    try:
+        sig = inspect.signature(obj)
+    except (TypeError, ValueError):
+        return None
+    params = [p.replace(default=_Shown(f"<{type(p.default).__name__}>"))
+              if p.default is not p.empty and len(repr(p.default)) > 60 else p
+              for p in sig.parameters.values() if p.name != "self"]
+    return str(sig.replace(parameters=params, return_annotation=sig.empty)), return_annotation
+
+
+def _show_value(app, what, name, obj, options, lines):
+    """Show a module constant's value below its docstring: a multi-line string
+    (the Brian2 equations) as a text block, a short value inline, a long one
+    not at all (a registry: its entries are documented where they are made)."""
+    if what not in ("data", "attribute") or callable(obj) or isinstance(obj, type):
+        return
+    if isinstance(obj, str) and "\n" in obj.strip():
+        lines += ["", ".. code-block:: text", ""]
+        lines += ["   " + line for line in obj.strip("\n").splitlines()]
+        return
+    text = repr(obj)
+    if len(text) <= 100 and "``" not in text:
+        lines += ["", f"Value: ``{text}``"]
+
+
 def setup(app):
+    app.connect("autodoc-process-docstring", _show_value)
     app.connect("autodoc-process-docstring", _escape_bars, priority=400)
+    app.connect("autodoc-process-signature", _short_defaults)
     app.connect("missing-reference", _resolve_reexported)
 
 
