@@ -16,13 +16,18 @@
 
 Both take pathways out of a run by `activate`: the pathways into inactive
 blocks are skipped and those blocks' inputs held at zero.
+
+A population model's ``drive`` (a coupling within the population, e.g. the
+gain matrices of a PID controller) runs in the dense coupling's bank of its
+kind after the pathways, for every block, active or not (as an element-wise
+equation would); the synapse coupling refuses such models.
 """
 
 import os
 from functools import partial
 
 import numpy as np
-from brian2 import NetworkOperation, Synapses, have_same_dimensions
+from brian2 import NetworkOperation, Synapses, have_same_dimensions, second
 
 from dinv.circuits.brian_internals import live_view, order_summed_updaters
 from dinv.circuits.structure import TAG
@@ -96,6 +101,12 @@ class DenseCoupling(Coupling):
         for p in structure.pathways.values():
             self._build_pathway(p, readouts[p.source], slots[p.dest])
         self._calls = {"controller": [], "system": []}
+        self._drives = {"controller": [], "system": []}
+        for slot in slots.values():
+            drive = slot.block.model.drive
+            if drive is not None:
+                self._drives[slot.block.kind] += drive.calls(slot.view,
+                                                             float(slot.block.tau / second))
         kinds = {b.kind for b in structure.blocks.values()}
         self.marks_steps = "controller" in kinds
         self._step_started = step_started
@@ -141,6 +152,7 @@ class DenseCoupling(Coupling):
         for kind, calls in self._calls.items():
             calls[:] = [call for p in pathways if p.dest in active
                         and blocks[p.dest].kind == kind for call in self._apply[p.name]]
+            calls += self._drives[kind]
         for p in pathways:
             if p.dest not in active:
                 self._inputs[p.name][...] = 0.0
@@ -180,6 +192,11 @@ class SynapseCoupling(Coupling):
     """
 
     def __init__(self, structure, slots, clock, codeobj_class):
+        for block in structure.blocks.values():
+            if block.model.drive is not None:
+                raise InputError(f"coupling='synapses' cannot compute the drive of the model "
+                                 f"of block {block.name!r} ({block.model.description}); "
+                                 "use coupling='dense'")
         self._structure, self._slots = structure, slots
         self._matrices, self._matrix_shapes, self._gains = {}, {}, {}
         self.synapses = {}

@@ -30,6 +30,17 @@ into the input variables (``I_fb``, ``readout``); they never touch states.
     ``rate_e = (e - e_f) / tau_d`` estimates de/dt, ``rate_f`` low-passes it
     with the same tau_d and ``accel_e = (rate_e - rate_f) / tau_d`` estimates
     d2e/dt2. With k_p = k_d = 0 the filters do not enter du/dt (Eq. 8).
+
+``PID_MATRIX_CONTROLLER_EQUATIONS``
+    The same controller with gain matrices K_p, K_d (d_l x d_l)::
+
+        tau_c du/dt = -alpha u + e + tau_c pid_drive,
+        pid_drive = K_p rate_e + K_d tau_c accel_e
+
+    Matrices couple the units of a sample, which an element-wise equation
+    cannot, so ``pid_drive`` is a parameter that the circuit computes before
+    every step of the controller (`dinv.circuits.populations.MatrixGains`);
+    the filters are the scalar model's.
 """
 
 SYSTEM_EQUATIONS = """
@@ -57,6 +68,20 @@ target : 1
 alpha : 1 (constant)
 k_p : 1 (shared, constant)
 k_d : 1 (shared, constant)
+filter_ratio : 1 (shared, constant)
+tau_controller : second (shared, constant)
+"""
+
+PID_MATRIX_CONTROLLER_EQUATIONS = """
+du/dt = (-alpha * u + readout - target) / tau_controller + pid_drive : 1
+de_f/dt = rate_e : 1
+drate_f/dt = accel_e : 1/second
+rate_e = (readout - target - e_f) / (filter_ratio * tau_controller) : 1/second
+accel_e = (rate_e - rate_f) / (filter_ratio * tau_controller) : 1/second**2
+pid_drive : 1/second
+readout : 1
+target : 1
+alpha : 1 (constant)
 filter_ratio : 1 (shared, constant)
 tau_controller : second (shared, constant)
 """

@@ -24,6 +24,7 @@ spiking model under one name (``system='scn'`` and ``controller='scn'``).
 """
 
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 from brian2 import Equations, NeuronGroup, Quantity
@@ -31,9 +32,11 @@ from brian2 import Equations, NeuronGroup, Quantity
 from dinv.circuits.equations import (
     CONTROLLER_EQUATIONS,
     PID_CONTROLLER_EQUATIONS,
+    PID_MATRIX_CONTROLLER_EQUATIONS,
     SYSTEM_EQUATIONS,
 )
 from dinv.errors import InputError
+from dinv.validation import finite_array
 
 KINDS = ("system", "controller")
 """Roles of populations: a system (driven by feedback) or a controller."""
@@ -173,6 +176,13 @@ class PopulationModel:
     ensemble : Ensemble or None
         Spiking populations: the neurons behind the representation units
         (None: a rate model; nothing else is built and nothing runs per step).
+    drive : object or None
+        A coupling *within* the population that element-wise equations
+        cannot express (e.g. `MatrixGains`): an object with a ``variable``
+        (a parameter of the equations) and ``calls(view, tau)``, the in-place
+        numpy calls that write it; the dense coupling runs them every step
+        after the population's inputs are written and before it integrates.
+        None: no drive.
     """
 
     equations: str
@@ -191,6 +201,7 @@ class PopulationModel:
     rest: tuple = ()
     description: str = ""
     ensemble: object = None
+    drive: object = None
 
     def __post_init__(self):
         for label in ("namespace", "parameters", "rest"):
@@ -233,6 +244,10 @@ class PopulationModel:
             if missing:
                 raise InputError(f"the spiking model's representation equations lack "
                                  f"{missing}, which its ensemble uses")
+        if self.drive is not None and (getattr(self.drive, "variable", None) not in parameters
+                                       or not callable(getattr(self.drive, "calls", None))):
+            raise InputError(f"a model's drive must have a variable that is a parameter of "
+                             f"its equations and a calls(view, tau) method, got {self.drive!r}")
 
     @property
     def spiking(self):
@@ -303,12 +318,105 @@ CONTROLLER = PopulationModel(
 
 
 
+@dataclass(frozen=True)
+class MatrixGains:
+    """The P and D terms of a PID controller with gain matrices (Eq. 7).
+
+    The drive of `PID_MATRIX_CONTROLLER_EQUATIONS`: every step, after the
+    controller's readout input and target are written and before it
+    integrates, the circuit sets (per sample, e = readout - target, units
+    1/second)::
+
+        pid_drive = K_p rate_e + K_d tau_c accel_e = P (e - e_f) + Q rate_f,
+        P = (K_p / f + K_d / f^2) / tau_c,   Q = -K_d / f,   f = filter_ratio
+
+    (rate_e and accel_e as in the equations), by in-place numpy calls on
+    live views of the group's arrays: no Python frame per step, one dense
+    d_l x d_l product per sample (two with K_d).
+
+    Attributes
+    ----------
+    kp, kd : tuple of tuple of float
+        K_p and K_d, (d_l, d_l), as nested tuples (hashable, equal by value).
+    filter_ratio : float
+        tau_d / tau_controller.
+    """
+
+    kp: tuple
+    kd: tuple
+    filter_ratio: float
+    variable = "pid_drive"
+
+    @property
+    def width(self):
+        """d_l, the controller width the matrices fit."""
+        return len(self.kp)
+
+    def calls(self, view, tau):
+        """The in-place numpy calls that compute ``pid_drive`` of one block.
+
+        Parameters
+        ----------
+        view : callable
+            Variable name -> live (n, batch, d_l) view of the block's neurons
+            (`dinv.circuits.structure.Slot.view`).
+        tau : float
+            The block's tau_controller in seconds.
+
+        Returns
+        -------
+        list of callable
+            Functions without arguments, to run in this order every step.
+
+        Raises
+        ------
+        InputError
+            When the block is not d_l units wide.
+        """
+        readout, target, e_f, rate_f, drive = (
+            view(name) for name in ("readout", "target", "e_f", "rate_f", self.variable))
+        if readout.shape[-1] != self.width:
+            raise InputError(f"pid_controller: the gain matrices are {self.width} x "
+                             f"{self.width}, but a controller it is used for has "
+                             f"{readout.shape[-1]} units; pass one model per layer "
+                             "(controller=[...]) with matrices of each layer's width")
+        f = self.filter_ratio
+        kp, kd = np.array(self.kp), np.array(self.kd)
+        # Row vectors: x P^T, contiguous for matmul.
+        P = np.ascontiguousarray(((kp / f + kd / f**2) / tau).T)
+        error = np.empty_like(readout)
+        calls = [partial(np.subtract, readout, target, out=error),
+                 partial(np.subtract, error, e_f, out=error),
+                 partial(np.matmul, error, P, out=drive)]
+        if np.any(kd):
+            Q = np.ascontiguousarray((-kd / f).T)
+            extra = np.empty_like(readout)
+            calls += [partial(np.matmul, rate_f, Q, out=extra),
+                      partial(np.add, drive, extra, out=drive)]
+        return calls
+
+
+def _gain(name, value):
+    """A PID gain checked: a float, or a square float matrix."""
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+        if not np.isfinite(value):
+            raise InputError(f"pid_controller: {name} must be finite, got {value!r}")
+        return float(value)
+    gain = finite_array(f"pid_controller: {name}", value, (0, 2))
+    if gain.ndim == 0:
+        return float(gain)
+    if gain.shape[0] != gain.shape[1] or gain.shape[0] == 0:
+        raise InputError(f"pid_controller: {name} must be a number or a square (d_l, d_l) "
+                         f"matrix, got shape {gain.shape}")
+    return gain
+
+
 def pid_controller(kp=0.0, kd=0.0, filter_ratio=1.0):
     """A PID controller (Eq. 7) with K_i = I and K_u = -alpha I, filtered derivatives.
 
     ::
 
-        tau_c du/dt = -alpha u + e + k_p tau_c de/dt + k_d tau_c^2 d2e/dt2
+        tau_c du/dt = -alpha u + e + K_p tau_c de/dt + K_d tau_c^2 d2e/dt2
 
     with the controller error ``e = W delta_{l-1} - delta_l`` (readout minus
     target). The derivatives are *filtered*, not taken from the system's
@@ -326,15 +434,22 @@ def pid_controller(kp=0.0, kd=0.0, filter_ratio=1.0):
     (u jumps by -k_p delta_l), as the integrated form ``u = k_p e + ...`` of
     Eq. 7 does. The steady state is Eq. (9) whatever the gains; with
     ``kp = kd = 0`` the filters do not enter du/dt and the controller is
-    Eq. (8). Gains are scalars per model (for per-layer gains pass a list of
-    models as ``controller=``). numpy theory: `dinv.theory.pid_layer_rhs`,
+    Eq. (8). numpy theory: `dinv.theory.pid_layer_rhs`,
     `dinv.theory.pid_jacobian`.
+
+    Scalar gains are constants of the Brian2 equations
+    (`PID_CONTROLLER_EQUATIONS`). A (d_l, d_l) matrix for either gain couples
+    the units, so both gains then enter as matrices (a scalar k as k I)
+    through the ``pid_drive`` parameter of `PID_MATRIX_CONTROLLER_EQUATIONS`,
+    which the circuit computes each step (`MatrixGains`; dense coupling
+    only). Per-layer gains: pass a list of models as ``controller=``, one per
+    layer, each with matrices of its layer's width.
 
     Parameters
     ----------
-    kp : float
+    kp : float or array_like, shape (d_l, d_l)
         Proportional gain K_p (dimensionless).
-    kd : float
+    kd : float or array_like, shape (d_l, d_l)
         Derivative gain K_d in units of tau_controller.
     filter_ratio : float
         tau_d / tau_controller of the derivative filters (positive).
@@ -343,23 +458,61 @@ def pid_controller(kp=0.0, kd=0.0, filter_ratio=1.0):
     -------
     PopulationModel
     """
-    values = {"kp": kp, "kd": kd, "filter_ratio": filter_ratio}
-    for name, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)) \
-                or not np.isfinite(value):
-            raise InputError(f"pid_controller: {name} must be a finite number (a scalar "
-                             f"gain; per-layer gains: one model per layer), got {value!r}")
+    kp, kd = _gain("kp", kp), _gain("kd", kd)
+    if isinstance(filter_ratio, bool) or not isinstance(filter_ratio, (int, float)) \
+            or not np.isfinite(filter_ratio):
+        raise InputError(f"pid_controller: filter_ratio must be a finite number, "
+                         f"got {filter_ratio!r}")
     if not filter_ratio > 0:
         raise InputError(f"pid_controller: filter_ratio (tau_d / tau_controller) must be "
                          f"positive, got {filter_ratio!r}")
+    if isinstance(kp, float) and isinstance(kd, float):
+        return PopulationModel(
+            equations=PID_CONTROLLER_EQUATIONS, readout="u", input="readout",
+            tau="tau_controller", kind="controller", target="target", leak="alpha",
+            parameters={"k_p": kp, "k_d": kd, "filter_ratio": float(filter_ratio)},
+            rest={"e_f": 0.0, "rate_f": 0.0},
+            description=f"PID controller, Eq. (7): k_p={kp:g}, k_d={kd:g} tau_c, "
+                        f"derivatives filtered with tau_d={filter_ratio:g} tau_c",
+        )
+    return _matrix_pid_controller(kp, kd, float(filter_ratio))
+
+
+def _matrix_pid_controller(kp, kd, filter_ratio):
+    """`pid_controller` with gain matrices (a scalar gain becomes k I)."""
+    width = (kp if isinstance(kp, np.ndarray) else kd).shape[0]
+    kp, kd = (np.eye(width) * k if isinstance(k, float) else k for k in (kp, kd))
+    if kp.shape != kd.shape:
+        raise InputError(f"pid_controller: kp and kd must have the same shape, got "
+                         f"{kp.shape} and {kd.shape}")
+    gains = MatrixGains(tuple(map(tuple, kp.tolist())), tuple(map(tuple, kd.tolist())),
+                        filter_ratio)
     return PopulationModel(
-        equations=PID_CONTROLLER_EQUATIONS, readout="u", input="readout",
+        equations=PID_MATRIX_CONTROLLER_EQUATIONS, readout="u", input="readout",
         tau="tau_controller", kind="controller", target="target", leak="alpha",
-        parameters={"k_p": float(kp), "k_d": float(kd), "filter_ratio": float(filter_ratio)},
-        rest={"e_f": 0.0, "rate_f": 0.0},
-        description=f"PID controller, Eq. (7): k_p={kp:g}, k_d={kd:g} tau_c, "
-                    f"derivatives filtered with tau_d={filter_ratio:g} tau_c",
+        parameters={"filter_ratio": filter_ratio},
+        rest={"e_f": 0.0, "rate_f": 0.0, "pid_drive": 0.0}, drive=gains,
+        description=f"PID controller, Eq. (7): {width} x {width} gain matrices K_p, K_d "
+                    f"tau_c, derivatives filtered with tau_d={filter_ratio:g} tau_c",
     )
+
+
+def pid_gains(model):
+    """The gains of a `pid_controller` model, or None for any other model.
+
+    Returns
+    -------
+    dict or None
+        ``kp``, ``kd`` (floats or (d_l, d_l) arrays) and ``filter_ratio``,
+        as `dinv.theory.pid_jacobian` takes them.
+    """
+    if isinstance(model.drive, MatrixGains):
+        return {"kp": np.array(model.drive.kp), "kd": np.array(model.drive.kd),
+                "filter_ratio": model.drive.filter_ratio}
+    if model.equations != PID_CONTROLLER_EQUATIONS:
+        return None
+    values = dict(model.parameters)
+    return {"kp": values["k_p"], "kd": values["k_d"], "filter_ratio": values["filter_ratio"]}
 
 
 PID_CONTROLLER = pid_controller()

@@ -28,6 +28,12 @@ DEFAULTS = {
     # Population models of every circuit, by registered name (`dinv list`).
     "system": "rate-system",
     "controller": "rate-controller",
+    # Gains of controller=pid-controller (Eq. 7): K_p, K_d (in units of tau_controller)
+    # and tau_d / tau_controller of its derivative filters; scalars here (gain matrices:
+    # dinv.circuits.pid_controller in Python).
+    "pid_kp": 0.0,
+    "pid_kd": 0.0,
+    "pid_filter_ratio": 1.0,
     # A settle whose final residual exceeds settle_tol fell short: counted in
     # results.json ('ignore'), warned about ('warn') or an error ('raise').
     "on_unsettled": "ignore",

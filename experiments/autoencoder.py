@@ -17,7 +17,12 @@ import numpy as np
 
 from dinv.errors import InputError
 from dinv.experiments.datasets import load_dataset
-from dinv.experiments.models_spec import ModelSpec, select_models
+from dinv.experiments.models_spec import (
+    ModelSpec,
+    circuit_options,
+    rinit_options,
+    select_models,
+)
 from dinv.experiments.supervised import (
     Evaluation,
     forward_output,
@@ -63,6 +68,12 @@ DEFAULTS = {
     # Population models of every circuit, by registered name (`dinv list`).
     "system": "rate-system",
     "controller": "rate-controller",
+    # Gains of controller=pid-controller (Eq. 7): K_p, K_d (in units of tau_controller)
+    # and tau_d / tau_controller of its derivative filters; scalars here (gain matrices:
+    # dinv.circuits.pid_controller in Python).
+    "pid_kp": 0.0,
+    "pid_kd": 0.0,
+    "pid_filter_ratio": 1.0,
     # A settle whose final residual exceeds settle_tol fell short: counted in
     # results.json ('ignore'), warned about ('warn') or an error ('raise').
     "on_unsettled": "ignore",
@@ -125,7 +136,8 @@ def run(config, progress=True, folder=None, resume=None, stop=None):
     sizes = [x_train.shape[1], *hidden_widths(config), x_train.shape[1]]
     bases = _networks(config, sizes)
     shared = {init: {} for init in INITS}
-    learners = [spec.learner(bases[_init_of(spec.name)], config["seed"], config["rinit"],
+    rinit = rinit_options(config, circuit_options(config), len(sizes) - 1)
+    learners = [spec.learner(bases[_init_of(spec.name)], config["seed"], rinit,
                              shared[_init_of(spec.name)]) for spec in specs]
     eval_train = x_train[:int(config["eval_train_samples"])]
 

@@ -13,7 +13,12 @@ every backward pass settles the Brian2 circuit of the output layer.
 import numpy as np
 
 from dinv.experiments.datasets import load_dataset, one_hot, zscore
-from dinv.experiments.models_spec import ModelSpec, select_models
+from dinv.experiments.models_spec import (
+    ModelSpec,
+    circuit_options,
+    rinit_options,
+    select_models,
+)
 from dinv.experiments.supervised import (
     Evaluation,
     forward_output,
@@ -58,6 +63,12 @@ DEFAULTS = {
     # Population models of every circuit, by registered name (`dinv list`).
     "system": "rate-system",
     "controller": "rate-controller",
+    # Gains of controller=pid-controller (Eq. 7): K_p, K_d (in units of tau_controller)
+    # and tau_d / tau_controller of its derivative filters; scalars here (gain matrices:
+    # dinv.circuits.pid_controller in Python).
+    "pid_kp": 0.0,
+    "pid_kd": 0.0,
+    "pid_filter_ratio": 1.0,
     # A settle whose final residual exceeds settle_tol fell short: counted in
     # results.json ('ignore'), warned about ('warn') or an error ('raise').
     "on_unsettled": "ignore",
@@ -108,7 +119,8 @@ def run(config, progress=True, folder=None, resume=None, stop=None):
     base = FeedforwardNetwork.create(
         sizes, ["tanh"] * (len(sizes) - 2) + ["softmax"], rng, scale=config["init_scale"])
     shared = {}
-    learners = [spec.learner(base, config["seed"], config["rinit"], shared) for spec in specs]
+    rinit = rinit_options(config, circuit_options(config), base.depth)
+    learners = [spec.learner(base, config["seed"], rinit, shared) for spec in specs]
 
     def measure(learners):
         return {"test_error": [

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dinv.circuits import SettleOptions
+from dinv.circuits.populations import get_population_model, pid_controller, pid_gains
 from dinv.errors import InputError
 from dinv.models.initialisation import init_feedback, init_loop_feedback
 from dinv.models.stabilise import stable_random_feedback
@@ -13,21 +14,104 @@ from dinv.models.rules import get_rule
 from dinv.models.training import Learner
 
 
+PID_SETTINGS = {"pid_kp": 0.0, "pid_kd": 0.0, "pid_filter_ratio": 1.0}
+"""Settings of a PID controller's gains (`controller_model`) and their defaults."""
+
+
 def circuit_options(config, **options):
     """The `SettleOptions` of an experiment's circuits, from its settings.
 
     Uses ``steps``, ``dt``, ``system`` and ``controller`` (population models
-    by registered name), ``on_unsettled`` ('ignore': settles that fall short
-    are counted in the results, not reported one by one; 'warn'; 'raise':
-    stop at the first) and ``settle_tol``; a checkpoint of an older run
-    without them gets the rate models, 'ignore' and 1e-3. ``options`` adds
-    the rest (e.g. ``stop_tol``, ``record_every``).
+    by registered name, the controller with the gains of `controller_model`),
+    ``on_unsettled`` ('ignore': settles that fall short are counted in the
+    results, not reported one by one; 'warn'; 'raise': stop at the first)
+    and ``settle_tol``; a checkpoint of an older run without them gets the
+    rate models, 'ignore' and 1e-3. ``options`` adds the rest (e.g.
+    ``stop_tol``, ``record_every``).
     """
     return SettleOptions(steps=config["steps"], dt=config["dt"],
                          system=config.get("system", "rate-system"),
-                         controller=config.get("controller", "rate-controller"),
+                         controller=controller_model(config),
                          on_unsettled=config.get("on_unsettled", "ignore"),
                          settle_tol=config.get("settle_tol", 1e-3), **options)
+
+
+def controller_model(config):
+    """The controller an experiment's settings name, with its PID gains.
+
+    ``controller`` names a registered model; for a PID controller (e.g.
+    ``pid-controller``) the settings ``pid_kp``, ``pid_kd`` and
+    ``pid_filter_ratio`` (scalars; `PID_SETTINGS`) give its gains
+    (`dinv.circuits.pid_controller`). Gain matrices are a library feature:
+    pass ``controller=pid_controller(K_p, K_d)`` in Python.
+
+    Returns
+    -------
+    PopulationModel or str
+        The named model itself when the gains are left at their defaults.
+
+    Raises
+    ------
+    InputError
+        For gains that are not finite numbers, a filter ratio that is not
+        positive, or gains set for a controller that is not a PID controller.
+    """
+    name = config.get("controller", "rate-controller")
+    gains = {key: config.get(key, default) for key, default in PID_SETTINGS.items()}
+    for key, value in gains.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                or not np.isfinite(value):
+            raise InputError(f"setting {key} must be a finite number (a scalar gain; gain "
+                             f"matrices: pid_controller in Python), got {value!r}")
+    if not gains["pid_filter_ratio"] > 0:
+        raise InputError(f"setting pid_filter_ratio (tau_d / tau_controller) must be "
+                         f"positive, got {gains['pid_filter_ratio']!r}")
+    if gains == PID_SETTINGS:
+        return name
+    if pid_gains(get_population_model(name, "controller")) is None:
+        changed = ", ".join(key for key in PID_SETTINGS if gains[key] != PID_SETTINGS[key])
+        raise InputError(f"{changed} set, but controller={name!r} is not a PID controller; "
+                         "add --set controller=pid-controller")
+    return pid_controller(gains["pid_kp"], gains["pid_kd"], gains["pid_filter_ratio"])
+
+
+def pair_controllers(options, pairs):
+    """Per layer pair, the PID gains of its controller in ``options``, for R-Init.
+
+    Parameters
+    ----------
+    options : SettleOptions
+        The circuits' settings: one controller model (and time constants) for
+        every layer, or one per layer.
+    pairs : int
+        Layer pairs (W_2, B_2) .. (W_L, B_L).
+
+    Returns
+    -------
+    list of (dict or None)
+        `dinv.circuits.populations.pid_gains` with ``tau_ratio``
+        (tau_system / tau_controller of the pair), or None for a controller
+        that is not a PID controller (as `dinv.models.stabilise.stabilise_pair`
+        takes them).
+    """
+    def per_pair(value, j):
+        return value[j] if isinstance(value, tuple) else value
+
+    controllers = []
+    for j in range(pairs):
+        gains = pid_gains(per_pair(options.controller, j))
+        if gains is not None:
+            gains["tau_ratio"] = float(per_pair(options.tau_system, j)
+                                       / per_pair(options.tau_controller, j))
+        controllers.append(gains)
+    return controllers
+
+
+def rinit_options(config, circuit, depth):
+    """``config['rinit']`` (the options of R-Init and re-stabilisation) with the
+    per-pair ``controllers`` of ``circuit`` (the experiment's `SettleOptions`) for a
+    network of ``depth`` weight layers."""
+    return {**config["rinit"], "controllers": pair_controllers(circuit, depth - 1)}
 
 
 @dataclass(frozen=True)
@@ -64,7 +148,8 @@ class ModelSpec:
         Random feedback is drawn from a generator seeded by ``seed`` and the
         model's name (R-Init: by its alpha), so a model starts the same
         whichever other models run beside it. ``stabilise`` holds the options
-        of `dinv.models.stabilise.stabilise_feedback` for R-Init ('stable-random');
+        of `dinv.models.stabilise.stable_random_feedback` for R-Init
+        ('stable-random'; with ``controllers``, see `rinit_options`);
         ``shared`` (a dict) keeps the R-Init feedback of each alpha, so NDI, DI
         and SLDI models with R-Init start from the same stabilised B (as in the
         paper).

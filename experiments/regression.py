@@ -15,7 +15,7 @@ from dinv.errors import InputError
 from dinv.experiments.errors import stacked_errors
 from dinv.experiments.companion import Companion
 from dinv.experiments.interrupts import stop_requested
-from dinv.experiments.models_spec import circuit_options, select_models
+from dinv.experiments.models_spec import circuit_options, rinit_options, select_models
 from dinv.experiments.settle_stats import SettleStats
 from dinv.models.initialisation import init_feedback
 from dinv.models.rules import pbp
@@ -229,7 +229,8 @@ def train_regression(name, config, specs, X, Y, base, rng, progress, stop=None):
         circuit=circuit_options(config),
     )
     shared = {}
-    learners = [spec.learner(base, config["seed"], config["rinit"], shared) for spec in specs]
+    rinit = rinit_options(config, update.circuit, base.depth)
+    learners = [spec.learner(base, config["seed"], rinit, shared) for spec in specs]
     side = Companion(ClosedFormSide, (learners, X, Y, update, order.size, config["error_dtype"]),
                      parallel=config.get("parallel", True))
     stats = SettleStats(update.circuit.settle_tol)
@@ -259,6 +260,7 @@ def _online_pass(name, config, learners, X, Y, order, update, side, progress, st
     updates done (fewer than ``order.size`` after a stop request)."""
     circuit = [k for k, lrn in enumerate(learners) if lrn.rule.circuit]
     names = [learners[k].name for k in circuit]
+    rinit = rinit_options(config, update.circuit, learners[0].net.depth)
     events = []
     done = order.size
     for it, i in enumerate(tqdm(order, desc=name, disable=not progress, mininterval=1.0)):
@@ -270,7 +272,7 @@ def _online_pass(name, config, learners, X, Y, order, update, side, progress, st
             step = train_step([learners[k] for k in circuit], X[i:i + 1], Y[i:i + 1], update)
             stats.add_step(names, step)
             if config["restabilise"]:
-                events += restabilise([learners[k] for k in circuit], it, **config["rinit"])
+                events += restabilise([learners[k] for k in circuit], it, **rinit)
             sent = [(k, learners[k].net.weights, learners[k].net.biases,
                      learners[k].feedback, step.forward[j], step.deltas[j])
                     for j, k in enumerate(circuit)]

@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from dinv.errors import InputError
 from dinv.experiments.interrupts import stop_requested
-from dinv.experiments.models_spec import circuit_options
+from dinv.experiments.models_spec import circuit_options, rinit_options
 from dinv.experiments.results import _atomic_write, jsonable
 from dinv.experiments.settle_stats import SettleStats
 from dinv.models.network import forward_layers
@@ -330,7 +330,8 @@ def _train_batch(learners, x, t, update, config, state, samples, stats):
     inverting = [lrn for lrn in learners if lrn.rule.inverts]
     if config["restabilise"] and inverting:
         start = time.perf_counter()
-        state["restabilised"] += restabilise(inverting, samples, **config["rinit"])
+        rinit = rinit_options(config, update.circuit, inverting[0].net.depth)
+        state["restabilised"] += restabilise(inverting, samples, **rinit)
         state["current"]["stability"] += time.perf_counter() - start
 
 

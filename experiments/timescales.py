@@ -49,6 +49,10 @@ DEFAULTS = {
     # Population models of every circuit, by registered name (`dinv list`).
     "system": "rate-system",
     "controller": "rate-controller",
+    # Gains of controller=pid-controller in the ratio and chain studies (Eq. 7): K_p,
+    # K_d (units of tau_controller); scalars here (gain matrices: dinv.circuits.pid_controller).
+    "pid_kp": 0.0,
+    "pid_kd": 0.0,
     # A settle whose final residual exceeds settle_tol fell short: counted in
     # results.json ('ignore'), warned about ('warn') or an error ('raise').
     "on_unsettled": "ignore",
@@ -56,17 +60,19 @@ DEFAULTS = {
     "tolerance": 0.01,
     "record_every": 2,
     "weight_scale": 1.0,
-    # PID part (layer pair, tau_controller = tau_system): gains K_p, K_d (units of
-    # tau_controller) and the derivative filters' tau_d / tau_controller.
-    "pid_kp": [-0.25, 0.0, 0.5, 1.0, 2.0, 4.0],
-    "pid_kd": [0.0, 0.25, 0.5, 1.0],
+    # PID part (layer pair, tau_controller = tau_system): a grid of gains K_p, K_d
+    # (units of tau_controller); tau_d / tau_controller of the derivative filters (here
+    # and for controller=pid-controller).
+    "pid_grid_kp": [-0.25, 0.0, 0.5, 1.0, 2.0, 4.0],
+    "pid_grid_kd": [0.0, 0.25, 0.5, 1.0],
     "pid_filter_ratio": 1.0,
     # A finer scan of the gains by the Euler step's spectral radius alone
     # ([first, last, count] of K_p and of K_d); its best pair is simulated too.
     "pid_scan_kp": [-2.0, 4.0, 121],
     "pid_scan_kd": [-1.0, 2.0, 61],
 }
-QUICK = {"ratios": [0.5, 1.0, 4.0], "steps": 3000, "pid_kp": [0.0, 1.0], "pid_kd": [0.0, 0.5],
+QUICK = {"ratios": [0.5, 1.0, 4.0], "steps": 3000, "pid_grid_kp": [0.0, 1.0],
+         "pid_grid_kd": [0.0, 0.5],
          "pid_scan_kp": [-2.0, 4.0, 13], "pid_scan_kd": [-1.0, 2.0, 7]}
 
 TAU_SYSTEM = 10 * ms
@@ -159,12 +165,12 @@ def run(config, progress=True, stop=None):
                              f"layer widths, got {widths!r}")
         for w in widths:
             check_count(f"the widths in {key}", w)
-    gains = [config.get("pid_kp", []), config.get("pid_kd", [])]
+    gains = [config.get("pid_grid_kp", []), config.get("pid_grid_kd", [])]
     if not all(isinstance(g, list) and all(isinstance(k, (int, float)) and not isinstance(
             k, bool) and np.isfinite(k) for k in g) for g in gains) \
             or not config.get("pid_filter_ratio", 1.0) > 0:
-        raise InputError(f"pid_kp and pid_kd must list finite gains (e.g. [0, 1, 2]) and "
-                         f"pid_filter_ratio be positive; got {gains[0]!r}, {gains[1]!r} and "
+        raise InputError(f"pid_grid_kp and pid_grid_kd must list finite gains (e.g. [0, 1, 2]) "
+                         f"and pid_filter_ratio be positive; got {gains[0]!r}, {gains[1]!r} and "
                          f"{config.get('pid_filter_ratio')!r}")
     rng = np.random.default_rng(config["seed"])
     stats = SettleStats(config.get("settle_tol", 1e-3))
@@ -326,8 +332,8 @@ def _pid_study(config, case, stop=None):
     integral = {**measure(CONTROLLER), "abscissa": pid_abscissa(W, B, alpha),
                 "step_radius": pid_step_radius(W, B, alpha, dt)}
     grid = []
-    for kp in config["pid_kp"]:
-        for kd in config["pid_kd"]:
+    for kp in config["pid_grid_kp"]:
+        for kd in config["pid_grid_kd"]:
             if stop_requested(stop):
                 break
             radius = pid_step_radius(W, B, alpha, dt, 1.0, kp, kd, ratio)

@@ -20,6 +20,14 @@ Only a 2r x 2r block of J matters, r = rank W (`dinv.theory.reduced_jacobian`):
 the optimisation acts on ``V^T B U`` (r x r) and leaves the rest of B at its
 random value, which keeps wide layers (10 x 1000) cheap. The Jacobians and
 abscissae come from `dinv.theory`.
+
+Under a PID controller (Eq. 7, `dinv.circuits.pid_controller`) a layer pair
+is stabilised on the PID circuit's Jacobian instead (`stabilise_pid_feedback`,
+`dinv.theory.pid_jacobian`): R-Init (`stable_random_feedback`) and the
+re-stabilisation during training (`restabilise`) take the gains of each layer
+pair as ``controllers``. A sequential chain is stabilised pair by pair, each
+pair with the gains of its own controller; the single loop is stabilised for
+the integral controller.
 """
 
 from dataclasses import dataclass
@@ -34,6 +42,7 @@ from dinv.theory import (
     jacobian_abscissa,
     loop_abscissa,
     loop_jacobian,
+    pid_abscissa,
     pid_jacobian,
     product_abscissa,
     range_svd,
@@ -295,21 +304,25 @@ def stabilise_loop(weights, B, alpha, target=-0.01, lr=5e-2, max_iters=200, min_
 
 
 def stabilise_pid_feedback(W, B, alpha, kp=0.0, kd=0.0, tau_ratio=1.0, filter_ratio=1.0,
-                           target=-0.01, lr=5e-2, max_iters=200, min_iters=10, eps=0.01):
+                           target=-0.01, lr=5e-2, max_iters=200, min_iters=10, eps=0.01,
+                           method="descent"):
     """`stabilise_feedback` for a layer pair under a PID controller (Eq. 7).
 
     SSA descent with respect to B on the full `dinv.theory.pid_jacobian`
     (states delta, u and the two derivative filters; B fills its
     (delta, u) block as in the integral circuit). No reduction to W's range:
-    meant for layers of tens to hundreds of units.
+    meant for layers of tens to hundreds of units. ``method='shift'``:
+    `shift_pid_feedback` instead.
 
     Parameters
     ----------
-    W, B, alpha, target, lr, max_iters, min_iters, eps
+    W, B, alpha, target, lr, max_iters, min_iters, eps, method
         As in `stabilise_feedback`.
-    kp, kd, tau_ratio, filter_ratio
-        The controller's gains, tau_system / tau_controller and
-        tau_d / tau_controller (`dinv.circuits.pid_controller`).
+    kp, kd : float or ndarray, shape (d_l, d_l)
+        The controller's gains, scalars or gain matrices.
+    tau_ratio, filter_ratio : float
+        tau_system / tau_controller and tau_d / tau_controller
+        (`dinv.circuits.pid_controller`).
 
     Returns
     -------
@@ -324,8 +337,17 @@ def stabilise_pid_feedback(W, B, alpha, kp=0.0, kd=0.0, tau_ratio=1.0, filter_ra
     if not target < 0:
         raise InputError(f"target must be negative (a stable circuit), got {target}")
     d_out, d_in = W.shape
+    for name, gain in (("kp", kp), ("kd", kd)):
+        if np.ndim(gain) != 0 and np.shape(gain) != (d_out, d_out):
+            raise InputError(f"{name} must be a number or a ({d_out}, {d_out}) matrix, got "
+                             f"shape {np.shape(gain)}")
+    if method not in STABILISERS:
+        raise InputError(f"method must be one of {STABILISERS}, got {method!r}")
+    gains = (tau_ratio, kp, kd, filter_ratio)
+    if method == "shift":
+        return shift_pid_feedback(W, B, alpha, gains, target)
     B, iteration, history = _descend(
-        lambda X: pid_jacobian(W, X, alpha, tau_ratio, kp, kd, filter_ratio),
+        lambda X: pid_jacobian(W, X, alpha, *gains),
         (slice(None, d_in), slice(d_in, d_in + d_out)), B, target, lr, max_iters, min_iters,
         eps)
     if history[-1] > target:
@@ -336,7 +358,95 @@ def stabilise_pid_feedback(W, B, alpha, kp=0.0, kd=0.0, tau_ratio=1.0, filter_ra
     return Stabilised(B, history[-1], iteration, np.asarray(history))
 
 
-def stable_random_feedback(weights, alpha, rng, scale=0.01, **options):
+SHIFT_LIMIT = 2.0**30
+"""Largest shift c of `shift_pid_feedback` tried."""
+
+
+def shift_pid_feedback(W, B, alpha, gains, target=-0.01):
+    """`shift_feedback` for a PID controller: the smallest found ``B - c W^+`` that is stable.
+
+    The shift moves every eigenvalue of W B by -c, but with PID gains the
+    Jacobian's abscissa need not fall monotonically as c grows (negative
+    gains destabilise a strong loop), so c doubles from 1 until the
+    abscissa of `dinv.theory.pid_jacobian` is at or below ``target``, then
+    bisection between the last two values keeps that property.
+
+    Parameters
+    ----------
+    W, B, alpha, target
+        As in `stabilise_feedback`.
+    gains : tuple
+        (tau_ratio, kp, kd, filter_ratio) as `dinv.theory.pid_jacobian` takes them.
+
+    Returns
+    -------
+    Stabilised
+        ``iterations`` 0 and ``history`` [abscissa before, after].
+
+    Raises
+    ------
+    StabilisationError
+        When no shift up to `SHIFT_LIMIT` reaches the target.
+    """
+    U, S, Vt = range_svd(W)
+    inverse = (Vt.T / S) @ U.T
+
+    def abscissa(c):
+        return pid_abscissa(W, B - c * inverse, alpha, *gains)
+
+    before = abscissa(0.0)
+    if before <= target:
+        return Stabilised(B.copy(), before, 0, np.array([before, before]))
+    aim = target - 1e-9 * max(1.0, abs(target))
+    low, high = 0.0, 1.0
+    while abscissa(high) > aim:
+        low, high = high, 2.0 * high
+        if high > SHIFT_LIMIT:
+            raise StabilisationError(
+                f"no shift B - c W^+ (c up to {SHIFT_LIMIT:.3g}) brings the PID circuit's "
+                f"abscissa to the target {target} (it stays above {abscissa(low):.3g}); use "
+                "other gains (negative ones destabilise a strong loop), or method 'descent'")
+    for _ in range(40):
+        middle = 0.5 * (low + high)
+        low, high = (middle, high) if abscissa(middle) > aim else (low, middle)
+    achieved = abscissa(high)
+    return Stabilised(B - high * inverse, achieved, 0, np.array([before, achieved]))
+
+
+def stabilise_pair(W, B, alpha, gains=None, **options):
+    """Stabilise one layer pair's feedback for its controller.
+
+    Parameters
+    ----------
+    W, B, alpha
+        As in `stabilise_feedback`.
+    gains : dict or None
+        None: the integral controller (`stabilise_feedback`); else the PID
+        controller's ``kp``, ``kd``, ``filter_ratio`` and ``tau_ratio``
+        (`stabilise_pid_feedback`).
+    **options
+        For `stabilise_feedback` (target, lr, max_iters, min_iters, eps, method).
+
+    Returns
+    -------
+    Stabilised
+    """
+    if gains is None:
+        return stabilise_feedback(W, B, alpha, **options)
+    return stabilise_pid_feedback(W, B, alpha, **gains, **options)
+
+
+def pair_abscissa(W, B, alpha, gains=None):
+    """Spectral abscissa of layer pairs, batched (n, ...) for the integral controller,
+    one pair at a time under a PID controller (``gains`` as in `stabilise_pair`)."""
+    if gains is None:
+        return np.atleast_1d(jacobian_abscissa(W, B, alpha))
+    return np.array([pid_abscissa(w, b, a, gains["tau_ratio"], gains["kp"], gains["kd"],
+                                  gains["filter_ratio"])
+                     for w, b, a in zip(W, B, np.broadcast_to(alpha, (len(W),)))])
+
+
+def stable_random_feedback(weights, alpha, rng, scale=0.01, controllers=None, **options):
     """"R-Init": random U(-scale, scale) feedback per layer pair, then stabilised.
 
     Parameters
@@ -348,28 +458,36 @@ def stable_random_feedback(weights, alpha, rng, scale=0.01, **options):
     rng : numpy.random.Generator
     scale : float
         Half-width of the random start (the authors' release: 0.01).
+    controllers : sequence of (dict or None) or None
+        Per layer pair (W_2, B_2) .. (W_L, B_L), the PID gains of its
+        controller (as in `stabilise_pair`; each pair of a sequential chain
+        with its own controller's gains) or None for the integral
+        controller; None: integral controllers throughout.
     **options
-        For `stabilise_feedback` (target, lr, max_iters, min_iters, eps).
+        For `stabilise_feedback` (target, lr, max_iters, min_iters, eps, method).
 
     Returns
     -------
     list of ndarray
         B_2 .. B_L.
     """
-    alphas = np.broadcast_to(np.asarray(alpha, dtype=float), (len(weights) - 1,))
-    return [stabilise_feedback(W, rng.uniform(-scale, scale, W.T.shape), a, **options).B
-            for W, a in zip(weights[1:], alphas)]
+    pairs = len(weights) - 1
+    alphas = np.broadcast_to(np.asarray(alpha, dtype=float), (pairs,))
+    controllers = [None] * pairs if controllers is None else controllers
+    return [stabilise_pair(W, rng.uniform(-scale, scale, W.T.shape), a, gains, **options).B
+            for W, a, gains in zip(weights[1:], alphas, controllers)]
 
 
-def restabilise(learners, iteration, **options):
+def restabilise(learners, iteration, controllers=None, **options):
     """Re-stabilise the feedback of inversion learners whose circuit turned unstable.
 
     Checks every layer pair (or single loop) of every learner with its current
-    weights, all learners of one kind in one batched eigenvalue call; where the
-    spectral abscissa is positive, replaces that feedback (in place) by a
-    stabilised one. A layer pair whose descent falls short of the target is
-    stabilised by the spectral shift instead (`shift_feedback`), so a long
-    training run does not stop there; the event says so.
+    weights, all learners of one kind in one batched eigenvalue call (under a
+    PID controller one call per learner and pair); where the spectral
+    abscissa is positive, replaces that feedback (in place) by a stabilised
+    one. A layer pair whose descent falls short of the target is stabilised
+    by the spectral shift instead (`shift_feedback`, `shift_pid_feedback`),
+    so a long training run does not stop there; the event says so.
 
     Parameters
     ----------
@@ -377,6 +495,10 @@ def restabilise(learners, iteration, **options):
         NDI ('ndi'), DI ('di') and SLDI ('sldi') learners of one architecture.
     iteration : int
         Recorded with each event.
+    controllers : sequence of (dict or None) or None
+        Per layer pair, the PID gains of its controller (see
+        `stable_random_feedback`); None: integral controllers. The single
+        loop is checked and stabilised for the integral controller.
     **options
         For `stabilise_feedback` / `stabilise_loop`.
 
@@ -390,22 +512,25 @@ def restabilise(learners, iteration, **options):
     pairs = [lrn for lrn in learners if lrn.rule.feedback == "layer"]
     loops = [lrn for lrn in learners if lrn.rule.feedback == "loop"]
     if pairs:
-        for j in range(len(pairs[0].feedback)):
+        count = len(pairs[0].feedback)
+        controllers = [None] * count if controllers is None else controllers
+        for j, gains in zip(range(count), controllers):
             alpha = np.array([lrn.layer_alpha(j) for lrn in pairs])
             W = np.stack([lrn.net.weights[j + 1] for lrn in pairs])
             B = np.stack([lrn.feedback[j] for lrn in pairs])
-            for lrn, before in zip(pairs, np.atleast_1d(jacobian_abscissa(W, B, alpha))):
+            for lrn, before in zip(pairs, pair_abscissa(W, B, alpha, gains)):
                 if before > 0:
-                    args = (lrn.net.weights[j + 1], lrn.feedback[j], lrn.layer_alpha(j))
+                    args = (lrn.net.weights[j + 1], lrn.feedback[j], lrn.layer_alpha(j), gains)
                     method = options.get("method", "descent")
                     try:
-                        result = stabilise_feedback(*args, **options)
+                        result = stabilise_pair(*args, **options)
                     except StabilisationError:
                         if method == "shift":
                             raise
-                        # The shift reaches any reachable target: a long run goes on.
+                        # The shift reaches any reachable target (a PID circuit: see
+                        # shift_pid_feedback): a long run goes on.
                         method = "shift (descent fell short)"
-                        result = stabilise_feedback(*args, **{**options, "method": "shift"})
+                        result = stabilise_pair(*args, **{**options, "method": "shift"})
                     lrn.feedback[j] = result.B
                     events.append({"model": lrn.name, "iteration": iteration, "layer": j + 1,
                                    "before": float(before), "after": result.abscissa,

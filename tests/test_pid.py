@@ -8,6 +8,8 @@ step matrix's spectral radius (the paper's Euler step) predict which
 circuits settle and how fast.
 """
 
+import re
+
 import numpy as np
 import pytest
 
@@ -55,22 +57,35 @@ def euler_loop(W, B, target, alpha, steps, kp, kd, filter_ratio, dt=0.5):
     return delta, u
 
 
+def random_gains(rng, d, scale=0.3):
+    """Gain matrices near the stable scalar gains (1, 0.5): K_p, K_d with coupled units."""
+    return (np.eye(d) + scale * rng.standard_normal((d, d)) / np.sqrt(d),
+            0.5 * np.eye(d) + scale * rng.standard_normal((d, d)) / np.sqrt(d))
+
+
 def test_zero_gains_are_the_integral_controller():
-    """Acceptance: kp = kd = 0 gives the states of Eq. (8) to 1e-12, by name and factory."""
+    """Acceptance: kp = kd = 0 gives the states of Eq. (8) to 1e-12, by name and factory,
+    scalar and matrix zeros."""
     W, B, delta = reference_case()
     kwargs = dict(steps=400, return_result=True, on_unsettled="ignore")
     integral = settle_layer(W, B, delta, ALPHA, controller=CONTROLLER, **kwargs)
-    for model in (PID_CONTROLLER, "pid-controller", pid_controller(0.0, 0.0, 0.3)):
+    zeros = np.zeros((10, 10))
+    for model in (PID_CONTROLLER, "pid-controller", pid_controller(0.0, 0.0, 0.3),
+                  pid_controller(zeros, zeros), pid_controller(zeros, 0.0, 0.3)):
         pid = settle_layer(W, B, delta, ALPHA, controller=model, **kwargs)
         assert np.max(np.abs(pid.delta - integral.delta)) < 1e-12
         assert np.max(np.abs(pid.u - integral.u)) < 1e-12
     assert POPULATION_MODELS["pid-controller"] == pid_controller()
 
 
-@pytest.mark.parametrize("kp, kd", [(1.0, 0.0), (0.0, 0.5), (2.0, 1.0), (-0.2, 0.25)])
+@pytest.mark.parametrize("kp, kd", [(1.0, 0.0), (0.0, 0.5), (2.0, 1.0), (-0.2, 0.25),
+                                    ("matrix", None)])
 def test_pid_settles_to_eq_9_and_ndi(kp, kd):
-    """Acceptance: with P and D on, W delta = delta_l + alpha u (Eq. 9) to 1e-6, delta = NDI."""
+    """Acceptance: with P and D on, W delta = delta_l + alpha u (Eq. 9) to 1e-6, delta = NDI;
+    scalar gains and full gain matrices."""
     W, B, delta = reference_case()
+    if kp == "matrix":
+        kp, kd = random_gains(np.random.default_rng(11), 10)
     result = settle_layer(W, B, delta, ALPHA, controller=pid_controller(kp, kd), steps=3000,
                           return_result=True)
     settled, u = result.delta[0], result.u[0]
@@ -87,6 +102,52 @@ def test_brian2_follows_the_numpy_right_hand_side():
         ref_delta, ref_u = euler_loop(W, B, delta, ALPHA, 150, kp, kd, ratio)
         assert np.max(np.abs(result.delta[0] - ref_delta)) < 1e-10
         assert np.max(np.abs(result.u[0] - ref_u)) < 1e-10
+
+
+def test_brian2_follows_the_numpy_right_hand_side_with_gain_matrices():
+    """Gain matrices through ``pid_drive``: the Brian2 states are a numpy Euler loop of
+    `pid_layer_rhs` with the same matrices, over 300 steps (two samples)."""
+    W, B, _ = reference_case(4)
+    rng = np.random.default_rng(12)
+    delta = rng.standard_normal((2, 10))
+    for ratio, (kp, kd) in ((1.0, random_gains(rng, 10)), (2.0, (random_gains(rng, 10)[0], 0.0))):
+        result = settle_layer(W, B, delta, ALPHA, controller=pid_controller(kp, kd, ratio),
+                              steps=300, return_result=True, on_unsettled="ignore")
+        ref_delta, ref_u = euler_loop(W, B, delta, ALPHA, 300, kp, kd, ratio)
+        assert np.max(np.abs(result.delta[0] - ref_delta)) < 1e-10
+        assert np.max(np.abs(result.u[0] - ref_u)) < 1e-10
+
+
+def test_identity_gain_matrices_are_the_scalar_gains():
+    """k I as a matrix gives the states of the scalar gain k to 1e-12 (layer and chain)."""
+    W, B, delta = reference_case(2)
+    kwargs = dict(steps=400, return_result=True, on_unsettled="ignore")
+    for kp, kd, ratio in ((0.7, 0.3, 1.5), (-0.2, 0.0, 1.0), (0.0, 1.0, 2.0)):
+        scalar = settle_layer(W, B, delta, ALPHA, controller=pid_controller(kp, kd, ratio),
+                              **kwargs)
+        matrix = settle_layer(W, B, delta, ALPHA, controller=pid_controller(
+            kp * np.eye(10), kd * np.eye(10), ratio), **kwargs)
+        assert np.max(np.abs(scalar.delta - matrix.delta)) < 1e-12
+        assert np.max(np.abs(scalar.u - matrix.u)) < 1e-12
+    weights, feedback, target = chain_case()
+    kwargs = dict(architecture="sequential", steps=300, on_unsettled="ignore")
+    scalar = settle_chain(weights, feedback, target, ALPHA, controller=[
+        pid_controller(1.0, 0.5), pid_controller(0.5, 0.0)], **kwargs)
+    matrix = settle_chain(weights, feedback, target, ALPHA, controller=[
+        pid_controller(np.eye(5), 0.5 * np.eye(5)), pid_controller(0.5 * np.eye(4), 0.0)],
+        **kwargs)
+    for got, want in zip(matrix.deltas, scalar.deltas):
+        assert np.max(np.abs(got - want)) < 1e-12
+
+
+def chain_case(seed=5):
+    """A 6-8-5-4 chain with Tr-Init feedback and a batch of two output errors."""
+    rng = np.random.default_rng(seed)
+    widths = [6, 8, 5, 4]
+    weights = [rng.standard_normal((1, widths[l + 1], widths[l])) / np.sqrt(widths[l])
+               for l in range(3)]
+    feedback = [-np.swapaxes(W, 1, 2) for W in weights[1:]]
+    return weights, feedback, rng.standard_normal((1, 2, widths[-1]))
 
 
 @pytest.mark.parametrize("gains", [(0.7, 0.3, 1.0, 0.5), "matrix"])
@@ -170,27 +231,38 @@ def test_stability_predicts_what_settles():
 
 @pytest.mark.parametrize("architecture", ["sequential", "repeat"])
 def test_pid_controllers_in_chains(architecture):
-    """Sequential and repeat chains with PID controllers (one per layer, other gains each)
-    settle to the integral controllers' steady state (Eq. 17)."""
-    rng = np.random.default_rng(5)
-    widths = [6, 8, 5, 4]
-    weights = [rng.standard_normal((1, widths[l + 1], widths[l])) / np.sqrt(widths[l])
-               for l in range(3)]
-    feedback = [-np.swapaxes(W, 1, 2) for W in weights[1:]]
-    delta = rng.standard_normal((1, 2, widths[-1]))
+    """Sequential and repeat chains with PID controllers (one per layer, other gains each;
+    scalars, and a gain matrix for layer 2) settle to the integral controllers' steady
+    state (Eq. 17)."""
+    weights, feedback, delta = chain_case()
     reference = settle_chain(weights, feedback, delta, ALPHA, architecture=architecture,
                              steps=6000)
-    pid = settle_chain(weights, feedback, delta, ALPHA, architecture=architecture, steps=6000,
-                       controller=[pid_controller(1.0, 0.5), pid_controller(0.5, 0.0)])
-    for got, want in zip(pid.deltas, reference.deltas):
-        np.testing.assert_allclose(got, want, atol=1e-8)
+    kp, kd = random_gains(np.random.default_rng(13), 5, scale=0.2)
+    for controllers in ([pid_controller(1.0, 0.5), pid_controller(0.5, 0.0)],
+                        [pid_controller(kp, kd), pid_controller(0.5, 0.0)]):
+        pid = settle_chain(weights, feedback, delta, ALPHA, architecture=architecture,
+                           steps=6000, controller=controllers)
+        for got, want in zip(pid.deltas, reference.deltas):
+            np.testing.assert_allclose(got, want, atol=1e-8)
 
 
 def test_bad_gains_name_the_fix():
-    with pytest.raises(InputError, match="kp must be a finite number"):
-        pid_controller(kp=np.ones((2, 2)))
+    W, B, delta = reference_case()
+    with pytest.raises(InputError, match="kp must be a number or a square"):
+        pid_controller(kp=np.ones((2, 3)))
+    with pytest.raises(InputError, match="kd contains NaN"):
+        pid_controller(kd=np.full((2, 2), np.nan))
+    with pytest.raises(InputError, match="kp must be finite"):
+        pid_controller(kp=np.inf)
+    with pytest.raises(InputError, match="kp and kd must have the same shape"):
+        pid_controller(np.eye(2), np.eye(3))
     with pytest.raises(InputError, match="filter_ratio .* must be positive"):
         pid_controller(filter_ratio=0.0)
+    with pytest.raises(InputError, match="has 10 units; pass one model per layer"):
+        settle_layer(W, B, delta, ALPHA, controller=pid_controller(np.eye(3)), steps=10)
+    with pytest.raises(InputError, match="use coupling='dense'"):
+        settle_layer(W, B, delta, ALPHA, controller=pid_controller(np.eye(10)), steps=10,
+                     coupling="synapses")
 
 
 def test_r_init_descent_on_the_pid_jacobian():
@@ -247,3 +319,107 @@ def test_pid_controller_in_the_single_loop_and_a_training_step():
         steps[label] = train_step([learner], x, t, UpdateConfig(lr=0.01, circuit=options))
     for got, want in zip(steps["pid"].deltas[0], steps["integral"].deltas[0]):
         np.testing.assert_allclose(got, want, atol=1e-8)
+
+
+def chain_gains(rng):
+    """PID gains of two layer pairs, as R-Init takes them: scalars with equal time
+    constants, and a 4 x 4 gain matrix with a controller twice as slow as the system."""
+    return [dict(kp=0.5, kd=0.25, filter_ratio=1.0, tau_ratio=1.0),
+            dict(kp=random_gains(rng, 4)[0], kd=0.5 * np.eye(4), filter_ratio=1.0,
+                 tau_ratio=0.5)]
+
+
+def test_r_init_under_pid_controllers():
+    """R-Init with PID controllers puts every layer pair's PID-circuit abscissa (with that
+    pair's own gains) below the target, by descent and by the shift; `pair_controllers`
+    reads the gains and time constants of every layer from the settle options."""
+    from brian2 import ms
+
+    from dinv.circuits import SettleOptions
+    from dinv.experiments.models_spec import pair_controllers
+    from dinv.models.stabilise import stable_random_feedback
+
+    weights, _, _ = chain_case()
+    weights = [W[0] for W in weights]
+    controllers = chain_gains(np.random.default_rng(14))
+    rng = np.random.default_rng(1)
+    for W, gains in zip(weights[1:], controllers):  # the random starts are unstable
+        assert pid_abscissa(W, rng.uniform(-1, 1, W.T.shape), ALPHA, gains["tau_ratio"],
+                            gains["kp"], gains["kd"], gains["filter_ratio"]) > 0
+    for method in ("descent", "shift"):
+        feedback = stable_random_feedback(weights, ALPHA, np.random.default_rng(1), scale=1.0,
+                                          controllers=controllers, target=-0.02, method=method)
+        for W, B, gains in zip(weights[1:], feedback, controllers):
+            assert pid_abscissa(W, B, ALPHA, gains["tau_ratio"], gains["kp"], gains["kd"],
+                                gains["filter_ratio"]) <= -0.02
+    kp = random_gains(np.random.default_rng(15), 4)[0]
+    options = SettleOptions(controller=[pid_controller(0.5, 0.25),
+                                        pid_controller(kp, 0.0, 2.0)],
+                            tau_controller=[10 * ms, 20 * ms])
+    first, second = pair_controllers(options, 2)
+    assert first == dict(kp=0.5, kd=0.25, filter_ratio=1.0, tau_ratio=1.0)
+    np.testing.assert_array_equal(second["kp"], kp)
+    assert second["filter_ratio"] == 2.0 and second["tau_ratio"] == 0.5
+    assert pair_controllers(SettleOptions(), 2) == [None, None]
+
+
+def test_restabilise_uses_the_pid_jacobian():
+    """Re-stabilisation during training judges and repairs a layer pair on the PID
+    circuit's Jacobian with that pair's gains; the integral check is left as it was."""
+    from dinv.models.network import FeedforwardNetwork
+    from dinv.models.stabilise import restabilise
+    from dinv.models.training import Learner
+
+    rng = np.random.default_rng(16)
+    net = FeedforwardNetwork.create([6, 8, 5, 4], ["tanh", "tanh", "linear"], rng, scale=1.0)
+    controllers = chain_gains(rng)
+    feedback = [rng.uniform(-1, 1, W.T.shape) for W in net.weights[1:]]
+    learner = Learner("DI", "di", net, feedback=[B.copy() for B in feedback], alpha=ALPHA)
+
+    def abscissae(B_list):
+        return [pid_abscissa(W, B, ALPHA, g["tau_ratio"], g["kp"], g["kd"], g["filter_ratio"])
+                for W, B, g in zip(net.weights[1:], B_list, controllers)]
+
+    before = abscissae(feedback)
+    events = restabilise([learner], 3, controllers=controllers, target=-0.02)
+    unstable = [j for j, value in enumerate(before) if value > 0]
+    assert unstable and [e["layer"] - 1 for e in events] == unstable
+    for event in events:
+        assert event["before"] == pytest.approx(before[event["layer"] - 1])
+        assert event["after"] == pytest.approx(abscissae(learner.feedback)[event["layer"] - 1])
+        assert event["after"] <= -0.02
+
+
+def test_cli_gains_and_a_short_pid_training_run(tmp_path, capsys):
+    """--set pid_kp/pid_kd/pid_filter_ratio give the pid-controller its gains (recorded in
+    the config); R-Init and a short online training run with them work end to end; bad
+    values are one line each."""
+    import json
+
+    from dinv.experiments.cli import main
+
+    out = tmp_path / "run"
+    base = ["run", "linear-regression", "--quick", "--no-progress", "--set", "iterations=20",
+            "--models", "DI R-Init a=0.01,NDI R-Init a=0.01"]
+    assert main(base + ["--out", str(out), "--set", "controller=pid-controller",
+                        "--set", "pid_kp=0.5", "--set", "pid_kd=0.25",
+                        "--set", "pid_filter_ratio=1.5"]) == 0
+    record = json.loads((out / "results.json").read_text())
+    assert {k: record["config"][k] for k in ("pid_kp", "pid_kd", "pid_filter_ratio")} == \
+        {"pid_kp": 0.5, "pid_kd": 0.25, "pid_filter_ratio": 1.5}
+    final = record["final"]
+    assert final["DI R-Init a=0.01"]["error_ratio"] < 1
+    assert final["DI R-Init a=0.01"]["error_ratio"] == pytest.approx(
+        final["NDI R-Init a=0.01"]["error_ratio"], rel=1e-2)
+    capsys.readouterr()
+    for setting, message in (("pid_kp=[[1, 0], [0, 1]]", "setting pid_kp must be a number"),
+                             ("pid_kd=NaN", "setting pid_kd must be a finite number"),
+                             ("pid_filter_ratio=0", "pid_filter_ratio .* must be positive")):
+        assert main(base + ["--out", str(tmp_path / "bad"), "--set",
+                            "controller=pid-controller", "--set", setting]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and err.startswith("dinv: error:"), err
+        assert re.search(message, err), err
+    assert main(base + ["--out", str(tmp_path / "bad"), "--set", "pid_kp=1"]) == 2
+    assert "not a PID controller" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()

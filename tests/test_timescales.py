@@ -55,8 +55,8 @@ def test_pid_part_of_the_study(tmp_path):
     2x faster (the README says why: the slowest mode is W's smallest singular direction)."""
     out = tmp_path / "out"
     assert main(["run", "timescales", "--quick", "--out", str(out), "--no-progress",
-                 "--set", "ratios=[1]", "--set", "pid_kp=[0, 1, -0.25]",
-                 "--set", "pid_kd=[0, 0.5]"]) == 0
+                 "--set", "ratios=[1]", "--set", "pid_grid_kp=[0, 1, -0.25]",
+                 "--set", "pid_grid_kd=[0, 0.5]"]) == 0
     pid = json.loads((out / "results.json").read_text())["pid"]
     integral = pid["integral"]
     grid = {(p["kp"], p["kd"]): p for p in pid["grid"]}
