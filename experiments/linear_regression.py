@@ -9,7 +9,7 @@ at norm 10; ``fixed_norm`` scales each layer's update to unit norm (Fig. 3b).
 
 import numpy as np
 
-from dinv.experiments.models_spec import ModelSpec
+from dinv.experiments.models_spec import SPIKING_SETTINGS, ModelSpec
 from dinv.experiments.regression import train_regression
 from dinv.models.network import FeedforwardNetwork
 
@@ -23,6 +23,11 @@ MODELS = (
     ModelSpec("DI a=0.001", "di", 0.001, "transpose"),
     ModelSpec("NDI R-Init a=0.01", "ndi", 0.01, "stable-random"),
     ModelSpec("DI R-Init a=0.01", "di", 0.01, "stable-random"),
+    ModelSpec("NDI a=0.1", "ndi", 0.1, "transpose"),
+    # Spiking DI (issue 10): both populations of the layer pair spiking, settled
+    # (time-averaged) readouts as the backward pass; settings: SPIKING_SETTINGS.
+    ModelSpec("DI-SCN a=0.1", "di", 0.1, "transpose", population="scn"),
+    ModelSpec("DI-LIF a=0.1", "di", 0.1, "transpose", population="lif"),
 )
 
 DEFAULTS = {
@@ -55,6 +60,9 @@ DEFAULTS = {
     "error_dtype": "float64",
     "restabilise": True,
     "rinit": {"target": -0.01, "lr": 0.5, "max_iters": 2000, "min_iters": 100},
+    # Spiking DI models (population 'scn' or 'lif'): neurons, time constants, steps,
+    # radii, and the updates they train on (see dinv.experiments.models_spec).
+    **SPIKING_SETTINGS,
 }
 QUICK = {"samples": 300, "fixed_norm_samples": 300}
 

@@ -7,7 +7,10 @@ whole data set after every update, and per-layer curves of the inversion
 models (stability, feedback alignment, agreement with NDI and PBP).
 """
 
+import time
+
 import numpy as np
+from brian2 import ms
 from tqdm import tqdm
 
 from dinv.analysis.metrics import matrix_angle, nmse, vector_angle
@@ -15,7 +18,13 @@ from dinv.errors import InputError
 from dinv.experiments.errors import stacked_errors
 from dinv.experiments.companion import Companion
 from dinv.experiments.interrupts import stop_requested
-from dinv.experiments.models_spec import circuit_options, rinit_options, select_models
+from dinv.experiments.models_spec import (
+    SPIKING_SETTINGS,
+    circuit_options,
+    rinit_options,
+    select_models,
+    spiking_circuit,
+)
 from dinv.experiments.settle_stats import SettleStats
 from dinv.models.initialisation import init_feedback
 from dinv.models.rules import pbp
@@ -213,6 +222,96 @@ def train_regression(name, config, specs, X, Y, base, rng, progress, stop=None):
         (`StopRequests.report`).
     """
     specs = select_models(specs, config["models"])
+    rate = [spec for spec in specs if spec.population is None]
+    spiking = [spec for spec in specs if spec.population is not None]
+    if not spiking:
+        return _train_models(name, config, specs, X, Y, base, rng, progress, stop)
+    # Every pass draws the same order of samples: copies of the generator as it is now.
+    state = rng.bit_generator.state
+    results = None
+    if rate:
+        results = _train_models(name, config, rate, X, Y, base, rng, progress, stop)
+        if "interrupted" in results:
+            return results
+    return _spiking_passes(name, config, spiking, X, Y, base, state, progress, stop, results)
+
+
+def _copy_generator(state):
+    rng = np.random.default_rng()
+    rng.bit_generator.state = state
+    return rng
+
+
+def _spiking_passes(name, config, specs, X, Y, base, state, progress, stop, results):
+    """Train each spiking DI model in a pass of its own (its own circuit and timing).
+
+    Each pass sees the samples in the same order as the other models and
+    trains on the first ``spiking_updates`` of them (None: all); its errors
+    are normalised by the largest error of the rate models (so theirs stay
+    as they were) and its ``final`` adds the median angle to NDI, the
+    updates and the seconds per update. Returns ``results`` with them added.
+    """
+    limit = config.get("spiking_updates", SPIKING_SETTINGS["spiking_updates"])
+    iterations = config.get("iterations")
+    if limit is not None:
+        limit = check_count("spiking_updates", limit)
+        iterations = limit if iterations is None else min(limit, iterations)
+    peak = None if results is None else max(float(np.max(v)) for v in results["error"].values())
+    for spec in specs:
+        if stop_requested(stop):
+            break
+        circuit = spiking_circuit(config, spec.population)
+        own = {**config, "iterations": iterations}
+        start = time.perf_counter()
+        part = _train_models(f"{name}, {spec.name}", own, [spec], X, Y, base,
+                             _copy_generator(state), progress, stop, {spec.name: circuit})
+        seconds = time.perf_counter() - start
+        updates = len(part["error"][spec.name]) - 1
+        error = np.asarray(part["error"][spec.name])
+        scale = float(np.max(error)) if peak is None else peak
+        part["nmse"] = {spec.name: error / scale}
+        angle = part["median_angle_ndi"][spec.name]
+        part["final"][spec.name] = {
+            "error_ratio": float(error[-1] / error[0]),
+            "nmse": float(error[-1] / scale),
+            "angle_ndi_deg": angle[0] if len(angle) == 1 else float(np.nanmedian(
+                [a for a in angle if a is not None])),
+            "updates": updates,
+            "seconds_per_update": seconds / max(updates, 1),
+        }
+        part["spiking"] = {spec.name: {
+            "population": spec.population, "updates": updates,
+            "seconds": seconds, "seconds_per_update": seconds / max(updates, 1),
+            "neurons_per_dim": config.get("spiking_neurons_per_dim", SPIKING_SETTINGS[
+                "spiking_neurons_per_dim"])[spec.population],
+            "steps": circuit.steps, "dt": circuit.dt,
+            "tau_system_ms": float(circuit.tau_system / ms),
+            "tau_controller_ms": float(circuit.tau_controller / ms),
+            "alpha": spec.alpha}}
+        results = part if results is None else _merge(results, part)
+        if "interrupted" in part:
+            results["interrupted"] = part["interrupted"]
+            break
+    return results
+
+
+def _merge(results, part):
+    """``results`` with the models of ``part`` (another pass) added."""
+    merged = dict(results)
+    merged["models"] = results["models"] + part["models"]
+    for key in ("rules", "error", "nmse", "final", "median_angle_ndi", "settling", "spiking"):
+        merged[key] = {**results.get(key, {}), **part.get(key, {})}
+    merged["curves"] = {key: {**results["curves"][key], **part["curves"][key]}
+                        for key in results["curves"]}
+    merged["restabilised"] = results["restabilised"] + part["restabilised"]
+    return merged
+
+
+def _train_models(name, config, specs, X, Y, base, rng, progress, stop=None, circuits=None):
+    """`train_regression` of ``specs`` in one pass; ``circuits`` maps a model's name to
+    its own circuit settings (`dinv.models.training.Learner.circuit`)."""
+
+
     if config["error_dtype"] not in ("float32", "float64"):
         raise InputError(f"error_dtype must be 'float32' or 'float64', "
                          f"got {config['error_dtype']!r}")
@@ -230,7 +329,10 @@ def train_regression(name, config, specs, X, Y, base, rng, progress, stop=None):
     )
     shared = {}
     rinit = rinit_options(config, update.circuit, base.depth)
-    learners = [spec.learner(base, config["seed"], rinit, shared) for spec in specs]
+    circuits = circuits or {}
+    margin = config.get("spiking_radius_margin", SPIKING_SETTINGS["spiking_radius_margin"])
+    learners = [spec.learner(base, config["seed"], rinit, shared, circuits.get(spec.name),
+                             margin) for spec in specs]
     side = Companion(ClosedFormSide, (learners, X, Y, update, order.size, config["error_dtype"]),
                      parallel=config.get("parallel", True))
     stats = SettleStats(update.circuit.settle_tol)
