@@ -64,7 +64,7 @@ DEFAULTS = {
     # radii, and the updates they train on (see dinv.experiments.models_spec).
     **SPIKING_SETTINGS,
 }
-QUICK = {"samples": 300, "fixed_norm_samples": 300}
+QUICK = {"samples": 300, "fixed_norm_samples": 300, "spiking_updates": 100}
 
 
 def run(config, progress=True, stop=None):
