@@ -6,7 +6,8 @@ import numpy as np
 from matplotlib.figure import Figure
 
 PALETTE = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:brown", "tab:pink",
-           "tab:olive", "tab:cyan", "k", "tab:gray", "tab:purple")
+           "tab:olive", "tab:cyan", "k", "tab:gray", "tab:purple", "gold", "navy",
+           "magenta")
 
 
 def colours(names):
@@ -112,7 +113,11 @@ def regression_figure(nmse_curves, curves, rules, panels, nmse_title):
     names = list(nmse_curves)
     ratio = [np.asarray(nmse_curves[n], dtype=float)[-1] / np.asarray(nmse_curves[n])[0]
              for n in names]
-    axes[5].barh(names, ratio, color=[colour[n] for n in names])
+    # Models trained on fewer updates (spiking DI on a subset) say so.
+    longest = max(len(nmse_curves[n]) for n in names)
+    labels = [n if len(nmse_curves[n]) == longest else f"{n} ({len(nmse_curves[n]) - 1} updates)"
+              for n in names]
+    axes[5].barh(labels, ratio, color=[colour[n] for n in names])
     axes[5].set_xscale("log")
     axes[5].invert_yaxis()
     axes[5].set_xlabel("final / initial error")
