@@ -300,26 +300,35 @@ def _check(config):
 
 
 def jobs(config):
-    """The settles of the study, in order: (part, model, case, size, keywords)."""
+    """The settles of the study: (part, model, case, size, keywords).
+
+    In the order most worth having from an interrupted run: the contracting
+    case's scaling of every model, its sweeps and silencing, then the other
+    cases.
+    """
     todo = []
     case_sizes = config["case_sizes"] or config["sizes"]
+    contracting = "contracting" in config["cases"]
+    for model in config["models"] if contracting else ():
+        for size in config["sizes"]:
+            todo.append(("scaling", model, "contracting", size, {}))
+    for model in config["models"] if contracting else ():
+        size = config["sweep_size"][model]
+        for readout in config["tau_readout_ms"][model]:
+            todo.append(("tau_sweep", model, "contracting", size,
+                         {"readout_ms": float(readout)}))
+        for duration in config["durations"]:
+            todo.append(("duration_sweep", model, "contracting", size,
+                         {"duration": float(duration)}))
+        if config["silence"]:
+            todo.append(("silencing", model, "contracting", size, {}))
+            todo.append(("silencing", model, "contracting", size,
+                         {"silence": float(config["silence"])}))
     for model in config["models"]:
         for case in config["cases"]:
-            sizes = config["sizes"] if case == "contracting" else case_sizes
-            for size in sizes:
-                todo.append(("scaling", model, case, size, {}))
-        size = config["sweep_size"][model]
-        if "contracting" in config["cases"]:
-            for readout in config["tau_readout_ms"][model]:
-                todo.append(("tau_sweep", model, "contracting", size,
-                             {"readout_ms": float(readout)}))
-            for duration in config["durations"]:
-                todo.append(("duration_sweep", model, "contracting", size,
-                             {"duration": float(duration)}))
-            if config["silence"]:
-                todo.append(("silencing", model, "contracting", size, {}))
-                todo.append(("silencing", model, "contracting", size,
-                             {"silence": float(config["silence"])}))
+            if case != "contracting":
+                for size in case_sizes:
+                    todo.append(("scaling", model, case, size, {}))
     return todo
 
 
