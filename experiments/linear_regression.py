@@ -5,6 +5,19 @@ inputs x ~ N(0, I) to targets T x; one pass over a fixed set of samples in
 random order, one online update per sample (the first sample only measures);
 weights U(-0.01, 0.01) shared by all models; eta = 1e-2; hidden errors clipped
 at norm 10; ``fixed_norm`` scales each layer's update to unit norm (Fig. 3b).
+
+Beyond the paper (issue 10): ``DI-SCN a=0.1`` and ``DI-LIF a=0.1`` train with
+spiking populations (both system and controller) in the DI circuit, their
+settled (time-averaged) readouts as the backward pass, beside ``NDI a=0.1``,
+their exact counterpart. Settings (``spiking_*``,
+`dinv.experiments.models_spec.SPIKING_SETTINGS`): alpha 0.1 and a fast
+controller (tau_c 1 ms, tau_s 10 ms), so that the slowest mode of a circuit
+with the tiny initial weights, rate alpha / (tau_c + alpha tau_s), takes
+20 ms, and a settle of 100 ms (5 of them) costs 2500 steps (scn) or 1000 (lif);
+radii per sample from the closed form (`chain_radii`). Each spiking model
+trains in a pass of its own over the same samples in the same order, on the
+first ``spiking_updates`` of them (None: all; ``--quick``: 100), and its
+errors are normalised like the others'.
 """
 
 import numpy as np

@@ -200,6 +200,10 @@ def train_regression(name, config, specs, X, Y, base, rng, progress, stop=None):
         float64).
     specs : sequence of ModelSpec
         The experiment's models (``config['models']`` selects a subset).
+        Models with a spiking ``population`` train after the others, each in
+        a pass of its own over the same samples (`_spiking_passes`; settings
+        ``spiking_*``, `dinv.experiments.models_spec.SPIKING_SETTINGS`), so
+        the other models' numbers do not depend on them.
     X, Y : ndarray
         Inputs (N, d_0) and targets (N, d_L).
     base : FeedforwardNetwork
