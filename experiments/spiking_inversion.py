@@ -25,7 +25,11 @@ Measures, per model and case: the angle and relative error of the averaged
 readout against the closed form (``angle_deg``, ``rel_error``), the
 moment-to-moment relative RMS error over the averaging window from the
 recorded traces (``rms_error``: sqrt(mean_t |x(t) - x*|^2) / |x*|), mean and
-max firing rates and spikes of the spiking populations, the settling residual
+max firing rates and spikes of the spiking populations, the same protocol's
+error with rate populations (``rate_angle_deg``, ``rate_rel_error``: a numpy
+run of the rate equations for the same time, averaged over the same window;
+the part of the error that is the finite run's, not the spikes'), the
+settling residual
 (drift of the average beyond spike noise) and the wall time. ``sizes`` are
 the neurons per dimension of the scaling records (``case_sizes`` those of the
 cases other than contracting; None: ``sizes``); log-log slopes of the errors
@@ -45,7 +49,12 @@ Settings and why:
 - ``duration`` 40 tau (20 000 steps; ``--quick``: 20 tau): the reference pair's
   slowest mode decays in about 4 tau, so the last fifth (8 tau) averages a
   settled readout; the expanding case has a slower mode (alpha / tau_c along
-  the null space of W^T, 10 tau) that only its controller sees.
+  the null space of W^T, 10 tau) that only its controller sees. The square
+  pair and the chain have slow modes of their own (small singular values of
+  W): after 40 tau a rate circuit is still 0.23 and 0.11 degrees from the
+  closed form, so they run ``case_duration`` 80 tau (0.006 and 0.0007
+  degrees); every record carries this finite-run error of the rate circuit
+  (``rate_angle_deg``).
 - radii ``margin`` (1.5) x the largest component of each block's closed-form
   state (`layer_radii`, `chain_radii`): values beyond the radius are
   represented poorly, and a larger radius costs precision in proportion.
@@ -98,6 +107,7 @@ DEFAULTS = {
     "tau_ms": 10.0,
     "dt": 0.002,
     "duration": 40.0,
+    "case_duration": {"square": 80.0, "chain": 80.0},
     "average_fraction": 0.2,
     "record_interval": 0.1,
     "margin": 1.5,
@@ -107,7 +117,7 @@ DEFAULTS = {
     "silence": 0.25,
     "settle_tol": 1e-3,
 }
-QUICK = {"sizes": [16, 32, 64], "case_sizes": [32], "duration": 20.0,
+QUICK = {"sizes": [16, 32, 64], "case_sizes": [32], "duration": 20.0, "case_duration": {},
          "tau_readout_ms": {"scn": [20.0, 40.0], "lif": [5.0, 10.0]},
          "durations": [10.0, 20.0]}
 
@@ -183,7 +193,9 @@ class Study:
     def measure(self, model, case, per_dim, readout_ms=None, duration=None, silence=0.0):
         """One settle; returns its record (dict)."""
         config = self.config
-        duration = float(config["duration"] if duration is None else duration)
+        if duration is None:
+            duration = (config["case_duration"] or {}).get(case, config["duration"])
+        duration = float(duration)
         options = self.options(model, case, per_dim, readout_ms, duration)
         circuit = self.circuit(model, case, per_dim, readout_ms, options)
         alpha, margin = config["alpha"], config["margin"]
@@ -216,6 +228,7 @@ class Study:
                 circuit.silence(0.0)
         seconds = time.perf_counter() - start
         norm = np.linalg.norm(exact)
+        rate = rate_baseline(case, W, B, delta, alpha, duration, config["average_fraction"])
         rms = float(np.sqrt(np.mean(np.sum((moments - exact) ** 2, axis=-1))) / norm)
         stats = list(result.spiking.values())
         return {
@@ -223,6 +236,8 @@ class Study:
             "angle_deg": float(vector_angle(settled, exact)),
             "rel_error": float(np.linalg.norm(settled - exact) / norm),
             "rms_error": rms,
+            "rate_angle_deg": float(vector_angle(rate, exact)),
+            "rate_rel_error": float(np.linalg.norm(rate - exact) / norm),
             "mean_rate_hz": float(np.mean([s["mean_rate_hz"] for s in stats])),
             "max_rate_hz": float(max(s["max_rate_hz"] for s in stats)),
             "spikes": int(sum(s["spikes"] for s in stats)),
@@ -250,6 +265,39 @@ def _chain_moments(traces, reference, fraction):
         rows.append(phase[f"d{layer + 1}"][late][:, 0, 0])
     count = min(r.shape[0] for r in rows)
     return np.concatenate([r[-count:] for r in rows], axis=-1)
+
+
+RATE_DT = 0.01
+"""Euler step (units of tau) of the finite-time rate baseline (`rate_baseline`)."""
+
+
+def _rate_pair(W, B, target, alpha, duration, fraction):
+    """Rate layer pair (Eqs. 5, 8; tau_s = tau_c) from rest for ``duration`` tau, in
+    numpy: the system's state averaged over the last ``fraction`` of the run."""
+    steps = int(round(duration / RATE_DT))
+    first = int(round((1 - fraction) * steps))
+    x, u = np.zeros(B.shape[0]), np.zeros(B.shape[1])
+    total = np.zeros_like(x)
+    for step in range(steps):
+        x, u = x + RATE_DT * (-x + B @ u), u + RATE_DT * (-alpha * u + W @ x - target)
+        if step >= first:
+            total += x
+    return total / (steps - first)
+
+
+def rate_baseline(case, W, B, delta, alpha, duration, fraction):
+    """The same protocol with rate populations: what a run of ``duration`` tau,
+    averaged like the spiking readouts, gives without spikes (the settling error
+    of the protocol itself; slow modes of the square and chain cases decay at
+    about alpha / tau).
+
+    Returns the averaged readout, flattened like the study's (chain: d_1, d_2).
+    """
+    if case == "chain":
+        upper = _rate_pair(W[2], B[1], delta[0], alpha, duration, fraction)
+        lower = _rate_pair(W[1], B[0], upper, alpha, duration, fraction)
+        return np.concatenate([lower, upper])
+    return _rate_pair(W, B, delta[0], alpha, duration, fraction)
 
 
 def fit_slope(sizes, values):
