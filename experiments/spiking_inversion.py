@@ -336,6 +336,15 @@ def _check(config):
     unknown = [c for c in config["cases"] if c not in CASES]
     if unknown:
         raise InputError(f"cases: unknown {unknown}; the cases are {list(CASES)}")
+    if config["case_sizes"] is not None and (not isinstance(config["case_sizes"], list)
+                                             or not config["case_sizes"]):
+        raise InputError(f"setting case_sizes must be a non-empty list or null, got "
+                         f"{config['case_sizes']!r}")
+    for case, duration in (config["case_duration"] or {}).items():
+        if case not in CASES or isinstance(duration, bool) \
+                or not isinstance(duration, (int, float)) or not duration > 0:
+            raise InputError(f"case_duration: {case!r}: {duration!r} must be a positive time "
+                             f"(tau) of one of the cases {list(CASES)}")
     for size in config["sizes"] + (config["case_sizes"] or []):
         check_count("neurons per dimension", size, minimum=2)
     for key in ("sweep_size", "tau_readout_ms"):
