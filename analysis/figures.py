@@ -183,11 +183,15 @@ def _legend_handles(names, rules, layers):
 
 
 def final_error_bars(ax, nmse_curves, colour):
-    """Horizontal bars of every model's final / initial error (log axis)."""
+    """Horizontal bars of every model's final / initial error (log axis); a model
+    trained on fewer updates than the others (spiking DI on a subset) says so."""
     names = list(nmse_curves)
     ratio = [np.asarray(nmse_curves[n], dtype=float)[-1] / np.asarray(nmse_curves[n])[0]
              for n in names]
-    ax.barh(names, ratio, color=[colour[n] for n in names])
+    longest = max(len(nmse_curves[n]) for n in names)
+    labels = [n if len(nmse_curves[n]) == longest else f"{n} ({len(nmse_curves[n]) - 1} updates)"
+              for n in names]
+    ax.barh(labels, ratio, color=[colour[n] for n in names])
     ax.set_xscale("log")
     ax.invert_yaxis()
     ax.tick_params(axis="y", labelsize=8)
@@ -601,3 +605,137 @@ def _tsne_map(ax, points, labels):
     ax.set_xticks([])
     ax.set_yticks([])
     return scatter
+
+
+SPIKING_MARKERS = {"scn": "o", "lif": "s"}
+SPIKING_STYLES = {"scn": "-", "lif": "--"}
+
+
+def _records(records, **match):
+    rows = [r for r in records if all(r.get(k) == v for k, v in match.items())]
+    return sorted(rows, key=lambda r: r["neurons_per_dim"])
+
+
+def spiking_inversion_figure(scaling, slopes, tau_sweep, duration_sweep, silencing):
+    """The spiking study (`dinv.experiments.spiking_inversion`), from its results.
+
+    Panels: (a) error of the time-averaged readout (angle, solid) and the
+    moment-to-moment RMS error (dotted) against neurons per dimension on the
+    contracting case, log-log, with the fitted slopes in the legend; (b) the
+    relative error of every case against N; (c) against the readout time
+    constant and (d) the simulated time (contracting case); (e) mean (solid)
+    and max (dashed) firing rates against N; (f) the angle with and without
+    silencing.
+
+    Parameters
+    ----------
+    scaling : list of dict
+        Records with ``population``, ``case``, ``neurons_per_dim``,
+        ``angle_deg``, ``rel_error``, ``rms_error``, ``mean_rate_hz``,
+        ``max_rate_hz``.
+    slopes : list of dict
+        Per ``population`` and ``case``: fitted slopes of ``angle_deg``,
+        ``rel_error`` and ``rms_error``.
+    tau_sweep, duration_sweep : list of dict
+        Records with ``readout_ms`` / ``duration_tau``.
+    silencing : dict
+        Per model: ``intact`` and ``silenced`` records, ``fraction``.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    fig = Figure(figsize=(16, 9), layout="constrained")
+    axes = fig.subplots(2, 3).ravel()
+    models = list(dict.fromkeys(r["population"] for r in scaling))
+    cases = list(dict.fromkeys(r["case"] for r in scaling))
+    model_colour = colours(models)
+    case_colour = colours(cases)
+    slope = {(s["population"], s["case"]): s for s in slopes}
+
+    def fmt(value):
+        return "n/a" if value is None else f"{value:.2f}"
+
+    ax = axes[0]
+    for model in models:
+        rows = _records(scaling, population=model, case="contracting")
+        if not rows:
+            continue
+        n = [r["neurons_per_dim"] for r in rows]
+        s = slope.get((model, "contracting"), {})
+        ax.loglog(n, [r["angle_deg"] for r in rows], SPIKING_MARKERS[model] + "-",
+                  color=model_colour[model],
+                  label=f"{model} angle, slope {fmt(s.get('angle_deg'))}")
+        ax.loglog(n, [np.degrees(r["rms_error"]) for r in rows], SPIKING_MARKERS[model] + ":",
+                  color=model_colour[model], mfc="none",
+                  label=f"{model} RMS (as deg), slope {fmt(s.get('rms_error'))}")
+        if s.get("angle_deg") is not None and len(n) > 1:
+            fit = np.polyfit(np.log(n), np.log([r["angle_deg"] for r in rows]), 1)
+            ax.loglog(n, np.exp(np.polyval(fit, np.log(n))), color=model_colour[model],
+                      lw=0.6, alpha=0.6)
+    ax.set_xlabel("neurons per dimension N")
+    ax.set_ylabel("angle to Eq. (10) (deg)")
+    ax.set_title("a  contracting pair: error vs N", loc="left", fontsize=10)
+    ax = axes[1]
+    for model in models:
+        for case in cases:
+            rows = _records(scaling, population=model, case=case)
+            if not rows:
+                continue
+            s = slope.get((model, case), {})
+            label = f"{model} {case}" + (f" ({fmt(s.get('rel_error'))})" if s else "")
+            ax.loglog([r["neurons_per_dim"] for r in rows], [r["rel_error"] for r in rows],
+                      SPIKING_MARKERS[model] + SPIKING_STYLES[model], color=case_colour[case],
+                      label=label)
+    ax.set_xlabel("neurons per dimension N")
+    ax.set_ylabel("relative error of the averaged readout")
+    ax.set_title("b  every case (slope)", loc="left", fontsize=10)
+    for ax, records, key, xlabel, title in (
+            (axes[2], tau_sweep, "readout_ms", "readout time constant (ms)",
+             "c  readout time constant (contracting)"),
+            (axes[3], duration_sweep, "duration_tau", "simulated time (tau)",
+             "d  simulated time (contracting)")):
+        for model in models:
+            rows = sorted([r for r in records if r["population"] == model],
+                          key=lambda r: r[key])
+            if not rows:
+                continue
+            x = [r[key] for r in rows]
+            ax.loglog(x, [r["rel_error"] for r in rows], SPIKING_MARKERS[model] + "-",
+                      color=model_colour[model],
+                      label=f"{model} averaged (N={rows[0]['neurons_per_dim']})")
+            ax.loglog(x, [r["rms_error"] for r in rows], SPIKING_MARKERS[model] + ":",
+                      color=model_colour[model], mfc="none", label=f"{model} RMS")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("relative error")
+        ax.set_title(title, loc="left", fontsize=10)
+    ax = axes[4]
+    for model in models:
+        rows = _records(scaling, population=model, case="contracting")
+        if rows:
+            n = [r["neurons_per_dim"] for r in rows]
+            ax.semilogx(n, [r["mean_rate_hz"] for r in rows], SPIKING_MARKERS[model] + "-",
+                        color=model_colour[model], label=f"{model} mean")
+            ax.semilogx(n, [r["max_rate_hz"] for r in rows], SPIKING_MARKERS[model] + "--",
+                        color=model_colour[model], mfc="none", label=f"{model} max")
+    ax.set_xlabel("neurons per dimension N")
+    ax.set_ylabel("firing rate (Hz)")
+    ax.set_title("e  firing rates (contracting)", loc="left", fontsize=10)
+    ax = axes[5]
+    names = [m for m in models if m in silencing]
+    if names:
+        x = np.arange(len(names))
+        fraction = silencing[names[0]]["fraction"]
+        ax.bar(x - 0.2, [silencing[m]["intact"]["angle_deg"] for m in names], 0.4,
+               color="tab:gray", label="all neurons")
+        ax.bar(x + 0.2, [silencing[m]["silenced"]["angle_deg"] for m in names], 0.4,
+               color="tab:red", label=f"{fraction:.0%} silenced")
+        ax.set_xticks(x, [f"{m} (N={silencing[m]['intact']['neurons_per_dim']})"
+                          for m in names])
+        ax.set_yscale("log")
+    ax.set_ylabel("angle to Eq. (10) (deg)")
+    ax.set_title("f  silencing (contracting)", loc="left", fontsize=10)
+    for ax in axes:
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=6)
+    return fig

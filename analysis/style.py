@@ -28,6 +28,9 @@ MODEL_COLOURS = {
     "SLDI a=0.01": "#9467bd",
     "SLDI a=0.001": "#8c564b",
     "SLDI R-Init a=0.01": "#e6ab02",
+    "NDI a=0.1": "#6b6ecf",
+    "DI-SCN a=0.1": "#31a354",
+    "DI-LIF a=0.1": "#e7298a",
 }
 """Colour of every model the experiments train (their names in `results.json`)."""
 

@@ -125,8 +125,11 @@ class SpikingNeurons:
 
     def rest(self, name):
         """Neurons of block ``name`` at rest: no spike history, spike counts 0."""
+        start, stop = self.ranges[name]
         for variable, value in self._rest:
             view = self._view(variable, name)
+            if np.ndim(value) and np.size(value) == len(self.group):
+                value = value[start:stop]  # per neuron of the group: this block's
             view[...] = value if np.ndim(value) == 0 else np.tile(
                 value, view.size // np.size(value))
         self._view("count", name)[...] = 0

@@ -5,15 +5,28 @@ inputs x ~ N(0, I) to targets T x; one pass over a fixed set of samples in
 random order, one online update per sample (the first sample only measures);
 weights U(-0.01, 0.01) shared by all models; eta = 1e-2; hidden errors clipped
 at norm 10; ``fixed_norm`` scales each layer's update to unit norm (Fig. 3b).
+
+Beyond the paper (issue 10): ``DI-SCN a=0.1`` and ``DI-LIF a=0.1`` train with
+spiking populations (both system and controller) in the DI circuit, their
+settled (time-averaged) readouts as the backward pass, beside ``NDI a=0.1``,
+their exact counterpart. Settings (``spiking_*``,
+`dinv.experiments.models_spec.SPIKING_SETTINGS`): alpha 0.1 and a fast
+controller (tau_c 1 ms, tau_s 10 ms), so that the slowest mode of a circuit
+with the tiny initial weights, rate alpha / (tau_c + alpha tau_s), takes
+20 ms, and a settle of 100 ms (5 of them) costs 2500 steps (scn) or 1000 (lif);
+radii per sample from the closed form (`chain_radii`). Each spiking model
+trains in a pass of its own over the same samples in the same order, on the
+first ``spiking_updates`` of them (default 200; None: all; ``--quick``: 50), and its
+errors are normalised like the others'.
 """
 
 import numpy as np
 
-from dinv.experiments.models_spec import ModelSpec
+from dinv.experiments.models_spec import SPIKING_SETTINGS, ModelSpec
 from dinv.experiments.regression import train_regression
 from dinv.models.network import FeedforwardNetwork
 
-MODELS = (
+RATE_MODELS = (
     ModelSpec("BP", "bp"),
     ModelSpec("FA", "fa", feedback="random"),
     ModelSpec("PBP", "pbp"),
@@ -24,6 +37,18 @@ MODELS = (
     ModelSpec("NDI R-Init a=0.01", "ndi", 0.01, "stable-random"),
     ModelSpec("DI R-Init a=0.01", "di", 0.01, "stable-random"),
 )
+"""The paper's models of Fig. 3a-f (also those of the nonlinear regression)."""
+
+SPIKING_MODELS = (
+    ModelSpec("NDI a=0.1", "ndi", 0.1, "transpose"),
+    # Spiking DI (issue 10): both populations of the layer pair spiking, settled
+    # (time-averaged) readouts as the backward pass; settings: SPIKING_SETTINGS.
+    ModelSpec("DI-SCN a=0.1", "di", 0.1, "transpose", population="scn"),
+    ModelSpec("DI-LIF a=0.1", "di", 0.1, "transpose", population="lif"),
+)
+"""Spiking DI and NDI at their leak, their exact counterpart (issue 10)."""
+
+MODELS = RATE_MODELS + SPIKING_MODELS
 
 DEFAULTS = {
     "seed": 0,
@@ -62,8 +87,14 @@ DEFAULTS = {
     # cheaper still, but early in training W's tiny singular values make the
     # shifted B so large that the Euler circuit diverges.
     "repair": {"min_iters": 0, "solver": "eigen"},
+    # Spiking DI models (population 'scn' or 'lif'): neurons, time constants, steps,
+    # radii, and the updates they train on (see dinv.experiments.models_spec). A
+    # spiking settle costs ~0.2-0.5 s, so by default they train on the first 200
+    # updates of the pass (about a minute or two); spiking_updates=null: all.
+    **SPIKING_SETTINGS,
+    "spiking_updates": 200,
 }
-QUICK = {"samples": 300, "fixed_norm_samples": 300}
+QUICK = {"samples": 300, "fixed_norm_samples": 300, "spiking_updates": 50}
 NAME = "linear regression"
 """Label of the progress bar."""
 

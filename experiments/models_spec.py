@@ -1,9 +1,11 @@
 """Model specifications shared by the experiments: name, rule, leak, feedback."""
 
+import dataclasses
 import zlib
 from dataclasses import dataclass
 
 import numpy as np
+from brian2 import ms
 
 from dinv.circuits import SettleOptions
 from dinv.circuits.populations import get_population_model, pid_controller, pid_gains
@@ -75,6 +77,65 @@ def controller_model(config):
     return pid_controller(gains["pid_kp"], gains["pid_kd"], gains["pid_filter_ratio"])
 
 
+SPIKING_SETTINGS = {
+    # Neurons per represented dimension of each spiking model.
+    "spiking_neurons_per_dim": {"scn": 32, "lif": 64},
+    # Time constants (ms): a fast controller, so that the slow mode of a circuit with
+    # small weights, rate alpha / (tau_c + alpha tau_s), is 20 ms at alpha = 0.1.
+    "spiking_tau_system_ms": 10.0,
+    "spiking_tau_controller_ms": 1.0,
+    # Euler step in units of tau_controller (the fastest): 0.04 ms for scn (its
+    # tau_readout / 500, spiking_scn_steps_per_readout), 0.1 ms for lif (tau_ref / 20).
+    "spiking_dt": {"scn": 0.04, "lif": 0.1},
+    "spiking_scn_steps_per_readout": 500.0,
+    # Steps per settle: 100 ms (five times the slowest mode) for both.
+    "spiking_steps": {"scn": 2500, "lif": 1000},
+    # Radii: this times the largest component of each sample's closed-form state.
+    "spiking_radius_margin": 1.5,
+    # Updates the spiking models train on (the first ones of the pass; None: all).
+    "spiking_updates": None,
+}
+"""Settings of the spiking DI models of a regression (`spiking_circuit`) and their
+defaults."""
+
+
+def spiking_circuit(config, population):
+    """The `SettleOptions` of a spiking DI model (``population`` 'scn' or 'lif').
+
+    Both populations of every layer pair are ``population`` with
+    ``spiking_neurons_per_dim[population]`` neurons per dimension, time
+    constants ``spiking_tau_system_ms`` and ``spiking_tau_controller_ms``,
+    ``spiking_dt[population]`` (units of the faster tau) and
+    ``spiking_steps[population]`` steps per settle; ``on_unsettled`` and
+    ``settle_tol`` as the experiment's. An ``scn`` population allows steps of
+    tau_readout / ``spiking_scn_steps_per_readout`` (500: 0.04 ms, twice the
+    default's; as accurate on the regression's layer pair, at half the cost).
+    """
+    from dinv.circuits import lif_population, scn_population
+
+    makers = {"scn": scn_population, "lif": lif_population}
+    if population not in makers:
+        raise InputError(f"population must be one of {sorted(makers)}, got {population!r}")
+    settings = {key: config.get(key, default) for key, default in SPIKING_SETTINGS.items()}
+    for key in ("spiking_neurons_per_dim", "spiking_dt", "spiking_steps"):
+        if not isinstance(settings[key], dict) or population not in settings[key]:
+            raise InputError(f"setting {key} must be a JSON object with a value for "
+                             f"{population!r}, got {settings[key]!r}")
+    per_dim = settings["spiking_neurons_per_dim"][population]
+    models = [makers[population](kind, per_dim) for kind in ("system", "controller")]
+    if population == "scn":  # a coarser step than scn_population's default allows
+        ratio = settings["spiking_scn_steps_per_readout"]
+        models = [dataclasses.replace(m, ensemble=dataclasses.replace(
+            m.ensemble, steps_per_readout=float(ratio))) for m in models]
+    return SettleOptions(steps=settings["spiking_steps"][population],
+                         dt=settings["spiking_dt"][population],
+                         tau_system=settings["spiking_tau_system_ms"] * ms,
+                         tau_controller=settings["spiking_tau_controller_ms"] * ms,
+                         system=models[0], controller=models[1],
+                         on_unsettled=config.get("on_unsettled", "ignore"),
+                         settle_tol=config.get("settle_tol", 1e-3))
+
+
 def pair_controllers(options, pairs):
     """Per layer pair, the PID gains of its controller in ``options``, for R-Init.
 
@@ -133,6 +194,11 @@ class ModelSpec:
         DI chain, 'sequential' (the paper's) or 'repeat'.
     controller : str
         DI controller, 'linear' (Eq. 17, the paper's) or 'nonlinear' (Eq. 14).
+    population : str or None
+        DI with spiking populations: the registered spiking model ('scn' or
+        'lif') of every system and controller, with the experiment's
+        ``spiking_*`` settings (`spiking_circuit`); None: the experiment's
+        populations (``system``, ``controller``).
     """
 
     name: str
@@ -141,8 +207,9 @@ class ModelSpec:
     feedback: str = None
     architecture: str = "sequential"
     controller: str = "linear"
+    population: str = None
 
-    def learner(self, net, seed, stabilise=None, shared=None):
+    def learner(self, net, seed, stabilise=None, shared=None, circuit=None, margin=1.5):
         """A `Learner` training a copy of ``net`` with this model's rule.
 
         Random feedback is drawn from a generator seeded by ``seed`` and the
@@ -152,7 +219,8 @@ class ModelSpec:
         ('stable-random'; with ``controllers``, see `rinit_options`);
         ``shared`` (a dict) keeps the R-Init feedback of each alpha, so NDI, DI
         and SLDI models with R-Init start from the same stabilised B (as in the
-        paper).
+        paper). ``circuit`` (a `SettleOptions` or None) and ``margin`` are the
+        learner's own circuit settings and radius margin (`Learner.circuit`).
         """
         rule = get_rule(self.rule)
         net = net.copy()
@@ -183,7 +251,7 @@ class ModelSpec:
                 rng = _generator(seed, self.name)
                 feedback = [init_feedback(W, self.feedback, rng) for W in net.weights[1:]]
         return Learner(self.name, self.rule, net, feedback, self.alpha, self.architecture,
-                       self.controller)
+                       self.controller, circuit, margin)
 
 
 def _generator(seed, label):

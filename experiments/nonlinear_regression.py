@@ -16,14 +16,15 @@ from dinv.experiments.models_spec import ModelSpec
 from dinv.experiments.regression import train_regression
 from dinv.models.network import FeedforwardNetwork
 
-MODELS = linear_regression.MODELS + (
+MODELS = linear_regression.RATE_MODELS + (
     ModelSpec("SLDI a=0.01", "sldi", 0.01, "transpose"),
     ModelSpec("SLDI a=0.001", "sldi", 0.001, "transpose"),
     ModelSpec("SLDI R-Init a=0.01", "sldi", 0.01, "stable-random"),
 )
 
 DEFAULTS = {
-    **{k: v for k, v in linear_regression.DEFAULTS.items() if k != "fixed_norm_samples"},
+    **{k: v for k, v in linear_regression.DEFAULTS.items()
+       if k != "fixed_norm_samples" and not k.startswith("spiking_")},
     "sizes": [30, 20, 10, 10],
     "samples": 10000,
     "teacher_scale": 0.01,

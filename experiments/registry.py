@@ -10,6 +10,7 @@ from dinv.analysis.figures import (
     classification_figure,
     mark_unsettled,
     regression_figure,
+    spiking_inversion_figure,
     timescales_figure,
 )
 from dinv.errors import InputError
@@ -20,6 +21,7 @@ from dinv.experiments import (
     classification,
     linear_regression,
     nonlinear_regression,
+    spiking_inversion,
     timescales,
 )
 from dinv.experiments.datasets import DATASETS
@@ -191,6 +193,16 @@ EXPERIMENTS = {
         figure=lambda results: timescales_figure(results["pair"], results["chains"],
                                                  results["config"]["tolerance"],
                                                  results.get("pid")),
+    ),
+    "spiking-inversion": Experiment(
+        name="spiking-inversion",
+        paper="Sec. 6 / issue 10: spiking populations (scn, lif) against Eq. (10)",
+        defaults=spiking_inversion.DEFAULTS,
+        quick=spiking_inversion.QUICK,
+        run=spiking_inversion.run,
+        figure=lambda results: spiking_inversion_figure(
+            results["scaling"], results["slopes"], results["tau_sweep"],
+            results["duration_sweep"], results["silencing"]),
     ),
 }
 

@@ -7,7 +7,10 @@ whole data set after every update, and per-layer curves of the inversion
 models (stability, feedback alignment, agreement with NDI and PBP).
 """
 
+import time
+
 import numpy as np
+from brian2 import ms
 from tqdm import tqdm
 
 from dinv.analysis.metrics import matrix_angle, nmse, vector_angle
@@ -15,7 +18,13 @@ from dinv.errors import InputError
 from dinv.experiments.errors import stacked_errors
 from dinv.experiments.companion import Companion
 from dinv.experiments.interrupts import stop_requested
-from dinv.experiments.models_spec import circuit_options, rinit_options, select_models
+from dinv.experiments.models_spec import (
+    SPIKING_SETTINGS,
+    circuit_options,
+    rinit_options,
+    select_models,
+    spiking_circuit,
+)
 from dinv.experiments.settle_stats import SettleStats
 from dinv.models.initialisation import init_feedback
 from dinv.models.rules import pbp
@@ -192,6 +201,10 @@ def train_regression(name, config, specs, X, Y, base, rng, progress, stop=None):
         float64).
     specs : sequence of ModelSpec
         The experiment's models (``config['models']`` selects a subset).
+        Models with a spiking ``population`` train after the others, each in
+        a pass of its own over the same samples (`_spiking_passes`; settings
+        ``spiking_*``, `dinv.experiments.models_spec.SPIKING_SETTINGS`), so
+        the other models' numbers do not depend on them.
     X, Y : ndarray
         Inputs (N, d_0) and targets (N, d_L).
     base : FeedforwardNetwork
@@ -213,19 +226,107 @@ def train_regression(name, config, specs, X, Y, base, rng, progress, stop=None):
         request the errors and curves of the updates done and ``interrupted``
         (`StopRequests.report`).
     """
-    return train_regressions(name, [(config, specs, X, Y, base, rng)], progress, stop)[0]
+    specs = select_models(specs, config["models"])
+    rate = [spec for spec in specs if spec.population is None]
+    spiking = [spec for spec in specs if spec.population is not None]
+    # The models are selected here: the passes below train exactly the ones given.
+    config = {**config, "models": None}
+    if not spiking:
+        return train_regressions(name, [(config, specs, X, Y, base, rng)], progress, stop)[0]
+    # Every pass draws the same order of samples: copies of the generator as it is now.
+    state = rng.bit_generator.state
+    results = None
+    if rate:
+        results = train_regressions(name, [(config, rate, X, Y, base, rng)], progress, stop)[0]
+        if "interrupted" in results:
+            return results
+    return _spiking_passes(name, config, spiking, X, Y, base, state, progress, stop, results)
+
+
+def _copy_generator(state):
+    rng = np.random.default_rng()
+    rng.bit_generator.state = state
+    return rng
+
+
+def _spiking_passes(name, config, specs, X, Y, base, state, progress, stop, results):
+    """Train each spiking DI model in a pass of its own (its own circuit and timing).
+
+    Each pass sees the samples in the same order as the other models and
+    trains on the first ``spiking_updates`` of them (None: all); its errors
+    are normalised by the largest error of the rate models (so theirs stay
+    as they were) and its ``final`` adds the median angle to NDI, the
+    updates and the seconds per update. Returns ``results`` with them added.
+    """
+    limit = config.get("spiking_updates", SPIKING_SETTINGS["spiking_updates"])
+    iterations = config.get("iterations")
+    if limit is not None:
+        limit = check_count("spiking_updates", limit)
+        iterations = limit if iterations is None else min(limit, iterations)
+    peak = None if results is None else max(float(np.max(v)) for v in results["error"].values())
+    for spec in specs:
+        if stop_requested(stop):
+            break
+        circuit = spiking_circuit(config, spec.population)
+        own = {**config, "iterations": iterations}
+        start = time.perf_counter()
+        part = train_regressions(f"{name}, {spec.name}",
+                                 [(own, [spec], X, Y, base, _copy_generator(state),
+                                   {spec.name: circuit})], progress, stop)[0]
+        seconds = time.perf_counter() - start
+        updates = len(part["error"][spec.name]) - 1
+        error = np.asarray(part["error"][spec.name])
+        scale = float(np.max(error)) if peak is None else peak
+        part["nmse"] = {spec.name: error / scale}
+        angle = part["median_angle_ndi"][spec.name]
+        part["final"][spec.name] = {
+            "error_ratio": float(error[-1] / error[0]),
+            "nmse": float(error[-1] / scale),
+            "angle_ndi_deg": angle[0] if len(angle) == 1 else float(np.nanmedian(
+                [a for a in angle if a is not None])),
+            "updates": updates,
+            "seconds_per_update": seconds / max(updates, 1),
+        }
+        part["spiking"] = {spec.name: {
+            "population": spec.population, "updates": updates,
+            "seconds": seconds, "seconds_per_update": seconds / max(updates, 1),
+            "neurons_per_dim": config.get("spiking_neurons_per_dim", SPIKING_SETTINGS[
+                "spiking_neurons_per_dim"])[spec.population],
+            "steps": circuit.steps, "dt": circuit.dt,
+            "tau_system_ms": float(circuit.tau_system / ms),
+            "tau_controller_ms": float(circuit.tau_controller / ms),
+            "alpha": spec.alpha}}
+        results = part if results is None else _merge(results, part)
+        if "interrupted" in part:
+            results["interrupted"] = part["interrupted"]
+            break
+    return results
+
+
+def _merge(results, part):
+    """``results`` with the models of ``part`` (another pass) added."""
+    merged = dict(results)
+    merged["models"] = results["models"] + part["models"]
+    for key in ("rules", "error", "nmse", "final", "median_angle_ndi", "settling", "spiking"):
+        merged[key] = {**results.get(key, {}), **part.get(key, {})}
+    merged["curves"] = {key: {**results["curves"][key], **part["curves"][key]}
+                        for key in results["curves"]}
+    merged["restabilised"] = results["restabilised"] + part["restabilised"]
+    return merged
 
 
 class RegressionCell:
     """The training state of one regression run (one config) in a joint pass.
 
     Built from ``(config, specs, X, Y, base, rng)`` as `train_regression`
-    takes them: the models' learners, the sample order, the update, the
+    takes them, and optionally ``circuits``, a dict of model name to that
+    model's own circuit settings (`dinv.models.training.Learner.circuit`;
+    spiking DI): the models' learners, the sample order, the update, the
     closed-form side (`ClosedFormSide`, in its own companion process when
     ``config['parallel']``) and the settle statistics.
     """
 
-    def __init__(self, config, specs, X, Y, base, rng):
+    def __init__(self, config, specs, X, Y, base, rng, circuits=None):
         self.config = config
         self.specs = select_models(specs, config["models"])
         if config["error_dtype"] not in ("float32", "float64"):
@@ -246,7 +347,10 @@ class RegressionCell:
         )
         shared = {}
         self.rinit = rinit_options(config, self.update.circuit, base.depth)
-        self.learners = [spec.learner(base, config["seed"], self.rinit, shared)
+        circuits = circuits or {}
+        margin = config.get("spiking_radius_margin", SPIKING_SETTINGS["spiking_radius_margin"])
+        self.learners = [spec.learner(base, config["seed"], self.rinit, shared,
+                                      circuits.get(spec.name), margin)
                          for spec in self.specs]
         self.circuit = [k for k, lrn in enumerate(self.learners) if lrn.rule.circuit]
         self.names = [self.learners[k].name for k in self.circuit]
@@ -305,7 +409,8 @@ def train_regressions(name, cells, progress, stop=None):
     name : str
         Label of the progress bar.
     cells : sequence of tuple
-        ``(config, specs, X, Y, base, rng)`` per run.
+        ``(config, specs, X, Y, base, rng)`` per run, optionally with a dict of
+        model name to own circuit settings (see `RegressionCell`).
     progress : bool
     stop : StopRequests or None
 

@@ -43,12 +43,15 @@ def _shared(config):
                         if key not in FREE))
 
 
-def _stackable(config):
-    """Whether this config can train beside others at all."""
+def _stackable(module, config):
+    """Whether this config of the experiment ``module`` can train beside others at all."""
     # A 'raise' on an unsettled settle, or a run that stops once the circuit has
-    # settled (stop_tol: every problem of the stack), would tie runs together.
+    # settled (stop_tol: every problem of the stack), would tie runs together;
+    # spiking DI models train in passes of their own (train_regression).
+    spiking = any(spec.population is not None
+                  for spec in select_models(module.MODELS, config.get("models")))
     return config.get("on_unsettled", "ignore") != "raise" and \
-        config.get("stop_tol") is None
+        config.get("stop_tol") is None and not spiking
 
 
 def can_stack(experiment_name, configs):
@@ -73,7 +76,7 @@ def can_stack(experiment_name, configs):
         return [[k] for k in range(len(configs))]
     groups, by_key = [], {}
     for k, config in enumerate(configs):
-        if not _stackable(config):
+        if not _stackable(STACKERS[experiment_name], config):
             groups.append([k])
             continue
         key = _shared(config)
@@ -124,7 +127,7 @@ def run_stacked(experiment_name, configs, progress=True, stop=None):
     if len(can_stack(experiment_name, configs)) != 1:
         raise InputError("these configs cannot train together: they differ in settings "
                          f"other than {', '.join(sorted(FREE))}, or one has "
-                         "on_unsettled='raise' or stop_tol (see can_stack)")
+                         "on_unsettled='raise', stop_tol or spiking models (see can_stack)")
     module = STACKERS[experiment_name]
     label = f"{module.NAME} x{len(configs)}"
     return train_regressions(label, [module.prepare(config) for config in configs],

@@ -17,6 +17,7 @@ from scipy.linalg.blas import dgemm
 
 from dinv.errors import InputError
 from dinv.circuits.chains import ChainProblem, ChainSpec, settle_chains
+from dinv.circuits.spiking import chain_radii
 from dinv.circuits.options import SettleOptions
 from dinv.models.rules import get_rule
 from dinv.validation import check_leaks
@@ -52,6 +53,14 @@ class Learner:
     controller : {'linear', 'nonlinear'}
         DI only: linear controller times g' (Eq. 17, the paper's DI) or the
         nonlinear controller of Eq. (14).
+    circuit : SettleOptions or None
+        DI and SLDI: this learner's own circuit settings (e.g. spiking
+        populations, `dinv.experiments.models_spec.spiking_circuit`); None:
+        those of the `UpdateConfig`. Spiking circuits get radii from the
+        closed form of every problem (`dinv.circuits.chain_radii`,
+        ``radius_margin`` x the largest steady-state component).
+    radius_margin : float
+        See ``circuit``.
     """
 
     name: str
@@ -61,6 +70,8 @@ class Learner:
     alpha: object = 0.0
     architecture: str = "sequential"
     controller: str = "linear"
+    circuit: SettleOptions = None
+    radius_margin: float = 1.5
 
     def __post_init__(self):
         self.rule = get_rule(self.rule)
@@ -84,6 +95,9 @@ class Learner:
         if self.controller not in CONTROLLERS:
             raise InputError(f"learner {self.name!r}: controller must be one of "
                              f"{CONTROLLERS}, got {self.controller!r}")
+        if self.circuit is not None and not isinstance(self.circuit, SettleOptions):
+            raise InputError(f"learner {self.name!r}: circuit must be a SettleOptions or "
+                             f"None, got {self.circuit!r}")
 
     def layer_alpha(self, pair):
         """Leak of layer pair ``pair`` (0: W_2 with B_2; SLDI: its loop)."""
@@ -92,9 +106,10 @@ class Learner:
     @property
     def circuit_key(self):
         """Learners with equal keys propagate as one stack (and share one circuit)."""
+        own = () if self.circuit is None else (self.circuit,)
         if self.rule.circuit == "layer-pairs":
-            return (self.rule.name, self.architecture, self.controller)
-        return (self.rule.name,)
+            return (self.rule.name, self.architecture, self.controller) + own
+        return (self.rule.name,) + own
 
 
 @dataclass(frozen=True)
@@ -237,48 +252,72 @@ def backward(learners, forwards, output_deltas, config, report=None):
 
 
 def _chain_backward(learners, forwards, deltas, chains, config):
-    """Fill ``deltas`` of the DI and SLDI learners from one joint circuit.
+    """Fill ``deltas`` of the DI and SLDI learners from joint circuits.
 
     ``chains`` lists the learner indices of each circuit group; every group
     becomes one chain (layer pairs, DI: Eq. 17 or Eq. 14 per layer; or the
-    single loop, SLDI), and all chains settle together (`settle_chains`), each
-    problem labelled with its learner's name for the messages of
-    ``on_unsettled``. Returns the Euler steps of that run and the residual and
-    stability of every learner's circuit (``settle_steps``, ``residuals``,
-    ``unstable``).
+    single loop, SLDI), and all chains with the same circuit settings (the
+    learners' own `Learner.circuit`, else ``config.circuit``) settle together
+    (`settle_chains`), each problem labelled with its learner's name for the
+    messages of ``on_unsettled``; chains of spiking circuits get radii from
+    their closed form. Returns the Euler steps of the (first) run and the
+    residual and stability of every learner's circuit (``settle_steps``,
+    ``residuals``, ``unstable``).
     """
-    specs, problems = [], []
+    parts = {}
     for members in chains:
-        group = [learners[k] for k in members]
-        first = group[0]
-        depth = first.net.depth
-        names = tuple(g.name for g in first.net.nonlinearities[:-1])
-        loop = first.rule.circuit == "single-loop"
-        nonlinear = loop or first.controller == "nonlinear"
-        architecture = "single-loop" if loop else first.architecture
-        specs.append(ChainSpec(tuple(first.net.sizes), architecture,
-                               names if nonlinear else None, len(group)))
-        problems.append(ChainProblem(
-            weights=[_stack([lrn.net.weights[l] for lrn in group]) for l in range(depth)],
-            feedback=[_stack([lrn.feedback[j] for lrn in group])
-                      for j in range(len(first.feedback))],
-            delta=_stack([deltas[k][-1] for k in members]),
-            alpha=np.array([lrn._alphas for lrn in group]),
-            gains=None if nonlinear else [
-                np.stack([lrn.net.nonlinearities[l].derivative(forwards[k].a[l])
-                          for lrn, k in zip(group, members)])
-                for l in range(depth - 1)
-            ],
-            labels=[f"model {lrn.name!r}" for lrn in group],
-        ))
-    settled = settle_chains(specs, problems, config.circuit)
-    outcome = {"settle_steps": settled[0].steps, "residuals": {}, "unstable": {}}
-    for members, result in zip(chains, settled):
-        for j, k in enumerate(members):
-            deltas[k][:-1] = [h[j] for h in result.deltas]
-            outcome["residuals"][k] = float(result.residual[j])
-            outcome["unstable"][k] = bool(result.unstable[j])
+        options = learners[members[0]].circuit or config.circuit
+        parts.setdefault(options, []).append(members)
+    outcome = {"settle_steps": None, "residuals": {}, "unstable": {}}
+    for options, part in parts.items():
+        specs, problems = [], []
+        spiking = _spiking(options)
+        for members in part:
+            group = [learners[k] for k in members]
+            first = group[0]
+            depth = first.net.depth
+            names = tuple(g.name for g in first.net.nonlinearities[:-1])
+            loop = first.rule.circuit == "single-loop"
+            nonlinear = loop or first.controller == "nonlinear"
+            architecture = "single-loop" if loop else first.architecture
+            specs.append(ChainSpec(tuple(first.net.sizes), architecture,
+                                   names if nonlinear else None, len(group)))
+            problem = dict(
+                weights=[_stack([lrn.net.weights[l] for lrn in group]) for l in range(depth)],
+                feedback=[_stack([lrn.feedback[j] for lrn in group])
+                          for j in range(len(first.feedback))],
+                delta=_stack([deltas[k][-1] for k in members]),
+                alpha=np.array([lrn._alphas for lrn in group]),
+                gains=None if nonlinear else [
+                    np.stack([lrn.net.nonlinearities[l].derivative(forwards[k].a[l])
+                              for lrn, k in zip(group, members)])
+                    for l in range(depth - 1)
+                ],
+                labels=[f"model {lrn.name!r}" for lrn in group],
+            )
+            if spiking and not loop:
+                problem["radius"] = chain_radii(
+                    problem["weights"], problem["feedback"], problem["delta"],
+                    problem["alpha"], problem["gains"], margin=first.radius_margin)
+            problems.append(ChainProblem(**problem))
+        settled = settle_chains(specs, problems, options)
+        if outcome["settle_steps"] is None:
+            outcome["settle_steps"] = settled[0].steps
+        for members, result in zip(part, settled):
+            for j, k in enumerate(members):
+                deltas[k][:-1] = [h[j] for h in result.deltas]
+                outcome["residuals"][k] = float(result.residual[j])
+                outcome["unstable"][k] = bool(result.unstable[j])
     return outcome
+
+
+def _spiking(options):
+    """Whether any population of ``options`` (a `SettleOptions`) is spiking."""
+    models = []
+    for value in (options.system, options.controller, options.relay):
+        if value is not None:
+            models += list(value) if isinstance(value, tuple) else [value]
+    return any(model.spiking for model in models)
 
 
 def _stack(arrays):

@@ -1,0 +1,447 @@
+"""The spiking study (issue 10): spiking populations against the closed form.
+
+Every case settles a dynamic-inversion circuit whose populations are spiking
+(`dinv.circuits.spiking`: ``scn``, spike-coding networks; ``lif``, LIF
+ensembles with decoders) and compares the settled readout, the time average
+over the last ``average_fraction`` of the run, with the closed form of the
+rate circuit (Eq. 10; Eq. 17 for the chain, `dinv.theory`).
+
+Cases (``cases``), W_l ~ N(0, 1/d_l), B_l = -W_l^T, delta ~ N(0, I), alpha
+``alpha``, tau ``tau_ms`` for every population:
+
+- ``contracting``: a layer pair 20 <- 10 (d_{l-1} = 20, d_l = 10; the
+  reference case of issue 10);
+- ``expanding``: 10 <- 20 (alpha keeps (W B - alpha I) invertible; the
+  controller's steady state is large along the null space of W^T, so its
+  radius, and its spike noise, is large);
+- ``square``: 10 <- 10;
+- ``chain``: a 3-layer sequential chain 20 <- 15 <- 10 (two layer pairs run one
+  after the other, each for the whole ``duration``; the readout is both
+  hidden errors, concatenated);
+- ``spiking-system`` and ``spiking-controller``: the contracting pair with a
+  spiking system and a rate controller, and the reverse.
+
+Measures, per model and case: the angle and relative error of the averaged
+readout against the closed form (``angle_deg``, ``rel_error``), the
+moment-to-moment relative RMS error over the averaging window from the
+recorded traces (``rms_error``: sqrt(mean_t |x(t) - x*|^2) / |x*|), mean and
+max firing rates and spikes of the spiking populations, the same protocol's
+error with rate populations (``rate_angle_deg``, ``rate_rel_error``: a numpy
+run of the rate equations for the same time, averaged over the same window;
+the part of the error that is the finite run's, not the spikes'), the
+settling residual
+(drift of the average beyond spike noise) and the wall time. ``sizes`` are
+the neurons per dimension of the scaling records (``case_sizes`` those of the
+cases other than contracting; None: ``sizes``); log-log slopes of the errors
+against N are fitted per model and case. On the contracting case at
+``sweep_size`` neurons per dimension: a sweep of the readout time constant
+(``tau_readout_ms``: tau_readout of ``scn``, tau_synapse of ``lif``), a sweep
+of the simulated time (``durations``, in tau), and silencing ``silence`` of
+each population's neurons (within each dimension, the same share of positive
+and negative neurons; `LayerCircuit.silence`).
+
+Settings and why:
+
+- ``dt`` 0.002 tau (0.02 ms at tau 10 ms): the ``scn`` default needs
+  tau_readout / 1000 (a run with a shorter readout gets a proportionally
+  smaller step); ``lif`` needs only tau_ref / 20 but runs at the same step,
+  so that both models see the same discretisation.
+- ``duration`` 40 tau (20 000 steps; ``--quick``: 20 tau): the reference pair's
+  slowest mode decays in about 4 tau, so the last fifth (8 tau) averages a
+  settled readout; the expanding case has a slower mode (alpha / tau_c along
+  the null space of W^T, 10 tau) that only its controller sees. The square
+  pair and the chain have slow modes of their own (small singular values of
+  W): after 40 tau a rate circuit is still 0.23 and 0.11 degrees from the
+  closed form, so they run ``case_duration`` 80 tau (0.006 and 0.0007
+  degrees); every record carries this finite-run error of the rate circuit
+  (``rate_angle_deg``).
+- radii ``margin`` (1.5) x the largest component of each block's closed-form
+  state (`layer_radii`, `chain_radii`): values beyond the radius are
+  represented poorly, and a larger radius costs precision in proportion.
+- readouts recorded every ``record_interval`` tau (0.1: 1 ms) for the RMS error.
+
+Outputs: ``scaling`` (records with ``population``, ``case``,
+``neurons_per_dim``, ``angle_deg``, ``rel_error``, ``rms_error``,
+``mean_rate_hz``, ``max_rate_hz``, ``spikes``, ``residual``, ``seconds``,
+...), ``slopes``, ``tau_sweep``, ``duration_sweep``, ``silencing`` and
+``settling`` (`dinv.experiments.settle_stats`); the figure shows the error
+against N on log-log axes with the fitted slopes.
+"""
+
+import time
+import zlib
+
+import numpy as np
+from brian2 import ms
+from tqdm import tqdm
+
+from dinv.analysis.metrics import vector_angle
+from dinv.circuits import LayerCircuit, SettleOptions, layer_radii, lif_population, \
+    scn_population
+from dinv.circuits.chains import ChainCircuit
+from dinv.circuits.spiking import chain_radii
+from dinv.errors import InputError
+from dinv.experiments.interrupts import stop_requested
+from dinv.experiments.settle_stats import SettleStats
+from dinv.theory import chain_steady_state, layer_steady_state
+from dinv.validation import check_count
+
+MODELS = ("scn", "lif")
+CASES = ("contracting", "expanding", "square", "chain", "spiking-system",
+         "spiking-controller")
+
+PAIRS = {"contracting": (10, 20), "expanding": (20, 10), "square": (10, 10),
+         "spiking-system": (10, 20), "spiking-controller": (10, 20)}
+"""Layer-pair cases: (d_l, d_{l-1})."""
+
+CHAIN_WIDTHS = (5, 20, 15, 10)
+"""The chain case: d_0 (not simulated), d_1, d_2, d_3."""
+
+DEFAULTS = {
+    "seed": 0,
+    "models": list(MODELS),
+    "cases": list(CASES),
+    "sizes": [16, 32, 64, 128, 256],
+    "case_sizes": None,
+    "alpha": 0.1,
+    "tau_ms": 10.0,
+    "dt": 0.002,
+    "duration": 40.0,
+    "case_duration": {"square": 80.0, "chain": 80.0},
+    "average_fraction": 0.2,
+    "record_interval": 0.1,
+    "margin": 1.5,
+    "sweep_size": {"scn": 32, "lif": 64},
+    "tau_readout_ms": {"scn": [10.0, 20.0, 40.0], "lif": [5.0, 10.0, 20.0]},
+    "durations": [10.0, 20.0, 40.0, 80.0],
+    "silence": 0.25,
+    "settle_tol": 1e-3,
+}
+QUICK = {"sizes": [16, 32, 64], "case_sizes": [32], "duration": 20.0, "case_duration": {},
+         "tau_readout_ms": {"scn": [20.0, 40.0], "lif": [5.0, 10.0]},
+         "durations": [10.0, 20.0]}
+
+READOUT = {"scn": "tau_readout", "lif": "tau_synapse"}
+"""The readout time constant's keyword of each model's factory."""
+
+DEFAULT_READOUT_MS = {"scn": 20.0, "lif": 10.0}
+FACTORIES = {"scn": scn_population, "lif": lif_population}
+
+
+def _generator(seed, label):
+    return np.random.default_rng([int(seed), zlib.crc32(label.encode())])
+
+
+def _case_arrays(case, seed):
+    """W, B (lists for the chain), delta of a case, drawn from (seed, case)."""
+    rng = _generator(seed, "chain" if case == "chain" else
+                     "contracting" if case.startswith("spiking") else case)
+    if case == "chain":
+        weights = [rng.normal(0.0, np.sqrt(1.0 / d_out), (d_out, d_in))
+                   for d_in, d_out in zip(CHAIN_WIDTHS[:-1], CHAIN_WIDTHS[1:])]
+        return weights, [-W.T for W in weights[1:]], rng.normal(0.0, 1.0, (1, CHAIN_WIDTHS[-1]))
+    d_out, d_in = PAIRS[case]
+    W = rng.normal(0.0, np.sqrt(1.0 / d_out), (d_out, d_in))
+    return W, -W.T, rng.normal(0.0, 1.0, (1, d_out))
+
+
+def _population(model, kind, per_dim, seed, readout_ms=None):
+    extra = {} if readout_ms is None else {READOUT[model]: readout_ms * ms}
+    return FACTORIES[model](kind, per_dim, seed=seed, **extra)
+
+
+def _dt(config, model, readout_ms):
+    """The Euler step (units of tau): ``dt``, smaller where the readout needs it."""
+    readout = _population(model, "system", 2, 0, readout_ms)
+    return min(float(config["dt"]), readout.ensemble.max_dt() / (config["tau_ms"] * 1e-3))
+
+
+class Study:
+    """Builds and reuses the circuits of the study; measures one settle."""
+
+    def __init__(self, config):
+        self.config = config
+        self.circuits = {}
+
+    def options(self, model, case, per_dim, readout_ms, duration):
+        config = self.config
+        dt = _dt(config, model, readout_ms)
+        seed = config["seed"]
+        system = _population(model, "system", per_dim, seed, readout_ms)
+        controller = _population(model, "controller", per_dim, seed, readout_ms)
+        if case == "spiking-system":
+            controller = "rate-controller"
+        elif case == "spiking-controller":
+            system = "rate-system"
+        return SettleOptions(
+            steps=int(round(duration / dt)), dt=dt, tau_system=config["tau_ms"] * ms,
+            tau_controller=config["tau_ms"] * ms, system=system, controller=controller,
+            on_unsettled="ignore", settle_tol=config["settle_tol"],
+            record_every=max(1, int(round(config["record_interval"] / dt))),
+            average_fraction=config["average_fraction"])
+
+    def circuit(self, model, case, per_dim, readout_ms, options):
+        key = (model, case, per_dim, readout_ms)
+        if key not in self.circuits:
+            if case == "chain":
+                self.circuits[key] = ChainCircuit(CHAIN_WIDTHS, "sequential", options=options)
+            else:
+                d_out, d_in = PAIRS[case]
+                self.circuits[key] = LayerCircuit(d_out, d_in, options=options)
+        return self.circuits[key]
+
+    def measure(self, model, case, per_dim, readout_ms=None, duration=None, silence=0.0):
+        """One settle; returns its record (dict)."""
+        config = self.config
+        if duration is None:
+            duration = (config["case_duration"] or {}).get(case, config["duration"])
+        duration = float(duration)
+        options = self.options(model, case, per_dim, readout_ms, duration)
+        circuit = self.circuit(model, case, per_dim, readout_ms, options)
+        alpha, margin = config["alpha"], config["margin"]
+        W, B, delta = _case_arrays(case, config["seed"])
+        if silence:
+            circuit.silence(silence, seed=config["seed"])
+        start = time.perf_counter()
+        try:
+            if case == "chain":
+                weights = [w[None] for w in W]
+                feedback = [b[None] for b in B]
+                result = circuit.settle(weights, feedback, delta[None], alpha, options=options,
+                                        radius=chain_radii(weights, feedback, delta[None],
+                                                           alpha, margin=margin))
+                reference = chain_steady_state(weights[1:], feedback, delta[None], alpha)
+                settled = np.concatenate([d[0, 0] for d in result.deltas])
+                exact = np.concatenate([r[0, 0] for r in reference])
+                moments = _chain_moments(result.traces, reference,
+                                         config["average_fraction"])
+            else:
+                result = circuit.settle(W, B, delta, alpha, options=options,
+                                        radius=layer_radii(W, B, delta, alpha, margin=margin))
+                exact = layer_steady_state(W[None], B[None], delta[None], alpha)[0, 0]
+                settled = result.delta[0, 0]
+                traces = result.traces
+                late = traces["t"] >= (1 - config["average_fraction"]) * traces["t"][-1]
+                moments = traces["delta"][late][:, 0, 0]
+        finally:
+            if silence:
+                circuit.silence(0.0)
+        seconds = time.perf_counter() - start
+        norm = np.linalg.norm(exact)
+        rate = rate_baseline(case, W, B, delta, alpha, duration, config["average_fraction"])
+        rms = float(np.sqrt(np.mean(np.sum((moments - exact) ** 2, axis=-1))) / norm)
+        stats = list(result.spiking.values())
+        return {
+            "population": model, "case": case, "neurons_per_dim": int(per_dim),
+            "angle_deg": float(vector_angle(settled, exact)),
+            "rel_error": float(np.linalg.norm(settled - exact) / norm),
+            "rms_error": rms,
+            "rate_angle_deg": float(vector_angle(rate, exact)),
+            "rate_rel_error": float(np.linalg.norm(rate - exact) / norm),
+            "mean_rate_hz": float(np.mean([s["mean_rate_hz"] for s in stats])),
+            "max_rate_hz": float(max(s["max_rate_hz"] for s in stats)),
+            "spikes": int(sum(s["spikes"] for s in stats)),
+            "residual": float(np.max(result.residual)),
+            "unstable": bool(np.any(result.unstable)),
+            "readout_ms": float(DEFAULT_READOUT_MS[model] if readout_ms is None
+                                else readout_ms),
+            "duration_tau": duration, "dt": float(options.dt), "steps": options.steps,
+            "silenced": float(silence), "seconds": seconds,
+        }
+
+
+def _chain_moments(traces, reference, fraction):
+    """The chain's hidden errors over the averaging window of each phase,
+    concatenated like the settled readout: (records, d_1 + d_2).
+
+    Phase 0 settles the top pair (``d2``), phase 1 the next (``d1``); the
+    window of each is its last ``fraction``; both have as many records.
+    """
+    parts = traces.phases()
+    rows = []
+    for layer in range(len(reference)):
+        phase = parts[len(reference) - 1 - layer]
+        late = phase["t"] >= (1 - fraction) * phase["t"][-1]
+        rows.append(phase[f"d{layer + 1}"][late][:, 0, 0])
+    count = min(r.shape[0] for r in rows)
+    return np.concatenate([r[-count:] for r in rows], axis=-1)
+
+
+RATE_DT = 0.01
+"""Euler step (units of tau) of the finite-time rate baseline (`rate_baseline`)."""
+
+
+def _rate_pair(W, B, target, alpha, duration, fraction):
+    """Rate layer pair (Eqs. 5, 8; tau_s = tau_c) from rest for ``duration`` tau, in
+    numpy: the system's state averaged over the last ``fraction`` of the run."""
+    steps = int(round(duration / RATE_DT))
+    first = int(round((1 - fraction) * steps))
+    x, u = np.zeros(B.shape[0]), np.zeros(B.shape[1])
+    total = np.zeros_like(x)
+    for step in range(steps):
+        x, u = x + RATE_DT * (-x + B @ u), u + RATE_DT * (-alpha * u + W @ x - target)
+        if step >= first:
+            total += x
+    return total / (steps - first)
+
+
+def rate_baseline(case, W, B, delta, alpha, duration, fraction):
+    """The same protocol with rate populations: what a run of ``duration`` tau,
+    averaged like the spiking readouts, gives without spikes (the settling error
+    of the protocol itself; slow modes of the square and chain cases decay at
+    about alpha / tau).
+
+    Returns the averaged readout, flattened like the study's (chain: d_1, d_2).
+    """
+    if case == "chain":
+        upper = _rate_pair(W[2], B[1], delta[0], alpha, duration, fraction)
+        lower = _rate_pair(W[1], B[0], upper, alpha, duration, fraction)
+        return np.concatenate([lower, upper])
+    return _rate_pair(W, B, delta[0], alpha, duration, fraction)
+
+
+def fit_slope(sizes, values):
+    """Slope of log(values) against log(sizes) (least squares); None with < 2 points."""
+    sizes, values = np.asarray(sizes, dtype=float), np.asarray(values, dtype=float)
+    keep = values > 0
+    if keep.sum() < 2:
+        return None
+    return float(np.polyfit(np.log(sizes[keep]), np.log(values[keep]), 1)[0])
+
+
+def slopes(records):
+    """Per (population, case) with >= 2 sizes: log-log slopes of the errors against N."""
+    groups = {}
+    for r in records:
+        groups.setdefault((r["population"], r["case"]), []).append(r)
+    out = []
+    for (population, case), rows in groups.items():
+        rows = sorted(rows, key=lambda r: r["neurons_per_dim"])
+        if len(rows) < 2:
+            continue
+        sizes = [r["neurons_per_dim"] for r in rows]
+        out.append({"population": population, "case": case, "sizes": sizes,
+                    **{key: fit_slope(sizes, [r[key] for r in rows])
+                       for key in ("angle_deg", "rel_error", "rms_error")}})
+    return out
+
+
+def _check(config):
+    for key in ("models", "cases", "sizes", "durations"):
+        if not isinstance(config[key], list) or not config[key]:
+            raise InputError(f"setting {key} must be a non-empty list, got {config[key]!r}")
+    unknown = [m for m in config["models"] if m not in MODELS]
+    if unknown:
+        raise InputError(f"models: unknown {unknown}; the spiking models are {list(MODELS)}")
+    unknown = [c for c in config["cases"] if c not in CASES]
+    if unknown:
+        raise InputError(f"cases: unknown {unknown}; the cases are {list(CASES)}")
+    if config["case_sizes"] is not None and (not isinstance(config["case_sizes"], list)
+                                             or not config["case_sizes"]):
+        raise InputError(f"setting case_sizes must be a non-empty list or null, got "
+                         f"{config['case_sizes']!r}")
+    for case, duration in (config["case_duration"] or {}).items():
+        if case not in CASES or isinstance(duration, bool) \
+                or not isinstance(duration, (int, float)) or not duration > 0:
+            raise InputError(f"case_duration: {case!r}: {duration!r} must be a positive time "
+                             f"(tau) of one of the cases {list(CASES)}")
+    for size in config["sizes"] + (config["case_sizes"] or []):
+        check_count("neurons per dimension", size, minimum=2)
+    for key in ("sweep_size", "tau_readout_ms"):
+        if not isinstance(config[key], dict) or any(m not in config[key]
+                                                    for m in config["models"]):
+            raise InputError(f"setting {key} must be a JSON object with a value per model "
+                             f"{config['models']}, got {config[key]!r}")
+    if not 0 <= config["silence"] < 1:
+        raise InputError(f"silence must lie in [0, 1), got {config['silence']!r}")
+
+
+def jobs(config):
+    """The settles of the study: (part, model, case, size, keywords).
+
+    In the order most worth having from an interrupted run: the contracting
+    case's scaling of every model, its sweeps and silencing, then the other
+    cases.
+    """
+    todo = []
+    case_sizes = config["case_sizes"] or config["sizes"]
+    contracting = "contracting" in config["cases"]
+    for model in config["models"] if contracting else ():
+        for size in config["sizes"]:
+            todo.append(("scaling", model, "contracting", size, {}))
+    for model in config["models"] if contracting else ():
+        size = config["sweep_size"][model]
+        for readout in config["tau_readout_ms"][model]:
+            todo.append(("tau_sweep", model, "contracting", size,
+                         {"readout_ms": float(readout)}))
+        for duration in config["durations"]:
+            todo.append(("duration_sweep", model, "contracting", size,
+                         {"duration": float(duration)}))
+        if config["silence"]:
+            todo.append(("silencing", model, "contracting", size, {}))
+            todo.append(("silencing", model, "contracting", size,
+                         {"silence": float(config["silence"])}))
+    for model in config["models"]:
+        for case in config["cases"]:
+            if case != "contracting":
+                for size in case_sizes:
+                    todo.append(("scaling", model, case, size, {}))
+    return todo
+
+
+def run(config, progress=True, stop=None):
+    """Run the study (see the module); ``stop`` is looked at between settles.
+
+    Returns
+    -------
+    dict
+        ``scaling``, ``slopes``, ``tau_sweep``, ``duration_sweep``,
+        ``silencing`` (per model: ``intact`` and ``silenced`` records and the
+        angle ratio), ``settling``, ``cases`` (the widths of each case);
+        after a stop request the parts done and ``interrupted``.
+    """
+    _check(config)
+    study = Study(config)
+    stats = SettleStats(config["settle_tol"])
+    parts = {"scaling": [], "tau_sweep": [], "duration_sweep": [], "silencing": []}
+    done_keys = {}
+    todo = jobs(config)
+    done = len(todo)
+    for index, (part, model, case, size, extra) in enumerate(
+            tqdm(todo, desc="spiking inversion", disable=not progress, mininterval=1.0)):
+        if stop_requested(stop):
+            done = index
+            break
+        # The default readout and duration, unsilenced, are the scaling run itself.
+        normal = {"readout_ms": float(DEFAULT_READOUT_MS[model]),
+                  "duration": float(config["duration"]), "silence": 0.0}
+        key = (model, case, size, tuple(sorted({**normal, **extra}.items())))
+        if key in done_keys:
+            record = dict(done_keys[key])
+        else:
+            record = study.measure(model, case, size, **extra)
+            done_keys[key] = record
+            stats.add(f"{model} {case}", record["residual"], record["unstable"])
+        parts[part].append(record)
+    silencing = {}
+    for model in config["models"]:
+        rows = [r for r in parts["silencing"] if r["population"] == model]
+        if len(rows) == 2:
+            intact, silenced = rows
+            silencing[model] = {"intact": intact, "silenced": silenced,
+                                "fraction": silenced["silenced"],
+                                "angle_ratio": silenced["angle_deg"] / intact["angle_deg"]}
+    results = {
+        "scaling": parts["scaling"],
+        "slopes": slopes(parts["scaling"]),
+        "tau_sweep": parts["tau_sweep"],
+        "duration_sweep": parts["duration_sweep"],
+        "silencing": silencing,
+        "settling": stats.summary(),
+        "cases": {**{case: {"d_l": d_out, "d_l_minus_1": d_in}
+                     for case, (d_out, d_in) in PAIRS.items()},
+                  "chain": {"widths": list(CHAIN_WIDTHS)}},
+    }
+    if done < len(todo):
+        results["interrupted"] = stop.report(done, len(todo), "settles")
+    return results

@@ -1,0 +1,127 @@
+"""The spiking study (`dinv run spiking-inversion`) and spiking DI in training.
+
+A reduced study (10 tau per run, sizes 8-32) runs in the default suite: its
+records have the fields of issue 10, the errors fall with N, and the mixed
+circuits settle near the closed form. The `--quick` linear regression trains
+the spiking DI models (`DI-SCN a=0.1`, `DI-LIF a=0.1`) and their error falls
+clearly. The full protocols are in the slow tests.
+"""
+
+import json
+
+import numpy as np
+import pytest
+
+from dinv.experiments import linear_regression, spiking_inversion
+from dinv.experiments.cli import main
+from dinv.experiments.registry import EXPERIMENTS, make_config
+
+FIELDS = ("population", "case", "neurons_per_dim", "angle_deg", "rel_error", "rms_error",
+          "mean_rate_hz")
+
+SMALL = {"sizes": [8, 16, 32], "case_sizes": [32], "duration": 10.0, "durations": [10.0],
+         "tau_readout_ms": {"scn": [20.0], "lif": [10.0]},
+         "sweep_size": {"scn": 16, "lif": 16}}
+
+
+@pytest.fixture(scope="module")
+def small_study():
+    config = make_config(EXPERIMENTS["spiking-inversion"], quick=True, overrides=SMALL)
+    return spiking_inversion.run(config, progress=False)
+
+
+def _rows(results, model, case):
+    return sorted((r for r in results["scaling"] if r["population"] == model
+                   and r["case"] == case), key=lambda r: r["neurons_per_dim"])
+
+
+def test_study_structure_and_record_fields(small_study):
+    scaling = small_study["scaling"]
+    for record in scaling:
+        for field in FIELDS:
+            assert field in record, field
+        assert record["population"] in ("scn", "lif")
+        assert np.isfinite(record["angle_deg"]) and record["rel_error"] > 0
+    for model in ("scn", "lif"):
+        assert [r["neurons_per_dim"] for r in _rows(small_study, model, "contracting")] \
+            == [8, 16, 32]
+        for case in spiking_inversion.CASES[1:]:
+            assert [r["neurons_per_dim"] for r in _rows(small_study, model, case)] == [32]
+        assert model in small_study["silencing"]
+        assert any(s["population"] == model and s["case"] == "contracting"
+                   for s in small_study["slopes"])
+        assert f"{model} contracting" in small_study["settling"]
+    assert {r["population"] for r in small_study["tau_sweep"]} == {"scn", "lif"}
+    assert {r["population"] for r in small_study["duration_sweep"]} == {"scn", "lif"}
+    json.dumps(small_study)  # plain JSON types
+    figure = EXPERIMENTS["spiking-inversion"].figure(small_study)
+    assert len(figure.axes) >= 6
+
+
+def test_errors_fall_with_neurons(small_study):
+    """Log-log slopes against N are negative at small sizes (both errors)."""
+    slopes = {(s["population"], s["case"]): s for s in small_study["slopes"]}
+    for model in ("scn", "lif"):
+        s = slopes[(model, "contracting")]
+        assert s["rel_error"] < -0.3, s
+        assert s["rms_error"] < -0.3, s
+
+
+def test_mixed_circuits_near_closed_form(small_study):
+    """A spiking system with a rate controller and the reverse (loose bounds)."""
+    for model, bound in (("scn", 3.0), ("lif", 10.0)):
+        for case in ("spiking-system", "spiking-controller"):
+            (record,) = _rows(small_study, model, case)
+            assert record["angle_deg"] < bound, record
+            assert 1.0 < record["mean_rate_hz"] < 100.0
+
+
+def test_scn_silencing_and_rates(small_study):
+    silencing = small_study["silencing"]["scn"]
+    assert silencing["angle_ratio"] < 2.0
+    for record in _rows(small_study, "scn", "contracting"):
+        assert 1.0 < record["mean_rate_hz"] < 100.0
+
+
+def test_quick_linear_regression_spiking_models_learn():
+    """`--quick`: the spiking DI models' error falls clearly, close to NDI's direction."""
+    names = ["DI-SCN a=0.1", "DI-LIF a=0.1"]
+    config = make_config(EXPERIMENTS["linear-regression"], quick=True,
+                         overrides={"models": names})
+    results = linear_regression.run(config, progress=False)
+    for name in names:
+        final = results["final"][name]
+        assert final["updates"] == linear_regression.QUICK["spiking_updates"]
+        assert final["error_ratio"] < 0.7, final
+        assert final["angle_ndi_deg"] < 5.0, final
+        assert len(results["nmse"][name]) == final["updates"] + 1
+        assert results["settling"][name]["settles"] == final["updates"]
+
+
+@pytest.mark.slow
+def test_quick_study_cli(tmp_path):
+    """`dinv run spiking-inversion --quick`: three sizes per model, slopes, figure."""
+    assert main(["run", "spiking-inversion", "--quick", "--out", str(tmp_path),
+                 "--no-progress"]) == 0
+    results = json.loads((tmp_path / "results.json").read_text())
+    for model in ("scn", "lif"):
+        sizes = [r["neurons_per_dim"] for r in results["scaling"]
+                 if r["population"] == model and r["case"] == "contracting"]
+        assert len(sizes) >= 3
+    assert (tmp_path / "figure.png").is_file()
+
+
+@pytest.mark.slow
+def test_full_study_targets(tmp_path):
+    """Issue 10's targets on the contracting case, 16-256 neurons per dimension."""
+    config = make_config(EXPERIMENTS["spiking-inversion"],
+                         overrides={"cases": ["contracting"], "durations": [40.0],
+                                    "tau_readout_ms": {"scn": [20.0], "lif": [10.0]}})
+    results = spiking_inversion.run(config, progress=False)
+    rows = {(r["population"], r["neurons_per_dim"]): r for r in results["scaling"]}
+    assert rows[("scn", 32)]["angle_deg"] < 1.0
+    assert rows[("lif", 64)]["angle_deg"] < 3.0
+    slopes = {s["population"]: s for s in results["slopes"]}
+    assert slopes["scn"]["rel_error"] <= -0.8 and slopes["scn"]["rms_error"] <= -0.8
+    assert slopes["lif"]["rel_error"] <= -0.7
+    assert results["silencing"]["scn"]["angle_ratio"] <= 2.0
