@@ -16,7 +16,7 @@ with the tiny initial weights, rate alpha / (tau_c + alpha tau_s), takes
 20 ms, and a settle of 100 ms (5 of them) costs 2500 steps (scn) or 1000 (lif);
 radii per sample from the closed form (`chain_radii`). Each spiking model
 trains in a pass of its own over the same samples in the same order, on the
-first ``spiking_updates`` of them (default 200; None: all; ``--quick``: 50), and its
+first ``spiking_updates`` of them (default 200; None: all; ``--quick``: 100), and its
 errors are normalised like the others'.
 """
 
@@ -94,7 +94,7 @@ DEFAULTS = {
     **SPIKING_SETTINGS,
     "spiking_updates": 200,
 }
-QUICK = {"samples": 300, "fixed_norm_samples": 300, "spiking_updates": 50}
+QUICK = {"samples": 300, "fixed_norm_samples": 300, "spiking_updates": 100}
 NAME = "linear regression"
 """Label of the progress bar."""
 
