@@ -14,6 +14,8 @@ from dinv.circuits import settle_layer
 from dinv.errors import InputError
 from dinv.experiments.interrupts import stop_requested
 from dinv.experiments.models_spec import circuit_options
+from dinv.experiments.progress import Progress
+from dinv.experiments.settings import CIRCUIT_DESCRIPTIONS
 from dinv.experiments.settle_stats import SettleStats
 from dinv.models.rules import ndi
 from dinv.validation import check_count, finite_array
@@ -41,6 +43,26 @@ DEFAULTS = {
     "weight_scale": 1.0,
 }
 QUICK = {"alphas": np.logspace(-3, 0, 4).tolist(), "samples": 16}
+
+DESCRIPTIONS = {
+    **{k: v for k, v in CIRCUIT_DESCRIPTIONS.items() if k != "models"},
+    "layers": "layer types: name -> [d_l, d_(l-1)] (output width, input width)",
+    "alphas": "the leaks alpha (dimensionless) to settle every layer type at",
+    "samples": "errors delta_l per layer type, settled together",
+    "weight_scale": "W ~ N(0, weight_scale^2 / d_(l-1))",
+}
+"""One line per setting (``dinv run alpha-sweep --help``)."""
+
+UNITS = {
+    "alphas": "dimensionless",
+    "angle": "degrees",
+    "relative_error": "dimensionless",
+    "circuit_residual": "dimensionless",
+    "median_angle": "degrees",
+    "median_relative_error": "dimensionless",
+    "wall_seconds": "s",
+}
+"""Unit of every quantity of results.json (recorded in it as ``units``)."""
 
 
 def _accuracy(settled, reference):
@@ -73,6 +95,8 @@ def run(config, progress=True, stop=None):
     options = circuit_options(config)
     stats = SettleStats(options.settle_tol)
     results = {"alphas": alphas, "layers": {}}
+    bar = Progress(total=len(layers), desc="alpha sweep", unit="layer type",
+                   disable=not progress)
     for done, (name, (d_out, d_in)) in enumerate(layers.items()):
         if stop_requested(stop):
             results["interrupted"] = stop.report(done, len(layers), "layer types")
@@ -101,6 +125,8 @@ def run(config, progress=True, stop=None):
             "circuit_settled": settled.residual <= options.settle_tol,
             "circuit_unstable": settled.unstable,
         }
+        bar.update(1)
+    bar.close()
     results["settling"] = stats.summary()
     return results
 

@@ -11,6 +11,7 @@ import numpy as np
 
 from dinv.experiments.models_spec import ModelSpec
 from dinv.experiments.regression import train_regression
+from dinv.experiments.settings import CIRCUIT_DESCRIPTIONS, RINIT_DESCRIPTION
 from dinv.models.network import FeedforwardNetwork
 
 MODELS = (
@@ -64,6 +65,42 @@ DEFAULTS = {
     "repair": {"min_iters": 0, "solver": "eigen"},
 }
 QUICK = {"samples": 300, "fixed_norm_samples": 300}
+
+DESCRIPTIONS = {
+    **CIRCUIT_DESCRIPTIONS,
+    "sizes": "layer widths of the student and the teacher, input first",
+    "samples": "size of the data set: one online pass, one update per sample after the "
+               "first (which only measures)",
+    "fixed_norm_samples": "size of the data set with fixed_norm (Fig. 3b)",
+    "lr": "learning rate eta of the online updates",
+    "init_scale": "initial weights U(-init_scale, init_scale), shared by all models",
+    "clip_hidden": "hidden errors clipped to this norm",
+    "fixed_norm": "scale every layer's update to unit Frobenius norm (Fig. 3b)",
+    "iterations": "stop after this many updates (null: one pass over the data set)",
+    "parallel": "run the closed-form models, curves and errors in a companion process",
+    "error_dtype": "precision of the forward pass of the data-set error: 'float64' or "
+                   "'float32'",
+    "restabilise": "re-stabilise DI/SLDI feedback whenever a circuit turns unstable",
+    "rinit": RINIT_DESCRIPTION,
+    "repair": "options over rinit for re-stabilisation during training",
+}
+"""One line per setting (``dinv run linear-regression --help``)."""
+
+UNITS = {
+    "error": "dimensionless",
+    "nmse": "dimensionless",
+    "error_ratio": "dimensionless",
+    "eigenvalue": "1/tau_system",
+    "angle_B": "degrees",
+    "angle_ndi": "degrees",
+    "angle_pbp": "degrees",
+    "median_angle_ndi": "degrees",
+    "updates": "updates",
+    "wall_seconds": "s",
+}
+"""Unit of every quantity of results.json (recorded in it as ``units``): ``error`` is the
+summed squared error over the data set, ``nmse`` the error over the largest of any model,
+``eigenvalue`` the Jacobian's spectral abscissa (time in units of tau_system)."""
 NAME = "linear regression"
 """Label of the progress bar."""
 

@@ -31,6 +31,15 @@ DEFAULTS = {
     "error_dtype": "float32",
 }
 QUICK = {"samples": 300}
+
+DESCRIPTIONS = {
+    **{k: v for k, v in linear_regression.DESCRIPTIONS.items() if k != "fixed_norm_samples"},
+    "teacher_scale": "teacher weights and biases U(-teacher_scale, teacher_scale)",
+}
+"""One line per setting (``dinv run nonlinear-regression --help``)."""
+
+UNITS = linear_regression.UNITS
+"""Unit of every quantity of results.json (as `linear_regression.UNITS`)."""
 NAME = "nonlinear regression"
 """Label of the progress bar."""
 

@@ -8,7 +8,6 @@ models (stability, feedback alignment, agreement with NDI and PBP).
 """
 
 import numpy as np
-from tqdm import tqdm
 
 from dinv.analysis.metrics import matrix_angle, nmse, vector_angle
 from dinv.errors import InputError
@@ -16,6 +15,7 @@ from dinv.experiments.errors import stacked_errors
 from dinv.experiments.companion import Companion
 from dinv.experiments.interrupts import stop_requested
 from dinv.experiments.models_spec import circuit_options, rinit_options, select_models
+from dinv.experiments.progress import Progress
 from dinv.experiments.settle_stats import SettleStats
 from dinv.models.initialisation import init_feedback
 from dinv.models.rules import pbp
@@ -207,7 +207,8 @@ def train_regression(name, config, specs, X, Y, base, rng, progress, stop=None):
     dict
         ``models``, ``rules``, ``error`` (before training and after every
         update), ``nmse``, ``final``, ``curves`` (key -> model -> (layers,
-        iterations)), ``restabilised`` (events), ``median_angle_ndi``
+        iterations)), ``updates`` (the x axes of ``error`` and ``curves``),
+        ``restabilised`` (events), ``median_angle_ndi``
         (model -> per layer) and ``settling`` (per circuit model, see
         `dinv.experiments.settle_stats.SettleStats.summary`); after a stop
         request the errors and curves of the updates done and ``interrupted``
@@ -344,7 +345,8 @@ def _online_pass(name, cells, update, progress, stop=None):
     members = [(cell, k) for cell in cells for k in cell.circuit]
     learners = [cell.learners[k] for cell, k in members]
     done = size
-    for it in tqdm(range(size), desc=name, disable=not progress, mininterval=1.0):
+    bar = Progress(total=size, desc=name, unit="update", disable=not progress)
+    for it in range(size):
         if stop_requested(stop):  # between updates: never inside a settle
             done = it
             break
@@ -358,6 +360,8 @@ def _online_pass(name, cells, update, progress, stop=None):
             count = len(cell.circuit)
             cell.after_step(it, None if step is None else step.part(first, first + count))
             first += count
+        bar.update(1)
+    bar.close()
     return done
 
 
@@ -384,6 +388,10 @@ def _regression_results(specs, learners, errors, values, events):
             for name_, err in zip(names, errors)
         },
         "curves": curves,
+        # The x axes: error[i] after updates["error"][i] updates (0: before training),
+        # curves[..][j] during update updates["curves"][j] (README: results.json).
+        "updates": {"error": list(range(errors.shape[1])),
+                    "curves": list(range(1, values["angle_ndi"].shape[-1] + 1))},
         "restabilised": events,
         "median_angle_ndi": {
             model: [float(np.nanmedian(layer)) if np.any(np.isfinite(layer)) else None
