@@ -318,6 +318,9 @@ def _resume(experiment, args, overrides, stop):
     if args.out is not None and args.out.resolve() != out.resolve():
         raise InputError("--resume writes into the run's own folder; drop --out")
     if not (out / CHECKPOINT).is_file():
+        if _finished_results(out):  # e.g. a --quick run, which drops its checkpoint
+            raise InputError(f"the run in {out} has finished ({RESULTS}); there is nothing "
+                             "to resume")
         raise InputError(f"no checkpoint to resume from: {out / CHECKPOINT} does not exist")
     with OutputFolder(out, create=False):
         meta, arrays = read_checkpoint(out)
