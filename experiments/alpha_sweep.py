@@ -95,38 +95,37 @@ def run(config, progress=True, stop=None):
     options = circuit_options(config)
     stats = SettleStats(options.settle_tol)
     results = {"alphas": alphas, "layers": {}}
-    bar = Progress(total=len(layers), desc="alpha sweep", unit="layer type",
-                   disable=not progress)
-    for done, (name, (d_out, d_in)) in enumerate(layers.items()):
-        if stop_requested(stop):
-            results["interrupted"] = stop.report(done, len(layers), "layer types")
-            break
-        W = config["weight_scale"] * rng.standard_normal((d_out, d_in)) / np.sqrt(d_in)
-        B = -W.T
-        delta = rng.standard_normal((config["samples"], d_out))
-        reference = delta @ np.linalg.pinv(W).T
-        n = alphas.size
-        stack_W, stack_B = np.repeat(W[None], n, 0), np.repeat(B[None], n, 0)
-        stack_delta = np.repeat(delta[None], n, 0)
-        closed = ndi(stack_W, stack_B, stack_delta, alphas)
-        settled = settle_layer(stack_W, stack_B, stack_delta, alphas, options,
-                               return_result=True)
-        for residual, unstable in zip(settled.residual, settled.unstable):
-            stats.add(name, residual, unstable)
-        rows = {"ndi": [], "circuit": []}
-        for k in range(n):
-            rows["ndi"].append(_accuracy(closed[k], reference))
-            rows["circuit"].append(_accuracy(settled.delta[k], reference))
-        results["layers"][name] = {
-            "shape": [d_out, d_in],
-            "angle": {key: [a for a, _ in value] for key, value in rows.items()},
-            "relative_error": {key: [e for _, e in value] for key, value in rows.items()},
-            "circuit_residual": settled.residual,
-            "circuit_settled": settled.residual <= options.settle_tol,
-            "circuit_unstable": settled.unstable,
-        }
-        bar.update(1)
-    bar.close()
+    with Progress(total=len(layers), desc="alpha sweep", unit="layer type",
+                  disable=not progress) as bar:
+        for done, (name, (d_out, d_in)) in enumerate(layers.items()):
+            if stop_requested(stop):
+                results["interrupted"] = stop.report(done, len(layers), "layer types")
+                break
+            W = config["weight_scale"] * rng.standard_normal((d_out, d_in)) / np.sqrt(d_in)
+            B = -W.T
+            delta = rng.standard_normal((config["samples"], d_out))
+            reference = delta @ np.linalg.pinv(W).T
+            n = alphas.size
+            stack_W, stack_B = np.repeat(W[None], n, 0), np.repeat(B[None], n, 0)
+            stack_delta = np.repeat(delta[None], n, 0)
+            closed = ndi(stack_W, stack_B, stack_delta, alphas)
+            settled = settle_layer(stack_W, stack_B, stack_delta, alphas, options,
+                                   return_result=True)
+            for residual, unstable in zip(settled.residual, settled.unstable):
+                stats.add(name, residual, unstable)
+            rows = {"ndi": [], "circuit": []}
+            for k in range(n):
+                rows["ndi"].append(_accuracy(closed[k], reference))
+                rows["circuit"].append(_accuracy(settled.delta[k], reference))
+            results["layers"][name] = {
+                "shape": [d_out, d_in],
+                "angle": {key: [a for a, _ in value] for key, value in rows.items()},
+                "relative_error": {key: [e for _, e in value] for key, value in rows.items()},
+                "circuit_residual": settled.residual,
+                "circuit_settled": settled.residual <= options.settle_tol,
+                "circuit_unstable": settled.unstable,
+            }
+            bar.update(1)
     results["settling"] = stats.summary()
     return results
 

@@ -345,23 +345,22 @@ def _online_pass(name, cells, update, progress, stop=None):
     members = [(cell, k) for cell in cells for k in cell.circuit]
     learners = [cell.learners[k] for cell, k in members]
     done = size
-    bar = Progress(total=size, desc=name, unit="update", disable=not progress)
-    for it in range(size):
-        if stop_requested(stop):  # between updates: never inside a settle
-            done = it
-            break
-        step = None
-        if learners:
-            xs = [cell.X[cell.order[it]:cell.order[it] + 1] for cell, _ in members]
-            ts = [cell.Y[cell.order[it]:cell.order[it] + 1] for cell, _ in members]
-            step = train_step_each(learners, xs, ts, update)
-        first = 0
-        for cell in cells:
-            count = len(cell.circuit)
-            cell.after_step(it, None if step is None else step.part(first, first + count))
-            first += count
-        bar.update(1)
-    bar.close()
+    with Progress(total=size, desc=name, unit="update", disable=not progress) as bar:
+        for it in range(size):
+            if stop_requested(stop):  # between updates: never inside a settle
+                done = it
+                break
+            step = None
+            if learners:
+                xs = [cell.X[cell.order[it]:cell.order[it] + 1] for cell, _ in members]
+                ts = [cell.Y[cell.order[it]:cell.order[it] + 1] for cell, _ in members]
+                step = train_step_each(learners, xs, ts, update)
+            first = 0
+            for cell in cells:
+                count = len(cell.circuit)
+                cell.after_step(it, None if step is None else step.part(first, first + count))
+                first += count
+            bar.update(1)
     return done
 
 

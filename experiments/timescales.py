@@ -225,11 +225,11 @@ def run(config, progress=True, stop=None):
         + len(gains[0]) * len(gains[1])
     # One step per settle: the ratios, the chains (and their reference), the integral
     # controller, the gain grid and the best gains of the scan.
-    bar = Progress(total=total + 3, desc="timescales", unit="settle", disable=not progress)
-    pair = _pair_study(config, case, stop, bar)
-    chains = {} if stop_requested(stop) else _chain_study(config, rng, stop, bar)
-    pid = {"grid": []} if stop_requested(stop) else _pid_study(config, case, stop, bar)
-    bar.close()
+    with Progress(total=total + 3, desc="timescales", unit="settle",
+                  disable=not progress) as bar:
+        pair = _pair_study(config, case, stop, bar)
+        chains = {} if stop_requested(stop) else _chain_study(config, rng, stop, bar)
+        pid = {"grid": []} if stop_requested(stop) else _pid_study(config, case, stop, bar)
     for label, cases in (("layer pair", pair), ("chains", list(chains.values())),
                          ("pid", pid["grid"])):
         for entry in cases:
