@@ -29,7 +29,7 @@ def test_every_setting_has_a_one_line_meaning(name):
     experiment = EXPERIMENTS[name]
     assert set(experiment.descriptions) == set(experiment.defaults)
     for key, text in experiment.descriptions.items():
-        assert text and "\n" not in text and "``" not in text, key
+        assert text and "\n" not in text and "`" not in text, key
     assert experiment.units, name
 
 
@@ -42,7 +42,7 @@ def test_run_help_lists_every_setting(name, capsys):
     assert exit_.value.code == 0
     text = capsys.readouterr().out
     assert text.startswith(f"usage: dinv run {name}")
-    assert "``" not in text
+    assert "`" not in text
     experiment = EXPERIMENTS[name]
     for key, default in experiment.defaults.items():
         line = next(line for line in text.splitlines() if line.startswith(f"  {key} : "))
@@ -69,7 +69,7 @@ def test_top_level_help_has_no_markup(capsys):
     for argv in (["--help"], ["run", "--help"], ["sweep", "--help"], ["show", "--help"]):
         with pytest.raises(SystemExit):
             main(argv)
-        assert "``" not in capsys.readouterr().out, argv
+        assert "`" not in capsys.readouterr().out, argv
 
 
 @pytest.mark.parametrize("name", sorted(EXPERIMENTS) + ["common"])
