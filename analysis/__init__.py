@@ -1,15 +1,24 @@
-"""Metrics, stability measures, figures and sweep tables from plain arrays (no Brian2).
+"""Metrics, stability measures, figures and results tables from plain arrays (no Brian2).
 
-`load_sweep` and `load_curves` (`dinv.analysis.sweeps`) are imported on first
-use, so that the modules that do not need pandas never load it.
+`load_results`, `validate_results`, `results_schema` and `schema_path`
+(`dinv.analysis.results`: one run's results.json as a tidy table, and its JSON
+Schema), `load_sweep` and `load_curves` (`dinv.analysis.sweeps`) are imported on
+first use, so that the modules that do not need pandas never load it.
 """
 
-__all__ = ["load_sweep", "load_curves"]
+__all__ = ["load_results", "validate_results", "results_schema", "schema_path",
+           "load_sweep", "load_curves"]
+
+_SWEEPS = ("load_sweep", "load_curves")
 
 
 def __getattr__(name):
-    if name in __all__:
+    if name in _SWEEPS:
         from dinv.analysis import sweeps
 
         return getattr(sweeps, name)
+    if name in __all__:
+        from dinv.analysis import results
+
+        return getattr(results, name)
     raise AttributeError(f"module 'dinv.analysis' has no attribute {name!r}")

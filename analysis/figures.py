@@ -443,9 +443,11 @@ def _heatmap(ax, colour_values, unstable, text_values, kps, kds, label, fmt):
 
 
 def _history(history, metric, models):
-    """(epochs, model -> values) of one metric from a run's evaluation history."""
+    """(epochs, model -> values) of one metric from a run's evaluation history (values
+    keyed by model name; an older results.json lists them in the order of ``models``)."""
     epochs = np.array([h["epoch"] for h in history], dtype=float)
-    values = np.array([h[metric] for h in history], dtype=float)
+    values = np.array([[h[metric][name] for name in models] if isinstance(h[metric], dict)
+                       else h[metric] for h in history], dtype=float)
     return epochs, {name: values[:, k] for k, name in enumerate(models)}
 
 
@@ -455,7 +457,7 @@ def classification_figure(history, models, paper, dataset):
     Parameters
     ----------
     history : list of dict
-        Evaluations: ``'epoch'`` and ``'test_error'`` (one value per model).
+        Evaluations: ``'epoch'`` and ``'test_error'`` (model name -> value).
     models : list of str
     paper : dict
         The paper's final MNIST test errors by rule name: lines on MNIST, a

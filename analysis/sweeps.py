@@ -112,7 +112,8 @@ def curve_rows(record):
         for metric in metrics:
             for k, model in enumerate(models):
                 for i in _thin(len(history)):
-                    value = history[i][metric][k]
+                    value = history[i][metric]  # by model name; a list in format 1
+                    value = value.get(model) if isinstance(value, dict) else value[k]
                     rows.append((model, metric, float(history[i]["samples"]),
                                  math.nan if value is None else float(value)))
     alphas = record.get("alphas")

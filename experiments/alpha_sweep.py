@@ -14,6 +14,8 @@ from dinv.circuits import settle_layer
 from dinv.errors import InputError
 from dinv.experiments.interrupts import stop_requested
 from dinv.experiments.models_spec import circuit_options
+from dinv.experiments.progress import Progress
+from dinv.experiments.settings import CIRCUIT_DESCRIPTIONS
 from dinv.experiments.settle_stats import SettleStats
 from dinv.models.rules import ndi
 from dinv.validation import check_count, finite_array
@@ -41,6 +43,26 @@ DEFAULTS = {
     "weight_scale": 1.0,
 }
 QUICK = {"alphas": np.logspace(-3, 0, 4).tolist(), "samples": 16}
+
+DESCRIPTIONS = {
+    **{k: v for k, v in CIRCUIT_DESCRIPTIONS.items() if k != "models"},
+    "layers": "layer types: name -> [d_l, d_(l-1)] (output width, input width)",
+    "alphas": "the leaks alpha (dimensionless) to settle every layer type at",
+    "samples": "errors delta_l per layer type, settled together",
+    "weight_scale": "W ~ N(0, weight_scale^2 / d_(l-1))",
+}
+"""One line per setting (``dinv run alpha-sweep --help``)."""
+
+UNITS = {
+    "alphas": "dimensionless",
+    "angle": "degrees",
+    "relative_error": "dimensionless",
+    "circuit_residual": "dimensionless",
+    "median_angle": "degrees",
+    "median_relative_error": "dimensionless",
+    "wall_seconds": "s",
+}
+"""Unit of every quantity of results.json (recorded in it as ``units``)."""
 
 
 def _accuracy(settled, reference):
@@ -73,34 +95,37 @@ def run(config, progress=True, stop=None):
     options = circuit_options(config)
     stats = SettleStats(options.settle_tol)
     results = {"alphas": alphas, "layers": {}}
-    for done, (name, (d_out, d_in)) in enumerate(layers.items()):
-        if stop_requested(stop):
-            results["interrupted"] = stop.report(done, len(layers), "layer types")
-            break
-        W = config["weight_scale"] * rng.standard_normal((d_out, d_in)) / np.sqrt(d_in)
-        B = -W.T
-        delta = rng.standard_normal((config["samples"], d_out))
-        reference = delta @ np.linalg.pinv(W).T
-        n = alphas.size
-        stack_W, stack_B = np.repeat(W[None], n, 0), np.repeat(B[None], n, 0)
-        stack_delta = np.repeat(delta[None], n, 0)
-        closed = ndi(stack_W, stack_B, stack_delta, alphas)
-        settled = settle_layer(stack_W, stack_B, stack_delta, alphas, options,
-                               return_result=True)
-        for residual, unstable in zip(settled.residual, settled.unstable):
-            stats.add(name, residual, unstable)
-        rows = {"ndi": [], "circuit": []}
-        for k in range(n):
-            rows["ndi"].append(_accuracy(closed[k], reference))
-            rows["circuit"].append(_accuracy(settled.delta[k], reference))
-        results["layers"][name] = {
-            "shape": [d_out, d_in],
-            "angle": {key: [a for a, _ in value] for key, value in rows.items()},
-            "relative_error": {key: [e for _, e in value] for key, value in rows.items()},
-            "circuit_residual": settled.residual,
-            "circuit_settled": settled.residual <= options.settle_tol,
-            "circuit_unstable": settled.unstable,
-        }
+    with Progress(total=len(layers), desc="alpha sweep", unit="layer type",
+                  disable=not progress) as bar:
+        for done, (name, (d_out, d_in)) in enumerate(layers.items()):
+            if stop_requested(stop):
+                results["interrupted"] = stop.report(done, len(layers), "layer types")
+                break
+            W = config["weight_scale"] * rng.standard_normal((d_out, d_in)) / np.sqrt(d_in)
+            B = -W.T
+            delta = rng.standard_normal((config["samples"], d_out))
+            reference = delta @ np.linalg.pinv(W).T
+            n = alphas.size
+            stack_W, stack_B = np.repeat(W[None], n, 0), np.repeat(B[None], n, 0)
+            stack_delta = np.repeat(delta[None], n, 0)
+            closed = ndi(stack_W, stack_B, stack_delta, alphas)
+            settled = settle_layer(stack_W, stack_B, stack_delta, alphas, options,
+                                   return_result=True)
+            for residual, unstable in zip(settled.residual, settled.unstable):
+                stats.add(name, residual, unstable)
+            rows = {"ndi": [], "circuit": []}
+            for k in range(n):
+                rows["ndi"].append(_accuracy(closed[k], reference))
+                rows["circuit"].append(_accuracy(settled.delta[k], reference))
+            results["layers"][name] = {
+                "shape": [d_out, d_in],
+                "angle": {key: [a for a, _ in value] for key, value in rows.items()},
+                "relative_error": {key: [e for _, e in value] for key, value in rows.items()},
+                "circuit_residual": settled.residual,
+                "circuit_settled": settled.residual <= options.settle_tol,
+                "circuit_unstable": settled.unstable,
+            }
+            bar.update(1)
     results["settling"] = stats.summary()
     return results
 

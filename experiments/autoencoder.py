@@ -16,6 +16,7 @@ images (Fig. 4d, scikit-learn's TSNE).
 import numpy as np
 
 from dinv.errors import InputError
+from dinv.experiments import classification
 from dinv.experiments.datasets import load_dataset
 from dinv.experiments.models_spec import (
     ModelSpec,
@@ -93,6 +94,25 @@ DEFAULTS = {
 QUICK = {"dataset": "digits", "hidden": [100, 50, 10, 50, 100], "epochs": 3,
          "batch_size": 50, "lr": 1e-4, "eval_every": 750, "eval_train_samples": 1500,
          "steps": 300, "tsne_samples": 300}
+
+DESCRIPTIONS = {
+    **classification.DESCRIPTIONS,
+    "hidden": "widths of the five hidden layers (encoder, code, decoder)",
+    "eval_train_samples": "training images whose reconstruction error is measured",
+    "images": "test images shown with their reconstructions (Fig. 4c)",
+    "tsne_samples": "test images in the t-SNE maps of the code (Fig. 4d)",
+    "tsne_models": "models whose code gets a t-SNE map",
+}
+"""One line per setting (``dinv run autoencoder --help``)."""
+
+UNITS = {
+    **classification.UNITS,
+    "train_error": "dimensionless",
+    "test_error": "dimensionless",
+    "images": "dimensionless",
+}
+"""Unit of every quantity of results.json (recorded in it as ``units``): the errors are
+the summed squared error per image of pixel intensities scaled to [0, 1]."""
 
 
 def _networks(config, sizes):

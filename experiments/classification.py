@@ -26,6 +26,7 @@ from dinv.experiments.supervised import (
     summary,
     train_epochs,
 )
+from dinv.experiments.settings import CIRCUIT_DESCRIPTIONS, RINIT_DESCRIPTION
 from dinv.models.network import FeedforwardNetwork
 
 MODELS = (
@@ -81,6 +82,39 @@ DEFAULTS = {
 }
 QUICK = {"dataset": "digits", "hidden": [100], "epochs": 3, "batch_size": 10, "lr": 1e-2,
          "eval_every": 300, "steps": 500}
+
+DESCRIPTIONS = {
+    **CIRCUIT_DESCRIPTIONS,
+    "dataset": "data set: mnist, fashion-mnist or digits (bundled, no download)",
+    "data_dir": "folder holding the four IDX files (null: the usual places, README)",
+    "hidden": "widths of the hidden layers",
+    "epochs": "passes over the training set",
+    "batch_size": "samples per update (1: the paper's online updates)",
+    "train_samples": "training samples per epoch (null: the whole training set)",
+    "lr": "learning rate eta (of one sample's update, see lr_scaling)",
+    "lr_scaling": "'sqrt': a batch of B samples sums its updates with rate lr / sqrt(B); "
+                  "'none': with rate lr",
+    "weight_decay": "weight decay lambda: W -= lr (dW + lambda W)",
+    "init_scale": "initial weights U(-init_scale, init_scale), shared by all models",
+    "stop_tol": "end each settle once its state stops changing by this much "
+                "(null: run all steps)",
+    "eval_every": "measure every model every this many training samples",
+    "checkpoint_every": "write checkpoint.npz every this many training samples",
+    "restabilise": "re-stabilise NDI/DI feedback whenever a circuit turns unstable",
+    "rinit": RINIT_DESCRIPTION,
+}
+"""One line per setting (``dinv run mnist --help``)."""
+
+UNITS = {
+    "test_error": "%",
+    "samples": "samples",
+    "epoch": "epochs",
+    "epoch_seconds": "s",
+    "eval_seconds": "s",
+    "settle_steps": "Euler steps",
+    "wall_seconds": "s",
+}
+"""Unit of every quantity of results.json (recorded in it as ``units``)."""
 
 
 def prepare(config):

@@ -5,10 +5,15 @@ Usage::
     dinv list
     dinv run linear-regression --out results/linear [--quick] [--seed N]
              [--models BP,DI a=0.01] [--set key=value ...] [--fixed-norm]
+    dinv run linear-regression --help            # its settings: type, default, meaning
     dinv run mnist --dataset fashion-mnist --batch-size 100 --out results/fashion
     dinv run mnist --resume results/fashion      # continue after a crash or a signal
     dinv run linear-regression --out results/linear --overwrite   # replace a finished run
+    dinv show results/linear                     # the summary of a finished or stopped run
 """
+
+DESCRIPTION = "dinv: list, run and show the experiments of dynamic inversion " \
+    "(Podlaski & Machens, NeurIPS 2020)."
 
 import argparse
 import json
@@ -35,7 +40,8 @@ from dinv.experiments.results import (
     save_figure,
     write_json,
 )
-from dinv.experiments.settle_stats import describe, shortfall_warnings
+from dinv.experiments.settle_stats import shortfall_warnings
+from dinv.experiments.summary import header_line, show, summary_lines
 from dinv.experiments.supervised import CHECKPOINT, read_checkpoint
 
 
@@ -46,13 +52,85 @@ def _parse_value(text):
         return text
 
 
+NULLABLE_TYPES = {"models": "list", "iterations": "int", "data_dir": "str",
+                  "train_samples": "int", "stop_tol": "float"}
+"""The kind of value of the settings whose default is null (none given)."""
+
+
+def _kind(key, value):
+    """The type shown for a setting in ``dinv run NAME --help``."""
+    if value is None:
+        return f"{NULLABLE_TYPES.get(key, 'any')} or null"
+    return {bool: "bool", int: "int", float: "float", str: "str", list: "list",
+            dict: "dict"}.get(type(value), type(value).__name__)
+
+
+def _shown(value, width=60):
+    text = json.dumps(value)
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
+def settings_help(experiment):
+    """The lines of ``dinv run NAME --help`` that list the experiment's settings: every
+    key of its defaults with type, default (and --quick value) and meaning."""
+    lines = [f"settings of {experiment.name} (change with --set KEY=VALUE, the value in JSON;",
+             "[--quick: ...]: the value of the reduced protocol):"]
+    for key, default in experiment.defaults.items():
+        quick = (f"  [--quick: {_shown(experiment.quick[key], 40)}]"
+                 if key in experiment.quick else "")
+        lines.append(f"  {key} : {_kind(key, default)} = {_shown(default)}{quick}")
+        lines.append(f"      {experiment.descriptions.get(key, '(no description)')}")
+    return lines
+
+
+class _RunHelp(argparse.Action):
+    """``-h`` of ``dinv run``: after an experiment's name, that experiment's flags and
+    settings; without one, the flags of every experiment."""
+
+    def __init__(self, option_strings, dest, help=None, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS,
+                         help=help or "show this help (after NAME: that experiment's "
+                                      "settings)")
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        name = getattr(namespace, "name", None)
+        if name in EXPERIMENTS:
+            experiment = EXPERIMENTS[name]
+            own = argparse.ArgumentParser(
+                prog=f"dinv run {name}", add_help=False,
+                formatter_class=argparse.RawDescriptionHelpFormatter,
+                description=f"{experiment.paper}.",
+                epilog="\n".join(settings_help(experiment)))
+            _add_run_arguments(own, [experiment], with_name=False)
+            own.print_help()
+        else:
+            parser.print_help()
+        parser.exit()
+
+
 def build_parser():
     """The argument parser of ``dinv`` (one sub-command per action)."""
-    parser = argparse.ArgumentParser(prog="dinv", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="dinv", description=DESCRIPTION)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="list the experiments")
-    run = sub.add_parser("run", help="run an experiment and write results.json and a figure")
-    run.add_argument("name", help="experiment name (see `dinv list`)")
+    run = sub.add_parser("run", add_help=False,
+                         help="run an experiment and write results.json and a figure "
+                              "(dinv run NAME --help: its settings)")
+    _add_run_arguments(run, EXPERIMENTS.values())
+    show_parser = sub.add_parser("show", help="print the summary of a finished or "
+                                              "interrupted run (or of a sweep folder)")
+    show_parser.add_argument("folder", type=Path, metavar="DIR",
+                             help="the --out folder of a dinv run or dinv sweep")
+    _add_sweep_parser(sub)
+    return parser
+
+
+def _add_run_arguments(run, experiments, with_name=True):
+    """The flags of ``dinv run``; the experiment-specific ones of ``experiments``."""
+    run.add_argument("-h", "--help", action=_RunHelp,
+                     help=None if with_name else "show this help and exit")
+    if with_name:
+        run.add_argument("name", help="experiment name (see dinv list)")
     run.add_argument("--out", type=Path, help="output folder (default: results/NAME)")
     run.add_argument("--quick", action="store_true", help="reduced protocol for a smoke run")
     run.add_argument("--seed", type=int, help="random seed (same seed, same numbers)")
@@ -64,26 +142,29 @@ def build_parser():
                      help="continue the run whose checkpoint is in DIR, with its settings")
     run.add_argument("--overwrite", action="store_true",
                      help="replace the files of an earlier run in the output folder")
-    _add_sweep_parser(sub)
+    if any(experiment.checkpoints for experiment in experiments):
+        run.add_argument("--keep-checkpoints", action="store_true",
+                         help="with --quick: keep checkpoint.npz after the run finishes "
+                              "(deleted by default; full runs always keep it)")
     flags = {}
-    for experiment in EXPERIMENTS.values():
+    for experiment in experiments:
         for option in experiment.options:
             if option.flag in flags:
                 continue
             flags[option.flag] = option
+            label = f"{experiment.name}: " if len(experiments) > 1 else ""
             if option.type is None:
                 run.add_argument(option.flag, dest=option.key, action="store_true",
-                                 default=None, help=f"{experiment.name}: {option.help}")
+                                 default=None, help=f"{label}{option.help}")
             else:
                 run.add_argument(option.flag, dest=option.key, type=option.type,
-                                 help=f"{experiment.name}: {option.help}")
-    return parser
+                                 help=f"{label}{option.help}")
 
 
 def _add_sweep_parser(sub):
     sweep = sub.add_parser(
         "sweep", help="run a grid of an experiment's settings on Dask (see README: Sweeps)")
-    sweep.add_argument("name", nargs="?", help="experiment name (or `experiment` in --file)")
+    sweep.add_argument("name", nargs="?", help="experiment name (or 'experiment' in --file)")
     sweep.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...",
                        help="a setting and its values (JSON each), or KEY=a:b for the "
                             "integers a..b-1; repeatable: the cells are the product")
@@ -188,7 +269,9 @@ def run_command(args, stop=None):
         start = time.perf_counter()
         with _write_errors(experiment, out):
             results = experiment.run(config, progress=not args.no_progress, stop=stop, **extra)
-            return _finish(experiment, config, results, out, time.perf_counter() - start)
+            finished = _finish(experiment, config, results, out, time.perf_counter() - start)
+        _drop_quick_checkpoint(experiment, config, finished[1], out, args)
+        return finished
 
 
 def _finished_results(out):
@@ -235,6 +318,9 @@ def _resume(experiment, args, overrides, stop):
     if args.out is not None and args.out.resolve() != out.resolve():
         raise InputError("--resume writes into the run's own folder; drop --out")
     if not (out / CHECKPOINT).is_file():
+        if _finished_results(out):  # e.g. a --quick run, which drops its checkpoint
+            raise InputError(f"the run in {out} has finished ({RESULTS}); there is nothing "
+                             "to resume")
         raise InputError(f"no checkpoint to resume from: {out / CHECKPOINT} does not exist")
     with OutputFolder(out, create=False):
         meta, arrays = read_checkpoint(out)
@@ -249,7 +335,17 @@ def _resume(experiment, args, overrides, stop):
         with _write_errors(experiment, out):
             results = experiment.run(config, progress=not args.no_progress, folder=out,
                                      resume=(meta["state"], arrays), stop=stop)
-            return _finish(experiment, config, results, out, time.perf_counter() - start)
+            finished = _finish(experiment, config, results, out, time.perf_counter() - start)
+        _drop_quick_checkpoint(experiment, config, finished[1], out, args)
+        return finished
+
+
+def _drop_quick_checkpoint(experiment, config, record, out, args):
+    """A --quick run that finished deletes its checkpoint (megabytes nobody resumes)
+    unless --keep-checkpoints; an interrupted one keeps it, to be resumed."""
+    if (experiment.checkpoints and config.get("quick") and record["interruption"] is None
+            and not getattr(args, "keep_checkpoints", False)):
+        (out / CHECKPOINT).unlink(missing_ok=True)
 
 
 @contextmanager
@@ -267,7 +363,8 @@ def _write_errors(experiment, out):
 def _finish(experiment, config, results, out, seconds):
     """Write results.json and the figure (marked if the run was interrupted)."""
     interruption = results.pop("interrupted", None)
-    record = run_record(experiment.name, config, results, seconds, interruption)
+    record = run_record(experiment.name, config, results, seconds, interruption,
+                        experiment.units)
     write_json(out / RESULTS, record)
     with warnings.catch_warnings():
         if interruption is not None:  # panels of work not done stay empty
@@ -306,6 +403,13 @@ def main(argv=None):
     if args.command == "list":
         print_catalogue()
         return 0
+    if args.command == "show":
+        try:
+            print("\n".join(show(args.folder)))
+        except (InputError, OSError) as exc:
+            print(f"dinv: error: {exc}", file=sys.stderr)
+            return 2
+        return 0
     if args.command == "sweep":
         from dinv.experiments.sweep_cli import sweep_main
 
@@ -330,20 +434,11 @@ def main(argv=None):
 
 
 def _print_summary(record):
-    """Each model's final numbers and settling, then a warning line per model whose
-    settles fell short too often."""
-    settling = record.get("settling") or {}
-    finals = record.get("final", {})
-    for name, final in finals.items():
-        values = ", ".join(f"{key.replace('_', ' ')} {value:.4g}"
-                           for key, value in final.items())
-        if name in settling:
-            values += f"; {describe(settling[name])}"
-        print(f"  {name:18s} {values}")
-    for name, entry in settling.items():
-        if name not in finals:
-            print(f"  {name:18s} {describe(entry)}")
-    for line in shortfall_warnings(settling):
+    """The experiment's summary table (`dinv.experiments.summary`), then a warning line
+    per model whose settles fell short too often."""
+    for line in summary_lines(record):
+        print(line)
+    for line in shortfall_warnings(record.get("settling") or {}):
         print(f"dinv: warning: {line}", file=sys.stderr)
 
 
@@ -361,12 +456,15 @@ def _report(args, out, record, stop):
     interruption = record["interruption"]
     if interruption is None:
         print(f"wrote {out / RESULTS} and {out / FIGURE} ({record['wall_seconds']:.1f} s)")
+        print(header_line(record))
         _print_summary(record)
         if stop.requested is None:
             return 0
         print(f"dinv: {stop.signal_name} arrived as the run was ending; its results are "
               "complete", file=sys.stderr)
         return exit_status(stop.requested)
+    print(header_line(record))
+    _print_summary(record)
     where = shlex.quote(str(out))
     if get_experiment(args.name).checkpoints:
         advice = (f"wrote {out / CHECKPOINT} and partial results; continue with: "

@@ -24,6 +24,7 @@ import numpy as np
 
 from dinv.experiments.models_spec import SPIKING_SETTINGS, ModelSpec
 from dinv.experiments.regression import train_regression
+from dinv.experiments.settings import CIRCUIT_DESCRIPTIONS, RINIT_DESCRIPTION
 from dinv.models.network import FeedforwardNetwork
 
 RATE_MODELS = (
@@ -95,6 +96,60 @@ DEFAULTS = {
     "spiking_updates": 200,
 }
 QUICK = {"samples": 300, "fixed_norm_samples": 300, "spiking_updates": 100}
+
+DESCRIPTIONS = {
+    **CIRCUIT_DESCRIPTIONS,
+    "sizes": "layer widths of the student and the teacher, input first",
+    "samples": "size of the data set: one online pass, one update per sample after the "
+               "first (which only measures)",
+    "fixed_norm_samples": "size of the data set with fixed_norm (Fig. 3b)",
+    "lr": "learning rate eta of the online updates",
+    "init_scale": "initial weights U(-init_scale, init_scale), shared by all models",
+    "clip_hidden": "hidden errors clipped to this norm",
+    "fixed_norm": "scale every layer's update to unit Frobenius norm (Fig. 3b)",
+    "iterations": "stop after this many updates (null: one pass over the data set)",
+    "parallel": "run the closed-form models, curves and errors in a companion process",
+    "error_dtype": "precision of the forward pass of the data-set error: 'float64' or "
+                   "'float32'",
+    "restabilise": "re-stabilise DI/SLDI feedback whenever a circuit turns unstable",
+    "rinit": RINIT_DESCRIPTION,
+    "repair": "options over rinit for re-stabilisation during training",
+    "spiking_neurons_per_dim": "neurons per represented dimension of the spiking DI models, "
+                               "by population ('scn', 'lif')",
+    "spiking_tau_system_ms": "time constant (ms) of the spiking DI models' systems",
+    "spiking_tau_controller_ms": "time constant (ms) of the spiking DI models' controllers",
+    "spiking_dt": "Euler step of the spiking DI models by population, in units of the "
+                  "faster time constant",
+    "spiking_scn_steps_per_readout": "steps per scn readout time constant (the scn step "
+                                     "limit)",
+    "spiking_steps": "Euler steps per settle of the spiking DI models, by population",
+    "spiking_radius_margin": "radii of the spiking populations: this times the largest "
+                             "component of each sample's closed-form state",
+    "spiking_updates": "updates the spiking DI models train on, the first of the pass "
+                       "(null: all)",
+}
+"""One line per setting (``dinv run linear-regression --help``)."""
+
+UNITS = {
+    "error": "dimensionless",
+    "nmse": "dimensionless",
+    "error_ratio": "dimensionless",
+    "eigenvalue": "1/tau_system",
+    "angle_B": "degrees",
+    "angle_ndi": "degrees",
+    "angle_pbp": "degrees",
+    "median_angle_ndi": "degrees",
+    "updates": "updates",
+    "wall_seconds": "s",
+    "angle_ndi_deg": "degrees",
+    "seconds_per_update": "s",
+    "seconds": "s",
+    "tau_system_ms": "ms",
+    "tau_controller_ms": "ms",
+}
+"""Unit of every quantity of results.json (recorded in it as ``units``): ``error`` is the
+summed squared error over the data set, ``nmse`` the error over the largest of any model,
+``eigenvalue`` the Jacobian's spectral abscissa (time in units of tau_system)."""
 NAME = "linear regression"
 """Label of the progress bar."""
 

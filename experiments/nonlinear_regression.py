@@ -32,6 +32,16 @@ DEFAULTS = {
     "error_dtype": "float32",
 }
 QUICK = {"samples": 300}
+
+DESCRIPTIONS = {
+    **{k: v for k, v in linear_regression.DESCRIPTIONS.items()
+       if k != "fixed_norm_samples" and not k.startswith("spiking_")},
+    "teacher_scale": "teacher weights and biases U(-teacher_scale, teacher_scale)",
+}
+"""One line per setting (``dinv run nonlinear-regression --help``)."""
+
+UNITS = linear_regression.UNITS
+"""Unit of every quantity of results.json (as `linear_regression.UNITS`)."""
 NAME = "nonlinear regression"
 """Label of the progress bar."""
 

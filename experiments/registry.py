@@ -62,6 +62,10 @@ class Experiment:
         marks on it the models whose settles fell short (`mark_unsettled`).
     options : tuple of Option
         Extra command-line flags.
+    descriptions : dict
+        One line per setting of ``defaults``: what it means (``dinv run NAME --help``).
+    units : dict
+        Unit of every quantity of the results, written into results.json as ``units``.
     checkpoints : bool
         Long runs that write checkpoints into their output folder and can be
         resumed (``dinv run NAME --resume DIR``).
@@ -75,6 +79,8 @@ class Experiment:
     figure: Callable
     options: tuple = field(default_factory=tuple)
     checkpoints: bool = False
+    descriptions: dict = field(default_factory=dict)
+    units: dict = field(default_factory=dict)
 
     def __post_init__(self):
         draw = self.figure
@@ -142,6 +148,8 @@ EXPERIMENTS = {
         defaults=linear_regression.DEFAULTS,
         quick=linear_regression.QUICK,
         run=linear_regression.run,
+        descriptions=linear_regression.DESCRIPTIONS,
+        units=linear_regression.UNITS,
         figure=_linear_figure,
         options=(Option("--fixed-norm", "fixed_norm", "unit-norm updates (Fig. 3b)"),),
     ),
@@ -151,6 +159,8 @@ EXPERIMENTS = {
         defaults=nonlinear_regression.DEFAULTS,
         quick=nonlinear_regression.QUICK,
         run=nonlinear_regression.run,
+        descriptions=nonlinear_regression.DESCRIPTIONS,
+        units=nonlinear_regression.UNITS,
         figure=_nonlinear_figure,
         options=(Option("--fixed-norm", "fixed_norm", "unit-norm updates"),),
     ),
@@ -160,6 +170,8 @@ EXPERIMENTS = {
         defaults=classification.DEFAULTS,
         quick=classification.QUICK,
         run=classification.run,
+        descriptions=classification.DESCRIPTIONS,
+        units=classification.UNITS,
         figure=lambda results: classification_figure(
             results["history"], results["models"], results["paper_test_error"],
             results["dataset"]["name"]),
@@ -172,6 +184,8 @@ EXPERIMENTS = {
         defaults=autoencoder.DEFAULTS,
         quick=autoencoder.QUICK,
         run=autoencoder.run,
+        descriptions=autoencoder.DESCRIPTIONS,
+        units=autoencoder.UNITS,
         figure=_autoencoder_figure,
         options=DATA_OPTIONS,
         checkpoints=True,
@@ -182,6 +196,8 @@ EXPERIMENTS = {
         defaults=alpha_sweep.DEFAULTS,
         quick=alpha_sweep.QUICK,
         run=alpha_sweep.run,
+        descriptions=alpha_sweep.DESCRIPTIONS,
+        units=alpha_sweep.UNITS,
         figure=lambda results: alpha_sweep_figure(results["alphas"], results["layers"]),
     ),
     "timescales": Experiment(
@@ -190,6 +206,8 @@ EXPERIMENTS = {
         defaults=timescales.DEFAULTS,
         quick=timescales.QUICK,
         run=timescales.run,
+        descriptions=timescales.DESCRIPTIONS,
+        units=timescales.UNITS,
         figure=lambda results: timescales_figure(results["pair"], results["chains"],
                                                  results["config"]["tolerance"],
                                                  results.get("pid")),

@@ -11,7 +11,6 @@ import time
 
 import numpy as np
 from brian2 import ms
-from tqdm import tqdm
 
 from dinv.analysis.metrics import matrix_angle, nmse, vector_angle
 from dinv.errors import InputError
@@ -25,6 +24,7 @@ from dinv.experiments.models_spec import (
     select_models,
     spiking_circuit,
 )
+from dinv.experiments.progress import Progress
 from dinv.experiments.settle_stats import SettleStats
 from dinv.models.initialisation import init_feedback
 from dinv.models.rules import pbp
@@ -220,7 +220,8 @@ def train_regression(name, config, specs, X, Y, base, rng, progress, stop=None):
     dict
         ``models``, ``rules``, ``error`` (before training and after every
         update), ``nmse``, ``final``, ``curves`` (key -> model -> (layers,
-        iterations)), ``restabilised`` (events), ``median_angle_ndi``
+        iterations)), ``updates`` (the x axes of ``error`` and ``curves``),
+        ``restabilised`` (events), ``median_angle_ndi``
         (model -> per layer) and ``settling`` (per circuit model, see
         `dinv.experiments.settle_stats.SettleStats.summary`); after a stop
         request the errors and curves of the updates done and ``interrupted``
@@ -449,20 +450,22 @@ def _online_pass(name, cells, update, progress, stop=None):
     members = [(cell, k) for cell in cells for k in cell.circuit]
     learners = [cell.learners[k] for cell, k in members]
     done = size
-    for it in tqdm(range(size), desc=name, disable=not progress, mininterval=1.0):
-        if stop_requested(stop):  # between updates: never inside a settle
-            done = it
-            break
-        step = None
-        if learners:
-            xs = [cell.X[cell.order[it]:cell.order[it] + 1] for cell, _ in members]
-            ts = [cell.Y[cell.order[it]:cell.order[it] + 1] for cell, _ in members]
-            step = train_step_each(learners, xs, ts, update)
-        first = 0
-        for cell in cells:
-            count = len(cell.circuit)
-            cell.after_step(it, None if step is None else step.part(first, first + count))
-            first += count
+    with Progress(total=size, desc=name, unit="update", disable=not progress) as bar:
+        for it in range(size):
+            if stop_requested(stop):  # between updates: never inside a settle
+                done = it
+                break
+            step = None
+            if learners:
+                xs = [cell.X[cell.order[it]:cell.order[it] + 1] for cell, _ in members]
+                ts = [cell.Y[cell.order[it]:cell.order[it] + 1] for cell, _ in members]
+                step = train_step_each(learners, xs, ts, update)
+            first = 0
+            for cell in cells:
+                count = len(cell.circuit)
+                cell.after_step(it, None if step is None else step.part(first, first + count))
+                first += count
+            bar.update(1)
     return done
 
 
@@ -489,6 +492,10 @@ def _regression_results(specs, learners, errors, values, events):
             for name_, err in zip(names, errors)
         },
         "curves": curves,
+        # The x axes: error[i] after updates["error"][i] updates (0: before training),
+        # curves[..][j] during update updates["curves"][j] (README: results.json).
+        "updates": {"error": list(range(errors.shape[1])),
+                    "curves": list(range(1, values["angle_ndi"].shape[-1] + 1))},
         "restabilised": events,
         "median_angle_ndi": {
             model: [float(np.nanmedian(layer)) if np.any(np.isfinite(layer)) else None

@@ -18,6 +18,10 @@ RESULTS = "results.json"
 FIGURE = "figure.png"
 """File name of a run's figure inside its output folder."""
 
+RESULTS_FORMAT = 2
+"""Layout version of results.json (2: keyed by model name throughout, with ``units``;
+described by the JSON Schemas in ``dinv/schemas``, `dinv.analysis.results_schema`)."""
+
 
 def package_versions():
     """Versions of Python and of the packages that decide the numbers."""
@@ -94,8 +98,11 @@ def save_figure(fig, path, dpi=130):
     _atomic_write(path, lambda handle: fig.savefig(handle, format="png", dpi=dpi))
 
 
-def run_record(name, config, results, seconds, interruption=None):
+def run_record(name, config, results, seconds, interruption=None, units=None):
     """The full record of one run, as written to results.json.
+
+    ``units`` (the experiment's `Experiment.units`) is recorded as ``units``: the unit of
+    every quantity, by key; ``results_format`` is `RESULTS_FORMAT`.
 
     ``interrupted`` tells whether the run was stopped early (by SIGINT or
     SIGTERM); ``interruption`` then says by which signal and after how much
@@ -111,5 +118,7 @@ def run_record(name, config, results, seconds, interruption=None):
         "wall_seconds": seconds,
         "interrupted": interruption is not None,
         "interruption": interruption,
+        "results_format": RESULTS_FORMAT,
+        "units": dict(units or {}),
         **results,
     }

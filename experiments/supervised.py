@@ -25,11 +25,11 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-from tqdm import tqdm
 
 from dinv.errors import InputError
 from dinv.experiments.interrupts import stop_requested
 from dinv.experiments.models_spec import circuit_options, rinit_options
+from dinv.experiments.progress import Progress
 from dinv.experiments.results import _atomic_write, jsonable
 from dinv.experiments.settle_stats import SettleStats
 from dinv.models.network import forward_layers
@@ -60,7 +60,8 @@ class Evaluation:
     metrics : tuple of str
         Names of the measured quantities (e.g. 'test_error').
     measure : callable
-        ``measure(learners) -> {metric: [value per learner]}``.
+        ``measure(learners) -> {metric: [value per learner]}`` (the history keys
+        them by model name).
     headline : str
         The metric shown in the progress bar.
     """
@@ -162,6 +163,16 @@ def restore_learners(learners, arrays):
         held[index] = np.array(saved, dtype=current.dtype, order="K")
 
 
+def by_model(history, models):
+    """``history`` with every metric keyed by model name (results format 2).
+
+    An evaluation of an older run or checkpoint lists a metric's values in the order
+    of ``models``; one already keyed by name is kept as it is.
+    """
+    return [{key: dict(zip(models, value)) if isinstance(value, list) else value
+             for key, value in entry.items()} for entry in history]
+
+
 def _slices(n, batch_size, start):
     return [(s, min(s + batch_size, n)) for s in range(start, n, batch_size)]
 
@@ -202,7 +213,7 @@ def train_epochs(name, config, learners, data, evaluation, folder=None, resume=N
     Returns
     -------
     dict
-        ``history`` (list of {'samples', 'epoch', metric: [per model]}),
+        ``history`` (list of {'samples', 'epoch', metric: {model: value}}),
         ``restabilised`` (events), ``epoch_seconds`` (training time per epoch,
         split as in `TIMINGS`), ``eval_seconds`` and
         ``settle_steps`` (mean Euler steps per settle of the circuit models)
@@ -224,21 +235,21 @@ def train_epochs(name, config, learners, data, evaluation, folder=None, resume=N
     else:
         state, arrays = resume
         restore_learners(learners, arrays)
+        state["history"] = by_model(state["history"], [lrn.name for lrn in learners])
     stats = SettleStats(update.circuit.settle_tol, state.setdefault("settling", {}))
 
     def measure():
         start = time.perf_counter()
         values = evaluation.measure(learners)
-        state["history"].append({"samples": state["samples"],
-                                 "epoch": state["samples"] / n, **values})
+        state["history"].append({"samples": state["samples"], "epoch": state["samples"] / n,
+                                 **by_model([values], [lrn.name for lrn in learners])[0]})
         state["eval_seconds"] += time.perf_counter() - start
         return values
 
     if not state["history"]:
         measure()
-    bar = tqdm(total=int(config["epochs"]) * n, initial=state["samples"], desc=name,
-               unit="sample", unit_scale=True, disable=not progress, mininterval=1.0,
-               smoothing=0.1)
+    bar = Progress(total=int(config["epochs"]) * n, initial=state["samples"], desc=name,
+                   unit="sample", unit_scale=True, disable=not progress, smoothing=0.1)
     since_checkpoint, last_checkpoint = 0, time.monotonic()
     interrupted = None
     try:
@@ -354,7 +365,7 @@ def summary(specs, data, sizes, trained, metrics):
         "dataset": {"name": data.name, "source": data.source,
                     "train": int(data.x_train.shape[0]), "test": int(data.x_test.shape[0])},
         "sizes": sizes,
-        "final": {s.name: {m: last[m][k] for m in metrics} for k, s in enumerate(specs)},
+        "final": {s.name: {m: last[m][s.name] for m in metrics} for s in specs},
         **trained,
     }
 

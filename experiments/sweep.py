@@ -366,7 +366,8 @@ def _write_error(cell_dir, cell, exc, tb, command):
 
 def _write_results(cell_dir, experiment, cell, results, seconds, command, group):
     interruption = results.pop("interrupted", None)
-    record = run_record(experiment.name, cell.config, results, seconds, interruption)
+    record = run_record(experiment.name, cell.config, results, seconds, interruption,
+                        experiment.units)
     record["command"] = command
     record["sweep"] = {"cell": cell.id, "grid": cell.values, "stacked_with": group - 1}
     write_json(cell_dir / RESULTS, record)

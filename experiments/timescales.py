@@ -33,6 +33,8 @@ from dinv.circuits import (
 from dinv.circuits.chains import settle_chain
 from dinv.experiments.interrupts import stop_requested
 from dinv.experiments.models_spec import circuit_options
+from dinv.experiments.progress import Progress
+from dinv.experiments.settings import CIRCUIT_DESCRIPTIONS
 from dinv.experiments.settle_stats import SettleStats
 from dinv.models.rules import ndi
 from dinv.validation import check_count
@@ -74,6 +76,50 @@ DEFAULTS = {
 QUICK = {"ratios": [0.5, 1.0, 4.0], "steps": 3000, "pid_grid_kp": [0.0, 1.0],
          "pid_grid_kd": [0.0, 0.5],
          "pid_scan_kp": [-2.0, 4.0, 13], "pid_scan_kd": [-1.0, 2.0, 7]}
+
+DESCRIPTIONS = {
+    **{k: v for k, v in CIRCUIT_DESCRIPTIONS.items() if k not in ("models", "pid_filter_ratio")},
+    "pair": "widths [d_l, d_(l-1)] of the layer pair",
+    "alpha": "leak alpha of every circuit",
+    "ratios": "tau_controller / tau_system of the layer-pair study",
+    "widths": "layer widths of the deep chains, input first",
+    "hierarchy_factor": "per-layer factor of the controllers' time constants in the chains",
+    "tolerance": "relative error to the steady state that counts as converged",
+    "record_every": "record the traces every this many Euler steps",
+    "weight_scale": "W ~ N(0, weight_scale^2 / d_(l-1))",
+    "pid_grid_kp": "PID study: the proportional gains K_p simulated",
+    "pid_grid_kd": "PID study: the derivative gains K_d simulated (units of tau_controller)",
+    "pid_filter_ratio": "tau_d / tau_controller of the PID controllers' derivative filters",
+    "pid_scan_kp": "PID scan by the Euler step's spectral radius: [first, last, count] of K_p",
+    "pid_scan_kd": "PID scan by the Euler step's spectral radius: [first, last, count] of K_d",
+}
+"""One line per setting (``dinv run timescales --help``)."""
+
+UNITS = {
+    "ratio": "dimensionless",
+    "tau_controller_over_system": "dimensionless",
+    "time": "tau_system",
+    "rate": "1/tau_system",
+    "predicted_rate": "1/tau_system",
+    "integral_rate": "1/tau_system",
+    "abscissa": "1/tau_system",
+    "overshoot": "dimensionless",
+    "final_error": "dimensionless",
+    "final_error_all_layers": "dimensionless",
+    "residual": "dimensionless",
+    "trace_t": "tau_system",
+    "trace_error": "dimensionless",
+    "step_radius": "dimensionless",
+    "speedup": "dimensionless",
+    "rate_speedup": "dimensionless",
+    "stable_fraction": "dimensionless",
+    "kp": "dimensionless",
+    "kd": "tau_controller",
+    "filter_ratio": "dimensionless",
+    "wall_seconds": "s",
+}
+"""Unit of every quantity of results.json (recorded in it as ``units``): times in units of
+tau_system (10 ms), errors relative to the closed-form steady state."""
 
 TAU_SYSTEM = 10 * ms
 
@@ -175,9 +221,15 @@ def run(config, progress=True, stop=None):
     rng = np.random.default_rng(config["seed"])
     stats = SettleStats(config.get("settle_tol", 1e-3))
     case = _pair_case(config, rng)
-    pair = _pair_study(config, case, stop)
-    chains = {} if stop_requested(stop) else _chain_study(config, rng, stop)
-    pid = {"grid": []} if stop_requested(stop) else _pid_study(config, case, stop)
+    total = len(config["ratios"]) + len(ARCHITECTURES) * len(HIERARCHIES) \
+        + len(gains[0]) * len(gains[1])
+    # One step per settle: the ratios, the chains (and their reference), the integral
+    # controller, the gain grid and the best gains of the scan.
+    with Progress(total=total + 3, desc="timescales", unit="settle",
+                  disable=not progress) as bar:
+        pair = _pair_study(config, case, stop, bar)
+        chains = {} if stop_requested(stop) else _chain_study(config, rng, stop, bar)
+        pid = {"grid": []} if stop_requested(stop) else _pid_study(config, case, stop, bar)
     for label, cases in (("layer pair", pair), ("chains", list(chains.values())),
                          ("pid", pid["grid"])):
         for entry in cases:
@@ -185,8 +237,6 @@ def run(config, progress=True, stop=None):
                 stats.add(label, entry["residual"], entry["unstable"])
     results = {"pair": pair, "chains": chains, "pid": pid, "settling": stats.summary()}
     done = len(pair) + len(chains) + len(pid["grid"])
-    total = len(config["ratios"]) + len(ARCHITECTURES) * len(HIERARCHIES) \
-        + len(gains[0]) * len(gains[1])
     if done < total:
         results["interrupted"] = stop.report(done, total, "measurements")
     return results
@@ -206,7 +256,7 @@ def _pair_case(config, rng):
     return W, -W.T, rng.standard_normal((1, d_out))
 
 
-def _pair_study(config, case, stop=None):
+def _pair_study(config, case, stop=None, bar=None):
     """The layer pair settled for every ratio tau_controller / tau_system."""
     W, B, delta = case
     alpha = config["alpha"]
@@ -230,6 +280,7 @@ def _pair_study(config, case, stop=None):
             pair.append({**stability, "diverged": str(exc), "time": float("nan"),
                          "rate": float("nan"), "overshoot": float("nan"),
                          "final_error": float("nan"), "trace_t": [], "trace_error": []})
+            _step(bar)
             continue
         traces = result.traces
         metrics = trace_metrics(traces["t"], traces["delta"][:, 0], target[None],
@@ -243,10 +294,17 @@ def _pair_study(config, case, stop=None):
             / np.sqrt(np.sum(target ** 2)),
         })
         pair.append(metrics)
+        _step(bar)
     return pair
 
 
-def _chain_study(config, rng, stop=None):
+def _step(bar):
+    """One settle done (``bar``: a `Progress` or None)."""
+    if bar is not None:
+        bar.update(1)
+
+
+def _chain_study(config, rng, stop=None, bar=None):
     """The chain settled sequentially and as repeat layers, for three hierarchies."""
     alpha = config["alpha"]
     widths = config["widths"]
@@ -258,6 +316,7 @@ def _chain_study(config, rng, stop=None):
     options = circuit_options(config, record_every=config["record_every"])
     reference = settle_chain(weights, feedback, output, alpha, architecture="repeat",
                              options=options, steps=4 * config["steps"], record_every=0).deltas
+    _step(bar)
     factor = config["hierarchy_factor"]
     hierarchies = dict(zip(HIERARCHIES, (
         [factor ** l for l in range(1, depth)],
@@ -281,6 +340,7 @@ def _chain_study(config, rng, stop=None):
             except CircuitDivergedError as exc:
                 chains[key] = {"diverged": str(exc), "time": float("nan"),
                                "overshoot": float("nan"), "tau_controller_over_system": scales}
+                _step(bar)
                 continue
             if architecture == "sequential":
                 # Each layer pair in turn: the time it needs to settle (to its
@@ -299,10 +359,11 @@ def _chain_study(config, rng, stop=None):
                                 float(np.linalg.norm(d - r) / np.linalg.norm(r))
                                 for d, r in zip(result.deltas, reference)]})
             chains[key] = metrics
+            _step(bar)
     return chains
 
 
-def _pid_study(config, case, stop=None):
+def _pid_study(config, case, stop=None, bar=None):
     """The reference layer pair (tau_controller = tau_system) under PID controllers.
 
     Returns
@@ -331,6 +392,7 @@ def _pid_study(config, case, stop=None):
 
     integral = {**measure(CONTROLLER), "abscissa": pid_abscissa(W, B, alpha),
                 "step_radius": pid_step_radius(W, B, alpha, dt)}
+    _step(bar)
     grid = []
     for kp in config["pid_grid_kp"]:
         for kd in config["pid_grid_kd"]:
@@ -350,7 +412,9 @@ def _pid_study(config, case, stop=None):
                               "final_error": float("nan")})
             point["speedup"] = float(integral["time"] / point["time"])
             grid.append(point)
+            _step(bar)
     scan = None if stop_requested(stop) else _pid_scan(config, case, measure, integral)
+    _step(bar)
     stable = [p for p in grid if p["diverged"] is None and p["step_radius"] < 1
               and np.isfinite(p["time"])]
     fastest = min(stable, key=lambda p: p["time"], default=None)

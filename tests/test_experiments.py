@@ -5,6 +5,8 @@ import json
 import numpy as np
 import pytest
 
+from dinv.analysis import load_results, validate_results
+from dinv.analysis.results import COLUMNS
 from dinv.circuits import POPULATION_MODELS
 from dinv.experiments.cli import main
 from dinv.experiments.registry import EXPERIMENTS
@@ -21,11 +23,34 @@ REGRESSIONS = ("linear-regression", "nonlinear-regression")
 
 
 @pytest.mark.parametrize("name", sorted(EXPERIMENTS))
-def test_quick_run_writes_results_and_figure(tmp_path, name):
-    """Every experiment's --quick protocol writes a complete results.json and a PNG."""
-    code, out = run_cli(tmp_path, name, "--quick", "--seed", "3")
+def test_quick_run_writes_results_and_figure(tmp_path, name, capsys):
+    """Every experiment's --quick protocol writes a complete results.json that its JSON
+    Schema accepts, with units, keyed by model name, and a PNG; it shows progress and
+    ends with a summary table; `load_results` makes a tidy table of it, `dinv show`
+    prints its summary, and a quick run leaves no checkpoint behind."""
+    out = tmp_path / "out"
+    code = main(["run", name, "--quick", "--seed", "3", "--out", str(out)])
     assert code == 0
+    printed = capsys.readouterr()
+    assert "compiling Brian2 code" in printed.err  # the progress bar's first phase
+    assert f"{name} (seed 3, --quick), finished in" in printed.out
     record = json.loads((out / "results.json").read_text())
+    validate_results(record)
+    assert record["results_format"] == 2 and record["units"]
+    assert not (out / "checkpoint.npz").exists()
+    frame = load_results(out)
+    assert tuple(frame.columns) == COLUMNS and len(frame) > 0
+    assert set(frame["experiment"]) == {name}
+    assert frame["unit"].notna().any()
+    assert main(["show", str(out)]) == 0
+    shown = capsys.readouterr().out
+    assert shown.startswith(f"{out}: {name} (seed 3, --quick), finished in")
+    assert "\n".join(shown.splitlines()[1:]) in printed.out  # the same summary table
+    if "history" in record:
+        for entry in record["history"]:
+            for metric, values in entry.items():
+                if metric not in ("samples", "epoch"):
+                    assert list(values) == record["models"], metric
     assert record["experiment"] == name
     assert record["seed"] == 3 and record["config"]["seed"] == 3
     assert record["config"]["quick"] is True
@@ -34,10 +59,18 @@ def test_quick_run_writes_results_and_figure(tmp_path, name):
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
     if name in REGRESSIONS:
         assert set(record["final"]) == set(record["models"])
+        # One update per sample after the first: the errors before training and after
+        # every update; the curves during every update.
+        updates = record["updates"]
+        assert updates["error"] == list(range(300)) and updates["curves"] == list(range(1, 300))
+        for curve in record["curves"].values():
+            for layers in curve.values():
+                assert all(len(values) == len(updates["curves"]) for values in layers)
         for name_, err in record["error"].items():
             err = np.asarray(err, dtype=float)
             assert np.all(np.isfinite(err)), name_
             assert err[-1] < err[0], f"{name_} did not learn"
+            assert len(err) == len(updates["error"])
 
 
 def test_alpha_sweep_matches_eq_12(tmp_path):

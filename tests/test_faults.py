@@ -168,7 +168,8 @@ def test_signal_then_resume_gives_the_uninterrupted_numbers(tmp_path, small_mnis
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_quick_mnist_signal_then_resume_gives_the_uninterrupted_numbers(tmp_path, signum):
     """The same with ``dinv run mnist --quick`` (checkpoints every 300 samples)."""
-    args = ["run", "mnist", "--quick", "--set", "checkpoint_every=300", "--no-progress"]
+    args = ["run", "mnist", "--quick", "--set", "checkpoint_every=300", "--no-progress",
+            "--keep-checkpoints"]
     whole = tmp_path / "whole"
     subprocess.run(CLI + args + ["--out", str(whole)], cwd=ROOT, check=True,
                    capture_output=True)

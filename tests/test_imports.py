@@ -6,8 +6,8 @@ from pathlib import Path
 
 BRIAN2_FREE = ("dinv.theory", "dinv.models.network", "dinv.models.rules",
                "dinv.models.stabilise", "dinv.analysis.metrics", "dinv.analysis.stability",
-               "dinv.analysis.style", "dinv.analysis.figures",
-               "dinv.experiments.datasets", "dinv.experiments.errors", "dinv.analysis.sweeps")
+               "dinv.experiments.datasets", "dinv.experiments.errors", "dinv.analysis.sweeps",
+               "dinv.analysis.results")
 
 
 def test_closed_form_modules_leave_brian2_out():

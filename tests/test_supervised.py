@@ -83,7 +83,7 @@ def test_evaluation_schedule_and_epoch_ends(tmp_path):
     samples = [h["samples"] for h in out["history"]]
     assert samples == [0, 12, 21, 30, 40, 52, 61, 70, 80]
     assert [h["epoch"] for h in out["history"]][-1] == 2.0
-    errors = [h["error"][0] for h in out["history"]]
+    errors = [h["error"]["BP"] for h in out["history"]]  # keyed by model name
     assert errors[-1] < errors[0]
     assert len(out["epoch_seconds"]) == 2
     meta, arrays = read_checkpoint(tmp_path)

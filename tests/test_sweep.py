@@ -190,6 +190,23 @@ def test_sweep_completes_and_load_sweep_returns_its_rows(finished):
         assert value["value"].item() == alone["final"][model]["nmse"]
 
 
+def test_sweep_cells_follow_the_schema_and_show(finished, capsys):
+    """Every cell's results.json validates against the experiment's schema (with its
+    ``sweep`` entry); `load_results` of the sweep folder has a ``cell`` column; `dinv show`
+    prints the counts and the primary metric per model."""
+    from dinv.analysis import load_results, validate_results
+
+    spec, out, _ = finished
+    for path in (out / "cells").glob("*/results.json"):
+        validate_results(path)
+    frame = load_results(out)
+    assert frame.columns[0] == "cell" and set(frame["cell"]) >= {"seed=0", "seed=3"}
+    assert main(["show", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "sweep of linear-regression over seed: 4 done of 4 cells" in text
+    assert "final nmse over the cells:" in text and "DI a=0.01" in text
+
+
 def test_workers_are_set_up(finished, cluster):
     """Brian2's cache locks on, SIGINT left to the client, one BLAS thread."""
     def probe():

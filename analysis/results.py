@@ -1,0 +1,247 @@
+"""Reading a run's results.json: its JSON Schema, validation, a tidy table (no Brian2).
+
+Every experiment's ``results.json`` is described by a JSON Schema (draft 2020-12)
+shipped with the package, ``dinv/schemas/NAME.schema.json`` (`schema_path`), whose
+shared parts sit in ``common.schema.json`` beside it. `validate_results` checks a
+record against it (with the optional ``jsonschema`` package) and `load_results` turns
+a record into one tidy pandas table:
+
+========== ================================================================
+column     meaning
+========== ================================================================
+experiment the experiment's name (``dinv list``)
+model      model name; alpha-sweep: ``"LAYER ndi"`` / ``"LAYER circuit"``;
+           timescales: ``"layer pair"``, a chain's label, ``"integral"``
+           or ``"PID kp=.. kd=.."``
+metric     e.g. ``error``, ``nmse``, ``angle_ndi``, ``test_error``; numbers
+           of ``final`` as ``final_<name>``; settling as ``settles``,
+           ``unsettled``, ``unsettled_fraction``, ``worst_residual``,
+           ``median_residual``
+layer      the layer of a per-layer curve (regressions' ``curves``,
+           ``median_angle_ndi``), else missing
+step       the x value of a series: updates (regressions), training
+           samples seen (mnist, autoencoder), alpha (alpha-sweep),
+           tau_controller / tau_system (timescales' layer pair); NaN
+           for single numbers
+step_unit  what ``step`` counts: ``updates``, ``samples``, ``alpha``,
+           ``tau_controller/tau_system`` (missing for single numbers)
+value      the number (NaN where results.json holds null)
+unit       the unit from the record's ``units`` (e.g. ``%``, ``degrees``,
+           ``dimensionless``, ``tau_system``); missing if not recorded
+========== ================================================================
+
+Records of results format 1 (before ``units`` and the model-keyed history) load
+too, without units.
+"""
+
+import json
+import math
+from importlib import resources
+from pathlib import Path
+
+COLUMNS = ("experiment", "model", "metric", "layer", "step", "step_unit", "value", "unit")
+"""Columns of `load_results`' table, in order."""
+
+SCHEMA_FOLDER = "schemas"
+"""Folder of the JSON Schemas inside the installed ``dinv`` package."""
+
+RESULTS = "results.json"
+
+
+def schema_path(experiment):
+    """Path of the JSON Schema of ``experiment``'s results.json, in the installed package.
+
+    ``schema_path("common")`` is the file of the parts every experiment shares.
+    """
+    path = resources.files("dinv") / SCHEMA_FOLDER / f"{experiment}.schema.json"
+    if not path.is_file():
+        known = sorted(p.name.removesuffix(".schema.json")
+                       for p in (resources.files("dinv") / SCHEMA_FOLDER).iterdir()
+                       if p.name.endswith(".schema.json"))
+        raise ValueError(f"no results schema for {experiment!r}; there are: {', '.join(known)}")
+    return Path(str(path))
+
+
+def results_schema(experiment):
+    """The JSON Schema (a dict) of ``experiment``'s results.json."""
+    return json.loads(schema_path(experiment).read_text())
+
+
+def _registry():
+    from referencing import Registry, Resource
+
+    folder = schema_path("common").parent
+    return Registry().with_resources(
+        (path.name, Resource.from_contents(json.loads(path.read_text())))
+        for path in folder.glob("*.schema.json"))
+
+
+def validate_results(record):
+    """Check a results record (a dict, or the path of a results.json or of its folder)
+    against its experiment's JSON Schema.
+
+    Needs the ``jsonschema`` package (``pip install dynamic-inversion[test]``).
+
+    Raises
+    ------
+    jsonschema.ValidationError
+        Naming the first place where the record breaks the schema.
+    """
+    import jsonschema
+
+    if not isinstance(record, dict):
+        record = _read(record)
+    schema = results_schema(record["experiment"])
+    validator = jsonschema.Draft202012Validator(schema, registry=_registry())
+    validator.validate(record)
+
+
+def _read(path):
+    path = Path(path)
+    if path.is_dir():
+        path = path / RESULTS
+    return json.loads(path.read_text())
+
+
+def _value(value):
+    if value is None:
+        return math.nan
+    return float(value)
+
+
+def load_results(path):
+    """One run's results as a tidy table (see the module docstring for the columns).
+
+    Parameters
+    ----------
+    path : str or Path or dict
+        A results.json, the folder holding one, a sweep folder (every cell's results,
+        with a ``cell`` column) or an already loaded record.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns `COLUMNS` (and ``cell`` for a sweep folder).
+    """
+    import pandas as pd
+
+    if isinstance(path, dict):
+        return _frame(pd, _rows(path))
+    path = Path(path)
+    if path.is_dir() and not (path / RESULTS).exists() and (path / "cells").is_dir():
+        frames = []
+        for cell in sorted((path / "cells").iterdir()):
+            if (cell / RESULTS).is_file():
+                frame = _frame(pd, _rows(_read(cell)))
+                frame.insert(0, "cell", cell.name)
+                frames.append(frame)
+        if not frames:
+            return _frame(pd, []).assign(cell=pd.Series(dtype="string"))
+        return pd.concat(frames, ignore_index=True)
+    return _frame(pd, _rows(_read(path)))
+
+
+def _frame(pd, rows):
+    frame = pd.DataFrame(rows, columns=list(COLUMNS))
+    frame["layer"] = frame["layer"].astype("Int64")
+    frame["step"] = frame["step"].astype(float)
+    frame["value"] = frame["value"].astype(float)
+    for column in ("experiment", "model", "metric", "step_unit", "unit"):
+        frame[column] = frame[column].astype("string")
+    return frame
+
+
+def _rows(record):
+    """``COLUMNS`` tuples of every number of a record worth a row."""
+    experiment = record["experiment"]
+    units = record.get("units") or {}
+    rows = []
+
+    def add(model, metric, value, step=math.nan, step_unit=None, layer=None, unit_of=None):
+        rows.append((experiment, model, metric, layer, float(step), step_unit,
+                     _value(value), units.get(unit_of or metric)))
+
+    for model, final in (record.get("final") or {}).items():
+        for metric, value in (final or {}).items():
+            if value is None or isinstance(value, (int, float)):
+                add(model, f"final_{metric}", value, unit_of=metric)
+    if "error" in record and "nmse" in record:
+        _regression_rows(record, add)
+    if record.get("history"):
+        _history_rows(record, add)
+    if "layers" in record and "alphas" in record:
+        _alpha_rows(record, add)
+    if "pair" in record:
+        _timescales_rows(record, add)
+    for model, entry in (record.get("settling") or {}).items():
+        for key in ("settles", "unsettled", "worst_residual", "median_residual"):
+            add(model, key, entry.get(key),
+                unit_of="circuit_residual" if "residual" in key else key)
+        if entry.get("settles"):
+            add(model, "unsettled_fraction", entry["unsettled"] / entry["settles"])
+    return rows
+
+
+def _regression_rows(record, add):
+    updates = record.get("updates") or {}
+    for metric in ("error", "nmse"):
+        for model, values in record[metric].items():
+            steps = updates.get("error") or range(len(values))
+            for step, value in zip(steps, values):
+                add(model, metric, value, step, "updates")
+    for metric, by_model in (record.get("curves") or {}).items():
+        for model, layers in by_model.items():
+            for layer, values in enumerate(layers):
+                steps = updates.get("curves") or range(1, len(values) + 1)
+                for step, value in zip(steps, values):
+                    if value is not None:  # SLDI's layers beyond the loop
+                        add(model, metric, value, step, "updates", layer)
+    for model, layers in (record.get("median_angle_ndi") or {}).items():
+        for layer, value in enumerate(layers):
+            add(model, "median_angle_ndi", value, layer=layer)
+
+
+def _history_rows(record, add):
+    models = record.get("models") or []
+    for entry in record["history"]:
+        for metric, values in entry.items():
+            if metric in ("samples", "epoch"):
+                continue
+            if isinstance(values, list):  # results format 1: in the order of models
+                values = dict(zip(models, values))
+            for model, value in values.items():
+                add(model, metric, value, entry["samples"], "samples")
+
+
+def _alpha_rows(record, add):
+    alphas = record["alphas"]
+    for layer, entry in record["layers"].items():
+        for metric in ("angle", "relative_error"):
+            for method, values in entry[metric].items():
+                for alpha, value in zip(alphas, values):
+                    add(f"{layer} {method}", metric, value, alpha, "alpha")
+        for alpha, value in zip(alphas, entry.get("circuit_residual", [])):
+            add(f"{layer} circuit", "circuit_residual", value, alpha, "alpha")
+
+
+TIMESCALE_METRICS = ("time", "rate", "predicted_rate", "abscissa", "overshoot", "final_error",
+                     "residual", "step_radius", "speedup")
+
+
+def _timescales_rows(record, add):
+    for entry in record["pair"]:
+        for metric in TIMESCALE_METRICS:
+            if metric in entry:
+                add("layer pair", metric, entry[metric], entry["ratio"],
+                    "tau_controller/tau_system")
+    for label, entry in (record.get("chains") or {}).items():
+        for metric in TIMESCALE_METRICS:
+            if metric in entry:
+                add(label, metric, entry[metric])
+    pid = record.get("pid") or {}
+    points = [("integral", pid["integral"])] if pid.get("integral") else []
+    points += [(f"PID kp={p['kp']:g} kd={p['kd']:g}", p) for p in pid.get("grid", [])]
+    for model, entry in points:
+        for metric in TIMESCALE_METRICS:
+            if metric in entry:
+                add(model, metric, entry[metric])
