@@ -379,7 +379,13 @@ ARCHITECTURE_COLOURS = {"sequential": "#1f77b4", "repeat": "#ff7f0e", "single-lo
 
 
 def _chain_bars(ax, chains, tolerance):
-    """Vertical bars of the chains' convergence times, grouped by hierarchy."""
+    """Vertical bars of the chains' convergence times, grouped by hierarchy (an
+    interrupted run may have none: the panel says so)."""
+    if not chains:
+        ax.text(0.5, 0.5, "no chain settled", ha="center", va="center",
+                transform=ax.transAxes, color="0.4")
+        ax.set_xticks([])
+        return
     parts = [tuple(key.split(", ", 1)) if ", " in key else (key, "") for key in chains]
     architectures = list(dict.fromkeys(a for a, _ in parts))
     hierarchies = list(dict.fromkeys(h for _, h in parts))

@@ -12,19 +12,26 @@ column     meaning
 experiment the experiment's name (``dinv list``)
 model      model name; alpha-sweep: ``"LAYER ndi"`` / ``"LAYER circuit"``;
            timescales: ``"layer pair"``, a chain's label, ``"integral"``
-           or ``"PID kp=.. kd=.."``
+           or ``"PID kp=.. kd=.."``; spiking-inversion:
+           ``"POPULATION CASE"`` (e.g. ``"scn contracting"``)
 metric     e.g. ``error``, ``nmse``, ``angle_ndi``, ``test_error``; numbers
            of ``final`` as ``final_<name>``; settling as ``settles``,
            ``unsettled``, ``unsettled_fraction``, ``worst_residual``,
-           ``median_residual``
+           ``median_residual``; spiking-inversion: the numbers of its
+           records (``angle_deg``, ``rel_error``, ``rms_error``,
+           ``mean_rate_hz``, ...), ``slope_<error>`` and
+           ``silencing_angle_ratio``
 layer      the layer of a per-layer curve (regressions' ``curves``,
            ``median_angle_ndi``), else missing
 step       the x value of a series: updates (regressions), training
            samples seen (mnist, autoencoder), alpha (alpha-sweep),
-           tau_controller / tau_system (timescales' layer pair); NaN
-           for single numbers
+           tau_controller / tau_system (timescales' layer pair);
+           spiking-inversion: neurons per dimension (``scaling``), the
+           readout time constant (``tau_sweep``) or the simulated time
+           (``duration_sweep``); NaN for single numbers
 step_unit  what ``step`` counts: ``updates``, ``samples``, ``alpha``,
-           ``tau_controller/tau_system`` (missing for single numbers)
+           ``tau_controller/tau_system``, ``neurons_per_dim``,
+           ``readout_ms``, ``duration_tau`` (missing for single numbers)
 value      the number (NaN where results.json holds null)
 unit       the unit from the record's ``units`` (e.g. ``%``, ``degrees``,
            ``dimensionless``, ``tau_system``); missing if not recorded
@@ -173,6 +180,8 @@ def _rows(record):
         _alpha_rows(record, add)
     if "pair" in record:
         _timescales_rows(record, add)
+    if "scaling" in record:
+        _spiking_rows(record, add)
     for model, entry in (record.get("settling") or {}).items():
         for key in ("settles", "unsettled", "worst_residual", "median_residual"):
             add(model, key, entry.get(key),
@@ -245,3 +254,25 @@ def _timescales_rows(record, add):
         for metric in TIMESCALE_METRICS:
             if metric in entry:
                 add(model, metric, entry[metric])
+
+
+SPIKING_METRICS = ("angle_deg", "rel_error", "rms_error", "rate_angle_deg", "rate_rel_error",
+                   "mean_rate_hz", "max_rate_hz", "spikes", "residual", "seconds")
+"""Numbers of a spiking-inversion record that `load_results` makes rows of."""
+
+
+def _spiking_rows(record, add):
+    for part, step in (("scaling", "neurons_per_dim"), ("tau_sweep", "readout_ms"),
+                       ("duration_sweep", "duration_tau")):
+        for entry in record.get(part) or []:
+            model = f"{entry['population']} {entry['case']}"
+            for metric in SPIKING_METRICS:
+                if metric in entry:
+                    add(model, metric, entry[metric], entry[step], step)
+    for entry in record.get("slopes") or []:
+        for metric in ("angle_deg", "rel_error", "rms_error"):
+            add(f"{entry['population']} {entry['case']}", f"slope_{metric}", entry.get(metric),
+                unit_of="slope")
+    for population, entry in (record.get("silencing") or {}).items():
+        add(f"{population} {entry['intact']['case']}", "silencing_angle_ratio",
+            entry.get("angle_ratio"), unit_of="angle_ratio")

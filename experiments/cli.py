@@ -438,8 +438,19 @@ def _print_summary(record):
     per model whose settles fell short too often."""
     for line in summary_lines(record):
         print(line)
-    for line in shortfall_warnings(record.get("settling") or {}):
+    for line in shortfall_warnings(record.get("settling") or {}, _more_time(record)):
         print(f"dinv: warning: {line}", file=sys.stderr)
+
+
+def _more_time(record):
+    """Per circuit model whose settles get more time from another setting than steps:
+    the spiking study's (duration) and the regressions' spiking DI models (spiking_steps)."""
+    settling = record.get("settling") or {}
+    if record.get("experiment") == "spiking-inversion":
+        return dict.fromkeys(settling, "simulate longer (--set duration=T, in units of tau)")
+    return {name: f"run more steps (a larger {entry['population']} value of the setting "
+                  f"spiking_steps, now {entry['steps']})"
+            for name, entry in (record.get("spiking") or {}).items()}
 
 
 def _checkpoint_note(args):

@@ -218,6 +218,8 @@ EXPERIMENTS = {
         defaults=spiking_inversion.DEFAULTS,
         quick=spiking_inversion.QUICK,
         run=spiking_inversion.run,
+        descriptions=spiking_inversion.DESCRIPTIONS,
+        units=spiking_inversion.UNITS,
         figure=lambda results: spiking_inversion_figure(
             results["scaling"], results["slopes"], results["tau_sweep"],
             results["duration_sweep"], results["silencing"]),

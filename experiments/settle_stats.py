@@ -99,11 +99,18 @@ def describe(entry):
     return text
 
 
-def shortfall_warnings(settling):
+MORE_STEPS = "run more steps (--set steps=N)"
+"""How a stable circuit that fell short gets more time, in most experiments."""
+
+
+def shortfall_warnings(settling, more_time=None):
     """One line per model whose settles fell short more than `SHORTFALL` of the time.
 
-    Each names the model, the fraction, the worst residual and the fix.
+    Each names the model, the fraction, the worst residual and the fix;
+    ``more_time`` (model -> text; default `MORE_STEPS`) says how to give a
+    model's circuit more time where its experiment has no ``steps`` setting.
     """
+    more_time = more_time or {}
     lines = []
     for name, entry in (settling or {}).items():
         settles, short = entry["settles"], entry["unsettled"]
@@ -113,7 +120,7 @@ def shortfall_warnings(settling):
             fix = (f"its circuit was unstable in {entry['unstable']} of them: use a larger "
                    "alpha or stable feedback (B = -W^T is always stable)")
         else:
-            fix = ("run more steps (--set steps=N), or use a larger alpha, a slower "
+            fix = (f"{more_time.get(name, MORE_STEPS)}, or use a larger alpha, a slower "
                    "controller or a smaller dt")
         lines.append(f"{name}: {short} of {settles} settles ({short / settles:.1%}) fell "
                      f"short of settle_tol={entry['tolerance']:g} (worst residual "

@@ -82,6 +82,7 @@ from dinv.circuits.chains import ChainCircuit
 from dinv.circuits.spiking import chain_radii
 from dinv.errors import InputError
 from dinv.experiments.interrupts import stop_requested
+from dinv.experiments.settings import CIRCUIT_DESCRIPTIONS
 from dinv.experiments.settle_stats import SettleStats
 from dinv.theory import chain_steady_state, layer_steady_state
 from dinv.validation import check_count
@@ -120,6 +121,67 @@ DEFAULTS = {
 QUICK = {"sizes": [16, 32, 64], "case_sizes": [32], "duration": 20.0, "case_duration": {},
          "tau_readout_ms": {"scn": [20.0, 40.0], "lif": [5.0, 10.0]},
          "durations": [10.0, 20.0]}
+
+DESCRIPTIONS = {
+    "seed": "random seed: weights, errors delta and the populations' neurons (same seed, "
+            "same numbers)",
+    "models": "spiking population models to study: 'scn' (spike-coding networks), 'lif' "
+              "(LIF ensembles with decoders)",
+    "cases": "circuits to settle: contracting, expanding, square, chain, spiking-system, "
+             "spiking-controller",
+    "sizes": "neurons per represented dimension of the contracting case's scaling records",
+    "case_sizes": "neurons per dimension of the cases other than contracting (null: sizes)",
+    "alpha": "leak alpha of every circuit",
+    "tau_ms": "time constant tau (ms) of every system and controller population",
+    "dt": "Euler step in units of tau (smaller where a model's readout needs it)",
+    "duration": "simulated time of every settle, in units of tau",
+    "case_duration": "simulated time (tau) of the cases named here, instead of duration",
+    "average_fraction": "the settled readout is the time average over this last fraction "
+                        "of each run",
+    "record_interval": "readouts recorded every this many tau, for the RMS error",
+    "margin": "radii of the spiking populations: this times the largest component of each "
+              "block's closed-form state",
+    "sweep_size": "neurons per dimension of the sweeps and the silencing test, by model",
+    "tau_readout_ms": "readout time constants (ms) swept on the contracting case, by model "
+                      "(scn: tau_readout, lif: tau_synapse)",
+    "durations": "simulated times (tau) swept on the contracting case",
+    "silence": "fraction of each population's neurons silenced in the silencing test "
+               "(0: no test)",
+    "settle_tol": CIRCUIT_DESCRIPTIONS["settle_tol"],
+}
+"""One line per setting (``dinv run spiking-inversion --help``)."""
+
+UNITS = {
+    "neurons_per_dim": "neurons",
+    "sizes": "neurons",
+    "angle_deg": "degrees",
+    "rel_error": "dimensionless",
+    "rms_error": "dimensionless",
+    "rate_angle_deg": "degrees",
+    "rate_rel_error": "dimensionless",
+    "mean_rate_hz": "Hz",
+    "max_rate_hz": "Hz",
+    "spikes": "spikes",
+    "residual": "dimensionless",
+    "circuit_residual": "dimensionless",
+    "readout_ms": "ms",
+    "duration_tau": "tau",
+    "dt": "tau",
+    "steps": "steps",
+    "silenced": "dimensionless",
+    "fraction": "dimensionless",
+    "angle_ratio": "dimensionless",
+    "slope": "dimensionless",
+    "d_l": "dimensions",
+    "d_l_minus_1": "dimensions",
+    "widths": "dimensions",
+    "seconds": "s",
+    "wall_seconds": "s",
+}
+"""Unit of every quantity of results.json (recorded in it as ``units``): times of the
+circuit in units of tau (``tau_ms``, that of every population); errors relative to the
+closed form; ``silenced`` and ``fraction`` are shares of the neurons; ``slope`` is that of
+log(error) against log(neurons_per_dim) (``slopes``: one per error)."""
 
 READOUT = {"scn": "tau_readout", "lif": "tau_synapse"}
 """The readout time constant's keyword of each model's factory."""

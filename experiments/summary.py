@@ -3,7 +3,8 @@
 `summary_lines(record)` turns a results record (results.json) into a table per
 experiment: the final numbers of every model (regressions, mnist, autoencoder), the
 circuit's angle to W^+ delta per alpha and layer type (alpha-sweep), the convergence
-times (timescales); then how the circuit models settled. `show(folder)` prints it
+times (timescales), the spiking populations' errors at the largest size
+(spiking-inversion); then how the circuit models settled. `show(folder)` prints it
 for a finished or interrupted run, the progress of a run known only by its
 checkpoint, or the summary of a sweep folder.
 """
@@ -97,12 +98,41 @@ def _timescales_table(record):
     return lines
 
 
+def _spiking_table(record):
+    scaling = record.get("scaling") or []
+    if not scaling:
+        return ["  (no settle done)"] + [f"  {name}: {describe(entry)}" for name, entry
+                                         in (record.get("settling") or {}).items()]
+    largest = {}
+    for r in scaling:
+        key = (r["population"], r["case"])
+        if key not in largest or r["neurons_per_dim"] > largest[key]["neurons_per_dim"]:
+            largest[key] = r
+    slopes = {(s["population"], s["case"]): s.get("rel_error")
+              for s in record.get("slopes") or []}
+    lines = ["  per model and case, at its largest neurons per dimension N; slope: of log "
+             "rel error against log N:"]
+    lines += table(["model", "case", "N", "angle (degrees)", "rel error", "rms error",
+                    "mean rate (Hz)", "slope"],
+                   [[p, c, r["neurons_per_dim"], r["angle_deg"], r["rel_error"],
+                     r["rms_error"], r["mean_rate_hz"], slopes.get((p, c))]
+                    for (p, c), r in largest.items()])
+    for population, entry in (record.get("silencing") or {}).items():
+        lines.append(f"  {population}: {_cell(entry['fraction'])} of the neurons silenced: "
+                     f"angle x {_cell(entry['angle_ratio'])}")
+    lines += [f"  {name}: {describe(entry)}"
+              for name, entry in (record.get("settling") or {}).items()]
+    return lines
+
+
 def summary_lines(record):
     """The summary table of a results record (without the header line)."""
     if "alphas" in record and "layers" in record:
         return _alpha_table(record)
     if "pair" in record:
         return _timescales_table(record)
+    if "scaling" in record:
+        return _spiking_table(record)
     return _final_table(record)
 
 

@@ -478,7 +478,8 @@ class _StoppedAtOnce:
 
 
 @pytest.mark.parametrize("name", ["linear-regression", "nonlinear-regression", "mnist",
-                                  "autoencoder", "alpha-sweep", "timescales"])
+                                  "autoencoder", "alpha-sweep", "timescales",
+                                  "spiking-inversion"])
 def test_every_experiment_stopped_at_once_writes_marked_partial_results(tmp_path, capsys,
                                                                         monkeypatch, name):
     """Stopped at its first safe point, every experiment writes results.json (marked

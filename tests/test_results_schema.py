@@ -221,3 +221,93 @@ def test_progress_shows_compiling_until_the_first_step():
     bar.update(2)
     assert bar.n == 3 and "3/10" in str(bar)
     bar.close()
+
+
+def _spiking_record(population="scn", case="contracting", per_dim=16, **extra):
+    return {"population": population, "case": case, "neurons_per_dim": per_dim,
+            "angle_deg": 1.0 / per_dim, "rel_error": 0.01, "rms_error": 0.05,
+            "mean_rate_hz": 20.0, "spikes": 100, "readout_ms": 20.0, **extra}
+
+
+def test_spiking_inversion_schema_and_table():
+    """The spiking study's records: required errors and rates, known populations and cases;
+    `load_results` makes rows per neurons per dimension, sweep value, slope and silencing."""
+    from dinv.experiments.spiking_inversion import UNITS
+
+    scaling = [_spiking_record(per_dim=n) for n in (16, 32)]
+    record = _envelope(
+        "spiking-inversion", scaling=scaling,
+        slopes=[{"population": "scn", "case": "contracting", "sizes": [16, 32],
+                 "angle_deg": -1.0, "rel_error": None, "rms_error": -0.5}],
+        tau_sweep=[_spiking_record(readout_ms=40.0)],
+        duration_sweep=[_spiking_record(duration_tau=10.0)],
+        silencing={"scn": {"intact": scaling[0], "silenced": {**scaling[0], "silenced": 0.25},
+                           "fraction": 0.25, "angle_ratio": None}},
+        settling={}, cases={"contracting": {"d_l": 10, "d_l_minus_1": 20},
+                            "chain": {"widths": [5, 20, 15, 10]}},
+        units=UNITS)
+    validate_results(record)
+    for bad in ({**record, "scaling": [_spiking_record(population="izh")]},
+                {**record, "scaling": [{k: v for k, v in scaling[0].items()
+                                        if k != "rms_error"}]},
+                {**record, "scaling": [_spiking_record(extra_key=1)]},
+                {k: v for k, v in record.items() if k != "slopes"}):
+        with pytest.raises(jsonschema.ValidationError):
+            validate_results(bad)
+    frame = load_results(record)
+    angle = frame[(frame["metric"] == "angle_deg") & (frame["step_unit"] == "neurons_per_dim")]
+    assert angle["model"].tolist() == ["scn contracting"] * 2
+    assert angle["step"].tolist() == [16.0, 32.0] and set(angle["unit"]) == {"degrees"}
+    sweep = frame[(frame["metric"] == "angle_deg") & (frame["step_unit"] == "readout_ms")]
+    assert sweep["step"].tolist() == [40.0]
+    slope = frame[frame["metric"] == "slope_rel_error"]
+    assert slope["value"].isna().all() and set(slope["unit"]) == {"dimensionless"}
+    assert (frame["metric"] == "silencing_angle_ratio").sum() == 1
+
+
+def test_regression_schema_knows_the_spiking_models():
+    """A spiking DI model's final numbers and its ``spiking`` entry validate; unknown keys
+    and populations do not."""
+    spiking = {"population": "lif", "updates": 2, "seconds": 1.0, "seconds_per_update": 0.5,
+               "neurons_per_dim": 64, "steps": 1000, "dt": 0.1, "tau_system_ms": 10.0,
+               "tau_controller_ms": 1.0, "alpha": 0.1}
+    record = _envelope(
+        "linear-regression", models=["BP", "DI-LIF a=0.1"],
+        rules={"BP": "bp", "DI-LIF a=0.1": "di"},
+        error={"BP": [4.0, 2.0, 1.0, 0.5], "DI-LIF a=0.1": [4.0, 3.0, 2.0]},
+        nmse={"BP": [1.0, 0.5, 0.25, 0.125], "DI-LIF a=0.1": [1.0, 0.75, 0.5]},
+        updates={"error": [0, 1, 2, 3], "curves": [1, 2, 3]},
+        final={"BP": {"error_ratio": 0.125, "nmse": 0.125},
+               "DI-LIF a=0.1": {"error_ratio": 0.5, "nmse": 0.5, "angle_ndi_deg": 1.5,
+                                "updates": 2, "seconds_per_update": 0.5}},
+        curves={key: {"DI-LIF a=0.1": [[1.0, 2.0]]} for key in ("eigenvalue", "angle_B",
+                                                                 "angle_ndi", "angle_pbp")},
+        restabilised=[], median_angle_ndi={"DI-LIF a=0.1": [1.5]}, settling={},
+        spiking={"DI-LIF a=0.1": spiking})
+    validate_results(record)
+    for bad in ({**record, "spiking": {"DI-LIF a=0.1": {**spiking, "population": "izh"}}},
+                {**record, "spiking": {"DI-LIF a=0.1": {**spiking, "extra": 1}}},
+                {**record, "final": {"BP": {"error_ratio": 0.1, "nmse": 0.1, "extra": 1}}}):
+        with pytest.raises(jsonschema.ValidationError):
+            validate_results(bad)
+    frame = load_results(record)
+    errors = frame[(frame["metric"] == "error") & (frame["model"] == "DI-LIF a=0.1")]
+    assert errors["step"].tolist() == [0.0, 1.0, 2.0]  # its first updates, as BP's
+    assert frame[frame["metric"] == "final_updates"]["value"].tolist() == [2.0]
+
+
+def test_shortfall_warnings_name_the_setting_that_gives_more_time(capsys):
+    """The spiking study has no steps setting (its settles run duration), the regressions'
+    spiking DI models take theirs from spiking_steps."""
+    from dinv.experiments.cli import _print_summary
+
+    short = {"settles": 10, "unsettled": 5, "tolerance": 1e-3, "worst_residual": 0.01,
+             "median_residual": 0.001, "unstable": 0}
+    _print_summary({"experiment": "spiking-inversion", "scaling": [],
+                    "settling": {"scn contracting": short}})
+    assert "--set duration=T" in capsys.readouterr().err
+    _print_summary({"experiment": "linear-regression", "final": {},
+                    "settling": {"DI-SCN a=0.1": short, "DI a=0.01": short},
+                    "spiking": {"DI-SCN a=0.1": {"population": "scn", "steps": 2500}}})
+    err = capsys.readouterr().err.splitlines()
+    assert "spiking_steps, now 2500" in err[0] and "--set steps=N" in err[1]
