@@ -73,7 +73,6 @@ import zlib
 
 import numpy as np
 from brian2 import ms
-from tqdm import tqdm
 
 from dinv.analysis.metrics import vector_angle
 from dinv.circuits import LayerCircuit, SettleOptions, layer_radii, lif_population, \
@@ -82,6 +81,7 @@ from dinv.circuits.chains import ChainCircuit
 from dinv.circuits.spiking import chain_radii
 from dinv.errors import InputError
 from dinv.experiments.interrupts import stop_requested
+from dinv.experiments.progress import Progress
 from dinv.experiments.settings import CIRCUIT_DESCRIPTIONS
 from dinv.experiments.settle_stats import SettleStats
 from dinv.theory import chain_steady_state, layer_steady_state
@@ -469,22 +469,24 @@ def run(config, progress=True, stop=None):
     done_keys = {}
     todo = jobs(config)
     done = len(todo)
-    for index, (part, model, case, size, extra) in enumerate(
-            tqdm(todo, desc="spiking inversion", disable=not progress, mininterval=1.0)):
-        if stop_requested(stop):
-            done = index
-            break
-        # The default readout and duration, unsilenced, are the scaling run itself.
-        normal = {"readout_ms": float(DEFAULT_READOUT_MS[model]),
-                  "duration": float(config["duration"]), "silence": 0.0}
-        key = (model, case, size, tuple(sorted({**normal, **extra}.items())))
-        if key in done_keys:
-            record = dict(done_keys[key])
-        else:
-            record = study.measure(model, case, size, **extra)
-            done_keys[key] = record
-            stats.add(f"{model} {case}", record["residual"], record["unstable"])
-        parts[part].append(record)
+    with Progress(total=len(todo), desc="spiking inversion", unit="settle",
+                  disable=not progress) as bar:
+        for index, (part, model, case, size, extra) in enumerate(todo):
+            if stop_requested(stop):
+                done = index
+                break
+            # The default readout and duration, unsilenced, are the scaling run itself.
+            normal = {"readout_ms": float(DEFAULT_READOUT_MS[model]),
+                      "duration": float(config["duration"]), "silence": 0.0}
+            key = (model, case, size, tuple(sorted({**normal, **extra}.items())))
+            if key in done_keys:
+                record = dict(done_keys[key])
+            else:
+                record = study.measure(model, case, size, **extra)
+                done_keys[key] = record
+                stats.add(f"{model} {case}", record["residual"], record["unstable"])
+            parts[part].append(record)
+            bar.update(1)
     silencing = {}
     for model in config["models"]:
         rows = [r for r in parts["silencing"] if r["population"] == model]

@@ -21,6 +21,7 @@ group with that error: run its configs alone to find which.
 
 from dinv.errors import InputError
 from dinv.experiments import linear_regression, nonlinear_regression
+from dinv.experiments.models_spec import select_models
 from dinv.experiments.regression import train_regressions
 
 STACKERS = {

@@ -60,17 +60,24 @@ def test_quick_run_writes_results_and_figure(tmp_path, name, capsys):
     if name in REGRESSIONS:
         assert set(record["final"]) == set(record["models"])
         # One update per sample after the first: the errors before training and after
-        # every update; the curves during every update.
+        # every update; the curves during every update. Spiking DI models train on the
+        # first spiking.MODEL.updates updates: their series are that prefix of the axes.
         updates = record["updates"]
         assert updates["error"] == list(range(300)) and updates["curves"] == list(range(1, 300))
+        trained = {model: len(updates["curves"]) for model in record["models"]}
+        for model, entry in record.get("spiking", {}).items():
+            assert record["final"][model]["updates"] == entry["updates"] < len(updates["curves"])
+            trained[model] = entry["updates"]
+        if name == "linear-regression":
+            assert set(record["spiking"]) == {"DI-SCN a=0.1", "DI-LIF a=0.1"}
         for curve in record["curves"].values():
-            for layers in curve.values():
-                assert all(len(values) == len(updates["curves"]) for values in layers)
+            for model, layers in curve.items():
+                assert all(len(values) == trained[model] for values in layers)
         for name_, err in record["error"].items():
             err = np.asarray(err, dtype=float)
             assert np.all(np.isfinite(err)), name_
             assert err[-1] < err[0], f"{name_} did not learn"
-            assert len(err) == len(updates["error"])
+            assert len(err) == trained[name_] + 1
 
 
 def test_alpha_sweep_matches_eq_12(tmp_path):

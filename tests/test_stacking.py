@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from dinv.errors import InputError
+from dinv.experiments.linear_regression import RATE_MODELS
 from dinv.experiments.registry import get_experiment, make_config
 from dinv.experiments.stacking import can_stack, run_stacked
 
@@ -27,6 +28,11 @@ def assert_same(a, b, path="results"):
         assert a == b and type(a) is type(b), f"{path}: {a!r} != {b!r}"
 
 
+RATE = [spec.name for spec in RATE_MODELS]
+"""The linear regression's rate models: its spiking DI models train in passes of their
+own and never stack."""
+
+
 def configs(name, overrides):
     experiment = get_experiment(name)
     return [make_config(experiment, quick=True, overrides=o) for o in overrides]
@@ -44,7 +50,7 @@ def check_stacked_equals_solo(name, cfgs):
 def test_linear_regression_three_seeds_stacked_equal_solo():
     """Three seeds of the quick linear regression, trained together, each bit for bit
     as alone (errors, curves, re-stabilisations, settle statistics)."""
-    cfgs = configs("linear-regression", [{"seed": s} for s in (0, 1, 2)])
+    cfgs = configs("linear-regression", [{"seed": s, "models": RATE} for s in (0, 1, 2)])
     check_stacked_equals_solo("linear-regression", cfgs)
 
 
@@ -60,10 +66,13 @@ def test_nonlinear_regression_other_leaks_and_seeds_stacked_equal_solo():
 
 def test_can_stack_groups_by_shared_settings():
     cfgs = configs("linear-regression", [
-        {"seed": 0}, {"seed": 1, "lr": 0.02}, {"seed": 2}, {"seed": 3, "on_unsettled": "raise"},
-        {"seed": 4, "lr": 0.02, "models": ["BP"]}, {"seed": 5, "steps": 500},
+        {"seed": 0, "models": RATE}, {"seed": 1, "lr": 0.02, "models": RATE},
+        {"seed": 2, "models": RATE}, {"seed": 3, "on_unsettled": "raise", "models": RATE},
+        {"seed": 4, "lr": 0.02, "models": ["BP"]}, {"seed": 5, "steps": 500, "models": RATE},
+        {"seed": 6}, {"seed": 7, "models": ["DI-SCN a=0.1"]},
     ])
-    assert can_stack("linear-regression", cfgs) == [[0, 2], [1, 4], [3], [5]]
+    # All models (null) include the spiking DI models: those runs train alone.
+    assert can_stack("linear-regression", cfgs) == [[0, 2], [1, 4], [3], [5], [6], [7]]
     assert can_stack("mnist", cfgs[:2]) == [[0], [1]]
     with pytest.raises(InputError, match="cannot train together"):
         run_stacked("linear-regression", cfgs[:2], progress=False)
