@@ -46,7 +46,7 @@ import numpy as np
 from brian2 import NeuronGroup, Synapses, linked_var, ms, second
 
 from dinv.circuits import spiking_equations as eq
-from dinv.circuits.brian_internals import live_view, summed_before_thresholds
+from dinv.circuits.brian_internals import expect_sequential_spike_rule, live_view
 from dinv.circuits.populations import (
     KINDS,
     Ensemble,
@@ -175,12 +175,16 @@ class SCNEnsemble(Ensemble):
     noise: float = 0.0
     tau_noise: float = 0.002
     steps_per_readout: float = 1000.0
-    random = True
+
+    @property
+    def random(self):
+        """Whether the neurons draw random numbers (voltage noise): then each run
+        seeds Brian2's generator (`dinv.circuits.runner.seeded_noise`)."""
+        return self.noise > 0
 
     def max_dt(self):
-        """tau_readout / steps_per_readout: several neurons of one dimension must
-        rarely cross threshold in the same step (Brian2 cannot enforce one spike
-        per step)."""
+        """tau_readout / steps_per_readout: spikes fall on steps, so the coding
+        error drifts for up to a step before a spike can answer it."""
         return self.tau_readout / self.steps_per_readout
 
     def build(self, group, blocks, clock, codeobj_class):
@@ -196,25 +200,22 @@ class SCNEnsemble(Ensemble):
             decoder[start * per_dim:stop * per_dim] = np.tile(
                 drawn.decoder, (stop - start) // block.width)
             mu, sigma = drawn.mu, drawn.noise
-        namespace = {"mu": mu, "tau_readout": self.tau_readout * second}
+        namespace = {"mu": mu, "tau_readout": self.tau_readout * second,
+                     "t_ref": self.refractory * second}
         if noisy:
             namespace.update(sigma=sigma, tau_noise=self.tau_noise * second)
         neurons = NeuronGroup(
-            size, eq.SCN_NOISY_NEURONS if noisy else eq.SCN_NEURONS,
-            threshold=eq.SCN_THRESHOLD, reset=eq.SCN_RESET,
-            refractory=self.refractory * second if self.refractory > 0 else False,
+            size, eq.scn_neurons(noisy), threshold=eq.SCN_THRESHOLD, reset=eq.SCN_RESET,
             method="euler", name=f"{group.name}_spikes", clock=clock, order=group.order,
             namespace=namespace, codeobj_class=codeobj_class)
         unit = np.arange(size) // per_dim
         neurons.coding_error_rep = linked_var(group, "coding_error", index=unit)
-        neurons.above_rep = linked_var(group, "above", index=unit)
         neurons.decoder = decoder
         neurons.active = 1.0
         synapses = _decoding(neurons, group, decoder, per_dim, clock, codeobj_class,
-                             summed=eq.SCN_NOISY_ABOVE if noisy else eq.SCN_ABOVE,
-                             namespace={"mu": mu, "sigma": sigma})
-        summed_before_thresholds(synapses)
-        rest = [("r", 0.0)] + ([("eta", 0.0)] if noisy else [])
+                             on_pre=eq.scn_on_pre(noisy), namespace=namespace)
+        expect_sequential_spike_rule()
+        rest = [("r", 0.0), ("ready", 0.0)] + ([("eta", 0.0)] if noisy else [])
         return SpikingNeurons(neurons, synapses, blocks, per_dim, rest)
 
 
@@ -274,10 +275,11 @@ class LIFEnsemble(Ensemble):
         return SpikingNeurons(neurons, synapses, blocks, per_dim, [("v", values["v0"])])
 
 
-def _decoding(neurons, group, weights, per_dim, clock, codeobj_class, summed="",
+def _decoding(neurons, group, weights, per_dim, clock, codeobj_class, on_pre=eq.DECODE,
               namespace=None):
-    """One synapse per neuron onto its unit: a spike adds ``radius * w`` to the readout."""
-    synapses = Synapses(neurons, group, model="w : 1 (constant)\n" + summed, on_pre=eq.DECODE,
+    """One synapse per neuron onto its unit; ``on_pre`` (default: a spike adds ``radius *
+    w`` to the readout)."""
+    synapses = Synapses(neurons, group, model="w : 1 (constant)", on_pre=on_pre,
                         name=f"{group.name}_decode", clock=clock, namespace=namespace or {},
                         codeobj_class=codeobj_class)
     synapses.connect(i=np.arange(len(neurons)), j=np.arange(len(neurons)) // per_dim)
@@ -353,8 +355,11 @@ def scn_population(kind="system", neurons_per_dim=32, tau_readout=20 * ms, refra
     noise : float
         Voltage noise (Ornstein-Uhlenbeck, std in units of the mean decoder,
         correlation time ``tau_noise``); 0 (default) makes runs deterministic.
-        With noise, spikes are reproducible for a given ``noise_seed`` of the
-        run (see `dinv.circuits.runner`).
+        With noise, each run seeds Brian2's generator with ``seed``, so spikes
+        are reproducible (`dinv.circuits.runner.seeded_noise`). The threshold
+        is about 0.75 / neurons_per_dim mean decoders: at 16 per dimension,
+        noise 0.01 leaves rates at 25 Hz, 0.03 raises them to 63 Hz and 0.1
+        to 230 Hz (noise-driven spikes).
     spread : float
         Heterogeneity of the decoder magnitudes (0 <= spread < 1).
     tau_noise : brian2.Quantity
