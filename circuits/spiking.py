@@ -200,21 +200,8 @@ class SCNEnsemble(Ensemble):
             decoder[start * per_dim:stop * per_dim] = np.tile(
                 drawn.decoder, (stop - start) // block.width)
             mu, sigma = drawn.mu, drawn.noise
-        namespace = {"mu": mu, "tau_readout": self.tau_readout * second,
-                     "t_ref": self.refractory * second}
-        if noisy:
-            namespace.update(sigma=sigma, tau_noise=self.tau_noise * second)
-        neurons = NeuronGroup(
-            size, eq.scn_neurons(noisy), threshold=eq.SCN_THRESHOLD, reset=eq.SCN_RESET,
-            method="euler", name=f"{group.name}_spikes", clock=clock, order=group.order,
-            namespace=namespace, codeobj_class=codeobj_class)
-        unit = np.arange(size) // per_dim
-        neurons.coding_error_rep = linked_var(group, "coding_error", index=unit)
-        neurons.decoder = decoder
-        neurons.active = 1.0
-        synapses = _decoding(neurons, group, decoder, per_dim, clock, codeobj_class,
-                             on_pre=eq.scn_on_pre(noisy), namespace=namespace)
-        expect_sequential_spike_rule()
+        neurons, synapses = scn_neurons(group, decoder, per_dim, mu, sigma, self.tau_readout,
+                                        self.refractory, self.tau_noise, clock, codeobj_class)
         rest = [("r", 0.0), ("ready", 0.0)] + ([("eta", 0.0)] if noisy else [])
         return SpikingNeurons(neurons, synapses, blocks, per_dim, rest)
 
@@ -259,20 +246,84 @@ class LIFEnsemble(Ensemble):
                                ("encoder", drawn.encoder), ("decoder", drawn.decoder),
                                ("v0", drawn_v0)):
                 values[key][cells] = np.tile(value, reps)
-        neurons = NeuronGroup(
-            size, eq.LIF_NEURONS, threshold=eq.LIF_THRESHOLD, reset=eq.LIF_RESET,
-            refractory=self.tau_ref * second, method="euler", name=f"{group.name}_spikes",
-            clock=clock, order=group.order,
-            namespace={"tau_rc": self.tau_rc * second, "tau_synapse": self.tau_synapse * second},
-            codeobj_class=codeobj_class)
-        neurons.encoded_rep = linked_var(group, "encoded", index=np.arange(size) // per_dim)
-        for key in ("gain", "bias", "encoder"):
-            setattr(neurons, key, values[key])
-        neurons.active = 1.0
-        synapses = _decoding(neurons, group, values["decoder"] / self.tau_synapse, per_dim,
-                             clock, codeobj_class)
+        neurons, synapses = lif_neurons(group, values["gain"], values["bias"], values["encoder"],
+                                        values["decoder"], per_dim, self.tau_synapse,
+                                        self.tau_rc, self.tau_ref, clock, codeobj_class)
         # Membrane potentials start spread (seeded): not all tonic neurons at once.
         return SpikingNeurons(neurons, synapses, blocks, per_dim, [("v", values["v0"])])
+
+
+def scn_neurons(group, decoder, per_dim, mu, sigma, tau_readout, refractory, tau_noise, clock,
+                codeobj_class):
+    """The spike-coding neurons behind representation ``group`` and their decoding synapses.
+
+    Shared by the circuits (`SCNEnsemble`) and the pair built from Brian2
+    objects alone (`dinv.circuits.standalone`). The neurons have their
+    group's ``order`` and the name ``<group>_spikes``: Brian2 resolves ties
+    by name, so they integrate just before their group, from the readout at
+    the start of the step (what `dinv.spiking_reference` mirrors).
+
+    Parameters
+    ----------
+    group : brian2.NeuronGroup
+        Representation units (``coding_error``, ``xhat``, ``radius``).
+    decoder : ndarray
+        Decoder of every neuron, ``per_dim`` consecutive neurons per unit.
+    per_dim : int
+    mu, sigma : float
+        Rate cost and voltage noise (sigma 0 or None: no noise).
+    tau_readout, refractory, tau_noise : float
+        Seconds.
+    clock : brian2.Clock
+    codeobj_class : type or None
+
+    Returns
+    -------
+    (brian2.NeuronGroup, brian2.Synapses)
+    """
+    noisy = bool(sigma)
+    namespace = {"mu": mu, "tau_readout": tau_readout * second, "t_ref": refractory * second}
+    if noisy:
+        namespace.update(sigma=sigma, tau_noise=tau_noise * second)
+    neurons = NeuronGroup(
+        len(decoder), eq.scn_neurons(noisy), threshold=eq.SCN_THRESHOLD, reset=eq.SCN_RESET,
+        method="euler", name=f"{group.name}_spikes", clock=clock, order=group.order,
+        namespace=namespace, codeobj_class=codeobj_class)
+    neurons.coding_error_rep = linked_var(group, "coding_error",
+                                          index=np.arange(len(decoder)) // per_dim)
+    neurons.decoder = decoder
+    neurons.active = 1.0
+    synapses = _decoding(neurons, group, decoder, per_dim, clock, codeobj_class,
+                         on_pre=eq.scn_on_pre(noisy), namespace=namespace)
+    expect_sequential_spike_rule()
+    return neurons, synapses
+
+
+def lif_neurons(group, gain, bias, encoder, decoder, per_dim, tau_synapse, tau_rc, tau_ref, clock,
+                codeobj_class):
+    """The LIF neurons behind representation ``group`` and their decoding synapses.
+
+    Shared like `scn_neurons`. ``decoder`` in seconds (least-squares decoders
+    of rates); times in seconds. Membranes start at 0.
+
+    Returns
+    -------
+    (brian2.NeuronGroup, brian2.Synapses)
+    """
+    neurons = NeuronGroup(
+        len(decoder), eq.LIF_NEURONS, threshold=eq.LIF_THRESHOLD, reset=eq.LIF_RESET,
+        refractory=tau_ref * second, method="euler", name=f"{group.name}_spikes",
+        clock=clock, order=group.order,
+        namespace={"tau_rc": tau_rc * second, "tau_synapse": tau_synapse * second},
+        codeobj_class=codeobj_class)
+    neurons.encoded_rep = linked_var(group, "encoded", index=np.arange(len(decoder)) // per_dim)
+    neurons.gain = gain
+    neurons.bias = bias
+    neurons.encoder = encoder
+    neurons.active = 1.0
+    synapses = _decoding(neurons, group, np.asarray(decoder) / tau_synapse, per_dim, clock,
+                         codeobj_class)
+    return neurons, synapses
 
 
 def _decoding(neurons, group, weights, per_dim, clock, codeobj_class, on_pre=eq.DECODE,

@@ -13,18 +13,30 @@ A spiking population is two groups (the parameters are those of
   result reports is ``xsum`` over the window's length);
 - a **neuron** group of ``neurons_per_dim`` neurons per unit, reading their
   unit's quantities through linked variables (``..._rep``); a spike makes
-  the unit's readout jump (``on_pre`` of a ``Synapses`` object, `DECODE`).
+  the unit's readout jump (``on_pre`` of a ``Synapses`` object: `DECODE`, or
+  for the SCN the sequential rule `SCN_ON_PRE`).
+
+The circuits (`dinv.circuits.spiking`) and the layer pair built from Brian2
+objects alone (`dinv.circuits.standalone`) both build their spiking
+populations from these strings; `dinv.spiking_reference` mirrors them in
+numpy.
 
 Subexpressions of the representation group that the neurons read are in
 units of the radius (``coding_error``, ``encoded``).
 """
 
+
+
+def running_average(readout):
+    """The running integral ``xsum`` of ``readout`` while ``averaging`` is 1 (a result
+    reports ``xsum`` over the window's length)."""
+    return f"dxsum/dt = averaging * {readout} : second\naveraging : 1\n"
+
+
 AVERAGING = """
 dxbar/dt = (xhat - xbar) / tau_filter : 1
-dxsum/dt = averaging * xhat : second
 radius : 1 (constant)
-averaging : 1
-"""
+""" + running_average("xhat")
 """Lines every representation group has: the slow copy, the running integral, the radius."""
 
 SCN_SYSTEM = """
