@@ -184,7 +184,8 @@ class SCNEnsemble(Ensemble):
 
     def max_dt(self):
         """tau_readout / steps_per_readout: spikes fall on steps, so the coding
-        error drifts for up to a step before a spike can answer it."""
+        error drifts for up to a step before a spike can answer it (a
+        conservative limit: see `scn_population`)."""
         return self.tau_readout / self.steps_per_readout
 
     def build(self, group, blocks, clock, codeobj_class):
@@ -388,11 +389,12 @@ def scn_population(kind="system", neurons_per_dim=32, tau_readout=20 * ms, refra
     tau_readout : brian2.Quantity
         Decay of the readout (and of each neuron's rate trace). 20 ms (the
         reference numpy SCN's lambda_d = 50/s): a unit needs about
-        |x| / (R |decoder| tau_readout) spikes per second, i.e. 16-24 Hz per
+        |x| / (R |decoder| tau_readout) spikes per second, i.e. 14-15 Hz per
         neuron on average on the reference case at the default radius. The
         step must be at most tau_readout / 1000 (0.02 ms, dt = 0.002 at
-        tau = 10 ms): on average about one spike per unit and step is chosen
-        among those above threshold, and finer steps keep that choice rare.
+        tau = 10 ms). (The sequential spike rule, `dinv.spiking`, would
+        allow coarser steps: on the reference case at 64 per dimension,
+        dt = 0.05 tau gave 0.08 degrees against 0.019 at 0.002.)
     refractory : brian2.Quantity
         Refractory period (0: none; the rate cost already spreads spikes).
     seed : int
