@@ -494,9 +494,9 @@ def _parts(marks, dt):
 def seeded_noise(assembly):
     """Within the block Brian2's random numbers come from the circuit's seed.
 
-    Spike-coding populations draw random numbers (the choice among neurons
-    above threshold, voltage noise) from Brian2's generator, which the
-    runtime device takes from numpy's global one. Each run seeds it with the
+    Spike-coding populations with voltage noise draw random numbers from
+    Brian2's generator, which the runtime device takes from numpy's global
+    one. Each run seeds it with the
     seed of the circuit's first such population (so the same seed gives the
     same spikes, run after run) and gives the caller's numpy state back
     afterwards. Circuits without them leave everything alone.

@@ -46,7 +46,7 @@ import numpy as np
 from brian2 import NeuronGroup, Synapses, linked_var, ms, second
 
 from dinv.circuits import spiking_equations as eq
-from dinv.circuits.brian_internals import live_view, summed_before_thresholds
+from dinv.circuits.brian_internals import expect_sequential_spike_rule, live_view
 from dinv.circuits.populations import (
     KINDS,
     Ensemble,
@@ -178,12 +178,17 @@ class SCNEnsemble(Ensemble):
     noise: float = 0.0
     tau_noise: float = 0.002
     steps_per_readout: float = 1000.0
-    random = True
+
+    @property
+    def random(self):
+        """Whether the neurons draw random numbers (voltage noise): then each run
+        seeds Brian2's generator (`dinv.circuits.runner.seeded_noise`)."""
+        return self.noise > 0
 
     def max_dt(self):
-        """tau_readout / steps_per_readout: several neurons of one dimension must
-        rarely cross threshold in the same step (Brian2 cannot enforce one spike
-        per step)."""
+        """tau_readout / steps_per_readout: spikes fall on steps, so the coding
+        error drifts for up to a step before a spike can answer it (a
+        conservative limit: see `scn_population`)."""
         return self.tau_readout / self.steps_per_readout
 
     def build(self, group, blocks, clock, codeobj_class):
@@ -199,25 +204,9 @@ class SCNEnsemble(Ensemble):
             decoder[start * per_dim:stop * per_dim] = np.tile(
                 drawn.decoder, (stop - start) // block.width)
             mu, sigma = drawn.mu, drawn.noise
-        namespace = {"mu": mu, "tau_readout": self.tau_readout * second}
-        if noisy:
-            namespace.update(sigma=sigma, tau_noise=self.tau_noise * second)
-        neurons = NeuronGroup(
-            size, eq.SCN_NOISY_NEURONS if noisy else eq.SCN_NEURONS,
-            threshold=eq.SCN_THRESHOLD, reset=eq.SCN_RESET,
-            refractory=self.refractory * second if self.refractory > 0 else False,
-            method="euler", name=f"{group.name}_spikes", clock=clock, order=group.order,
-            namespace=namespace, codeobj_class=codeobj_class)
-        unit = np.arange(size) // per_dim
-        neurons.coding_error_rep = linked_var(group, "coding_error", index=unit)
-        neurons.above_rep = linked_var(group, "above", index=unit)
-        neurons.decoder = decoder
-        neurons.active = 1.0
-        synapses = _decoding(neurons, group, decoder, per_dim, clock, codeobj_class,
-                             summed=eq.SCN_NOISY_ABOVE if noisy else eq.SCN_ABOVE,
-                             namespace={"mu": mu, "sigma": sigma})
-        summed_before_thresholds(synapses)
-        rest = [("r", 0.0)] + ([("eta", 0.0)] if noisy else [])
+        neurons, synapses = scn_neurons(group, decoder, per_dim, mu, sigma, self.tau_readout,
+                                        self.refractory, self.tau_noise, clock, codeobj_class)
+        rest = [("r", 0.0), ("ready", 0.0)] + ([("eta", 0.0)] if noisy else [])
         return SpikingNeurons(neurons, synapses, blocks, per_dim, rest)
 
 
@@ -261,26 +250,91 @@ class LIFEnsemble(Ensemble):
                                ("encoder", drawn.encoder), ("decoder", drawn.decoder),
                                ("v0", drawn_v0)):
                 values[key][cells] = np.tile(value, reps)
-        neurons = NeuronGroup(
-            size, eq.LIF_NEURONS, threshold=eq.LIF_THRESHOLD, reset=eq.LIF_RESET,
-            refractory=self.tau_ref * second, method="euler", name=f"{group.name}_spikes",
-            clock=clock, order=group.order,
-            namespace={"tau_rc": self.tau_rc * second, "tau_synapse": self.tau_synapse * second},
-            codeobj_class=codeobj_class)
-        neurons.encoded_rep = linked_var(group, "encoded", index=np.arange(size) // per_dim)
-        for key in ("gain", "bias", "encoder"):
-            setattr(neurons, key, values[key])
-        neurons.active = 1.0
-        synapses = _decoding(neurons, group, values["decoder"] / self.tau_synapse, per_dim,
-                             clock, codeobj_class)
+        neurons, synapses = lif_neurons(group, values["gain"], values["bias"], values["encoder"],
+                                        values["decoder"], per_dim, self.tau_synapse,
+                                        self.tau_rc, self.tau_ref, clock, codeobj_class)
         # Membrane potentials start spread (seeded): not all tonic neurons at once.
         return SpikingNeurons(neurons, synapses, blocks, per_dim, [("v", values["v0"])])
 
 
-def _decoding(neurons, group, weights, per_dim, clock, codeobj_class, summed="",
+def scn_neurons(group, decoder, per_dim, mu, sigma, tau_readout, refractory, tau_noise, clock,
+                codeobj_class):
+    """The spike-coding neurons behind representation ``group`` and their decoding synapses.
+
+    Shared by the circuits (`SCNEnsemble`) and the pair built from Brian2
+    objects alone (`dinv.circuits.standalone`). The neurons have their
+    group's ``order`` and the name ``<group>_spikes``: Brian2 resolves ties
+    by name, so they integrate just before their group, from the readout at
+    the start of the step (what `dinv.spiking_reference` mirrors).
+
+    Parameters
+    ----------
+    group : brian2.NeuronGroup
+        Representation units (``coding_error``, ``xhat``, ``radius``).
+    decoder : ndarray
+        Decoder of every neuron, ``per_dim`` consecutive neurons per unit.
+    per_dim : int
+    mu, sigma : float
+        Rate cost and voltage noise (sigma 0 or None: no noise).
+    tau_readout, refractory, tau_noise : float
+        Seconds.
+    clock : brian2.Clock
+    codeobj_class : type or None
+
+    Returns
+    -------
+    (brian2.NeuronGroup, brian2.Synapses)
+    """
+    noisy = bool(sigma)
+    namespace = {"mu": mu, "tau_readout": tau_readout * second, "t_ref": refractory * second}
+    if noisy:
+        namespace.update(sigma=sigma, tau_noise=tau_noise * second)
+    neurons = NeuronGroup(
+        len(decoder), eq.scn_neurons(noisy), threshold=eq.SCN_THRESHOLD, reset=eq.SCN_RESET,
+        method="euler", name=f"{group.name}_spikes", clock=clock, order=group.order,
+        namespace=namespace, codeobj_class=codeobj_class)
+    neurons.coding_error_rep = linked_var(group, "coding_error",
+                                          index=np.arange(len(decoder)) // per_dim)
+    neurons.decoder = decoder
+    neurons.active = 1.0
+    synapses = _decoding(neurons, group, decoder, per_dim, clock, codeobj_class,
+                         on_pre=eq.scn_on_pre(noisy), namespace=namespace)
+    expect_sequential_spike_rule()
+    return neurons, synapses
+
+
+def lif_neurons(group, gain, bias, encoder, decoder, per_dim, tau_synapse, tau_rc, tau_ref, clock,
+                codeobj_class):
+    """The LIF neurons behind representation ``group`` and their decoding synapses.
+
+    Shared like `scn_neurons`. ``decoder`` in seconds (least-squares decoders
+    of rates); times in seconds. Membranes start at 0.
+
+    Returns
+    -------
+    (brian2.NeuronGroup, brian2.Synapses)
+    """
+    neurons = NeuronGroup(
+        len(decoder), eq.LIF_NEURONS, threshold=eq.LIF_THRESHOLD, reset=eq.LIF_RESET,
+        refractory=tau_ref * second, method="euler", name=f"{group.name}_spikes",
+        clock=clock, order=group.order,
+        namespace={"tau_rc": tau_rc * second, "tau_synapse": tau_synapse * second},
+        codeobj_class=codeobj_class)
+    neurons.encoded_rep = linked_var(group, "encoded", index=np.arange(len(decoder)) // per_dim)
+    neurons.gain = gain
+    neurons.bias = bias
+    neurons.encoder = encoder
+    neurons.active = 1.0
+    synapses = _decoding(neurons, group, np.asarray(decoder) / tau_synapse, per_dim, clock,
+                         codeobj_class)
+    return neurons, synapses
+
+
+def _decoding(neurons, group, weights, per_dim, clock, codeobj_class, on_pre=eq.DECODE,
               namespace=None):
-    """One synapse per neuron onto its unit: a spike adds ``radius * w`` to the readout."""
-    synapses = Synapses(neurons, group, model="w : 1 (constant)\n" + summed, on_pre=eq.DECODE,
+    """One synapse per neuron onto its unit; ``on_pre`` (default: a spike adds ``radius *
+    w`` to the readout)."""
+    synapses = Synapses(neurons, group, model="w : 1 (constant)", on_pre=on_pre,
                         name=f"{group.name}_decode", clock=clock, namespace=namespace or {},
                         codeobj_class=codeobj_class)
     synapses.connect(i=np.arange(len(neurons)), j=np.arange(len(neurons)) // per_dim)
@@ -338,11 +392,12 @@ def scn_population(kind="system", neurons_per_dim=32, tau_readout=20 * ms, refra
     tau_readout : brian2.Quantity
         Decay of the readout (and of each neuron's rate trace). 20 ms (the
         reference numpy SCN's lambda_d = 50/s): a unit needs about
-        |x| / (R |decoder| tau_readout) spikes per second, i.e. 16-24 Hz per
+        |x| / (R |decoder| tau_readout) spikes per second, i.e. 14-15 Hz per
         neuron on average on the reference case at the default radius. The
         step must be at most tau_readout / 1000 (0.02 ms, dt = 0.002 at
-        tau = 10 ms): on average about one spike per unit and step is chosen
-        among those above threshold, and finer steps keep that choice rare.
+        tau = 10 ms). (The sequential spike rule, `dinv.spiking`, would
+        allow coarser steps: on the reference case at 64 per dimension,
+        dt = 0.05 tau gave 0.08 degrees against 0.019 at 0.002.)
     refractory : brian2.Quantity
         Refractory period (0: none; the rate cost already spreads spikes).
     seed : int
@@ -356,8 +411,11 @@ def scn_population(kind="system", neurons_per_dim=32, tau_readout=20 * ms, refra
     noise : float
         Voltage noise (Ornstein-Uhlenbeck, std in units of the mean decoder,
         correlation time ``tau_noise``); 0 (default) makes runs deterministic.
-        With noise, spikes are reproducible for a given ``noise_seed`` of the
-        run (see `dinv.circuits.runner`).
+        With noise, each run seeds Brian2's generator with ``seed``, so spikes
+        are reproducible (`dinv.circuits.runner.seeded_noise`). The threshold
+        is about 0.75 / neurons_per_dim mean decoders: at 16 per dimension,
+        noise 0.01 leaves rates at 25 Hz, 0.03 raises them to 63 Hz and 0.1
+        to 230 Hz (noise-driven spikes).
     spread : float
         Heterogeneity of the decoder magnitudes (0 <= spread < 1).
     tau_noise : brian2.Quantity

@@ -13,18 +13,30 @@ A spiking population is two groups (the parameters are those of
   result reports is ``xsum`` over the window's length);
 - a **neuron** group of ``neurons_per_dim`` neurons per unit, reading their
   unit's quantities through linked variables (``..._rep``); a spike makes
-  the unit's readout jump (``on_pre`` of a ``Synapses`` object, `DECODE`).
+  the unit's readout jump (``on_pre`` of a ``Synapses`` object: `DECODE`, or
+  for the SCN the sequential rule `SCN_ON_PRE`).
+
+The circuits (`dinv.circuits.spiking`) and the layer pair built from Brian2
+objects alone (`dinv.circuits.standalone`) both build their spiking
+populations from these strings; `dinv.spiking_reference` mirrors them in
+numpy.
 
 Subexpressions of the representation group that the neurons read are in
 units of the radius (``coding_error``, ``encoded``).
 """
 
+
+
+def running_average(readout):
+    """The running integral ``xsum`` of ``readout`` while ``averaging`` is 1 (a result
+    reports ``xsum`` over the window's length)."""
+    return f"dxsum/dt = averaging * {readout} : second\naveraging : 1\n"
+
+
 AVERAGING = """
 dxbar/dt = (xhat - xbar) / tau_filter : 1
-dxsum/dt = averaging * xhat : second
 radius : 1 (constant)
-averaging : 1
-"""
+""" + running_average("xhat")
 """Lines every representation group has: the slow copy, the running integral, the radius."""
 
 SCN_SYSTEM = """
@@ -32,7 +44,6 @@ dxhat/dt = -xhat / tau_readout : 1
 dy/dt = (-xhat + I_in) / tau_system : 1
 coding_error = (y - xhat) / radius : 1
 I_in : 1
-above : 1
 tau_system : second (shared, constant)
 """ + AVERAGING
 """SCN system: the ideal state y integrates Eq. (5) at the readout,
@@ -43,7 +54,6 @@ dxhat/dt = -xhat / tau_readout : 1
 dy/dt = (-alpha * xhat + I_in - target) / tau_controller : 1
 coding_error = (y - xhat) / radius : 1
 I_in : 1
-above : 1
 target : 1
 alpha : 1 (constant)
 tau_controller : second (shared, constant)
@@ -60,7 +70,6 @@ rate_e = (I_in - target - e_f) / (filter_ratio * tau_controller) : 1/second
 accel_e = (rate_e - rate_f) / (filter_ratio * tau_controller) : 1/second**2
 coding_error = (y - xhat) / radius : 1
 I_in : 1
-above : 1
 target : 1
 alpha : 1 (constant)
 k_p : 1 (shared, constant)
@@ -78,43 +87,63 @@ dr/dt = -r / tau_readout : 1
 decoder : 1 (constant)
 active : 1
 count : integer
+ready : second
 coding_error_rep : 1 (linked)
-above_rep : 1 (linked)
 """
 """SCN neurons: voltage = projected coding error minus the rate cost; r is the
-neuron's own filtered spike train. Spike: ``V > (decoder**2 + mu) / 2``."""
+neuron's own filtered spike train; ``ready``: the end of its refractory
+period (`SCN_THRESHOLD`)."""
 
-SCN_NOISY_NEURONS = """
-V = decoder * coding_error_rep - mu * r + sigma * eta : 1
-dr/dt = -r / tau_readout : 1
+SCN_NOISE = """
 deta/dt = -eta / tau_noise + sqrt(2 / tau_noise) * xi : 1
-decoder : 1 (constant)
-active : 1
-count : integer
-coding_error_rep : 1 (linked)
-above_rep : 1 (linked)
 """
-"""SCN neurons with voltage noise: eta is a unit Ornstein-Uhlenbeck process
-(correlation time tau_noise), scaled by sigma."""
+"""Voltage noise of SCN neurons: eta, a unit Ornstein-Uhlenbeck process
+(correlation time tau_noise), enters V scaled by sigma (`scn_neurons`)."""
 
-SCN_ABOVE = ("above_post = int(active_pre > 0 and decoder_pre * coding_error_post - mu * r_pre"
-             " > (decoder_pre**2 + mu) / 2) : 1 (summed)")
-"""How many neurons of each unit are above threshold (a summed variable of the
-decoding synapses, updated just before the thresholds; the neurons' V
-written out, as seen from the synapse)."""
 
-SCN_NOISY_ABOVE = ("above_post = int(active_pre > 0 and decoder_pre * coding_error_post - mu * r_pre"
-                   " + sigma * eta_pre > (decoder_pre**2 + mu) / 2) : 1 (summed)")
-"""`SCN_ABOVE` with the voltage noise."""
+def scn_neurons(noise=False):
+    """The SCN neurons' equations: `SCN_NEURONS`, with ``+ sigma * eta`` in V and
+    `SCN_NOISE` when ``noise``."""
+    if not noise:
+        return SCN_NEURONS
+    return SCN_NEURONS.replace("- mu * r : 1", "- mu * r + sigma * eta : 1") + SCN_NOISE
 
-SCN_THRESHOLD = "active > 0 and V > (decoder**2 + mu) / 2 and rand() * above_rep < 1"
-"""Above threshold, and chosen: of the m neurons of a unit above threshold in a
-step each fires with probability 1 / m, so that about one spike per step and
-unit corrects the coding error (the greedy rule of SCN simulations, which
-Brian2's independent thresholds cannot enforce). Without it, neurons with
-nearby thresholds cross together, overshoot, and the opposite half of the
-population answers all at once: a storm of synchronous spikes."""
-SCN_RESET = "r += 1\ncount += 1"
+
+SCN_THRESHOLD = "active > 0 and t >= ready and V > (decoder**2 + mu) / 2"
+"""A *candidate* spike: an active neuron, past its refractory period, above
+threshold with the readout at the start of the step. Whether it spikes is
+decided in `SCN_ON_PRE`."""
+
+SCN_ON_PRE = """
+fired = int(decoder_pre * coding_error_post - mu * r_pre{noise} > (decoder_pre**2 + mu) / 2)
+xhat_post += radius_post * decoder_pre * fired
+r_pre += fired
+count_pre += fired
+ready_pre += fired * (t + t_ref - ready_pre)
+"""
+"""The sequential spike rule (``{noise}``: `scn_on_pre` fills it in). The
+decoding synapses (one per neuron, onto its unit) take the candidates of a
+step one after the other, in neuron index order, and check each once more
+against its unit's readout as the spikes before it in this step have moved
+it (``coding_error_post`` is evaluated anew for every synapse): only a
+candidate still above threshold spikes, making the readout jump by ``R D``
+and counting the spike in r, ``count`` and its refractory ``ready``. So a
+spike lowers the other neurons' voltages at once, as the instantaneous fast
+connections of an SCN do, and the rule is deterministic. Checking all
+candidates against the same readout instead lets neurons with nearby
+thresholds fire together, the readout overshoots past the opposite
+neurons' thresholds and ON and OFF neurons answer in volleys. Needs the
+synapses' code to run synapse by synapse: Brian2's Cython target and
+``cpp_standalone`` do (numpy falls back to a slow Python loop)."""
+
+
+def scn_on_pre(noise=False):
+    """`SCN_ON_PRE` with the voltage noise (``+ sigma * eta_pre``) when ``noise``."""
+    return SCN_ON_PRE.format(noise=" + sigma * eta_pre" if noise else "")
+
+
+SCN_RESET = ""
+"""Nothing is reset at the threshold: a candidate's spike is counted in `SCN_ON_PRE`."""
 
 LIF_SYSTEM = """
 dxhat/dt = -xhat / tau_synapse : 1

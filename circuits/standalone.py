@@ -13,25 +13,31 @@ the command-line arguments of the compiled binary (``device.run(run_args=...)``)
 no recompilation. `run_standalone` does that in a fresh process, so that
 Brian2's global device never leaks into the caller.
 
-Per population, one ``NeuronGroup`` of d units holds the readout ``xhat``
-(one unit per dimension) and, for a spiking population, one of d*K
-neurons does the spiking; the neurons read their dimension's variables
-through linked variables, and a ``Synapses`` object with ``on_pre`` makes
-the readout jump. The schedule is that of `dinv.spiking_reference` (the
-controller's group, then its neurons, then the system's, in the
-``groups`` slot, each group's summed input computed just before it; then
-thresholds, spike transmission and resets).
-
-The equation strings mirror the spec in `dinv.spiking` and are kept here,
-one function per population kind (`rate_equations`, `scn_equations`,
-`lif_equations`), to be replaced by ``dinv.circuits.spiking_equations``
-when the two are unified.
+Per population, one ``NeuronGroup`` of d units holds the readout (one unit
+per dimension) and, for a spiking population, one of d*K neurons does the
+spiking; the neurons read their dimension's variables through linked
+variables, and a ``Synapses`` object with ``on_pre`` makes the readout jump.
+Every population is the circuits' own: the representation group has the
+equations, namespace and roles of the circuits' `PopulationModel`
+(`dinv.circuits.populations.SYSTEM` and ``CONTROLLER`` for rate
+populations, `dinv.circuits.spiking.scn_population` and ``lif_population``
+for spiking ones, whose equations are `dinv.circuits.spiking_equations`),
+and the neurons and their decoding synapses are built by the same functions
+as the circuits' ensembles (`dinv.circuits.spiking.scn_neurons`,
+``lif_neurons``), from the neuron parameters of the population
+specification. What differs is only what a circuit does from Python between
+steps: the dense couplings are ``Synapses`` with summed variables instead
+of network operations, and the averaging window (``averaging``, which a
+circuit's run controller switches on) is switched on between two ``run``
+calls. The schedule is that of `dinv.spiking_reference` (the controller's
+group, then its neurons, then the system's, in the ``groups`` slot, each
+group's summed input computed just before it; then thresholds, spike
+transmission and resets).
 """
 
 import multiprocessing
 import tempfile
 import time
-from dataclasses import dataclass
 
 import numpy as np
 from brian2 import (
@@ -41,130 +47,49 @@ from brian2 import (
     StateMonitor,
     Synapses,
     get_device,
-    linked_var,
     second,
     seed,
 )
 
 from brian2.devices.cpp_standalone.device import CPPStandaloneDevice
 
+from dinv.circuits import spiking_equations as eq
 from dinv.circuits.brian_internals import (
     CODEGEN_TARGETS,
     reuse_code_objects,
     young_collection_only,
 )
+from dinv.circuits.populations import CONTROLLER, SYSTEM
+from dinv.circuits.spiking import lif_neurons, lif_population, scn_neurons, scn_population
 from dinv.errors import InputError
 from dinv.spiking_reference import PairRun, PopulationRun
 
 # --------------------------------------------------------------------------
-# equations (mirror the spec in dinv.spiking; see dinv.spiking_reference)
+# the populations: the circuits' models
 # --------------------------------------------------------------------------
 
-_DRIVE = {
-    "system": "drive = -xhat + I_in : 1",
-    "controller": "drive = -alpha * xhat + I_in - target : 1\nalpha : 1 (shared)\ntarget : 1",
-}
-"""tau x' = f(x) of each role: Eq. 5 (system) and Eq. 8 (controller), at the readout."""
-
-_WINDOW = """
-dxsum/dt = window * xhat : second
-dsqsum/dt = window * (xhat - reference)**2 : second
-window = int(t > t_window) : 1
-t_window : second (shared)
-reference : 1
-I_in : 1
-"""
-"""Time integrals of the readout and of its squared error over the averaging window."""
+_ERROR = "dsqsum/dt = averaging * ({readout} - reference)**2 : second\nreference : 1\n"
+"""Time integral of the readout's squared error over the averaging window."""
 
 
-@dataclass(frozen=True)
-class PopulationEquations:
-    """Brian2 strings of one population kind and role.
+def _per_dim(parameters):
+    return len(parameters.dim_index) // (int(parameters.dim_index.max()) + 1)
 
-    Attributes
-    ----------
-    readout : str
-        Equations of the group of d units holding the readout ``xhat``.
-    neurons : str or None
-        Equations of the d*K spiking neurons (None: a rate population).
-    threshold, reset : str or None
-    refractory : bool
-        Whether the neurons have a refractory period (``tau_ref``).
-    on_pre : str or None
-        Code of the ``Synapses`` from the neurons to the readout group.
+
+def population_model(spec, role):
+    """The circuits' `PopulationModel` of a population specification (`make_population`).
+
+    Its equations, namespace and roles build the representation group; the
+    neuron parameters come from ``spec``, not from the model's ensemble.
     """
-
-    readout: str
-    neurons: str = None
-    threshold: str = None
-    reset: str = None
-    refractory: bool = False
-    on_pre: str = None
-
-
-def rate_equations(role):
-    """A rate population (Eqs. 5, 8): the state is the readout, ``tau_pop dxhat/dt = f``."""
-    return PopulationEquations(readout="dxhat/dt = drive / tau_pop : 1\n" + _DRIVE[role]
-                               + _WINDOW)
-
-
-def scn_equations(role, noise=False):
-    """A spike-coding population (`dinv.spiking`, ``scn``).
-
-    Readout group: ``xhat`` decays with tau_readout, the ideal state ``y``
-    integrates ``f`` at the readout. Neurons: ``V = D (y - xhat) / R - mu r
-    (+ sigma eta)``, candidates at ``V > (D**2 + mu) / 2``; the ``on_pre``
-    code checks each candidate once more against the readout the spikes
-    before it in the step have moved (a spike lowers the others' voltages at
-    once: the SCN's fast connections), and only then jumps the readout by
-    ``R D`` and counts the spike in ``r`` (and ``count``).
-    """
-    noise_term = " + sigma * eta" if noise else ""
-    noise_eq = "deta/dt = -eta / tau_noise + sqrt(2 / tau_noise) * xi : 1\n" if noise else ""
-    voltage = "decoder{p} * (y{q} - xhat{q}) / radius{q} - mu * r{p}" + noise_term.replace(
-        "eta", "eta{p}")
-    return PopulationEquations(
-        readout="dxhat/dt = -xhat / tau_readout : 1\ndy/dt = drive / tau_pop : 1\n"
-                "radius : 1\n" + _DRIVE[role] + _WINDOW,
-        neurons="dr/dt = -r / tau_readout : 1\n" + noise_eq
-                + "V = " + voltage.format(p="", q="_dim") + " : 1\n"
-                "decoder : 1 (constant)\nbound : 1 (constant)\ncount : 1\n"
-                "y_dim : 1 (linked)\nxhat_dim : 1 (linked)\nradius_dim : 1 (linked)\n",
-        threshold="V > bound",
-        on_pre="fired = " + voltage.format(p="_pre", q="_post") + " > bound_pre\n"
-               "xhat_post += radius_post * decoder_pre * int(fired)\n"
-               "r_pre += int(fired)\ncount_pre += int(fired)",
-    )
-
-
-def lif_equations(role):
-    """A LIF ensemble with decoders (`dinv.spiking`, ``lif``).
-
-    Readout group: ``xhat`` decays with tau_synapse; the neurons encode ``s =
-    xhat + (tau_synapse / tau_pop) f``. Neurons: ``tau_rc dv/dt = -v + J``,
-    ``J = gain e s / R + bias``, spike at ``v > 1``, reset to 0, refractory
-    ``tau_ref``; a spike makes the readout jump by ``R d / tau_synapse``.
-    """
-    return PopulationEquations(
-        readout="dxhat/dt = -xhat / tau_synapse : 1\ns = xhat + mix * drive : 1\n"
-                "radius : 1\n" + _DRIVE[role] + _WINDOW,
-        neurons="dv/dt = (-v + J) / tau_rc : 1 (unless refractory)\n"
-                "J = gain_encoder * s_dim / radius_dim + bias : 1\n"
-                "gain_encoder : 1 (constant)\nbias : 1 (constant)\njump : 1 (constant)\n"
-                "count : 1\ns_dim : 1 (linked)\nradius_dim : 1 (linked)\n",
-        threshold="v > 1", reset="v = 0\ncount += 1", refractory=True,
-        on_pre="xhat_post += radius_post * jump_pre",
-    )
-
-
-def population_equations(spec, role):
-    """The `PopulationEquations` of a population specification (`make_population`)."""
     if spec.kind == "rate":
-        return rate_equations(role)
+        return SYSTEM if role == "system" else CONTROLLER
     if spec.kind == "scn":
-        return scn_equations(role, noise=spec.parameters.noise > 0)
+        return scn_population(role, _per_dim(spec.parameters),
+                              tau_readout=spec.tau_readout * second)
     if spec.kind == "lif":
-        return lif_equations(role)
+        return lif_population(role, _per_dim(spec.parameters),
+                              tau_synapse=spec.tau_synapse * second)
     raise InputError(f"unknown population kind {spec.kind!r}")
 
 
@@ -182,67 +107,46 @@ class _Population:
     """The Brian2 groups of one population and how to read them back."""
 
     def __init__(self, spec, role, dims, tau, order, clock, record_every, codeobj_class):
-        eqs = population_equations(spec, role)
-        self.codeobj_class = codeobj_class
+        self.model = model = population_model(spec, role)
         self.spec, self.role, self.dims = spec, role, dims
-        namespace = {"tau_pop": tau * second}
-        if spec.kind == "scn":
-            namespace["tau_readout"] = spec.tau_readout * second
-        elif spec.kind == "lif":
-            namespace.update(tau_synapse=spec.tau_synapse * second, mix=spec.tau_synapse / tau)
-        self.clock = clock
-        self.readout = NeuronGroup(dims, eqs.readout, method="euler", order=order,
-                                   clock=clock, namespace=namespace,
-                                   codeobj_class=codeobj_class,
-                                   name=f"spair_{role}_readout*")
+        self.codeobj_class, self.clock = codeobj_class, clock
+        self.x = model.readout
+        equations = model.equations + ("" if model.spiking else eq.running_average(self.x)) \
+            + _ERROR.format(readout=self.x)
+        self.readout = NeuronGroup(dims, equations, method=model.method, order=order,
+                                   clock=clock, namespace=dict(model.namespace),
+                                   codeobj_class=codeobj_class, name=f"spair_{role}*")
+        setattr(self.readout, model.tau, tau * second)
+        for variable, value in model.parameters:
+            setattr(self.readout, variable, value)
         self.objects = [self.readout]
         self.neurons = None
-        if eqs.neurons is not None:
-            self._spiking(spec, eqs, namespace, order, dims)
+        if model.spiking:
+            self._spiking(spec)
         self.monitor = None
         if record_every:
-            self.monitor = StateMonitor(self.readout, "xhat", record=True,
+            self.monitor = StateMonitor(self.readout, self.x, record=True,
                                         dt=record_every * clock.dt,
                                         codeobj_class=codeobj_class,
                                         name=f"spair_{role}_trace*")
             self.objects.append(self.monitor)
 
-    def _spiking(self, spec, eqs, namespace, order, dims):
+    def _spiking(self, spec):
         p = spec.parameters
-        if p.dim_index.max() + 1 != dims:
+        if p.dim_index.max() + 1 != self.dims:
             raise InputError(f"the {spec.kind} parameters represent {p.dim_index.max() + 1} "
-                             f"dimensions, the {self.role} has {dims}")
-        namespace = dict(namespace)
-        extra = {}
+                             f"dimensions, the {self.role} has {self.dims}")
+        per_dim = _per_dim(p)
         if spec.kind == "scn":
-            namespace.update(mu=p.mu, sigma=p.noise, tau_noise=spec.tau_noise * second)
+            self.neurons, spikes = scn_neurons(
+                self.readout, p.decoder, per_dim, p.mu, p.noise, spec.tau_readout, 0.0,
+                spec.tau_noise, self.clock, self.codeobj_class)
         else:
-            namespace.update(tau_rc=p.tau_rc * second)
-            extra = dict(refractory=p.tau_ref * second)
-        self.neurons = NeuronGroup(len(p.dim_index), eqs.neurons, threshold=eqs.threshold,
-                                   reset=eqs.reset or "",
-                                   method="euler", order=order + 1, clock=self.clock,
-                                   namespace=namespace, codeobj_class=self.codeobj_class,
-                                   name=f"spair_{self.role}_neurons*", **extra)
-        index = p.dim_index
-        if spec.kind == "scn":
-            self.neurons.decoder = p.decoder
-            self.neurons.bound = (p.decoder ** 2 + p.mu) / 2
-            self.neurons.y_dim = linked_var(self.readout, "y", index=index)
-            self.neurons.xhat_dim = linked_var(self.readout, "xhat", index=index)
-        else:
-            self.neurons.gain_encoder = p.gain * p.encoder
-            self.neurons.bias = p.bias
-            self.neurons.jump = p.decoder / spec.tau_synapse
-            self.neurons.s_dim = linked_var(self.readout, "s", index=index)
-        self.neurons.radius_dim = linked_var(self.readout, "radius", index=index)
+            self.neurons, spikes = lif_neurons(
+                self.readout, p.gain, p.bias, p.encoder, p.decoder, per_dim,
+                spec.tau_synapse, p.tau_rc, p.tau_ref, self.clock, self.codeobj_class)
         self.readout.radius = spec.radius
-        self.spikes = Synapses(self.neurons, self.readout, on_pre=eqs.on_pre,
-                               clock=self.clock, namespace=namespace,
-                               codeobj_class=self.codeobj_class,
-                               name=f"spair_{self.role}_spikes*")
-        self.spikes.connect(i=np.arange(len(index)), j=index)
-        self.objects += [self.neurons, self.spikes]
+        self.objects += [self.neurons, spikes]
 
     def result(self, window_time, reference, duration, values):
         """A `PopulationRun` from the variables read back (``values``: name -> array)."""
@@ -251,26 +155,29 @@ class _Population:
             rms = float(np.sqrt(values["sqsum"].sum() / window_time)
                         / np.linalg.norm(reference))
         counts = None if self.neurons is None else np.rint(values["count"]).astype(np.int64)
-        return PopulationRun(mean=values["xsum"] / window_time, final=values["xhat"],
+        return PopulationRun(mean=values["xsum"] / window_time, final=values["readout"],
                              rms_error=rms, spike_counts=counts, duration=duration,
                              trace=values.get("trace"))
 
     def read(self):
         values = {name: np.array(getattr(self.readout, name + "_")[:])
-                  for name in ("xsum", "sqsum", "xhat")}
+                  for name in ("xsum", "sqsum")}
+        values["readout"] = np.array(getattr(self.readout, self.x + "_")[:])
         if self.neurons is not None:
             values["count"] = np.array(self.neurons.count_[:])
         if self.monitor is not None:
-            values["trace"] = np.array(self.monitor.xhat_).T
+            values["trace"] = np.array(getattr(self.monitor, self.x + "_")).T
         return values
 
 
 def _dense(source, target, name, clock, codeobj_class):
-    """Dense coupling ``I_in = M xhat_source`` as a Synapses object with a summed variable;
-    its update runs just before the target group integrates (Brian2's default order)."""
-    syn = Synapses(source, target, model="w : 1\nI_in_post = w * xhat_pre : 1 (summed)",
-                   name=name, clock=clock, namespace={}, codeobj_class=codeobj_class)
-    n_pre, n_post = len(source), len(target)
+    """Dense coupling (input of ``target`` = M readout of ``source``) as a Synapses object
+    with a summed variable; its update runs just before the target group integrates
+    (Brian2's default order)."""
+    model = f"w : 1\n{target.model.input}_post = w * {source.x}_pre : 1 (summed)"
+    syn = Synapses(source.readout, target.readout, model=model, name=name, clock=clock,
+                   namespace={}, codeobj_class=codeobj_class)
+    n_pre, n_post = source.dims, target.dims
     syn.connect(i=np.repeat(np.arange(n_pre), n_post), j=np.tile(np.arange(n_post), n_pre))
     return syn
 
@@ -334,13 +241,8 @@ class StandalonePair:
                                       self.clock, record_every, code)
         self.system = _Population(system, "system", self.d_in, tau_system, 5, self.clock,
                                   record_every, code)
-        self.W = _dense(self.system.readout, self.controller.readout, "spair_W*", self.clock,
-                        code)
-        self.B = _dense(self.controller.readout, self.system.readout, "spair_B*", self.clock,
-                        code)
-        t_window = (self.steps - self.window - 0.5) * self.dt * second
-        for pop in (self.controller, self.system):
-            pop.readout.t_window = t_window
+        self.W = _dense(self.system, self.controller, "spair_W*", self.clock, code)
+        self.B = _dense(self.controller, self.system, "spair_B*", self.clock, code)
         self.network = Network(*self.controller.objects, *self.system.objects, self.W, self.B,
                                name="spair_network*")
         self.built = False
@@ -359,9 +261,10 @@ class StandalonePair:
             raise InputError(f"W, B and target must have shapes {(self.d_out, self.d_in)}, "
                              f"{(self.d_in, self.d_out)} and {(self.d_out,)}, got {W.shape}, "
                              f"{B.shape} and {target.shape}")
+        model = self.controller.model
         values = {(self.W, "w"): matrix_to_weights(W), (self.B, "w"): matrix_to_weights(B),
-                  (self.controller.readout, "target"): target,
-                  (self.controller.readout, "alpha"): float(alpha)}
+                  (self.controller.readout, model.target): target,
+                  (self.controller.readout, model.leak): np.full(self.d_out, float(alpha))}
         refs = (None, None) if reference is None else reference
         radius = (None, None) if radius is None else radius
         for pop, ref, rad in ((self.system, refs[0], radius[0]),
@@ -374,6 +277,16 @@ class StandalonePair:
                     np.asarray(rad, dtype=float), (pop.dims,)).copy()
         return values
 
+    def _simulate(self):
+        """The run: the steps before the averaging window, then the window with
+        ``averaging`` on (as a circuit's run controller switches it on)."""
+        before = self.steps - self.window
+        if before:
+            self.network.run(before * self.dt * second, namespace={})
+        for pop in (self.controller, self.system):
+            pop.readout.averaging = 1.0
+        self.network.run(self.window * self.dt * second, namespace={})
+
     def build(self, directory=None, **build_options):
         """Generate and compile the standalone project (no-op in runtime mode).
 
@@ -385,7 +298,7 @@ class StandalonePair:
         start = time.perf_counter()
         if self.seed is not None:
             seed(self.seed)
-        self.network.run(self.steps * self.dt * second, namespace={})
+        self._simulate()
         self.timings["record"] = time.perf_counter() - start
         self.directory = directory or tempfile.mkdtemp(prefix="dinv_standalone_")
         start = time.perf_counter()
@@ -424,7 +337,7 @@ class StandalonePair:
             if self.seed is not None:
                 seed(self.seed)
             with young_collection_only():
-                self.network.run(self.steps * self.dt * second, namespace={})
+                self._simulate()
             if not self.built:  # runtime: the code objects of the first run serve every run
                 reuse_code_objects(self.network)
                 self.built = True
@@ -496,5 +409,4 @@ def run_standalone(pair_kwargs, cases, directory=None, threads=0):
         return pool.apply(_standalone_worker, (pair_kwargs, cases, directory, threads))
 
 
-__all__ = ["PopulationEquations", "StandalonePair", "lif_equations", "matrix_to_weights",
-           "population_equations", "rate_equations", "run_standalone", "scn_equations"]
+__all__ = ["StandalonePair", "matrix_to_weights", "population_model", "run_standalone"]

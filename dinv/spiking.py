@@ -9,7 +9,8 @@ linear in its neurons. Values are represented in units of a per-dimension
 below are in these normalised units.
 
 Two families (equations in ``dinv.circuits.spiking_equations`` for Brian2,
-and once more in numpy in ``dinv.spiking_reference``):
+shared by the circuits and the standalone pair, and mirrored in numpy in
+``dinv.spiking_reference``):
 
 ``scn`` (spike-coding network; Boerlin, Machens & Deneve 2013)
     Per dimension k: a readout ``xhat_k`` (decoded, filtered spikes) with
@@ -20,7 +21,22 @@ and once more in numpy in ``dinv.spiking_reference``):
     e``). Neuron i's voltage is the projected coding error minus its rate
     cost, ``V_i = D_i (y_k - xhat_k) / R_k - mu r_i + sigma eta_i`` (r_i: its
     own spike train filtered with tau_readout; eta_i: unit Ornstein-Uhlenbeck
-    noise), and it spikes when ``V_i > (D_i**2 + mu) / 2``.
+    noise). **Spike rule** (per step, after every population has
+    integrated): every neuron with ``V_i > (D_i**2 + mu) / 2`` (and past its
+    refractory period, 0 by default) is a *candidate*; the candidates are
+    then taken one after the other, in neuron index order, and each is
+    checked once more against the readout of its dimension as the spikes
+    before it in this step have moved it. Only a candidate still above
+    threshold spikes: xhat_k jumps by ``R_k D_i`` and r_i by 1 at once, so
+    the next candidates see the lowered coding error. This is the greedy
+    rule of SCN simulations, where a spike reaches the other neurons
+    instantaneously through the fast connections; it is deterministic (no
+    random choice), and it keeps neurons with nearby thresholds from firing
+    together, overshooting past the opposite neurons' thresholds and setting
+    off volleys of ON and OFF spikes. In Brian2 the threshold is the
+    candidate test and the check is the ``on_pre`` code of the decoding
+    synapses (`dinv.circuits.spiking_equations.SCN_ON_PRE`), run synapse by
+    synapse.
 ``lif`` (LIF ensemble with decoders, Neural Engineering Framework)
     Per dimension k: a readout ``xhat_k`` through an exponential synapse,
     ``dxhat/dt = -xhat / tau_synapse``, jumping by ``R_k d_i / tau_synapse``

@@ -20,10 +20,12 @@ Schedule of one Euler step of length dt, the order of Brian2's schedule
 `dinv.circuits.standalone`:
 
 1. ``groups``: the controller's input ``W xhat_s`` (readouts at the end of the
-   previous step), then the controller integrates: per dimension, from the
-   values at the start of the step, its readout decays and (SCN) its ideal
-   state y integrates f; then its neurons integrate (LIF: their current
-   from the decayed readout and the same input). Then the system's input
+   previous step), then the controller's neurons integrate (LIF: their
+   current from the readout at the start of the step and this input; the
+   neurons' group sorts before its representation group, see
+   `dinv.circuits.spiking.scn_neurons`), then the controller integrates:
+   per dimension, from the values at the start of the step, its readout
+   decays and (SCN) its ideal state y integrates f. Then the system's input
    ``B xhat_c`` from the controller's readout as it now is (decayed, before
    this step's spikes: the semi-implicit order of the rate circuits), and the
    system integrates likewise.
@@ -45,9 +47,12 @@ Schedule of one Euler step of length dt, the order of Brian2's schedule
    ``timestep`` rule: whole steps).
 
 The arithmetic of each step follows the code Brian2 generates for the
-equations of `dinv.circuits.standalone` operation by operation (``x + (-dt
-/ tau) x``, ``f = I - (leak x + target)``, couplings summed in order over
-the source's entries), so that the two give the same spikes.
+equations of `dinv.circuits.spiking_equations` (which the circuits and
+`dinv.circuits.standalone` share) operation by operation (``x + (-dt / tau)
+x``, ``f = I - (leak x + target)``, ``V = D ((y - xhat) / R) - mu r``, the
+LIF input ``bias + (s e) gain`` with ``s = ((1 - leak tau_syn / tau) xhat +
+(tau_syn / tau) (I - target)) / R``, couplings summed in order over the
+source's entries), so that the two give the same spikes.
 
 Time averages and the moment-to-moment error use the readouts at the start
 of each step of the final ``average_fraction`` of the run (what a Brian2
@@ -284,7 +289,7 @@ class _SCN:
         self.leak, self.target, self.rate = leak, target, dt / tau
         self.decay = -dt / spec.tau_readout
         self.dim, self.decoder = p.dim_index, p.decoder
-        self.cell_radius = spec.radius[p.dim_index]
+        self.radius = spec.radius
         self.jumps = spec.radius[p.dim_index] * p.decoder
         self.mu, self.sigma = p.mu, p.noise
         self.bound = (p.decoder ** 2 + p.mu) / 2
@@ -303,14 +308,13 @@ class _SCN:
                 + self.noise_kick * self.rng.standard_normal(len(self.eta))
 
     def _voltage(self, cells=None):
-        """V of ``cells`` (None: all), as Brian2 evaluates it: D (y - xhat) / R - mu r (+ sigma
-        eta), from the readout as it is now."""
-        error = self.y - self.readout
+        """V of ``cells`` (None: all), as Brian2 evaluates it: D ((y - xhat) / R) - mu r (+
+        sigma eta), from the readout as it is now."""
+        error = (self.y - self.readout) / self.radius  # coding_error, per dimension
         if cells is None:
-            voltage = self.decoder * error[self.dim] / self.cell_radius - self.mu * self.r
+            voltage = self.decoder * error[self.dim] - self.mu * self.r
             return voltage + self.sigma * self.eta if self.sigma else voltage
-        voltage = self.decoder[cells] * error[self.dim[cells]] / self.cell_radius[cells] \
-            - self.mu * self.r[cells]
+        voltage = self.decoder[cells] * error[self.dim[cells]] - self.mu * self.r[cells]
         return voltage + self.sigma * self.eta[cells] if self.sigma else voltage
 
     def threshold(self, step):
@@ -362,8 +366,8 @@ class _LIF:
         self.decay = -dt / spec.tau_synapse
         self.mix = spec.tau_synapse / tau
         self.dim = p.dim_index
-        self.gain_encoder = p.gain * p.encoder
-        self.cell_radius = spec.radius[p.dim_index]
+        self.gain, self.encoder = p.gain, p.encoder
+        self.radius = spec.radius
         self.bias = p.bias
         self.membrane = dt / p.tau_rc
         self.refractory_steps = int((p.tau_ref + 1e-3 * dt) / dt)  # Brian2's timestep()
@@ -374,11 +378,12 @@ class _LIF:
 
     def integrate(self, inputs, step):
         xhat = self.readout
-        xhat += self.decay * xhat
-        s = xhat + self.mix * (inputs - (self.leak * xhat + self.target))
-        current = self.gain_encoder * s[self.dim] / self.cell_radius + self.bias
+        encoded = ((1.0 - self.mix * self.leak) * xhat
+                   + self.mix * (inputs - self.target)) / self.radius
+        current = self.bias + (encoded[self.dim] * self.encoder) * self.gain
         np.greater_equal(step - self.last, self.refractory_steps, out=self.active)
         self.v += self.membrane * (current - self.v) * self.active
+        xhat += self.decay * xhat
 
     def threshold(self, step):
         return np.flatnonzero((self.v > 1.0) & self.active)
