@@ -16,7 +16,7 @@ with the tiny initial weights, rate alpha / (tau_c + alpha tau_s), takes
 20 ms, and a settle of 100 ms (5 of them) costs 2500 steps (scn) or 1000 (lif);
 radii per sample from the closed form (`chain_radii`). Each spiking model
 trains in a pass of its own over the same samples in the same order, on the
-first ``spiking_updates`` of them (default 200; None: all; ``--quick``: 100), and its
+first ``spiking_updates`` of them (default None: all; ``--quick``: 100), and its
 errors are normalised like the others'.
 """
 
@@ -89,11 +89,9 @@ DEFAULTS = {
     # shifted B so large that the Euler circuit diverges.
     "repair": {"min_iters": 0, "solver": "eigen"},
     # Spiking DI models (population 'scn' or 'lif'): neurons, time constants, steps,
-    # radii, and the updates they train on (see dinv.experiments.models_spec). A
-    # spiking settle costs ~0.2-0.5 s, so by default they train on the first 200
-    # updates of the pass (about a minute or two); spiking_updates=null: all.
+    # radii, and the updates they train on (see dinv.experiments.models_spec): all of
+    # them in the full protocol (a few minutes), the first 100 in --quick.
     **SPIKING_SETTINGS,
-    "spiking_updates": 200,
 }
 QUICK = {"samples": 300, "fixed_norm_samples": 300, "spiking_updates": 100}
 
