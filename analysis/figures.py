@@ -617,6 +617,7 @@ def _tsne_map(ax, points, labels):
 
 SPIKING_MARKERS = {"scn": "o", "lif": "s"}
 SPIKING_STYLES = {"scn": "-", "lif": "--"}
+SPIKING_COLOURS = {"scn": "tab:blue", "lif": "tab:red"}
 
 
 def _records(records, **match):
@@ -657,8 +658,11 @@ def spiking_inversion_figure(scaling, slopes, tau_sweep, duration_sweep, silenci
     axes = fig.subplots(2, 3).ravel()
     models = list(dict.fromkeys(r["population"] for r in scaling))
     cases = list(dict.fromkeys(r["case"] for r in scaling))
-    model_colour = colours(models)
-    case_colour = colours(cases)
+    model_colour = {model: SPIKING_COLOURS.get(model, colour)
+                    for model, colour in colours(models).items()}
+    case_colour = {case: colour for case, colour in
+                   zip(cases, ("tab:blue", "tab:orange", "tab:green", "tab:purple",
+                               "tab:brown", "tab:pink", "tab:olive", "tab:cyan"))}
     slope = {(s["population"], s["case"]): s for s in slopes}
 
     def fmt(value):
@@ -743,7 +747,19 @@ def spiking_inversion_figure(scaling, slopes, tau_sweep, duration_sweep, silenci
         ax.set_yscale("log")
     ax.set_ylabel("angle to Eq. (10) (deg)")
     ax.set_title("f  silencing (contracting)", loc="left", fontsize=10)
+    sizes = sorted({r["neurons_per_dim"] for r in scaling})
+    for ax, values in ((axes[0], sizes), (axes[1], sizes), (axes[4], sizes),
+                       (axes[2], [r["readout_ms"] for r in tau_sweep]),
+                       (axes[3], [r["duration_tau"] for r in duration_sweep])):
+        if len(values):
+            value_ticks(ax, values, "x")
+    for ax in (axes[0], axes[1], axes[2], axes[3], axes[5]):
+        if ax.get_yscale() == "log":
+            log_ticks(ax, "y")
     for ax in axes:
-        if ax.get_legend_handles_labels()[0]:
+        if ax is axes[1] and ax.get_legend_handles_labels()[0]:
+            # Twelve curves: the legend goes below the panel, not over the curves.
+            ax.legend(fontsize=6, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.16))
+        elif ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=6)
     return fig
