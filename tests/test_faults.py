@@ -139,7 +139,8 @@ def _interrupt_and_resume(tmp_path, whole, args, signum):
                                        "unit": "samples"}
     assert 0 < meta["state"]["samples"] < partial["interruption"]["total"]
     assert partial["history"] == record(whole)["history"][:len(partial["history"])]
-    resumed = subprocess.run(CLI + ["run", "mnist", "--resume", str(stopped), "--no-progress"],
+    resumed = subprocess.run(CLI + ["run", "mnist", "--resume", str(stopped), "--no-progress"]
+                             + [a for a in args if a == "--keep-checkpoints"],
                              cwd=ROOT, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
     full, again = record(whole), record(stopped)

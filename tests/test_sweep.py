@@ -321,6 +321,9 @@ def test_ctrl_c_stops_the_command_and_a_rerun_continues(tmp_path):
     out = tmp_path / "ctrl-c"
     command = [sys.executable, "-m", "dinv.experiments.cli", "sweep", "linear-regression",
                "--quick", "--set", "samples=60", "--models", "BP,DI a=0.01",
+               # Cells that do not stack (on_unsettled=raise, see can_stack): they finish
+               # one by one, so a Ctrl-C finds some pending.
+               "--set", "on_unsettled=raise",
                "--grid", "seed=0:6", "--workers", "2", "--out", str(out), "--no-progress"]
     root = Path(__file__).resolve().parents[1]
     process = subprocess.Popen(command, cwd=root, start_new_session=True, text=True,
