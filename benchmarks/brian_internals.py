@@ -10,6 +10,10 @@ each measure and without it:
 * ``young_collection_only``: runs with ``Network.run``'s full garbage
   collection, with it made a young one (the default), and with the former
   ``gc.freeze`` of every object alive;
+* ``direct_step_calls``: 1000-step runs of a stack of 30 small layer
+  circuits (one update of a 10-seed linear-regression sweep: 10 <- 20, three
+  DI models per seed), each step calling the compiled code directly, and
+  through Brian2's own ``run`` chain of calls;
 * ``live_view``: one read or write of a state through Brian2's public
   ``group.var_[:]`` against a numpy view, per access.
 
@@ -90,6 +94,34 @@ def collection(rng, repeats):
           f"{gc.get_count()} objects pending, {len(gc.get_objects())} tracked")
 
 
+def undo_direct_calls(circuit):
+    """Undo `direct_step_calls`: every object steps through Brian2's own ``run``."""
+    for obj in circuit.assembly.network.objects:
+        for contained in [obj] + list(getattr(obj, "contained_objects", [])):
+            vars(contained).pop("run", None)
+
+
+def direct_calls(rng, repeats, n=30, steps=1000):
+    W = rng.standard_normal((n, 10, 20)) / np.sqrt(20)
+    args = (W, -W.transpose(0, 2, 1), rng.standard_normal((n, 1, 10)), 0.01)
+    circuit = LayerCircuit(10, 20, n=n)
+
+    def settle():
+        circuit.settle(*args, steps=steps, on_unsettled="ignore")
+
+    settle()  # first run: compile, then the direct calls are set
+    direct, own = [], []
+    for _ in range(3):  # alternate, so that load changes hit both alike
+        direct.append(median_ms(settle, repeats))
+        undo_direct_calls(circuit)
+        own.append(median_ms(settle, repeats))
+        brian_internals.direct_step_calls(circuit.assembly.network)
+    direct, own = min(direct), min(own)
+    print(f"direct_step_calls: {own:7.2f} ms -> {direct:6.2f} ms per {steps}-step run of "
+          f"{n} stacked 10 <- 20 circuits ({1000 * (own - direct) / steps:.1f} us less per "
+          f"step, ratio {direct / own:.2f})")
+
+
 def views(rng, repeats, batch=1, d_in=1000):
     circuit = LayerCircuit(10, d_in, batch=batch)
     group = circuit.assembly.slots["system"].group
@@ -133,6 +165,7 @@ def main(argv=None):
     rng = np.random.default_rng(0)
     code_objects(rng, args.repeats)
     collection(rng, args.repeats)
+    direct_calls(rng, max(3, args.repeats // 5))
     views(rng, args.repeats)
     print("order_summed_updaters, CODEGEN_TARGETS: correctness and no global preferences, "
           "0 ms")

@@ -28,7 +28,11 @@ from contextlib import contextmanager
 from brian2 import second
 from brian2 import seed as brian_seed
 
-from dinv.circuits.brian_internals import reuse_code_objects, young_collection_only
+from dinv.circuits.brian_internals import (
+    direct_step_calls,
+    reuse_code_objects,
+    young_collection_only,
+)
 from dinv.circuits.settling import CHECK_EVERY, ReadoutChanges
 from dinv.circuits.traces import Traces
 from dinv.errors import CircuitDivergedError, InputError
@@ -214,6 +218,7 @@ class RunController:
                 self._completed(total)
         if not self._code_kept:
             reuse_code_objects(self._asm.network)
+            direct_step_calls(self._asm.network)
             self._code_kept = True
         self._now = self.steps_run
 
