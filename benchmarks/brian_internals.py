@@ -10,10 +10,11 @@ each measure and without it:
 * ``young_collection_only``: runs with ``Network.run``'s full garbage
   collection, with it made a young one (the default), and with the former
   ``gc.freeze`` of every object alive;
-* ``direct_step_calls``: 1000-step runs of a stack of 30 small layer
-  circuits (one update of a 10-seed linear-regression sweep: 10 <- 20, three
-  DI models per seed), each step calling the compiled code directly, and
-  through Brian2's own ``run`` chain of calls;
+* ``direct_step_calls`` and ``lean_runs``: 1000-step runs of a stack of 30
+  small layer circuits (one update of a 10-seed linear-regression sweep:
+  10 <- 20, three DI models per seed) through Brian2's own ``Network.run`` and
+  chain of calls per object, with each step calling the compiled code
+  directly, and with the lean loop in place of ``Network.run`` as well;
 * ``live_view``: one read or write of a state through Brian2's public
   ``group.var_[:]`` against a numpy view, per access.
 
@@ -94,32 +95,39 @@ def collection(rng, repeats):
           f"{gc.get_count()} objects pending, {len(gc.get_objects())} tracked")
 
 
-def undo_direct_calls(circuit):
-    """Undo `direct_step_calls`: every object steps through Brian2's own ``run``."""
+def brian_own_runs(circuit):
+    """Undo `direct_step_calls` and `lean_runs`: every run through ``Network.run`` and
+    every step through Brian2's own ``run`` of each object."""
     for obj in circuit.assembly.network.objects:
         for contained in [obj] + list(getattr(obj, "contained_objects", [])):
             vars(contained).pop("run", None)
+    circuit.assembly.runner._lean = None
 
 
 def direct_calls(rng, repeats, n=30, steps=1000):
     W = rng.standard_normal((n, 10, 20)) / np.sqrt(20)
     args = (W, -W.transpose(0, 2, 1), rng.standard_normal((n, 1, 10)), 0.01)
     circuit = LayerCircuit(10, 20, n=n)
+    network = circuit.assembly.network
 
     def settle():
         circuit.settle(*args, steps=steps, on_unsettled="ignore")
 
-    settle()  # first run: compile, then the direct calls are set
-    direct, own = [], []
-    for _ in range(3):  # alternate, so that load changes hit both alike
-        direct.append(median_ms(settle, repeats))
-        undo_direct_calls(circuit)
-        own.append(median_ms(settle, repeats))
-        brian_internals.direct_step_calls(circuit.assembly.network)
-    direct, own = min(direct), min(own)
-    print(f"direct_step_calls: {own:7.2f} ms -> {direct:6.2f} ms per {steps}-step run of "
-          f"{n} stacked 10 <- 20 circuits ({1000 * (own - direct) / steps:.1f} us less per "
-          f"step, ratio {direct / own:.2f})")
+    settle()  # first run: compile, then the direct calls and the lean runs are set
+    lean = circuit.assembly.runner._lean
+    times = {"own": [], "direct": [], "lean": []}
+    for _ in range(3):  # alternate, so that load changes hit all three alike
+        times["lean"].append(median_ms(settle, repeats))
+        brian_own_runs(circuit)
+        times["own"].append(median_ms(settle, repeats))
+        brian_internals.direct_step_calls(network)
+        times["direct"].append(median_ms(settle, repeats))
+        circuit.assembly.runner._lean = lean
+    own, direct, lean = (min(times[key]) for key in ("own", "direct", "lean"))
+    print(f"direct_step_calls, lean_runs: {steps}-step run of {n} stacked 10 <- 20 circuits "
+          f"(one update of a 10-seed sweep): Brian2's own calls {own:6.2f} ms, direct calls "
+          f"{direct:6.2f} ms ({direct / own:.2f}), lean runs {lean:6.2f} ms ({lean / own:.2f}); "
+          f"{1000 * (own - lean) / steps:.1f} us less per step")
 
 
 def views(rng, repeats, batch=1, d_in=1000):

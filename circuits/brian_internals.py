@@ -190,6 +190,96 @@ def _direct_call(obj):
     return run_all
 
 
+def lean_runs(network):
+    """A function that runs ``network`` for a number of steps without ``Network.run``.
+
+    Later runs of a circuit of rate populations need none of what
+    ``Network.run`` does around its loop at every run: sorting and checking
+    the objects, preparing each of them, setting the clock through
+    `Clock.set_interval` (whose debug message formats two quantities in their
+    best units, 1-3 ms per run: more than 100 steps of a small circuit),
+    checking every state for NaN (the run controller has its own divergence
+    check) and finishing each object. Nor do they need its per-step
+    bookkeeping beyond advancing the clock. The function returned runs the
+    objects' direct calls (`direct_step_calls`) in Brian2's order, advances
+    the clock's ``timestep`` and ``t`` after every step as Brian2 does, and
+    ends early on ``network.stop()`` or Brian2's global stop (Ctrl-C), like
+    ``Network.run``.
+
+    It is only offered for a network whose objects all run on one clock and
+    are either network operations without a time argument or code runners
+    whose only code is a Cython ``run`` block with a direct call: groups'
+    state updates, with no spikes, monitors or synaptic pathways, whose
+    ``before_run`` and ``after_run`` would have work to do. Call it after a
+    first ``Network.run`` (which builds the code objects) and
+    `direct_step_calls`.
+
+    Relies on `direct_step_calls`, on ``Network.sorted_objects``,
+    ``Network._stopped``, ``Network._globally_stopped``,
+    ``Network._globally_running`` (Brian2's Ctrl-C handler) and ``Network.t_``,
+    on a clock's ``timestep`` and ``t`` arrays, and on an object's
+    ``before_run`` and ``after_run`` doing nothing else once its code objects
+    are kept (`reuse_code_objects`) and its code has no such blocks.
+
+    Parameters
+    ----------
+    network : brian2.Network
+
+    Returns
+    -------
+    callable or None
+        ``run(steps)``; None when some object needs ``Network.run``.
+    """
+    objects = [obj for obj in network.sorted_objects if obj.active]
+    clocks = {obj.clock for obj in objects}
+    if len(clocks) != 1:
+        return None
+    calls = []
+    for obj in objects:
+        if isinstance(obj, NetworkOperation):
+            if "run" not in vars(obj):
+                return None
+            calls.append(obj.run)
+            continue
+        codes = list(getattr(obj, "code_objects", ()))
+        if not codes:
+            if type(obj).run is not BrianObject.run:
+                return None
+            continue  # a group: its own run does nothing
+        if "run" not in vars(obj) or any(code.compiled_code.get(block) is not None
+                                         for code in codes
+                                         for block in ("before_run", "after_run")):
+            return None
+        calls.append(obj.run)
+    clock = clocks.pop()
+    timestep = clock.variables["timestep"].get_value()
+    time = clock.variables["t"].get_value()
+    dt = float(clock.variables["dt"].get_value().item())
+    brian_network_class = type(network)
+
+    def run(steps):
+        network._stopped = False
+        brian_network_class._globally_stopped = False
+        step = int(timestep[0])
+        end = step + int(steps)
+        # While running, Brian2's SIGINT handler turns Ctrl-C into a stop after
+        # the current step, as in Network.run.
+        brian_network_class._globally_running = True
+        try:
+            while step < end and not network._stopped and \
+                    not brian_network_class._globally_stopped:
+                for call in calls:
+                    call()
+                step += 1
+                timestep[0] = step
+                time[0] = step * dt
+        finally:
+            brian_network_class._globally_running = False
+            network.t_ = float(time[0])
+
+    return run
+
+
 def _keep_code_objects(run_namespace):
     """Replacement of ``CodeRunner.create_code_objects`` that keeps the old ones."""
 
@@ -257,6 +347,23 @@ def problems():
             and all(hasattr(u, "order") and hasattr(u, "when") for u in updaters.values())):
         found.append("order_summed_updaters: "
                      "Synapses.summed_updaters is no longer a dict of scheduled updaters")
+    call_chain = (inspect.getsource(CodeObject.__call__), inspect.getsource(CodeObject.run),
+                  inspect.getsource(CythonCodeObject.run_block), inspect.getsource(BrianObject.run))
+    if not ("self.run()" in call_chain[0] and 'run_block("run")' in call_chain[1]
+            and ".main(self.namespace)" in call_chain[2] and "codeobj()" in call_chain[3]
+            and hasattr(CythonCodeObject, "update_namespace")):
+        found.append("direct_step_calls: a step no longer reaches the compiled code through "
+                     "BrianObject.run -> CodeObject.__call__ -> run_block('run') -> "
+                     "main(namespace)")
+    if not hasattr(NetworkOperation, "run") or "_has_arg" not in inspect.getsource(
+            NetworkOperation.run):
+        found.append("direct_step_calls: NetworkOperation.run no longer uses _has_arg")
+    network_source = inspect.getsource(brian_network)  # Network.run is wrapped
+    if not all(name in network_source for name in ("_globally_stopped", "_globally_running",
+                                                   "self._stopped",
+                                                   'variables["timestep"]', "self.t_")):
+        found.append("lean_runs: Network.run no longer steps its clock through the timestep "
+                     "and t arrays, or no longer stops on _stopped/_globally_stopped")
     if getattr(brian_network, "gc", None) is not gc:
         found.append("young_collection_only: brian2.core.network no longer imports gc")
     elif "gc.collect()" not in inspect.getsource(brian_network):

@@ -30,6 +30,7 @@ from brian2 import seed as brian_seed
 
 from dinv.circuits.brian_internals import (
     direct_step_calls,
+    lean_runs,
     reuse_code_objects,
     young_collection_only,
 )
@@ -76,6 +77,7 @@ class RunController:
         self._stop_tol = self._stopped_at = self._diverged_at = None
         self._limit = np.inf
         self._code_kept = False
+        self._lean = None
 
     # ----------------------------------------------------------------- public
     def run_phases(self, phases, record=(), record_every=0, stop_tol=None,
@@ -111,7 +113,10 @@ class RunController:
         total = int(self._phase_ends[-1])
         asm = self._asm
         with young_collection_only(), seeded_noise(asm):
-            asm.network.run(total * asm.clock.dt, namespace={})
+            if self._lean is None:
+                asm.network.run(total * asm.clock.dt, namespace={})
+            else:
+                self._lean(total)
         if self._count < total and self._stopped_at is None and self._diverged_at is None:
             # Brian2's Ctrl-C handler ends a run after the current step: its
             # state is cut short, not settled, so it is never returned.
@@ -219,6 +224,7 @@ class RunController:
         if not self._code_kept:
             reuse_code_objects(self._asm.network)
             direct_step_calls(self._asm.network)
+            self._lean = lean_runs(self._asm.network)
             self._code_kept = True
         self._now = self.steps_run
 
