@@ -80,13 +80,18 @@ DEFAULTS = {
     "parallel": True,
     "error_dtype": "float64",
     "restabilise": True,
-    "rinit": {"target": -0.01, "lr": 0.5, "max_iters": 2000, "min_iters": 100},
+    # R-Init: SSA gradient descent from random feedback. Each step's SSA gradient
+    # comes from one eigendecomposition of the Jacobian ('eigen'), the same
+    # gradient as the paper's Lyapunov solves to rounding (the R-Init feedback
+    # agrees to 1e-14) at a tenth of the cost: 0.06 s per run instead of 0.6 s.
+    "rinit": {"target": -0.01, "lr": 0.5, "max_iters": 2000, "min_iters": 100,
+              "solver": "eigen"},
     # Re-stabilisation during training: the R-Init descent (``rinit``) with these
-    # options on top, from the current feedback: SSA gradients from one
-    # eigendecomposition per step, and no minimum of steps (it ends as soon as
-    # the target abscissa is reached). The spectral shift (method "shift") is
-    # cheaper still, but early in training W's tiny singular values make the
-    # shifted B so large that the Euler circuit diverges.
+    # options on top, from the current feedback, with eigendecompositions, and no
+    # minimum of steps (it ends as soon as the target abscissa is reached). The
+    # spectral shift (method "shift") is cheaper still, but early in training W's
+    # tiny singular values make the shifted B so large that the Euler circuit
+    # diverges.
     "repair": {"min_iters": 0, "solver": "eigen"},
     # Spiking DI models (population 'scn' or 'lif'): neurons, time constants, steps,
     # radii, and the updates they train on (see dinv.experiments.models_spec): all of
