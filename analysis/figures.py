@@ -102,8 +102,10 @@ def median_window(samples):
 
 
 def plot_curves(ax, curves, styles, log=False):
-    """Plot named curves (name -> 1-D array) against iteration.
+    """Plot named curves (name -> 1-D array) against the updates done.
 
+    Value i is the one after i updates (0: before training), as the
+    regressions' ``error`` (``results.json``'s ``updates['error']``).
     ``styles``: name -> keyword arguments of ``Axes.plot`` without markers
     (`dinv.analysis.style.line_style`); markers are placed here.
     """
@@ -113,13 +115,14 @@ def plot_curves(ax, curves, styles, log=False):
     if log:
         ax.set_yscale("log")
         log_ticks(ax)
-    ax.set_xlabel("iteration (samples)")
+    ax.set_xlabel("updates")
 
 
 def plot_layer_curves(ax, curves, styles, panel):
     """Plot per-layer curves (model -> array (layers, iterations)) of one `Panel`.
 
-    Layer 1 is drawn solid (closed forms) or dashed (simulated), layer 2
+    Value j is the one of update j + 1 (``results.json``'s ``updates['curves']``),
+    so the curves share the x axis of `plot_curves`' errors. Layer 1 is drawn solid (closed forms) or dashed (simulated), layer 2
     dotted or dash-dotted (`dinv.analysis.style.LINE_STYLES`).
     """
     order = 0
@@ -134,19 +137,20 @@ def plot_layer_curves(ax, curves, styles, panel):
             if panel.median:
                 _plot_median(ax, values, style)
             else:
-                ax.plot(np.arange(values.size), values, **style)
+                ax.plot(np.arange(1, values.size + 1), values, **style)
     if panel.log:
         ax.set_yscale("log")
         log_ticks(ax)
     if panel.zero_line:
         ax.axhline(0.0, color="k", lw=0.5)
-    ax.set_xlabel("iteration (samples)")
+    ax.set_xlabel("updates")
     ax.set_ylabel(panel.ylabel)
 
 
 def _plot_median(ax, values, style):
     """A running median of ``values`` with its 25-75 % band."""
     centres, (q25, q50, q75) = running_quantiles(values, median_window(values.size))
+    centres = centres + 1  # value j belongs to update j + 1
     points = centres.size
     every = style.get("markevery")
     if every:

@@ -3,6 +3,7 @@
 import re
 import string
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 from matplotlib.collections import PolyCollection
@@ -10,9 +11,12 @@ from matplotlib.ticker import NullFormatter
 
 from dinv.analysis.figures import (
     PLATEAU_VARIATION,
+    Panel,
     alpha_sweep_figure,
     autoencoder_figure,
     classification_figure,
+    plot_curves,
+    plot_layer_curves,
     timescales_figure,
 )
 from dinv.analysis.metrics import input_variation, running_quantiles
@@ -251,3 +255,21 @@ def test_running_quantiles_and_input_variation():
     assert input_variation(inputs, inputs) == pytest.approx(1.0)
     assert input_variation(inputs, np.tile(inputs[0], (5, 1))) < 1e-12
     assert 0.0 < PLATEAU_VARIATION < 1.0
+
+
+def test_curves_and_errors_share_the_update_axis():
+    """Errors are after i updates (from 0), curves during update j (from 1): a curve's
+    first point sits at update 1, the error's first at 0, in both kinds of panel."""
+    styles = {"DI": lambda layer, points, order: {"color": "C0", "zorder": 2}}
+    fig, axes = plt.subplots(1, 3)
+    plot_curves(axes[0], {"DI": np.linspace(1.0, 0.1, 6)}, styles)
+    plot_layer_curves(axes[1], {"DI": np.arange(5.0)[None]}, styles,
+                      Panel("angle", "angle_ndi", "deg", frozenset({"di"})))
+    plot_layer_curves(axes[2], {"DI": np.arange(300.0)[None]}, styles,
+                      Panel("angle", "angle_ndi", "deg", frozenset({"di"}), median=True))
+    assert list(axes[0].lines[0].get_xdata()) == [0, 1, 2, 3, 4, 5]
+    assert list(axes[1].lines[0].get_xdata()) == [1, 2, 3, 4, 5]
+    window = axes[2].lines[0].get_xdata()
+    assert window[0] == pytest.approx(1 + (10 - 1) / 2)  # a window of 10 from update 1
+    assert axes[0].get_xlabel() == axes[1].get_xlabel() == "updates"
+    plt.close(fig)
