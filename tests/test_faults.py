@@ -41,6 +41,8 @@ SHORT_REGRESSION = ["run", "linear-regression", "--set", "samples=200", "--seed"
                     "--models", "BP,FA,NDI a=0.01,DI a=0.01"]
 # The full linear-regression protocol (minutes) without the R-Init models' set-up.
 LONG_REGRESSION = ["run", "linear-regression", "--models", "BP,DI a=0.01"]
+# Settles of about a second: a signal sent right after another lands inside one.
+SLOW_SETTLES = LONG_REGRESSION + ["--set", "steps=200000"]
 # An alpha sweep of a few milliseconds of simulation.
 TINY_SWEEP = ["run", "alpha-sweep", "--set", "samples=4", "--set", "steps=50",
               "--set", "alphas=[0.1]", "--no-progress"]
@@ -232,9 +234,10 @@ def test_sigint_during_settles_never_changes_the_numbers(tmp_path):
 
 
 def test_second_signal_stops_at_once(tmp_path):
-    """The second SIGINT leaves at once, with a message, writing nothing."""
+    """The second SIGINT leaves at once, with a message, writing nothing (sent while
+    the run still finishes the update the first one let it complete)."""
     out = tmp_path / "run"
-    run = Run(LONG_REGRESSION + ["--out", str(out)])
+    run = Run(SLOW_SETTLES + ["--out", str(out)])
     run.wait_for(lambda: run.progress() >= 1, "a first update")
     run.send(signal.SIGINT)
     run.wait_for(lambda: "SIGINT received" in run.err, "the first signal's note")
