@@ -399,7 +399,7 @@ def stabilise_loop(weights, B, alpha, target=-0.01, lr=5e-2, max_iters=200, min_
 
 def stabilise_pid_feedback(W, B, alpha, kp=0.0, kd=0.0, tau_ratio=1.0, filter_ratio=1.0,
                            target=-0.01, lr=5e-2, max_iters=200, min_iters=10, eps=0.01,
-                           method="descent"):
+                           method="descent", solver="lyapunov"):
     """`stabilise_feedback` for a layer pair under a PID controller (Eq. 7).
 
     SSA descent with respect to B on the full `dinv.theory.pid_jacobian`
@@ -410,7 +410,7 @@ def stabilise_pid_feedback(W, B, alpha, kp=0.0, kd=0.0, tau_ratio=1.0, filter_ra
 
     Parameters
     ----------
-    W, B, alpha, target, lr, max_iters, min_iters, eps, method
+    W, B, alpha, target, lr, max_iters, min_iters, eps, method, solver
         As in `stabilise_feedback`.
     kp, kd : float or ndarray, shape (d_l, d_l)
         The controller's gains, scalars or gain matrices.
@@ -437,13 +437,15 @@ def stabilise_pid_feedback(W, B, alpha, kp=0.0, kd=0.0, tau_ratio=1.0, filter_ra
                              f"shape {np.shape(gain)}")
     if method not in STABILISERS:
         raise InputError(f"method must be one of {STABILISERS}, got {method!r}")
+    if solver not in SOLVERS:
+        raise InputError(f"solver must be one of {SOLVERS}, got {solver!r}")
     gains = (tau_ratio, kp, kd, filter_ratio)
     if method == "shift":
         return shift_pid_feedback(W, B, alpha, gains, target)
     B, iteration, history = _descend(
         lambda X: pid_jacobian(W, X, alpha, *gains),
         (slice(None, d_in), slice(d_in, d_in + d_out)), B, target, lr, max_iters, min_iters,
-        eps)
+        eps, solver)
     if history[-1] > target:
         raise StabilisationError(
             f"the feedback reached a PID-circuit spectral abscissa of {history[-1]:.3g} after "

@@ -284,6 +284,14 @@ def test_r_init_descent_on_the_pid_jacobian():
     settled = settle_layer(W, result.B, delta, ALPHA, controller=pid_controller(kp, kd),
                            steps=steps, dt=0.1, stop_tol=1e-12)
     np.testing.assert_allclose(settled, ndi(W, result.B, delta, ALPHA), atol=1e-6)
+    # SSA gradients from eigendecompositions: the same descent, to rounding amplified
+    # over 100-odd steps (1e-7 of the largest entry here).
+    eigen = stabilise_pid_feedback(W, B, ALPHA, kp, kd, target=-0.02, max_iters=400,
+                                   solver="eigen")
+    assert eigen.iterations == result.iterations
+    np.testing.assert_allclose(eigen.B, result.B, rtol=0, atol=1e-6 * np.abs(result.B).max())
+    with pytest.raises(InputError, match="solver must be one of"):
+        stabilise_pid_feedback(W, B, ALPHA, kp, kd, solver="qr")
 
 
 def test_pid_controller_in_the_single_loop_and_a_training_step():
