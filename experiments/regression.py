@@ -14,7 +14,7 @@ from brian2 import ms
 
 from dinv.analysis.metrics import matrix_angle, nmse, vector_angle
 from dinv.errors import InputError
-from dinv.experiments.errors import stacked_errors
+from dinv.experiments.errors import error_measure
 from dinv.experiments.companion import Companion
 from dinv.experiments.interrupts import stop_requested
 from dinv.experiments.models_spec import (
@@ -138,10 +138,10 @@ class ClosedFormSide:
         self.learners = learners
         self.closed = [k for k, lrn in enumerate(learners) if not lrn.rule.circuit]
         self.X, self.Y, self.update = X, Y, update
-        self.X_eval, self.Y_eval = X.astype(error_dtype), Y.astype(error_dtype)
         self.recorder = CurveRecorder(learners, iterations)
-        self.nonlinearities = [g.name for g in learners[0].net.nonlinearities]
-        self._buffers = {}
+        net = learners[0].net
+        self.measure = error_measure(X, Y, [g.name for g in net.nonlinearities],
+                                     net.biases is not None, error_dtype)
         self.errors = [self._errors()]
 
     def _errors(self):
@@ -149,8 +149,7 @@ class ClosedFormSide:
         weights = [np.stack([lrn.net.weights[l] for lrn in self.learners]) for l in range(depth)]
         biases = None if self.learners[0].net.biases is None else [
             np.stack([lrn.net.biases[l] for lrn in self.learners]) for l in range(depth)]
-        return stacked_errors(self.X_eval, self.Y_eval, weights, biases, self.nonlinearities,
-                              self._buffers)
+        return self.measure(weights, biases)
 
     def step(self, it, i, circuit):
         """Iteration ``it`` on sample ``i``; ``circuit`` is what the simulation sent:
@@ -198,7 +197,8 @@ def train_regression(name, config, specs, X, Y, base, rng, progress, stop=None):
         the data set) limits the updates; ``parallel`` runs the closed-form side
         in a companion process; ``error_dtype`` is the precision of the
         data-set error's forward pass ('float32' halves its cost; the sums are
-        float64).
+        float64); in 'float64' linear networks without biases take the exact
+        closed form instead (`dinv.experiments.errors.error_measure`).
     specs : sequence of ModelSpec
         The experiment's models (``config['models']`` selects a subset).
         Models with a spiking ``population`` train after the others, each in
