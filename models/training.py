@@ -232,10 +232,10 @@ def backward(learners, forwards, output_deltas, config, report=None):
             chains.append(members)
             continue
         for layer in range(depth - 1, 0, -1):
-            W = np.stack([learners[k].net.weights[layer] for k in members])
-            B = (np.stack([learners[k].feedback[layer - 1] for k in members])
+            W = stack_c([learners[k].net.weights[layer] for k in members])
+            B = (stack_c([learners[k].feedback[layer - 1] for k in members])
                  if rule.feedback else None)
-            delta = np.stack([deltas[k][layer] for k in members])
+            delta = stack_c([deltas[k][layer] for k in members])
             alpha = np.array([learners[k].layer_alpha(layer - 1) for k in members])
             raw = rule.layerwise(W, B, delta, alpha)
             for j, k in enumerate(members):
@@ -318,6 +318,18 @@ def _spiking(options):
         if value is not None:
             models += list(value) if isinstance(value, tuple) else [value]
     return any(model.spiking for model in models)
+
+
+def stack_c(arrays):
+    """Stack float arrays along a new first axis, always in C order.
+
+    `numpy.stack` keeps a layout that all the arrays share (e.g. the
+    transposed one of B = -W^T), and BLAS rounds a product with a transposed
+    operand differently: in C order every item is computed the same way
+    whatever the other items are, so learners stacked with other runs' get
+    the numbers they get alone.
+    """
+    return np.stack(arrays, out=np.empty((len(arrays),) + np.shape(arrays[0])))
 
 
 def _stack(arrays):
