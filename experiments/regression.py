@@ -29,8 +29,8 @@ from dinv.experiments.settle_stats import SettleStats
 from dinv.models.initialisation import init_feedback
 from dinv.models.rules import pbp
 from dinv.models.stabilise import restabilise
-from dinv.models.training import UpdateConfig, stack_c, train_step_each
-from dinv.theory import chain_steady_state, jacobian_abscissa, loop_abscissa
+from dinv.models.training import UpdateConfig, train_step_each
+from dinv.theory import chain_steady_state, jacobian_abscissa, loop_abscissa, stack_c
 from dinv.validation import check_count
 
 CURVES = ("eigenvalue", "angle_B", "angle_ndi", "angle_pbp")

@@ -20,6 +20,7 @@ from dinv.circuits.chains import ChainProblem, ChainSpec, settle_chains
 from dinv.circuits.spiking import chain_radii
 from dinv.circuits.options import SettleOptions
 from dinv.models.rules import get_rule
+from dinv.theory import stack_c
 from dinv.validation import check_leaks
 
 ARCHITECTURES = ("sequential", "repeat")
@@ -318,18 +319,6 @@ def _spiking(options):
         if value is not None:
             models += list(value) if isinstance(value, tuple) else [value]
     return any(model.spiking for model in models)
-
-
-def stack_c(arrays):
-    """Stack float arrays along a new first axis, always in C order.
-
-    `numpy.stack` keeps a layout that all the arrays share (e.g. the
-    transposed one of B = -W^T), and BLAS rounds a product with a transposed
-    operand differently: in C order every item is computed the same way
-    whatever the other items are, so learners stacked with other runs' get
-    the numbers they get alone.
-    """
-    return np.stack(arrays, out=np.empty((len(arrays),) + np.shape(arrays[0])))
 
 
 def _stack(arrays):

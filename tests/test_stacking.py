@@ -11,7 +11,7 @@ from dinv.experiments.linear_regression import RATE_MODELS
 from dinv.experiments.regression import ClosedFormSide, RegressionCell
 from dinv.experiments.registry import get_experiment, make_config
 from dinv.experiments.stacking import can_stack, run_stacked
-from dinv.models.training import stack_c
+from dinv.theory import stack_c
 
 
 def assert_same(a, b, path="results"):
