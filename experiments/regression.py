@@ -8,6 +8,7 @@ models (stability, feedback alignment, agreement with NDI and PBP).
 """
 
 import time
+from dataclasses import dataclass
 
 import numpy as np
 from brian2 import ms
@@ -28,7 +29,7 @@ from dinv.experiments.progress import Progress
 from dinv.experiments.settle_stats import SettleStats
 from dinv.models.initialisation import init_feedback
 from dinv.models.rules import pbp
-from dinv.models.stabilise import restabilise
+from dinv.models.stabilise import repair_feedback, unstable_feedback
 from dinv.models.training import UpdateConfig, train_step_each
 from dinv.theory import chain_steady_state, jacobian_abscissa, loop_abscissa, stack_c
 from dinv.validation import check_count
@@ -103,16 +104,17 @@ class CurveRecorder:
         ]
         self._loop_feedback = {row: self.learners[row].feedback[0].copy() for row in self.loops}
 
-    def record(self, it, forwards, deltas):
-        """Compute every curve for iteration ``it`` from the stack's forward passes and
-        errors (``forwards[row]``, ``deltas[row]`` as in `Step`)."""
+    def record(self, it, pre_activations, deltas):
+        """Compute every curve for iteration ``it`` from each row's pre-activations
+        (``pre_activations[row][l]``: a_{l+1} of the update's forward pass, at least
+        the hidden layers') and errors (``deltas[row][l]``: delta_{l+1})."""
         if not self.learners:
             return
         if self.layerwise:
             self._record_pairs(it)
         if self.loops:
             self._record_loops(it)
-        self._record_references(it, forwards, deltas)
+        self._record_references(it, pre_activations, deltas)
 
     def _record_pairs(self, it):
         """Abscissa (before the update) and feedback angle (after it) of every layer pair."""
@@ -139,12 +141,12 @@ class CurveRecorder:
             self.values["angle_B"][row, 0, it] = matrix_angle(learner.feedback[0],
                                                              -forward_map.T)
 
-    def _record_references(self, it, forwards, deltas):
+    def _record_references(self, it, pre_activations, deltas):
         """Angles of the hidden errors to those of NDI and PBP with the same weights."""
         depth = len(self._weights)
         output = stack_c([delta[-1] for delta in deltas])
-        gains = [stack_c([lrn.net.nonlinearities[l].derivative(forward.a[l])
-                          for lrn, forward in zip(self.learners, forwards)])
+        gains = [stack_c([lrn.net.nonlinearities[l].derivative(a[l])
+                          for lrn, a in zip(self.learners, pre_activations)])
                  for l in range(depth - 1)]
         ndi_ref = chain_steady_state(self._weights[1:], self._feedback, output, self.alpha, gains)
         pbp_ref = _pbp_chain(self._weights[1:], output, gains)
@@ -152,6 +154,48 @@ class CurveRecorder:
             hidden = stack_c([delta[j][0] for delta in deltas])
             self.values["angle_ndi"][:, j, it] = vector_angle(hidden, ndi_ref[j][:, 0])
             self.values["angle_pbp"][:, j, it] = vector_angle(hidden, pbp_ref[j][:, 0])
+
+
+@dataclass
+class CircuitUpdate:
+    """What the simulation sends the closed-form side after an update: the circuit
+    learners (DI, SLDI) of every run, runs in order, as stacks.
+
+    Attributes
+    ----------
+    weights : list of ndarray
+        Per layer, the updated weights, (n, d_l, d_{l-1}).
+    biases : list of ndarray or None
+        Per layer, the updated biases, (n, d_l).
+    pre_activations : list of ndarray
+        a_1 .. a_{L-1} of the update's forward pass, (n, batch, d_l).
+    deltas : list of ndarray
+        delta_1 .. delta_L of the update, (n, batch, d_l).
+    feedback : dict of int to list of ndarray
+        The new feedback of the learners re-stabilised after the update, by
+        index into the stack (the others keep theirs).
+    """
+
+    weights: list
+    biases: list
+    pre_activations: list
+    deltas: list
+    feedback: dict
+
+    @classmethod
+    def of(cls, learners, step, repaired=()):
+        """The update of ``learners`` after ``step`` (their `Step`); ``repaired`` lists
+        the indices of the learners whose feedback was re-stabilised."""
+        depth = learners[0].net.depth
+        return cls(
+            weights=[stack_c([lrn.net.weights[l] for lrn in learners]) for l in range(depth)],
+            biases=None if learners[0].net.biases is None else [
+                stack_c([lrn.net.biases[l] for lrn in learners]) for l in range(depth)],
+            pre_activations=[stack_c([forward.a[l] for forward in step.forward])
+                             for l in range(depth - 1)],
+            deltas=[stack_c([per_layer[l] for per_layer in step.deltas]) for l in range(depth)],
+            feedback={k: list(learners[k].feedback) for k in repaired},
+        )
 
 
 class ClosedFormSide:
@@ -186,6 +230,8 @@ class ClosedFormSide:
         self.update = update
         self.closed = [(r, k) for r, learners in enumerate(self.learners)
                        for k, lrn in enumerate(learners) if not lrn.rule.circuit]
+        self.circuit = [(r, k) for r, learners in enumerate(self.learners)
+                        for k, lrn in enumerate(learners) if lrn.rule.circuit]
         self.recorder = CurveRecorder(self.learners, iterations)
         self.measures = []
         for learners, X, Y, error_dtype in runs:
@@ -202,28 +248,27 @@ class ClosedFormSide:
             np.stack([lrn.net.biases[l] for lrn in learners]) for l in range(depth)]
         return self.measures[run](weights, biases)
 
-    def step(self, it, sent):
-        """Iteration ``it``. ``sent[r]`` is what the simulation sent for run r: the
-        index of its sample and, per circuit learner, (index, weights, biases,
-        feedback, forward, deltas)."""
+    def step(self, it, samples, circuit):
+        """Iteration ``it``: ``samples[r]`` is the index of run r's sample, ``circuit``
+        the `CircuitUpdate` of the runs' circuit learners (None without any)."""
         self.recorder.snapshot()
-        forwards = [[None] * len(learners) for learners in self.learners]
-        deltas = [[None] * len(learners) for learners in self.learners]
+        pre_activations, deltas = {}, {}
         if self.closed:
-            rows = [(self.data[r], sent[r][0]) for r, _ in self.closed]
+            rows = [(self.data[r], samples[r]) for r, _ in self.closed]
             own = train_step_each([self.learners[r][k] for r, k in self.closed],
                                   [X[i:i + 1] for (X, _), i in rows],
                                   [Y[i:i + 1] for (_, Y), i in rows], self.update)
-            for j, (r, k) in enumerate(self.closed):
-                forwards[r][k], deltas[r][k] = own.forward[j], own.deltas[j]
-        for r, (_, circuit) in enumerate(sent):
-            for k, weights, biases, feedback, forward, delta in circuit:
-                learner = self.learners[r][k]
-                learner.net.weights, learner.net.biases = weights, biases
-                learner.feedback = feedback
-                forwards[r][k], deltas[r][k] = forward, delta
-        self.recorder.record(it, [forwards[r][k] for r, k in self.recorder.members],
-                             [deltas[r][k] for r, k in self.recorder.members])
+            for j, member in enumerate(self.closed):
+                pre_activations[member], deltas[member] = own.forward[j].a, own.deltas[j]
+        for j, (r, k) in enumerate(self.circuit):
+            learner = self.learners[r][k]
+            learner.net.weights = [W[j] for W in circuit.weights]
+            learner.net.biases = None if circuit.biases is None else [b[j] for b in circuit.biases]
+            learner.feedback = circuit.feedback.get(j, learner.feedback)
+            pre_activations[r, k] = [a[j] for a in circuit.pre_activations]
+            deltas[r, k] = [delta[j] for delta in circuit.deltas]
+        self.recorder.record(it, [pre_activations[member] for member in self.recorder.members],
+                             [deltas[member] for member in self.recorder.members])
         for r, errors in enumerate(self.errors):
             errors.append(self._errors(r))
 
@@ -382,8 +427,9 @@ class RegressionCell:
     takes them, and optionally ``circuits``, a dict of model name to that
     model's own circuit settings (`dinv.models.training.Learner.circuit`;
     spiking DI): the models' learners, the sample order, the update, the
-    settle statistics and the re-stabilisations; its part of the closed-form
-    side (`ClosedFormSide`, shared by the cells of a pass) is `side_run`.
+    settle statistics, the options (``repair``) and events of the
+    re-stabilisations; its part of the closed-form side (`ClosedFormSide`,
+    shared by the cells of a pass) is `side_run`.
     """
 
     def __init__(self, config, specs, X, Y, base, rng, circuits=None):
@@ -415,27 +461,12 @@ class RegressionCell:
         self.circuit = [k for k, lrn in enumerate(self.learners) if lrn.rule.circuit]
         self.names = [self.learners[k].name for k in self.circuit]
         self.stats = SettleStats(self.update.circuit.settle_tol)
+        self.repair = repair_options(config, self.rinit)
         self.events = []
 
     def side_run(self):
         """This cell's run on the closed-form side: ``(learners, X, Y, error_dtype)``."""
         return self.learners, self.X, self.Y, self.config["error_dtype"]
-
-    def after_step(self, it, step):
-        """Count the settles of ``step`` (a `Step` of this cell's circuit learners, or
-        None) and re-stabilise; returns what the closed-form side gets for this cell
-        (see `ClosedFormSide.step`)."""
-        i = self.order[it]
-        sent = []
-        if self.circuit:
-            self.stats.add_step(self.names, step)
-            if self.config["restabilise"]:
-                self.events += restabilise([self.learners[k] for k in self.circuit], it,
-                                           **repair_options(self.config, self.rinit))
-            sent = [(k, self.learners[k].net.weights, self.learners[k].net.biases,
-                     self.learners[k].feedback, step.forward[j], step.deltas[j])
-                    for j, k in enumerate(self.circuit)]
-        return i, sent
 
     def results(self, done, stop, errors, values):
         """The results dict of `train_regression` after ``done`` updates, from this
@@ -515,24 +546,52 @@ def _online_pass(name, cells, side, progress, stop=None):
             if stop_requested(stop):  # between updates: never inside a settle
                 done = it
                 break
-            step = None
+            circuit = None
             if learners:
                 xs = [cell.X[cell.order[it]:cell.order[it] + 1] for cell, _ in members]
                 ts = [cell.Y[cell.order[it]:cell.order[it] + 1] for cell, _ in members]
                 step = train_step_each(learners, xs, ts, update)
-            first, sent = 0, []
-            for cell in cells:
-                count = len(cell.circuit)
-                sent.append(cell.after_step(it, None if step is None
-                                            else step.part(first, first + count)))
-                first += count
-            side.call("step", it, sent)
+                _count_settles(cells, step)
+                circuit = CircuitUpdate.of(learners, step, _restabilise(members, it))
+            side.call("step", it, [cell.order[it] for cell in cells], circuit)
             bar.update(1)
     return done
 
 
+def _count_settles(cells, step):
+    """Add the settles of ``step`` (the `Step` of every cell's circuit learners, cell
+    after cell) to each cell's statistics."""
+    first = 0
+    for cell in cells:
+        count = len(cell.circuit)
+        if count:
+            cell.stats.add_step(cell.names, step.part(first, first + count))
+        first += count
+
+
+def _restabilise(members, it):
+    """Re-stabilise the circuit learners ``members`` ((cell, index) pairs) of the cells
+    that ask for it after update ``it``: one check of all of them (`unstable_feedback`;
+    the cells of a pass share their circuits, hence their controllers), each repair
+    with its cell's options, its event recorded in its cell. Returns the positions in
+    ``members`` of the learners whose feedback changed."""
+    checked = [j for j, (cell, _) in enumerate(members) if cell.config["restabilise"]]
+    if not checked:
+        return []
+    first = members[checked[0]][0]
+    found = unstable_feedback([members[j][0].learners[members[j][1]] for j in checked],
+                              first.repair.get("controllers"))
+    repaired = []
+    for index, layer, before in found:
+        cell, k = members[checked[index]]
+        cell.events.append(repair_feedback(cell.learners[k], layer, before, it, **cell.repair))
+        repaired.append(checked[index])
+    return repaired
+
+
 def repair_options(config, rinit):
-    """Options of `restabilise` during training: ``rinit`` (`rinit_options`) updated
+    """Options of the re-stabilisations during training (`repair_feedback`): ``rinit``
+    (`rinit_options`) updated
     by ``config['repair']``."""
     return {**rinit, **(config.get("repair") or {})}
 

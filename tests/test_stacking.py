@@ -103,7 +103,7 @@ def test_closed_form_side_gives_each_run_its_numbers_alone():
     def run(group):
         side = ClosedFormSide(copy.deepcopy([cells[r].side_run() for r in group]), update, 25)
         for it in range(25):
-            side.step(it, [(cells[r].order[it], []) for r in group])
+            side.step(it, [cells[r].order[it] for r in group], None)
         return side.results()
 
     together = run([0, 1])
