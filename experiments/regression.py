@@ -30,7 +30,7 @@ from dinv.experiments.settle_stats import SettleStats
 from dinv.models.initialisation import init_feedback
 from dinv.models.rules import pbp
 from dinv.models.stabilise import repair_feedback, unstable_feedback
-from dinv.models.training import UpdateConfig, train_step_each
+from dinv.models.training import UpdateConfig, replay_step, train_step_each
 from dinv.theory import chain_steady_state, jacobian_abscissa, loop_abscissa, stack_c
 from dinv.validation import check_count
 
@@ -158,52 +158,56 @@ class CurveRecorder:
 
 @dataclass
 class CircuitUpdate:
-    """What the simulation sends the closed-form side after an update: the circuit
-    learners (DI, SLDI) of every run, runs in order, as stacks.
+    """What the simulation sends the closed-form side after an update of the circuit
+    learners (DI, SLDI) of every run, runs in order.
+
+    The side keeps copies of those learners and repeats their update from the
+    hidden errors their circuits settled to (`dinv.models.training.replay_step`):
+    a few kilobytes per update instead of every weight.
 
     Attributes
     ----------
-    weights : list of ndarray
-        Per layer, the updated weights, (n, d_l, d_{l-1}).
-    biases : list of ndarray or None
-        Per layer, the updated biases, (n, d_l).
-    pre_activations : list of ndarray
-        a_1 .. a_{L-1} of the update's forward pass, (n, batch, d_l).
-    deltas : list of ndarray
-        delta_1 .. delta_L of the update, (n, batch, d_l).
+    hidden : list of ndarray
+        delta_1 .. delta_{L-1} of every circuit learner as its update used them
+        (settled and clipped), each (n, batch, d_l).
+    checksums : ndarray, shape (n,)
+        Sum of each learner's updated weights and biases: the side checks its
+        copies against them.
     feedback : dict of int to list of ndarray
         The new feedback of the learners re-stabilised after the update, by
-        index into the stack (the others keep theirs).
+        index (the others keep theirs).
     """
 
-    weights: list
-    biases: list
-    pre_activations: list
-    deltas: list
+    hidden: list
+    checksums: np.ndarray
     feedback: dict
 
     @classmethod
     def of(cls, learners, step, repaired=()):
         """The update of ``learners`` after ``step`` (their `Step`); ``repaired`` lists
         the indices of the learners whose feedback was re-stabilised."""
-        depth = learners[0].net.depth
         return cls(
-            weights=[stack_c([lrn.net.weights[l] for lrn in learners]) for l in range(depth)],
-            biases=None if learners[0].net.biases is None else [
-                stack_c([lrn.net.biases[l] for lrn in learners]) for l in range(depth)],
-            pre_activations=[stack_c([forward.a[l] for forward in step.forward])
-                             for l in range(depth - 1)],
-            deltas=[stack_c([per_layer[l] for per_layer in step.deltas]) for l in range(depth)],
+            hidden=[stack_c([per_layer[l] for per_layer in step.deltas])
+                    for l in range(learners[0].net.depth - 1)],
+            checksums=np.array([_parameter_sum(learner) for learner in learners]),
             feedback={k: list(learners[k].feedback) for k in repaired},
         )
+
+
+def _parameter_sum(learner):
+    """The sum of a learner's weights and biases (a fingerprint of its parameters)."""
+    net = learner.net
+    return sum(float(W.sum()) for W in net.weights) + (
+        0.0 if net.biases is None else sum(float(b.sum()) for b in net.biases))
 
 
 class ClosedFormSide:
     """Everything of a training step that does not need Brian2, for every run of a pass.
 
     For each run (a cell of `train_regressions`) it trains the closed-form
-    learners (BP, FA, PBP, NDI) on the run's sample, mirrors the circuit
-    learners' parameters from what the simulation sends, records the curves
+    learners (BP, FA, PBP, NDI) on the run's sample, repeats the circuit
+    learners' updates from the errors their circuits settled to (what the
+    simulation sends, `CircuitUpdate`), records the curves
     and measures the error of every model on the run's whole data set. The
     closed-form learners of all runs take each update together
     (`train_step_each`, each rule's learners as one stack) and the curves of
@@ -260,17 +264,33 @@ class ClosedFormSide:
                                   [Y[i:i + 1] for (_, Y), i in rows], self.update)
             for j, member in enumerate(self.closed):
                 pre_activations[member], deltas[member] = own.forward[j].a, own.deltas[j]
-        for j, (r, k) in enumerate(self.circuit):
-            learner = self.learners[r][k]
-            learner.net.weights = [W[j] for W in circuit.weights]
-            learner.net.biases = None if circuit.biases is None else [b[j] for b in circuit.biases]
-            learner.feedback = circuit.feedback.get(j, learner.feedback)
-            pre_activations[r, k] = [a[j] for a in circuit.pre_activations]
-            deltas[r, k] = [delta[j] for delta in circuit.deltas]
+        if self.circuit:
+            self._replay(samples, circuit, pre_activations, deltas)
         self.recorder.record(it, [pre_activations[member] for member in self.recorder.members],
                              [deltas[member] for member in self.recorder.members])
         for r, errors in enumerate(self.errors):
             errors.append(self._errors(r))
+
+    def _replay(self, samples, circuit, pre_activations, deltas):
+        """Repeat the circuit learners' update from the errors ``circuit`` (a
+        `CircuitUpdate`) brings, check them against the simulation's, take their new
+        feedback; their forward passes and errors go to ``pre_activations`` and
+        ``deltas`` (by (run, index))."""
+        learners = [self.learners[r][k] for r, k in self.circuit]
+        rows = [(self.data[r], samples[r]) for r, _ in self.circuit]
+        repeated = replay_step(learners, [X[i:i + 1] for (X, _), i in rows],
+                               [Y[i:i + 1] for (_, Y), i in rows],
+                               [[h[j] for h in circuit.hidden] for j in range(len(learners))],
+                               self.update)
+        sums = np.array([_parameter_sum(learner) for learner in learners])
+        if not np.array_equal(sums, circuit.checksums):
+            wrong = [learners[j].name for j in np.flatnonzero(sums != circuit.checksums)]
+            raise RuntimeError(f"the closed-form side's copies of {', '.join(wrong)} no longer "
+                               "match the simulation's learners (their repeated update "
+                               "differs); rerun with --set parallel=false")
+        for j, member in enumerate(self.circuit):
+            learners[j].feedback = circuit.feedback.get(j, learners[j].feedback)
+            pre_activations[member], deltas[member] = repeated.forward[j].a, repeated.deltas[j]
 
     def results(self):
         """Per run: its errors (models, iterations + 1) and curves (`CurveRecorder`)."""
@@ -285,7 +305,7 @@ def train_regression(name, config, specs, X, Y, base, rng, progress, stop=None):
     run per update; the closed-form learners, the curves and the full-data
     error of every model (more arithmetic than the simulation) run in a
     companion process on the second core (`ClosedFormSide`), fed with the
-    circuit learners' new parameters after every update. ``parallel=False``
+    circuit learners' settled errors after every update. ``parallel=False``
     runs the same code inline; both give the same numbers.
 
     Parameters

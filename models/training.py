@@ -408,6 +408,39 @@ def apply_updates(net, forward, deltas, config):
             net.biases[l] -= scale * db
 
 
+def replay_step(learners, xs, ts, hidden, config):
+    """Repeat an update of `train_step_each` from the hidden errors it used.
+
+    For copies of learners whose backward pass ran elsewhere (a regression's
+    DI circuits settle in the simulation's process; a companion process keeps
+    copies of those learners): each learner's forward pass, output error and
+    Eq. (2) update (`apply_updates`) with the hidden errors given. Copies of
+    the step's learners, given its batches and hidden errors, end with
+    exactly its weights (the same arithmetic on the same numbers).
+
+    Parameters
+    ----------
+    learners : list of Learner
+    xs, ts : sequence of ndarray
+        Per learner, the (batch, d_0) inputs and (batch, d_L) targets of the step.
+    hidden : sequence of list of ndarray
+        Per learner, delta_1 .. delta_{L-1} as the step returned them (settled
+        and clipped).
+    config : UpdateConfig
+
+    Returns
+    -------
+    Step
+        The forward passes and errors (no settle statistics).
+    """
+    forwards = [learner.net.forward(x) for learner, x in zip(learners, xs)]
+    deltas = [list(errors) + [learner.net.output_delta(forward, t)]
+              for learner, forward, t, errors in zip(learners, forwards, ts, hidden)]
+    for learner, forward, per_layer in zip(learners, forwards, deltas):
+        apply_updates(learner.net, forward, per_layer, config)
+    return Step(forwards, deltas)
+
+
 def train_step(learners, x, t, config):
     """One step of every learner on the batch (x, t); weights change in place.
 

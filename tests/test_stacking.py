@@ -8,7 +8,7 @@ import pytest
 from dinv.errors import InputError
 from dinv.experiments import linear_regression
 from dinv.experiments.linear_regression import RATE_MODELS
-from dinv.experiments.regression import ClosedFormSide, RegressionCell
+from dinv.experiments.regression import CircuitUpdate, ClosedFormSide, RegressionCell
 from dinv.experiments.registry import get_experiment, make_config
 from dinv.experiments.stacking import can_stack, run_stacked
 from dinv.theory import stack_c
@@ -122,3 +122,14 @@ def test_stack_c_gives_c_order_whatever_the_layouts():
     assert stacked.flags.c_contiguous and stacked.shape == (2, 3, 4)
     np.testing.assert_array_equal(stacked, np.stack(transposed))
     assert not np.stack(transposed).flags.c_contiguous  # what stack_c avoids
+
+
+def test_closed_form_side_refuses_copies_that_drift_from_the_simulation():
+    """The side repeats each circuit learner's update from the errors the simulation sends
+    and checks the result against the simulation's parameter sums: a mismatch names the
+    model and stops the run."""
+    cell, = side_runs([{"seed": 0, "iterations": 3, "models": ["BP", "DI a=0.01"]}])
+    side = ClosedFormSide([cell.side_run()], cell.update, 3)
+    hidden = [np.zeros((1, 1, 20))]
+    with pytest.raises(RuntimeError, match="copies of DI a=0.01 no longer match"):
+        side.step(0, [cell.order[0]], CircuitUpdate(hidden, np.zeros(1), {}))
