@@ -207,14 +207,13 @@ class ClosedFormSide:
     For each run (a cell of `train_regressions`) it trains the closed-form
     learners (BP, FA, PBP, NDI) on the run's sample, repeats the circuit
     learners' updates from the errors their circuits settled to (what the
-    simulation sends, `CircuitUpdate`), records the curves
-    and measures the error of every model on the run's whole data set. The
-    closed-form learners of all runs take each update together
-    (`train_step_each`, each rule's learners as one stack) and the curves of
-    all runs are recorded as one stack (`CurveRecorder`); every stacked
-    operation works model by model, so each run gets the numbers it gets
-    alone. `train_regressions` runs it in a companion process, beside the
-    simulation.
+    simulation sends, `CircuitUpdate`), records the curves and measures the
+    error of every model on the run's whole data set. The closed-form
+    learners of all runs take each update together (`train_step_each`, each
+    rule's learners as one stack) and the curves of all runs are recorded as
+    one stack (`CurveRecorder`); every stacked operation works model by
+    model, so each run gets the numbers it gets alone. `train_regressions`
+    runs it in a companion process, beside the simulation.
 
     Parameters
     ----------
@@ -611,8 +610,7 @@ def _restabilise(members, it):
 
 def repair_options(config, rinit):
     """Options of the re-stabilisations during training (`repair_feedback`): ``rinit``
-    (`rinit_options`) updated
-    by ``config['repair']``."""
+    (`rinit_options`) updated by ``config['repair']``."""
     return {**rinit, **(config.get("repair") or {})}
 
 
