@@ -37,6 +37,10 @@ from dinv.validation import check_count
 CURVES = ("eigenvalue", "angle_B", "angle_ndi", "angle_pbp")
 """Per-layer curves: Jacobian abscissa, angle(B, -W^T), angle to NDI and to PBP."""
 
+SIDE_BATCH = 8
+"""Updates per message to the closed-form side's process (`Companion`): each message
+wakes that process, which on a busy machine costs the simulation's process time too."""
+
 
 def _pbp_chain(weights, delta, gains):
     """Hidden errors of pseudobackprop (Eq. 4) through W_2 .. W_L, with gains g'(a_l)."""
@@ -538,7 +542,8 @@ def train_regressions(name, cells, progress, stop=None):
     try:
         side = Companion(ClosedFormSide, ([cell.side_run() for cell in built], built[0].update,
                                           built[0].order.size),
-                         parallel=all(cell.config.get("parallel", True) for cell in built))
+                         parallel=all(cell.config.get("parallel", True) for cell in built),
+                         batch=SIDE_BATCH)
         done = _online_pass(name, built, side, progress, stop)
         return [cell.results(done, stop, errors, values)
                 for cell, (errors, values) in zip(built, side.finish("results"))]
