@@ -120,7 +120,7 @@ def breakdown(quick, extra, seed=0):
     from dinv.experiments import models_spec
     from dinv.models import training
     timers = Timers()
-    places = ((training, "settle_chains"), (regression, "restabilise"),
+    places = ((training, "settle_chains"), (regression, "_restabilise"),
               (models_spec, "stable_random_feedback"), (regression.ClosedFormSide, "step"),
               (regression.ClosedFormSide, "_errors"), (regression.CurveRecorder, "record"))
     for (module, attribute), label in zip(places, LABELS):

@@ -40,7 +40,7 @@ forward through relays ``dh_l/dt = -h_l + W_l g(h_{l-1})``.
 """
 
 import numpy as np
-from scipy.linalg import lu_factor, lu_solve
+from scipy.linalg import lu_factor, lu_solve, solve
 from scipy.linalg.lapack import dgecon as gecon
 
 from dinv.errors import InputError
@@ -53,6 +53,18 @@ FORMS = ("WB", "BW")
 # --------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------
+
+
+def stack_c(arrays):
+    """Stack float arrays along a new first axis, always in C order.
+
+    `numpy.stack` keeps a layout that all the arrays share (e.g. the
+    transposed one of B = -W^T), and BLAS rounds a product with a transposed
+    operand differently: in C order every item is computed the same way
+    whatever the other items are, so a problem stacked with others (another
+    run's, in a stacked sweep) gets the numbers it gets alone.
+    """
+    return np.stack(arrays, out=np.empty((len(arrays),) + np.shape(arrays[0])))
 
 
 def _apply(M, x):
@@ -768,8 +780,8 @@ def layer_steady_state(W, B, delta, alpha, form=None):
     The two forms are equal whenever both matrices are invertible. By
     default each problem solves the smaller system: 'WB' for contracting and
     square layers (d_l <= d_{l-1}), 'BW' for expanding ones (which need
-    alpha > 0: W B then has rank < d_l). Each matrix is factorised once (LU)
-    and LAPACK's condition estimate from the factors refuses a singular one.
+    alpha > 0: W B then has rank < d_l). A matrix whose 1-norm condition
+    number exceeds 1e12 is refused as singular (`_solve_conditioned`).
 
     Parameters
     ----------
@@ -804,21 +816,63 @@ def layer_steady_state(W, B, delta, alpha, form=None):
     rhs = delta.transpose(0, 2, 1)
     if not contracting:
         rhs = B @ rhs
-    solved = np.empty(rhs.shape)
-    for k in range(A.shape[0]):
-        # LU once, then LAPACK's condition estimate from it (an SVD costs ~10x more).
-        lu, pivots = lu_factor(A[k], check_finite=False)
-        rcond = gecon(lu, np.abs(A[k]).sum(axis=0).max(), norm="1")[0]
-        if not rcond > 1e-12:
-            raise InputError(
-                f"{'W B' if contracting else 'B W'} - alpha I is singular (condition number "
-                f"{1 / max(rcond, 1e-300):.3g}); use alpha > 0 or feedback B of full rank"
-            )
-        solved[k] = lu_solve((lu, pivots), rhs[k], check_finite=False)
+    solved = _solve_conditioned(A, rhs, "W B" if contracting else "B W")
     if contracting:
         solved = B @ solved
     solved = solved.transpose(0, 2, 1)
     return solved[0] if single else solved
+
+
+SMALL_SYSTEM = 32
+"""Largest matrix that `_solve_conditioned` inverts, for all problems in one call."""
+
+
+def _solve_conditioned(A, rhs, label):
+    """Solve A_k x_k = rhs_k for a stack, refusing a matrix of condition number above 1e12.
+
+    Each problem is solved by LU (LAPACK getrf and getrs, one problem at a
+    time, so its numbers do not depend on the others). Up to `SMALL_SYSTEM`
+    unknowns, where per-call costs dominate, all problems go in one batched
+    call, and one batched inverse gives the exact 1-norm condition numbers;
+    larger systems are factorised one at a time with LAPACK's O(n^2)
+    condition estimate from the factors (an inverse costs far more).
+
+    Parameters
+    ----------
+    A : ndarray, shape (n, m, m)
+    rhs : ndarray, shape (n, m, k)
+    label : str
+        The matrix, for the error message ('W B' or 'B W').
+
+    Returns
+    -------
+    ndarray, shape (n, m, k)
+    """
+    if A.shape[-1] <= SMALL_SYSTEM:
+        try:
+            inverse = np.linalg.inv(A)
+        except np.linalg.LinAlgError:
+            _refuse_singular(label, 0.0)
+        rcond = 1.0 / (np.abs(A).sum(axis=-2).max(axis=-1)
+                       * np.abs(inverse).sum(axis=-2).max(axis=-1))
+        refused = ~(rcond > 1e-12)  # NaN too
+        if refused.any():
+            _refuse_singular(label, rcond[refused].min())
+        return solve(A, rhs, assume_a="general", check_finite=False)
+    solved = np.empty(rhs.shape)
+    for k in range(A.shape[0]):
+        lu, pivots = lu_factor(A[k], check_finite=False)
+        rcond = gecon(lu, np.abs(A[k]).sum(axis=0).max(), norm="1")[0]
+        if not rcond > 1e-12:
+            _refuse_singular(label, rcond)
+        solved[k] = lu_solve((lu, pivots), rhs[k], check_finite=False)
+    return solved
+
+
+def _refuse_singular(label, rcond):
+    """Raise the `InputError` of a singular ``label`` - alpha I (reciprocal condition ``rcond``)."""
+    raise InputError(f"{label} - alpha I is singular (condition number "
+                     f"{1 / max(rcond, 1e-300):.3g}); use alpha > 0 or feedback B of full rank")
 
 
 def steady_control(W, B, delta, alpha):

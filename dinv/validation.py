@@ -69,13 +69,15 @@ def finite_array(name, value, ndims):
     -------
     numpy.ndarray
     """
-    arr = real_array(name, value)
+    # A float64 array (the common case on hot paths) needs none of real_array's checks.
+    arr = value if type(value) is np.ndarray and value.dtype == np.float64 \
+        else real_array(name, value)
     if arr.ndim not in ndims:
         raise InputError(
             f"{name} must have {' or '.join(map(str, ndims))} dimensions, "
             f"got shape {arr.shape}"
         )
-    if not np.all(np.isfinite(arr)):
+    if not np.isfinite(arr).all():
         raise InputError(f"{name} contains NaN or infinite values; pass finite numbers")
     return arr
 

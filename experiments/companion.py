@@ -3,9 +3,11 @@
 The simulation is single-threaded (Brian2's loop), so the second core is free
 for work that only consumes what the simulation produces. `Companion` builds
 an object in a forked process and forwards method calls to it without
-waiting; ``finish`` collects a final result. With ``parallel=False`` the same
-object runs inline, on copies of its arguments, exactly as the forked one
-would (same numbers either way).
+waiting (``batch`` calls to a message: every message wakes the companion,
+which on a busy machine costs the simulation's process time too);
+``finish`` collects a final result. With ``parallel=False`` the same object
+runs inline, on copies of its arguments, exactly as the forked one would
+(same numbers either way).
 """
 
 import copy
@@ -32,8 +34,9 @@ def _serve(connection, factory, args):
                 message = connection.recv()
                 if message is None:
                     break
-                kind, name, call_args = message
-                result = getattr(target, name)(*call_args)
+                kind, calls = message
+                for name, call_args in calls:
+                    result = getattr(target, name)(*call_args)
                 if kind == "finish":
                     connection.send(("ok", result))
     except BaseException as exc:  # sent back and re-raised in the parent
@@ -56,10 +59,14 @@ class Companion:
         Constructor arguments (inherited by the forked process, not pickled).
     parallel : bool
         Fork a process; otherwise run inline on deep copies.
+    batch : int
+        Calls sent to the process together, in one message (``finish`` sends
+        those still pending first).
     """
 
-    def __init__(self, factory, args, parallel=True):
+    def __init__(self, factory, args, parallel=True, batch=1):
         self._process = None
+        self._pending, self._batch = [], batch
         if not parallel:
             self._target = factory(*copy.deepcopy(args))
             return
@@ -75,20 +82,25 @@ class Companion:
         if self._process is None:
             getattr(self._target, name)(*copy.deepcopy(args))
             return
+        self._pending.append((name, args))
+        if len(self._pending) < self._batch:
+            return
         self._raise_if_failed()
         try:
-            self._connection.send(("call", name, args))
+            self._connection.send(("calls", self._pending))
         except (BrokenPipeError, EOFError, OSError):
             self._raise_if_failed(block=True)
+        self._pending = []
 
     def finish(self, name):
         """Call ``name()`` after all earlier calls and return its result."""
         if self._process is None:
             return getattr(self._target, name)()
         try:
-            self._connection.send(("finish", name, ()))
+            self._connection.send(("finish", self._pending + [(name, ())]))
         except (BrokenPipeError, EOFError, OSError):
             pass
+        self._pending = []
         return self._receive()
 
     def _receive(self):
@@ -106,7 +118,8 @@ class Companion:
             self._receive()
 
     def kill(self):
-        """End the companion process at once, dropping the calls it has not served."""
+        """End the companion process at once, dropping the calls it has not served (and
+        those not sent)."""
         if self._process is not None:
             self._process.kill()
             self._process.join()
@@ -114,7 +127,7 @@ class Companion:
             self._process = None
 
     def close(self):
-        """Stop the companion process (if any)."""
+        """Stop the companion process (if any); calls not sent yet are dropped."""
         if self._process is not None:
             if self._process.is_alive():
                 try:

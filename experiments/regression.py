@@ -8,13 +8,14 @@ models (stability, feedback alignment, agreement with NDI and PBP).
 """
 
 import time
+from dataclasses import dataclass
 
 import numpy as np
 from brian2 import ms
 
 from dinv.analysis.metrics import matrix_angle, nmse, vector_angle
 from dinv.errors import InputError
-from dinv.experiments.errors import stacked_errors
+from dinv.experiments.errors import error_measure
 from dinv.experiments.companion import Companion
 from dinv.experiments.interrupts import stop_requested
 from dinv.experiments.models_spec import (
@@ -28,13 +29,17 @@ from dinv.experiments.progress import Progress
 from dinv.experiments.settle_stats import SettleStats
 from dinv.models.initialisation import init_feedback
 from dinv.models.rules import pbp
-from dinv.models.stabilise import restabilise
-from dinv.models.training import Step, UpdateConfig, train_step, train_step_each
-from dinv.theory import chain_steady_state, jacobian_abscissa, loop_abscissa
+from dinv.models.stabilise import repair_feedback, unstable_feedback
+from dinv.models.training import UpdateConfig, replay_step, train_step_each
+from dinv.theory import chain_steady_state, jacobian_abscissa, loop_abscissa, stack_c
 from dinv.validation import check_count
 
 CURVES = ("eigenvalue", "angle_B", "angle_ndi", "angle_pbp")
 """Per-layer curves: Jacobian abscissa, angle(B, -W^T), angle to NDI and to PBP."""
+
+SIDE_BATCH = 8
+"""Updates per message to the closed-form side's process (`Companion`): each message
+wakes that process, which on a busy machine costs the simulation's process time too."""
 
 
 def _pbp_chain(weights, delta, gains):
@@ -47,132 +52,253 @@ def _pbp_chain(weights, delta, gains):
 
 
 class CurveRecorder:
-    """Per-iteration, per-layer curves of the inversion models (NDI, DI, SLDI).
+    """Per-iteration, per-layer curves of the inversion models (NDI, DI, SLDI) of one or
+    more runs.
 
     For DI and NDI layer j pairs W_{j+2} with B_{j+2} and yields delta_{j+1};
     for SLDI the eigenvalue and feedback angle are those of the whole loop
     (stored in layer 0) and the NDI and PBP references use B_l = -W_l^T of the
-    initial weights (the Tr-Init feedback the loop's B is built from). All
-    models are processed as stacks, one linear-algebra call per layer.
+    initial weights (the Tr-Init feedback the loop's B is built from). The
+    inversion models of all runs are one stack (one row each, run after run),
+    processed with one linear-algebra call per layer; every call works row
+    by row, so each run's curves are those it gets alone.
+
+    Parameters
+    ----------
+    runs : list of list of Learner
+        The learners of each run (one architecture).
+    iterations : int
+        Updates of the pass.
     """
 
-    def __init__(self, learners, iterations):
-        self.members = [k for k, lrn in enumerate(learners) if lrn.rule.inverts]
-        self.loops = [row for row, k in enumerate(self.members)
-                      if learners[k].rule.feedback == "loop"]
-        self.layerwise = [row for row, k in enumerate(self.members)
-                          if learners[k].rule.feedback != "loop"]
-        self.alpha = np.array([learners[k].alpha for k in self.members])
-        layers = learners[0].net.depth - 1
-        self.values = {key: np.full((len(self.members), layers, iterations), np.nan)
+    def __init__(self, runs, iterations):
+        self.members = [(r, k) for r, learners in enumerate(runs)
+                        for k, lrn in enumerate(learners) if lrn.rule.inverts]
+        self.learners = [runs[r][k] for r, k in self.members]
+        self.loops = [row for row, lrn in enumerate(self.learners)
+                      if lrn.rule.feedback == "loop"]
+        self.layerwise = [row for row, lrn in enumerate(self.learners)
+                          if lrn.rule.feedback != "loop"]
+        self.alpha = np.array([lrn.alpha for lrn in self.learners])
+        layers = runs[0][0].net.depth - 1
+        self.values = {key: np.full((len(self.learners), layers, iterations), np.nan)
                        for key in CURVES}
         self.reference_feedback = {
-            row: [init_feedback(W, "transpose", None) for W in learners[k].net.weights[1:]]
-            for row, k in enumerate(self.members) if row in self.loops
+            row: [init_feedback(W, "transpose", None) for W in self.learners[row].net.weights[1:]]
+            for row in self.loops
         }
         self._weights = self._feedback = None
 
-    def snapshot(self, learners):
+    def run_values(self, run):
+        """The curves of run ``run``: key -> (its inversion models, layers, iterations)."""
+        rows = [row for row, (r, _) in enumerate(self.members) if r == run]
+        return {key: value[rows] for key, value in self.values.items()}
+
+    def snapshot(self):
         """Remember the weights and feedback used by this step's backward pass."""
-        if not self.members:
+        if not self.learners:
             return
-        depth = learners[0].net.depth
-        self._weights = [np.stack([learners[k].net.weights[l] for k in self.members])
+        depth = self.learners[0].net.depth
+        self._weights = [stack_c([lrn.net.weights[l] for lrn in self.learners])
                          for l in range(depth)]
         self._feedback = [
-            np.stack([self.reference_feedback[row][l] if row in self.loops
-                      else learners[k].feedback[l] for row, k in enumerate(self.members)])
+            stack_c([self.reference_feedback[row][l] if row in self.reference_feedback
+                      else lrn.feedback[l] for row, lrn in enumerate(self.learners)])
             for l in range(depth - 1)
         ]
-        self._loop_feedback = {row: learners[self.members[row]].feedback[0].copy()
-                               for row in self.loops}
+        self._loop_feedback = {row: self.learners[row].feedback[0].copy() for row in self.loops}
 
-    def record(self, it, learners, step):
-        """Compute every curve for iteration ``it`` from ``step`` (a `Step`)."""
-        if not self.members:
+    def record(self, it, pre_activations, deltas):
+        """Compute every curve for iteration ``it`` from each row's pre-activations
+        (``pre_activations[row][l]``: a_{l+1} of the update's forward pass, at least
+        the hidden layers') and errors (``deltas[row][l]``: delta_{l+1})."""
+        if not self.learners:
             return
-        weights, feedback, alpha = self._weights, self._feedback, self.alpha
-        depth = len(weights)
+        if self.layerwise:
+            self._record_pairs(it)
+        if self.loops:
+            self._record_loops(it)
+        self._record_references(it, pre_activations, deltas)
+
+    def _record_pairs(self, it):
+        """Abscissa (before the update) and feedback angle (after it) of every layer pair."""
         rows = self.layerwise
-        for j in range(depth - 1):
+        for j in range(len(self._weights) - 1):
             self.values["eigenvalue"][rows, j, it] = jacobian_abscissa(
-                weights[j + 1][rows], feedback[j][rows], alpha[rows])
-            after_W = np.stack([learners[self.members[r]].net.weights[j + 1] for r in rows])
-            after_B = np.stack([learners[self.members[r]].feedback[j] for r in rows])
+                self._weights[j + 1][rows], self._feedback[j][rows], self.alpha[rows])
+            after_W = stack_c([self.learners[r].net.weights[j + 1] for r in rows])
+            after_B = stack_c([self.learners[r].feedback[j] for r in rows])
             self.values["angle_B"][rows, j, it] = vector_angle(
                 after_B.reshape(len(rows), -1), -after_W.transpose(0, 2, 1).reshape(len(rows), -1))
-        if self.loops:
-            loops = self.loops
-            self.values["eigenvalue"][loops, 0, it] = loop_abscissa(
-                [W[loops] for W in weights[1:]],
-                np.stack([self._loop_feedback[row] for row in loops]), alpha[loops])
-        for row in self.loops:
-            learner = learners[self.members[row]]
+
+    def _record_loops(self, it):
+        """Abscissa (before the update) and feedback angle (after it) of every single loop."""
+        loops = self.loops
+        self.values["eigenvalue"][loops, 0, it] = loop_abscissa(
+            [W[loops] for W in self._weights[1:]],
+            stack_c([self._loop_feedback[row] for row in loops]), self.alpha[loops])
+        for row in loops:
+            learner = self.learners[row]
             forward_map = learner.net.weights[1]
             for W in learner.net.weights[2:]:
                 forward_map = W @ forward_map
             self.values["angle_B"][row, 0, it] = matrix_angle(learner.feedback[0],
                                                              -forward_map.T)
-        output = np.stack([step.deltas[k][-1] for k in self.members])
-        gains = [np.stack([learners[k].net.nonlinearities[l].derivative(step.forward[k].a[l])
-                           for k in self.members]) for l in range(depth - 1)]
-        ndi_ref = chain_steady_state(weights[1:], feedback, output, alpha, gains)
-        pbp_ref = _pbp_chain(weights[1:], output, gains)
+
+    def _record_references(self, it, pre_activations, deltas):
+        """Angles of the hidden errors to those of NDI and PBP with the same weights."""
+        depth = len(self._weights)
+        output = stack_c([delta[-1] for delta in deltas])
+        gains = [stack_c([lrn.net.nonlinearities[l].derivative(a[l])
+                          for lrn, a in zip(self.learners, pre_activations)])
+                 for l in range(depth - 1)]
+        ndi_ref = chain_steady_state(self._weights[1:], self._feedback, output, self.alpha, gains)
+        pbp_ref = _pbp_chain(self._weights[1:], output, gains)
         for j in range(depth - 1):
-            hidden = np.stack([step.deltas[k][j][0] for k in self.members])
+            hidden = stack_c([delta[j][0] for delta in deltas])
             self.values["angle_ndi"][:, j, it] = vector_angle(hidden, ndi_ref[j][:, 0])
             self.values["angle_pbp"][:, j, it] = vector_angle(hidden, pbp_ref[j][:, 0])
 
 
-class ClosedFormSide:
-    """Everything of a training step that does not need Brian2.
+@dataclass
+class CircuitUpdate:
+    """What the simulation sends the closed-form side after an update of the circuit
+    learners (DI, SLDI) of every run, runs in order.
 
-    It trains the closed-form learners (BP, FA, PBP, NDI) on the same sample
-    as the circuit learners, mirrors the circuit learners' parameters from
-    what the simulation sends, records the curves and measures the error of
-    every model on the whole data set. `train_regression` runs it in a
-    companion process, beside the simulation.
+    The side keeps copies of those learners and repeats their update from the
+    hidden errors their circuits settled to (`dinv.models.training.replay_step`):
+    a few kilobytes per update instead of every weight.
+
+    Attributes
+    ----------
+    hidden : list of ndarray
+        delta_1 .. delta_{L-1} of every circuit learner as its update used them
+        (settled and clipped), each (n, batch, d_l).
+    checksums : ndarray, shape (n,)
+        Sum of each learner's updated weights and biases: the side checks its
+        copies against them.
+    feedback : dict of int to list of ndarray
+        The new feedback of the learners re-stabilised after the update, by
+        index (the others keep theirs).
     """
 
-    def __init__(self, learners, X, Y, update, iterations, error_dtype="float64"):
-        self.learners = learners
-        self.closed = [k for k, lrn in enumerate(learners) if not lrn.rule.circuit]
-        self.X, self.Y, self.update = X, Y, update
-        self.X_eval, self.Y_eval = X.astype(error_dtype), Y.astype(error_dtype)
-        self.recorder = CurveRecorder(learners, iterations)
-        self.nonlinearities = [g.name for g in learners[0].net.nonlinearities]
-        self._buffers = {}
-        self.errors = [self._errors()]
+    hidden: list
+    checksums: np.ndarray
+    feedback: dict
 
-    def _errors(self):
-        depth = self.learners[0].net.depth
-        weights = [np.stack([lrn.net.weights[l] for lrn in self.learners]) for l in range(depth)]
-        biases = None if self.learners[0].net.biases is None else [
-            np.stack([lrn.net.biases[l] for lrn in self.learners]) for l in range(depth)]
-        return stacked_errors(self.X_eval, self.Y_eval, weights, biases, self.nonlinearities,
-                              self._buffers)
+    @classmethod
+    def of(cls, learners, step, repaired=()):
+        """The update of ``learners`` after ``step`` (their `Step`); ``repaired`` lists
+        the indices of the learners whose feedback was re-stabilised."""
+        return cls(
+            hidden=[stack_c([per_layer[l] for per_layer in step.deltas])
+                    for l in range(learners[0].net.depth - 1)],
+            checksums=np.array([_parameter_sum(learner) for learner in learners]),
+            feedback={k: list(learners[k].feedback) for k in repaired},
+        )
 
-    def step(self, it, i, circuit):
-        """Iteration ``it`` on sample ``i``; ``circuit`` is what the simulation sent:
-        per circuit learner (index, weights, biases, feedback, forward, deltas)."""
-        self.recorder.snapshot(self.learners)
-        forwards, deltas = [None] * len(self.learners), [None] * len(self.learners)
+
+def _parameter_sum(learner):
+    """The sum of a learner's weights and biases (a fingerprint of its parameters)."""
+    net = learner.net
+    return sum(float(W.sum()) for W in net.weights) + (
+        0.0 if net.biases is None else sum(float(b.sum()) for b in net.biases))
+
+
+class ClosedFormSide:
+    """Everything of a training step that does not need Brian2, for every run of a pass.
+
+    For each run (a cell of `train_regressions`) it trains the closed-form
+    learners (BP, FA, PBP, NDI) on the run's sample, repeats the circuit
+    learners' updates from the errors their circuits settled to (what the
+    simulation sends, `CircuitUpdate`), records the curves and measures the
+    error of every model on the run's whole data set. The closed-form
+    learners of all runs take each update together (`train_step_each`, each
+    rule's learners as one stack) and the curves of all runs are recorded as
+    one stack (`CurveRecorder`); every stacked operation works model by
+    model, so each run gets the numbers it gets alone. `train_regressions`
+    runs it in a companion process, beside the simulation.
+
+    Parameters
+    ----------
+    runs : list of tuple
+        Per run, ``(learners, X, Y, error_dtype)``: its models (one
+        architecture for all runs), data set and the precision of its error
+        (`dinv.experiments.errors.error_measure`).
+    update : UpdateConfig
+        The update of every run.
+    iterations : int
+        Updates of the pass.
+    """
+
+    def __init__(self, runs, update, iterations):
+        self.learners = [learners for learners, _, _, _ in runs]
+        self.data = [(X, Y) for _, X, Y, _ in runs]
+        self.update = update
+        self.closed = [(r, k) for r, learners in enumerate(self.learners)
+                       for k, lrn in enumerate(learners) if not lrn.rule.circuit]
+        self.circuit = [(r, k) for r, learners in enumerate(self.learners)
+                        for k, lrn in enumerate(learners) if lrn.rule.circuit]
+        self.recorder = CurveRecorder(self.learners, iterations)
+        self.measures = []
+        for learners, X, Y, error_dtype in runs:
+            net = learners[0].net
+            self.measures.append(error_measure(X, Y, [g.name for g in net.nonlinearities],
+                                               net.biases is not None, error_dtype))
+        self.errors = [[self._errors(r)] for r in range(len(runs))]
+
+    def _errors(self, run):
+        learners = self.learners[run]
+        depth = learners[0].net.depth
+        weights = [np.stack([lrn.net.weights[l] for lrn in learners]) for l in range(depth)]
+        biases = None if learners[0].net.biases is None else [
+            np.stack([lrn.net.biases[l] for lrn in learners]) for l in range(depth)]
+        return self.measures[run](weights, biases)
+
+    def step(self, it, samples, circuit):
+        """Iteration ``it``: ``samples[r]`` is the index of run r's sample, ``circuit``
+        the `CircuitUpdate` of the runs' circuit learners (None without any)."""
+        self.recorder.snapshot()
+        pre_activations, deltas = {}, {}
         if self.closed:
-            own = train_step([self.learners[k] for k in self.closed], self.X[i:i + 1],
-                             self.Y[i:i + 1], self.update)
-            for j, k in enumerate(self.closed):
-                forwards[k], deltas[k] = own.forward[j], own.deltas[j]
-        for k, weights, biases, feedback, forward, delta in circuit:
-            net = self.learners[k].net
-            net.weights, net.biases = weights, biases
-            self.learners[k].feedback = feedback
-            forwards[k], deltas[k] = forward, delta
-        self.recorder.record(it, self.learners, Step(forwards, deltas))
-        self.errors.append(self._errors())
+            rows = [(self.data[r], samples[r]) for r, _ in self.closed]
+            own = train_step_each([self.learners[r][k] for r, k in self.closed],
+                                  [X[i:i + 1] for (X, _), i in rows],
+                                  [Y[i:i + 1] for (_, Y), i in rows], self.update)
+            for j, member in enumerate(self.closed):
+                pre_activations[member], deltas[member] = own.forward[j].a, own.deltas[j]
+        if self.circuit:
+            self._replay(samples, circuit, pre_activations, deltas)
+        self.recorder.record(it, [pre_activations[member] for member in self.recorder.members],
+                             [deltas[member] for member in self.recorder.members])
+        for r, errors in enumerate(self.errors):
+            errors.append(self._errors(r))
+
+    def _replay(self, samples, circuit, pre_activations, deltas):
+        """Repeat the circuit learners' update from the errors ``circuit`` (a
+        `CircuitUpdate`) brings, check them against the simulation's, take their new
+        feedback; their forward passes and errors go to ``pre_activations`` and
+        ``deltas`` (by (run, index))."""
+        learners = [self.learners[r][k] for r, k in self.circuit]
+        rows = [(self.data[r], samples[r]) for r, _ in self.circuit]
+        repeated = replay_step(learners, [X[i:i + 1] for (X, _), i in rows],
+                               [Y[i:i + 1] for (_, Y), i in rows],
+                               [[h[j] for h in circuit.hidden] for j in range(len(learners))],
+                               self.update)
+        sums = np.array([_parameter_sum(learner) for learner in learners])
+        if not np.array_equal(sums, circuit.checksums):
+            wrong = [learners[j].name for j in np.flatnonzero(sums != circuit.checksums)]
+            raise RuntimeError(f"the closed-form side's copies of {', '.join(wrong)} no longer "
+                               "match the simulation's learners (their repeated update "
+                               "differs); rerun with --set parallel=false")
+        for j, member in enumerate(self.circuit):
+            learners[j].feedback = circuit.feedback.get(j, learners[j].feedback)
+            pre_activations[member], deltas[member] = repeated.forward[j].a, repeated.deltas[j]
 
     def results(self):
-        """Errors (models, iterations + 1) and the recorder's curves."""
-        return np.array(self.errors).T, self.recorder.values
+        """Per run: its errors (models, iterations + 1) and curves (`CurveRecorder`)."""
+        return [(np.array(errors).T, self.recorder.run_values(r))
+                for r, errors in enumerate(self.errors)]
 
 
 def train_regression(name, config, specs, X, Y, base, rng, progress, stop=None):
@@ -182,7 +308,7 @@ def train_regression(name, config, specs, X, Y, base, rng, progress, stop=None):
     run per update; the closed-form learners, the curves and the full-data
     error of every model (more arithmetic than the simulation) run in a
     companion process on the second core (`ClosedFormSide`), fed with the
-    circuit learners' new parameters after every update. ``parallel=False``
+    circuit learners' settled errors after every update. ``parallel=False``
     runs the same code inline; both give the same numbers.
 
     Parameters
@@ -198,7 +324,8 @@ def train_regression(name, config, specs, X, Y, base, rng, progress, stop=None):
         the data set) limits the updates; ``parallel`` runs the closed-form side
         in a companion process; ``error_dtype`` is the precision of the
         data-set error's forward pass ('float32' halves its cost; the sums are
-        float64).
+        float64); in 'float64' linear networks without biases take the exact
+        closed form instead (`dinv.experiments.errors.error_measure`).
     specs : sequence of ModelSpec
         The experiment's models (``config['models']`` selects a subset).
         Models with a spiking ``population`` train after the others, each in
@@ -323,8 +450,9 @@ class RegressionCell:
     takes them, and optionally ``circuits``, a dict of model name to that
     model's own circuit settings (`dinv.models.training.Learner.circuit`;
     spiking DI): the models' learners, the sample order, the update, the
-    closed-form side (`ClosedFormSide`, in its own companion process when
-    ``config['parallel']``) and the settle statistics.
+    settle statistics, the options (``repair``) and events of the
+    re-stabilisations; its part of the closed-form side (`ClosedFormSide`,
+    shared by the cells of a pass) is `side_run`.
     """
 
     def __init__(self, config, specs, X, Y, base, rng, circuits=None):
@@ -356,33 +484,16 @@ class RegressionCell:
         self.circuit = [k for k, lrn in enumerate(self.learners) if lrn.rule.circuit]
         self.names = [self.learners[k].name for k in self.circuit]
         self.stats = SettleStats(self.update.circuit.settle_tol)
+        self.repair = repair_options(config, self.rinit)
         self.events = []
-        self.side = None
 
-    def start(self):
-        """Start the closed-form side (a companion process when ``parallel``)."""
-        self.side = Companion(ClosedFormSide, (self.learners, self.X, self.Y, self.update,
-                                               self.order.size, self.config["error_dtype"]),
-                              parallel=self.config.get("parallel", True))
+    def side_run(self):
+        """This cell's run on the closed-form side: ``(learners, X, Y, error_dtype)``."""
+        return self.learners, self.X, self.Y, self.config["error_dtype"]
 
-    def after_step(self, it, step):
-        """Count the settles of ``step`` (a `Step` of this cell's circuit learners, or
-        None), re-stabilise and send the update to the closed-form side."""
-        i = self.order[it]
-        sent = []
-        if self.circuit:
-            self.stats.add_step(self.names, step)
-            if self.config["restabilise"]:
-                self.events += restabilise([self.learners[k] for k in self.circuit], it,
-                                           **repair_options(self.config, self.rinit))
-            sent = [(k, self.learners[k].net.weights, self.learners[k].net.biases,
-                     self.learners[k].feedback, step.forward[j], step.deltas[j])
-                    for j, k in enumerate(self.circuit)]
-        self.side.call("step", it, i, sent)
-
-    def results(self, done, stop):
-        """The results dict of `train_regression` after ``done`` updates."""
-        errors, values = self.side.finish("results")
+    def results(self, done, stop, errors, values):
+        """The results dict of `train_regression` after ``done`` updates, from this
+        cell's ``errors`` and curve ``values`` on the closed-form side."""
         size = self.order.size
         if done < size:
             values = {key: value[..., :done] for key, value in values.items()}
@@ -398,12 +509,14 @@ def train_regressions(name, cells, progress, stop=None):
     """`train_regression` of several runs at once: one joint Brian2 run per update.
 
     Every cell (one config with its data and initial network, the arguments
-    of `train_regression`) keeps its own learners, sample order, closed-form
-    side and results; the circuit learners (DI, SLDI) of all cells take each
-    update together (`train_step_each`), so their circuits settle as one stack
-    and every cell gets the numbers it would get alone. The cells must share
-    the number of updates and the update and circuit options (see
-    `dinv.experiments.stacking.can_stack`).
+    of `train_regression`) keeps its own learners, sample order and results;
+    the circuit learners (DI, SLDI) of all cells take each update together
+    (`train_step_each`), so their circuits settle as one stack, and one
+    closed-form side serves all cells (`ClosedFormSide`: in one companion
+    process when every cell's ``config['parallel']`` asks for it, else
+    inline), fed one message per update; every cell gets the numbers it would
+    get alone. The cells must share the number of updates and the update and
+    circuit options (see `dinv.experiments.stacking.can_stack`).
 
     Parameters
     ----------
@@ -425,28 +538,30 @@ def train_regressions(name, cells, progress, stop=None):
            for cell in built):
         raise InputError("runs trained together need the same number of updates and the same "
                          "update and circuit options")
+    side = None
     try:
-        for cell in built:
-            cell.start()
-        done = _online_pass(name, built, built[0].update, progress, stop)
-        results = [cell.results(done, stop) for cell in built]
+        side = Companion(ClosedFormSide, ([cell.side_run() for cell in built], built[0].update,
+                                          built[0].order.size),
+                         parallel=all(cell.config.get("parallel", True) for cell in built),
+                         batch=SIDE_BATCH)
+        done = _online_pass(name, built, side, progress, stop)
+        return [cell.results(done, stop, errors, values)
+                for cell, (errors, values) in zip(built, side.finish("results"))]
     except BaseException:
-        for cell in built:  # a failure or a second stop signal: leave at once
-            if cell.side is not None:
-                cell.side.kill()
+        if side is not None:  # a failure or a second stop signal: leave at once
+            side.kill()
         raise
     finally:
-        for cell in built:
-            if cell.side is not None:
-                cell.side.close()
-    return results
+        if side is not None:
+            side.close()
 
 
-def _online_pass(name, cells, update, progress, stop=None):
+def _online_pass(name, cells, side, progress, stop=None):
     """One online update per sample of each cell's order: the circuit learners of
-    every cell in one `train_step_each`, the rest on each cell's closed-form side.
-    Returns the number of updates done (fewer after a stop request)."""
-    size = cells[0].order.size
+    every cell in one `train_step_each`, the rest on the closed-form ``side`` (a
+    `Companion` of `ClosedFormSide`). Returns the number of updates done (fewer
+    after a stop request)."""
+    size, update = cells[0].order.size, cells[0].update
     members = [(cell, k) for cell in cells for k in cell.circuit]
     learners = [cell.learners[k] for cell, k in members]
     done = size
@@ -455,23 +570,52 @@ def _online_pass(name, cells, update, progress, stop=None):
             if stop_requested(stop):  # between updates: never inside a settle
                 done = it
                 break
-            step = None
+            circuit = None
             if learners:
                 xs = [cell.X[cell.order[it]:cell.order[it] + 1] for cell, _ in members]
                 ts = [cell.Y[cell.order[it]:cell.order[it] + 1] for cell, _ in members]
                 step = train_step_each(learners, xs, ts, update)
-            first = 0
-            for cell in cells:
-                count = len(cell.circuit)
-                cell.after_step(it, None if step is None else step.part(first, first + count))
-                first += count
+                _count_settles(cells, step)
+                circuit = CircuitUpdate.of(learners, step, _restabilise(members, it))
+            side.call("step", it, [cell.order[it] for cell in cells], circuit)
             bar.update(1)
     return done
 
 
+def _count_settles(cells, step):
+    """Add the settles of ``step`` (the `Step` of every cell's circuit learners, cell
+    after cell) to each cell's statistics."""
+    first = 0
+    for cell in cells:
+        count = len(cell.circuit)
+        if count:
+            cell.stats.add_step(cell.names, step.part(first, first + count))
+        first += count
+
+
+def _restabilise(members, it):
+    """Re-stabilise the circuit learners ``members`` ((cell, index) pairs) of the cells
+    that ask for it after update ``it``: one check of all of them (`unstable_feedback`;
+    the cells of a pass share their circuits, hence their controllers), each repair
+    with its cell's options, its event recorded in its cell. Returns the positions in
+    ``members`` of the learners whose feedback changed."""
+    checked = [j for j, (cell, _) in enumerate(members) if cell.config["restabilise"]]
+    if not checked:
+        return []
+    first = members[checked[0]][0]
+    found = unstable_feedback([members[j][0].learners[members[j][1]] for j in checked],
+                              first.repair.get("controllers"))
+    repaired = []
+    for index, layer, before in found:
+        cell, k = members[checked[index]]
+        cell.events.append(repair_feedback(cell.learners[k], layer, before, it, **cell.repair))
+        repaired.append(checked[index])
+    return repaired
+
+
 def repair_options(config, rinit):
-    """Options of `restabilise` during training: ``rinit`` (`rinit_options`) updated
-    by ``config['repair']``."""
+    """Options of the re-stabilisations during training (`repair_feedback`): ``rinit``
+    (`rinit_options`) updated by ``config['repair']``."""
     return {**rinit, **(config.get("repair") or {})}
 
 

@@ -11,9 +11,11 @@ run gets exactly the numbers it gets alone (tested bit for bit).
 
 ``can_stack(name, configs)`` groups configs that can train together;
 ``run_stacked(name, configs)`` runs one such group and returns, per config,
-what ``Experiment.run(config, progress, stop)`` returns for it alone. Each run
-keeps its own closed-form side (a companion process when
-``config['parallel']``), its own error measure and its own results.
+what ``Experiment.run(config, progress, stop)`` returns for it alone. The runs
+share one closed-form side (their closed-form models and curves computed as
+one stack, `dinv.experiments.regression.ClosedFormSide`; one companion
+process for the group when every config's ``parallel`` asks for it, else
+inline); each keeps its own error measure and its own results.
 
 A failure of one run (a circuit that diverges, a bad setting) ends the whole
 group with that error: run its configs alone to find which.

@@ -198,7 +198,8 @@ class FeedforwardNetwork:
             raise InputError(f"targets must have shape {fwd.output.shape}, got {t.shape}")
         e = fwd.output - t
         g = self.nonlinearities[-1]
-        return e if g.derivative is None else e * g.derivative(fwd.a[-1])
+        # Softmax has no g' here; a linear output's g' = 1 changes nothing.
+        return e if g.derivative is None or g.name == "linear" else e * g.derivative(fwd.a[-1])
 
     def loss(self, x, t):
         """Summed loss over the batch (squared error, or cross-entropy for softmax)."""

@@ -47,6 +47,7 @@ from dinv.theory import (
     product_abscissa,
     range_svd,
     reduced_jacobian,
+    stack_c,
 )
 
 
@@ -574,16 +575,113 @@ def stable_random_feedback(weights, alpha, rng, scale=0.01, controllers=None, **
             for W, a, gains in zip(weights[1:], alphas, controllers)]
 
 
+def unstable_feedback(learners, controllers=None):
+    """The layer pairs and single loops of inversion learners whose circuit is unstable.
+
+    Checks every layer pair (or single loop) of every learner with its current
+    weights: all learners of one kind in one batched eigenvalue call per pair
+    (under a PID controller one call per learner and pair). Each learner's
+    abscissae are those it gets alone (`dinv.theory.stack_c`).
+
+    Parameters
+    ----------
+    learners : list of dinv.models.training.Learner
+        NDI ('ndi'), DI ('di') and SLDI ('sldi') learners of one architecture.
+    controllers : sequence of (dict or None) or None
+        Per layer pair, the PID gains of its controller (see
+        `stable_random_feedback`); None: integral controllers. The single
+        loop is checked for the integral controller.
+
+    Returns
+    -------
+    list of tuple
+        ``(k, layer, abscissa)`` per unstable circuit (positive spectral
+        abscissa): the learner's index, the layer pair (0: W_2 with B_2) or
+        ``'loop'``; layer pairs first, pair by pair, then the loops.
+    """
+    found = []
+    pairs = [k for k, lrn in enumerate(learners) if lrn.rule.feedback == "layer"]
+    loops = [k for k, lrn in enumerate(learners) if lrn.rule.feedback == "loop"]
+    if pairs:
+        count = len(learners[pairs[0]].feedback)
+        controllers = [None] * count if controllers is None else controllers
+        for j, gains in zip(range(count), controllers):
+            alpha = np.array([learners[k].layer_alpha(j) for k in pairs])
+            W = stack_c([learners[k].net.weights[j + 1] for k in pairs])
+            B = stack_c([learners[k].feedback[j] for k in pairs])
+            found += [(k, j, float(before))
+                      for k, before in zip(pairs, pair_abscissa(W, B, alpha, gains)) if before > 0]
+    if loops:
+        depth = learners[loops[0]].net.depth
+        current = loop_abscissa([stack_c([learners[k].net.weights[l] for k in loops])
+                                 for l in range(1, depth)],
+                                stack_c([learners[k].feedback[0] for k in loops]),
+                                np.array([learners[k].layer_alpha(0) for k in loops]))
+        found += [(k, "loop", float(before))
+                  for k, before in zip(loops, np.atleast_1d(current)) if before > 0]
+    return found
+
+
+def repair_feedback(learner, layer, before, iteration, controllers=None, **options):
+    """Replace the unstable feedback of one layer pair or loop by a stabilised one.
+
+    A layer pair whose descent falls short of the target is stabilised by the
+    spectral shift instead (`shift_feedback`, `shift_pid_feedback`), so a
+    long training run does not stop there; the event says so. A loop is
+    always stabilised by descent (`stabilise_loop`).
+
+    Parameters
+    ----------
+    learner : dinv.models.training.Learner
+        Its feedback is replaced (in place).
+    layer : int or 'loop'
+        As `unstable_feedback` names it.
+    before : float
+        The spectral abscissa found.
+    iteration : int
+        Recorded with the event.
+    controllers : sequence of (dict or None) or None
+        As in `unstable_feedback`.
+    **options
+        For `stabilise_feedback` / `stabilise_loop` (``method='shift'`` applies
+        to layer pairs only).
+
+    Returns
+    -------
+    dict
+        The event: model, iteration, layer (1-based pair or 'loop'), abscissa
+        before and after, and (layer pairs) the method used.
+    """
+    if layer == "loop":
+        result = stabilise_loop(learner.net.weights[1:], learner.feedback[0],
+                                learner.layer_alpha(0), **{**options, "method": "descent"})
+        learner.feedback[0] = result.B
+        return {"model": learner.name, "iteration": iteration, "layer": "loop",
+                "before": before, "after": result.abscissa}
+    gains = None if controllers is None else controllers[layer]
+    args = (learner.net.weights[layer + 1], learner.feedback[layer], learner.layer_alpha(layer),
+            gains)
+    method = options.get("method", "descent")
+    try:
+        result = stabilise_pair(*args, **options)
+    except StabilisationError:
+        if method == "shift":
+            raise
+        # The shift reaches any reachable target (a PID circuit: see
+        # shift_pid_feedback): a long run goes on.
+        method = "shift (descent fell short)"
+        result = stabilise_pair(*args, **{**options, "method": "shift"})
+    learner.feedback[layer] = result.B
+    return {"model": learner.name, "iteration": iteration, "layer": layer + 1,
+            "before": before, "after": result.abscissa, "method": method}
+
+
 def restabilise(learners, iteration, controllers=None, **options):
     """Re-stabilise the feedback of inversion learners whose circuit turned unstable.
 
-    Checks every layer pair (or single loop) of every learner with its current
-    weights, all learners of one kind in one batched eigenvalue call (under a
-    PID controller one call per learner and pair); where the spectral
-    abscissa is positive, replaces that feedback (in place) by a stabilised
-    one. A layer pair whose descent falls short of the target is stabilised
-    by the spectral shift instead (`shift_feedback`, `shift_pid_feedback`),
-    so a long training run does not stop there; the event says so.
+    Finds the unstable layer pairs and loops (`unstable_feedback`) and
+    replaces each one's feedback (in place) by a stabilised one
+    (`repair_feedback`).
 
     Parameters
     ----------
@@ -605,46 +703,5 @@ def restabilise(learners, iteration, controllers=None, **options):
         One per repaired layer: model, iteration, layer, abscissa before and
         after, and (layer pairs) the method used.
     """
-    events = []
-    pairs = [lrn for lrn in learners if lrn.rule.feedback == "layer"]
-    loops = [lrn for lrn in learners if lrn.rule.feedback == "loop"]
-    if pairs:
-        count = len(pairs[0].feedback)
-        controllers = [None] * count if controllers is None else controllers
-        for j, gains in zip(range(count), controllers):
-            alpha = np.array([lrn.layer_alpha(j) for lrn in pairs])
-            W = np.stack([lrn.net.weights[j + 1] for lrn in pairs])
-            B = np.stack([lrn.feedback[j] for lrn in pairs])
-            for lrn, before in zip(pairs, pair_abscissa(W, B, alpha, gains)):
-                if before > 0:
-                    args = (lrn.net.weights[j + 1], lrn.feedback[j], lrn.layer_alpha(j), gains)
-                    method = options.get("method", "descent")
-                    try:
-                        result = stabilise_pair(*args, **options)
-                    except StabilisationError:
-                        if method == "shift":
-                            raise
-                        # The shift reaches any reachable target (a PID circuit: see
-                        # shift_pid_feedback): a long run goes on.
-                        method = "shift (descent fell short)"
-                        result = stabilise_pair(*args, **{**options, "method": "shift"})
-                    lrn.feedback[j] = result.B
-                    events.append({"model": lrn.name, "iteration": iteration, "layer": j + 1,
-                                   "before": float(before), "after": result.abscissa,
-                                   "method": method})
-    if not loops:
-        return events
-    depth = loops[0].net.depth
-    current = loop_abscissa([np.stack([lrn.net.weights[l] for lrn in loops])
-                             for l in range(1, depth)],
-                            np.stack([lrn.feedback[0] for lrn in loops]),
-                            np.array([lrn.layer_alpha(0) for lrn in loops]))
-    for lrn, before in zip(loops, np.atleast_1d(current)):
-        before = float(before)
-        if before > 0:
-            result = stabilise_loop(lrn.net.weights[1:], lrn.feedback[0], lrn.layer_alpha(0),
-                                    **{**options, "method": "descent"})
-            lrn.feedback[0] = result.B
-            events.append({"model": lrn.name, "iteration": iteration, "layer": "loop",
-                           "before": before, "after": result.abscissa})
-    return events
+    return [repair_feedback(learners[k], layer, before, iteration, controllers, **options)
+            for k, layer, before in unstable_feedback(learners, controllers)]

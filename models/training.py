@@ -20,6 +20,7 @@ from dinv.circuits.chains import ChainProblem, ChainSpec, settle_chains
 from dinv.circuits.spiking import chain_radii
 from dinv.circuits.options import SettleOptions
 from dinv.models.rules import get_rule
+from dinv.theory import stack_c
 from dinv.validation import check_leaks
 
 ARCHITECTURES = ("sequential", "repeat")
@@ -186,21 +187,26 @@ class Step:
                     {k - start: v for k, v in self.unstable.items() if k in inside})
 
 
+TINY = np.finfo(float).tiny
+"""Smallest normal float: the norm of a zero row is taken as this (no division by 0)."""
+
+
 def clip_rows(delta, max_norm):
     """Scale rows of ``delta`` longer than ``max_norm`` down to that norm."""
     norms = np.linalg.norm(delta, axis=-1, keepdims=True)
-    return delta * np.minimum(1.0, max_norm / np.maximum(norms, np.finfo(float).tiny))
+    with np.errstate(over="ignore"):  # a zero row: max_norm / TINY is inf, the scale 1
+        return delta * np.minimum(1.0, max_norm / np.maximum(norms, TINY))
 
 
 def backward(learners, forwards, output_deltas, config, report=None):
     """Errors of every layer for every learner (Eq. 3 with the learner's rule).
 
     Learners with the same `Learner.circuit_key` are processed together as a
-    stack: one closed-form call per layer for the numpy rules; DI and SLDI
-    learners settle the whole backward pass in one joint circuit (one Brian2
-    run per layer pair of the sequential chains). Hidden errors longer than
-    ``config.clip_hidden`` are clipped after the pass (as the paper's
-    protocol does).
+    stack: one closed-form call per layer for the numpy rules
+    (`_layerwise_backward`); DI and SLDI learners settle the whole backward
+    pass in one joint circuit (one Brian2 run per layer pair of the
+    sequential chains). Hidden errors longer than ``config.clip_hidden`` are
+    clipped after the pass (as the paper's protocol does).
 
     Parameters
     ----------
@@ -231,24 +237,54 @@ def backward(learners, forwards, output_deltas, config, report=None):
         if rule.circuit is not None:
             chains.append(members)
             continue
-        for layer in range(depth - 1, 0, -1):
-            W = np.stack([learners[k].net.weights[layer] for k in members])
-            B = (np.stack([learners[k].feedback[layer - 1] for k in members])
-                 if rule.feedback else None)
-            delta = np.stack([deltas[k][layer] for k in members])
-            alpha = np.array([learners[k].layer_alpha(layer - 1) for k in members])
-            raw = rule.layerwise(W, B, delta, alpha)
-            for j, k in enumerate(members):
-                g = learners[k].net.nonlinearities[layer - 1]
-                deltas[k][layer - 1] = raw[j] * g.derivative(forwards[k].a[layer - 1])
+        hidden = _layerwise_backward([learners[k] for k in members],
+                                     [forwards[k] for k in members],
+                                     stack_c([output_deltas[k] for k in members]), config)
+        for j, k in enumerate(members):
+            deltas[k][:-1] = [h[j] for h in hidden]
     if chains:
         outcome = _chain_backward(learners, forwards, deltas, chains, config)
         if report is not None:
             report.update(outcome)
-    if config.clip_hidden is not None:
-        for per_learner in deltas:
-            per_learner[:-1] = [clip_rows(d, config.clip_hidden) for d in per_learner[:-1]]
+        if config.clip_hidden is not None:
+            for k in (k for members in chains for k in members):
+                deltas[k][:-1] = [clip_rows(d, config.clip_hidden) for d in deltas[k][:-1]]
     return deltas
+
+
+def _layerwise_backward(group, forwards, delta, config):
+    """Hidden errors of learners of one closed-form rule, from their stacked output
+    errors ``delta`` (n, batch, d_L): one call of the rule per layer, g' and the
+    clipping applied to the whole stack (row by row, as to each learner alone).
+
+    Returns
+    -------
+    list of ndarray
+        delta_1 .. delta_{L-1}, each (n, batch, d_l).
+    """
+    rule = group[0].rule
+    hidden = [None] * (group[0].net.depth - 1)
+    for layer in range(len(hidden), 0, -1):
+        W = stack_c([lrn.net.weights[layer] for lrn in group])
+        B = stack_c([lrn.feedback[layer - 1] for lrn in group]) if rule.feedback else None
+        alpha = np.array([lrn.layer_alpha(layer - 1) for lrn in group])
+        delta = rule.layerwise(W, B, delta, alpha)
+        slopes = _slopes(group, forwards, layer - 1)
+        if slopes is not None:
+            delta = delta * slopes
+        hidden[layer - 1] = delta
+    if config.clip_hidden is not None:
+        hidden = [clip_rows(h, config.clip_hidden) for h in hidden]
+    return hidden
+
+
+def _slopes(learners, forwards, layer):
+    """g'(a) of weight layer ``layer`` (0-based) of each learner, stacked; None when
+    every g there is linear (g' = 1: multiplying by it changes nothing)."""
+    transfers = [lrn.net.nonlinearities[layer] for lrn in learners]
+    if all(g.name == "linear" for g in transfers):
+        return None
+    return stack_c([g.derivative(forward.a[layer]) for g, forward in zip(transfers, forwards)])
 
 
 def _chain_backward(learners, forwards, deltas, chains, config):
@@ -372,6 +408,39 @@ def apply_updates(net, forward, deltas, config):
             net.biases[l] -= scale * db
 
 
+def replay_step(learners, xs, ts, hidden, config):
+    """Repeat an update of `train_step_each` from the hidden errors it used.
+
+    For copies of learners whose backward pass ran elsewhere (a regression's
+    DI circuits settle in the simulation's process; a companion process keeps
+    copies of those learners): each learner's forward pass, output error and
+    Eq. (2) update (`apply_updates`) with the hidden errors given. Copies of
+    the step's learners, given its batches and hidden errors, end with
+    exactly its weights (the same arithmetic on the same numbers).
+
+    Parameters
+    ----------
+    learners : list of Learner
+    xs, ts : sequence of ndarray
+        Per learner, the (batch, d_0) inputs and (batch, d_L) targets of the step.
+    hidden : sequence of list of ndarray
+        Per learner, delta_1 .. delta_{L-1} as the step returned them (settled
+        and clipped).
+    config : UpdateConfig
+
+    Returns
+    -------
+    Step
+        The forward passes and errors (no settle statistics).
+    """
+    forwards = [learner.net.forward(x) for learner, x in zip(learners, xs)]
+    deltas = [list(errors) + [learner.net.output_delta(forward, t)]
+              for learner, forward, t, errors in zip(learners, forwards, ts, hidden)]
+    for learner, forward, per_layer in zip(learners, forwards, deltas):
+        apply_updates(learner.net, forward, per_layer, config)
+    return Step(forwards, deltas)
+
+
 def train_step(learners, x, t, config):
     """One step of every learner on the batch (x, t); weights change in place.
 
@@ -429,17 +498,16 @@ def train_step_each(learners, xs, ts, config):
     report = {"settle_steps": 0, "residuals": {}, "unstable": {}}
     deltas = backward(learners, forwards, output_deltas, config, report)
     batch = batches.pop()
-    for learner, forward, per_layer in zip(learners, forwards, deltas):
-        # |dW| <= batch max|delta| max|h| entrywise: finite and far from overflow,
-        # or the step is refused before any weight changes.
-        with np.errstate(over="ignore"):
-            bounds = [config.lr * batch * np.abs(d).max() * np.abs(h).max()
-                      for d, h in zip(per_layer, forward.h)]
-        if not all(bound < 1e300 for bound in bounds):  # also catches NaN
-            raise FloatingPointError(
-                f"learner {learner.name!r} produced non-finite or overflowing weight "
-                "updates; lower the learning rate or clip the errors (clip_hidden)"
-            )
+    with np.errstate(over="ignore"):
+        for learner, forward, per_layer in zip(learners, forwards, deltas):
+            # |dW| <= batch max|delta| max|h| entrywise: finite and far from overflow,
+            # or the step is refused before any weight changes (the test catches NaN).
+            if not all(config.lr * batch * np.abs(d).max() * np.abs(h).max() < 1e300
+                       for d, h in zip(per_layer, forward.h)):
+                raise FloatingPointError(
+                    f"learner {learner.name!r} produced non-finite or overflowing weight "
+                    "updates; lower the learning rate or clip the errors (clip_hidden)"
+                )
     for learner, forward, per_layer in zip(learners, forwards, deltas):
         apply_updates(learner.net, forward, per_layer, config)
     return Step(forwards, deltas, report["settle_steps"], report["residuals"],

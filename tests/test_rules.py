@@ -13,7 +13,9 @@ from dinv.models.training import (
     UpdateConfig,
     apply_updates,
     backward,
+    replay_step,
     train_step,
+    train_step_each,
     weight_updates,
 )
 
@@ -382,6 +384,37 @@ def test_di_and_ndi_learners_agree(rng):
     bp_deltas = backward([bp_learner], [fwd], [bp_learner.net.output_delta(fwd, t)],
                          UpdateConfig(lr=0.1))[0]
     assert rel_err(step.deltas[1][0], bp_deltas[0]) > 1e-3
+
+
+def test_replay_step_repeats_an_update_from_its_hidden_errors(rng):
+    """Copies of a step's learners (DI, NDI, FA, BP; tanh, biases, clipped errors, one
+    batch each), given the step's batches and its hidden errors, end with exactly the
+    step's weights and biases; the repeated forward passes and errors are the step's."""
+    sizes, nl = [4, 6, 5, 3], ["tanh", "tanh", "linear"]
+    net = FeedforwardNetwork.create(sizes, nl, rng, scale=0.5, bias_scale=0.2)
+    feedback = [init_feedback(net.weights[l], "transpose", rng) for l in (1, 2)]
+    learners = [Learner("di", "di", net.copy(), feedback=feedback, alpha=0.1),
+                Learner("ndi", "ndi", net.copy(), feedback=feedback, alpha=0.1),
+                Learner("fa", "fa", net.copy(), feedback=[init_feedback(net.weights[l], "random",
+                                                                        rng) for l in (1, 2)]),
+                Learner("bp", "bp", net.copy())]
+    copies = [Learner(lrn.name, lrn.rule, lrn.net.copy(), list(lrn.feedback), lrn.alpha)
+              for lrn in learners]
+    xs = [rng.standard_normal((3, 4)) for _ in learners]
+    ts = [5 * rng.standard_normal((3, 3)) for _ in learners]
+    config = UpdateConfig(lr=0.1, clip_hidden=1.0, circuit=SettleOptions(steps=300))
+    step = train_step_each(learners, xs, ts, config)
+    repeated = replay_step(copies, xs, ts, [deltas[:-1] for deltas in step.deltas], config)
+    for learner, copy, original, again in zip(learners, copies, step.deltas, repeated.deltas):
+        for mine, theirs in zip(learner.net.weights + learner.net.biases,
+                                copy.net.weights + copy.net.biases):
+            np.testing.assert_array_equal(mine, theirs)
+        for a, b in zip(original, again):
+            np.testing.assert_array_equal(a, b)
+    for forward, again in zip(step.forward, repeated.forward):
+        for a, b in zip(forward.a + forward.h, again.a + again.h):
+            np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(learners[0].net.weights[0], net.weights[0])
 
 
 @pytest.mark.parametrize("stacked", [False, True])

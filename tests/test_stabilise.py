@@ -11,9 +11,11 @@ from dinv.models.rules import ndi
 from dinv.models.stabilise import (
     StabilisationError,
     full_abscissa,
+    repair_feedback,
     restabilise,
     smoothed_abscissa,
     stabilise_feedback,
+    unstable_feedback,
 )
 from dinv.models.training import Learner
 
@@ -163,6 +165,32 @@ def test_restabilise_single_loop():
     events = restabilise([learner], 0, lr=0.5, max_iters=3000)
     assert events and events[0]["layer"] == "loop"
     assert loop_abscissa([W2, W3], learner.feedback[0], 0.01) <= -0.01 + 1e-9
+
+
+def test_unstable_feedback_checks_each_learner_as_alone():
+    """One batched check of learners (the linear regression's 30-20-10 layers) with
+    transposed (B = -W^T, also unstable: W B positive definite) and C-ordered feedback, and
+    an unstable loop, finds per learner exactly the circuits and abscissae (bit for bit)
+    that a check of that learner alone finds: layer pairs first, then loops."""
+    rng = np.random.default_rng(2)
+    nets = [FeedforwardNetwork.create([30, 20, 10], ["linear", "linear"], rng, scale=0.3)
+            for _ in range(4)]
+    feedback = [[-nets[0].weights[1].T], [np.ascontiguousarray(-nets[1].weights[1].T)],
+                [2.0 * nets[2].weights[1].T], [3.0 * nets[3].weights[1].T]]
+    rules = ["di", "ndi", "di", "sldi"]
+    learners = [Learner(f"m{k}", rule, net, B, 0.01)
+                for k, (rule, net, B) in enumerate(zip(rules, nets, feedback))]
+    found = unstable_feedback(learners)
+    assert [(k, layer) for k, layer, _ in found] == [(2, 0), (3, "loop")]
+    for k, layer, before in found:
+        assert unstable_feedback([learners[k]]) == [(0, layer, before)]
+    assert found[0][2] == pytest.approx(
+        jacobian_abscissa(nets[2].weights[1], feedback[2][0], 0.01), rel=1e-14)
+    event = repair_feedback(learners[2], 0, found[0][2], 5, lr=0.5, max_iters=2000)
+    assert event == {"model": "m2", "iteration": 5, "layer": 1, "before": found[0][2],
+                     "after": event["after"], "method": "descent"}
+    assert event["after"] <= -0.01
+    assert [(k, layer) for k, layer, _ in unstable_feedback(learners)] == [(3, "loop")]
 
 
 def test_r_init_models_share_their_feedback():

@@ -109,6 +109,30 @@ def test_eq10_refuses_a_singular_matrix_and_an_unknown_form(rng):
         steady_control(W, np.zeros((3, 5)), np.ones((1, 5)), 0.0)
 
 
+@pytest.mark.parametrize("shape", [(10, 20), (20, 10), (40, 60)])
+def test_eq10_stacks_give_each_problem_its_numbers_alone(rng, shape):
+    """Small systems (one batched solve for the whole stack) and large ones (40 x 40: one LU
+    per problem): each problem of a stack gets exactly the numbers it gets alone, which solve
+    W B - alpha I (or B W - alpha I) x = rhs; a near-singular problem anywhere in the stack
+    is refused with its condition number."""
+    n = 4
+    W = rng.standard_normal((n, *shape)) / np.sqrt(shape[1])
+    B = -W.transpose(0, 2, 1) + 0.1 * rng.standard_normal((n, shape[1], shape[0]))
+    delta = rng.standard_normal((n, 3, shape[0]))
+    alpha = np.array([0.01, 0.1, 0.02, 0.05])
+    stacked = layer_steady_state(W, B, delta, alpha)
+    for k in range(n):
+        alone = layer_steady_state(W[k:k + 1], B[k:k + 1], delta[k:k + 1], alpha[k:k + 1])
+        np.testing.assert_array_equal(stacked[k], alone[0])
+        if shape[0] <= shape[1]:
+            u = np.linalg.solve(W[k] @ B[k] - alpha[k] * np.eye(shape[0]), delta[k].T)
+            np.testing.assert_allclose(stacked[k], (B[k] @ u).T, rtol=1e-10, atol=1e-12)
+    singular = B.copy()  # problem 2: a rank-1 B with alpha = 0
+    singular[2] = rng.standard_normal((shape[1], 1)) @ rng.standard_normal((1, shape[0]))
+    with pytest.raises(InputError, match=r"alpha I is singular \(condition number"):
+        layer_steady_state(W, singular, delta, np.array([0.01, 0.1, 0.0, 0.05]))
+
+
 @pytest.mark.parametrize("shape", SHAPES)
 def test_eq11_holds_at_the_steady_state(rng, shape):
     """delta_{l-1} = M^DI (delta_l + alpha u_l) with M^DI of Eq. 12, for alpha > 0."""
