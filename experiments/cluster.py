@@ -138,6 +138,12 @@ class ClusterOptions:
     brian_cache : str or None
         Brian2's Cython cache on the workers (see `WorkerSetup`); SLURM's
         default is a folder in each node's temporary folder.
+    paired : bool
+        Embedded LocalCluster only: every task takes two cores, its worker's
+        and one for a companion process (the regressions' closed-form side,
+        ``parallel``), so there is one worker per two cores and the workers
+        may fork (Dask's worker processes are daemonic otherwise). Set by the
+        sweep where it pays (`can_pair`).
     """
 
     workers: int = None
@@ -145,12 +151,22 @@ class ClusterOptions:
     slurm: SlurmOptions = None
     retries: int = 2
     brian_cache: str = None
+    paired: bool = False
 
     def expected_workers(self):
         """How many workers the sweep plans its tasks for."""
         if self.slurm is not None:
             return self.slurm.jobs * self.slurm.cores
-        return self.workers or len(os.sched_getaffinity(0))
+        if self.workers is not None:
+            return self.workers
+        cores = len(os.sched_getaffinity(0))
+        return max(1, cores // 2) if self.paired else cores
+
+    def can_pair(self):
+        """Whether tasks may take two cores each here: an embedded LocalCluster
+        sized by this machine's cores (not ``--workers``), with two or more."""
+        return (self.scheduler is None and self.slurm is None and self.workers is None
+                and len(os.sched_getaffinity(0)) >= 2)
 
 
 @contextmanager
@@ -166,9 +182,10 @@ def connect(options):
     from distributed import Client, LocalCluster
 
     with ExitStack() as stack:
+        # Paired tasks fork a companion process, which a daemonic worker may not.
         stack.enter_context(dask.config.set({
             "distributed.scheduler.allowed-failures": options.retries + 1,
-            "distributed.worker.daemon": True}))
+            "distributed.worker.daemon": not options.paired}))
         cache = options.brian_cache
         if options.scheduler is not None:
             try:

@@ -37,7 +37,7 @@ import sys
 import time
 import traceback
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from dinv.analysis.sweeps import (
@@ -275,13 +275,14 @@ def cell_id(values):
     return safe
 
 
-def make_cells(spec):
+def make_cells(spec, paired=False):
     """The cells of ``spec``, each config checked (`make_config`), in grid order.
 
     Every grid key must be a setting of the experiment, given once, with
     distinct values, and not also fixed by ``overrides``. A ``parallel``
-    setting (the regressions' companion process) is turned off: each cell
-    runs on one core of its worker, and Dask's worker processes cannot fork.
+    setting (the regressions' companion process) is the sweep's to choose:
+    ``paired`` (tasks of two cores, `dinv.experiments.cluster.ClusterOptions`)
+    turns it on, else it is off (each cell runs on one core of its worker).
     """
     experiment = spec.resolve()
     known = make_config(experiment, spec.quick, {})
@@ -298,10 +299,11 @@ def make_cells(spec):
             raise InputError(f"--grid {key} lists no values")
     overrides = dict(spec.overrides)
     if "parallel" in known:
-        if overrides.get("parallel") is True or True in spec.grid.get("parallel", []):
-            raise InputError("parallel=true does not apply to a sweep: each cell runs on "
-                             "one core of its worker; drop it")
-        overrides.setdefault("parallel", False)
+        if "parallel" in overrides or "parallel" in spec.grid:
+            raise InputError("parallel is set by the sweep (a companion process where its "
+                             "tasks have two cores each; --workers N: one core per cell); "
+                             "drop it")
+        overrides["parallel"] = bool(paired)
     cells, seen = [], {}
     keys = list(spec.grid)
     for combination in itertools.product(*(spec.grid[key] for key in keys)):
@@ -324,9 +326,16 @@ def _json_round_trip(value):
 
 
 def _finished(cell_dir, config):
-    """Whether ``cell_dir`` holds the finished results of a run with ``config``."""
+    """Whether ``cell_dir`` holds the finished results of a run with ``config``
+    (``parallel`` aside: where the closed-form side ran changes no number)."""
     status, record, _ = read_cell(cell_dir)
-    return status == "done" and record.get("config") == _json_round_trip(config)
+    if status != "done":
+        return False
+
+    def numbers(values):
+        return {key: value for key, value in values.items() if key != "parallel"}
+
+    return numbers(record.get("config") or {}) == numbers(_json_round_trip(config))
 
 
 def _run_alone(experiment, cell, cell_dir):
@@ -515,6 +524,21 @@ def _check_spec(folder, spec):
                          "rerun it as it was, or choose another --out")
 
 
+def pays_to_pair(spec, cluster):
+    """Whether the sweep's tasks should take two cores each (`ClusterOptions.paired`).
+
+    The regressions (experiments with the ``parallel`` setting) run their
+    closed-form side beside the simulation: on an embedded LocalCluster of
+    this machine's cores, one task per two cores, its DI circuits in the
+    worker and the rest in a companion process, beats two one-core tasks
+    each doing both (the stacked Brian2 run costs little more for twice the
+    runs). ``benchmarks/sweep_speed.py`` measures it.
+    """
+    if not isinstance(spec.experiment, str) or not cluster.can_pair():
+        return False
+    return "parallel" in make_config(spec.resolve(), spec.quick, {})
+
+
 def run_sweep(spec, out, cluster=None, progress=True, stop=None, command=None):
     """Run the cells of ``spec`` not finished in ``out``, then write the tables.
 
@@ -541,8 +565,10 @@ def run_sweep(spec, out, cluster=None, progress=True, stop=None, command=None):
     from tqdm import tqdm
 
     cluster = cluster or ClusterOptions()
+    if pays_to_pair(spec, cluster):
+        cluster = replace(cluster, paired=True)
     command = command or " ".join(sys.argv)
-    cells = make_cells(spec)
+    cells = make_cells(spec, cluster.paired)
     out = Path(out)
     start = time.perf_counter()
     interrupted = None

@@ -19,6 +19,7 @@ from dinv.experiments.sweep import (
     cell_id,
     make_cells,
     parse_grid_item,
+    pays_to_pair,
     read_sweep_file,
     run_sweep,
 )
@@ -95,6 +96,7 @@ def test_cells_are_the_product_with_stable_ids():
     assert cells[3].config["lr"] == 0.005 and cells[3].config["samples"] == 20
     assert cells[0].config["parallel"] is False  # one core per cell, no companion process
     assert cells == make_cells(spec)
+    assert all(c.config["parallel"] for c in make_cells(spec, paired=True))
     odd = cell_id({"models": ["BP", "DI a=0.01"]})
     assert "/" not in odd and " " not in odd and odd != cell_id({"models": ["BP", "DI_a=0.01"]})
 
@@ -104,11 +106,49 @@ def test_cells_are_the_product_with_stable_ids():
     ({"seed": [0]}, {"seed": 1}, "both swept"),
     ({"lr": ["fast"]}, {}, "must be a number"),
     ({"seed": [0, 0]}, {}, "twice"),
-    ({"parallel": [True]}, {}, "one core"),
+    ({"parallel": [True]}, {}, "parallel is set by the sweep"),
+    ({}, {"parallel": False}, "parallel is set by the sweep"),
 ])
 def test_bad_grids_are_one_line_errors(grid, overrides, message):
     with pytest.raises(InputError, match=message):
         make_cells(SweepSpec("linear-regression", grid, overrides))
+
+
+def test_regression_tasks_take_two_cores_on_a_local_cluster_of_this_machine():
+    """The regressions pair their tasks (a companion process each) on an embedded
+    LocalCluster of this machine's cores; not with --workers, a scheduler, or for
+    experiments without a closed-form side."""
+    regression = SweepSpec("linear-regression", {"seed": [0, 1]})
+    cores = len(os.sched_getaffinity(0))
+    assert pays_to_pair(regression, ClusterOptions()) == (cores >= 2)
+    assert not pays_to_pair(regression, ClusterOptions(workers=2))
+    assert not pays_to_pair(regression, ClusterOptions(scheduler="tcp://127.0.0.1:1"))
+    assert not pays_to_pair(SweepSpec("alpha-sweep", {"seed": [0, 1]}), ClusterOptions())
+    assert ClusterOptions(paired=True).expected_workers() == max(1, cores // 2)
+    assert ClusterOptions().expected_workers() == cores
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="pairing needs two cores")
+def test_paired_sweep_forks_companions_and_gives_the_solo_numbers(tmp_path):
+    """A paired sweep (its own LocalCluster, workers that may fork) runs the stacked
+    cells with a companion process; each cell has the numbers of its solo run, and a
+    rerun with one core per cell skips them (``parallel`` changes no number)."""
+    spec = SweepSpec("linear-regression", {"seed": [0, 1]}, dict(TINY), quick=True)
+    outcome = run_sweep(spec, tmp_path / "paired", progress=False, command="test")
+    assert outcome.counts["done"] == 2, outcome.errors
+    experiment = get_experiment("linear-regression")
+    for seed in (0, 1):
+        record = json.loads((tmp_path / "paired" / "cells" / f"seed={seed}" /
+                             "results.json").read_text())
+        assert record["config"]["parallel"] is True
+        assert record["sweep"]["stacked_with"] == 1
+        solo = experiment.run(make_config(experiment, True, {**TINY, "seed": seed}),
+                              progress=False)
+        for model, errors in solo["error"].items():
+            assert np.array_equal(record["error"][model], errors)
+    again = run_sweep(spec, tmp_path / "paired", ClusterOptions(workers=1), progress=False,
+                      command="test")
+    assert again.counts["skipped"] == 2
 
 
 def test_sweep_file(tmp_path):
