@@ -183,9 +183,12 @@ def connect(options):
 
     with ExitStack() as stack:
         # Paired tasks fork a companion process, which a daemonic worker may not.
+        # Dask's statistical profiler walks the running task's stack every 10 ms:
+        # a cell's Python-level simulation loop then runs markedly slower.
         stack.enter_context(dask.config.set({
             "distributed.scheduler.allowed-failures": options.retries + 1,
-            "distributed.worker.daemon": not options.paired}))
+            "distributed.worker.daemon": not options.paired,
+            "distributed.worker.profile.enabled": False}))
         cache = options.brian_cache
         if options.scheduler is not None:
             try:
