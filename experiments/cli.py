@@ -179,8 +179,11 @@ def _add_sweep_parser(sub):
                                                 "--file); rerun into it to continue")
     sweep.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     where = sweep.add_argument_group("where the cells run (default: a LocalCluster, one "
-                                     "single-threaded worker process per core)")
-    where.add_argument("--workers", type=int, help="LocalCluster: worker processes")
+                                     "single-threaded worker process per core; the "
+                                     "regressions: one per two cores, each with a "
+                                     "companion process)")
+    where.add_argument("--workers", type=int,
+                       help="LocalCluster: worker processes, one core per cell")
     where.add_argument("--scheduler", metavar="ADDRESS",
                        help="use a running Dask scheduler, e.g. tcp://10.0.0.5:8786")
     where.add_argument("--retries", type=int, default=2,
