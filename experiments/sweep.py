@@ -530,9 +530,9 @@ def pays_to_pair(spec, cluster):
     The regressions (experiments with the ``parallel`` setting) run their
     closed-form side beside the simulation: on an embedded LocalCluster of
     this machine's cores, one task per two cores, its DI circuits in the
-    worker and the rest in a companion process, beats two one-core tasks
-    each doing both (the stacked Brian2 run costs little more for twice the
-    runs). ``benchmarks/sweep_speed.py`` measures it.
+    worker and the rest in a companion process, so that one Brian2 loop
+    serves all the task's cells. ``benchmarks/sweep_speed.py`` compares it
+    with one-core workers (``--workers 2``).
     """
     if not isinstance(spec.experiment, str) or not cluster.can_pair():
         return False
