@@ -22,6 +22,7 @@ errors are normalised like the others'.
 
 import numpy as np
 
+from dinv.errors import InputError
 from dinv.experiments.models_spec import SPIKING_SETTINGS, ModelSpec
 from dinv.experiments.regression import train_regression
 from dinv.experiments.settings import CIRCUIT_DESCRIPTIONS, RINIT_DESCRIPTION
@@ -157,11 +158,20 @@ NAME = "linear regression"
 """Label of the progress bar."""
 
 
+def check_sizes(sizes):
+    """``sizes`` (input, hidden layers, output), refused with the fix when there is no
+    hidden layer: the inversion models and their curves send errors into one."""
+    if len(sizes) < 3:
+        raise InputError(f"sizes needs at least three widths (input, a hidden layer, "
+                         f"output), got {list(sizes)}; e.g. --set sizes=[30,20,10]")
+    return sizes
+
+
 def prepare(config):
     """The data, initial network and generator of a run: the arguments of
     `dinv.experiments.regression.train_regression` after its name."""
     rng = np.random.default_rng(config["seed"])
-    sizes = config["sizes"]
+    sizes = check_sizes(config["sizes"])
     n = config["fixed_norm_samples"] if config["fixed_norm"] else config["samples"]
     teacher = rng.uniform(-1.0, 1.0, size=(sizes[-1], sizes[0]))
     X = rng.standard_normal((n, sizes[0]))

@@ -50,7 +50,7 @@ def prepare(config):
     """The data, initial network and generator of a run: the arguments of
     `dinv.experiments.regression.train_regression` after its name."""
     rng = np.random.default_rng(config["seed"])
-    sizes = config["sizes"]
+    sizes = linear_regression.check_sizes(config["sizes"])
     nonlinearities = ["tanh"] * (len(sizes) - 2) + ["linear"]
     teacher = FeedforwardNetwork.create(sizes, nonlinearities, rng,
                                         scale=config["teacher_scale"],

@@ -357,6 +357,10 @@ CLI_ERRORS = {
                            "train_samples must be a positive integer"),
     "stop_tol negative": (["mnist", "--quick", "--set", "stop_tol=-1"],
                           "stop_tol must be a positive number"),
+    "no hidden layer": (["linear-regression", "--quick", "--set", "sizes=[30,20]"],
+                        "sizes needs at least three widths"),
+    "no hidden layer, nonlinear": (["nonlinear-regression", "--quick", "--set", "sizes=[30,10]"],
+                                   "sizes needs at least three widths"),
 }
 
 
