@@ -15,6 +15,10 @@ each measure and without it:
   10 <- 20, three DI models per seed) through Brian2's own ``Network.run`` and
   chain of calls per object, with each step calling the compiled code
   directly, and with the lean loop in place of ``Network.run`` as well;
+* ``stacked_matmul`` (not in this module, but the same kind of measure): the
+  same 1000-step runs of the 30 stacked circuits with the dense coupling's
+  products through the compiled kernel and through ``np.matmul``, and one
+  product of each shape alone;
 * ``live_view``: one read or write of a state through Brian2's public
   ``group.var_[:]`` against a numpy view, per access.
 
@@ -25,6 +29,7 @@ import argparse
 import contextlib
 import gc
 import time
+from functools import partial
 
 import matplotlib.pyplot  # noqa: F401  (a process as large as the experiments')
 import numpy as np
@@ -136,6 +141,46 @@ def direct_calls(rng, repeats, n=30, steps=1000):
           f"{1000 * (own - lean) / steps:.1f} us less per step")
 
 
+def numpy_products(circuit):
+    """Undo the compiled kernel: the dense coupling's products through ``np.matmul``."""
+    coupling = circuit.assembly.coupling
+    swapped = {}
+    for calls in list(coupling._apply.values()) + list(coupling._calls.values()):
+        for index, call in enumerate(calls):
+            if type(call).__name__ == "StackedMatmul":
+                src, matrix, dst = call.arrays
+                swapped.setdefault(id(call), partial(np.matmul, src, matrix, out=dst))
+                calls[index] = swapped[id(call)]
+    return len(swapped)
+
+
+def compiled_products(rng, repeats, n=30, steps=1000):
+    W = rng.standard_normal((n, 10, 20)) / np.sqrt(20)
+    args = (W, -W.transpose(0, 2, 1), rng.standard_normal((n, 1, 10)), 0.01)
+    circuits = {"kernel": LayerCircuit(10, 20, n=n), "np.matmul": LayerCircuit(10, 20, n=n)}
+    settled = {}
+    for name, circuit in circuits.items():
+        settled[name] = circuit.settle(*args, steps=steps, on_unsettled="ignore").delta
+    if numpy_products(circuits["np.matmul"]) != 2:
+        raise RuntimeError("expected two compiled products in the layer circuit")
+    times = {name: [] for name in circuits}
+    for _ in range(3):  # alternate, so that load changes hit both alike
+        for name, circuit in circuits.items():
+            times[name].append(median_ms(
+                lambda: circuit.settle(*args, steps=steps, on_unsettled="ignore"), repeats))
+    kernel, numpy_ = min(times["kernel"]), min(times["np.matmul"])
+    products = []
+    for call in circuits["kernel"].assembly.coupling._apply.values():
+        src, matrix, dst = call[0].arrays
+        alone = median_ms(lambda: [call[0]() for _ in range(1000)], repeats)
+        by_numpy = median_ms(lambda: [np.matmul(src, matrix, out=dst) for _ in range(1000)],
+                             repeats)
+        products.append(f"{src.shape[2]}->{matrix.shape[2]}: {alone:.2f} vs {by_numpy:.2f} us")
+    print(f"stacked_matmul: {steps}-step run of {n} stacked 10 <- 20 circuits: np.matmul "
+          f"{numpy_:6.2f} ms, compiled kernel {kernel:6.2f} ms ({kernel / numpy_:.2f}); "
+          f"one product, kernel vs np.matmul: {'; '.join(products)}")
+
+
 def views(rng, repeats, batch=1, d_in=1000):
     circuit = LayerCircuit(10, d_in, batch=batch)
     group = circuit.assembly.slots["system"].group
@@ -180,6 +225,7 @@ def main(argv=None):
     code_objects(rng, args.repeats)
     collection(rng, args.repeats)
     direct_calls(rng, max(3, args.repeats // 5))
+    compiled_products(rng, max(3, args.repeats // 5))
     views(rng, args.repeats)
     print("order_summed_updaters, CODEGEN_TARGETS: correctness and no global preferences, "
           "0 ms")

@@ -167,7 +167,8 @@ class CircuitAssembly:
     def _make_coupling(self, coupling, codeobj_class):
         if coupling == "dense":
             return DenseCoupling(self.structure, self.slots, self.readouts, self.clock,
-                                 self.runner.step_started)
+                                 self.runner.step_started,
+                                 compiled=codeobj_class is CODEGEN_TARGETS["cython"])
         return SynapseCoupling(self.structure, self.slots, self.clock, codeobj_class)
 
     def _make_network(self):

@@ -280,6 +280,66 @@ def lean_runs(network):
     return run
 
 
+FAST_MATH_FLAGS = ("-ffast-math", "-fno-finite-math-only", "/fp:fast")
+"""Brian2's default compiler flags that let the compiler reorder or fuse
+floating-point operations; `compile_cython` drops them."""
+
+
+def compile_cython(source, name):
+    """Compile the Cython module ``source`` as Brian2 compiles its generated code.
+
+    The module is built with Brian2's compiler, include and library settings
+    (``prefs.codegen.cpp``), into Brian2's Cython cache
+    (``prefs.codegen.runtime.cython.cache_dir``: compiled once per machine and
+    source, then loaded in milliseconds) under the file lock Brian2 takes per
+    module, so concurrent workers never race. The compiler flags are Brian2's
+    without its fast-math flags and, for gcc and clang, with
+    ``-ffp-contract=off``: every addition and multiplication is then one IEEE
+    operation in the order of the source, so a kernel gives the same bits on
+    every machine, whatever its vector width or fused multiply-add. The flags
+    are written into the source as a comment, so a change of flags builds a
+    new module (Brian2's cache key is the source alone).
+
+    Relies on ``brian2.codegen.runtime.cython_rt.extension_manager.
+    cython_extension_manager.create_extension`` and
+    ``brian2.codegen.cpp_prefs.get_compiler_and_args``, which Brian2 documents
+    for its developers only.
+
+    Parameters
+    ----------
+    source : str
+        Cython source (compiled as C++, as Brian2 does).
+    name : str
+        What the module holds, for Brian2's log.
+
+    Returns
+    -------
+    module
+
+    Raises
+    ------
+    ImportError, OSError or a compiler error
+        When the module cannot be built (no Cython, no compiler).
+    """
+    import numpy
+    from brian2 import prefs
+    from brian2.codegen.cpp_prefs import get_compiler_and_args
+    from brian2.codegen.runtime.cython_rt.extension_manager import cython_extension_manager
+
+    compiler, flags = get_compiler_and_args()
+    flags = [flag for flag in flags if flag not in FAST_MATH_FLAGS]
+    if compiler != "msvc":
+        flags.append("-ffp-contract=off")
+    return cython_extension_manager.create_extension(
+        f"# compiled with {compiler} {' '.join(flags)}\n{source}",
+        compiler=compiler, extra_compile_args=flags,
+        extra_link_args=prefs["codegen.cpp.extra_link_args"],
+        include_dirs=[numpy.get_include()] + list(prefs["codegen.cpp.include_dirs"]),
+        library_dirs=prefs["codegen.cpp.library_dirs"],
+        runtime_library_dirs=prefs["codegen.cpp.runtime_library_dirs"],
+        owner_name=f"dinv {name}")
+
+
 def _keep_code_objects(run_namespace):
     """Replacement of ``CodeRunner.create_code_objects`` that keeps the old ones."""
 
@@ -364,6 +424,19 @@ def problems():
                                                    'variables["timestep"]', "self.t_")):
         found.append("lean_runs: Network.run no longer steps its clock through the timestep "
                      "and t arrays, or no longer stops on _stopped/_globally_stopped")
+    try:
+        from brian2.codegen.cpp_prefs import get_compiler_and_args
+        from brian2.codegen.runtime.cython_rt.extension_manager import \
+            cython_extension_manager
+    except ImportError:
+        found.append("compile_cython: brian2.codegen.cpp_prefs.get_compiler_and_args or "
+                     "cython_rt.extension_manager.cython_extension_manager moved")
+    else:
+        parameters = inspect.signature(cython_extension_manager.create_extension).parameters
+        if not {"compiler", "extra_compile_args", "include_dirs",
+                "owner_name"} <= set(parameters) or not callable(get_compiler_and_args):
+            found.append("compile_cython: create_extension no longer takes compiler, "
+                         "extra_compile_args, include_dirs and owner_name")
     if getattr(brian_network, "gc", None) is not gc:
         found.append("young_collection_only: brian2.core.network no longer imports gc")
     elif "gc.collect()" not in inspect.getsource(brian_network):

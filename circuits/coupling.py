@@ -30,6 +30,7 @@ import numpy as np
 from brian2 import NetworkOperation, Synapses, have_same_dimensions, second
 
 from dinv.circuits.brian_internals import live_view, order_summed_updaters
+from dinv.circuits.stacked_matmul import stacked_matmul
 from dinv.circuits.structure import TAG
 from dinv.errors import InputError
 from dinv.nonlinearities import get_transfer
@@ -92,10 +93,15 @@ class DenseCoupling(Coupling):
         Called without arguments at the start of every step, before any
         pathway (the run controller's bookkeeping of the step before; this
         saves a network operation and a Python call per step).
+    compiled : bool
+        Compute the matrix pathways with the compiled kernel
+        (`dinv.circuits.stacked_matmul`; circuits on the Cython target) rather
+        than ``np.matmul`` (the numpy target).
     """
 
-    def __init__(self, structure, slots, readouts, clock, step_started):
+    def __init__(self, structure, slots, readouts, clock, step_started, compiled=True):
         self._structure = structure
+        self._compiled = compiled
         self._matrices, self._matrix_shapes, self._gains = {}, {}, {}
         self._apply, self._inputs = {}, {}
         for p in structure.pathways.values():
@@ -136,11 +142,11 @@ class DenseCoupling(Coupling):
         fn = get_transfer(p.transfer).g_into
         # partial() of numpy functions: no Python frame per call and step.
         if fn is None:
-            self._apply[p.name] = [partial(np.matmul, src, matrix_t, out=dst)]
+            self._apply[p.name] = [stacked_matmul(src, matrix_t, dst, self._compiled)]
         else:
             tmp = np.empty_like(src)
             self._apply[p.name] = [partial(fn, src, out=tmp),
-                                   partial(np.matmul, tmp, matrix_t, out=dst)]
+                                   stacked_matmul(tmp, matrix_t, dst, self._compiled)]
 
     def _write_matrix(self, store, M):
         store[...] = np.swapaxes(M, 1, 2)

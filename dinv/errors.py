@@ -21,3 +21,8 @@ class CircuitUnstableError(NotSettledError):
 
 class NotSettledWarning(RuntimeWarning):
     """A run ended before the circuit reached its steady state."""
+
+
+class CompiledKernelWarning(RuntimeWarning):
+    """A compiled kernel could not be built and its numpy equivalent was used
+    instead: the same values to rounding, more slowly."""
