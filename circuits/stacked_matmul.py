@@ -1,15 +1,16 @@
-"""The dense coupling's matrix products as one compiled call per pathway and step.
+"""The dense coupling's vector-matrix products as one compiled call per pathway and step.
 
 A dense pathway computes ``dst[k, b] = src[k, b] @ M[k]`` for every stacked
-problem k and batch row b, at every step. With the small matrices of the
-regressions (10 x 20) and 30 problems stacked, ``np.matmul`` spends most of its
-time in one BLAS call per problem: 4-8 us per product on the 2-core machine
-class, two products per step, more than half of the step. The kernel here does
-the same products in one C loop over problems, rows and columns, vectorised
-along the columns: 2-4 us (``benchmarks/brian_internals.py``).
+problem k and batch row b, at every step. With one row per problem (the
+regressions' online updates) and small matrices (10 x 20, 30 problems stacked),
+``np.matmul`` spends most of its time in one BLAS call per problem; the kernel
+here does the same products in one C loop over problems, vectorised along the
+columns, in 0.35-0.5 of the time (``benchmarks/brian_internals.py``). With
+batches of rows BLAS's blocked matrix products are 4-12 times faster than this
+loop, so batches keep ``np.matmul``.
 
 Its numbers: every output element is the sum over ``i`` of
-``src[k, b, i] * M[k, i, j]``, added in the order of ``i``, one IEEE
+``src[k, 0, i] * M[k, i, j]``, added in the order of ``i``, one IEEE
 multiplication and addition each (`compile_cython` turns off the fusing and
 reordering of floating-point operations). So problem k's products do not depend
 on the other problems stacked beside it, nor on the machine. They differ from
@@ -17,11 +18,11 @@ on the other problems stacked beside it, nor on the machine. They differ from
 place.
 
 The kernel is built with Brian2's compiler settings into Brian2's Cython cache,
-once per machine (`compile_cython`); circuits on the ``'numpy'`` code-generation
-target, or with arrays the kernel cannot take (overlapping, or with rows that are
-not contiguous), use ``np.matmul``. When the kernel cannot be built (no C
-compiler), the circuits warn once (`CompiledKernelWarning`) and use
-``np.matmul``.
+once per machine (`compile_cython`). Circuits on the ``'numpy'``
+code-generation target, batches, and arrays the kernel cannot take
+(overlapping, or with rows that are not contiguous) use ``np.matmul``. When the
+kernel cannot be built (no C compiler), the circuits warn once
+(`CompiledKernelWarning`) and use ``np.matmul``.
 """
 
 import warnings
@@ -112,9 +113,10 @@ def _kernel_class():
 
 
 def _kernel_takes(src, matrix, dst):
-    """Whether the kernel can compute on these arrays in place."""
+    """Whether the kernel pays and can compute on these arrays in place: one row per
+    problem, float64, contiguous rows, no overlap."""
     arrays = (src, matrix, dst)
-    return (all(a.dtype == np.float64 and a.strides[-1] == 8 and
+    return (src.shape[1] == 1 and all(a.dtype == np.float64 and a.strides[-1] == 8 and
                 all(s % 8 == 0 for s in a.strides) for a in arrays)
             and not np.shares_memory(dst, src) and not np.shares_memory(dst, matrix))
 
@@ -131,8 +133,8 @@ def stacked_matmul(src, matrix, dst, compiled=True):
     matrix : ndarray, shape (n, inner, cols)
     dst : ndarray, shape (n, rows, cols)
     compiled : bool
-        Use the compiled kernel (when it can be built and takes the arrays);
-        False: ``np.matmul``.
+        Use the compiled kernel where it pays (one row per problem) and can be
+        built and take the arrays; False: ``np.matmul``.
 
     Returns
     -------
