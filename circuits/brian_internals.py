@@ -300,8 +300,8 @@ def compile_cython(source, name):
     are written into the source as a comment, so a change of flags builds a
     new module (Brian2's cache key is the source alone).
 
-    Relies on ``brian2.codegen.runtime.cython_rt.extension_manager.
-    cython_extension_manager.create_extension`` and
+    Relies on ``cython_extension_manager.create_extension`` (in
+    ``brian2.codegen.runtime.cython_rt.extension_manager``) and
     ``brian2.codegen.cpp_prefs.get_compiler_and_args``, which Brian2 documents
     for its developers only.
 
