@@ -1,5 +1,6 @@
 """Writing results: atomically, with the full config and package versions."""
 
+import functools
 import json
 import os
 import platform
@@ -23,8 +24,8 @@ RESULTS_FORMAT = 2
 described by the JSON Schemas in ``dinv/schemas``, `dinv.analysis.results_schema`)."""
 
 
-def package_versions():
-    """Versions of Python and of the packages that decide the numbers."""
+@functools.cache
+def _installed_versions():
     versions = {"python": platform.python_version()}
     for name in PACKAGES:
         try:
@@ -34,6 +35,12 @@ def package_versions():
     return versions
 
 
+def package_versions():
+    """Versions of Python and of the packages that decide the numbers (looked up once
+    per process)."""
+    return dict(_installed_versions())
+
+
 def jsonable(value):
     """Convert numpy values (recursively) into JSON types; NaN becomes None."""
     if isinstance(value, dict):
@@ -41,6 +48,8 @@ def jsonable(value):
     if isinstance(value, (list, tuple)):
         return [jsonable(v) for v in value]
     if isinstance(value, np.ndarray):
+        if value.dtype.kind == "f" and np.isfinite(value).all():
+            return value.tolist()  # Python floats already: no walk over the elements
         return jsonable(value.tolist())
     if isinstance(value, (np.floating, float)):
         return None if not np.isfinite(value) else float(value)
@@ -88,8 +97,18 @@ def _write_and_rename(path, write):
 
 
 def write_json(path, data):
-    """Write ``data`` as JSON to ``path`` atomically (temp file + rename)."""
-    text = json.dumps(jsonable(data), indent=1, allow_nan=False)
+    """Write ``data`` as JSON to ``path`` atomically (temp file + rename).
+
+    A dict is written one top-level key per line, each value compact: Python's
+    fast (C) encoder serves only compact output, and its indenting encoder took
+    0.4 s for a regression's record of 90 000 numbers.
+    """
+    data = jsonable(data)
+    if isinstance(data, dict) and data:
+        text = "{\n" + ",\n".join(f"{json.dumps(key)}: {json.dumps(value, allow_nan=False)}"
+                                  for key, value in data.items()) + "\n}\n"
+    else:
+        text = json.dumps(data, allow_nan=False)
     _atomic_write(path, lambda handle: handle.write(text.encode()))
 
 
