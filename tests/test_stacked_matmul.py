@@ -10,6 +10,14 @@ from dinv.circuits.stacked_matmul import stacked_matmul
 from dinv.errors import CompiledKernelWarning, InputError
 
 
+def run_once(src, matrix, dst, kind):
+    """Build the call for (src, matrix, dst), check it is a ``kind``, call it; the call."""
+    call = stacked_matmul(src, matrix, dst)
+    assert type(call).__name__ == kind
+    call()
+    return call
+
+
 def sum_in_order(src, matrix):
     """dst[k, b, j] = sum over i of src[k, b, i] * matrix[k, i, j], added in the order of i."""
     dst = np.zeros((src.shape[0], src.shape[1], matrix.shape[2]))
@@ -26,9 +34,7 @@ def test_kernel_is_the_ordered_sum_bit_for_bit(n, inner, cols):
     src = rng.standard_normal((n, rows, inner))
     matrix = rng.standard_normal((n, inner, cols))
     dst = np.full((n, rows, cols), np.nan)
-    call = stacked_matmul(src, matrix, dst)
-    assert type(call).__name__ == "StackedMatmul"
-    call()
+    run_once(src, matrix, dst, "StackedMatmul")
     np.testing.assert_array_equal(dst, sum_in_order(src, matrix))
     np.testing.assert_allclose(dst, src @ matrix, rtol=1e-12, atol=1e-12 * inner)
 
@@ -37,9 +43,7 @@ def test_kernel_reads_and_writes_the_arrays_in_place_at_every_call():
     rng = np.random.default_rng(1)
     src, matrix = rng.standard_normal((4, 1, 6)), rng.standard_normal((4, 6, 3))
     dst = np.zeros((4, 1, 3))
-    call = stacked_matmul(src, matrix, dst)
-    assert type(call).__name__ == "StackedMatmul"
-    call()
+    call = run_once(src, matrix, dst, "StackedMatmul")
     src[...] = rng.standard_normal(src.shape)
     matrix[2] *= -3.0
     call()
@@ -54,9 +58,7 @@ def test_kernel_takes_strided_views_with_contiguous_rows():
     matrix = rng.standard_normal((4, 5, 6))
     big_dst = np.zeros((4, 3, 10))
     dst = big_dst[:, 1:2, 2:8]
-    call = stacked_matmul(src, matrix, dst)
-    assert type(call).__name__ == "StackedMatmul"
-    call()
+    run_once(src, matrix, dst, "StackedMatmul")
     np.testing.assert_array_equal(dst, sum_in_order(src, matrix))
     assert np.all(big_dst[:, ::2] == 0) and np.all(big_dst[:, :, :2] == 0)
 
@@ -66,9 +68,7 @@ def test_batches_keep_blas():
     rng = np.random.default_rng(7)
     src, matrix = rng.standard_normal((3, 100, 20)), rng.standard_normal((3, 20, 10))
     dst = np.zeros((3, 100, 10))
-    call = stacked_matmul(src, matrix, dst)
-    assert type(call).__name__ == "partial"
-    call()
+    run_once(src, matrix, dst, "partial")
     np.testing.assert_array_equal(dst, np.matmul(src, matrix))
 
 
@@ -77,9 +77,7 @@ def test_layouts_the_kernel_cannot_take_fall_back_to_numpy():
     matrix = rng.standard_normal((2, 4, 4))
     strided = rng.standard_normal((2, 1, 8))[:, :, ::2]  # a row that is not contiguous
     dst = np.zeros((2, 1, 4))
-    call = stacked_matmul(strided, matrix, dst)
-    assert type(call).__name__ == "partial"
-    call()
+    run_once(strided, matrix, dst, "partial")
     np.testing.assert_array_equal(dst, np.matmul(strided, matrix))
     overlapping = np.zeros((2, 1, 4))
     assert type(stacked_matmul(overlapping, matrix, overlapping)).__name__ == "partial"
