@@ -5,7 +5,8 @@ problem k and batch row b, at every step. With one row per problem (the
 regressions' online updates) and small matrices (10 x 20, 30 problems stacked),
 ``np.matmul`` spends most of its time in one BLAS call per problem; the kernel
 here does the same products in one C loop over problems, vectorised along the
-columns, in 0.35-0.5 of the time (``benchmarks/brian_internals.py``). With
+columns, in about half the time (2.5 against 4.1 us and 1.8 against 3.8 us for the
+two products of 30 stacked 10 x 20 layer pairs, ``benchmarks/brian_internals.py``). With
 batches of rows BLAS's blocked matrix products are 4-12 times faster than this
 loop, so batches keep ``np.matmul``.
 
