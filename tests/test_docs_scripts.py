@@ -1,0 +1,126 @@
+"""The scripts under docs/scripts that print the README's numbers, on hand-made records."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+SCRIPTS = Path(__file__).resolve().parent.parent / "docs" / "scripts"
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def tables():
+    return _load("dataset_tables")
+
+
+@pytest.fixture(scope="module")
+def merge_script():
+    return _load("autoencoder_merge")
+
+
+def _classification():
+    """Two epochs of 2 samples, evaluated every sample: epochs 0, .5, 1, 1.5, 2."""
+    errors = {"BP": [90, 50, 40, 30, 20], "NDI a=0.01": [90, 60, 35.004, 25, 15.011],
+              "DI a=0.01": [90, 60, 35.001, 25.02, 15.012]}
+    history = [{"samples": s, "epoch": s / 2,
+                "test_error": {m: v[s] for m, v in errors.items()}} for s in range(5)]
+    return {"experiment": "mnist", "interrupted": False, "models": list(errors),
+            "rules": {"BP": "bp", "NDI a=0.01": "ndi", "DI a=0.01": "di"},
+            "history": history, "paper_test_error": {"BP": 2.2, "NDI": 2.8, "DI": 2.8},
+            "restabilised": [{"model": "DI a=0.01"}],
+            "settling": {"DI a=0.01": {"settles": 8, "unsettled": 1, "tolerance": 0.001,
+                                       "worst_residual": 0.002}},
+            "epoch_seconds": [{"circuit": 10.0, "closed_form": 2.0},
+                              {"circuit": 11.0, "closed_form": 3.0}],
+            "eval_seconds": 4.0, "wall_seconds": 7.0}
+
+
+def test_classification_table_reads_epoch_one_and_the_last(tables):
+    # EPOCHS = (1, 5): epoch 5 is past this run's last epoch (2), so the columns are 1 and 2
+    lines = tables.classification_table(_classification())
+    assert lines[0] == "| model | test error after 1 / 2 epochs (%) | paper, MNIST (%) |"
+    assert lines[2] == "| BP | 40.00 / **20.00** | 2.2 |"
+    assert lines[3] == "| NDI a=0.01 | 35.00 / **15.01** | 2.8 |"
+    assert lines[4] == "| DI a=0.01 | 35.00 / **15.01** | 2.8 |"
+
+
+def test_di_against_ndi_counts_equal_evaluations_and_the_largest_gap(tables):
+    # equal to 2 decimals at samples 0, 1, 2 and 4 (15.011 and 15.012 both round to 15.01);
+    # at sample 3 they differ by 0.02, the largest gap
+    [line] = tables.di_against_ndi(_classification(), "test_error", 2)
+    assert line == ("DI a=0.01 against NDI a=0.01 (test_error): equal to 2 decimals at 4 of 5 "
+                    "evaluations; largest difference 0.02")
+
+
+def test_summary_sums_the_times_of_every_process(tables):
+    lines = tables.summary(_classification())
+    assert lines[0] == "feedback re-stabilisations: 1"
+    assert lines[1] == ("DI a=0.01 settles: 1 of 8 unsettled (worst residual 0.002, "
+                        "tolerance 0.001)")
+    assert lines[2].startswith("training 26 s and evaluations 4 s")
+    assert lines[2].endswith("it 7 s")
+
+
+def test_autoencoder_table_has_every_evaluation(tables):
+    record = {"models": ["NDI uniform", "DI uniform"],
+              "history": [{"samples": 0, "train_error": {"NDI uniform": 160.0,
+                                                         "DI uniform": 160.0}},
+                          {"samples": 2000, "train_error": {"NDI uniform": 150.123,
+                                                            "DI uniform": 150.456}}]}
+    assert tables.autoencoder_table(record) == [
+        "| model | 0 samples | 2000 samples |", "|---|---|---|",
+        "| NDI uniform | 160.00 | 150.12 |", "| DI uniform | 160.00 | 150.46 |"]
+
+
+def test_refuses_an_interrupted_run_a_missing_one_and_other_experiments(tables, tmp_path):
+    with pytest.raises(SystemExit, match="no such file"):
+        tables.read(tmp_path)
+    (tmp_path / "results.json").write_text(json.dumps({**_classification(),
+                                                       "interrupted": True}))
+    with pytest.raises(SystemExit, match="interrupted; resume it first"):
+        tables.read(tmp_path)
+    (tmp_path / "results.json").write_text(json.dumps({"experiment": "timescales"}))
+    with pytest.raises(SystemExit, match="give a mnist or autoencoder run"):
+        tables.main(["dataset_tables.py", str(tmp_path)])
+
+
+def test_main_prints_the_classification_numbers(tables, tmp_path, capsys):
+    (tmp_path / "results.json").write_text(json.dumps(_classification()))
+    tables.main(["dataset_tables.py", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert "| BP | 40.00 / **20.00** | 2.2 |" in out
+    assert "equal to 2 decimals at 4 of 5 evaluations" in out
+
+
+def _autoencoder_run(models, config, samples=(0, 10)):
+    history = [{"samples": s, "epoch": s / 10.0,
+                "train_error": {m: 100.0 - s - k for k, m in enumerate(models)},
+                "test_error": {m: 101.0 - s - k for k, m in enumerate(models)}}
+               for s in samples]
+    return ({"models": list(models), "history": history,
+             "images": {"input": [[0.0]], **{m: [[1.0]] for m in models}},
+             "tsne": {"labels": [3], "maps": {m: [[0.0, 1.0]] for m in models}},
+             "image_shape": [1, 1], "dataset": {"name": "digits"}}, config)
+
+
+def test_autoencoder_merge_joins_models_and_refuses_other_protocols(merge_script):
+    config = {"seed": 0, "lr": 1e-6, "models": ["BP uniform"]}
+    first = _autoencoder_run(["BP uniform"], config)
+    second = _autoencoder_run(["BP orthogonal"], {**config, "models": ["BP orthogonal"]})
+    merged = merge_script.merge([first, second])
+    assert merged["models"] == ["BP uniform", "BP orthogonal"]
+    assert merged["history"][1]["train_error"] == {"BP uniform": 90.0, "BP orthogonal": 90.0}
+    other = _autoencoder_run(["BP orthogonal"], {**config, "lr": 1e-5})
+    with pytest.raises(SystemExit, match=r"differ in \['lr'\]"):
+        merge_script.merge([first, other])
+    later = _autoencoder_run(["BP orthogonal"], config, samples=(0, 20))
+    with pytest.raises(SystemExit, match="different samples"):
+        merge_script.merge([first, later])
