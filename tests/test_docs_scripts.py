@@ -124,3 +124,32 @@ def test_autoencoder_merge_joins_models_and_refuses_other_protocols(merge_script
     later = _autoencoder_run(["BP orthogonal"], config, samples=(0, 20))
     with pytest.raises(SystemExit, match="different samples"):
         merge_script.merge([first, later])
+
+
+def test_batch_learning_rate_report_compares_thread_counts(tmp_path):
+    script = _load("batch_learning_rate")
+
+    def record(none_shift):
+        errors = {"NDI a=0": [90, 40, 45], "NDI a=0.01": [90, 41, 30],
+                  "DI a=0.01": [90, 41, 30 + none_shift]}
+        return {"history": [{"samples": 1000 * k,
+                             "test_error": {m: v[k] for m, v in errors.items()}}
+                            for k in range(3)],
+                "restabilised": [{"model": "DI a=0.01", "iteration": 600, "layer": 2},
+                                 {"model": "NDI a=0.01", "iteration": 600, "layer": 2}]}
+
+    records = {("none", 1): record(2.0), ("none", 2): record(-1.0),
+               ("sqrt", 1): record(0.0), ("sqrt", 2): record(0.0)}
+    lines = script.report(records)
+    assert lines[0] == "lr_scaling=none (3 evaluations up to 2000 samples):"
+    # NDI a=0: 90 -> 40 -> 45: largest jump 50; both thread counts equal
+    assert lines[1].startswith("  NDI a=0     1 vs 2 BLAS threads: largest difference 0.00 "
+                               "points; largest jump between evaluations 50.00 points")
+    # DI a=0.01 ends at 32 with one thread and 29 with two
+    assert lines[3].endswith("largest difference 3.00 points; largest jump between "
+                             "evaluations 49.00 points; last 32.00 / 29.00 %")
+    assert lines[4] == ("  DI a=0.01 against NDI a=0.01 (1 thread): largest difference "
+                        "2.00 points")
+    assert lines[5] == ("  feedback re-stabilisations (1 thread): 2; first: DI a=0.01 after "
+                        "600 samples, NDI a=0.01 after 600 samples")
+    assert lines[6] == "lr_scaling=sqrt (3 evaluations up to 2000 samples):"
