@@ -179,20 +179,25 @@ def log_ticks(ax, axis="y"):
 
 
 def _log_tick_values(low, high):
-    """Tick values in [low, high]. Within a decade: round linear steps (0.6, 0.7,
-    0.8; 5, 10, 15), about four. Otherwise the first with three or more of:
-    powers of ten (every k-th of more than eight, 10^0 among them), 1-2-5
-    steps, 1-9 steps."""
+    """Tick values in [low, high]. Within 0.7 decades: round linear steps (0.6,
+    0.7, 0.8; 5, 10, 15), about four, if they reach both ends of the axis
+    (neither end more than a third of the axis from a tick). Otherwise (on a
+    wider axis linear steps crowd its top and leave its bottom bare: 25, 50, 75
+    from 11 to 95) the first with three or more of: powers of ten (every k-th of
+    more than eight, 10^0 among them), 1-2-5 steps, 1-1.5-2-3-5-7 steps (15,
+    20, 30, 50, 70), 1-9 steps."""
     decades = np.log10(high / low)
-    if decades < 1:
+    if decades < 0.7:
         for bins in (4, 6):
             ticks = ticker.MaxNLocator(bins, steps=[1, 2, 2.5, 5, 10]).tick_values(low, high)
             ticks = ticks[(ticks >= low * (1 - 1e-9)) & (ticks <= high * (1 + 1e-9))]
-            if ticks.size >= 3:
+            if ticks.size >= 3 and max(np.log10(ticks[0] / low),
+                                       np.log10(high / ticks[-1])) <= decades / 3:
                 return ticks
     exponents = np.arange(np.floor(np.log10(low)), np.ceil(np.log10(high)) + 1)
     step = int(np.ceil(exponents.size / 8))
-    for subs in ((1.0,), (1.0, 2.0, 5.0), tuple(np.arange(1.0, 10.0))):
+    for subs in ((1.0,), (1.0, 2.0, 5.0), (1.0, 1.5, 2.0, 3.0, 5.0, 7.0),
+                 tuple(np.arange(1.0, 10.0))):
         ticks = np.array([s * 10.0 ** e for e in exponents[exponents % step == 0]
                           for s in subs])
         ticks = ticks[(ticks >= low * (1 - 1e-9)) & (ticks <= high * (1 + 1e-9))]

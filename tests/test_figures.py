@@ -141,7 +141,7 @@ def test_bar_chart_has_no_minor_tick_labels():
 
 @pytest.mark.parametrize("low, high", [(0.6, 0.95), (9.5, 11.0), (5.2, 14.7), (0.2, 20.0), (4.4, 16.0), (1e-16, 2.0),
                                        (140.0, 160.0), (3e-8, 1.2e-5), (6.5e-5, 1.42e-4),
-                                       (3.0, 30.0)])
+                                       (3.0, 30.0), (11.0, 95.0)])
 def test_log_ticks_plain_and_enough(low, high):
     from matplotlib.figure import Figure
 
@@ -157,6 +157,9 @@ def test_log_ticks_plain_and_enough(low, high):
     # Room for the labels: neighbours at least a tenth of the axis apart.
     gaps = np.diff(np.log10(ticks)) / np.log10(high / low)
     assert gaps.min() >= 0.1, labels
+    # Both ends labelled: no more than a third of the axis beyond the outermost ticks.
+    ends = np.log10([ticks[0] / low, high / ticks[-1]]) / np.log10(high / low)
+    assert ends.max() <= 1 / 3, labels
     assert isinstance(ax.yaxis.get_minor_formatter(), NullFormatter)
     if high < 1e5 and low >= 1e-3:
         assert not any("times" in lab or "^" in lab for lab in labels), labels
