@@ -142,12 +142,12 @@ def test_batch_learning_rate_report_compares_thread_counts(tmp_path):
                ("sqrt", 1): record(0.0), ("sqrt", 2): record(0.0)}
     lines = script.report(records)
     assert lines[0] == "lr_scaling=none (3 evaluations up to 2000 samples):"
-    # NDI a=0: 90 -> 40 -> 45: largest jump 50; both thread counts equal
+    # NDI a=0: 90 -> 40 -> 45: largest rise 5; both thread counts equal
     assert lines[1].startswith("  NDI a=0     1 vs 2 BLAS threads: largest difference 0.00 "
-                               "points; largest jump between evaluations 50.00 points")
-    # DI a=0.01 ends at 32 with one thread and 29 with two
-    assert lines[3].endswith("largest difference 3.00 points; largest jump between "
-                             "evaluations 49.00 points; last 32.00 / 29.00 %")
+                               "points; largest rise between evaluations 5.00 points")
+    # DI a=0.01: 90 -> 41 -> 32 never rises; it ends at 32 with one thread and 29 with two
+    assert lines[3].endswith("largest difference 3.00 points; largest rise between "
+                             "evaluations 0.00 points; last 32.00 / 29.00 %")
     assert lines[4] == ("  DI a=0.01 against NDI a=0.01 (1 thread): largest difference "
                         "2.00 points")
     assert lines[5] == ("  feedback re-stabilisations (1 thread): 2; first: DI a=0.01 after "

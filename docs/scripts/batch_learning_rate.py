@@ -13,9 +13,10 @@ i.e. with two different roundings of the same matrix products. Each run is a
 subprocess writing into ``WORK_DIR``. It then prints, per scaling and model:
 the largest test-error difference between the two thread counts over the
 evaluations (a smooth training gives the same numbers with either), the
-largest jump of the test error between consecutive evaluations, the largest
-difference between DI and NDI of the same alpha, and the samples at which the
-feedback had to be re-stabilised.
+largest rise of the test error from one evaluation to the next (with one thread;
+training that is stable only lowers it, up to noise), the largest
+difference between DI and NDI of the same alpha, DI's settling, and the samples
+at which the feedback had to be re-stabilised.
 """
 
 import argparse
@@ -65,14 +66,19 @@ def report(records):
         for model in MODELS:
             a, b = errors(one, model), errors(two, model)
             threads = max(abs(x - y) for x, y in zip(a, b))
-            jump = max(abs(y - x) for x, y in zip(a[1:], a[:-1]))
+            rise = max(0.0, *(later - earlier for earlier, later in zip(a, a[1:])))
             lines.append(f"  {model:<11} 1 vs 2 BLAS threads: largest difference "
-                         f"{threads:.2f} points; largest jump between evaluations "
-                         f"{jump:.2f} points; last {a[-1]:.2f} / {b[-1]:.2f} %")
+                         f"{threads:.2f} points; largest rise between evaluations "
+                         f"{rise:.2f} points; last {a[-1]:.2f} / {b[-1]:.2f} %")
         gap = max(abs(x - y) for x, y in zip(errors(one, "DI a=0.01"),
                                              errors(one, "NDI a=0.01")))
         lines.append(f"  DI a=0.01 against NDI a=0.01 (1 thread): largest difference "
                      f"{gap:.2f} points")
+        settling = one.get("settling", {}).get("DI a=0.01")
+        if settling:
+            lines.append(f"  DI a=0.01 settles (1 thread): {settling['unsettled']} of "
+                         f"{settling['settles']} unsettled (worst residual "
+                         f"{settling['worst_residual']:.2g}, tolerance {settling['tolerance']:g})")
         events = sorted((e["iteration"], e["model"]) for e in one["restabilised"])
         first = ", ".join(f"{m} after {n} samples" for n, m in events[:3]) or "none"
         lines.append(f"  feedback re-stabilisations (1 thread): {len(events)}; "
