@@ -39,6 +39,7 @@ import argparse
 import os
 import time
 
+from dinv.errors import InputError
 from dinv.experiments.registry import get_experiment, make_config
 
 EPOCH = 60000
@@ -51,9 +52,13 @@ CRITERIA = (("1000 steps (baseline)", {}),
 
 def train(name, dataset, **overrides):
     """One run of ``name`` in this process (one epoch of the given samples); its results."""
-    experiment = get_experiment(name)
-    config = make_config(experiment, overrides={"dataset": dataset, "epochs": 1, **overrides})
-    results = experiment.run(config, progress=False)
+    try:
+        experiment = get_experiment(name)
+        config = make_config(experiment,
+                             overrides={"dataset": dataset, "epochs": 1, **overrides})
+        results = experiment.run(config, progress=False)
+    except InputError as exc:
+        raise SystemExit(f"epoch_speed: {exc}") from None
     if results.get("interrupted"):
         raise SystemExit("interrupted")
     return results

@@ -43,7 +43,8 @@ def run(work, scaling, threads, samples, dataset):
                    "--set", f"train_samples={samples}", "--set", "eval_every=1000",
                    "--set", f'lr_scaling="{scaling}"']
         print("$", " ".join(command[1:]), f"  # {threads} BLAS thread(s)", flush=True)
-        subprocess.run(command, env=env, check=True)
+        if subprocess.run(command, env=env).returncode:
+            raise SystemExit(f"{out}: the run failed (its error is above)")
     record = json.loads((out / "results.json").read_text())
     if record["interrupted"]:
         raise SystemExit(f"{out}: the run was interrupted; delete the folder and run again")
