@@ -41,6 +41,7 @@ import time
 
 from dinv.errors import InputError
 from dinv.experiments.registry import get_experiment, make_config
+from dinv.experiments.settle_stats import describe
 
 EPOCH = 60000
 CLOSED_FORM_AE = ("BP uniform", "FA uniform", "PBP uniform", "NDI uniform", "BP orthogonal",
@@ -103,7 +104,8 @@ def criterion(dataset, samples):
         results = train("mnist", dataset, batch_size=100, train_samples=samples,
                         models=["DI a=0.01"], **overrides)
         errors = [h["test_error"]["DI a=0.01"] for h in results["history"]]
-        rows.append((label, results["settle_steps"], sum(seconds(results).values()), errors))
+        rows.append((label, results["settle_steps"], sum(seconds(results).values()), errors,
+                     describe(results["settling"]["DI a=0.01"])))
     return rows
 
 
@@ -117,7 +119,8 @@ def criterion_autoencoder(dataset, batches):
         results = train("autoencoder", dataset, models=["NDI uniform", "DI uniform"],
                         train_samples=samples, eval_every=samples, **overrides)
         last = results["history"][-1]["train_error"]
-        rows.append((label, results["settle_steps"], last["DI uniform"], last["NDI uniform"]))
+        rows.append((label, results["settle_steps"], last["DI uniform"], last["NDI uniform"],
+                     describe(results["settling"]["DI uniform"])))
     return rows
 
 
@@ -162,20 +165,21 @@ def main():
     if "e" not in skip:
         print(f"(e) convergence criterion in the autoencoder, NDI and DI uniform, "
               f"{args.ae_batches} batches of 100:")
-        for label, steps, di, ndi in criterion_autoencoder(args.dataset, args.ae_batches):
+        for label, steps, di, ndi, settled in criterion_autoencoder(args.dataset,
+                                                                    args.ae_batches):
             print(f"    {label:<34} {steps:6.0f} steps per settle; training error DI "
-                  f"{di:.3f}, NDI {ndi:.3f}: DI - NDI = {di - ndi:+.3f}")
+                  f"{di:.3f}, NDI {ndi:.3f}: DI - NDI = {di - ndi:+.3f}; DI {settled}")
     if "d" not in skip:
         rows = criterion(args.dataset, args.criterion_samples)
-        _, _, base_seconds, base_errors = rows[0]
+        _, _, base_seconds, base_errors, _ = rows[0]
         print(f"(d) convergence criterion, DI a=0.01 alone, batches of 100, "
               f"{args.criterion_samples} samples:")
-        for label, steps, took, errors in rows:
+        for label, steps, took, errors, settled in rows:
             gap = max(abs(a - b) for a, b in zip(errors, base_errors))
             print(f"    {label:<34} {steps:6.0f} steps per settle, DI {took:5.0f} s "
                   f"({base_seconds / took:.1f}x faster than the baseline), test error "
                   f"{errors[-1]:.2f} %, largest difference to the baseline over "
-                  f"{len(errors)} evaluations {gap:.2f} points")
+                  f"{len(errors)} evaluations {gap:.2f} points; {settled}")
 
 
 if __name__ == "__main__":
