@@ -36,9 +36,12 @@ SMALL_MNIST = ["run", "mnist", "--dataset", "digits", "--set", "hidden=[16]", "-
                "--batch-size", "25", "--set", "steps=200", "--set", "eval_every=250",
                "--set", "checkpoint_every=300", "--set", "lr=0.01", "--no-progress"]
 # A short linear regression: 199 online updates of two circuit models and two closed-form
-# ones (the progress bar shows how far it is).
-SHORT_REGRESSION = ["run", "linear-regression", "--set", "samples=200", "--seed", "2",
-                    "--models", "BP,FA,NDI a=0.01,DI a=0.01"]
+# ones (the progress bar shows how far it is). Its settles are ten times the default's
+# 1000 steps (about 8 s in all, 40 ms per update), so that a signal sent once the bar
+# shows three updates lands well before the end: with 1000 steps the whole run took under
+# a second, and on CI the signal once came as it ended.
+SIGNALLED_REGRESSION = ["run", "linear-regression", "--set", "samples=200", "--seed", "2",
+                        "--models", "BP,FA,NDI a=0.01,DI a=0.01", "--set", "steps=10000"]
 # The full linear-regression protocol (minutes) without the R-Init models' set-up.
 LONG_REGRESSION = ["run", "linear-regression", "--models", "BP,DI a=0.01"]
 # Settles of about a second: a signal sent right after another lands inside one.
@@ -208,13 +211,13 @@ def test_sigint_during_settles_never_changes_the_numbers(tmp_path):
     """A run stopped by SIGINT (which mostly lands inside a Brian2 settle) stops between
     updates: its errors are exactly the first updates of an uninterrupted run; the
     companion process ends with it."""
-    stopped = Run(SHORT_REGRESSION + ["--out", str(tmp_path / "stopped")])
+    stopped = Run(SIGNALLED_REGRESSION + ["--out", str(tmp_path / "stopped")])
     stopped.wait_for(lambda: stopped.progress() >= 3, "three updates")
     companions = children(stopped.process.pid)
     assert companions, "the regression runs its closed-form side in a companion process"
     stopped.send(signal.SIGINT)
     assert stopped.finish() == 130, stopped.err
-    assert main(SHORT_REGRESSION + ["--no-progress", "--out", str(tmp_path / "whole")]) == 0
+    assert main(SIGNALLED_REGRESSION + ["--no-progress", "--out", str(tmp_path / "whole")]) == 0
     last = stopped.err.strip().splitlines()[-1]
     assert last.startswith("dinv: interrupted by SIGINT after ") and "--overwrite" in last
     partial, full = record(tmp_path / "stopped"), record(tmp_path / "whole")
