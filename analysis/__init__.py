@@ -6,8 +6,14 @@ Schema), `load_sweep` and `load_curves` (`dinv.analysis.sweeps`) are imported on
 first use, so that the modules that do not need pandas never load it.
 """
 
-__all__ = ["load_results", "validate_results", "results_schema", "schema_path",
-           "load_sweep", "load_curves"]
+__all__ = [
+    "load_curves",
+    "load_results",
+    "load_sweep",
+    "results_schema",
+    "schema_path",
+    "validate_results",
+]
 
 _SWEEPS = ("load_sweep", "load_curves")
 

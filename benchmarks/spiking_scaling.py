@@ -17,8 +17,7 @@ import time
 
 import numpy as np
 
-from dinv.circuits import LayerCircuit, SettleOptions, layer_radii, lif_population, \
-    scn_population
+from dinv.circuits import LayerCircuit, SettleOptions, layer_radii, lif_population, scn_population
 from dinv.theory import layer_steady_state
 
 FACTORIES = {"scn": scn_population, "lif": lif_population}

@@ -1,21 +1,14 @@
 """Brian2 circuits that invert feedforward layers through dynamics."""
 
-from dinv.errors import (
-    CircuitDivergedError,
-    CircuitUnstableError,
-    InputError,
-    NotSettledError,
-    NotSettledWarning,
-)
 from dinv.circuits.layer import LayerCircuit, Settled, settle_layer
 from dinv.circuits.options import SettleOptions
 from dinv.circuits.populations import (
     CONTROLLER,
     PID_CONTROLLER,
     POPULATION_MODELS,
+    SYSTEM,
     Ensemble,
     PopulationFamily,
-    SYSTEM,
     PopulationModel,
     get_population_model,
     pid_controller,
@@ -30,32 +23,39 @@ from dinv.circuits.spiking import (
     scn_population,
 )
 from dinv.circuits.traces import Traces
+from dinv.errors import (
+    CircuitDivergedError,
+    CircuitUnstableError,
+    InputError,
+    NotSettledError,
+    NotSettledWarning,
+)
 
 __all__ = [
     "CONTROLLER",
     "LIF",
-    "SCN",
-    "Ensemble",
-    "PopulationFamily",
-    "chain_radii",
-    "layer_radii",
-    "lif_population",
-    "scn_population",
     "PID_CONTROLLER",
     "POPULATION_MODELS",
+    "SCN",
     "SYSTEM",
     "CircuitDivergedError",
     "CircuitUnstableError",
+    "Ensemble",
     "InputError",
     "LayerCircuit",
     "NotSettledError",
     "NotSettledWarning",
+    "PopulationFamily",
     "PopulationModel",
     "SettleOptions",
     "Settled",
     "Traces",
+    "chain_radii",
     "get_population_model",
+    "layer_radii",
+    "lif_population",
     "pid_controller",
     "register_population_model",
+    "scn_population",
     "settle_layer",
 ]

@@ -426,8 +426,7 @@ def problems():
                      "and t arrays, or no longer stops on _stopped/_globally_stopped")
     try:
         from brian2.codegen.cpp_prefs import get_compiler_and_args
-        from brian2.codegen.runtime.cython_rt.extension_manager import \
-            cython_extension_manager
+        from brian2.codegen.runtime.cython_rt.extension_manager import cython_extension_manager
     except ImportError:
         found.append("compile_cython: brian2.codegen.cpp_prefs.get_compiler_and_args or "
                      "cython_rt.extension_manager.cython_extension_manager moved")

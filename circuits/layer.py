@@ -9,7 +9,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dinv.theory import jacobian_abscissa
 from dinv.circuits.assembly import CircuitAssembly
 from dinv.circuits.cache import CircuitCache
 from dinv.circuits.options import settle_options
@@ -18,6 +17,7 @@ from dinv.circuits.settling import report_unsettled, unstable_problems
 from dinv.circuits.structure import Block, Pathway
 from dinv.circuits.traces import Traces
 from dinv.errors import CircuitDivergedError, InputError
+from dinv.theory import jacobian_abscissa
 from dinv.validation import layer_problem
 
 

@@ -181,7 +181,7 @@ class SettleOptions:
 
 
 def _is_int(value):
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) or (
+    return (isinstance(value, (int, np.integer)) and not isinstance(value, bool)) or (
         isinstance(value, float) and value.is_integer())
 
 

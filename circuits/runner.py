@@ -21,10 +21,9 @@ are a few events per phase, none per step; circuits without spiking blocks
 have none.
 """
 
-import numpy as np
-
 from contextlib import contextmanager
 
+import numpy as np
 from brian2 import second
 from brian2 import seed as brian_seed
 

@@ -50,7 +50,6 @@ from brian2 import (
     second,
     seed,
 )
-
 from brian2.devices.cpp_standalone.device import CPPStandaloneDevice
 
 from dinv.circuits import spiking_equations as eq

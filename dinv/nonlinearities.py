@@ -6,8 +6,8 @@ circuits' transfer functions (``g_into``, in place, and ``brian``, the same
 function as a Brian2 expression for the nonlinear controller of Eq. 14).
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 from scipy.special import expit

@@ -398,7 +398,7 @@ def range_svd(W):
     Vt : ndarray, shape (r, d_{l-1})
     """
     U, S, Vt = np.linalg.svd(W, full_matrices=False)
-    keep = S > S.max() * max(W.shape) * np.finfo(float).eps
+    keep = S.max() * max(W.shape) * np.finfo(float).eps < S
     return U[:, keep], S[keep], Vt[keep]
 
 

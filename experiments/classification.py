@@ -19,6 +19,7 @@ from dinv.experiments.models_spec import (
     rinit_options,
     select_models,
 )
+from dinv.experiments.settings import CIRCUIT_DESCRIPTIONS, RINIT_DESCRIPTION
 from dinv.experiments.supervised import (
     Evaluation,
     forward_output,
@@ -26,7 +27,6 @@ from dinv.experiments.supervised import (
     summary,
     train_epochs,
 )
-from dinv.experiments.settings import CIRCUIT_DESCRIPTIONS, RINIT_DESCRIPTION
 from dinv.models.network import FeedforwardNetwork
 
 MODELS = (

@@ -27,8 +27,6 @@ from pathlib import Path
 
 from dinv.circuits import POPULATION_MODELS
 from dinv.errors import CircuitDivergedError, InputError
-from dinv.models.rules import RULES
-from dinv.models.stabilise import StabilisationError
 from dinv.experiments.folders import OutputFolder
 from dinv.experiments.interrupts import StopNow, StopRequests, exit_status
 from dinv.experiments.registry import EXPERIMENTS, get_experiment, make_config
@@ -43,6 +41,8 @@ from dinv.experiments.results import (
 from dinv.experiments.settle_stats import shortfall_warnings
 from dinv.experiments.summary import header_line, show, summary_lines
 from dinv.experiments.supervised import CHECKPOINT, read_checkpoint
+from dinv.models.rules import RULES
+from dinv.models.stabilise import StabilisationError
 
 
 def _parse_value(text):

@@ -11,10 +11,9 @@ from dinv.circuits import SettleOptions
 from dinv.circuits.populations import get_population_model, pid_controller, pid_gains
 from dinv.errors import InputError
 from dinv.models.initialisation import init_feedback, init_loop_feedback
-from dinv.models.stabilise import stable_random_feedback
 from dinv.models.rules import get_rule
+from dinv.models.stabilise import stable_random_feedback
 from dinv.models.training import Learner
-
 
 PID_SETTINGS = {"pid_kp": 0.0, "pid_kd": 0.0, "pid_filter_ratio": 1.0}
 """Settings of a PID controller's gains (`controller_model`) and their defaults."""

@@ -1,7 +1,7 @@
 """Registry of paper experiments: name -> protocol, quick overrides, figure."""
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from dinv.analysis.figures import (
     Panel,
@@ -14,7 +14,6 @@ from dinv.analysis.figures import (
     timescales_figure,
 )
 from dinv.errors import InputError
-from dinv.validation import check_count
 from dinv.experiments import (
     alpha_sweep,
     autoencoder,
@@ -25,6 +24,7 @@ from dinv.experiments import (
     timescales,
 )
 from dinv.experiments.datasets import DATASETS
+from dinv.validation import check_count
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,8 @@ from brian2 import ms
 
 from dinv.analysis.metrics import matrix_angle, nmse, vector_angle
 from dinv.errors import InputError
-from dinv.experiments.errors import error_measure
 from dinv.experiments.companion import Companion
+from dinv.experiments.errors import error_measure
 from dinv.experiments.interrupts import stop_requested
 from dinv.experiments.models_spec import (
     SPIKING_SETTINGS,

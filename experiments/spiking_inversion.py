@@ -75,8 +75,7 @@ import numpy as np
 from brian2 import ms
 
 from dinv.analysis.metrics import vector_angle
-from dinv.circuits import LayerCircuit, SettleOptions, layer_radii, lif_population, \
-    scn_population
+from dinv.circuits import LayerCircuit, SettleOptions, layer_radii, lif_population, scn_population
 from dinv.circuits.chains import ChainCircuit
 from dinv.circuits.spiking import chain_radii
 from dinv.errors import InputError

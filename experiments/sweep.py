@@ -54,7 +54,7 @@ from dinv.analysis.sweeps import (
     summary_table,
 )
 from dinv.errors import InputError
-from dinv.experiments.cluster import ClusterOptions, connect, check_workers
+from dinv.experiments.cluster import ClusterOptions, check_workers, connect
 from dinv.experiments.folders import OutputFolder
 from dinv.experiments.interrupts import stop_requested
 from dinv.experiments.registry import Experiment, get_experiment, make_config
@@ -72,7 +72,6 @@ from dinv.experiments.results import (
 # progress, stop)` -> one results dict per config, exactly as the experiment's
 # own `run` gives for that config alone.
 from dinv.experiments.stacking import can_stack, run_stacked
-
 
 TOML_KEYS = ("experiment", "quick", "out", "grid", "set")
 """Top-level keys of a sweep file."""
@@ -675,7 +674,7 @@ def _write_tables(out, spec, cells):
     _atomic_write(out / CURVES, lambda h: curves.to_parquet(h, index=False))
     done = int((metrics.drop_duplicates("cell")["status"] == "done").sum())
     title = (f"{spec.name}: {done} of {len(cells)} cells"
-             + (f" (quick)" if spec.quick else ""))
+             + (" (quick)" if spec.quick else ""))
     figure = summary_figure(metrics, curves, list(spec.grid), title=title)
     save_figure(figure, out / SUMMARY_FIGURE)
     return metrics, curves

@@ -12,6 +12,7 @@ import sys
 import traceback
 from pathlib import Path
 
+from dinv.analysis.sweeps import SUMMARY_FIGURE, TABLE
 from dinv.errors import InputError
 from dinv.experiments.cluster import ClusterOptions, SlurmOptions, slurm_job_script
 from dinv.experiments.interrupts import StopNow, StopRequests, exit_status
@@ -25,7 +26,6 @@ from dinv.experiments.sweep import (
     read_sweep_file,
     run_sweep,
 )
-from dinv.analysis.sweeps import SUMMARY_FIGURE, TABLE
 
 
 def _parse_value(text):

@@ -21,7 +21,6 @@ the spectral radius of the Euler step, `dinv.theory.pid_step_radius`).
 import numpy as np
 from brian2 import ms
 
-from dinv.theory import circuit_jacobian, pid_abscissa, pid_step_radius
 from dinv.circuits import (
     CONTROLLER,
     CircuitDivergedError,
@@ -37,6 +36,7 @@ from dinv.experiments.progress import Progress
 from dinv.experiments.settings import CIRCUIT_DESCRIPTIONS
 from dinv.experiments.settle_stats import SettleStats
 from dinv.models.rules import ndi
+from dinv.theory import circuit_jacobian, pid_abscissa, pid_step_radius
 from dinv.validation import check_count
 
 DEFAULTS = {

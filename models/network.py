@@ -11,9 +11,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from dinv.errors import InputError
-from dinv.validation import finite_array
 from dinv.models.initialisation import init_weights
 from dinv.nonlinearities import get_nonlinearity
+from dinv.validation import finite_array
 
 
 @dataclass

@@ -15,8 +15,8 @@ The circuit rules (DI, SLDI) import Brian2 only when called: the
 closed-form rules work without it.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 

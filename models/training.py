@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.linalg.blas import dgemm
 
-from dinv.errors import InputError
 from dinv.circuits.chains import ChainProblem, ChainSpec, settle_chains
-from dinv.circuits.spiking import chain_radii
 from dinv.circuits.options import SettleOptions
+from dinv.circuits.spiking import chain_radii
+from dinv.errors import InputError
 from dinv.models.rules import get_rule
 from dinv.theory import stack_c
 from dinv.validation import check_leaks

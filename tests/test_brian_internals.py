@@ -44,9 +44,8 @@ def test_young_collection_only_restores_the_gc_module():
         assert brian_network.gc is not gc
         brian_network.gc.collect()
     assert brian_network.gc is gc
-    with pytest.raises(RuntimeError):
-        with young_collection_only():
-            raise RuntimeError("inside")
+    with pytest.raises(RuntimeError), young_collection_only():
+        raise RuntimeError("inside")
     assert brian_network.gc is gc
 
 

@@ -10,8 +10,7 @@ import pytest
 
 from dinv.errors import InputError
 from dinv.experiments import datasets
-from dinv.experiments.datasets import (DATASETS, IDX_FILES, cache_dir, load_dataset, one_hot,
-                                  zscore)
+from dinv.experiments.datasets import DATASETS, IDX_FILES, cache_dir, load_dataset, one_hot, zscore
 from dinv.experiments.idx import write_idx
 
 

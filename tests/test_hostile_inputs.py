@@ -13,13 +13,13 @@ import warnings
 
 import numpy as np
 import pytest
-from brian2 import mV, ms
+from brian2 import ms, mV
 
 from dinv.circuits import CircuitUnstableError, PopulationModel, SettleOptions, settle_layer
 from dinv.circuits.chains import ChainProblem, ChainSpec, settle_chain, settle_chains
 from dinv.circuits.coupling import check_synapse_memory
-from dinv.circuits.structure import Block, Pathway, Structure
 from dinv.circuits.populations import CONTROLLER, SYSTEM
+from dinv.circuits.structure import Block, Pathway, Structure
 from dinv.errors import InputError, NotSettledError, NotSettledWarning
 from dinv.experiments.cli import main
 from dinv.models.rules import ndi

@@ -3,7 +3,12 @@
 import numpy as np
 import pytest
 
-from dinv.analysis.stability import circuit_jacobian, jacobian_abscissa, loop_abscissa, loop_jacobian
+from dinv.analysis.stability import (
+    circuit_jacobian,
+    jacobian_abscissa,
+    loop_abscissa,
+    loop_jacobian,
+)
 from dinv.circuits import settle_layer
 from dinv.errors import InputError
 from dinv.models.network import FeedforwardNetwork

@@ -5,7 +5,8 @@ import warnings
 import numpy as np
 import pytest
 
-from dinv.circuits import LayerCircuit, stacked_matmul as module
+from dinv.circuits import LayerCircuit
+from dinv.circuits import stacked_matmul as module
 from dinv.circuits.stacked_matmul import stacked_matmul
 from dinv.errors import CompiledKernelWarning, InputError
 

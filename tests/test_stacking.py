@@ -8,8 +8,8 @@ import pytest
 from dinv.errors import InputError
 from dinv.experiments import linear_regression
 from dinv.experiments.linear_regression import RATE_MODELS
-from dinv.experiments.regression import CircuitUpdate, ClosedFormSide, RegressionCell
 from dinv.experiments.registry import get_experiment, make_config
+from dinv.experiments.regression import CircuitUpdate, ClosedFormSide, RegressionCell
 from dinv.experiments.stacking import can_stack, run_stacked
 from dinv.theory import stack_c
 
