@@ -25,7 +25,11 @@ import numpy as np
 from dinv.errors import InputError
 from dinv.experiments.models_spec import SPIKING_SETTINGS, ModelSpec
 from dinv.experiments.regression import train_regression
-from dinv.experiments.settings import CIRCUIT_DESCRIPTIONS, RINIT_DESCRIPTION
+from dinv.experiments.settings import (
+    CIRCUIT_DEFAULTS,
+    CIRCUIT_DESCRIPTIONS,
+    RINIT_DESCRIPTION,
+)
 from dinv.models.network import FeedforwardNetwork
 
 RATE_MODELS = (
@@ -63,21 +67,7 @@ DEFAULTS = {
     "fixed_norm": False,
     "models": None,
     "iterations": None,
-    "steps": 1000,
-    "dt": 0.5,
-    # Population models of every circuit, by registered name (`dinv list`).
-    "system": "rate-system",
-    "controller": "rate-controller",
-    # Gains of controller=pid-controller (Eq. 7): K_p, K_d (in units of tau_controller)
-    # and tau_d / tau_controller of its derivative filters; scalars here (gain matrices:
-    # dinv.circuits.pid_controller in Python).
-    "pid_kp": 0.0,
-    "pid_kd": 0.0,
-    "pid_filter_ratio": 1.0,
-    # A settle whose final residual exceeds settle_tol fell short: counted in
-    # results.json ('ignore'), warned about ('warn') or an error ('raise').
-    "on_unsettled": "ignore",
-    "settle_tol": 1e-3,
+    **CIRCUIT_DEFAULTS,
     "parallel": True,
     "error_dtype": "float64",
     "restabilise": True,
@@ -191,3 +181,22 @@ def run(config, progress=True, stop=None):
         See `dinv.experiments.regression.train_regression`.
     """
     return train_regression(NAME, *prepare(config), progress, stop)
+
+
+def figure(results):
+    """Fig. 3a-f: NMSE, stability, angles to NDI, to -W^T and to PBP."""
+    from dinv.analysis.figures import Panel, regression_figure
+
+    fixed = results["config"]["fixed_norm"]
+    panels = (
+        Panel("stability of DI: Jacobian abscissa (paper Fig. 3c)", "eigenvalue",
+              "max real eigenvalue", frozenset({"di"}), zero_line=True),
+        Panel("angle(delta_DI, delta_NDI) (Fig. 3d)", "angle_ndi",
+              "angle (deg; below 1e-6, rounding: drawn at 1e-6)", frozenset({"di"}), log=True),
+        Panel("angle(B, -W^T) (Fig. 3e)", "angle_B", "angle (deg)", frozenset({"di", "ndi"})),
+        Panel("angle(delta_DI, delta_PBP) (Fig. 3f)", "angle_pbp", "angle (deg)",
+              frozenset({"di"}), median=True),
+    )
+    return regression_figure(results["nmse"], results["curves"], results["rules"], panels,
+                             "NMSE, fixed-norm updates (paper Fig. 3b)" if fixed
+                             else "NMSE (paper Fig. 3a)")

@@ -508,3 +508,12 @@ def run(config, progress=True, stop=None):
     if done < len(todo):
         results["interrupted"] = stop.report(done, len(todo), "settles")
     return results
+
+
+def figure(results):
+    """Error against neurons per dimension, readout and duration sweeps, silencing."""
+    from dinv.analysis.figures import spiking_inversion_figure
+
+    return spiking_inversion_figure(results["scaling"], results["slopes"],
+                                    results["tau_sweep"], results["duration_sweep"],
+                                    results["silencing"])
