@@ -1044,3 +1044,560 @@ def loop_steady_state(weights, B, delta, alpha):
         M = W @ M
     u = steady_control(weights[-1], M, delta, alpha)
     return loop_residual(u, weights, B, delta, alpha)[1], u
+
+
+# --------------------------------------------------------------------------
+# inversion of targets and direct feedback control
+# --------------------------------------------------------------------------
+#
+# Both circuits act on the network's own activity rather than on a separate
+# error population: a population holds the *deviation* x_l of layer l's
+# pre-activation from the forward pass a_l (in the orientation of an error:
+# the target pre-activation is a_l - x_l), and the forward transformation of a
+# deviation runs through the nonlinearity at the forward pass,
+#
+#     shifted(a, x) = g(a) - g(a - x)       (= g'(a) x to first order),
+#
+# so that W_l shifted(a_{l-1}, x_{l-1}) is the deviation of layer l's
+# pre-activation caused by moving layer l-1's to a_{l-1} - x_{l-1}. For a linear
+# g, shifted(a, x) = x: the circuits are then those of the errors.
+
+
+def shifted(transfer, offset, x):
+    """``g(offset) - g(offset - x)``: a deviation x of the pre-activation through g.
+
+    Parameters
+    ----------
+    transfer : str
+        g, a name of `dinv.nonlinearities.TRANSFERS`.
+    offset : ndarray
+        The forward pass's pre-activation a (broadcast against x).
+    x : ndarray
+        Deviation, in the orientation of an error (the target is a - x).
+
+    Returns
+    -------
+    ndarray
+    """
+    g = _transfer(transfer)
+    return x if g is None else g(offset) - g(offset - x)
+
+
+def _shifted_slope(transfer, offset, x):
+    """d shifted / dx = g'(offset - x) (ones for the identity)."""
+    if transfer in (None, "linear"):
+        return np.ones(np.broadcast_shapes(np.shape(offset), np.shape(x)))
+    return get_transfer(transfer).derivative(offset - x)
+
+
+def target_layer_rhs(x, u, W, B, target, alpha, offset, transfer="linear", tau_ratio=1.0):
+    """Right-hand side of a layer pair inverting targets, in units of tau_system.
+
+    The system population holds the deviation x = a_{l-1} - target_{l-1} of
+    layer l-1's pre-activation; the controller drives it until the forward
+    pass of the target reproduces layer l's target (up to the leak)::
+
+        dx/dt = -x + B u
+        du/dt = r (-alpha u + W [g(a_{l-1}) - g(a_{l-1} - x)] - t_l)
+
+    with t_l = a_l - target_l, the deviation wanted at layer l. For a linear g
+    it is `layer_rhs` (the circuit of errors) with delta_l = t_l.
+
+    Parameters
+    ----------
+    x : ndarray, shape (..., batch, d_{l-1})
+    u : ndarray, shape (..., batch, d_l)
+    W : ndarray, shape (..., d_l, d_{l-1})
+    B : ndarray, shape (..., d_{l-1}, d_l)
+    target : ndarray, shape (..., batch, d_l)
+        t_l.
+    alpha : float or ndarray of shape (...)
+    offset : ndarray, shape (..., batch, d_{l-1})
+        a_{l-1}, the forward pass's pre-activation.
+    transfer : str
+        g_{l-1}.
+    tau_ratio : float
+        r = tau_system / tau_controller.
+
+    Returns
+    -------
+    d_x, d_u : ndarray
+    """
+    readout = _apply(W, shifted(transfer, offset, x))
+    return -x + _apply(B, u), tau_ratio * (-_leak(alpha) * u + readout - target)
+
+
+def target_chain_linear(weights, feedback, delta, alpha, slopes=None):
+    """The linearised steady state of the chain inverting targets, from the output down.
+
+    Per layer pair, to first order in the deviations (g(a) - g(a - x) ~ D x,
+    D = diag(g'(a_{l-1})))::
+
+        delta_{l-1} = B_l (W_l D_{l-1} B_l - alpha I)^-1 delta_l
+
+    the hidden errors (deviations a_l - target_l) of `di-targets` for small
+    errors; the slope sits inside the inversion, where DI of errors (Eq. 17)
+    multiplies by it afterwards. Without slopes (a linear network) it is
+    `chain_steady_state` without gains.
+
+    Parameters
+    ----------
+    weights : list of ndarray
+        W_2 .. W_L, each (..., d_l, d_{l-1}).
+    feedback : list of ndarray
+        B_2 .. B_L, each (..., d_{l-1}, d_l).
+    delta : ndarray, shape (..., batch, d_L)
+        The output's deviation (the output error).
+    alpha : float or ndarray
+        Leaks, as in the module's conventions.
+    slopes : list of ndarray or None
+        g'(a_1) .. g'(a_{L-1}), each (..., batch, d_l); None: ones.
+
+    Returns
+    -------
+    list of ndarray
+        delta_1 .. delta_{L-1}, each (..., batch, d_l).
+    """
+    if slopes is None:
+        return chain_steady_state(weights, feedback, delta, alpha)
+    pairs = len(weights)
+    leaks = _per_pair(alpha, pairs, np.ndim(weights[0]) - 2, "alpha")
+    deltas = [None] * pairs
+    for j in range(pairs - 1, -1, -1):
+        W, B = weights[j][..., None, :, :], feedback[j][..., None, :, :]
+        A = (W * slopes[j][..., :, None, :]) @ B                  # (..., batch, d_l, d_l)
+        A = A - np.asarray(leaks[j], dtype=float)[..., None, None, None] * np.eye(A.shape[-1])
+        u = _solve_rows(A, delta, "W D B")
+        delta = (B @ u[..., None])[..., 0]
+        deltas[j] = delta
+    return deltas
+
+
+def _solve_rows(A, rhs, label):
+    """Solve A x = rhs for one matrix per row: A (..., batch, m, m), rhs (..., batch, m)."""
+    try:
+        return np.linalg.solve(A, rhs[..., None])[..., 0]
+    except np.linalg.LinAlgError:
+        raise InputError(f"{label} - alpha I is singular for a sample: the circuit has no "
+                         "steady state there; use alpha > 0") from None
+
+
+NEWTON_TOL = 1e-12
+"""Relative residual at which `newton_rows` stops."""
+
+NEWTON_ITERATIONS = 100
+"""Most Newton steps of `newton_rows`."""
+
+
+def newton_rows(function, u, tol=NEWTON_TOL, max_iter=NEWTON_ITERATIONS, scale=None):
+    """Solve F(u) = 0 row by row by Newton's method with backtracking.
+
+    Parameters
+    ----------
+    function : callable
+        ``function(u) -> (F, dF)`` with F (..., batch, m) and its Jacobian
+        dF (..., batch, m, m), every row (sample) independent.
+    u : ndarray, shape (..., batch, m)
+        Start (e.g. the linearised solution).
+    tol : float
+        Stop when every row's |F| is below tol times its ``scale``.
+    max_iter : int
+    scale : ndarray or None
+        Per row, the size F is judged against (..., batch); None: 1.
+
+    Returns
+    -------
+    u : ndarray
+    converged : ndarray of bool, shape (..., batch)
+    """
+    F, dF = function(u)
+    scale = np.ones(F.shape[:-1]) if scale is None else np.maximum(scale, np.finfo(float).tiny)
+    norm = np.linalg.norm(F, axis=-1)
+    for _ in range(max_iter):
+        done = norm <= tol * scale
+        if done.all():
+            break
+        try:
+            step = np.linalg.solve(dF, F[..., None])[..., 0]
+        except np.linalg.LinAlgError:
+            break
+        step[done] = 0.0
+        size = np.ones(norm.shape)
+        for _ in range(30):  # halve the step until the residual falls (per row)
+            trial = u - size[..., None] * step
+            F_new, dF_new = function(trial)
+            new = np.linalg.norm(F_new, axis=-1)
+            worse = ~(new < norm) & ~done
+            if not worse.any():
+                break
+            size[worse] *= 0.5
+        u, F, dF, norm = trial, F_new, dF_new, np.where(done, norm, new)
+    return u, norm <= tol * scale
+
+
+def target_pair_state(W, B, delta, alpha, offset, transfer="linear", start=None):
+    """The exact steady state of one layer pair inverting targets (`target_layer_rhs`).
+
+    Solves ``W [g(a) - g(a - B u)] = delta_l + alpha u`` for u, sample by
+    sample, by Newton's method (`newton_rows`) from ``start`` (default: the
+    linearised solution); the deviation is x = B u.
+
+    Parameters
+    ----------
+    W : ndarray, shape (..., d_l, d_{l-1})
+    B : ndarray, shape (..., d_{l-1}, d_l)
+    delta : ndarray, shape (..., batch, d_l)
+        t_l, the deviation wanted at layer l.
+    alpha : float or ndarray of shape (...)
+    offset : ndarray, shape (..., batch, d_{l-1})
+        a_{l-1}.
+    transfer : str
+        g_{l-1}.
+    start : ndarray or None
+        First guess of u.
+
+    Returns
+    -------
+    x : ndarray, shape (..., batch, d_{l-1})
+    u : ndarray, shape (..., batch, d_l)
+    converged : ndarray of bool, shape (..., batch)
+    """
+    leak = np.asarray(alpha, dtype=float)[..., None, None, None]
+    eye = np.eye(W.shape[-2])
+    Wr, Br = W[..., None, :, :], B[..., None, :, :]
+
+    def function(u):
+        x = _apply(B, u)
+        F = _apply(W, shifted(transfer, offset, x)) - delta - _leak(alpha) * u
+        dF = (Wr * _shifted_slope(transfer, offset, x)[..., None, :]) @ Br - leak * eye
+        return F, dF
+
+    if start is None:
+        slopes = _shifted_slope(transfer, offset, np.zeros_like(offset))
+        A = (Wr * slopes[..., None, :]) @ Br - leak * eye
+        start = _solve_rows(A, delta, "W D B")
+    u, converged = newton_rows(function, start, scale=np.linalg.norm(delta, axis=-1))
+    return _apply(B, u), u, converged
+
+
+def target_chain_state(weights, feedback, delta, alpha, offsets, transfers):
+    """The exact steady state of the chain inverting targets: `ndi-targets`.
+
+    From the output down, each layer pair's `target_pair_state`, whose
+    settled deviation x_{l-1} is the target (delta_{l-1}) of the pair below.
+
+    Parameters
+    ----------
+    weights : list of ndarray
+        W_2 .. W_L, each (..., d_l, d_{l-1}).
+    feedback : list of ndarray
+        B_2 .. B_L.
+    delta : ndarray, shape (..., batch, d_L)
+    alpha : float or ndarray
+        Leaks, as in the module's conventions.
+    offsets : list of ndarray
+        a_1 .. a_{L-1}, each (..., batch, d_l).
+    transfers : sequence of str
+        g_1 .. g_{L-1}.
+
+    Returns
+    -------
+    deltas : list of ndarray
+        delta_1 .. delta_{L-1}.
+    converged : ndarray of bool, shape (..., batch)
+        Whether Newton's method converged for every layer of a sample.
+    """
+    pairs = len(weights)
+    leaks = _per_pair(alpha, pairs, np.ndim(weights[0]) - 2, "alpha")
+    deltas, converged = [None] * pairs, np.ones(np.shape(delta)[:-1], dtype=bool)
+    for j in range(pairs - 1, -1, -1):
+        delta, _, ok = target_pair_state(weights[j], feedback[j], delta, leaks[j], offsets[j],
+                                         transfers[j])
+        deltas[j] = delta
+        converged &= ok
+    return deltas, converged
+
+
+def direct_leak(alpha, kp):
+    """The effective leak alpha / (1 + alpha k_p) of a controller with a proportional part.
+
+    With u = u_i + k_p e and tau du_i/dt = e - alpha u_i, the steady state
+    e = alpha u_i gives u = (1 + alpha k_p) u_i, so e = alpha / (1 + alpha k_p) u.
+    """
+    alpha = np.asarray(alpha, dtype=float)
+    return alpha / (1.0 + alpha * float(kp))
+
+
+def direct_jacobians(weights, slopes=None):
+    """J_l = d a_L / d a_l of the linearised forward chain: what Q_l is compared with.
+
+    ::
+
+        J_{L-1} = W_L D_{L-1},   J_{l-1} = J_l W_l D_{l-1}
+
+    with D_l = diag(g'(a_l)) (ones without slopes, the Jacobian at the origin
+    of a tanh network).
+
+    Parameters
+    ----------
+    weights : list of ndarray
+        W_2 .. W_L, each (..., d_l, d_{l-1}).
+    slopes : list of ndarray or None
+        g'(a_1) .. g'(a_{L-1}), each (..., batch, d_l); None: ones.
+
+    Returns
+    -------
+    list of ndarray
+        J_1 .. J_{L-1}, each (..., d_L, d_l), with a batch axis before the
+        last two when ``slopes`` are given.
+    """
+    jacobians = [None] * len(weights)
+    J = None
+    for j in range(len(weights) - 1, -1, -1):
+        W = weights[j] if slopes is None else weights[j][..., None, :, :]
+        J = W if J is None else J @ W
+        if slopes is not None:
+            J = J * slopes[j][..., None, :]
+        jacobians[j] = J
+    return jacobians
+
+
+def direct_steady_state(weights, Q, delta, alpha, kp=0.0, slopes=None):
+    """The linearised steady state of direct feedback control (DFC): `ndfc` for small errors.
+
+    One controller at the output, u = u_i + k_p e with tau_u du_i/dt =
+    e - alpha u_i and e = delta_L - y, feeds every hidden layer through Q_l
+    while the (linearised) forward dynamics run (`direct_rhs`). At rest
+    (Meulemans et al. 2021)::
+
+        u = (J Q + alpha' I)^-1 delta_L,   J Q = sum_l J_l Q_l,
+        alpha' = alpha / (1 + alpha k_p)   (`direct_leak`),
+        delta_l = Q_l u                    (the feedback's part of layer l)
+
+    with J_l = d a_L / d a_l (`direct_jacobians`).
+
+    Parameters
+    ----------
+    weights : list of ndarray
+        W_2 .. W_L, each (..., d_l, d_{l-1}).
+    Q : list of ndarray
+        Q_1 .. Q_{L-1}, each (..., d_l, d_L).
+    delta : ndarray, shape (..., batch, d_L)
+    alpha : float or ndarray of shape (...)
+    kp : float
+        Proportional gain k_p.
+    slopes : list of ndarray or None
+        g'(a_1) .. g'(a_{L-1}), each (..., batch, d_l); None: ones.
+
+    Returns
+    -------
+    deltas : list of ndarray
+        delta_1 .. delta_{L-1}, each (..., batch, d_l).
+    u : ndarray, shape (..., batch, d_L)
+
+    Raises
+    ------
+    InputError
+        When J Q + alpha' I is singular.
+    """
+    jacobians = direct_jacobians(weights, slopes)
+    leak = direct_leak(alpha, kp)
+    if slopes is None:
+        A = sum(J @ q for J, q in zip(jacobians, Q))
+        A = A + np.asarray(leak)[..., None, None] * np.eye(A.shape[-1])
+        u = np.swapaxes(_solve_direct(A, np.swapaxes(delta, -1, -2)), -1, -2)
+    else:
+        A = sum(J @ q[..., None, :, :] for J, q in zip(jacobians, Q))
+        A = A + np.asarray(leak)[..., None, None, None] * np.eye(A.shape[-1])
+        u = _solve_direct(A, delta[..., None])[..., 0]
+    return [_apply(q, u) for q in Q], u
+
+
+def _solve_direct(A, rhs):
+    try:
+        return np.linalg.solve(A, rhs)
+    except np.linalg.LinAlgError:
+        raise InputError("J Q + alpha I is singular: direct feedback control has no steady "
+                         "state; use alpha > 0 or feedback Q of full rank") from None
+
+
+def direct_forward(weights, Q, u, offsets=None, transfers=None):
+    """The deviations and the output that a control signal u holds at rest.
+
+    ::
+
+        x_1 = Q_1 u,   x_l = W_l [g(a_{l-1}) - g(a_{l-1} - x_{l-1})] + Q_l u,
+        y = W_L [g(a_{L-1}) - g(a_{L-1} - x_{L-1})]
+
+    (linear g: x_l = W_l x_{l-1} + Q_l u).
+
+    Returns
+    -------
+    hidden : list of ndarray
+        x_1 .. x_{L-1}.
+    y : ndarray
+    sensitivity : list of ndarray
+        d x_l / d u per sample, (..., batch, d_l, d_L), and last d y / d u.
+    """
+    transfers = ["linear"] * len(Q) if transfers is None else list(transfers)
+    offsets = [np.zeros(1)] * len(Q) if offsets is None else offsets
+    hidden, sensitivity = [], []
+    x, dx = None, None
+    for l in range(len(weights) + 1):
+        if l < len(Q):
+            own = _apply(Q[l], u)
+            eye = np.broadcast_to(Q[l][..., None, :, :], u.shape[:-1] + Q[l].shape[-2:])
+        if l == 0:
+            x, dx = own, eye
+        else:
+            W = weights[l - 1]
+            slope = _shifted_slope(transfers[l - 1], offsets[l - 1], x)
+            drive = _apply(W, shifted(transfers[l - 1], offsets[l - 1], x))
+            ddrive = W[..., None, :, :] @ (slope[..., :, None] * dx)
+            if l == len(Q):
+                return hidden, drive, sensitivity + [ddrive]
+            x, dx = drive + own, ddrive + eye
+        hidden.append(x)
+        sensitivity.append(dx)
+    raise InputError("direct feedback control needs at least one hidden layer")
+
+
+def direct_state(weights, Q, delta, alpha, kp=0.0, offsets=None, transfers=None):
+    """The exact steady state of direct feedback control with the forward nonlinearity: `ndfc`.
+
+    Solves ``delta_L - y(u) = alpha' u`` (`direct_forward`, `direct_leak`)
+    for the control signal, sample by sample, by Newton's method from the
+    linearised solution (`direct_steady_state` with slopes g'(a_l)). The
+    hidden errors are the feedback's part Q_l u of every layer's deviation.
+
+    Parameters
+    ----------
+    weights, Q, delta, alpha, kp
+        As in `direct_steady_state`.
+    offsets : list of ndarray or None
+        a_1 .. a_{L-1}, each (..., batch, d_l).
+    transfers : sequence of str or None
+        g_1 .. g_{L-1}; None: linear.
+
+    Returns
+    -------
+    deltas : list of ndarray
+        delta_1 .. delta_{L-1} = Q_l u.
+    u : ndarray
+    converged : ndarray of bool, shape (..., batch)
+    """
+    linear = transfers is None or all(t == "linear" for t in transfers)
+    if linear:
+        deltas, u = direct_steady_state(weights, Q, delta, alpha, kp)
+        return deltas, u, np.ones(np.shape(delta)[:-1], dtype=bool)
+    slopes = [_shifted_slope(t, a, np.zeros_like(a)) for t, a in zip(transfers, offsets)]
+    _, start = direct_steady_state(weights, Q, delta, alpha, kp, slopes)
+    leak = direct_leak(alpha, kp)
+    eye = np.eye(np.shape(delta)[-1])
+
+    def function(u):
+        _, y, sensitivity = direct_forward(weights, Q, u, offsets, transfers)
+        F = y + _leak(leak) * u - delta
+        return F, sensitivity[-1] + np.asarray(leak)[..., None, None, None] * eye
+
+    u, converged = newton_rows(function, start, scale=np.linalg.norm(delta, axis=-1))
+    return [_apply(q, u) for q in Q], u, converged
+
+
+def direct_rhs(hidden, u_i, weights, Q, delta, alpha, kp=0.0, tau_ratio=1.0, offsets=None,
+               transfers=None):
+    """Right-hand side of direct feedback control, in units of tau_system (tau_v).
+
+    In the orientation of errors (deviations x_l = a_l - target_l, Meulemans
+    et al. 2021's controller and sign conventions)::
+
+        dx_1/dt = -x_1 + Q_1 u
+        dx_l/dt = -x_l + W_l [g(a_{l-1}) - g(a_{l-1} - x_{l-1})] + Q_l u
+        e = delta_L - W_L [g(a_{L-1}) - g(a_{L-1} - x_{L-1})]
+        u = u_i + k_p e,     du_i/dt = r (e - alpha u_i)
+
+    with r = tau_v / tau_u. Zero exactly at the steady state of `direct_state`.
+
+    Parameters
+    ----------
+    hidden : list of ndarray
+        x_1 .. x_{L-1}, each (..., batch, d_l).
+    u_i : ndarray, shape (..., batch, d_L)
+        The controller's integral part.
+    weights, Q, delta, alpha, kp
+        As in `direct_steady_state`.
+    tau_ratio : float
+        r.
+    offsets, transfers
+        As in `direct_state`.
+
+    Returns
+    -------
+    d_hidden : list of ndarray
+    d_u_i : ndarray
+    """
+    transfers = ["linear"] * len(Q) if transfers is None else list(transfers)
+    offsets = [np.zeros(1)] * len(Q) if offsets is None else offsets
+    error = delta - _apply(weights[-1], shifted(transfers[-1], offsets[-1], hidden[-1]))
+    u = u_i + kp * error
+    d_hidden = [-hidden[0] + _apply(Q[0], u)]
+    for l in range(1, len(Q)):
+        forward = _apply(weights[l - 1], shifted(transfers[l - 1], offsets[l - 1], hidden[l - 1]))
+        d_hidden.append(-hidden[l] + forward + _apply(Q[l], u))
+    return d_hidden, tau_ratio * (error - _leak(alpha) * u_i)
+
+
+def direct_jacobian(weights, Q, alpha, kp=0.0, tau_ratio=1.0, slopes=None):
+    """Jacobian of `direct_rhs` (linearised), states (x_1, .., x_{L-1}, u_i).
+
+    With the forward shift A (blocks W_l D_{l-1} below the diagonal), the
+    readout C x = W_L D_{L-1} x_{L-1} and Q = [Q_1; ..; Q_{L-1}]::
+
+        J = [[-I + A - k_p Q C,   Q      ],
+             [-r C,               -r alpha I]]
+
+    Parameters
+    ----------
+    weights : list of ndarray
+        W_2 .. W_L, each (d_l, d_{l-1}).
+    Q : list of ndarray
+        Q_1 .. Q_{L-1}, each (d_l, d_L).
+    alpha, kp, tau_ratio : float
+    slopes : list of ndarray or None
+        g'(a_1) .. g'(a_{L-1}) of one sample, each (d_l,); None: ones (at rest).
+
+    Returns
+    -------
+    ndarray
+    """
+    widths = [q.shape[0] for q in Q]
+    d_out = Q[0].shape[1]
+    starts = np.concatenate([[0], np.cumsum(widths)])
+    n = starts[-1]
+    J = np.zeros((n + d_out, n + d_out))
+    J[:n, :n] = -np.eye(n)
+    for l in range(1, len(Q)):
+        W = weights[l - 1] if slopes is None else weights[l - 1] * slopes[l - 1]
+        J[starts[l]:starts[l + 1], starts[l - 1]:starts[l]] = W
+    C = np.zeros((d_out, n))
+    C[:, starts[-2]:] = weights[-1] if slopes is None else weights[-1] * slopes[-1]
+    stacked = np.concatenate(Q, axis=0)
+    J[:n, :n] -= float(kp) * stacked @ C
+    J[:n, n:] = stacked
+    J[n:, :n] = -tau_ratio * C
+    J[n:, n:] = -tau_ratio * float(alpha) * np.eye(d_out)
+    return J
+
+
+def direct_abscissa(weights, Q, alpha, kp=0.0, tau_ratio=1.0):
+    """Largest real part of the eigenvalues of `direct_jacobian` at rest (negative: stable).
+
+    Accepts stacks: W_l (n, d_l, d_{l-1}), Q_l (n, d_l, d_L) and alpha (n,)
+    give one value per problem.
+    """
+    if np.ndim(Q[0]) == 2:
+        J = direct_jacobian(weights, Q, alpha, kp, tau_ratio)
+        return float(np.linalg.eigvals(J).real.max())
+    alphas = np.broadcast_to(np.asarray(alpha, dtype=float), (np.shape(Q[0])[0],))
+    return np.array([direct_abscissa([W[k] for W in weights], [q[k] for q in Q], alphas[k],
+                                     kp, tau_ratio) for k in range(len(alphas))])
