@@ -1050,21 +1050,25 @@ def loop_steady_state(weights, B, delta, alpha):
 # inversion of targets and direct feedback control
 # --------------------------------------------------------------------------
 #
-# Both circuits act on the network's own activity rather than on a separate
-# error population: a population holds the *deviation* x_l of layer l's
-# pre-activation from the forward pass a_l (in the orientation of an error:
-# the target pre-activation is a_l - x_l), and the forward transformation of a
-# deviation runs through the nonlinearity at the forward pass,
+# Both circuits act on deviations of the network's own activity from its
+# forward pass, in the orientation of an error (target = forward - deviation),
+# and carry them through the nonlinearity at the forward pass:
 #
-#     shifted(a, x) = g(a) - g(a - x)       (= g'(a) x to first order),
+#     shifted(a, z) = g(a) - g(a - z)       (= g'(a) z to first order),
 #
-# so that W_l shifted(a_{l-1}, x_{l-1}) is the deviation of layer l's
-# pre-activation caused by moving layer l-1's to a_{l-1} - x_{l-1}. For a linear
-# g, shifted(a, x) = x: the circuits are then those of the errors.
+# the change of g(a) when a moves to a - z. For a linear g, shifted(a, z) = z:
+# the circuits are then those of the errors.
+#
+# DI of targets: a layer pair's system holds x_{l-1} = h_{l-1} - target_{l-1},
+# the deviation of layer l-1's *activity*; its forward pass moves layer l's
+# activity by shifted(a_l, W_l x_{l-1}) (the output: by W_L x_{L-1}, the
+# deviation of a_L). Direct feedback control: the hidden populations hold
+# deviations x_l of the *pre-activations*, where the feedback enters, and
+# layer l's moves by W_l shifted(a_{l-1}, x_{l-1}).
 
 
 def shifted(transfer, offset, x):
-    """``g(offset) - g(offset - x)``: a deviation x of the pre-activation through g.
+    """``g(offset) - g(offset - x)``: how g(a) changes when a moves by -x.
 
     Parameters
     ----------
@@ -1073,7 +1077,7 @@ def shifted(transfer, offset, x):
     offset : ndarray
         The forward pass's pre-activation a (broadcast against x).
     x : ndarray
-        Deviation, in the orientation of an error (the target is a - x).
+        Deviation, in the orientation of an error (a moves to a - x).
 
     Returns
     -------
@@ -1090,18 +1094,20 @@ def _shifted_slope(transfer, offset, x):
     return get_transfer(transfer).derivative(offset - x)
 
 
-def target_layer_rhs(x, u, W, B, target, alpha, offset, transfer="linear", tau_ratio=1.0):
+def target_layer_rhs(x, u, W, B, target, alpha, offset=0.0, transfer="linear",
+                     tau_ratio=1.0):
     """Right-hand side of a layer pair inverting targets, in units of tau_system.
 
-    The system population holds the deviation x = a_{l-1} - target_{l-1} of
-    layer l-1's pre-activation; the controller drives it until the forward
-    pass of the target reproduces layer l's target (up to the leak)::
+    The system population holds the deviation x = h_{l-1} - target_{l-1} of
+    layer l-1's activity; the controller drives it until the forward pass of
+    the target moves layer l's activity by its own deviation x_l (up to the
+    leak)::
 
         dx/dt = -x + B u
-        du/dt = r (-alpha u + W [g(a_{l-1}) - g(a_{l-1} - x)] - t_l)
+        du/dt = r (-alpha u + g_l(a_l) - g_l(a_l - W x) - x_l)
 
-    with t_l = a_l - target_l, the deviation wanted at layer l. For a linear g
-    it is `layer_rhs` (the circuit of errors) with delta_l = t_l.
+    For a linear g_l (and for the output layer, whose deviation is that of
+    a_L) it is `layer_rhs` (the circuit of errors) with delta_l = x_l.
 
     Parameters
     ----------
@@ -1110,12 +1116,12 @@ def target_layer_rhs(x, u, W, B, target, alpha, offset, transfer="linear", tau_r
     W : ndarray, shape (..., d_l, d_{l-1})
     B : ndarray, shape (..., d_{l-1}, d_l)
     target : ndarray, shape (..., batch, d_l)
-        t_l.
+        x_l.
     alpha : float or ndarray of shape (...)
-    offset : ndarray, shape (..., batch, d_{l-1})
-        a_{l-1}, the forward pass's pre-activation.
+    offset : ndarray, shape (..., batch, d_l)
+        a_l, the forward pass's pre-activation of layer l.
     transfer : str
-        g_{l-1}.
+        g_l ('linear' for the output layer).
     tau_ratio : float
         r = tau_system / tau_controller.
 
@@ -1123,22 +1129,32 @@ def target_layer_rhs(x, u, W, B, target, alpha, offset, transfer="linear", tau_r
     -------
     d_x, d_u : ndarray
     """
-    readout = _apply(W, shifted(transfer, offset, x))
+    readout = shifted(transfer, offset, _apply(W, x))
     return -x + _apply(B, u), tau_ratio * (-_leak(alpha) * u + readout - target)
+
+
+def _target_layers(pairs, offsets, transfers):
+    """Per layer pair j (W_{j+2}): the offset a_{j+2} and transfer g_{j+2} of its upper
+    layer; the output's (the last pair) is linear."""
+    return [(offsets[j + 1], transfers[j + 1]) if j < pairs - 1 else (0.0, "linear")
+            for j in range(pairs)]
 
 
 def target_chain_linear(weights, feedback, delta, alpha, slopes=None):
     """The linearised steady state of the chain inverting targets, from the output down.
 
-    Per layer pair, to first order in the deviations (g(a) - g(a - x) ~ D x,
-    D = diag(g'(a_{l-1})))::
+    To first order in the deviations (g(a) - g(a - z) ~ D z, D_l =
+    diag(g'(a_l)))::
 
-        delta_{l-1} = B_l (W_l D_{l-1} B_l - alpha I)^-1 delta_l
+        x_{L-1} = B_L (W_L B_L - alpha I)^-1 delta_L
+        x_{l-1} = B_l (D_l W_l B_l - alpha I)^-1 x_l      (l < L)
 
-    the hidden errors (deviations a_l - target_l) of `di-targets` for small
-    errors; the slope sits inside the inversion, where DI of errors (Eq. 17)
-    multiplies by it afterwards. Without slopes (a linear network) it is
-    `chain_steady_state` without gains.
+    the hidden errors of `di-targets` for small errors: the slope of layer l
+    sits inside the inversion of W_l, where DI of errors (Eq. 17)
+    multiplies the inverted error by the slope of layer l-1 afterwards. With
+    B_l = -W_l^T and invertible square layers, x_l = J_l^-1 delta_L with J_l =
+    d a_L / d h_l: the Gauss-Newton target. Without slopes (a linear network)
+    it is `chain_steady_state` without gains.
 
     Parameters
     ----------
@@ -1156,7 +1172,7 @@ def target_chain_linear(weights, feedback, delta, alpha, slopes=None):
     Returns
     -------
     list of ndarray
-        delta_1 .. delta_{L-1}, each (..., batch, d_l).
+        x_1 .. x_{L-1} (delta_1 .. delta_{L-1}), each (..., batch, d_l).
     """
     if slopes is None:
         return chain_steady_state(weights, feedback, delta, alpha)
@@ -1164,11 +1180,14 @@ def target_chain_linear(weights, feedback, delta, alpha, slopes=None):
     leaks = _per_pair(alpha, pairs, np.ndim(weights[0]) - 2, "alpha")
     deltas = [None] * pairs
     for j in range(pairs - 1, -1, -1):
-        W, B = weights[j][..., None, :, :], feedback[j][..., None, :, :]
-        A = (W * slopes[j][..., :, None, :]) @ B                  # (..., batch, d_l, d_l)
-        A = A - np.asarray(leaks[j], dtype=float)[..., None, None, None] * np.eye(A.shape[-1])
-        u = _solve_rows(A, delta, "W D B")
-        delta = (B @ u[..., None])[..., 0]
+        if j == pairs - 1:
+            delta = layer_steady_state(weights[j], feedback[j], delta, leaks[j])
+        else:
+            W, B = weights[j][..., None, :, :], feedback[j][..., None, :, :]
+            A = (slopes[j + 1][..., :, None] * W) @ B             # (..., batch, d_l, d_l)
+            A = A - np.asarray(leaks[j], dtype=float)[..., None, None, None] \
+                * np.eye(A.shape[-1])
+            delta = (B @ _solve_rows(A, delta, "D W B")[..., None])[..., 0]
         deltas[j] = delta
     return deltas
 
@@ -1235,24 +1254,24 @@ def newton_rows(function, u, tol=NEWTON_TOL, max_iter=NEWTON_ITERATIONS, scale=N
     return u, norm <= tol * scale
 
 
-def target_pair_state(W, B, delta, alpha, offset, transfer="linear", start=None):
+def target_pair_state(W, B, delta, alpha, offset=0.0, transfer="linear", start=None):
     """The exact steady state of one layer pair inverting targets (`target_layer_rhs`).
 
-    Solves ``W [g(a) - g(a - B u)] = delta_l + alpha u`` for u, sample by
+    Solves ``g(a_l) - g(a_l - W B u) = x_l + alpha u`` for u, sample by
     sample, by Newton's method (`newton_rows`) from ``start`` (default: the
-    linearised solution); the deviation is x = B u.
+    linearised solution); the deviation is x_{l-1} = B u.
 
     Parameters
     ----------
     W : ndarray, shape (..., d_l, d_{l-1})
     B : ndarray, shape (..., d_{l-1}, d_l)
     delta : ndarray, shape (..., batch, d_l)
-        t_l, the deviation wanted at layer l.
+        x_l, the deviation of layer l.
     alpha : float or ndarray of shape (...)
-    offset : ndarray, shape (..., batch, d_{l-1})
-        a_{l-1}.
+    offset : ndarray, shape (..., batch, d_l)
+        a_l.
     transfer : str
-        g_{l-1}.
+        g_l.
     start : ndarray or None
         First guess of u.
 
@@ -1263,19 +1282,18 @@ def target_pair_state(W, B, delta, alpha, offset, transfer="linear", start=None)
     converged : ndarray of bool, shape (..., batch)
     """
     leak = np.asarray(alpha, dtype=float)[..., None, None, None]
+    WB = (W @ B)[..., None, :, :]
     eye = np.eye(W.shape[-2])
-    Wr, Br = W[..., None, :, :], B[..., None, :, :]
 
     def function(u):
-        x = _apply(B, u)
-        F = _apply(W, shifted(transfer, offset, x)) - delta - _leak(alpha) * u
-        dF = (Wr * _shifted_slope(transfer, offset, x)[..., None, :]) @ Br - leak * eye
+        z = _apply(W, _apply(B, u))
+        F = shifted(transfer, offset, z) - delta - _leak(alpha) * u
+        dF = _shifted_slope(transfer, offset, z)[..., :, None] * WB - leak * eye
         return F, dF
 
     if start is None:
-        slopes = _shifted_slope(transfer, offset, np.zeros_like(offset))
-        A = (Wr * slopes[..., None, :]) @ Br - leak * eye
-        start = _solve_rows(A, delta, "W D B")
+        slopes = _shifted_slope(transfer, offset, np.zeros_like(delta))
+        start = _solve_rows(slopes[..., :, None] * WB - leak * eye, delta, "D W B")
     u, converged = newton_rows(function, start, scale=np.linalg.norm(delta, axis=-1))
     return _apply(B, u), u, converged
 
@@ -1283,8 +1301,9 @@ def target_pair_state(W, B, delta, alpha, offset, transfer="linear", start=None)
 def target_chain_state(weights, feedback, delta, alpha, offsets, transfers):
     """The exact steady state of the chain inverting targets: `ndi-targets`.
 
-    From the output down, each layer pair's `target_pair_state`, whose
-    settled deviation x_{l-1} is the target (delta_{l-1}) of the pair below.
+    From the output down, each layer pair's `target_pair_state` (the top
+    pair's linear: the output's deviation is that of a_L), whose settled
+    deviation x_{l-1} is the deviation wanted of the pair below.
 
     Parameters
     ----------
@@ -1303,16 +1322,18 @@ def target_chain_state(weights, feedback, delta, alpha, offsets, transfers):
     Returns
     -------
     deltas : list of ndarray
-        delta_1 .. delta_{L-1}.
+        x_1 .. x_{L-1} (delta_1 .. delta_{L-1}).
     converged : ndarray of bool, shape (..., batch)
         Whether Newton's method converged for every layer of a sample.
     """
     pairs = len(weights)
     leaks = _per_pair(alpha, pairs, np.ndim(weights[0]) - 2, "alpha")
+    layers = _target_layers(pairs, offsets, transfers)
     deltas, converged = [None] * pairs, np.ones(np.shape(delta)[:-1], dtype=bool)
     for j in range(pairs - 1, -1, -1):
-        delta, _, ok = target_pair_state(weights[j], feedback[j], delta, leaks[j], offsets[j],
-                                         transfers[j])
+        offset, transfer = layers[j]
+        delta, _, ok = target_pair_state(weights[j], feedback[j], delta, leaks[j], offset,
+                                         transfer)
         deltas[j] = delta
         converged &= ok
     return deltas, converged

@@ -45,16 +45,20 @@ def test_linear_target_chain_is_the_chain_of_errors():
 
 
 def test_target_pair_state_zeroes_the_right_hand_side():
-    """The exact (Newton) steady state of every tanh layer pair is a rest point of
-    `target_layer_rhs`; for tiny errors it is the linearised closed form."""
+    """The exact (Newton) steady state of every layer pair of a tanh network is a rest
+    point of `target_layer_rhs` (the top pair's readout linear, the lower one's through
+    g_2 at a_2); for tiny errors it is the linearised closed form."""
     weights, offsets, delta = network(1)
     B = [-W.T for W in weights]
+    exact, converged = target_chain_state(weights, B, delta, 0.01, offsets, ["tanh", "tanh"])
+    assert converged.all()
     target = delta
-    for j in (1, 0):
-        x, u, ok = target_pair_state(weights[j], B[j], target, 0.01, offsets[j], "tanh")
+    for j, (offset, transfer) in ((1, (0.0, "linear")), (0, (offsets[1], "tanh"))):
+        x, u, ok = target_pair_state(weights[j], B[j], target, 0.01, offset, transfer)
         assert ok.all()
-        dx, du = target_layer_rhs(x, u, weights[j], B[j], target, 0.01, offsets[j], "tanh")
+        dx, du = target_layer_rhs(x, u, weights[j], B[j], target, 0.01, offset, transfer)
         assert np.abs(dx).max() < 1e-13 and np.abs(du).max() < 1e-12
+        np.testing.assert_array_equal(x, exact[j])
         target = x
     slopes = [1 - np.tanh(a) ** 2 for a in offsets]
     small = 1e-7 * delta
@@ -62,6 +66,20 @@ def test_target_pair_state_zeroes_the_right_hand_side():
     exact, _ = target_chain_state(weights, B, small, 0.01, offsets, ["tanh", "tanh"])
     for a, b in zip(linear, exact):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=0)
+
+
+def test_targets_of_square_layers_are_the_gauss_newton_target():
+    """With B = -W^T, invertible square layers and alpha -> 0, the linearised targets are
+    J_l^-1 delta_L, J_l = d a_L / d h_l = W_L D_{L-1} .. W_{l+1}: Meulemans et al. (2020)'s
+    Gauss-Newton target."""
+    rng = np.random.default_rng(7)
+    weights = [np.linalg.qr(rng.standard_normal((4, 4)))[0] for _ in range(2)]
+    slopes = [rng.uniform(0.3, 1.0, (5, 4)) for _ in range(2)]
+    delta = rng.standard_normal((5, 4))
+    x1 = target_chain_linear(weights, [-W.T for W in weights], delta, 1e-12, slopes)[0]
+    for n in range(5):
+        J1 = weights[1] @ np.diag(slopes[1][n]) @ weights[0]
+        np.testing.assert_allclose(x1[n], np.linalg.solve(J1, delta[n]), rtol=1e-8)
 
 
 def test_direct_steady_state_is_a_rest_point():
