@@ -56,7 +56,12 @@ from dinv.circuits.populations import (
 )
 from dinv.errors import InputError
 from dinv.spiking import lif_parameters, scn_parameters
-from dinv.theory import chain_steady_state, layer_steady_state, steady_control
+from dinv.theory import (
+    chain_steady_state,
+    direct_steady_state,
+    layer_steady_state,
+    steady_control,
+)
 
 
 def _positive(name, value):
@@ -611,4 +616,50 @@ def chain_radii(weights, feedback, delta, alpha, gains=None, margin=1.5, per_uni
         radii[f"u{j + 2}"] = _radius(u, margin, per_unit, floor)
         radii[f"d{j + 1}"] = _radius(np.einsum("nij,nbj->nbi", feedback[j], u), margin,
                                      per_unit, floor)
+    return radii
+
+
+def direct_radii(weights, feedback, delta, alpha, kp=0.0, slopes=None, margin=1.5,
+                 per_unit=False, floor=1e-6):
+    """Radii of the direct (DFC) chain's blocks from its linearised steady state.
+
+    Parameters
+    ----------
+    weights : list of ndarray
+        W_1 .. W_L, each (n, d_l, d_(l-1)).
+    feedback : list of ndarray
+        Q_1 .. Q_(L-1), each (n, d_l, d_L).
+    delta : ndarray, shape (n, batch, d_L)
+    alpha : float or ndarray
+        One leak, or one per problem ((n,) or (n, 1)).
+    kp : float
+        The controller's proportional gain.
+    slopes : list of ndarray or None
+        g'(a_1) .. g'(a_(L-1)), each (n, batch, d_l); None: ones.
+    margin, per_unit, floor
+        As in `layer_radii`.
+
+    Returns
+    -------
+    dict
+        By block name: ``h{l}`` (the hidden layers' deviations) and ``u{L}``
+        (the controller; its steady state in the circuits' sign), for the
+        ``radius=`` of `dinv.circuits.chains.settle_chains`.
+    """
+    margin = _positive("margin", margin)
+    weights = [np.asarray(w, dtype=float) for w in weights[1:]]
+    feedback = [np.asarray(q, dtype=float) for q in feedback]
+    leak = np.asarray(alpha, dtype=float).reshape(-1)
+    leak = leak if leak.size > 1 else leak[0]
+    _, u = direct_steady_state(weights, feedback, np.asarray(delta, dtype=float), leak, kp,
+                               slopes)
+    radii = {f"u{len(weights) + 1}": _radius(u, margin, per_unit, floor)}
+    x = None
+    for l, q in enumerate(feedback):
+        own = np.einsum("nij,nbj->nbi", q, u)
+        if x is not None:
+            forward = x if slopes is None else x * slopes[l - 1]
+            own = own + np.einsum("nij,nbj->nbi", weights[l - 1], forward)
+        x = own
+        radii[f"h{l + 1}"] = _radius(x, margin, per_unit, floor)
     return radii
