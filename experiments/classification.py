@@ -14,8 +14,11 @@ import numpy as np
 
 from dinv.experiments.datasets import load_dataset, one_hot, zscore
 from dinv.experiments.models_spec import (
+    DIRECT_DESCRIPTIONS,
+    DIRECT_SETTINGS,
     ModelSpec,
     circuit_options,
+    own_settings,
     rinit_options,
     select_models,
 )
@@ -40,6 +43,11 @@ MODELS = (
     ModelSpec("NDI a=0", "ndi", 0.0, "transpose"),
     ModelSpec("NDI a=0.01", "ndi", 0.01, "transpose"),
     ModelSpec("DI a=0.01", "di", 0.01, "transpose"),
+    # Beyond the paper, run when named: inversion of targets and direct feedback control.
+    ModelSpec("NDI-T a=0.01", "ndi-targets", 0.01, "transpose", optional=True),
+    ModelSpec("DI-T a=0.01", "di-targets", 0.01, "transpose", optional=True),
+    ModelSpec("NDFC a=0.0015", "ndfc", 0.0015, "transpose", optional=True),
+    ModelSpec("DFC a=0.0015", "dfc", 0.0015, "transpose", optional=True),
 )
 
 PAPER_TEST_ERROR = {"BP": 2.2, "FA": 1.8, "PBP": 2.8, "NDI": 2.8, "DI": 2.8}
@@ -69,6 +77,8 @@ DEFAULTS = {
     "checkpoint_every": 10000,
     "restabilise": True,
     "rinit": {"target": -0.01, "lr": 5e-2, "max_iters": 200, "min_iters": 10},
+    # DI of targets and DFC (optional models): Meulemans et al. (2021)'s toy settings.
+    **DIRECT_SETTINGS,
 }
 QUICK = {"dataset": "digits", "hidden": [100], "epochs": 3, "batch_size": 10, "lr": 1e-2,
          "eval_every": 300, "steps": 500}
@@ -92,6 +102,7 @@ DESCRIPTIONS = {
     "checkpoint_every": "write checkpoint.npz every this many training samples",
     "restabilise": "re-stabilise NDI/DI feedback whenever a circuit turns unstable",
     "rinit": RINIT_DESCRIPTION,
+    **DIRECT_DESCRIPTIONS,
 }
 """One line per setting (``dinv run mnist --help``)."""
 
@@ -144,7 +155,9 @@ def run(config, progress=True, folder=None, resume=None, stop=None):
         sizes, ["tanh"] * (len(sizes) - 2) + ["softmax"], rng, scale=config["init_scale"])
     shared = {}
     rinit = rinit_options(config, circuit_options(config), base.depth)
-    learners = [spec.learner(base, config["seed"], rinit, shared) for spec in specs]
+    learners = [spec.learner(base, config["seed"], rinit, shared,
+                             rule=own_settings(config, spec)[0],
+                             circuit=own_settings(config, spec)[1]) for spec in specs]
 
     def measure(learners):
         return {"test_error": [
