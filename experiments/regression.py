@@ -417,18 +417,25 @@ def train_regression(name, config, specs, X, Y, base, rng, progress, stop=None):
     specs = select_models(specs, config["models"])
     rate = [spec for spec in specs if spec.population is None]
     spiking = [spec for spec in specs if spec.population is not None]
-    # The models are selected here: the passes below train exactly the ones given.
-    config = {**config, "models": None}
+    # The models are selected here: each pass below trains exactly the ones it is given
+    # (named, optional ones included).
     if not spiking:
-        return train_regressions(name, [(config, specs, X, Y, base, rng)], progress, stop)[0]
+        return train_regressions(name, [(_named(config, specs), specs, X, Y, base, rng)],
+                                 progress, stop)[0]
     # Every pass draws the same order of samples: copies of the generator as it is now.
     state = rng.bit_generator.state
     results = None
     if rate:
-        results = train_regressions(name, [(config, rate, X, Y, base, rng)], progress, stop)[0]
+        results = train_regressions(name, [(_named(config, rate), rate, X, Y, base, rng)],
+                                    progress, stop)[0]
         if "interrupted" in results:
             return results
     return _spiking_passes(name, config, spiking, X, Y, base, state, progress, stop, results)
+
+
+def _named(config, specs):
+    """``config`` whose ``models`` name exactly ``specs``."""
+    return {**config, "models": [spec.name for spec in specs]}
 
 
 def _copy_generator(state):
@@ -456,7 +463,7 @@ def _spiking_passes(name, config, specs, X, Y, base, state, progress, stop, resu
         if stop_requested(stop):
             break
         circuit = spiking_circuit(config, spec.population)
-        own = {**config, "iterations": iterations}
+        own = {**_named(config, [spec]), "iterations": iterations}
         start = time.perf_counter()
         part = train_regressions(f"{name}, {spec.name}",
                                  [(own, [spec], X, Y, base, _copy_generator(state),

@@ -174,3 +174,33 @@ def test_dfc_with_a_controller_without_proportional_part_needs_kp_0():
     with pytest.raises(InputError, match="kp .* applies to the 'direct' chain only"):
         settle_chains([ChainSpec(WIDTHS, "sequential", None, N, kp=1.5)],
                       [ChainProblem(weights, Q, delta, 0.01)])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("population", ["scn", "lif"])
+def test_spiking_populations_carry_targets_and_direct_control(population):
+    """DI of targets and DFC (k_p = 0: spiking controllers have no proportional part) with
+    every population spiking settle near their closed forms (NDI of targets, NDFC)."""
+    from dinv.experiments.models_spec import spiking_circuit
+    from dinv.models.initialisation import init_direct_feedback
+    from dinv.models.rules import RULES
+
+    rng = np.random.default_rng(8)
+    net = FeedforwardNetwork.create([4, 3, 3, 2], ["tanh", "tanh", "linear"], rng,
+                                    init="orthogonal")
+    circuit = spiking_circuit({}, population).replace(on_unsettled="ignore")
+    B = [-W.T for W in net.weights[1:]]
+    Q = init_direct_feedback(net.weights, "transpose", None)
+    dfc = RULES["dfc"].with_settings(kp=0.0, target_step=1.0)
+    ndfc = RULES["ndfc"].with_settings(kp=0.0, target_step=1.0)
+    targets = RULES["di-targets"].with_settings(target_step=1.0)
+    ndi_targets = RULES["ndi-targets"].with_settings(target_step=1.0)
+    learners = [Learner("DI-T", targets, net.copy(), B, 0.1, circuit=circuit),
+                Learner("NDI-T", ndi_targets, net.copy(), B, 0.1),
+                Learner("DFC", dfc, net.copy(), Q, 0.1, circuit=circuit),
+                Learner("NDFC", ndfc, net.copy(), Q, 0.1)]
+    x, t = rng.standard_normal((2, 4)), rng.standard_normal((2, 2))
+    step = train_step(learners, x, t, UpdateConfig(lr=1e-3))
+    for simulated, closed in ((0, 1), (2, 3)):
+        for got, ref in zip(step.deltas[simulated][:-1], step.deltas[closed][:-1]):
+            assert rel_err(got, ref) < 0.15, (learners[simulated].name, population)

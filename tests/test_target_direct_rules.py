@@ -129,3 +129,41 @@ def test_model_specs_of_targets_and_direct_control():
     assert select_models(specs, ["DFC"]) == [spec]
     with pytest.raises(InputError, match="spiking controller has no proportional part"):
         own_settings({}, ModelSpec("DFC-SCN", "dfc", 0.01, "transpose", population="scn"))
+
+
+def test_regression_trains_the_optional_models(tmp_path):
+    """linear-regression runs DI of targets and DFC when named: on its linear network DI of
+    targets takes DI's updates; the curves compare each with its own closed form."""
+    import json
+
+    from dinv.analysis import validate_results
+    from dinv.experiments.cli import main
+
+    out = tmp_path / "out"
+    models = "DI a=0.01,DI-T a=0.01,NDFC a=0.0015,DFC a=0.0015"
+    assert main(["run", "linear-regression", "--set", "samples=12", "--models", models,
+                 "--out", str(out), "--no-progress"]) == 0
+    record = json.loads((out / "results.json").read_text())
+    validate_results(record)
+    di, targets = (np.array(record["error"][m]) for m in ("DI a=0.01", "DI-T a=0.01"))
+    np.testing.assert_allclose(targets, di, rtol=1e-9)
+    curves = record["curves"]
+    assert max(curves["angle_ndi"]["DI-T a=0.01"][0]) < 1.0
+    assert np.isfinite(curves["eigenvalue"]["DFC a=0.0015"][0]).all()
+    assert np.isfinite(curves["angle_B"]["NDFC a=0.0015"][0]).all()
+    assert record["rules"]["DFC a=0.0015"] == "dfc"
+
+
+def test_mnist_trains_the_optional_models(tmp_path):
+    import json
+
+    from dinv.experiments.cli import main
+
+    out = tmp_path / "out"
+    assert main(["run", "mnist", "--quick", "--models", "BP,DI-T a=0.01,DFC a=0.0015",
+                 "--set", "epochs=1", "--set", "train_samples=60", "--set", "eval_every=60",
+                 "--out", str(out), "--no-progress"]) == 0
+    record = json.loads((out / "results.json").read_text())
+    assert set(record["final"]) == {"BP", "DI-T a=0.01", "DFC a=0.0015"}
+    assert all(np.isfinite(v["test_error"]) for v in record["final"].values())
+    assert set(record["settling"]) == {"DI-T a=0.01", "DFC a=0.0015"}
