@@ -70,7 +70,7 @@ def _seconds(name, value, allow_zero=False):
     """A time given as a Brian2 quantity (or seconds), as float seconds."""
     try:
         seconds = float(value / second) if hasattr(value, "dim") else float(value)
-    except Exception:  # a quantity of other units
+    except Exception:  # noqa: BLE001 - a quantity of other units raises one of several types
         raise InputError(f"{name} must be a time, e.g. 10*ms; got {value!r}") from None
     if hasattr(value, "dim") and value.dim != second.dim:
         raise InputError(f"{name} must be a time, e.g. 10*ms; got {value!r}")

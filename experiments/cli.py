@@ -12,9 +12,6 @@ Usage::
     dinv show results/linear                     # the summary of a finished or stopped run
 """
 
-DESCRIPTION = "dinv: list, run and show the experiments of dynamic inversion " \
-    "(Podlaski & Machens, NeurIPS 2020)."
-
 import argparse
 import json
 import shlex
@@ -43,6 +40,9 @@ from dinv.experiments.summary import header_line, show, summary_lines
 from dinv.experiments.supervised import CHECKPOINT, read_checkpoint
 from dinv.models.rules import RULES
 from dinv.models.stabilise import StabilisationError
+
+DESCRIPTION = ("dinv: list, run and show the experiments of dynamic inversion "
+               "(Podlaski & Machens, NeurIPS 2020).")
 
 
 def _parse_value(text):

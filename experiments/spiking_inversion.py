@@ -68,6 +68,7 @@ Outputs: ``scaling`` (records with ``population``, ``case``,
 against N on log-log axes with the fitted slopes.
 """
 
+import itertools
 import time
 import zlib
 
@@ -199,7 +200,7 @@ def _case_arrays(case, seed):
                      "contracting" if case.startswith("spiking") else case)
     if case == "chain":
         weights = [rng.normal(0.0, np.sqrt(1.0 / d_out), (d_out, d_in))
-                   for d_in, d_out in zip(CHAIN_WIDTHS[:-1], CHAIN_WIDTHS[1:])]
+                   for d_in, d_out in itertools.pairwise(CHAIN_WIDTHS)]
         return weights, [-W.T for W in weights[1:]], rng.normal(0.0, 1.0, (1, CHAIN_WIDTHS[-1]))
     d_out, d_in = PAIRS[case]
     W = rng.normal(0.0, np.sqrt(1.0 / d_out), (d_out, d_in))

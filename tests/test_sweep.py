@@ -197,7 +197,7 @@ def finished(cluster, tmp_path_factory):
 
 
 def test_sweep_completes_and_load_sweep_returns_its_rows(finished):
-    spec, out, outcome = finished
+    _spec, out, outcome = finished
     assert outcome.counts["done"] == 4 and not outcome.errors
     table = load_sweep(out)
     assert list(table.columns) == ["cell", "seed", "status", "model", "metric", "value",
@@ -236,7 +236,7 @@ def test_sweep_cells_follow_the_schema_and_show(finished, capsys):
     prints the counts and the primary metric per model."""
     from dinv.analysis import load_results, validate_results
 
-    spec, out, _ = finished
+    _spec, out, _ = finished
     for path in (out / "cells").glob("*/results.json"):
         validate_results(path)
     frame = load_results(out)
@@ -372,7 +372,7 @@ def test_ctrl_c_stops_the_command_and_a_rerun_continues(tmp_path):
     while not list(out.glob("cells/*/results.json")) and time.monotonic() < deadline:
         time.sleep(0.2)
     os.killpg(process.pid, signal.SIGINT)
-    stdout, stderr = process.communicate(timeout=120)
+    _stdout, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr
     assert "interrupted by SIGINT" in stderr
     table = load_sweep(out)
