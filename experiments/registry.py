@@ -180,5 +180,11 @@ def make_config(experiment, quick=False, overrides=None):
                 f"{experiment.name} has no setting {key!r}; settings: {', '.join(config)}"
             )
         config[key] = _check_type(key, config[key], value)
+    models = config.get("models")
+    if isinstance(models, list):
+        twice = sorted({m for m in models if models.count(m) > 1}, key=models.index)
+        if twice:
+            raise InputError(f"models names {', '.join(map(repr, twice))} more than once; "
+                             "name each model once")
     config["quick"] = bool(quick)
     return config
