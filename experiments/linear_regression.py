@@ -24,7 +24,7 @@ import numpy as np
 
 from dinv.errors import InputError
 from dinv.experiments.models_spec import SPIKING_SETTINGS, ModelSpec
-from dinv.experiments.regression import train_regression
+from dinv.experiments.regression import protocol_run
 from dinv.experiments.settings import (
     CIRCUIT_DEFAULTS,
     CIRCUIT_DESCRIPTIONS,
@@ -172,15 +172,8 @@ def prepare(config):
     return config, MODELS, X, Y, base, rng
 
 
-def run(config, progress=True, stop=None):
-    """Train every model and record the curves of Fig. 3a-f.
-
-    Returns
-    -------
-    dict
-        See `dinv.experiments.regression.train_regression`.
-    """
-    return train_regression(NAME, *prepare(config), progress, stop)
+run = protocol_run(NAME, prepare)
+"""Train every model and record the curves of Fig. 3a-f (`train_regression`'s results)."""
 
 
 def figure(results):

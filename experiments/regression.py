@@ -301,6 +301,23 @@ class ClosedFormSide:
                 for r, errors in enumerate(self.errors)]
 
 
+def protocol_run(name, prepare):
+    """The ``run(config, progress=True, stop=None)`` of a regression protocol: train
+    every model on the data ``prepare(config)`` gives (`train_regression`).
+
+    Parameters
+    ----------
+    name : str
+        Label of the progress bar.
+    prepare : callable
+        ``prepare(config)`` -> the arguments of `train_regression` after ``name``.
+    """
+    def run(config, progress=True, stop=None):
+        return train_regression(name, *prepare(config), progress, stop)
+
+    return run
+
+
 def train_regression(name, config, specs, X, Y, base, rng, progress, stop=None):
     """Train every model online on (X, Y) and collect errors and curves.
 
