@@ -300,11 +300,7 @@ class _Member:
                        and all(m == CONTROLLER for m in layers["controller"]))
         # tau_system / tau_controller per layer pair (the loop: one, equal relays).
         self._ratios = [float(s / c) for s, c in zip(tau_sys, tau_ctl)]
-        if self.architecture == "direct":
-            linear = all(t == "linear" for t in self.transfers)
-            self.exact_stability = (rate_models and linear
-                                    and len({float(t / ms) for t in tau_sys}) == 1)
-        elif self.architecture == "single-loop":
+        if self.architecture in LOOPS:  # the single loop, direct control
             linear = all(t == "linear" for t in self.transfers)
             self.exact_stability = (rate_models and linear
                                     and len({float(t / ms) for t in tau_sys}) == 1)

@@ -61,6 +61,7 @@ from dinv.theory import (
     direct_steady_state,
     layer_steady_state,
     steady_control,
+    target_chain_linear,
 )
 
 
@@ -75,7 +76,7 @@ def _seconds(name, value, allow_zero=False):
     """A time given as a Brian2 quantity (or seconds), as float seconds."""
     try:
         seconds = float(value / second) if hasattr(value, "dim") else float(value)
-    except Exception:  # a quantity of other units
+    except Exception:  # noqa: BLE001 - a quantity of other units raises one of several types
         raise InputError(f"{name} must be a time, e.g. 10*ms; got {value!r}") from None
     if hasattr(value, "dim") and value.dim != second.dim:
         raise InputError(f"{name} must be a time, e.g. 10*ms; got {value!r}")
@@ -501,7 +502,7 @@ def lif_population(kind="system", neurons_per_dim=64, tau_synapse=10 * ms,
         L2 regularisation of the decoders relative to the largest rate. 0.02,
         not Nengo's 0.1: the time-averaged readout is limited by the fixed
         decoding error, which regularisation raises (on the reference case
-        of issue 10: 0.1 gave 2.7 / 1.4 / 0.45 degrees at 16 / 64 / 256
+        of the spiking study: 0.1 gave 2.7 / 1.4 / 0.45 degrees at 16 / 64 / 256
         neurons per dimension, slope -0.66; 0.02 gave 2.0 / 0.72 / 0.24,
         slope -0.77; 0.01 gave 3.1 / 0.61 / 0.22, noisier at 16).
 
@@ -662,4 +663,39 @@ def direct_radii(weights, feedback, delta, alpha, kp=0.0, slopes=None, margin=1.
             own = own + np.einsum("nij,nbj->nbi", weights[l - 1], forward)
         x = own
         radii[f"h{l + 1}"] = _radius(x, margin, per_unit, floor)
+    return radii
+
+
+def target_radii(weights, feedback, delta, alpha, slopes=None, margin=1.5, per_unit=False,
+                 floor=1e-6):
+    """Radii of the blocks of a chain of targets (DI of targets) from its linearised
+    steady state (`dinv.theory.target_chain_linear`).
+
+    Parameters as in `chain_radii`, with ``slopes`` g'(a_1) .. g'(a_(L-1)) (each (n,
+    batch, d_l); None: ones) in place of gains.
+
+    Returns
+    -------
+    dict
+        By block name: ``d{l}`` (the deviations x_l) and ``u{l}`` (the controllers,
+        u_l = (D_l W_l B_l - alpha I)^-1 x_l; the output's without D).
+    """
+    margin = _positive("margin", margin)
+    weights = [np.asarray(w, dtype=float) for w in weights[1:]]
+    feedback = [np.asarray(b, dtype=float) for b in feedback]
+    delta = np.asarray(delta, dtype=float)
+    states = target_chain_linear(weights, feedback, delta, alpha, slopes)
+    pairs = len(weights)
+    leaks = np.broadcast_to(np.asarray(alpha, dtype=float).reshape(
+        (-1, 1) if np.ndim(alpha) == 1 else np.shape(alpha) or (1, 1)), (delta.shape[0], pairs))
+    radii = {}
+    for j in range(pairs):  # layer pair (W_{j+2}, B_{j+2}): u_{j+2} drives d_{j+1}
+        upper = states[j + 1] if j + 1 < pairs else delta
+        A = (weights[j] @ feedback[j])[:, None]                      # (n, 1, d, d)
+        if j + 1 < pairs and slopes is not None:
+            A = slopes[j + 1][..., :, None] * A                      # (n, batch, d, d)
+        A = A - leaks[:, j, None, None, None] * np.eye(A.shape[-1])
+        control = np.linalg.solve(A, upper[..., None])[..., 0]
+        radii[f"d{j + 1}"] = _radius(states[j], margin, per_unit, floor)
+        radii[f"u{j + 2}"] = _radius(control, margin, per_unit, floor)
     return radii

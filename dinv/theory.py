@@ -39,9 +39,13 @@ towards ``g'(a_l) * delta_l`` (an identity relay with gain). Single loop
 forward through relays ``dh_l/dt = -h_l + W_l g(h_{l-1})``.
 """
 
+from collections.abc import Callable, Sequence
+
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.linalg import lu_factor, lu_solve, solve
 from scipy.linalg.lapack import dgecon as gecon
+from scipy.optimize import root
 
 from dinv.errors import InputError
 from dinv.nonlinearities import get_transfer
@@ -536,11 +540,8 @@ def pid_jacobian(W, B, alpha, tau_ratio=1.0, kp=0.0, kd=0.0, filter_ratio=1.0):
 
     Parameters
     ----------
-    W : ndarray, shape (d_l, d_{l-1})
-    B : ndarray, shape (d_{l-1}, d_l)
-    alpha : float
-    tau_ratio : float
-        tau_system / tau_controller.
+    W, B, alpha, tau_ratio
+        As in `circuit_jacobian`.
     kp, kd : float or ndarray of shape (d_l, d_l)
     filter_ratio : float
         tau_d / tau_controller.
@@ -730,13 +731,13 @@ def loop_abscissa(weights, B, alpha, tau_ratio=1.0):
     weights : list of ndarray
         W_2 .. W_L, each (..., d_l, d_{l-1}).
     B : ndarray, shape (..., d_1, d_L)
-    alpha : float or ndarray of shape (...)
-    tau_ratio : float
-        tau_system / tau_controller.
+    alpha, tau_ratio
+        As in `jacobian_abscissa`.
 
     Returns
     -------
     float or ndarray
+        One abscissa per problem of the stack.
     """
     M = np.asarray(B, dtype=float)
     for W in weights:
@@ -1067,7 +1068,7 @@ def loop_steady_state(weights, B, delta, alpha):
 # layer l's moves by W_l shifted(a_{l-1}, x_{l-1}).
 
 
-def shifted(transfer, offset, x):
+def shifted(transfer: str | None, offset: ArrayLike, x: np.ndarray) -> np.ndarray:
     """``g(offset) - g(offset - x)``: how g(a) changes when a moves by -x.
 
     Parameters
@@ -1094,8 +1095,10 @@ def _shifted_slope(transfer, offset, x):
     return get_transfer(transfer).derivative(offset - x)
 
 
-def target_layer_rhs(x, u, W, B, target, alpha, offset=0.0, transfer="linear",
-                     tau_ratio=1.0):
+def target_layer_rhs(x: np.ndarray, u: np.ndarray, W: np.ndarray, B: np.ndarray,
+                     target: np.ndarray, alpha: ArrayLike, offset: ArrayLike = 0.0,
+                     transfer: str = "linear", tau_ratio: float = 1.0
+                     ) -> tuple[np.ndarray, np.ndarray]:
     """Right-hand side of a layer pair inverting targets, in units of tau_system.
 
     The system population holds the deviation x = h_{l-1} - target_{l-1} of
@@ -1140,7 +1143,9 @@ def _target_layers(pairs, offsets, transfers):
             for j in range(pairs)]
 
 
-def target_chain_linear(weights, feedback, delta, alpha, slopes=None):
+def target_chain_linear(weights: Sequence[np.ndarray], feedback: Sequence[np.ndarray],
+                        delta: np.ndarray, alpha: ArrayLike,
+                        slopes: Sequence[np.ndarray] | None = None) -> list[np.ndarray]:
     """The linearised steady state of the chain inverting targets, from the output down.
 
     To first order in the deviations (g(a) - g(a - z) ~ D z, D_l =
@@ -1178,7 +1183,7 @@ def target_chain_linear(weights, feedback, delta, alpha, slopes=None):
         return chain_steady_state(weights, feedback, delta, alpha)
     pairs = len(weights)
     leaks = _per_pair(alpha, pairs, np.ndim(weights[0]) - 2, "alpha")
-    deltas = [None] * pairs
+    deltas: list[np.ndarray] = []                  # from the top pair down
     for j in range(pairs - 1, -1, -1):
         if j == pairs - 1:
             delta = layer_steady_state(weights[j], feedback[j], delta, leaks[j])
@@ -1188,8 +1193,8 @@ def target_chain_linear(weights, feedback, delta, alpha, slopes=None):
             A = A - np.asarray(leaks[j], dtype=float)[..., None, None, None] \
                 * np.eye(A.shape[-1])
             delta = (B @ _solve_rows(A, delta, "D W B")[..., None])[..., 0]
-        deltas[j] = delta
-    return deltas
+        deltas.append(delta)
+    return deltas[::-1]
 
 
 def _solve_rows(A, rhs, label):
@@ -1208,8 +1213,15 @@ NEWTON_ITERATIONS = 100
 """Most Newton steps of `newton_rows`."""
 
 
-def newton_rows(function, u, tol=NEWTON_TOL, max_iter=NEWTON_ITERATIONS, scale=None):
+def newton_rows(function: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
+                u: np.ndarray, tol: float = NEWTON_TOL, max_iter: int = NEWTON_ITERATIONS,
+                scale: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Solve F(u) = 0 row by row by Newton's method with backtracking.
+
+    Rows (samples) that Newton's method leaves above the tolerance (e.g.
+    where saturated units make the Jacobian nearly singular) are solved one
+    at a time by MINPACK's hybrid Powell method (`scipy.optimize.root`,
+    'hybr') from Newton's last iterate.
 
     Parameters
     ----------
@@ -1244,17 +1256,37 @@ def newton_rows(function, u, tol=NEWTON_TOL, max_iter=NEWTON_ITERATIONS, scale=N
         size = np.ones(norm.shape)
         for _ in range(30):  # halve the step until the residual falls (per row)
             trial = u - size[..., None] * step
-            F_new, dF_new = function(trial)
-            new = np.linalg.norm(F_new, axis=-1)
+            new = np.linalg.norm(function(trial)[0], axis=-1)
             worse = ~(new < norm) & ~done
             if not worse.any():
                 break
             size[worse] *= 0.5
-        u, F, dF, norm = trial, F_new, dF_new, np.where(done, norm, new)
+        improved = (new < norm)[..., None]
+        u = np.where(improved, trial, u)
+        F, dF = function(u)
+        norm = np.linalg.norm(F, axis=-1)
+    converged = norm <= tol * scale
+    u = u.copy()
+    for index in zip(*np.nonzero(~converged)):
+        start = u.copy()
+
+        def row(v, index=index, start=start):
+            trial = start.copy()
+            trial[index] = v
+            F_row, dF_row = function(trial)
+            return F_row[index], dF_row[index]
+
+        found = root(row, start[index], jac=True, method="hybr", options={"xtol": 1e-14})
+        if np.linalg.norm(row(found.x)[0]) < norm[index]:
+            u[index] = found.x
+    norm = np.linalg.norm(function(u)[0], axis=-1)
     return u, norm <= tol * scale
 
 
-def target_pair_state(W, B, delta, alpha, offset=0.0, transfer="linear", start=None):
+def target_pair_state(W: np.ndarray, B: np.ndarray, delta: np.ndarray, alpha: ArrayLike,
+                      offset: ArrayLike = 0.0, transfer: str = "linear",
+                      start: np.ndarray | None = None
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The exact steady state of one layer pair inverting targets (`target_layer_rhs`).
 
     Solves ``g(a_l) - g(a_l - W B u) = x_l + alpha u`` for u, sample by
@@ -1298,7 +1330,9 @@ def target_pair_state(W, B, delta, alpha, offset=0.0, transfer="linear", start=N
     return _apply(B, u), u, converged
 
 
-def target_chain_state(weights, feedback, delta, alpha, offsets, transfers):
+def target_chain_state(weights: Sequence[np.ndarray], feedback: Sequence[np.ndarray],
+                       delta: np.ndarray, alpha: ArrayLike, offsets: Sequence[np.ndarray],
+                       transfers: Sequence[str]) -> tuple[list[np.ndarray], np.ndarray]:
     """The exact steady state of the chain inverting targets: `ndi-targets`.
 
     From the output down, each layer pair's `target_pair_state` (the top
@@ -1329,17 +1363,18 @@ def target_chain_state(weights, feedback, delta, alpha, offsets, transfers):
     pairs = len(weights)
     leaks = _per_pair(alpha, pairs, np.ndim(weights[0]) - 2, "alpha")
     layers = _target_layers(pairs, offsets, transfers)
-    deltas, converged = [None] * pairs, np.ones(np.shape(delta)[:-1], dtype=bool)
+    deltas: list[np.ndarray] = []                  # from the top pair down
+    converged = np.ones(np.shape(delta)[:-1], dtype=bool)
     for j in range(pairs - 1, -1, -1):
         offset, transfer = layers[j]
         delta, _, ok = target_pair_state(weights[j], feedback[j], delta, leaks[j], offset,
                                          transfer)
-        deltas[j] = delta
+        deltas.append(delta)
         converged &= ok
-    return deltas, converged
+    return deltas[::-1], converged
 
 
-def direct_leak(alpha, kp):
+def direct_leak(alpha: ArrayLike, kp: float) -> np.ndarray:
     """The effective leak alpha / (1 + alpha k_p) of a controller with a proportional part.
 
     With u = u_i + k_p e and tau du_i/dt = e - alpha u_i, the steady state
@@ -1349,7 +1384,8 @@ def direct_leak(alpha, kp):
     return alpha / (1.0 + alpha * float(kp))
 
 
-def direct_jacobians(weights, slopes=None):
+def direct_jacobians(weights: Sequence[np.ndarray],
+                     slopes: Sequence[np.ndarray] | None = None) -> list[np.ndarray]:
     """J_l = d a_L / d a_l of the linearised forward chain: what Q_l is compared with.
 
     ::
@@ -1372,18 +1408,20 @@ def direct_jacobians(weights, slopes=None):
         J_1 .. J_{L-1}, each (..., d_L, d_l), with a batch axis before the
         last two when ``slopes`` are given.
     """
-    jacobians = [None] * len(weights)
-    J = None
+    jacobians: list[np.ndarray] = []               # from the top layer down
     for j in range(len(weights) - 1, -1, -1):
         W = weights[j] if slopes is None else weights[j][..., None, :, :]
-        J = W if J is None else J @ W
+        J = W if not jacobians else jacobians[-1] @ W
         if slopes is not None:
             J = J * slopes[j][..., None, :]
-        jacobians[j] = J
-    return jacobians
+        jacobians.append(J)
+    return jacobians[::-1]
 
 
-def direct_steady_state(weights, Q, delta, alpha, kp=0.0, slopes=None):
+def direct_steady_state(weights: Sequence[np.ndarray], Q: Sequence[np.ndarray],
+                        delta: np.ndarray, alpha: ArrayLike, kp: float = 0.0,
+                        slopes: Sequence[np.ndarray] | None = None
+                        ) -> tuple[list[np.ndarray], np.ndarray]:
     """The linearised steady state of direct feedback control (DFC): `ndfc` for small errors.
 
     One controller at the output, u = u_i + k_p e with tau_u du_i/dt =
@@ -1442,7 +1480,10 @@ def _solve_direct(A, rhs):
                          "state; use alpha > 0 or feedback Q of full rank") from None
 
 
-def direct_forward(weights, Q, u, offsets=None, transfers=None):
+def direct_forward(weights: Sequence[np.ndarray], Q: Sequence[np.ndarray], u: np.ndarray,
+                   offsets: Sequence[np.ndarray] | None = None,
+                   transfers: Sequence[str] | None = None
+                   ) -> tuple[list[np.ndarray], np.ndarray, list[np.ndarray]]:
     """The deviations and the output that a control signal u holds at rest.
 
     ::
@@ -1462,8 +1503,9 @@ def direct_forward(weights, Q, u, offsets=None, transfers=None):
     """
     transfers = ["linear"] * len(Q) if transfers is None else list(transfers)
     offsets = [np.zeros(1)] * len(Q) if offsets is None else offsets
-    hidden, sensitivity = [], []
-    x, dx = None, None
+    hidden: list[np.ndarray] = []
+    sensitivity: list[np.ndarray] = []
+    x = dx = own = eye = np.zeros(0)
     for l in range(len(weights) + 1):
         if l < len(Q):
             own = _apply(Q[l], u)
@@ -1483,7 +1525,11 @@ def direct_forward(weights, Q, u, offsets=None, transfers=None):
     raise InputError("direct feedback control needs at least one hidden layer")
 
 
-def direct_state(weights, Q, delta, alpha, kp=0.0, offsets=None, transfers=None):
+def direct_state(weights: Sequence[np.ndarray], Q: Sequence[np.ndarray], delta: np.ndarray,
+                 alpha: ArrayLike, kp: float = 0.0,
+                 offsets: Sequence[np.ndarray] | None = None,
+                 transfers: Sequence[str] | None = None
+                 ) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
     """The exact steady state of direct feedback control with the forward nonlinearity: `ndfc`.
 
     Solves ``delta_L - y(u) = alpha' u`` (`direct_forward`, `direct_leak`)
@@ -1507,10 +1553,11 @@ def direct_state(weights, Q, delta, alpha, kp=0.0, offsets=None, transfers=None)
     u : ndarray
     converged : ndarray of bool, shape (..., batch)
     """
-    linear = transfers is None or all(t == "linear" for t in transfers)
-    if linear:
+    if transfers is None or all(t == "linear" for t in transfers):
         deltas, u = direct_steady_state(weights, Q, delta, alpha, kp)
         return deltas, u, np.ones(np.shape(delta)[:-1], dtype=bool)
+    if offsets is None:
+        raise InputError("a nonlinear network's direct control needs the offsets a_1 .. a_(L-1)")
     slopes = [_shifted_slope(t, a, np.zeros_like(a)) for t, a in zip(transfers, offsets)]
     _, start = direct_steady_state(weights, Q, delta, alpha, kp, slopes)
     leak = direct_leak(alpha, kp)
@@ -1525,8 +1572,11 @@ def direct_state(weights, Q, delta, alpha, kp=0.0, offsets=None, transfers=None)
     return [_apply(q, u) for q in Q], u, converged
 
 
-def direct_rhs(hidden, u_i, weights, Q, delta, alpha, kp=0.0, tau_ratio=1.0, offsets=None,
-               transfers=None):
+def direct_rhs(hidden: Sequence[np.ndarray], u_i: np.ndarray, weights: Sequence[np.ndarray],
+               Q: Sequence[np.ndarray], delta: np.ndarray, alpha: ArrayLike, kp: float = 0.0,
+               tau_ratio: float = 1.0, offsets: Sequence[np.ndarray] | None = None,
+               transfers: Sequence[str] | None = None
+               ) -> tuple[list[np.ndarray], np.ndarray]:
     """Right-hand side of direct feedback control, in units of tau_system (tau_v).
 
     In the orientation of errors (deviations x_l = a_l - target_l, Meulemans
@@ -1568,7 +1618,9 @@ def direct_rhs(hidden, u_i, weights, Q, delta, alpha, kp=0.0, tau_ratio=1.0, off
     return d_hidden, tau_ratio * (error - _leak(alpha) * u_i)
 
 
-def direct_jacobian(weights, Q, alpha, kp=0.0, tau_ratio=1.0, slopes=None):
+def direct_jacobian(weights: Sequence[np.ndarray], Q: Sequence[np.ndarray], alpha: float,
+                    kp: float = 0.0, tau_ratio: float = 1.0,
+                    slopes: Sequence[np.ndarray] | None = None) -> np.ndarray:
     """Jacobian of `direct_rhs` (linearised), states (x_1, .., x_{L-1}, u_i).
 
     With the forward shift A (blocks W_l D_{l-1} below the diagonal), the
@@ -1610,14 +1662,15 @@ def direct_jacobian(weights, Q, alpha, kp=0.0, tau_ratio=1.0, slopes=None):
     return J
 
 
-def direct_abscissa(weights, Q, alpha, kp=0.0, tau_ratio=1.0):
+def direct_abscissa(weights: Sequence[np.ndarray], Q: Sequence[np.ndarray], alpha: ArrayLike,
+                    kp: float = 0.0, tau_ratio: float = 1.0) -> float | np.ndarray:
     """Largest real part of the eigenvalues of `direct_jacobian` at rest (negative: stable).
 
     Accepts stacks: W_l (n, d_l, d_{l-1}), Q_l (n, d_l, d_L) and alpha (n,)
     give one value per problem.
     """
     if np.ndim(Q[0]) == 2:
-        J = direct_jacobian(weights, Q, alpha, kp, tau_ratio)
+        J = direct_jacobian(weights, Q, float(np.asarray(alpha)), kp, tau_ratio)
         return float(np.linalg.eigvals(J).real.max())
     alphas = np.broadcast_to(np.asarray(alpha, dtype=float), (np.shape(Q[0])[0],))
     return np.array([direct_abscissa([W[k] for W in weights], [q[k] for q in Q], alphas[k],

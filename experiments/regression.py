@@ -8,7 +8,6 @@ models (stability, feedback alignment, agreement with NDI and PBP).
 """
 
 import time
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -209,10 +208,8 @@ class CurveRecorder:
                 offsets=[stack_c([pre_activations[row][l] for row in own])
                          for l in range(depth - 1)],
                 transfers=[g.name for g in learners[0].net.nonlinearities[:-1]])
-            with warnings.catch_warnings():  # a reference, not a model's update
-                warnings.simplefilter("ignore", RuntimeWarning)
-                for j, value in enumerate(rule.chainwise(rule, arrays)):
-                    reference[j][own] = value
+            for j, value in enumerate(rule.chainwise(rule, arrays)[0]):
+                reference[j][own] = value
         pbp_ref = _pbp_chain(self._weights[1:], output, gains)
         for j in range(depth - 1):
             hidden = stack_c([delta[j][0] for delta in deltas])
@@ -361,6 +358,23 @@ class ClosedFormSide:
                 for r, errors in enumerate(self.errors)]
 
 
+def protocol_run(name, prepare):
+    """The ``run(config, progress=True, stop=None)`` of a regression protocol: train
+    every model on the data ``prepare(config)`` gives (`train_regression`).
+
+    Parameters
+    ----------
+    name : str
+        Label of the progress bar.
+    prepare : callable
+        ``prepare(config)`` -> the arguments of `train_regression` after ``name``.
+    """
+    def run(config, progress=True, stop=None):
+        return train_regression(name, *prepare(config), progress, stop)
+
+    return run
+
+
 def train_regression(name, config, specs, X, Y, base, rng, progress, stop=None):
     """Train every model online on (X, Y) and collect errors and curves.
 
@@ -380,9 +394,9 @@ def train_regression(name, config, specs, X, Y, base, rng, progress, stop=None):
         ``rinit`` (options of `dinv.models.stabilise.stabilise_feedback` for R-Init and
         re-stabilisation), ``repair`` (options that replace those of ``rinit`` for
         re-stabilisation, e.g. ``solver``, ``min_iters``) and ``restabilise`` (repair
-        DI/SLDI feedback whenever a circuit's abscissa turns positive); ``iterations`` (None: one pass over
-        the data set) limits the updates; ``parallel`` runs the closed-form side
-        in a companion process; ``error_dtype`` is the precision of the
+        DI/SLDI feedback whenever a circuit's abscissa turns positive); ``iterations``
+        (None: one pass over the data set) limits the updates; ``parallel`` runs the
+        closed-form side in a companion process; ``error_dtype`` is the precision of the
         data-set error's forward pass ('float32' halves its cost; the sums are
         float64); in 'float64' linear networks without biases take the exact
         closed form instead (`dinv.experiments.errors.error_measure`).
@@ -706,7 +720,7 @@ def _regression_results(specs, learners, errors, values, events):
         },
         "curves": curves,
         # The x axes: error[i] after updates["error"][i] updates (0: before training),
-        # curves[..][j] during update updates["curves"][j] (README: results.json).
+        # curves[..][j] during update updates["curves"][j] (user guide: The results file).
         "updates": {"error": list(range(errors.shape[1])),
                     "curves": list(range(1, values["angle_ndi"].shape[-1] + 1))},
         "restabilised": events,

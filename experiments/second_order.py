@@ -39,6 +39,7 @@ measure over the measured steps; the final training and test losses, the
 settling of the simulated circuits and the re-stabilisations.
 """
 
+import warnings
 import zlib
 from dataclasses import dataclass
 from itertools import pairwise
@@ -348,9 +349,10 @@ def _train_case(config, case, rinit, models, results, bar, stop):
     batch, steps = protocol["batch"], protocol["steps"]
     order = case.rng.permutation(case.X.shape[0])
     position, gn_solves = 0, []
+    unsolved = {lrn.name: 0 for lrn in learners if lrn.rule.chainwise is not None}
     for step in range(steps):
         if stop_requested(stop):
-            _case_results(case, models, names, stats, gn_solves, results)
+            _case_results(case, models, names, stats, gn_solves, unsolved, step, results)
             return step
         if position + batch > order.size:
             order, position = case.rng.permutation(case.X.shape[0]), 0
@@ -362,8 +364,12 @@ def _train_case(config, case, rinit, models, results, bar, stop):
                    None if lrn.net.biases is None else [b.copy() for b in lrn.net.biases],
                    _loss(lrn.net, case.X, case.Y) if measured else None)
                   for lrn in learners]
-        trained = train_step(learners, x, t, case.update)
+        with warnings.catch_warnings():  # counted in the results instead
+            warnings.filterwarnings("ignore", "(ndi-targets|ndfc): Newton", RuntimeWarning)
+            trained = train_step(learners, x, t, case.update)
         stats.add_step(names, trained)
+        for k, count in trained.unsolved.items():
+            unsolved[names[k]] += count
         if measured:
             for k, learner in enumerate(learners):
                 weights, biases, loss = before[k]
@@ -379,7 +385,7 @@ def _train_case(config, case, rinit, models, results, bar, stop):
             results["restabilised"] += [{**event, "model": f"{case.name} {event['model']}"}
                                         for event in _restabilise(inverting, step, rinit)]
         bar.update(1)
-    _case_results(case, models, names, stats, gn_solves, results)
+    _case_results(case, models, names, stats, gn_solves, unsolved, steps, results)
     return steps
 
 
@@ -443,7 +449,7 @@ def _records(results, case, model, step, loss, measures, damping):
                                   "loss": loss, **values, "damping": damping})
 
 
-def _case_results(case, models, names, stats, gn_solves, results):
+def _case_results(case, models, names, stats, gn_solves, unsolved, steps, results):
     """The case's entry of ``results['cases']`` and its settling."""
     nets = {lrn.name: lrn.net for lrn in case.learners}
     if case.gn is not None:
@@ -457,6 +463,8 @@ def _case_results(case, models, names, stats, gn_solves, results):
                   for m, net in nets.items()},
         "gn_method": gn_solves[-1].method if gn_solves else None,
         "gn_residual": max((s.residual for s in gn_solves), default=None),
+        "unsolved": {name: {"samples": count, "of": steps * case.protocol["batch"]}
+                     for name, count in unsolved.items()},
     }
     for name, entry in stats.summary().items():
         results["settling"][f"{case.name} {name}"] = entry

@@ -21,7 +21,6 @@ The circuit rules (DI, SLDI, DI of targets, DFC) import Brian2 only when
 called: the closed-form rules work without it.
 """
 
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -144,9 +143,9 @@ def di_targets(weights, feedback, delta, alpha, offsets, transfers, architecture
         tau_c du_l/dt     = -alpha u_l + g_l(a_l) - g_l(a_l - W_l x_{l-1}) - x_l
 
     (the output's readout W_L x_{L-1}, x_L = beta delta_L). Update: Eq. (2)
-    with delta_{l-1} = x_{l-1} / beta, no further g'. Stacked arrays as in `di_chain` (weights W_1 .. W_L),
-    ``offsets`` a_1 .. a_{L-1} (n, batch, d_l), ``transfers`` g_1 ..
-    g_{L-1}. Returns [delta_1 .. delta_{L-1}].
+    with delta_{l-1} = x_{l-1} / beta, no further g'. Stacked arrays as in
+    `di_chain` (weights W_1 .. W_L), ``offsets`` a_1 .. a_{L-1} (n, batch,
+    d_l), ``transfers`` g_1 .. g_{L-1}. Returns [delta_1 .. delta_{L-1}].
     """
     from dinv.circuits.chains import ChainProblem, ChainSpec, settle_chains
 
@@ -214,16 +213,6 @@ class ChainArrays:
     transfers: list
 
 
-def _unconverged(rule, converged):
-    """Say so when Newton's method fell short for some samples (their errors are the
-    last iterate)."""
-    if not np.all(converged):
-        warnings.warn(f"{rule.name}: the exact steady state was not found for "
-                      f"{int(np.size(converged) - np.count_nonzero(converged))} of "
-                      f"{np.size(converged)} samples (Newton's method fell short); their "
-                      "errors are its last iterate", RuntimeWarning, stacklevel=3)
-
-
 def ndi_targets(rule, arrays):
     """Non-dynamic inversion of targets: the exact steady state of ``di-targets``.
 
@@ -237,8 +226,9 @@ def ndi_targets(rule, arrays):
 
         g_l(a_l) - g_l(a_l - W_l x_{l-1}) = x_l + alpha u_l,   x_{l-1} = B_l u_l
 
-    (the output pair's readout W_L x_{L-1}, x_L = beta delta_L). The update
-    is Eq. (2) with delta_l = x_l / beta and no further g'::
+    (the output pair's readout W_L x_{L-1}, x_L = beta delta_L). Returns the
+    hidden errors and where Newton's method converged. The update is Eq. (2)
+    with delta_l = x_l / beta and no further g'::
 
         Delta W_l = -eta delta_l h_{l-1}^T,  i.e. proportional to (target_l - h_l) h_{l-1}^T
 
@@ -250,8 +240,7 @@ def ndi_targets(rule, arrays):
     deltas, converged = target_chain_state(arrays.weights, arrays.feedback,
                                            beta * arrays.delta, arrays.alpha, arrays.offsets,
                                            arrays.transfers)
-    _unconverged(rule, converged)
-    return [d / beta for d in deltas]
+    return [d / beta for d in deltas], converged
 
 
 def ndfc(rule, arrays):
@@ -268,13 +257,14 @@ def ndfc(rule, arrays):
     and the update is Eq. (2) with these hidden errors and no further g'::
 
         Delta W_l = -eta delta_l h_{l-1}^T
+
+    Returns the hidden errors and where Newton's method converged.
     """
     beta = rule.target_step
     deltas, _, converged = direct_state(arrays.weights, arrays.feedback, beta * arrays.delta,
                                         arrays.alpha[:, 0], rule.kp, arrays.offsets,
                                         arrays.transfers)
-    _unconverged(rule, converged)
-    return [d / beta for d in deltas]
+    return [d / beta for d in deltas], converged
 
 
 @dataclass(frozen=True)
@@ -306,9 +296,10 @@ class Rule:
         pairs inverting targets (DI of targets) or one output controller
         feeding every hidden layer (DFC).
     chainwise : callable or None
-        ``chainwise(rule, arrays)`` (a `ChainArrays`): delta_1 .. delta_{L-1},
-        for closed-form rules that need the whole network (NDI of targets,
-        NDFC).
+        ``chainwise(rule, arrays)`` (a `ChainArrays`): delta_1 .. delta_{L-1}
+        and, per model and sample (n, batch), whether the exact steady state
+        was found (Newton's method; otherwise its last iterate), for
+        closed-form rules that need the whole network (NDI of targets, NDFC).
     slope : bool
         Whether the rule's hidden errors carry g'(a_l) (Eq. 3); the rules of
         targets and SLDI have the nonlinearity inside their loop instead.

@@ -10,6 +10,7 @@ a rule propagate their errors together, as one stack: all DI learners of a
 step settle their circuits in a single Brian2 run per layer.
 """
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,7 +18,7 @@ from scipy.linalg.blas import dgemm
 
 from dinv.circuits.chains import ChainProblem, ChainSpec, settle_chains
 from dinv.circuits.options import SettleOptions
-from dinv.circuits.spiking import chain_radii, direct_radii
+from dinv.circuits.spiking import chain_radii, direct_radii, target_radii
 from dinv.errors import InputError
 from dinv.models.rules import ChainArrays, get_rule
 from dinv.theory import stack_c
@@ -191,6 +192,10 @@ class Step:
     unstable : dict of int to bool
         Per circuit learner: its circuit ended unsettled because it is
         unstable.
+    unsolved : dict of int to int
+        Per learner of a closed form found by Newton's method (NDI of
+        targets, NDFC): the samples whose exact steady state it did not find
+        (their errors are its last iterate).
     """
 
     forward: list
@@ -198,13 +203,15 @@ class Step:
     settle_steps: int = 0
     residuals: dict = field(default_factory=dict)
     unstable: dict = field(default_factory=dict)
+    unsolved: dict = field(default_factory=dict)
 
     def part(self, start, stop):
         """The `Step` of learners ``start`` .. ``stop - 1`` alone (indices from 0)."""
         inside = range(start, stop)
         return Step(self.forward[start:stop], self.deltas[start:stop], self.settle_steps,
                     {k - start: v for k, v in self.residuals.items() if k in inside},
-                    {k - start: v for k, v in self.unstable.items() if k in inside})
+                    {k - start: v for k, v in self.unstable.items() if k in inside},
+                    {k - start: v for k, v in self.unsolved.items() if k in inside})
 
 
 TINY = np.finfo(float).tiny
@@ -237,7 +244,8 @@ def backward(learners, forwards, output_deltas, config, report=None):
     config : UpdateConfig
     report : dict or None
         Receives ``'settle_steps'`` (the Euler steps of the circuit run) and,
-        per circuit learner, ``'residuals'`` and ``'unstable'`` (see `Step`).
+        per circuit learner, ``'residuals'`` and ``'unstable'``, per learner of
+        a closed form found by Newton's method ``'unsolved'`` (see `Step`).
 
     Returns
     -------
@@ -257,9 +265,20 @@ def backward(learners, forwards, output_deltas, config, report=None):
         if rule.circuit is not None:
             chains.append(members)
             continue
-        backward_of = _layerwise_backward if rule.chainwise is None else _chainwise_backward
-        hidden = backward_of([learners[k] for k in members], [forwards[k] for k in members],
-                             stack_c([output_deltas[k] for k in members]), config)
+        group = [learners[k] for k in members]
+        stacked = stack_c([output_deltas[k] for k in members])
+        if rule.chainwise is None:
+            hidden = _layerwise_backward(group, [forwards[k] for k in members], stacked, config)
+        else:
+            hidden, solved = _chainwise_backward(group, [forwards[k] for k in members],
+                                                 stacked, config)
+            if not np.all(solved):
+                warnings.warn(f"{rule.name}: Newton's method did not find the exact steady "
+                              "state of some samples; their errors are its last iterate "
+                              "(Step.unsolved counts them)", RuntimeWarning, stacklevel=3)
+            if report is not None:
+                report.setdefault("unsolved", {}).update(
+                    {k: int(np.size(ok) - np.count_nonzero(ok)) for k, ok in zip(members, solved)})
         for j, k in enumerate(members):
             deltas[k][:-1] = [h[j] for h in hidden]
     if chains:
@@ -304,8 +323,10 @@ def _chainwise_backward(group, forwards, delta, config):
 
     Returns
     -------
-    list of ndarray
+    hidden : list of ndarray
         delta_1 .. delta_{L-1}, each (n, batch, d_l), clipped as configured.
+    solved : ndarray of bool, shape (n, batch)
+        Where the rule's exact steady state was found.
     """
     first = group[0]
     depth = first.net.depth
@@ -315,10 +336,10 @@ def _chainwise_backward(group, forwards, delta, config):
         delta=delta, alpha=np.array([lrn._alphas for lrn in group]),
         offsets=[stack_c([f.a[l] for f in forwards]) for l in range(depth - 1)],
         transfers=[g.name for g in first.net.nonlinearities[:-1]])
-    hidden = first.rule.chainwise(first.rule, arrays)
+    hidden, solved = first.rule.chainwise(first.rule, arrays)
     if config.clip_hidden is not None:
         hidden = [clip_rows(h, config.clip_hidden) for h in hidden]
-    return hidden
+    return hidden, solved
 
 
 def _slopes(learners, forwards, layer):
@@ -386,13 +407,17 @@ def _chain_backward(learners, forwards, deltas, chains, config):
                 offsets=[np.stack([forwards[k].a[l] for k in members])
                          for l in range(depth - 1)] if loop or targets else None,
             )
+            slopes = [np.stack([lrn.net.nonlinearities[l].derivative(forwards[k].a[l])
+                                for lrn, k in zip(group, members)])
+                      for l in range(depth - 1)] if spiking else None
             if spiking and architecture == "direct":
-                slopes = [np.stack([lrn.net.nonlinearities[l].derivative(forwards[k].a[l])
-                                    for lrn, k in zip(group, members)])
-                          for l in range(depth - 1)]
                 problem["radius"] = direct_radii(
                     problem["weights"], problem["feedback"], problem["delta"],
                     problem["alpha"][:, 0], rule.kp or 0.0, slopes, margin=first.radius_margin)
+            elif spiking and targets:
+                problem["radius"] = target_radii(
+                    problem["weights"], problem["feedback"], problem["delta"],
+                    problem["alpha"], slopes, margin=first.radius_margin)
             elif spiking and not loop:
                 problem["radius"] = chain_radii(
                     problem["weights"], problem["feedback"], problem["delta"],
@@ -547,6 +572,7 @@ def train_step_each(learners, xs, ts, config):
     Returns
     -------
     Step
+        As `train_step` returns it, the learners' batches in their order.
     """
     if not learners:
         raise InputError("train_step needs at least one learner")
@@ -574,4 +600,4 @@ def train_step_each(learners, xs, ts, config):
     for learner, forward, per_layer in zip(learners, forwards, deltas):
         apply_updates(learner.net, forward, per_layer, config)
     return Step(forwards, deltas, report["settle_steps"], report["residuals"],
-                report["unstable"])
+                report["unstable"], report.get("unsolved", {}))

@@ -1,4 +1,4 @@
-"""The scripts under docs/scripts that print the README's numbers, on hand-made records."""
+"""The scripts under docs/scripts that print the user guide's numbers, on hand-made records."""
 
 import importlib.util
 import json
@@ -167,7 +167,8 @@ def _second_order():
                median("BP", 3, 10.0, 0.0, 0.0)]
     return {"medians": medians,
             "cases": {"toy": {"sizes": [4, 4, 4, 2], "hidden": "tanh", "alpha": 0.001,
-                              "damping": 0.1}},
+                              "damping": 0.1,
+                              "unsolved": {"NDFC": {"samples": 2, "of": 640}}}},
             "settling": {"toy DI": {"settles": 20, "unsettled": 3, "median_residual": 2e-4}}}
 
 
@@ -190,4 +191,5 @@ def test_second_order_tables_and_comparisons():
         "toy, layer 2: BP 25.0 deg to GN; closer: DI, DI-T; DI-T vs DI: GN 21.0 vs 20.0, "
         "GNT 4.0 vs 5.0"]
     assert script.settling_lines(record) == [
-        "toy DI: 3 of 20 settles unsettled (median residual 0.0002)"]
+        "toy DI: 3 of 20 settles unsettled (median residual 0.0002)",
+        "toy NDFC: exact steady state not found for 2 of 640 samples"]

@@ -120,8 +120,8 @@ def test_nonlinear_regression_figure():
         ax = next(a for t, a in titles.items() if paper in t)
         assert "running median" in ax.get_title(loc="left")
         bands = [c for c in ax.collections if isinstance(c, PolyCollection)]
-        shown = [m for m, r in results["rules"].items()
-                 if r == ("di" if paper == "Fig. 3i" else "sldi")]
+        drawn = {"di", "di-targets", "dfc"} if paper == "Fig. 3i" else {"sldi"}
+        shown = [m for m, r in results["rules"].items() if r in drawn]
         assert len(bands) == 2 * len(shown)  # one interquartile band per model and layer
         assert ax.get_yscale() == "log"
     # No panel carries its own legend: one legend for the figure, below the panels.
@@ -139,7 +139,8 @@ def test_bar_chart_has_no_minor_tick_labels():
     assert len(bars.get_xticks()) >= 3
 
 
-@pytest.mark.parametrize("low, high", [(0.6, 0.95), (9.5, 11.0), (5.2, 14.7), (0.2, 20.0), (4.4, 16.0), (1e-16, 2.0),
+@pytest.mark.parametrize("low, high", [(0.6, 0.95), (9.5, 11.0), (5.2, 14.7), (0.2, 20.0),
+                                       (4.4, 16.0), (1e-16, 2.0),
                                        (140.0, 160.0), (3e-8, 1.2e-5), (6.5e-5, 1.42e-4),
                                        (3.0, 30.0), (11.0, 95.0)])
 def test_log_ticks_plain_and_enough(low, high):

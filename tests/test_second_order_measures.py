@@ -84,7 +84,7 @@ def test_gauss_newton_update_against_finite_differences(nonlinearities):
 def test_layerwise_gauss_newton_is_each_block_alone():
     """The layer-wise update of layer l is the joint update of a network whose other
     parameters cannot move: the l-th diagonal block of G alone; CG agrees with dense."""
-    net, x, t, lin, delta = case()
+    net, _x, _t, lin, delta = case()
     dense = so.gauss_newton_update(lin, delta, 0.1, "layer", "dense")
     cg = so.gauss_newton_update(lin, delta, 0.1, "layer", "cg")
     J = so._dense_jacobian(lin, list(range(3)))
@@ -103,7 +103,7 @@ def test_layerwise_gauss_newton_is_each_block_alone():
 
 
 def test_auto_switches_to_conjugate_gradients_beyond_the_dense_limit(monkeypatch):
-    net, x, t, lin, delta = case(sizes=(9, 8, 7, 3))
+    _net, _x, _t, lin, delta = case(sizes=(9, 8, 7, 3))
     dense = so.gauss_newton_update(lin, delta, 0.05, "joint", "dense")
     monkeypatch.setattr(so, "DENSE_LIMIT", 50)
     auto = so.gauss_newton_update(lin, delta, 0.05, "joint")
@@ -113,7 +113,7 @@ def test_auto_switches_to_conjugate_gradients_beyond_the_dense_limit(monkeypatch
 
 
 def test_hidden_jacobians_against_finite_differences():
-    net, x, t, lin, delta = case()
+    net, x, _t, lin, _delta = case()
     J = so.hidden_jacobians(lin)
     forward = net.forward(x)
     n, eps = 2, 1e-6
@@ -131,7 +131,7 @@ def test_hidden_jacobians_against_finite_differences():
 
 def test_gnt_errors_invert_square_linear_networks():
     """For invertible square layers the Gauss-Newton target is J^-1 delta (lambda -> 0)."""
-    net, x, t, lin, delta = case(("linear",) * 3, sizes=(4, 4, 4, 4), bias=False)
+    net, _x, _t, lin, delta = case(("linear",) * 3, sizes=(4, 4, 4, 4), bias=False)
     errors = so.gnt_errors(lin, delta, 1e-12)
     J1 = net.weights[2] @ net.weights[1]
     np.testing.assert_allclose(errors[0], np.linalg.solve(J1, delta.T).T, rtol=1e-8)
@@ -141,7 +141,7 @@ def test_gnt_errors_invert_square_linear_networks():
 def test_null_shares():
     """BP's errors have no null-space part; an error in the null space of the contracting
     layer's Jacobian is all null space; half and half gives half."""
-    net, x, t, lin, delta = case(sizes=(6, 5, 4, 2))
+    _net, _x, _t, lin, delta = case(sizes=(6, 5, 4, 2))
     assert max(so.null_shares(lin, so.backprop_errors(lin, delta))) < 1e-20
     A = so.hidden_jacobians(lin)[1] * lin.slopes[1][:, None, :]      # (batch, 2, 4)
     null = np.stack([np.linalg.svd(a)[2][-1] for a in A])           # unit, in null(A)
@@ -153,7 +153,7 @@ def test_null_shares():
 
 
 def test_measures_of_backprop_and_of_the_gauss_newton_update():
-    net, x, t, lin, delta = case()
+    _net, _x, _t, lin, delta = case()
     bp = so.backprop_errors(lin, delta)
     measures = so.second_order_measures(lin, delta, so.weight_updates(lin, bp), 0.1, bp)
     assert [m["to_bp_deg"] for m in measures] == [0.0, 0.0, 0.0]

@@ -49,7 +49,7 @@ def comparisons(record):
     against DI of errors (median angles to GN and to the GN target)."""
     lines = []
     medians = {(m["case"], m["rule"], m["layer"]): m for m in record["medians"]}
-    for case, entry in record["cases"].items():
+    for case in record["cases"]:
         layers = sorted({layer for c, _, layer in medians if c == case})[:-1]
         for layer in layers:
             bp = medians.get((case, "BP", layer))
@@ -71,10 +71,15 @@ def comparisons(record):
 
 
 def settling_lines(record):
-    """How often each simulated circuit fell short of the settling tolerance."""
-    return [f"{name}: {entry['unsettled']} of {entry['settles']} settles unsettled "
-            f"(median residual {entry['median_residual']:.2g})"
-            for name, entry in record["settling"].items()]
+    """How often each simulated circuit fell short of the settling tolerance, and each
+    closed form found by Newton's method of its exact steady state."""
+    lines = [f"{name}: {entry['unsettled']} of {entry['settles']} settles unsettled "
+             f"(median residual {entry['median_residual']:.2g})"
+             for name, entry in record["settling"].items()]
+    for case, entry in record["cases"].items():
+        lines += [f"{case} {name}: exact steady state not found for {count['samples']} of "
+                  f"{count['of']} samples" for name, count in entry.get("unsolved", {}).items()]
+    return lines
 
 
 def main(argv=None):
