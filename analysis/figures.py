@@ -798,7 +798,7 @@ def _second_order_lines(ax, rules, key, colour):
                                             len(steps), order))
 
 
-def second_order_figure(records):
+def second_order_figure(records: list[dict]) -> Figure:
     """The second-order study: every rule's angles over training, per case and layer.
 
     Parameters
@@ -834,7 +834,7 @@ def second_order_figure(records):
     return fig
 
 
-def null_share_figure(records):
+def null_share_figure(records: list[dict]) -> Figure:
     """The second-order study: the share of every rule's hidden errors in the null space
     of d a_L / d a_l over training, per case (rows) and hidden layer (columns).
 

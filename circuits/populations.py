@@ -568,7 +568,7 @@ class ProportionalPart:
                 partial(np.add, integral, error, out=u)]
 
 
-def direct_controller(kp=1.5):
+def direct_controller(kp: float = 1.5) -> PopulationModel:
     """The output controller of direct feedback control (DFC; Meulemans et al. 2021).
 
     ::
@@ -603,7 +603,7 @@ def direct_controller(kp=1.5):
     )
 
 
-def proportional_gain(model):
+def proportional_gain(model: PopulationModel) -> float:
     """k_p of a `direct_controller` model; 0 for any other controller (no proportional
     part at rest: a PID controller's filtered one vanishes there)."""
     drive = model.drive
@@ -614,7 +614,7 @@ FORWARD_INPUT = "I_ff"
 """The second input of a system made by `with_forward_input`."""
 
 
-def with_forward_input(model):
+def with_forward_input(model: PopulationModel) -> PopulationModel:
     """A system model like ``model`` whose input is the sum of two couplings.
 
     The input parameter line of the equations (``I_fb : 1`` of the rate

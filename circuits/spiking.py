@@ -620,8 +620,10 @@ def chain_radii(weights, feedback, delta, alpha, gains=None, margin=1.5, per_uni
     return radii
 
 
-def direct_radii(weights, feedback, delta, alpha, kp=0.0, slopes=None, margin=1.5,
-                 per_unit=False, floor=1e-6):
+def direct_radii(weights: list[np.ndarray], feedback: list[np.ndarray], delta: np.ndarray,
+                 alpha: object, kp: float = 0.0, slopes: list[np.ndarray] | None = None,
+                 margin: float = 1.5, per_unit: bool = False, floor: float = 1e-6
+                 ) -> dict[str, np.ndarray]:
     """Radii of the direct (DFC) chain's blocks from its linearised steady state.
 
     Parameters
@@ -666,8 +668,9 @@ def direct_radii(weights, feedback, delta, alpha, kp=0.0, slopes=None, margin=1.
     return radii
 
 
-def target_radii(weights, feedback, delta, alpha, slopes=None, margin=1.5, per_unit=False,
-                 floor=1e-6):
+def target_radii(weights: list[np.ndarray], feedback: list[np.ndarray], delta: np.ndarray,
+                 alpha: object, slopes: list[np.ndarray] | None = None, margin: float = 1.5,
+                 per_unit: bool = False, floor: float = 1e-6) -> dict[str, np.ndarray]:
     """Radii of the blocks of a chain of targets (DI of targets) from its linearised
     steady state (`dinv.theory.target_chain_linear`).
 

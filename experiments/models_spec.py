@@ -12,7 +12,7 @@ from dinv.circuits.populations import get_population_model, pid_controller, pid_
 from dinv.errors import InputError
 from dinv.experiments.settings import PID_DEFAULTS
 from dinv.models.initialisation import init_direct_feedback, init_feedback, init_loop_feedback
-from dinv.models.rules import get_rule
+from dinv.models.rules import Rule, get_rule
 from dinv.models.stabilise import stable_random_direct_feedback, stable_random_feedback
 from dinv.models.training import Learner
 
@@ -162,7 +162,7 @@ def _setting(config, key):
     return config.get(key, DIRECT_SETTINGS[key])
 
 
-def direct_circuit(config):
+def direct_circuit(config: dict) -> SettleOptions:
     """The `SettleOptions` of a DFC model: ``dfc_steps`` of ``dfc_dt`` (units of
     tau_system), tau_controller = tau_system / ``dfc_tau_ratio``, the experiment's
     system model and a rate controller (which the circuit gives the rule's k_p);
@@ -176,7 +176,7 @@ def direct_circuit(config):
                          settle_tol=config.get("settle_tol", 1e-3))
 
 
-def own_settings(config, spec):
+def own_settings(config: dict, spec: "ModelSpec") -> tuple[Rule, SettleOptions | None]:
     """The rule and circuit of a model that has settings of its own, from the experiment's.
 
     Rules of targets get ``target_step``; DFC and NDFC get ``dfc_kp`` and

@@ -54,7 +54,7 @@ from dinv.analysis.second_order import (
     weight_updates,
 )
 from dinv.errors import InputError
-from dinv.experiments.interrupts import stop_requested
+from dinv.experiments.interrupts import StopRequests, stop_requested
 from dinv.experiments.models_spec import (
     DIRECT_DESCRIPTIONS,
     DIRECT_SETTINGS,
@@ -175,7 +175,7 @@ INITS = ("orthogonal", "scaled", "uniform")
 init_scale^2 / d_(l-1); U(-init_scale, init_scale)."""
 
 
-def case_protocol(config, name):
+def case_protocol(config: dict, name: str) -> dict:
     """The settings of case ``name``: `CASES` with ``config['case_settings']`` over them,
     checked."""
     if name not in CASES:
@@ -305,7 +305,7 @@ def _prepare(config, name, models):
     return _Case(name, protocol, X, Y, X_test, Y_test, learners, gn, update, rng), rinit
 
 
-def run(config, progress=True, stop=None):
+def run(config: dict, progress: bool = True, stop: StopRequests | None = None) -> dict:
     """Train every model on every case and measure its updates against Gauss-Newton.
 
     ``stop`` (`StopRequests` or None) is looked at before every update; on a
@@ -470,7 +470,7 @@ def _case_results(case, models, names, stats, gn_solves, unsolved, steps, result
         results["settling"][f"{case.name} {name}"] = entry
 
 
-def medians(records):
+def medians(records: list[dict]) -> list[dict]:
     """Per case, rule and layer: the median of every measure over the measured steps.
 
     Parameters
@@ -497,7 +497,7 @@ def medians(records):
     return out
 
 
-def figure(results):
+def figure(results: dict) -> object:
     """The angles of every rule's update to BP, GNT, GN and LGN over training, per case
     and layer."""
     from dinv.analysis.figures import second_order_figure
@@ -505,7 +505,7 @@ def figure(results):
     return second_order_figure(results["angles"])
 
 
-def null_share_figure(results):
+def null_share_figure(results: dict) -> object:
     """The share of every rule's hidden errors in the output's null space over training."""
     from dinv.analysis.figures import null_share_figure as draw
 

@@ -87,7 +87,9 @@ def init_loop_feedback(weights, kind, rng, scale=0.5):
     raise InputError(f"unknown feedback init {kind!r}; choose one of {', '.join(FEEDBACK_INITS)}")
 
 
-def init_direct_feedback(weights, kind, rng, scale=0.5):
+def init_direct_feedback(weights: list[np.ndarray], kind: str,
+                         rng: np.random.Generator | None, scale: float = 0.5
+                         ) -> list[np.ndarray]:
     """Feedback Q_1 .. Q_{L-1} of direct feedback control (DFC), Q_l of shape (d_l, d_L).
 
     Parameters

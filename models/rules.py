@@ -21,7 +21,7 @@ The circuit rules (DI, SLDI, DI of targets, DFC) import Brian2 only when
 called: the closed-form rules work without it.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -130,8 +130,10 @@ def sldi(weights, feedback, delta, alpha, transfers, **circuit_options):
                         **circuit_options).deltas
 
 
-def di_targets(weights, feedback, delta, alpha, offsets, transfers, architecture="sequential",
-               target_step=1.0, **circuit_options):
+def di_targets(weights: Sequence[np.ndarray], feedback: Sequence[np.ndarray], delta: np.ndarray,
+               alpha: object, offsets: Sequence[np.ndarray], transfers: Sequence[str],
+               architecture: str = "sequential", target_step: float = 1.0,
+               **circuit_options: object) -> list[np.ndarray]:
     """Dynamic inversion of targets: settle the Brian2 chain of layer pairs on targets.
 
     The circuit of `ndi_targets` (`dinv.circuits.chains`, ``targets=True``):
@@ -157,8 +159,9 @@ def di_targets(weights, feedback, delta, alpha, offsets, transfers, architecture
     return [d / target_step for d in settled.deltas]
 
 
-def dfc(weights, Q, delta, alpha, offsets, transfers, kp=1.5, target_step=1.0,
-        **circuit_options):
+def dfc(weights: Sequence[np.ndarray], Q: Sequence[np.ndarray], delta: np.ndarray, alpha: object,
+        offsets: Sequence[np.ndarray], transfers: Sequence[str], kp: float = 1.5,
+        target_step: float = 1.0, **circuit_options: object) -> list[np.ndarray]:
     """Direct feedback control (Meulemans et al. 2021): settle its Brian2 circuit.
 
     One output controller, tau_u du_i/dt = e - alpha u_i, u = u_i + k_p e,
@@ -213,7 +216,7 @@ class ChainArrays:
     transfers: list
 
 
-def ndi_targets(rule, arrays):
+def ndi_targets(rule: "Rule", arrays: ChainArrays) -> tuple[list[np.ndarray], np.ndarray]:
     """Non-dynamic inversion of targets: the exact steady state of ``di-targets``.
 
     Targets in the style of target propagation, on the activities: the
@@ -243,7 +246,7 @@ def ndi_targets(rule, arrays):
     return [d / beta for d in deltas], converged
 
 
-def ndfc(rule, arrays):
+def ndfc(rule: "Rule", arrays: ChainArrays) -> tuple[list[np.ndarray], np.ndarray]:
     """Non-dynamic direct feedback control: the exact steady state of ``dfc``.
 
     One controller at the output (u = u_i + k_p e, tau_u du_i/dt = e -
@@ -332,7 +335,7 @@ class Rule:
         one for a single controller (loop, direct)."""
         return 1 if self.feedback in ("loop", "direct") else max(depth - 1, 1)
 
-    def with_settings(self, **changes):
+    def with_settings(self, **changes: float) -> "Rule":
         """This rule with other settings (``kp``, ``target_step``), checked; a rule of its
         own (the learners of each setting propagate apart)."""
         unknown = sorted(set(changes) - {"kp", "target_step"})
@@ -395,7 +398,7 @@ DFC = register(Rule(
     circuit="direct", slope=False, kp=1.5, target_step=TARGET_STEP))
 
 
-def steady_rule(rule):
+def steady_rule(rule: "str | Rule") -> "Rule | None":
     """The closed-form counterpart of a rule, with its settings: NDI for DI, NDI of
     targets for DI of targets, NDFC for DFC (None for the others); a closed-form rule
     of targets or direct control is its own."""

@@ -407,9 +407,11 @@ def stabilise_loop(weights, B, alpha, target=-0.01, lr=5e-2, max_iters=200, min_
     return Stabilised(B, history[-1], iteration, np.asarray(history))
 
 
-def stabilise_direct(weights, Q, alpha, kp=0.0, tau_ratio=1.0, target=-0.01, lr=5e-2,
-                     max_iters=200, min_iters=10, eps=0.01, method="descent",
-                     solver="lyapunov"):
+def stabilise_direct(weights: list[np.ndarray], Q: list[np.ndarray], alpha: float,
+                     kp: float = 0.0, tau_ratio: float = 1.0, target: float = -0.01,
+                     lr: float = 5e-2, max_iters: int = 200, min_iters: int = 10,
+                     eps: float = 0.01, method: str = "descent",
+                     solver: str = "lyapunov") -> Stabilised:
     """`stabilise_feedback` for direct feedback control: descend the SSA of its Jacobian.
 
     The Jacobian at rest (`dinv.theory.direct_jacobian`) holds the stacked
@@ -463,8 +465,10 @@ def stabilise_direct(weights, Q, alpha, kp=0.0, tau_ratio=1.0, target=-0.01, lr=
                       np.asarray(history))
 
 
-def stable_random_direct_feedback(weights, alpha, rng, scale=0.01, kp=0.0, tau_ratio=1.0,
-                                  **options):
+def stable_random_direct_feedback(weights: list[np.ndarray], alpha: float,
+                                  rng: np.random.Generator, scale: float = 0.01,
+                                  kp: float = 0.0, tau_ratio: float = 1.0,
+                                  **options: object) -> list[np.ndarray]:
     """"R-Init" of direct feedback control: random U(-scale, scale) Q_l, then stabilised
     (`stabilise_direct`; ``options`` for it).
 
@@ -491,7 +495,7 @@ def stable_random_direct_feedback(weights, alpha, rng, scale=0.01, kp=0.0, tau_r
     return stabilise_direct(weights[1:], start, alpha, kp, tau_ratio, **options).B
 
 
-def direct_settings(learner):
+def direct_settings(learner: object) -> tuple[float, float]:
     """k_p and tau_system / tau_controller of a direct (DFC) learner's circuit."""
     ratio = 1.0
     if learner.circuit is not None:
