@@ -54,13 +54,8 @@ class Coupling:
 
     def set_matrix(self, pathway, M):
         """Use matrices M of shape (n, d_dest, d_source) on a matrix pathway."""
-        store = self._matrices[pathway]
-        M = np.asarray(M, dtype=float)
-        expected = self._matrix_shapes[pathway]
-        if M.shape != expected:
-            raise InputError(f"pathway {pathway!r} needs matrices of shape {expected}, "
-                             f"got {M.shape}")
-        self._write_matrix(store, M)
+        self._write_matrix(self._matrices[pathway],
+                           _shaped(M, self._matrix_shapes[pathway], pathway, "matrices"))
 
     def set_offset(self, pathway, offset):
         """Use per-sample offsets o on an offset pathway: (n, batch, d_source) for
@@ -68,13 +63,9 @@ class Coupling:
         ``dest = g(o) - g(o - M source)``."""
         if pathway not in self._offsets:
             raise InputError(f"pathway {pathway!r} takes no offsets (a linear transfer, or "
-                             "not built with offset=True)")
-        offset = np.asarray(offset, dtype=float)
-        expected = self._offset_shapes[pathway]
-        if offset.shape != expected:
-            raise InputError(f"pathway {pathway!r} needs offsets of shape {expected}, "
-                             f"got {offset.shape}")
-        self._write_offset(pathway, offset)
+                             "built without offset)")
+        self._write_offset(pathway, _shaped(offset, self._offset_shapes[pathway], pathway,
+                                            "offsets"))
 
     def set_gain(self, pathway, gain):
         """Use per-sample gains of shape (n, batch, d) on a gain pathway."""
@@ -94,6 +85,16 @@ class Coupling:
 
     def _write_offset(self, pathway, offset):
         raise NotImplementedError
+
+
+def _shaped(value, expected, pathway, what):
+    """``value`` as a float array of the shape ``expected``, or the `InputError` naming
+    the pathway."""
+    value = np.asarray(value, dtype=float)
+    if value.shape != expected:
+        raise InputError(f"pathway {pathway!r} needs {what} of shape {expected}, "
+                         f"got {value.shape}")
+    return value
 
 
 def _offset_pathway(p):

@@ -636,6 +636,7 @@ def with_forward_input(model: PopulationModel) -> PopulationModel:
     Returns
     -------
     PopulationModel
+        The model with two inputs (``model`` itself if it has them already).
 
     Raises
     ------

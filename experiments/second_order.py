@@ -54,15 +54,9 @@ from dinv.analysis.second_order import (
     weight_updates,
 )
 from dinv.errors import InputError
+from dinv.experiments import models_spec
 from dinv.experiments.interrupts import StopRequests, stop_requested
-from dinv.experiments.models_spec import (
-    DIRECT_DESCRIPTIONS,
-    DIRECT_SETTINGS,
-    ModelSpec,
-    circuit_options,
-    own_settings,
-    rinit_options,
-)
+from dinv.experiments.models_spec import ModelSpec, own_settings
 from dinv.experiments.progress import Progress
 from dinv.experiments.settings import (
     CIRCUIT_DEFAULTS,
@@ -131,7 +125,7 @@ DEFAULTS = {
     "case_settings": {},
     "models": None,
     **CIRCUIT_DEFAULTS,
-    **DIRECT_SETTINGS,
+    **models_spec.DIRECT_SETTINGS,
     "restabilise": True,
     "rinit": {"target": -0.01, "lr": 0.5, "max_iters": 2000, "min_iters": 0,
               "solver": "eigen"},
@@ -146,7 +140,7 @@ DESCRIPTIONS = {
     "cases": "the cases to run: " + ", ".join(CASES),
     "case_settings": "overrides of the cases' protocols: case -> {setting: value} (settings: "
                      + ", ".join(CASE_KEYS) + ")",
-    **DIRECT_DESCRIPTIONS,
+    **models_spec.DIRECT_DESCRIPTIONS,
     "restabilise": "re-stabilise the inversion models' feedback whenever a circuit turns "
                    "unstable",
     "rinit": RINIT_DESCRIPTION,
@@ -290,8 +284,8 @@ def _prepare(config, name, models):
     X_test = rng.standard_normal((protocol["test_samples"], sizes[0]))
     Y, Y_test = teacher.forward(X).output, teacher.forward(X_test).output
     base = _network(sizes, hidden, protocol["init"], protocol["init_scale"], rng)
-    circuit = circuit_options(config)
-    rinit = rinit_options(config, circuit, base.depth)
+    circuit = models_spec.circuit_options(config)
+    rinit = models_spec.rinit_options(config, circuit, base.depth)
     specs = _specs(protocol["alpha"])
     learners = []
     for model in models:

@@ -197,9 +197,10 @@ def test_spiking_populations_carry_targets_and_direct_control(population):
     ndi_targets = RULES["ndi-targets"].with_settings(target_step=1.0)
     learners = [Learner("DI-T", targets, net.copy(), B, 0.1, circuit=circuit),
                 Learner("NDI-T", ndi_targets, net.copy(), B, 0.1),
-                # DFC with a controller slower than the systems, as Meulemans et al.'s.
-                Learner("DFC", dfc, net.copy(), Q, 0.1,
-                        circuit=circuit.replace(tau_controller=20 * ms, steps=3000)),
+                # DFC with a controller slower than the systems, as Meulemans et al.'s:
+                # the same Euler step in ms (dt is in units of the fastest tau), 200 ms.
+                Learner("DFC", dfc, net.copy(), Q, 0.1, circuit=circuit.replace(
+                    tau_controller=20 * ms, dt=circuit.dt / 10, steps=2 * circuit.steps)),
                 Learner("NDFC", ndfc, net.copy(), Q, 0.1)]
     x, t = rng.standard_normal((2, 4)), rng.standard_normal((2, 2))
     step = train_step(learners, x, t, UpdateConfig(lr=1e-3))
