@@ -810,12 +810,13 @@ def second_order_figure(records: list[dict]) -> Figure:
     Returns
     -------
     matplotlib.figure.Figure
-        One row per case and layer, one column per angle (to GN, to the GN
-        target, to layer-wise GN, to BP); one legend below.
+        One row per case and layer (named on the left), one column per angle
+        (to GN, to the GN target, to layer-wise GN, to BP; titled on top); one
+        legend below.
     """
     grouped = _by_case_and_layer(records)
     rows = max(len(grouped), 1)
-    fig = Figure(figsize=(15, 2.1 * rows + 1.2), layout="constrained")
+    fig = Figure(figsize=(12, 1.6 * rows + 1.0), layout="constrained")
     axes = np.atleast_2d(fig.subplots(rows, len(SECOND_ORDER_ANGLES), squeeze=False))
     names = list(dict.fromkeys(r["rule"] for r in records))
     colour = colours(names)
@@ -823,8 +824,11 @@ def second_order_figure(records: list[dict]) -> Figure:
         for column, (key, title) in enumerate(SECOND_ORDER_ANGLES):
             ax = axes[row, column]
             _second_order_lines(ax, rules, key, colour)
-            ax.set_title(f"{case}, layer {layer}: {title}", loc="left", fontsize=9)
-            ax.set_ylabel("degrees")
+            if row == 0:
+                ax.set_title(title, fontsize=10)
+            if column == 0:
+                ax.set_ylabel(f"{case}\nlayer {layer} (degrees)", fontsize=8)
+            ax.tick_params(labelsize=7)
             ax.set_xlabel("updates" if row == rows - 1 else "")
     handles = [Line2D([], [], **line_style(n, colour[n], is_simulated(n), 0, 7, i))
                for i, n in enumerate(names)]

@@ -236,6 +236,7 @@ def _specs(alpha):
 
 
 def _models(config):
+    """The study's models that ``config['models']`` names (all when None), in their order."""
     names = config.get("models")
     if names is None:
         return list(MODELS)
@@ -276,6 +277,9 @@ class _Case:
 
 
 def _prepare(config, name, models):
+    """Case ``name``: its data (a random teacher of the student's shape), the learners
+    of ``models`` from one initial network, the GN optimiser's copy and the update;
+    with the options of the re-stabilisations."""
     protocol = case_protocol(config, name)
     rng = np.random.default_rng([int(config["seed"]), zlib.crc32(name.encode())])
     sizes, hidden = protocol["sizes"], protocol["hidden"]
@@ -438,6 +442,7 @@ def _gn_update(case, x, t, step, measured, results):
 
 
 def _records(results, case, model, step, loss, measures, damping):
+    """Append one `angles` record per layer of ``measures`` to ``results``."""
     for layer, values in enumerate(measures, start=1):
         results["angles"].append({"case": case, "rule": model, "layer": layer, "step": step,
                                   "loss": loss, **values, "damping": damping})
