@@ -8,12 +8,19 @@ function as a Brian2 expression for the nonlinear controller of Eq. 14).
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 from scipy.special import expit
 
 from dinv.errors import InputError
 from dinv.hints import FloatArray
+
+
+class InPlace(Protocol):
+    """A function that writes its value into ``out`` (a numpy ufunc, e.g. ``np.tanh``)."""
+
+    def __call__(self, x: FloatArray, /, out: FloatArray) -> object: ...
 
 
 @dataclass(frozen=True)
@@ -38,7 +45,7 @@ class Nonlinearity:
     name: str
     g: Callable[[FloatArray], FloatArray]
     derivative: Callable[[FloatArray], FloatArray] | None = None
-    g_into: Callable[[FloatArray, FloatArray], object] | None = None
+    g_into: InPlace | None = None
     brian: str | None = None
 
 

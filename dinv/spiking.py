@@ -48,6 +48,7 @@ shared by the circuits and the standalone pair, and mirrored in numpy in
     s_k / R_k + bias_i``, spike at v > 1, reset to 0, refractory tau_ref.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -180,8 +181,8 @@ def lif_rate(current: ArrayLike, tau_rc: float, tau_ref: float) -> FloatArray:
 
 
 def lif_parameters(dims: int, neurons_per_dim: int, rng: np.random.Generator,
-                   max_rates: tuple[float, float] = (100.0, 200.0),
-                   intercepts: tuple[float, float] = (-1.0, 0.9), tau_rc: float = 0.02,
+                   max_rates: Sequence[float] = (100.0, 200.0),
+                   intercepts: Sequence[float] = (-1.0, 0.9), tau_rc: float = 0.02,
                    tau_ref: float = 0.002, regularisation: float = 0.1,
                    eval_points: int = 1000) -> LIFParameters:
     """Draw a LIF ensemble per dimension and solve its decoders (NEF style).
