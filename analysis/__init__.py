@@ -6,6 +6,17 @@ Schema), `load_sweep` and `load_curves` (`dinv.analysis.sweeps`) are imported on
 first use, so that the modules that do not need pandas never load it.
 """
 
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # what type checkers and editors see; at run time, __getattr__ below
+    from dinv.analysis.results import (
+        load_results,
+        results_schema,
+        schema_path,
+        validate_results,
+    )
+    from dinv.analysis.sweeps import load_curves, load_sweep
+
 __all__ = [
     "load_curves",
     "load_results",
@@ -18,7 +29,7 @@ __all__ = [
 _SWEEPS = ("load_sweep", "load_curves")
 
 
-def __getattr__(name):
+def __getattr__(name: str) -> Any:
     if name in _SWEEPS:
         from dinv.analysis import sweeps
 

@@ -43,8 +43,13 @@ too, without units.
 
 import json
 import math
+import os
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pandas is imported on first use
+    import pandas as pd
 
 COLUMNS = ("experiment", "model", "metric", "layer", "step", "step_unit", "value", "unit")
 """Columns of `load_results`' table, in order."""
@@ -55,7 +60,7 @@ SCHEMA_FOLDER = "schemas"
 RESULTS = "results.json"
 
 
-def schema_path(experiment):
+def schema_path(experiment: str) -> Path:
     """Path of the JSON Schema of ``experiment``'s results.json, in the installed package.
 
     ``schema_path("common")`` is the file of the parts every experiment shares.
@@ -69,7 +74,7 @@ def schema_path(experiment):
     return Path(str(path))
 
 
-def results_schema(experiment):
+def results_schema(experiment: str) -> dict[str, Any]:
     """The JSON Schema (a dict) of ``experiment``'s results.json."""
     return json.loads(schema_path(experiment).read_text())
 
@@ -83,7 +88,7 @@ def _registry():
         for path in folder.glob("*.schema.json"))
 
 
-def validate_results(record):
+def validate_results(record: dict[str, Any] | str | os.PathLike[str]) -> None:
     """Check a results record (a dict, or the path of a results.json or of its folder)
     against its experiment's JSON Schema.
 
@@ -96,27 +101,26 @@ def validate_results(record):
     """
     import jsonschema
 
-    if not isinstance(record, dict):
-        record = _read(record)
-    schema = results_schema(record["experiment"])
+    data = record if isinstance(record, dict) else _read(record)
+    schema = results_schema(data["experiment"])
     validator = jsonschema.Draft202012Validator(schema, registry=_registry())
-    validator.validate(record)
+    validator.validate(data)
 
 
-def _read(path):
+def _read(path: str | os.PathLike[str]) -> Any:
     path = Path(path)
     if path.is_dir():
         path = path / RESULTS
     return json.loads(path.read_text())
 
 
-def _value(value):
+def _value(value: float | None) -> float:
     if value is None:
         return math.nan
     return float(value)
 
 
-def load_results(path):
+def load_results(path: str | os.PathLike[str] | dict[str, Any]) -> "pd.DataFrame":
     """One run's results as a tidy table (see the module docstring for the columns).
 
     Parameters
