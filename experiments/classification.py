@@ -15,6 +15,7 @@ import numpy as np
 from dinv.experiments.datasets import load_dataset, one_hot, zscore
 from dinv.experiments.models_spec import (
     ModelSpec,
+    SharedFeedback,
     circuit_options,
     rinit_options,
     select_models,
@@ -142,7 +143,7 @@ def run(config, progress=True, folder=None, resume=None, stop=None):
     sizes = [x_train.shape[1], *hidden_widths(config), data.n_classes]
     base = FeedforwardNetwork.create(
         sizes, ["tanh"] * (len(sizes) - 2) + ["softmax"], rng, scale=config["init_scale"])
-    shared = {}
+    shared: SharedFeedback = {}
     rinit = rinit_options(config, circuit_options(config), base.depth)
     learners = [spec.learner(base, config["seed"], rinit, shared) for spec in specs]
 

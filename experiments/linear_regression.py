@@ -20,11 +20,13 @@ first ``spiking_updates`` of them (default None: all; ``--quick``: 100), and its
 errors are normalised like the others'.
 """
 
+from typing import Any
+
 import numpy as np
 
 from dinv.errors import InputError
 from dinv.experiments.models_spec import SPIKING_SETTINGS, ModelSpec
-from dinv.experiments.regression import train_regression
+from dinv.experiments.regression import RegressionRun, train_regression
 from dinv.experiments.settings import (
     CIRCUIT_DEFAULTS,
     CIRCUIT_DESCRIPTIONS,
@@ -157,7 +159,7 @@ def check_sizes(sizes):
     return sizes
 
 
-def prepare(config):
+def prepare(config: dict[str, Any]) -> RegressionRun:
     """The data, initial network and generator of a run: the arguments of
     `dinv.experiments.regression.train_regression` after its name."""
     rng = np.random.default_rng(config["seed"])

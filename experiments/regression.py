@@ -8,7 +8,9 @@ models (stability, feedback alignment, agreement with NDI and PBP).
 """
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from brian2 import ms
@@ -20,6 +22,8 @@ from dinv.experiments.errors import error_measure
 from dinv.experiments.interrupts import stop_requested
 from dinv.experiments.models_spec import (
     SPIKING_SETTINGS,
+    ModelSpec,
+    SharedFeedback,
     circuit_options,
     rinit_options,
     select_models,
@@ -27,7 +31,9 @@ from dinv.experiments.models_spec import (
 )
 from dinv.experiments.progress import Progress
 from dinv.experiments.settle_stats import SettleStats
+from dinv.hints import FloatArray
 from dinv.models.initialisation import init_feedback
+from dinv.models.network import FeedforwardNetwork
 from dinv.models.rules import pbp
 from dinv.models.stabilise import repair_feedback, unstable_feedback
 from dinv.models.training import UpdateConfig, replay_step, train_step_each
@@ -87,7 +93,8 @@ class CurveRecorder:
             row: [init_feedback(W, "transpose", None) for W in self.learners[row].net.weights[1:]]
             for row in self.loops
         }
-        self._weights = self._feedback = None
+        self._weights: list[FloatArray] = []  # as of the last snapshot
+        self._feedback: list[FloatArray] = []
 
     def run_values(self, run):
         """The curves of run ``run``: key -> (its inversion models, layers, iterations)."""
@@ -301,6 +308,12 @@ class ClosedFormSide:
                 for r, errors in enumerate(self.errors)]
 
 
+RegressionRun = tuple[dict[str, Any], Sequence[ModelSpec], FloatArray, FloatArray,
+                      FeedforwardNetwork, np.random.Generator]
+"""One run's arguments of `train_regression` after its name: config, models, the data
+X and Y, the initial network and the generator (what the regressions' ``prepare`` give)."""
+
+
 def train_regression(name, config, specs, X, Y, base, rng, progress, stop=None):
     """Train every model online on (X, Y) and collect errors and curves.
 
@@ -474,7 +487,7 @@ class RegressionCell:
             clip_hidden=config["clip_hidden"],
             circuit=circuit_options(config),
         )
-        shared = {}
+        shared: SharedFeedback = {}
         self.rinit = rinit_options(config, self.update.circuit, base.depth)
         circuits = circuits or {}
         margin = config.get("spiking_radius_margin", SPIKING_SETTINGS["spiking_radius_margin"])

@@ -40,7 +40,7 @@ def init_weights(shape: tuple[int, int], kind: str, rng: np.random.Generator,
     raise InputError(f"unknown weight init {kind!r}; choose one of {', '.join(WEIGHT_INITS)}")
 
 
-def init_feedback(W: FloatArray, kind: str, rng: np.random.Generator,
+def init_feedback(W: FloatArray, kind: str, rng: np.random.Generator | None,
                   scale: float = 0.5) -> FloatArray:
     """Feedback weights B of shape (d_{l-1}, d_l) for forward weights W.
 
@@ -50,7 +50,8 @@ def init_feedback(W: FloatArray, kind: str, rng: np.random.Generator,
     kind : {'transpose', 'random'}
         ``transpose`` ("Tr-Init"): B = -W^T, which makes W B - alpha I negative
         definite (Sec. 3.2). ``random``: U(-scale, scale), the FA feedback.
-    rng : numpy.random.Generator
+    rng : numpy.random.Generator or None
+        Draws random feedback (None: only ``transpose``).
     scale : float
 
     Returns
@@ -60,6 +61,8 @@ def init_feedback(W: FloatArray, kind: str, rng: np.random.Generator,
     if kind == "transpose":
         return -np.array(W).T
     if kind == "random":
+        if rng is None:
+            raise InputError("random feedback needs a random generator (rng)")
         return rng.uniform(-scale, scale, size=W.T.shape)
     raise InputError(f"unknown feedback init {kind!r}; choose one of {', '.join(FEEDBACK_INITS)}")
 
