@@ -511,7 +511,7 @@ def lif_population(kind: str = "system", neurons_per_dim: int = 64, tau_synapse:
         L2 regularisation of the decoders relative to the largest rate. 0.02,
         not Nengo's 0.1: the time-averaged readout is limited by the fixed
         decoding error, which regularisation raises (on the reference case
-        of issue 10: 0.1 gave 2.7 / 1.4 / 0.45 degrees at 16 / 64 / 256
+        of the spiking study: 0.1 gave 2.7 / 1.4 / 0.45 degrees at 16 / 64 / 256
         neurons per dimension, slope -0.66; 0.02 gave 2.0 / 0.72 / 0.24,
         slope -0.77; 0.01 gave 3.1 / 0.61 / 0.22, noisier at 16).
 

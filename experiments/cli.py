@@ -14,6 +14,7 @@ Usage::
 
 import argparse
 import json
+import os
 import shlex
 import sys
 import time
@@ -403,15 +404,20 @@ def main(argv=None):
     """
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command == "list":
-        print_catalogue()
-        return 0
-    if args.command == "show":
-        try:
-            print("\n".join(show(args.folder)))
-        except (InputError, OSError) as exc:
-            print(f"dinv: error: {exc}", file=sys.stderr)
-            return 2
+    try:
+        if args.command == "list":
+            print_catalogue()
+            return 0
+        if args.command == "show":
+            try:
+                lines = show(args.folder)
+            except (InputError, OSError) as exc:
+                print(f"dinv: error: {exc}", file=sys.stderr)
+                return 2
+            print("\n".join(lines))
+            return 0
+    except BrokenPipeError:  # the reader stopped reading (e.g. `dinv show DIR | head`)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     if args.command == "sweep":
         from dinv.experiments.sweep_cli import sweep_main

@@ -8,7 +8,7 @@ models (stability, feedback alignment, agreement with NDI and PBP).
 """
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +19,7 @@ from dinv.analysis.metrics import matrix_angle, nmse, vector_angle
 from dinv.errors import InputError
 from dinv.experiments.companion import Companion
 from dinv.experiments.errors import error_measure
-from dinv.experiments.interrupts import stop_requested
+from dinv.experiments.interrupts import StopRequests, stop_requested
 from dinv.experiments.models_spec import (
     SPIKING_SETTINGS,
     ModelSpec,
@@ -311,7 +311,26 @@ class ClosedFormSide:
 RegressionRun = tuple[dict[str, Any], Sequence[ModelSpec], FloatArray, FloatArray,
                       FeedforwardNetwork, np.random.Generator]
 """One run's arguments of `train_regression` after its name: config, models, the data
-X and Y, the initial network and the generator (what the regressions' ``prepare`` give)."""
+X and Y, the initial network and the generator (what a regression's ``prepare`` gives)."""
+
+
+def protocol_run(name: str, prepare: Callable[[dict[str, Any]], RegressionRun],
+                 ) -> Callable[..., dict[str, Any]]:
+    """The ``run(config, progress=True, stop=None)`` of a regression protocol: train
+    every model on the data ``prepare(config)`` gives (`train_regression`).
+
+    Parameters
+    ----------
+    name : str
+        Label of the progress bar.
+    prepare : callable
+        ``prepare(config)`` -> the arguments of `train_regression` after ``name``.
+    """
+    def run(config: dict[str, Any], progress: bool = True,
+            stop: StopRequests | None = None) -> dict[str, Any]:
+        return train_regression(name, *prepare(config), progress, stop)
+
+    return run
 
 
 def train_regression(name, config, specs, X, Y, base, rng, progress, stop=None):

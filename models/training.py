@@ -503,6 +503,7 @@ def train_step_each(learners: Sequence[Learner], xs: Sequence[ArrayLike], ts: Se
     Returns
     -------
     Step
+        As `train_step` returns it, the learners' batches in their order.
     """
     if not learners:
         raise InputError("train_step needs at least one learner")

@@ -39,34 +39,10 @@ def cluster():
 
 
 # ----------------------------------------------------------------- a toy experiment
-# Defined here, importable by the workers (pytest puts tests/ on sys.path, and
-# the spawned worker processes inherit it).
+# Its protocol is the module tests/sweep_toy.py, importable by the workers (pytest
+# puts tests/ on sys.path, and the spawned worker processes inherit it).
 
-def toy_run(config, progress=True, stop=None):
-    """``mode`` 'ok': a result; 'raise': an error; 'die': SIGKILL the worker process
-    on the first attempt (the file ``marker`` remembers it), a result on the next;
-    'sleep': a result after ``sleep`` seconds."""
-    if config["mode"] == "raise":
-        raise ValueError("this cell was asked to fail")
-    if config["mode"] == "die" and not os.path.exists(config["marker"]):
-        with open(config["marker"], "w") as handle:
-            handle.write(str(os.getpid()))
-        os.kill(os.getpid(), signal.SIGKILL)
-    if config["mode"] == "sleep":
-        time.sleep(config["sleep"])
-    seed = config["seed"]
-    return {"final": {"toy": {"nmse": 0.1 * (seed + 1)}},
-            "nmse": {"toy": [1.0, 0.5, 0.1 * (seed + 1)]}}
-
-
-def toy_figure(results):
-    from matplotlib.figure import Figure
-
-    return Figure()
-
-
-TOY = Experiment(name="toy", paper="a test", run=toy_run, figure=toy_figure, quick={},
-                 defaults={"seed": 0, "mode": "ok", "marker": "", "sleep": 0.0})
+TOY = Experiment(name="toy", paper="a test", module="sweep_toy")
 
 
 # ----------------------------------------------------------------- the grid
