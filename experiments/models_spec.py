@@ -179,8 +179,8 @@ def rinit_options(config, circuit, depth):
     return {**config["rinit"], "controllers": pair_controllers(circuit, depth - 1)}
 
 
+# The R-Init feedback of each alpha, shared by the models of a run (`ModelSpec.learner`).
 SharedFeedback = dict[tuple[str, Any], list[FloatArray]]
-"""The R-Init feedback of each alpha, shared by the models of a run (`ModelSpec.learner`)."""
 
 
 @dataclass(frozen=True)

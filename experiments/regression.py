@@ -308,10 +308,10 @@ class ClosedFormSide:
                 for r, errors in enumerate(self.errors)]
 
 
+# One run's arguments of `train_regression` after its name: config, models, the data
+# X and Y, the initial network and the generator (what a regression's ``prepare`` gives).
 RegressionRun = tuple[dict[str, Any], Sequence[ModelSpec], FloatArray, FloatArray,
                       FeedforwardNetwork, np.random.Generator]
-"""One run's arguments of `train_regression` after its name: config, models, the data
-X and Y, the initial network and the generator (what a regression's ``prepare`` gives)."""
 
 
 def protocol_run(name: str, prepare: Callable[[dict[str, Any]], RegressionRun],

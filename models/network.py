@@ -40,8 +40,8 @@ class ForwardPass:
         return self.h[-1]
 
 
+# Work arrays of `forward_layers`, by (layer, batch).
 Buffers = dict[tuple[int, int], np.ndarray]
-"""Work arrays of `forward_layers`, by (layer, batch)."""
 
 
 @overload
