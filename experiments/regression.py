@@ -669,7 +669,7 @@ def _regression_results(specs, learners, errors, values, events):
         },
         "curves": curves,
         # The x axes: error[i] after updates["error"][i] updates (0: before training),
-        # curves[..][j] during update updates["curves"][j] (README: results.json).
+        # curves[..][j] during update updates["curves"][j] (user guide: The results file).
         "updates": {"error": list(range(errors.shape[1])),
                     "curves": list(range(1, values["angle_ndi"].shape[-1] + 1))},
         "restabilised": events,
