@@ -497,7 +497,7 @@ def classification_figure(history, models, paper, dataset):
 
 def _paper_errors(ax, paper, dataset):
     """The paper's final MNIST errors: lines on MNIST, a note otherwise."""
-    by_value = {}
+    by_value: dict[float, list[str]] = {}
     for rule, value in paper.items():
         by_value.setdefault(value, []).append(rule)
     if dataset == "mnist":
@@ -741,13 +741,13 @@ def spiking_inversion_figure(scaling, slopes, tau_sweep, duration_sweep, silenci
     ax = axes[5]
     names = [m for m in models if m in silencing]
     if names:
-        x = np.arange(len(names))
+        slots = np.arange(len(names))
         fraction = silencing[names[0]]["fraction"]
-        ax.bar(x - 0.2, [silencing[m]["intact"]["angle_deg"] for m in names], 0.4,
+        ax.bar(slots - 0.2, [silencing[m]["intact"]["angle_deg"] for m in names], 0.4,
                color="tab:gray", label="all neurons")
-        ax.bar(x + 0.2, [silencing[m]["silenced"]["angle_deg"] for m in names], 0.4,
+        ax.bar(slots + 0.2, [silencing[m]["silenced"]["angle_deg"] for m in names], 0.4,
                color="tab:red", label=f"{fraction:.0%} silenced")
-        ax.set_xticks(x, [f"{m} (N={silencing[m]['intact']['neurons_per_dim']})"
+        ax.set_xticks(slots, [f"{m} (N={silencing[m]['intact']['neurons_per_dim']})"
                           for m in names])
         ax.set_yscale("log")
     ax.set_ylabel("angle to Eq. (10) (deg)")
@@ -779,7 +779,7 @@ SECOND_ORDER_ANGLES = (("to_gn_deg", "angle to GN (joint)"),
 
 def _by_case_and_layer(records):
     """(case, layer) -> rule -> (steps, records), in order of appearance."""
-    grouped = {}
+    grouped: dict[tuple[str, int], dict[str, list[dict]]] = {}
     for record in records:
         key = (record["case"], record["layer"])
         grouped.setdefault(key, {}).setdefault(record["rule"], []).append(record)

@@ -17,6 +17,7 @@ from dinv.experiments.models_spec import (
     DIRECT_DESCRIPTIONS,
     DIRECT_SETTINGS,
     ModelSpec,
+    SharedFeedback,
     circuit_options,
     own_settings,
     rinit_options,
@@ -153,7 +154,7 @@ def run(config, progress=True, folder=None, resume=None, stop=None):
     sizes = [x_train.shape[1], *hidden_widths(config), data.n_classes]
     base = FeedforwardNetwork.create(
         sizes, ["tanh"] * (len(sizes) - 2) + ["softmax"], rng, scale=config["init_scale"])
-    shared = {}
+    shared: SharedFeedback = {}
     rinit = rinit_options(config, circuit_options(config), base.depth)
     learners = [spec.learner(base, config["seed"], rinit, shared,
                              rule=own_settings(config, spec)[0],

@@ -43,11 +43,13 @@ import warnings
 import zlib
 from dataclasses import dataclass
 from itertools import pairwise
+from typing import Any
 
 import numpy as np
 
 from dinv.analysis.second_order import (
     MEASURES,
+    GaussNewton,
     Linearisation,
     gauss_newton_update,
     second_order_measures,
@@ -324,7 +326,7 @@ def run(config: dict, progress: bool = True, stop: StopRequests | None = None) -
         raise InputError(f"cases must be a non-empty list of case names, got {names!r}")
     prepared = [_prepare(config, name, models) for name in names]
     total = sum(case.protocol["steps"] for case, _ in prepared)
-    results = {"angles": [], "cases": {}, "settling": {}, "restabilised": []}
+    results: dict[str, Any] = {"angles": [], "cases": {}, "settling": {}, "restabilised": []}
     done = 0
     with Progress(total=total, desc="second order", unit="update",
                   disable=not progress) as bar:
@@ -332,6 +334,7 @@ def run(config: dict, progress: bool = True, stop: StopRequests | None = None) -
             finished = _train_case(config, case, rinit, models, results, bar, stop)
             done += finished
             if finished < case.protocol["steps"]:
+                assert stop is not None  # only a stop request ends a case early
                 results["interrupted"] = stop.report(done, total, "updates")
                 break
     results["medians"] = medians(results["angles"])
@@ -346,7 +349,8 @@ def _train_case(config, case, rinit, models, results, bar, stop):
     inverting = [lrn for lrn in learners if lrn.rule.inverts]
     batch, steps = protocol["batch"], protocol["steps"]
     order = case.rng.permutation(case.X.shape[0])
-    position, gn_solves = 0, []
+    position = 0
+    gn_solves: list[GaussNewton] = []
     unsolved = {lrn.name: 0 for lrn in learners if lrn.rule.chainwise is not None}
     for step in range(steps):
         if stop_requested(stop):
@@ -483,7 +487,7 @@ def medians(records: list[dict]) -> list[dict]:
         ``case``, ``rule``, ``layer`` and the `MEASURES` (NaN-free medians; None
         where a measure has no value, e.g. the null share of GN).
     """
-    groups = {}
+    groups: dict[tuple[str, str, int], list[dict]] = {}
     for record in records:
         groups.setdefault((record["case"], record["rule"], record["layer"]), []).append(record)
     out = []
