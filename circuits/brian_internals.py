@@ -210,8 +210,11 @@ def lean_runs(network):
     are either network operations without a time argument or code runners
     whose only code is a Cython ``run`` block with a direct call: groups'
     state updates, with no spikes, monitors or synaptic pathways, whose
-    ``before_run`` and ``after_run`` would have work to do. Call it after a
-    first ``Network.run`` (which builds the code objects) and
+    ``before_run`` and ``after_run`` would have work to do. Every object of
+    the network is judged, active or not: an object switched off for the
+    first run (a pathway of a later phase) must run when it is switched on.
+    Each run calls the objects active at its start, as ``Network.run`` does.
+    Call it after a first ``Network.run`` (which builds the code objects) and
     `direct_step_calls`.
 
     Relies on `direct_step_calls`, on ``Network.sorted_objects``,
@@ -230,7 +233,7 @@ def lean_runs(network):
     callable or None
         ``run(steps)``; None when some object needs ``Network.run``.
     """
-    objects = [obj for obj in network.sorted_objects if obj.active]
+    objects = list(network.sorted_objects)
     clocks = {obj.clock for obj in objects}
     if len(clocks) != 1:
         return None
@@ -239,7 +242,7 @@ def lean_runs(network):
         if isinstance(obj, NetworkOperation):
             if "run" not in vars(obj):
                 return None
-            calls.append(obj.run)
+            calls.append((obj, obj.run))
             continue
         codes = list(getattr(obj, "code_objects", ()))
         if not codes:
@@ -250,7 +253,7 @@ def lean_runs(network):
                                          for code in codes
                                          for block in ("before_run", "after_run")):
             return None
-        calls.append(obj.run)
+        calls.append((obj, obj.run))
     clock = clocks.pop()
     timestep = clock.variables["timestep"].get_value()
     time = clock.variables["t"].get_value()
@@ -258,6 +261,7 @@ def lean_runs(network):
     brian_network_class = type(network)
 
     def run(steps):
+        active = [call for obj, call in calls if obj.active]
         network._stopped = False
         brian_network_class._globally_stopped = False
         step = int(timestep[0])
@@ -268,7 +272,7 @@ def lean_runs(network):
         try:
             while step < end and not network._stopped and \
                     not brian_network_class._globally_stopped:
-                for call in calls:
+                for call in active:
                     call()
                 step += 1
                 timestep[0] = step
