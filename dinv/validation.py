@@ -96,6 +96,15 @@ def check_count(name, value, minimum=1):
     return int(value)
 
 
+def check_positive(name, value):
+    """``value`` as a float, refusing booleans, non-numbers and values that are not > 0."""
+    if isinstance(value, (bool, np.bool_)) \
+            or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not np.isfinite(value) or not value > 0:
+        raise InputError(f"{name} must be a positive number, got {value!r}")
+    return float(value)
+
+
 ON_UNSETTLED = ("warn", "raise", "ignore")
 """Reactions to a circuit that has not settled by the end of its run."""
 
