@@ -59,8 +59,8 @@ from dinv.circuits.brian_internals import (
     reuse_code_objects,
     young_collection_only,
 )
-from dinv.circuits.populations import CONTROLLER, SYSTEM
 from dinv.circuits.nef import lif_neuron, lif_population, nef_neurons
+from dinv.circuits.populations import CONTROLLER, SYSTEM
 from dinv.circuits.scn import scn_neurons, scn_population
 from dinv.errors import InputError
 from dinv.spiking_reference import PairRun, PopulationRun
