@@ -11,9 +11,12 @@ per-neuron parameter distributions (`Uniform`, `Normal`).
 `NeuronModel.rate_curve` measures the curve by simulating the neuron: one
 neuron per grid current (and per parameter draw), ``warmup`` to let
 adaptation settle, then the rate over ``window`` from its inter-spike
-intervals ((spikes - 1) / (last - first spike)), in one short Brian2 run
-(numpy target: no compilation). The first measurement also runs the neuron
-at dt / 2 beside dt and refuses a step too coarse. Curves are kept in memory
+intervals ((spikes - 1) / (last - first spike)), in short Brian2 runs
+(numpy target: no compilation; about 10 s on a 2-core machine). A second
+run adds the currents at which the first curve reaches evenly spaced rates,
+so the curve is fine where it rises steeply (at threshold). The ensemble
+builder's measurement also runs the neuron at dt / 2 beside dt and refuses
+a step too coarse. Curves are kept in memory
 and on disk (``$XDG_CACHE_HOME/dynamic-inversion/rate-curves``, default
 ``~/.cache/...``), keyed by a hash of everything that defines the
 measurement (equations, namespace values, grid, dt, parameter values, the
@@ -27,9 +30,9 @@ current variable missing from the equations, not a parameter, or of another
 unit; names the builder needs taken; a neuron that never fires over the
 grid, or already fires at its lowest current; a rate curve that does not
 reach the requested max rates or falls where the tuning needs it
-(`dinv.spiking.MeasuredCurve.check`); a step too coarse (rates at dt and
-dt / 2 differ by more than `DT_TOLERANCE` of the top rate, or the state
-becomes non-finite); any other error Brian2 raises when it builds or runs
+(`dinv.spiking.MeasuredCurve.check`); a step too coarse (the curves at dt
+and dt / 2 are further apart than `DT_TOLERANCE`, or the state becomes
+non-finite); any other error Brian2 raises when it builds or runs
 the neuron (its first line).
 """
 
@@ -54,10 +57,11 @@ from dinv.spiking import MeasuredCurve
 from dinv.validation import check_count
 
 DT_TOLERANCE = 0.03
-"""Largest difference of the rates at dt and dt / 2, relative to the top rate of the
-grid, that a model's ``dt`` may give."""
+"""Largest distance of the rate curves at dt and dt / 2 that a model's ``dt`` may give:
+per grid point the smaller of the rate difference (relative to the top rate) and the
+current difference at that rate (relative to the grid's span)."""
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 """Part of every cache key: bump it when the measurement changes."""
 
 NUMPY_LIMIT = 20000
@@ -253,8 +257,8 @@ class NeuronModel:
     parameters: tuple = ()
     dt: object = field(default_factory=lambda: 0.02 * ms)
     grid_points: int = 200
-    warmup: object = field(default_factory=lambda: 500 * ms)
-    window: object = field(default_factory=lambda: 500 * ms)
+    warmup: object = field(default_factory=lambda: 200 * ms)
+    window: object = field(default_factory=lambda: 300 * ms)
     closed_form: object = None
     description: str = "neuron"
 
@@ -358,9 +362,10 @@ class NeuronModel:
         return match.group(1).strip()
 
     def unit_label(self):
-        """The current's unit for messages."""
-        return "1" if _dimensions(self.current_unit) is DIMENSIONLESS else repr(
-            self.current_unit)
+        """The current's unit for messages, and that unit in SI units."""
+        if _dimensions(self.current_unit) is DIMENSIONLESS:
+            return "1", float(self.current_unit)
+        return str(self.current_unit), float(np.asarray(self.current_unit, dtype=float))
 
     def grid(self):
         """The currents of the rate curve's grid (SI floats)."""
@@ -443,8 +448,8 @@ def _read_cache(key):
     path = cache_dir() / f"{key}.npz"
     try:
         with np.load(path, allow_pickle=False) as data:
-            return (MeasuredCurve(data["currents"], data["rates"], str(data["unit"])),
-                    bool(data["checked"]))
+            return (MeasuredCurve(data["currents"], data["rates"], str(data["unit"]),
+                                  float(data["scale"])), bool(data["checked"]))
     except (OSError, ValueError, KeyError, EOFError):  # absent or damaged: measure again
         return None
 
@@ -456,7 +461,7 @@ def _write_cache(key, curve, checked):
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=folder, suffix=".tmp", delete=False) as handle:
             np.savez(handle, currents=curve.currents, rates=curve.rates, unit=curve.unit,
-                     checked=checked)
+                     scale=curve.scale, checked=checked)
         os.replace(handle.name, folder / f"{key}.npz")
     except OSError:
         pass
@@ -486,15 +491,17 @@ def _measure(neuron, values, check_dt):
     grid = neuron.grid()
     steps = [neuron.max_dt()] + ([neuron.max_dt() / 2] if check_dt else [])
     rates = _simulate(neuron, grid, values, steps)
-    if values is None:
-        extra = _refined(grid, rates[0][0], neuron.grid_points)
-        more = _simulate(neuron, extra, values, steps)
-        grid, order = np.unique(np.concatenate([grid, extra]), return_index=True)
-        rates = [np.concatenate([a, b], axis=1)[:, order] for a, b in zip(rates, more)]
-    curve = MeasuredCurve(grid, rates[0], neuron.unit_label())
+    unit = neuron.unit_label()
     if check_dt:
-        _check_step(neuron, curve, MeasuredCurve(grid, rates[1], curve.unit))
-    return curve
+        _check_step(neuron, MeasuredCurve(grid, rates[0], *unit),
+                    MeasuredCurve(grid, rates[1], *unit))
+    rates = rates[0]
+    extra = _refined(grid, rates[0], neuron.grid_points) if values is None else np.empty(0)
+    if extra.size:
+        more = _simulate(neuron, extra, values, steps[:1])[0]
+        grid, order = np.unique(np.concatenate([grid, extra]), return_index=True)
+        rates = np.concatenate([rates, more], axis=1)[:, order]
+    return MeasuredCurve(grid, rates, *unit)
 
 
 def _refined(grid, row, points):
@@ -530,7 +537,7 @@ def _check_step(neuron, coarse, fine):
     if gap[worst] > DT_TOLERANCE:
         raise InputError(
             f"dt = {neuron.max_dt() * 1e3:g} ms is too coarse for the neuron model: its rate "
-            f"at {coarse.currents[worst]:.4g} {coarse.unit} is {row[worst]:.4g} Hz at dt and "
+            f"at {coarse.label(coarse.currents[worst])} is {row[worst]:.4g} Hz at dt and "
             f"{other[worst]:.4g} Hz at dt / 2 (off by {100 * gap[worst]:.2g} % of its top "
             f"rate {top:.4g} Hz and of the grid; at most {100 * DT_TOLERANCE:g} %); pass a "
             f"smaller dt, e.g. dt={neuron.max_dt() * 1e3 / 2:g}*ms")

@@ -211,20 +211,27 @@ class MeasuredCurve:
     rates : ndarray, shape (1, G) or (N, G)
         Steady firing rates (Hz).
     unit : str
-        The current's unit, for messages (e.g. ``'volt / second'``).
+        The current's unit, for messages (e.g. ``'nA'``).
+    scale : float
+        That unit in SI units (e.g. 1e-9): messages give currents in it.
     """
 
     currents: np.ndarray
     rates: np.ndarray
     unit: str = "1"
+    scale: float = 1.0
 
     def __hash__(self):
-        return hash((self.currents.tobytes(), self.rates.tobytes(), self.unit))
+        return hash((self.currents.tobytes(), self.rates.tobytes(), self.unit, self.scale))
 
     def __eq__(self, other):
         return isinstance(other, MeasuredCurve) and self.unit == other.unit \
-            and np.array_equal(self.currents, other.currents) \
+            and self.scale == other.scale and np.array_equal(self.currents, other.currents) \
             and np.array_equal(self.rates, other.rates)
+
+    def label(self, current):
+        """A current (SI) in the curve's unit, for messages."""
+        return f"{current / self.scale:.4g}" + ("" if self.unit == "1" else f" {self.unit}")
 
     def _rows(self, neurons):
         return self.rates[np.zeros(len(neurons), dtype=int) if len(self.rates) == 1
@@ -271,20 +278,19 @@ class MeasuredCurve:
         fall between its threshold and that rate.
         """
         high = max_rates[1]
-        unit = "" if self.unit == "1" else f" {self.unit}"
-        grid = f"[{self.currents[0]:.4g}, {self.currents[-1]:.4g}]{unit}"
+        grid = f"from {self.label(self.currents[0])} to {self.label(self.currents[-1])}"
         for k, row in enumerate(self.rates):
             who = "the neuron" if len(self.rates) == 1 else f"neuron {k}"
             if not np.any(row > 0):
-                raise InputError(f"{who} never fires over the current grid {grid}: raise the "
+                raise InputError(f"{who} never fires over the current grid ({grid}): raise the "
                                  "grid's upper end (currents=) or check its threshold")
             if row[0] > 0:
                 raise InputError(f"{who} already fires at {row[0]:.3g} Hz at the grid's "
-                                 f"lowest current {self.currents[0]:.4g}{unit}: start the "
+                                 f"lowest current {self.label(self.currents[0])}: start the "
                                  "grid (currents=) where it is silent")
             if row.max() < high:
                 raise InputError(f"{who} fires at most {row.max():.3g} Hz over the current "
-                                 f"grid {grid}, below the largest max rate {high:g} Hz: "
+                                 f"grid ({grid}), below the largest max rate {high:g} Hz: "
                                  "raise the grid's upper end or lower max_rates")
             top = int(np.argmax(row >= high))
             used = row[:top + 1]
@@ -296,8 +302,8 @@ class MeasuredCurve:
                 was = int(np.argmax(used[:worst + 1]))
                 raise InputError(
                     f"{who}'s rate curve is not monotonic where the tuning needs it: it falls "
-                    f"from {used[was]:.3g} Hz at {self.currents[was]:.4g}{unit} to "
-                    f"{used[worst]:.3g} Hz at {self.currents[worst]:.4g}{unit}, below the "
+                    f"from {used[was]:.3g} Hz at {self.label(self.currents[was])} to "
+                    f"{used[worst]:.3g} Hz at {self.label(self.currents[worst])}, below the "
                     f"largest max rate {high:g} Hz; lower max_rates below {used[was]:.3g} Hz "
                     "or change the model")
 
