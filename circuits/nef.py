@@ -46,7 +46,7 @@ from dinv.circuits.spiking import (
 )
 from dinv.errors import InputError
 from dinv.spiking import LIFCurve, check_tuning, nef_parameters
-from dinv.validation import check_count, check_positive
+from dinv.validation import check_count, check_number
 
 NEF_EQUATIONS = {"system": eq.NEF_SYSTEM, "controller": eq.NEF_CONTROLLER}
 """The representation equations of an NEF population by kind."""
@@ -253,7 +253,8 @@ def neuron_population(neuron, kind=None, neurons_per_dim=64, tau_synapse=10 * ms
         neuron=neuron, neurons_per_dim=per_dim,
         tau_synapse=check_time("tau_synapse", tau_synapse), max_rates=max_rates,
         intercepts=intercepts, seed=check_count("seed", seed, 0),
-        regularisation=check_positive("regularisation", regularisation), decoders=decoders)
+        regularisation=check_number("regularisation", regularisation, low=0),
+        decoders=decoders)
     neuron.rate_curve(check_dt=True)  # measured now (cached): a bad model is refused here
     ensemble.tuning(1, "check")  # and so are tuning settings the curve cannot meet
     label = (f"{neuron.description} ensemble (NEF), {per_dim} neurons/dim, synapse "

@@ -30,7 +30,7 @@ from dinv.circuits.spiking import (
 )
 from dinv.errors import InputError
 from dinv.spiking import scn_parameters
-from dinv.validation import check_count, check_positive
+from dinv.validation import check_count, check_number
 
 
 @dataclass(frozen=True)
@@ -195,7 +195,7 @@ def scn_population(kind="system", neurons_per_dim=32, tau_readout=20 * ms, refra
         neurons_per_dim=per_dim, tau_readout=check_time("tau_readout", tau_readout),
         refractory=check_time("refractory", refractory, allow_zero=True),
         seed=check_count("seed", seed, 0),
-        decoder_scale=check_positive("decoder_scale", decoder_scale),
+        decoder_scale=check_number("decoder_scale", decoder_scale, low=0, low_open=True),
         spread=float(spread), cost=float(cost), noise=float(noise),
         tau_noise=check_time("tau_noise", tau_noise))
     # Validate the neuron parameters now (scn_parameters checks them).

@@ -63,7 +63,7 @@ from dinv.circuits.brian_internals import live_view
 from dinv.circuits.populations import KINDS, Ensemble, PopulationModel
 from dinv.errors import InputError
 from dinv.theory import chain_steady_state, layer_steady_state, steady_control
-from dinv.validation import check_positive
+from dinv.validation import check_number
 
 
 def check_kind(kind):
@@ -77,7 +77,7 @@ def check_time(name, value, allow_zero=False):
     """A time given as a Brian2 quantity (or seconds), as float seconds."""
     try:
         seconds = float(value / second) if hasattr(value, "dim") else float(value)
-    except Exception:  # noqa: BLE001 (a quantity of other units, or no number at all)
+    except Exception:  # noqa: BLE001 - a quantity of other units raises one of several types
         raise InputError(f"{name} must be a time, e.g. 10*ms; got {value!r}") from None
     if hasattr(value, "dim") and value.dim != second.dim:
         raise InputError(f"{name} must be a time, e.g. 10*ms; got {value!r}")
@@ -285,7 +285,7 @@ def layer_radii(W, B, delta, alpha, margin=1.5, per_unit=False, floor=1e-6):
     p = layer_problem(W, B, delta, alpha)
     u = steady_control(p.W, p.B, p.delta, p.alpha)
     settled = layer_steady_state(p.W, p.B, p.delta, p.alpha)
-    margin = check_positive("margin", margin)
+    margin = check_number("margin", margin, low=0, low_open=True)
     return {"system": _radius(settled, margin, per_unit, floor),
             "controller": _radius(u, margin, per_unit, floor)}
 
@@ -304,7 +304,7 @@ def chain_radii(weights, feedback, delta, alpha, gains=None, margin=1.5, per_uni
         By block name: ``d{l}`` (systems, their un-gained steady state) and
         ``u{l}`` (controllers), for the ``radius=`` of `settle_chain`.
     """
-    margin = check_positive("margin", margin)
+    margin = check_number("margin", margin, low=0, low_open=True)
     weights = [np.asarray(w, dtype=float) for w in weights[1:]]
     feedback = [np.asarray(b, dtype=float) for b in feedback]
     deltas = chain_steady_state(weights, feedback, np.asarray(delta, dtype=float), alpha,

@@ -61,7 +61,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dinv.errors import InputError
-from dinv.validation import check_count, check_positive
+from dinv.validation import check_count, check_number
 
 
 def dimension_index(dims, neurons_per_dim):
@@ -127,7 +127,7 @@ def scn_parameters(dims, neurons_per_dim, rng, decoder_scale=1.0, spread=0.25, c
     """
     dims = check_count("dims", dims)
     k = check_count("neurons_per_dim", neurons_per_dim, 2)
-    scale = check_positive("decoder_scale", decoder_scale) / k
+    scale = check_number("decoder_scale", decoder_scale, low=0, low_open=True) / k
     if not 0 <= spread < 1:
         raise InputError(f"spread must lie in [0, 1), got {spread!r}")
     if not (np.isfinite(cost) and cost >= 0) or not (np.isfinite(noise) and noise >= 0):
@@ -469,7 +469,8 @@ def lif_parameters(dims, neurons_per_dim, rng, max_rates=(100.0, 200.0),
     -------
     LIFParameters
     """
-    curve = LIFCurve(check_positive("tau_rc", tau_rc), check_positive("tau_ref", tau_ref))
+    curve = LIFCurve(check_number("tau_rc", tau_rc, low=0, low_open=True),
+                     check_number("tau_ref", tau_ref, low=0, low_open=True))
     drawn = nef_parameters(dims, neurons_per_dim, rng, curve, max_rates, intercepts,
                            regularisation, eval_points)
     return LIFParameters(**vars(drawn), tau_rc=curve.tau_rc, tau_ref=curve.tau_ref)

@@ -15,7 +15,7 @@ from dinv.errors import InputError
 from dinv.experiments.interrupts import stop_requested
 from dinv.experiments.models_spec import circuit_options
 from dinv.experiments.progress import Progress
-from dinv.experiments.settings import CIRCUIT_DESCRIPTIONS
+from dinv.experiments.settings import CIRCUIT_DEFAULTS, CIRCUIT_DESCRIPTIONS
 from dinv.experiments.settle_stats import SettleStats
 from dinv.models.rules import ndi
 from dinv.validation import check_count, finite_array
@@ -25,21 +25,7 @@ DEFAULTS = {
     "layers": {"contracting": [10, 20], "expanding": [20, 10], "square": [15, 15]},
     "alphas": np.logspace(-4, 0, 13).tolist(),
     "samples": 64,
-    "steps": 1000,
-    "dt": 0.5,
-    # Population models of every circuit, by registered name (`dinv list`).
-    "system": "rate-system",
-    "controller": "rate-controller",
-    # Gains of controller=pid-controller (Eq. 7): K_p, K_d (in units of tau_controller)
-    # and tau_d / tau_controller of its derivative filters; scalars here (gain matrices:
-    # dinv.circuits.pid_controller in Python).
-    "pid_kp": 0.0,
-    "pid_kd": 0.0,
-    "pid_filter_ratio": 1.0,
-    # A settle whose final residual exceeds settle_tol fell short: counted in
-    # results.json ('ignore'), warned about ('warn') or an error ('raise').
-    "on_unsettled": "ignore",
-    "settle_tol": 1e-3,
+    **CIRCUIT_DEFAULTS,
     "weight_scale": 1.0,
 }
 QUICK = {"alphas": np.logspace(-3, 0, 4).tolist(), "samples": 16}
@@ -154,3 +140,10 @@ def _checked(config):
         raise InputError(f"weight_scale must be a positive number, got "
                          f"{config['weight_scale']!r}")
     return alphas, checked
+
+
+def figure(results):
+    """Suppl. Fig. 1: accuracy of the inversion against alpha, per layer type."""
+    from dinv.analysis.figures import alpha_sweep_figure
+
+    return alpha_sweep_figure(results["alphas"], results["layers"])

@@ -24,6 +24,7 @@ from dinv.experiments.models_spec import (
     rinit_options,
     select_models,
 )
+from dinv.experiments.settings import CIRCUIT_DEFAULTS
 from dinv.experiments.supervised import (
     Evaluation,
     forward_output,
@@ -64,21 +65,7 @@ DEFAULTS = {
     "weight_decay": 1e-4,
     "init_scale": 0.01,
     "models": None,
-    "steps": 1000,
-    "dt": 0.5,
-    # Population models of every circuit, by registered name (`dinv list`).
-    "system": "rate-system",
-    "controller": "rate-controller",
-    # Gains of controller=pid-controller (Eq. 7): K_p, K_d (in units of tau_controller)
-    # and tau_d / tau_controller of its derivative filters; scalars here (gain matrices:
-    # dinv.circuits.pid_controller in Python).
-    "pid_kp": 0.0,
-    "pid_kd": 0.0,
-    "pid_filter_ratio": 1.0,
-    # A settle whose final residual exceeds settle_tol fell short: counted in
-    # results.json ('ignore'), warned about ('warn') or an error ('raise').
-    "on_unsettled": "ignore",
-    "settle_tol": 1e-3,
+    **CIRCUIT_DEFAULTS,
     "stop_tol": None,
     "eval_every": 10000,
     "eval_train_samples": 10000,
@@ -197,3 +184,18 @@ def _tsne(config, learners, x_test, labels):
                          perplexity=min(30.0, (count - 1) / 3.0)).fit_transform(code)
         maps[lrn.name] = embedding
     return {"labels": labels[:count], "maps": maps}
+
+
+def figure(results):
+    """Fig. 4b-d: reconstruction error over training, reconstructions, t-SNE of the codes."""
+    from dinv.analysis.figures import autoencoder_figure
+
+    config = results["config"]
+    note = None
+    if config.get("quick"):
+        note = (f"--quick: a smoke test ({config['dataset']}, {config['epochs']} epochs, hidden "
+                f"{'-'.join(map(str, config['hidden']))}, batches of {config['batch_size']}); "
+                "the paper's protocol is 25 epochs of MNIST, 500-250-30-250-500")
+    return autoencoder_figure(results["history"], results["models"], results["images"],
+                              results["image_shape"], results["tsne"],
+                              results["dataset"]["name"], note=note)

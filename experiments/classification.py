@@ -19,7 +19,11 @@ from dinv.experiments.models_spec import (
     rinit_options,
     select_models,
 )
-from dinv.experiments.settings import CIRCUIT_DESCRIPTIONS, RINIT_DESCRIPTION
+from dinv.experiments.settings import (
+    CIRCUIT_DEFAULTS,
+    CIRCUIT_DESCRIPTIONS,
+    RINIT_DESCRIPTION,
+)
 from dinv.experiments.supervised import (
     Evaluation,
     forward_output,
@@ -52,28 +56,14 @@ DEFAULTS = {
     "lr": 1e-3,
     # A batch of B samples sums its updates with rate lr / sqrt(B) (square-root
     # scaling, Krizhevsky 2014): at B = 100 the full rate 1e-3 makes training
-    # chaotic (README), 1e-4 does not.
+    # chaotic (user guide: The paper's figures, Classification), 1e-4 does not.
     "lr_scaling": "sqrt",
     # The release decays by 1e-6 per update: W -= eta dW + 1e-6 W; here the
     # decay is scaled by eta (W -= eta (dW + lambda W)), so lambda = 1e-6 / eta.
     "weight_decay": 1e-3,
     "init_scale": 0.01,
     "models": None,
-    "steps": 1000,
-    "dt": 0.5,
-    # Population models of every circuit, by registered name (`dinv list`).
-    "system": "rate-system",
-    "controller": "rate-controller",
-    # Gains of controller=pid-controller (Eq. 7): K_p, K_d (in units of tau_controller)
-    # and tau_d / tau_controller of its derivative filters; scalars here (gain matrices:
-    # dinv.circuits.pid_controller in Python).
-    "pid_kp": 0.0,
-    "pid_kd": 0.0,
-    "pid_filter_ratio": 1.0,
-    # A settle whose final residual exceeds settle_tol fell short: counted in
-    # results.json ('ignore'), warned about ('warn') or an error ('raise').
-    "on_unsettled": "ignore",
-    "settle_tol": 1e-3,
+    **CIRCUIT_DEFAULTS,
     "stop_tol": None,
     "eval_every": 1000,
     "checkpoint_every": 10000,
@@ -86,7 +76,7 @@ QUICK = {"dataset": "digits", "hidden": [100], "epochs": 3, "batch_size": 10, "l
 DESCRIPTIONS = {
     **CIRCUIT_DESCRIPTIONS,
     "dataset": "data set: mnist, fashion-mnist or digits (bundled, no download)",
-    "data_dir": "folder holding the four IDX files (null: the usual places, README)",
+    "data_dir": "folder holding the four IDX files (null: the usual places, user guide: Data sets)",
     "hidden": "widths of the hidden layers",
     "epochs": "passes over the training set",
     "batch_size": "samples per update (1: the paper's online updates)",
@@ -167,3 +157,11 @@ def run(config, progress=True, folder=None, resume=None, stop=None):
                            resume, progress, stop)
     return {**summary(specs, data, sizes, trained, evaluation.metrics),
             "paper_test_error": PAPER_TEST_ERROR}
+
+
+def figure(results):
+    """Fig. 4a: test error over training, beside the paper's final errors."""
+    from dinv.analysis.figures import classification_figure
+
+    return classification_figure(results["history"], results["models"],
+                                 results["paper_test_error"], results["dataset"]["name"])

@@ -6,7 +6,7 @@ random order, one online update per sample (the first sample only measures);
 weights U(-0.01, 0.01) shared by all models; eta = 1e-2; hidden errors clipped
 at norm 10; ``fixed_norm`` scales each layer's update to unit norm (Fig. 3b).
 
-Beyond the paper (issue 10): ``DI-SCN a=0.1`` and ``DI-LIF a=0.1`` train with
+Beyond the paper: ``DI-SCN a=0.1`` and ``DI-LIF a=0.1`` train with
 spiking populations (both system and controller) in the DI circuit, their
 settled (time-averaged) readouts as the backward pass, beside ``NDI a=0.1``,
 their exact counterpart. Settings (``spiking_*``,
@@ -24,8 +24,12 @@ import numpy as np
 
 from dinv.errors import InputError
 from dinv.experiments.models_spec import SPIKING_SETTINGS, ModelSpec
-from dinv.experiments.regression import train_regression
-from dinv.experiments.settings import CIRCUIT_DESCRIPTIONS, RINIT_DESCRIPTION
+from dinv.experiments.regression import protocol_run
+from dinv.experiments.settings import (
+    CIRCUIT_DEFAULTS,
+    CIRCUIT_DESCRIPTIONS,
+    RINIT_DESCRIPTION,
+)
 from dinv.models.network import FeedforwardNetwork
 
 RATE_MODELS = (
@@ -43,12 +47,12 @@ RATE_MODELS = (
 
 SPIKING_MODELS = (
     ModelSpec("NDI a=0.1", "ndi", 0.1, "transpose"),
-    # Spiking DI (issue 10): both populations of the layer pair spiking, settled
+    # Spiking DI: both populations of the layer pair spiking, settled
     # (time-averaged) readouts as the backward pass; settings: SPIKING_SETTINGS.
     ModelSpec("DI-SCN a=0.1", "di", 0.1, "transpose", population="scn"),
     ModelSpec("DI-LIF a=0.1", "di", 0.1, "transpose", population="lif"),
 )
-"""Spiking DI and NDI at their leak, their exact counterpart (issue 10)."""
+"""Spiking DI and NDI at their leak, their exact counterpart."""
 
 MODELS = RATE_MODELS + SPIKING_MODELS
 
@@ -63,21 +67,7 @@ DEFAULTS = {
     "fixed_norm": False,
     "models": None,
     "iterations": None,
-    "steps": 1000,
-    "dt": 0.5,
-    # Population models of every circuit, by registered name (`dinv list`).
-    "system": "rate-system",
-    "controller": "rate-controller",
-    # Gains of controller=pid-controller (Eq. 7): K_p, K_d (in units of tau_controller)
-    # and tau_d / tau_controller of its derivative filters; scalars here (gain matrices:
-    # dinv.circuits.pid_controller in Python).
-    "pid_kp": 0.0,
-    "pid_kd": 0.0,
-    "pid_filter_ratio": 1.0,
-    # A settle whose final residual exceeds settle_tol fell short: counted in
-    # results.json ('ignore'), warned about ('warn') or an error ('raise').
-    "on_unsettled": "ignore",
-    "settle_tol": 1e-3,
+    **CIRCUIT_DEFAULTS,
     "parallel": True,
     "error_dtype": "float64",
     "restabilise": True,
@@ -182,12 +172,24 @@ def prepare(config):
     return config, MODELS, X, Y, base, rng
 
 
-def run(config, progress=True, stop=None):
-    """Train every model and record the curves of Fig. 3a-f.
+run = protocol_run(NAME, prepare)
+"""Train every model and record the curves of Fig. 3a-f (`train_regression`'s results)."""
 
-    Returns
-    -------
-    dict
-        See `dinv.experiments.regression.train_regression`.
-    """
-    return train_regression(NAME, *prepare(config), progress, stop)
+
+def figure(results):
+    """Fig. 3a-f: NMSE, stability, angles to NDI, to -W^T and to PBP."""
+    from dinv.analysis.figures import Panel, regression_figure
+
+    fixed = results["config"]["fixed_norm"]
+    panels = (
+        Panel("stability of DI: Jacobian abscissa (paper Fig. 3c)", "eigenvalue",
+              "max real eigenvalue", frozenset({"di"}), zero_line=True),
+        Panel("angle(delta_DI, delta_NDI) (Fig. 3d)", "angle_ndi",
+              "angle (deg; below 1e-6, rounding: drawn at 1e-6)", frozenset({"di"}), log=True),
+        Panel("angle(B, -W^T) (Fig. 3e)", "angle_B", "angle (deg)", frozenset({"di", "ndi"})),
+        Panel("angle(delta_DI, delta_PBP) (Fig. 3f)", "angle_pbp", "angle (deg)",
+              frozenset({"di"}), median=True),
+    )
+    return regression_figure(results["nmse"], results["curves"], results["rules"], panels,
+                             "NMSE, fixed-norm updates (paper Fig. 3b)" if fixed
+                             else "NMSE (paper Fig. 3a)")

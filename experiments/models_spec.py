@@ -10,13 +10,11 @@ from brian2 import ms
 from dinv.circuits import SettleOptions
 from dinv.circuits.populations import get_population_model, pid_controller, pid_gains
 from dinv.errors import InputError
+from dinv.experiments.settings import PID_DEFAULTS
 from dinv.models.initialisation import init_feedback, init_loop_feedback
 from dinv.models.rules import get_rule
 from dinv.models.stabilise import stable_random_feedback
 from dinv.models.training import Learner
-
-PID_SETTINGS = {"pid_kp": 0.0, "pid_kd": 0.0, "pid_filter_ratio": 1.0}
-"""Settings of a PID controller's gains (`controller_model`) and their defaults."""
 
 
 def circuit_options(config, **options):
@@ -42,7 +40,7 @@ def controller_model(config):
 
     ``controller`` names a registered model; for a PID controller (e.g.
     ``pid-controller``) the settings ``pid_kp``, ``pid_kd`` and
-    ``pid_filter_ratio`` (scalars; `PID_SETTINGS`) give its gains
+    ``pid_filter_ratio`` (scalars; `PID_DEFAULTS`) give its gains
     (`dinv.circuits.pid_controller`). Gain matrices are a library feature:
     pass ``controller=pid_controller(K_p, K_d)`` in Python.
 
@@ -58,7 +56,7 @@ def controller_model(config):
         positive, or gains set for a controller that is not a PID controller.
     """
     name = config.get("controller", "rate-controller")
-    gains = {key: config.get(key, default) for key, default in PID_SETTINGS.items()}
+    gains = {key: config.get(key, default) for key, default in PID_DEFAULTS.items()}
     for key, value in gains.items():
         if isinstance(value, bool) or not isinstance(value, (int, float)) \
                 or not np.isfinite(value):
@@ -67,10 +65,10 @@ def controller_model(config):
     if not gains["pid_filter_ratio"] > 0:
         raise InputError(f"setting pid_filter_ratio (tau_d / tau_controller) must be "
                          f"positive, got {gains['pid_filter_ratio']!r}")
-    if gains == PID_SETTINGS:
+    if gains == PID_DEFAULTS:
         return name
     if pid_gains(get_population_model(name, "controller")) is None:
-        changed = ", ".join(key for key in PID_SETTINGS if gains[key] != PID_SETTINGS[key])
+        changed = ", ".join(key for key in PID_DEFAULTS if gains[key] != PID_DEFAULTS[key])
         raise InputError(f"{changed} set, but controller={name!r} is not a PID controller; "
                          "add --set controller=pid-controller")
     return pid_controller(gains["pid_kp"], gains["pid_kd"], gains["pid_filter_ratio"])

@@ -13,7 +13,7 @@ import numpy as np
 
 from dinv.experiments import linear_regression
 from dinv.experiments.models_spec import ModelSpec
-from dinv.experiments.regression import train_regression
+from dinv.experiments.regression import protocol_run
 from dinv.models.network import FeedforwardNetwork
 
 MODELS = linear_regression.RATE_MODELS + (
@@ -62,12 +62,22 @@ def prepare(config):
     return config, MODELS, X, Y, base, rng
 
 
-def run(config, progress=True, stop=None):
-    """Train every model and record the curves of Fig. 3g-k.
+run = protocol_run(NAME, prepare)
+"""Train every model and record the curves of Fig. 3g-k (`train_regression`'s results)."""
 
-    Returns
-    -------
-    dict
-        See `dinv.experiments.regression.train_regression`.
-    """
-    return train_regression(NAME, *prepare(config), progress, stop)
+
+def figure(results):
+    """Fig. 3g-k: NMSE, stability, angles of DI and SLDI to NDI, angle of B to -W^T."""
+    from dinv.analysis.figures import Panel, regression_figure
+
+    panels = (
+        Panel("stability (DI: per layer; SLDI: loop) (paper Fig. 3h)", "eigenvalue",
+              "max real eigenvalue", frozenset({"di", "sldi"}), zero_line=True),
+        Panel("angle(delta_DI, delta_NDI) (Fig. 3i)", "angle_ndi", "angle (deg)",
+              frozenset({"di"}), log=True, median=True),
+        Panel("angle(B, -W^T) (Fig. 3j)", "angle_B", "angle (deg)", frozenset({"di", "ndi"})),
+        Panel("angle(delta_SLDI, delta_NDI) (Fig. 3k)", "angle_ndi", "angle (deg)",
+              frozenset({"sldi"}), log=True, median=True),
+    )
+    return regression_figure(results["nmse"], results["curves"], results["rules"], panels,
+                             "NMSE (paper Fig. 3g)")

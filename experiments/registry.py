@@ -1,28 +1,20 @@
-"""Registry of paper experiments: name -> protocol, quick overrides, figure."""
+"""Registry of the experiments: name -> protocol, quick overrides, figure.
 
+An experiment's protocol lives in its own module of `dinv.experiments`, which
+holds ``DEFAULTS`` (the paper's protocol), ``QUICK`` (the overrides of
+``--quick``), ``DESCRIPTIONS`` (one line per setting), ``UNITS`` (of every
+quantity of its results), ``run`` and ``figure``. The registry names the
+module and imports it only when the protocol is needed, so that listing the
+experiments (``dinv list``, ``dinv --help``) loads neither Brian2 nor matplotlib.
+"""
+
+import importlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
 
-from dinv.analysis.figures import (
-    Panel,
-    alpha_sweep_figure,
-    autoencoder_figure,
-    classification_figure,
-    mark_unsettled,
-    regression_figure,
-    spiking_inversion_figure,
-    timescales_figure,
-)
 from dinv.errors import InputError
-from dinv.experiments import (
-    alpha_sweep,
-    autoencoder,
-    classification,
-    linear_regression,
-    nonlinear_regression,
-    spiking_inversion,
-    timescales,
-)
 from dinv.experiments.datasets import DATASETS
 from dinv.validation import check_count
 
@@ -34,12 +26,12 @@ class Option:
     flag: str
     key: str
     help: str
-    type: Callable = None  # None: a boolean switch
+    type: Callable[[str], Any] | None = None  # None: a boolean switch
 
 
 @dataclass(frozen=True)
 class Experiment:
-    """A paper experiment.
+    """An experiment of the paper (or beyond it), and where its protocol lives.
 
     Attributes
     ----------
@@ -47,25 +39,13 @@ class Experiment:
         Name used by ``dinv run NAME``.
     paper : str
         Figure panels it reproduces.
-    defaults : dict
-        The paper's protocol.
-    quick : dict
-        Overrides of ``--quick`` (a smoke run well under a minute).
-    run : callable
-        ``run(config, progress, stop) -> dict`` of results; with ``checkpoints``
-        ``run(config, progress, folder, resume, stop)``. ``stop`` (a
-        `dinv.experiments.interrupts.StopRequests` or None) is looked at
-        between updates; after a request the results are those of the work
-        done, with ``interrupted`` (`StopRequests.report`).
-    figure : callable
-        ``figure(results) -> matplotlib Figure``; the registered experiment
-        marks on it the models whose settles fell short (`mark_unsettled`).
+    module : str
+        The full name of the module that holds the protocol (imported on first use):
+        ``DEFAULTS``, ``QUICK``, ``DESCRIPTIONS``, ``UNITS``, ``run`` and ``figure``
+        (e.g. ``"dinv.experiments.linear_regression"``; a protocol of one's own may
+        live in any importable module).
     options : tuple of Option
         Extra command-line flags.
-    descriptions : dict
-        One line per setting of ``defaults``: what it means (``dinv run NAME --help``).
-    units : dict
-        Unit of every quantity of the results, written into results.json as ``units``.
     checkpoints : bool
         Long runs that write checkpoints into their output folder and can be
         resumed (``dinv run NAME --resume DIR``).
@@ -73,64 +53,51 @@ class Experiment:
 
     name: str
     paper: str
-    defaults: dict
-    quick: dict
-    run: Callable
-    figure: Callable
-    options: tuple = field(default_factory=tuple)
+    module: str
+    options: tuple[Option, ...] = ()
     checkpoints: bool = False
-    descriptions: dict = field(default_factory=dict)
-    units: dict = field(default_factory=dict)
 
-    def __post_init__(self):
-        draw = self.figure
+    @property
+    def protocol(self) -> ModuleType:
+        """The module of the protocol (imported on first use)."""
+        return importlib.import_module(self.module)
 
-        def figure(results):
-            return mark_unsettled(draw(results), results.get("settling"))
+    @property
+    def defaults(self) -> dict[str, Any]:
+        """The paper's protocol: every setting and its default."""
+        return self.protocol.DEFAULTS
 
-        object.__setattr__(self, "figure", figure)
+    @property
+    def quick(self) -> dict[str, Any]:
+        """Overrides of ``--quick`` (a smoke run of a minute or two)."""
+        return self.protocol.QUICK
 
+    @property
+    def descriptions(self) -> dict[str, str]:
+        """One line per setting of `defaults`: what it means (``dinv run NAME --help``)."""
+        return self.protocol.DESCRIPTIONS
 
-def _linear_figure(results):
-    fixed = results["config"]["fixed_norm"]
-    panels = (
-        Panel("stability of DI: Jacobian abscissa (paper Fig. 3c)", "eigenvalue",
-              "max real eigenvalue", frozenset({"di"}), zero_line=True),
-        Panel("angle(delta_DI, delta_NDI) (Fig. 3d)", "angle_ndi",
-              "angle (deg; below 1e-6, rounding: drawn at 1e-6)", frozenset({"di"}), log=True),
-        Panel("angle(B, -W^T) (Fig. 3e)", "angle_B", "angle (deg)", frozenset({"di", "ndi"})),
-        Panel("angle(delta_DI, delta_PBP) (Fig. 3f)", "angle_pbp", "angle (deg)",
-              frozenset({"di"}), median=True),
-    )
-    return regression_figure(results["nmse"], results["curves"], results["rules"], panels,
-                             "NMSE, fixed-norm updates (paper Fig. 3b)" if fixed
-                             else "NMSE (paper Fig. 3a)")
+    @property
+    def units(self) -> dict[str, str]:
+        """Unit of every quantity of the results, written into results.json as ``units``."""
+        return self.protocol.UNITS
 
+    def run(self, config: dict[str, Any], **arguments: Any) -> dict[str, Any]:
+        """Run the protocol: ``run(config, progress, stop)`` of its module, with
+        ``folder`` and ``resume`` for experiments with `checkpoints`.
 
-def _nonlinear_figure(results):
-    panels = (
-        Panel("stability (DI: per layer; SLDI: loop) (paper Fig. 3h)", "eigenvalue",
-              "max real eigenvalue", frozenset({"di", "sldi"}), zero_line=True),
-        Panel("angle(delta_DI, delta_NDI) (Fig. 3i)", "angle_ndi", "angle (deg)",
-              frozenset({"di"}), log=True, median=True),
-        Panel("angle(B, -W^T) (Fig. 3j)", "angle_B", "angle (deg)", frozenset({"di", "ndi"})),
-        Panel("angle(delta_SLDI, delta_NDI) (Fig. 3k)", "angle_ndi", "angle (deg)",
-              frozenset({"sldi"}), log=True, median=True),
-    )
-    return regression_figure(results["nmse"], results["curves"], results["rules"], panels,
-                             "NMSE (paper Fig. 3g)")
+        ``stop`` (a `dinv.experiments.interrupts.StopRequests` or None) is
+        looked at between updates; after a request the results are those of
+        the work done, with ``interrupted`` (`StopRequests.report`).
+        """
+        return self.protocol.run(config, **arguments)
 
+    def figure(self, results: dict[str, Any]) -> Any:
+        """The experiment's matplotlib Figure of ``results``, with the models whose
+        settles fell short marked on it (`dinv.analysis.figures.mark_unsettled`)."""
+        from dinv.analysis.figures import mark_unsettled
 
-def _autoencoder_figure(results):
-    config = results["config"]
-    note = None
-    if config.get("quick"):
-        note = (f"--quick: a smoke test ({config['dataset']}, {config['epochs']} epochs, hidden "
-                f"{'-'.join(map(str, config['hidden']))}, batches of {config['batch_size']}); "
-                "the paper's protocol is 25 epochs of MNIST, 500-250-30-250-500")
-    return autoencoder_figure(results["history"], results["models"], results["images"],
-                              results["image_shape"], results["tsne"],
-                              results["dataset"]["name"], note=note)
+        return mark_unsettled(self.protocol.figure(results), results.get("settling"))
 
 
 DATA_OPTIONS = (
@@ -140,91 +107,29 @@ DATA_OPTIONS = (
     Option("--epochs", "epochs", "passes over the training set", int),
 )
 
+_REGRESSION_OPTIONS = (Option("--fixed-norm", "fixed_norm", "unit-norm updates (Fig. 3b)"),)
 
-EXPERIMENTS = {
-    "linear-regression": Experiment(
-        name="linear-regression",
-        paper="Fig. 3a-f: linear regression, 30-20-10 linear network",
-        defaults=linear_regression.DEFAULTS,
-        quick=linear_regression.QUICK,
-        run=linear_regression.run,
-        descriptions=linear_regression.DESCRIPTIONS,
-        units=linear_regression.UNITS,
-        figure=_linear_figure,
-        options=(Option("--fixed-norm", "fixed_norm", "unit-norm updates (Fig. 3b)"),),
-    ),
-    "nonlinear-regression": Experiment(
-        name="nonlinear-regression",
-        paper="Fig. 3g-k: nonlinear regression, 30-20-10-10 tanh network",
-        defaults=nonlinear_regression.DEFAULTS,
-        quick=nonlinear_regression.QUICK,
-        run=nonlinear_regression.run,
-        descriptions=nonlinear_regression.DESCRIPTIONS,
-        units=nonlinear_regression.UNITS,
-        figure=_nonlinear_figure,
-        options=(Option("--fixed-norm", "fixed_norm", "unit-norm updates"),),
-    ),
-    "mnist": Experiment(
-        name="mnist",
-        paper="Fig. 4a: classification, 784-1000-10 tanh/softmax network, simulated DI",
-        defaults=classification.DEFAULTS,
-        quick=classification.QUICK,
-        run=classification.run,
-        descriptions=classification.DESCRIPTIONS,
-        units=classification.UNITS,
-        figure=lambda results: classification_figure(
-            results["history"], results["models"], results["paper_test_error"],
-            results["dataset"]["name"]),
-        options=DATA_OPTIONS,
-        checkpoints=True,
-    ),
-    "autoencoder": Experiment(
-        name="autoencoder",
-        paper="Fig. 4b-d: autoencoder 784-500-250-30-250-500-784, simulated DI",
-        defaults=autoencoder.DEFAULTS,
-        quick=autoencoder.QUICK,
-        run=autoencoder.run,
-        descriptions=autoencoder.DESCRIPTIONS,
-        units=autoencoder.UNITS,
-        figure=_autoencoder_figure,
-        options=DATA_OPTIONS,
-        checkpoints=True,
-    ),
-    "alpha-sweep": Experiment(
-        name="alpha-sweep",
-        paper="Suppl. Fig. 1: accuracy of the inversion against alpha",
-        defaults=alpha_sweep.DEFAULTS,
-        quick=alpha_sweep.QUICK,
-        run=alpha_sweep.run,
-        descriptions=alpha_sweep.DESCRIPTIONS,
-        units=alpha_sweep.UNITS,
-        figure=lambda results: alpha_sweep_figure(results["alphas"], results["layers"]),
-    ),
-    "timescales": Experiment(
-        name="timescales",
-        paper="Sec. 3.2/6.2: convergence against controller/system timescales",
-        defaults=timescales.DEFAULTS,
-        quick=timescales.QUICK,
-        run=timescales.run,
-        descriptions=timescales.DESCRIPTIONS,
-        units=timescales.UNITS,
-        figure=lambda results: timescales_figure(results["pair"], results["chains"],
-                                                 results["config"]["tolerance"],
-                                                 results.get("pid")),
-    ),
-    "spiking-inversion": Experiment(
-        name="spiking-inversion",
-        paper="Sec. 6 / issue 10: spiking populations (scn, lif) against Eq. (10)",
-        defaults=spiking_inversion.DEFAULTS,
-        quick=spiking_inversion.QUICK,
-        run=spiking_inversion.run,
-        descriptions=spiking_inversion.DESCRIPTIONS,
-        units=spiking_inversion.UNITS,
-        figure=lambda results: spiking_inversion_figure(
-            results["scaling"], results["slopes"], results["tau_sweep"],
-            results["duration_sweep"], results["silencing"]),
-    ),
-}
+EXPERIMENTS = {experiment.name: experiment for experiment in (
+    Experiment("linear-regression", "Fig. 3a-f: linear regression, 30-20-10 linear network",
+               "dinv.experiments.linear_regression", _REGRESSION_OPTIONS),
+    Experiment("nonlinear-regression",
+               "Fig. 3g-k: nonlinear regression, 30-20-10-10 tanh network",
+               "dinv.experiments.nonlinear_regression", _REGRESSION_OPTIONS),
+    Experiment("mnist",
+               "Fig. 4a: classification, 784-1000-10 tanh/softmax network, simulated DI",
+               "dinv.experiments.classification", DATA_OPTIONS, checkpoints=True),
+    Experiment("autoencoder",
+               "Fig. 4b-d: autoencoder 784-500-250-30-250-500-784, simulated DI",
+               "dinv.experiments.autoencoder", DATA_OPTIONS, checkpoints=True),
+    Experiment("alpha-sweep", "Suppl. Fig. 1: accuracy of the inversion against alpha",
+               "dinv.experiments.alpha_sweep"),
+    Experiment("timescales", "Sec. 3.2/6.2: convergence against controller/system timescales",
+               "dinv.experiments.timescales"),
+    Experiment("spiking-inversion",
+               "Sec. 6: spiking populations (scn, lif) against Eq. (10)",
+               "dinv.experiments.spiking_inversion"),
+)}
+"""Every experiment by name (``dinv list``)."""
 
 
 def get_experiment(name):
@@ -276,5 +181,11 @@ def make_config(experiment, quick=False, overrides=None):
                 f"{experiment.name} has no setting {key!r}; settings: {', '.join(config)}"
             )
         config[key] = _check_type(key, config[key], value)
+    models = config.get("models")
+    if isinstance(models, list):
+        twice = sorted({m for m in models if models.count(m) > 1}, key=models.index)
+        if twice:
+            raise InputError(f"models names {', '.join(map(repr, twice))} more than once; "
+                             "name each model once")
     config["quick"] = bool(quick)
     return config

@@ -1,10 +1,31 @@
-"""One-line meanings of the settings the experiments share (``dinv run NAME --help``).
+"""The settings the experiments share: defaults and one-line meanings.
 
-Every experiment module keeps a ``DESCRIPTIONS`` dict beside its ``DEFAULTS``:
-one line per setting, what it means and in which unit. The settings of the
-circuits (Euler steps, population models, PID gains, settling tolerance) mean
-the same in every experiment and are described once here.
+Every experiment module keeps a ``DEFAULTS`` dict (its protocol) and a
+``DESCRIPTIONS`` dict beside it: one line per setting, what it means and in
+which unit. The settings of the circuits (Euler steps, population models, PID
+gains, settling tolerance) mean the same in every experiment: their defaults
+(`CIRCUIT_DEFAULTS`) and meanings (`CIRCUIT_DESCRIPTIONS`) are written once here.
 """
+
+PID_DEFAULTS = {"pid_kp": 0.0, "pid_kd": 0.0, "pid_filter_ratio": 1.0}
+"""Gains of ``controller=pid-controller`` (Eq. 7): K_p, K_d (in units of tau_controller)
+and tau_d / tau_controller of its derivative filters; scalars (gain matrices:
+`dinv.circuits.pid_controller` in Python). Zero gains: the leaky integral of Eq. (8)."""
+
+CIRCUIT_DEFAULTS = {
+    "steps": 1000,
+    "dt": 0.5,
+    # Population models of every circuit, by registered name (`dinv list`).
+    "system": "rate-system",
+    "controller": "rate-controller",
+    **PID_DEFAULTS,
+    # A settle whose final residual exceeds settle_tol fell short: counted in
+    # results.json ('ignore'), warned about ('warn') or an error ('raise').
+    "on_unsettled": "ignore",
+    "settle_tol": 1e-3,
+}
+"""The circuit settings of an experiment that simulates DI: the paper's 1000 Euler steps of
+dt = 0.5 tau_system, rate populations, and the settling tolerance."""
 
 CIRCUIT_DESCRIPTIONS = {
     "seed": "random seed: data, order, initial weights and feedback (same seed, same numbers)",

@@ -1,4 +1,4 @@
-"""The spiking study (issue 10): spiking populations against the closed form.
+"""The spiking study: spiking populations against the closed form.
 
 Every case settles a dynamic-inversion circuit whose populations are spiking
 (``scn``, spike-coding networks, `dinv.circuits.scn`; ``lif``, LIF ensembles
@@ -13,7 +13,7 @@ Cases (``cases``), W_l ~ N(0, 1/d_l), B_l = -W_l^T, delta ~ N(0, I), alpha
 ``alpha``, tau ``tau_ms`` for every population:
 
 - ``contracting``: a layer pair 20 <- 10 (d_{l-1} = 20, d_l = 10; the
-  reference case of issue 10);
+  reference case of the spiking study);
 - ``expanding``: 10 <- 20 (alpha keeps (W B - alpha I) invertible; the
   controller's steady state is large along the null space of W^T, so its
   radius, and its spike noise, is large);
@@ -74,6 +74,7 @@ Outputs: ``scaling`` (records with ``population``, ``case``,
 against N on log-log axes with the fitted slopes.
 """
 
+import itertools
 import time
 import zlib
 
@@ -98,7 +99,7 @@ from dinv.experiments.progress import Progress
 from dinv.experiments.settings import CIRCUIT_DESCRIPTIONS
 from dinv.experiments.settle_stats import SettleStats
 from dinv.theory import chain_steady_state, layer_steady_state
-from dinv.validation import check_count
+from dinv.validation import check_count, check_number
 
 MODELS = ("scn", "lif", *NEURONS)
 CASES = ("contracting", "expanding", "square", "chain", "spiking-system",
@@ -234,7 +235,7 @@ def _case_arrays(case, seed):
                      "contracting" if case.startswith("spiking") else case)
     if case == "chain":
         weights = [rng.normal(0.0, np.sqrt(1.0 / d_out), (d_out, d_in))
-                   for d_in, d_out in zip(CHAIN_WIDTHS[:-1], CHAIN_WIDTHS[1:])]
+                   for d_in, d_out in itertools.pairwise(CHAIN_WIDTHS)]
         return weights, [-W.T for W in weights[1:]], rng.normal(0.0, 1.0, (1, CHAIN_WIDTHS[-1]))
     d_out, d_in = PAIRS[case]
     W = rng.normal(0.0, np.sqrt(1.0 / d_out), (d_out, d_in))
@@ -457,8 +458,21 @@ def _check(config):
             for m, c in chosen.items()):
         raise InputError(f"model_cases must map models {list(MODELS)} to lists of cases "
                          f"{list(CASES)}, got {chosen!r}")
-    if not 0 <= config["silence"] < 1:
-        raise InputError(f"silence must lie in [0, 1), got {config['silence']!r}")
+    for key in ("tau_ms", "dt", "duration", "record_interval", "margin", "settle_tol"):
+        check_number(f"setting {key}", config[key], low=0, low_open=True)
+    for duration in config["durations"]:
+        check_number("setting durations: each", duration, low=0, low_open=True)
+    check_number("setting alpha", config["alpha"], low=0)
+    check_number("setting average_fraction", config["average_fraction"], low=0, high=1,
+                 low_open=True)
+    check_number("setting silence", config["silence"], low=0, high=1, high_open=True)
+    for model in config["models"]:
+        if model not in config["sweep_size"]:
+            continue
+        check_count(f"setting sweep_size: {model}", config["sweep_size"][model], minimum=2)
+        readouts = config["tau_readout_ms"][model]
+        for readout in readouts if isinstance(readouts, list) else [readouts]:
+            check_number(f"setting tau_readout_ms: {model}", readout, low=0, low_open=True)
 
 
 def jobs(config):
@@ -582,3 +596,12 @@ def run(config, progress=True, stop=None):
     if done < len(todo):
         results["interrupted"] = stop.report(done, len(todo), "settles")
     return results
+
+
+def figure(results):
+    """Error against neurons per dimension, readout and duration sweeps, silencing."""
+    from dinv.analysis.figures import spiking_inversion_figure
+
+    return spiking_inversion_figure(results["scaling"], results["slopes"],
+                                    results["tau_sweep"], results["duration_sweep"],
+                                    results["silencing"])

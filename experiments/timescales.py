@@ -452,3 +452,11 @@ def _pid_scan(config, case, measure, integral):
             "time": best["time"], "overshoot": best["overshoot"],
             "speedup": float(integral["time"] / best["time"]), "diverged": best["diverged"],
             "stable_fraction": float(np.mean(radii < 1))}
+
+
+def figure(results):
+    """Convergence against the controller/system timescale ratio, chains and PID gains."""
+    from dinv.analysis.figures import timescales_figure
+
+    return timescales_figure(results["pair"], results["chains"],
+                             results["config"]["tolerance"], results.get("pid"))

@@ -17,7 +17,6 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -226,8 +225,8 @@ def test_sigint_during_settles_never_changes_the_numbers(tmp_path):
     for model, errors in partial["error"].items():
         assert len(errors) == done + 1
         assert errors == full["error"][model][:done + 1], model
-    for key, curves in partial["curves"].items():
-        for model, layers in curves.items():
+    for curves in partial["curves"].values():
+        for layers in curves.values():
             assert np.array(layers).shape[-1] == done
     assert (tmp_path / "stopped" / "figure.png").stat().st_size > 0
     deadline = time.monotonic() + 10
@@ -315,13 +314,12 @@ def test_argument_errors_leave_no_folder_behind(tmp_path, capsys, args, message)
 
 def test_internal_errors_are_reported_as_dinv_bugs(tmp_path, capsys, monkeypatch):
     """An unexpected exception: the traceback and a line saying it is dinv's bug."""
-    from dinv.experiments import registry
+    from dinv.experiments import alpha_sweep
 
     def broken(config, progress=True, stop=None):
         raise RuntimeError("something unforeseen")
 
-    monkeypatch.setitem(registry.EXPERIMENTS, "alpha-sweep",
-                        replace(registry.EXPERIMENTS["alpha-sweep"], run=broken))
+    monkeypatch.setattr(alpha_sweep, "run", broken)
     code = main(TINY_SWEEP + ["--out", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert code == 1
