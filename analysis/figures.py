@@ -681,10 +681,10 @@ def spiking_inversion_figure(scaling, slopes, tau_sweep, duration_sweep, silenci
             continue
         n = [r["neurons_per_dim"] for r in rows]
         s = slope.get((model, "contracting"), {})
-        ax.loglog(n, [r["angle_deg"] for r in rows], SPIKING_MARKERS.get(model, "x") + "-",
+        ax.loglog(n, [r["angle_deg"] for r in rows], SPIKING_MARKERS[model] + "-",
                   color=model_colour[model],
                   label=f"{model} angle, slope {fmt(s.get('angle_deg'))}")
-        ax.loglog(n, [np.degrees(r["rms_error"]) for r in rows], SPIKING_MARKERS.get(model, "x") + ":",
+        ax.loglog(n, [np.degrees(r["rms_error"]) for r in rows], SPIKING_MARKERS[model] + ":",
                   color=model_colour[model], mfc="none",
                   label=f"{model} RMS (as deg), slope {fmt(s.get('rms_error'))}")
         if s.get("angle_deg") is not None and len(n) > 1:
@@ -703,7 +703,7 @@ def spiking_inversion_figure(scaling, slopes, tau_sweep, duration_sweep, silenci
             s = slope.get((model, case), {})
             label = f"{model} {case}" + (f" ({fmt(s.get('rel_error'))})" if s else "")
             ax.loglog([r["neurons_per_dim"] for r in rows], [r["rel_error"] for r in rows],
-                      SPIKING_MARKERS.get(model, "x") + SPIKING_STYLES.get(model, "-"), color=case_colour[case],
+                      SPIKING_MARKERS[model] + SPIKING_STYLES[model], color=case_colour[case],
                       label=label)
     ax.set_xlabel("neurons per dimension N")
     ax.set_ylabel("relative error of the averaged readout")
@@ -719,10 +719,10 @@ def spiking_inversion_figure(scaling, slopes, tau_sweep, duration_sweep, silenci
             if not rows:
                 continue
             x = [r[key] for r in rows]
-            ax.loglog(x, [r["rel_error"] for r in rows], SPIKING_MARKERS.get(model, "x") + "-",
+            ax.loglog(x, [r["rel_error"] for r in rows], SPIKING_MARKERS[model] + "-",
                       color=model_colour[model],
                       label=f"{model} averaged (N={rows[0]['neurons_per_dim']})")
-            ax.loglog(x, [r["rms_error"] for r in rows], SPIKING_MARKERS.get(model, "x") + ":",
+            ax.loglog(x, [r["rms_error"] for r in rows], SPIKING_MARKERS[model] + ":",
                       color=model_colour[model], mfc="none", label=f"{model} RMS")
         ax.set_xlabel(xlabel)
         ax.set_ylabel("relative error")
@@ -732,9 +732,9 @@ def spiking_inversion_figure(scaling, slopes, tau_sweep, duration_sweep, silenci
         rows = _records(scaling, population=model, case="contracting")
         if rows:
             n = [r["neurons_per_dim"] for r in rows]
-            ax.semilogx(n, [r["mean_rate_hz"] for r in rows], SPIKING_MARKERS.get(model, "x") + "-",
+            ax.semilogx(n, [r["mean_rate_hz"] for r in rows], SPIKING_MARKERS[model] + "-",
                         color=model_colour[model], label=f"{model} mean")
-            ax.semilogx(n, [r["max_rate_hz"] for r in rows], SPIKING_MARKERS.get(model, "x") + "--",
+            ax.semilogx(n, [r["max_rate_hz"] for r in rows], SPIKING_MARKERS[model] + "--",
                         color=model_colour[model], mfc="none", label=f"{model} max")
     ax.set_xlabel("neurons per dimension N")
     ax.set_ylabel("firing rate (Hz)")
