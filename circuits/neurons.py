@@ -49,7 +49,7 @@ from brian2 import Equations, Network, NeuronGroup, SpikeMonitor, ms, second
 from brian2.units.fundamentalunits import DIMENSIONLESS, get_dimensions
 
 from dinv.circuits.brian_internals import CODEGEN_TARGETS
-from dinv.circuits.populations import hashable
+from dinv.circuits.populations import KeyedByValue, hashable
 from dinv.circuits.spiking import check_time
 from dinv.circuits.spiking_equations import NEF_RESERVED
 from dinv.errors import InputError
@@ -89,71 +89,59 @@ def _si(value, dim, label):
     return out
 
 
+class _Distribution(KeyedByValue):
+    """A distribution of per-neuron values given by two numbers or quantities of one
+    unit (a dataclass's two fields), drawn with ``numpy.random.Generator.<sampler>``;
+    draws are SI floats."""
+
+    def __post_init__(self):
+        first, second_ = (getattr(self, f) for f in self.__dataclass_fields__)
+        if _dimensions(first) is not _dimensions(second_) \
+                or not self.valid(*self._parameters()):
+            raise InputError(f"{type(self).__name__} needs {self.requirement} of one unit, "
+                             f"got {first!r}, {second_!r}")
+
+    def _parameters(self):
+        """The two values in SI units."""
+        return tuple(float(np.asarray(getattr(self, f), dtype=float))
+                     for f in self.__dataclass_fields__)
+
+    @property
+    def dim(self):
+        """The values' physical dimensions."""
+        return _dimensions(getattr(self, next(iter(self.__dataclass_fields__))))
+
+    def draw(self, rng, n):
+        """``n`` values (SI floats)."""
+        return getattr(rng, self.sampler)(*self._parameters(), n)
+
+
 @dataclass(frozen=True, eq=False)
-class Uniform:
+class Uniform(_Distribution):
     """Values drawn uniformly in [low, high), one per neuron (quantities or numbers)."""
 
     low: object
     high: object
-
-    def __post_init__(self):
-        if _dimensions(self.low) is not _dimensions(self.high) \
-                or not np.asarray(self.low, dtype=float) <= np.asarray(self.high, dtype=float):
-            raise InputError(f"Uniform needs low <= high of one unit, got {self.low!r}, "
-                             f"{self.high!r}")
-
-    @property
-    def dim(self):
-        return _dimensions(self.low)
+    sampler, requirement = "uniform", "low <= high"
+    valid = staticmethod(lambda low, high: low <= high)
 
     def middle(self):
         """The value a single neuron gets (the middle of the range), SI."""
-        return (float(np.asarray(self.low, dtype=float))
-                + float(np.asarray(self.high, dtype=float))) / 2
-
-    def draw(self, rng, n):
-        """``n`` values (SI floats)."""
-        return rng.uniform(float(np.asarray(self.low, dtype=float)),
-                           float(np.asarray(self.high, dtype=float)), n)
-
-    def __hash__(self):
-        return hash(("Uniform", hashable(self.low), hashable(self.high)))
-
-    def __eq__(self, other):
-        return isinstance(other, Uniform) and hash(self) == hash(other)
+        return sum(self._parameters()) / 2
 
 
 @dataclass(frozen=True, eq=False)
-class Normal:
+class Normal(_Distribution):
     """Values drawn from a normal distribution, one per neuron (quantities or numbers)."""
 
     mean: object
     std: object
-
-    def __post_init__(self):
-        if _dimensions(self.mean) is not _dimensions(self.std) \
-                or not np.asarray(self.std, dtype=float) >= 0:
-            raise InputError(f"Normal needs a mean and a std >= 0 of one unit, got "
-                             f"{self.mean!r}, {self.std!r}")
-
-    @property
-    def dim(self):
-        return _dimensions(self.mean)
+    sampler, requirement = "normal", "a mean and a std >= 0"
+    valid = staticmethod(lambda mean, std: std >= 0)
 
     def middle(self):
         """The value a single neuron gets (the mean), SI."""
-        return float(np.asarray(self.mean, dtype=float))
-
-    def draw(self, rng, n):
-        """``n`` values (SI floats)."""
-        return rng.normal(float(np.asarray(self.mean, dtype=float)),
-                          float(np.asarray(self.std, dtype=float)), n)
-
-    def __hash__(self):
-        return hash(("Normal", hashable(self.mean), hashable(self.std)))
-
-    def __eq__(self, other):
-        return isinstance(other, Normal) and hash(self) == hash(other)
+        return self._parameters()[0]
 
 
 DISTRIBUTIONS = (Uniform, Normal)
@@ -188,7 +176,7 @@ def _first_line(exc):
 
 
 @dataclass(frozen=True, eq=False)
-class NeuronModel:
+class NeuronModel(KeyedByValue):
     """A spiking neuron model as Brian2 writes one, with its input current.
 
     Parameters
@@ -337,17 +325,6 @@ class NeuronModel:
                 if dim is not line.dim:
                     raise InputError(f"{label}: {name!r} has the unit of {line.unit!r}, got "
                                      f"{value!r}")
-
-    # ------------------------------------------------------------ identity
-    def key(self):
-        """Everything that defines the model, hashable."""
-        return tuple(hashable(getattr(self, f)) for f in self.__dataclass_fields__)
-
-    def __eq__(self, other):
-        return isinstance(other, NeuronModel) and self.key() == other.key()
-
-    def __hash__(self):
-        return hash(self.key())
 
     # ----------------------------------------------------------- accessors
     @property

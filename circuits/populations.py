@@ -58,6 +58,26 @@ def hashable(value):
     return value
 
 
+class KeyedByValue:
+    """Equality and hashing by the value of every dataclass field (`hashable`).
+
+    For frozen dataclasses (``eq=False``) that hold quantities, arrays or
+    pairs: circuit caches key on population models, and measured rate curves
+    on neuron models.
+    """
+
+    def key(self):
+        """Everything that defines the object, hashable."""
+        return (type(self).__name__,
+                *(hashable(getattr(self, f)) for f in self.__dataclass_fields__))
+
+    def __eq__(self, other):
+        return type(other) is type(self) and self.key() == other.key()
+
+    def __hash__(self):
+        return hash(self.key())
+
+
 def _pairs(value, label):
     """``value`` (a dict or pairs) as a tuple of (name, value) pairs, sorted by name."""
     items = value.items() if isinstance(value, dict) else value
@@ -170,7 +190,7 @@ class Ensemble:
 
 
 @dataclass(frozen=True, eq=False)
-class PopulationModel:
+class PopulationModel(KeyedByValue):
     """A neuron model usable as one population of a circuit.
 
     Parameters
@@ -293,16 +313,6 @@ class PopulationModel:
     def spiking(self):
         """Whether the population spikes (has an `Ensemble`)."""
         return self.ensemble is not None
-
-    def key(self):
-        """Everything that defines the model, hashable (for circuit caches)."""
-        return tuple(hashable(getattr(self, f)) for f in self.__dataclass_fields__)
-
-    def __eq__(self, other):
-        return isinstance(other, PopulationModel) and self.key() == other.key()
-
-    def __hash__(self):
-        return hash(self.key())
 
     def make_group(self, n, name, clock, order, codeobj_class):
         """Build the Brian2 ``NeuronGroup`` of ``n`` neurons for this model.

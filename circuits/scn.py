@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from brian2 import NeuronGroup, linked_var, ms, second
 
+from dinv.circuits import spiking
 from dinv.circuits import spiking_equations as eq
 from dinv.circuits.brian_internals import expect_sequential_spike_rule
 from dinv.circuits.populations import (
@@ -19,14 +20,6 @@ from dinv.circuits.populations import (
     PopulationFamily,
     pid_parameters,
     register_population_model,
-)
-from dinv.circuits.spiking import (
-    SpikingNeurons,
-    block_stream,
-    check_kind,
-    check_time,
-    decoding_synapses,
-    spiking_model,
 )
 from dinv.errors import InputError
 from dinv.spiking import scn_parameters
@@ -70,15 +63,16 @@ class SCNEnsemble(Ensemble):
         decoder = np.empty(size)
         mu = sigma = None
         for block, start, stop in blocks:
-            drawn = scn_parameters(block.width, per_dim, block_stream(self.seed, block.name),
-                                   self.decoder_scale, self.spread, self.cost, self.noise)
+            rng = spiking.block_stream(self.seed, block.name)
+            drawn = scn_parameters(block.width, per_dim, rng, self.decoder_scale, self.spread,
+                                   self.cost, self.noise)
             decoder[start * per_dim:stop * per_dim] = np.tile(
                 drawn.decoder, (stop - start) // block.width)
             mu, sigma = drawn.mu, drawn.noise
         neurons, synapses = scn_neurons(group, decoder, per_dim, mu, sigma, self.tau_readout,
                                         self.refractory, self.tau_noise, clock, codeobj_class)
         rest = [("r", 0.0), ("ready", 0.0)] + ([("eta", 0.0)] if self.random else [])
-        return SpikingNeurons(neurons, synapses, blocks, per_dim, rest)
+        return spiking.SpikingNeurons(neurons, synapses, blocks, per_dim, rest)
 
 
 def scn_neurons(group, decoder, per_dim, mu, sigma, tau_readout, refractory, tau_noise, clock,
@@ -121,8 +115,9 @@ def scn_neurons(group, decoder, per_dim, mu, sigma, tau_readout, refractory, tau
                                           index=np.arange(len(decoder)) // per_dim)
     neurons.decoder = decoder
     neurons.active = 1.0
-    synapses = decoding_synapses(neurons, group, decoder, per_dim, clock, codeobj_class,
-                                 on_pre=eq.scn_on_pre(noisy), namespace=namespace)
+    synapses = spiking.decoding_synapses(neurons, group, decoder, per_dim, clock,
+                                         codeobj_class, on_pre=eq.scn_on_pre(noisy),
+                                         namespace=namespace)
     expect_sequential_spike_rule()
     return neurons, synapses
 
@@ -189,15 +184,15 @@ def scn_population(kind="system", neurons_per_dim=32, tau_readout=20 * ms, refra
     -------
     PopulationModel
     """
-    check_kind(kind)
+    spiking.check_kind(kind)
     per_dim = check_count("neurons_per_dim", neurons_per_dim, 2)
     ensemble = SCNEnsemble(
-        neurons_per_dim=per_dim, tau_readout=check_time("tau_readout", tau_readout),
-        refractory=check_time("refractory", refractory, allow_zero=True),
+        neurons_per_dim=per_dim, tau_readout=spiking.check_time("tau_readout", tau_readout),
+        refractory=spiking.check_time("refractory", refractory, allow_zero=True),
         seed=check_count("seed", seed, 0),
         decoder_scale=check_number("decoder_scale", decoder_scale, low=0, low_open=True),
         spread=float(spread), cost=float(cost), noise=float(noise),
-        tau_noise=check_time("tau_noise", tau_noise))
+        tau_noise=spiking.check_time("tau_noise", tau_noise))
     # Validate the neuron parameters now (scn_parameters checks them).
     scn_parameters(1, per_dim, np.random.default_rng(0), ensemble.decoder_scale,
                    ensemble.spread, ensemble.cost, ensemble.noise)
@@ -207,12 +202,12 @@ def scn_population(kind="system", neurons_per_dim=32, tau_readout=20 * ms, refra
     label = (f"spike-coding network, {per_dim} neurons/dim, readout "
              f"{ensemble.tau_readout * 1e3:g} ms")
     if pid is None:
-        return spiking_model(kind, SCN_EQUATIONS, ensemble, ensemble.tau_readout,
-                             "tau_readout", label, rest={"y": 0.0})
-    return spiking_model(kind, {"controller": eq.SCN_PID_CONTROLLER}, ensemble,
-                         ensemble.tau_readout, "tau_readout",
-                         f"{label}, PID k_p={kp:g} k_d={kd:g}",
-                         rest={"y": 0.0, "e_f": 0.0, "rate_f": 0.0}, parameters=pid)
+        return spiking.spiking_model(kind, SCN_EQUATIONS, ensemble, ensemble.tau_readout,
+                                     "tau_readout", label, rest={"y": 0.0})
+    return spiking.spiking_model(kind, {"controller": eq.SCN_PID_CONTROLLER}, ensemble,
+                                 ensemble.tau_readout, "tau_readout",
+                                 f"{label}, PID k_p={kp:g} k_d={kd:g}",
+                                 rest={"y": 0.0, "e_f": 0.0, "rate_f": 0.0}, parameters=pid)
 
 
 SCN = PopulationFamily(scn_population("system"), scn_population("controller"),
