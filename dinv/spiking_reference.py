@@ -23,7 +23,7 @@ Schedule of one Euler step of length dt, the order of Brian2's schedule
    previous step), then the controller's neurons integrate (LIF: their
    current from the readout at the start of the step and this input; the
    neurons' group sorts before its representation group, see
-   `dinv.circuits.spiking.scn_neurons`), then the controller integrates:
+   `dinv.circuits.scn.scn_neurons`), then the controller integrates:
    per dimension, from the values at the start of the step, its readout
    decays and (SCN) its ideal state y integrates f. Then the system's input
    ``B xhat_c`` from the controller's readout as it now is (decayed, before
