@@ -504,7 +504,7 @@ def classification_figure(history, models, paper, dataset, extra=None):
 
 def _paper_errors(ax, paper, dataset):
     """The paper's final MNIST errors: lines on MNIST, a note otherwise."""
-    by_value = {}
+    by_value: dict[float, list[str]] = {}
     for rule, value in paper.items():
         by_value.setdefault(value, []).append(rule)
     if dataset == "mnist":
@@ -749,13 +749,13 @@ def spiking_inversion_figure(scaling, slopes, tau_sweep, duration_sweep, silenci
     ax = axes[5]
     names = [m for m in models if m in silencing]
     if names:
-        x = np.arange(len(names))
+        slots = np.arange(len(names))
         fraction = silencing[names[0]]["fraction"]
-        ax.bar(x - 0.2, [silencing[m]["intact"]["angle_deg"] for m in names], 0.4,
+        ax.bar(slots - 0.2, [silencing[m]["intact"]["angle_deg"] for m in names], 0.4,
                color="tab:gray", label="all neurons")
-        ax.bar(x + 0.2, [silencing[m]["silenced"]["angle_deg"] for m in names], 0.4,
+        ax.bar(slots + 0.2, [silencing[m]["silenced"]["angle_deg"] for m in names], 0.4,
                color="tab:red", label=f"{fraction:.0%} silenced")
-        ax.set_xticks(x, [f"{m} (N={silencing[m]['intact']['neurons_per_dim']})"
+        ax.set_xticks(slots, [f"{m} (N={silencing[m]['intact']['neurons_per_dim']})"
                           for m in names])
         ax.set_yscale("log")
     ax.set_ylabel("angle to Eq. (10) (deg)")

@@ -24,7 +24,9 @@ equation would); the synapse coupling refuses such models.
 """
 
 import os
+from collections.abc import Callable, Sequence
 from functools import partial
+from typing import Any
 
 import numpy as np
 from brian2 import NetworkOperation, Synapses, have_same_dimensions, second
@@ -33,6 +35,7 @@ from dinv.circuits.brian_internals import live_view, order_summed_updaters
 from dinv.circuits.stacked_matmul import stacked_matmul
 from dinv.circuits.structure import TAG
 from dinv.errors import InputError
+from dinv.hints import FloatArray
 from dinv.nonlinearities import get_transfer
 
 
@@ -49,8 +52,11 @@ class Coupling:
         that calls ``step_ended`` at the end of every step).
     """
 
-    objects = ()
+    objects: Sequence[Any] = ()
     marks_steps = False
+    _matrices: dict[str, FloatArray]
+    _matrix_shapes: dict[str, tuple[int, int, int]]
+    _gains: dict[str, FloatArray]
 
     def set_matrix(self, pathway, M):
         """Use matrices M of shape (n, d_dest, d_source) on a matrix pathway."""
@@ -106,8 +112,8 @@ class DenseCoupling(Coupling):
         self._apply, self._inputs = {}, {}
         for p in structure.pathways.values():
             self._build_pathway(p, readouts[p.source], slots[p.dest])
-        self._calls = {"controller": [], "system": []}
-        self._drives = {"controller": [], "system": []}
+        self._calls: dict[str, list[Callable[[], object]]] = {"controller": [], "system": []}
+        self._drives: dict[str, list[Callable[[], object]]] = {"controller": [], "system": []}
         for slot in slots.values():
             drive = slot.block.model.drive
             if drive is not None:
@@ -116,7 +122,7 @@ class DenseCoupling(Coupling):
         kinds = {b.kind for b in structure.blocks.values()}
         self.marks_steps = "controller" in kinds
         self._step_started = step_started
-        self.objects = []
+        self.objects: list[Any] = []
         for kind, order in (("controller", -1), ("system", 1)):
             if kind not in kinds:
                 continue
@@ -222,7 +228,9 @@ class SynapseCoupling(Coupling):
                                  f"inputs, but {name!r} has units; use coupling='dense'")
         pre = src_slot.group[src_slot.range[0]:src_slot.range[1]]
         post = dst_slot.group[dst_slot.range[0]:dst_slot.range[1]]
-        expression = get_transfer(p.transfer).brian.format(x=f"{readout}_pre")
+        brian = get_transfer(p.transfer).brian
+        assert brian is not None  # every transfer has a Brian2 expression
+        expression = brian.format(x=f"{readout}_pre")
         syn = Synapses(
             pre, post,
             model=f"w : 1\n{variable}_post = w * {expression} : 1 (summed)",

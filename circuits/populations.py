@@ -23,12 +23,14 @@ and the synapses that decode their spikes into the readout (`Ensemble`). A
 spiking model under one name (``system='scn'`` and ``controller='scn'``).
 """
 
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Protocol
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 from brian2 import Equations, NeuronGroup, Quantity
+from numpy.typing import NDArray
 
 from dinv.circuits.equations import (
     CONTROLLER_EQUATIONS,
@@ -37,13 +39,14 @@ from dinv.circuits.equations import (
     SYSTEM_EQUATIONS,
 )
 from dinv.errors import InputError
+from dinv.hints import ArrayLike, FloatArray, IntArray
 from dinv.validation import finite_array
 
 KINDS = ("system", "controller")
 """Roles of populations: a system (driven by feedback) or a controller."""
 
 
-def hashable(value):
+def hashable(value: object) -> object:
     """A hashable stand-in for ``value``: quantities by value and unit, sequences as tuples.
 
     Brian2 quantities are numpy arrays, which do not hash; settings that
@@ -66,19 +69,26 @@ class KeyedByValue:
     on neuron models.
     """
 
-    def key(self):
+    __dataclass_fields__: ClassVar[dict[str, Any]]
+
+    def key(self) -> tuple[object, ...]:
         """Everything that defines the object, hashable."""
         return (type(self).__name__,
                 *(hashable(getattr(self, f)) for f in self.__dataclass_fields__))
 
-    def __eq__(self, other):
-        return type(other) is type(self) and self.key() == other.key()
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, KeyedByValue) and type(other) is type(self) \
+            and self.key() == other.key()
 
-    def __hash__(self):
+    def __hash__(self) -> int:
         return hash(self.key())
 
 
-def _pairs(value, label):
+Settings = dict[str, Any] | Iterable[tuple[str, Any]]
+"""Named values: a dict, or (name, value) pairs (a `PopulationModel` keeps sorted pairs)."""
+
+
+def _pairs(value: Settings, label: str) -> tuple[tuple[str, Any], ...]:
     """``value`` (a dict or pairs) as a tuple of (name, value) pairs, sorted by name."""
     items = value.items() if isinstance(value, dict) else value
     try:
@@ -88,7 +98,7 @@ def _pairs(value, label):
     return pairs
 
 
-class BuiltNeurons(Protocol):
+class Neurons(Protocol):
     """What `Ensemble.build` returns: the neurons behind one representation group.
 
     `dinv.circuits.spiking.SpikingNeurons` is the package's implementation;
@@ -101,22 +111,34 @@ class BuiltNeurons(Protocol):
         ``NeuronGroup`` and its decoding ``Synapses``).
     """
 
-    objects: list
+    objects: list[Any]
 
     def rest(self, name: str) -> None:
         """Put the neurons of block ``name`` at rest (every run starts from rest):
         initial state, no spike history, spike counts 0."""
 
-    def counts(self, name: str) -> np.ndarray:
+    def counts(self, name: str) -> IntArray:
         """Spikes per neuron of block ``name`` since its last rest, shape (n, batch,
         d, neurons_per_dim); the circuit divides them by the run's time for the
         *rates* it reports (``result.spiking``)."""
 
-    def active(self, name: str) -> np.ndarray:
+    def active(self, name: str) -> NDArray[np.bool_]:
         """Which neurons of block ``name`` may spike (bool, shape as `counts`)."""
 
     def silence(self, name: str, fraction: float, rng: np.random.Generator) -> None:
         """Silence ``fraction`` of the neurons of block ``name`` (0: none)."""
+
+
+class Drive(Protocol):
+    """A coupling within a population (`PopulationModel.drive`, e.g. `MatrixGains`)."""
+
+    @property
+    def variable(self) -> str:
+        """The parameter of the population's equations that the calls write."""
+
+    def calls(self, view: Callable[[str], FloatArray],
+              tau: float) -> list[Callable[[], object]]:
+        """In-place numpy calls, run every step in this order."""
 
 
 class Ensemble:
@@ -132,7 +154,7 @@ class Ensemble:
     simulated faithfully at (`max_dt`: a circuit with a coarser step refuses
     to build), whether it draws random numbers (``random``), and **builds**,
     for each Brian2 group of such units, the neurons (`build`, returning
-    `BuiltNeurons`: their Brian2 objects, their rest, their spike counts from
+    `Neurons`: their Brian2 objects, their rest, their spike counts from
     which the circuit reports **rates**, and their **silence**). Subclasses
     are frozen dataclasses (hashable: circuit caches key on them); the
     package's are `dinv.circuits.scn.SCNEnsemble` and
@@ -160,9 +182,14 @@ class Ensemble:
     average = "xsum"
     window = "averaging"
     radius = "radius"
-    random = False
 
-    def variables(self) -> tuple:
+    @property
+    def random(self) -> bool:
+        """Whether the neurons draw random numbers (then every run seeds Brian2's
+        generator from the ensemble's ``seed``; `dinv.circuits.runner.seeded_noise`)."""
+        return False
+
+    def variables(self) -> tuple[str, ...]:
         """Representation variables the ensemble needs."""
         return (self.filtered, self.average, self.window, self.radius)
 
@@ -170,7 +197,8 @@ class Ensemble:
         """Largest time step (second) at which the neurons are simulated faithfully."""
         raise NotImplementedError
 
-    def build(self, group, blocks, clock, codeobj_class) -> BuiltNeurons:
+    def build(self, group: Any, blocks: Sequence[tuple[Any, int, int]], clock: Any,
+              codeobj_class: type | None) -> Neurons:
         """Build the neurons behind ``group``.
 
         Parameters
@@ -184,7 +212,7 @@ class Ensemble:
 
         Returns
         -------
-        BuiltNeurons
+        Neurons
         """
         raise NotImplementedError
 
@@ -250,20 +278,20 @@ class PopulationModel(KeyedByValue):
     input: str
     tau: str
     kind: str = "system"
-    target: str = None
-    leak: str = None
-    threshold: str = None
-    reset: str = None
-    refractory: object = None
+    target: str | None = None
+    leak: str | None = None
+    threshold: str | None = None
+    reset: str | None = None
+    refractory: str | Quantity | None = None
     method: str = "euler"
-    namespace: tuple = ()
-    parameters: tuple = ()
-    rest: tuple = ()
+    namespace: Settings = ()
+    parameters: Settings = ()
+    rest: Settings = ()
     description: str = ""
-    ensemble: object = None
-    drive: object = None
+    ensemble: Ensemble | None = None
+    drive: Drive | None = None
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         for label in ("namespace", "parameters", "rest"):
             object.__setattr__(self, label, _pairs(getattr(self, label), label))
         if self.kind not in KINDS:
@@ -273,7 +301,8 @@ class PopulationModel(KeyedByValue):
             equations = Equations(self.equations)
         except Exception as exc:  # noqa: BLE001 - Brian2 raises several types for bad equations
             raise InputError(f"the population model's equations do not parse: {exc}") from None
-        roles = {"readout": self.readout, "input": self.input, "tau": self.tau}
+        roles: dict[str, str | None] = {"readout": self.readout, "input": self.input,
+                                        "tau": self.tau}
         if self.kind == "controller":
             roles.update(target=self.target, leak=self.leak)
         elif self.target is not None or self.leak is not None:
@@ -310,11 +339,12 @@ class PopulationModel(KeyedByValue):
                              f"its equations and a calls(view, tau) method, got {self.drive!r}")
 
     @property
-    def spiking(self):
+    def spiking(self) -> bool:
         """Whether the population spikes (has an `Ensemble`)."""
         return self.ensemble is not None
 
-    def make_group(self, n, name, clock, order, codeobj_class):
+    def make_group(self, n: int, name: str, clock: Any, order: int,
+                   codeobj_class: type | None) -> Any:
         """Build the Brian2 ``NeuronGroup`` of ``n`` neurons for this model.
 
         Parameters
@@ -348,7 +378,7 @@ class PopulationModel(KeyedByValue):
             namespace=dict(self.namespace),
             codeobj_class=codeobj_class,
         )
-        for variable, value in self.parameters:
+        for variable, value in dict(self.parameters).items():
             setattr(group, variable, value)
         return group
 
@@ -392,17 +422,18 @@ class MatrixGains:
         tau_d / tau_controller.
     """
 
-    kp: tuple
-    kd: tuple
+    kp: tuple[tuple[float, ...], ...]
+    kd: tuple[tuple[float, ...], ...]
     filter_ratio: float
     variable = "pid_drive"
 
     @property
-    def width(self):
+    def width(self) -> int:
         """d_l, the controller width the matrices fit."""
         return len(self.kp)
 
-    def calls(self, view, tau):
+    def calls(self, view: Callable[[str], FloatArray],
+              tau: float) -> list[Callable[[], object]]:
         """The in-place numpy calls that compute ``pid_drive`` of one block.
 
         Parameters
@@ -435,7 +466,7 @@ class MatrixGains:
         # Row vectors: x P^T, contiguous for matmul.
         P = np.ascontiguousarray(((kp / f + kd / f**2) / tau).T)
         error = np.empty_like(readout)
-        calls = [partial(np.subtract, readout, target, out=error),
+        calls: list[Callable[[], object]] = [partial(np.subtract, readout, target, out=error),
                  partial(np.subtract, error, e_f, out=error),
                  partial(np.matmul, error, P, out=drive)]
         if np.any(kd):
@@ -446,7 +477,7 @@ class MatrixGains:
         return calls
 
 
-def _gain(name, value):
+def _gain(name: str, value: ArrayLike) -> float | FloatArray:
     """A PID gain checked: a float, or a square float matrix."""
     if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
         if not np.isfinite(value):
@@ -461,7 +492,7 @@ def _gain(name, value):
     return gain
 
 
-def _filter_ratio(filter_ratio):
+def _filter_ratio(filter_ratio: float) -> float:
     """tau_d / tau_controller checked: a positive finite number."""
     if isinstance(filter_ratio, bool) or not isinstance(filter_ratio, (int, float)) \
             or not np.isfinite(filter_ratio):
@@ -473,7 +504,7 @@ def _filter_ratio(filter_ratio):
     return float(filter_ratio)
 
 
-def pid_parameters(kp, kd, filter_ratio):
+def pid_parameters(kp: float, kd: float, filter_ratio: float) -> dict[str, float] | None:
     """Scalar PID gains checked, as the parameters of the scalar PID equations.
 
     Returns
@@ -482,16 +513,17 @@ def pid_parameters(kp, kd, filter_ratio):
         ``k_p``, ``k_d`` and ``filter_ratio``; None when both gains are 0 (the
         plain leaky integral, Eq. 8).
     """
-    kp, kd = _gain("kp", kp), _gain("kd", kd)
-    if not (isinstance(kp, float) and isinstance(kd, float)):
+    gains = _gain("kp", kp), _gain("kd", kd)
+    if not all(isinstance(k, float) for k in gains):
         raise InputError("kp and kd must be numbers here (gain matrices: pid_controller)")
     ratio = _filter_ratio(filter_ratio)
-    if kp == 0 and kd == 0:
+    if gains[0] == 0 and gains[1] == 0:
         return None
-    return {"k_p": kp, "k_d": kd, "filter_ratio": ratio}
+    return {"k_p": float(gains[0]), "k_d": float(gains[1]), "filter_ratio": ratio}
 
 
-def pid_controller(kp=0.0, kd=0.0, filter_ratio=1.0):
+def pid_controller(kp: ArrayLike = 0.0, kd: ArrayLike = 0.0,
+                   filter_ratio: float = 1.0) -> PopulationModel:
     """A PID controller (Eq. 7) with K_i = I and K_u = -alpha I, filtered derivatives.
 
     ::
@@ -552,9 +584,10 @@ def pid_controller(kp=0.0, kd=0.0, filter_ratio=1.0):
     return _matrix_pid_controller(kp, kd, filter_ratio)
 
 
-def _matrix_pid_controller(kp, kd, filter_ratio):
+def _matrix_pid_controller(kp: float | FloatArray, kd: float | FloatArray,
+                           filter_ratio: float) -> PopulationModel:
     """`pid_controller` with gain matrices (a scalar gain becomes k I)."""
-    width = (kp if isinstance(kp, np.ndarray) else kd).shape[0]
+    width = next(k for k in (kp, kd) if isinstance(k, np.ndarray)).shape[0]
     kp, kd = (np.eye(width) * k if isinstance(k, float) else k for k in (kp, kd))
     if kp.shape != kd.shape:
         raise InputError(f"pid_controller: kp and kd must have the same shape, got "
@@ -571,7 +604,7 @@ def _matrix_pid_controller(kp, kd, filter_ratio):
     )
 
 
-def pid_gains(model):
+def pid_gains(model: PopulationModel) -> dict[str, Any] | None:
     """The gains of a `pid_controller` model, or None for any other model.
 
     Returns
@@ -610,24 +643,24 @@ class PopulationFamily:
     description: str = ""
     kind = "system or controller"
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         for kind in KINDS:
             model = getattr(self, kind)
             if not isinstance(model, PopulationModel) or model.kind != kind:
                 raise InputError(f"a population family's {kind} must be a {kind} "
                                  f"PopulationModel, got {model!r}")
 
-    def variant(self, kind):
+    def variant(self, kind: str) -> PopulationModel:
         """The model of ``kind``."""
         return getattr(self, kind)
 
 
-POPULATION_MODELS = {"rate-system": SYSTEM, "rate-controller": CONTROLLER,
-                     "pid-controller": PID_CONTROLLER}
+POPULATION_MODELS: dict[str, PopulationModel | PopulationFamily] = {
+    "rate-system": SYSTEM, "rate-controller": CONTROLLER, "pid-controller": PID_CONTROLLER}
 """Population models by name (``system='rate-system'``); see `register_population_model`."""
 
 
-def register_population_model(name, model):
+def register_population_model(name: str, model: PopulationModel | PopulationFamily) -> None:
     """Make ``model`` available by ``name`` (e.g. to ``--set system=NAME``).
 
     Raises
@@ -644,7 +677,8 @@ def register_population_model(name, model):
     POPULATION_MODELS[name] = model
 
 
-def get_population_model(model, kind, role=None):
+def get_population_model(model: PopulationModel | PopulationFamily | str, kind: str,
+                         role: str | None = None) -> PopulationModel:
     """The population model ``model`` names (or is), checked to be of ``kind``.
 
     Parameters

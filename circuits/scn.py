@@ -7,7 +7,9 @@ one-dimensional decoders that keep the readout near the ideal state y
 every spiking population shares: `dinv.circuits.spiking`).
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from brian2 import NeuronGroup, linked_var, ms, second
@@ -18,10 +20,12 @@ from dinv.circuits.brian_internals import expect_sequential_spike_rule
 from dinv.circuits.populations import (
     Ensemble,
     PopulationFamily,
+    PopulationModel,
     pid_parameters,
     register_population_model,
 )
 from dinv.errors import InputError
+from dinv.hints import FloatArray, Time
 from dinv.spiking import scn_parameters
 from dinv.validation import check_count, check_number
 
@@ -45,23 +49,24 @@ class SCNEnsemble(Ensemble):
     steps_per_readout: float = 1000.0
 
     @property
-    def random(self):
+    def random(self) -> bool:
         """Whether the neurons draw random numbers (voltage noise): then each run
         seeds Brian2's generator (`dinv.circuits.runner.seeded_noise`)."""
         return self.noise > 0
 
-    def max_dt(self):
+    def max_dt(self) -> float:
         """tau_readout / steps_per_readout: spikes fall on steps, so the coding
         error drifts for up to a step before a spike can answer it (a
         conservative limit: see `scn_population`)."""
         return self.tau_readout / self.steps_per_readout
 
-    def build(self, group, blocks, clock, codeobj_class):
+    def build(self, group: Any, blocks: Sequence[tuple[Any, int, int]], clock: Any,
+              codeobj_class: type | None) -> spiking.SpikingNeurons:
         """See `Ensemble.build`."""
         per_dim = self.neurons_per_dim
         size = len(group) * per_dim
         decoder = np.empty(size)
-        mu = sigma = None
+        mu = sigma = 0.0
         for block, start, stop in blocks:
             rng = spiking.block_stream(self.seed, block.name)
             drawn = scn_parameters(block.width, per_dim, rng, self.decoder_scale, self.spread,
@@ -75,8 +80,9 @@ class SCNEnsemble(Ensemble):
         return spiking.SpikingNeurons(neurons, synapses, blocks, per_dim, rest)
 
 
-def scn_neurons(group, decoder, per_dim, mu, sigma, tau_readout, refractory, tau_noise, clock,
-                codeobj_class):
+def scn_neurons(group: Any, decoder: FloatArray, per_dim: int, mu: float, sigma: float | None,
+                tau_readout: float, refractory: float, tau_noise: float, clock: Any,
+                codeobj_class: type | None) -> tuple[Any, Any]:
     """The spike-coding neurons behind representation ``group`` and their decoding synapses.
 
     Shared by the circuits (`SCNEnsemble`) and the pair built from Brian2
@@ -126,9 +132,11 @@ SCN_EQUATIONS = {"system": eq.SCN_SYSTEM, "controller": eq.SCN_CONTROLLER}
 """The representation equations of an SCN population by kind (without PID gains)."""
 
 
-def scn_population(kind="system", neurons_per_dim=32, tau_readout=20 * ms, refractory=0 * ms,
-                   seed=0, decoder_scale=1.0, cost=0.5, noise=0.0, spread=0.25,
-                   tau_noise=2 * ms, kp=0.0, kd=0.0, filter_ratio=1.0):
+def scn_population(kind: str = "system", neurons_per_dim: int = 32, tau_readout: Time = 20 * ms,
+                   refractory: Time = 0 * ms, seed: int = 0, decoder_scale: float = 1.0,
+                   cost: float = 0.5, noise: float = 0.0, spread: float = 0.25,
+                   tau_noise: Time = 2 * ms, kp: float = 0.0, kd: float = 0.0,
+                   filter_ratio: float = 1.0) -> PopulationModel:
     """A spike-coding population (Boerlin, Machens & Deneve 2013) of ``kind``.
 
     Per represented dimension, ``neurons_per_dim`` neurons with signed

@@ -54,26 +54,30 @@ Choices (and why):
 """
 
 import zlib
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from brian2 import Synapses, second
+from numpy.typing import NDArray
 
 from dinv.circuits import spiking_equations as eq
 from dinv.circuits.brian_internals import live_view
 from dinv.circuits.populations import KINDS, Ensemble, PopulationModel
 from dinv.errors import InputError
+from dinv.hints import ArrayLike, FloatArray, IntArray, Time
 from dinv.theory import chain_steady_state, layer_steady_state, steady_control
 from dinv.validation import check_number
 
 
-def check_kind(kind):
+def check_kind(kind: str) -> str:
     """``kind`` checked to be 'system' or 'controller'."""
     if kind not in KINDS:
         raise InputError(f"kind must be one of {KINDS}, got {kind!r}")
     return kind
 
 
-def check_time(name, value, allow_zero=False):
+def check_time(name: str, value: Time, allow_zero: bool = False) -> float:
     """A time given as a Brian2 quantity (or seconds), as float seconds."""
     try:
         seconds = float(value / second) if hasattr(value, "dim") else float(value)
@@ -87,7 +91,7 @@ def check_time(name, value, allow_zero=False):
     return seconds
 
 
-def block_stream(seed, block, *extra):
+def block_stream(seed: int, block: str, *extra: int) -> np.random.Generator:
     """The random stream of one population: its seed and its block's name (and
     ``extra`` integers for a second, independent stream)."""
     return np.random.default_rng([int(seed), zlib.crc32(block.encode()), *extra])
@@ -128,10 +132,13 @@ class SpikingNeurons:
         Each block's (n, batch, d, neurons_per_dim).
     """
 
-    def __init__(self, neurons, synapses, blocks, per_dim, rest, quiet=None):
+    def __init__(self, neurons: Any, synapses: Any, blocks: Sequence[tuple[Any, int, int]],
+                 per_dim: int, rest: list[tuple[str, Any]],
+                 quiet: dict[str, tuple[FloatArray, float]] | None = None):
         self.group = neurons
         self.objects = [neurons, synapses]
-        self.ranges, self.shapes = {}, {}
+        self.ranges: dict[str, tuple[int, int]] = {}
+        self.shapes: dict[str, tuple[int, int, int, int]] = {}
         for block, start, stop in blocks:
             self.ranges[block.name] = (start * per_dim, stop * per_dim)
             self.shapes[block.name] = (block.n, (stop - start) // (block.n * block.width),
@@ -139,11 +146,11 @@ class SpikingNeurons:
         self._rest = rest
         self._quiet = quiet or {}
 
-    def _view(self, variable, name):
+    def _view(self, variable: str, name: str) -> Any:
         start, stop = self.ranges[name]
         return live_view(self.group, variable)[start:stop]
 
-    def rest(self, name):
+    def rest(self, name: str) -> None:
         """Neurons of block ``name`` at rest: no spike history, spike counts 0."""
         start, stop = self.ranges[name]
         for variable, values in self._rest:
@@ -157,15 +164,15 @@ class SpikingNeurons:
             self._view("lastspike", name)[...] = -1e9
             self._view("not_refractory", name)[...] = True
 
-    def counts(self, name):
+    def counts(self, name: str) -> IntArray:
         """Spikes per neuron of block ``name`` since its last rest, (n, batch, d, K)."""
         return self._view("count", name).reshape(self.shapes[name]).copy()
 
-    def active(self, name):
+    def active(self, name: str) -> NDArray[np.bool_]:
         """Which neurons of block ``name`` may spike (bool, (n, batch, d, K))."""
         return self._view("active", name).reshape(self.shapes[name]) > 0
 
-    def silence(self, name, fraction, rng):
+    def silence(self, name: str, fraction: float, rng: np.random.Generator) -> None:
         """Silence ``fraction`` of the neurons of each sign of every dimension.
 
         The same neurons of the population's draw are silenced for every
@@ -185,8 +192,9 @@ class SpikingNeurons:
             self._view(variable, name)[...] = np.where(active > 0, values[start:stop], silent)
 
 
-def decoding_synapses(neurons, group, weights, per_dim, clock, codeobj_class, on_pre=eq.DECODE,
-                      namespace=None):
+def decoding_synapses(neurons: Any, group: Any, weights: ArrayLike, per_dim: int, clock: Any,
+                      codeobj_class: type | None, on_pre: str = eq.DECODE,
+                      namespace: dict[str, Any] | None = None) -> Any:
     """One synapse per neuron onto its unit; ``on_pre`` (default: a spike adds ``radius *
     w_decode`` to the readout)."""
     synapses = Synapses(neurons, group, model="w_decode : 1 (constant)", on_pre=on_pre,
@@ -205,8 +213,10 @@ REPRESENTATION_REST = {"xbar": 0.0, "xsum": 0.0, "averaging": 0.0}
 """The representation variables every spiking model puts at rest (`AVERAGING`)."""
 
 
-def spiking_model(kind, equations, ensemble, readout_tau, tau_name, description,
-                  rest=None, parameters=()):
+def spiking_model(kind: str, equations: dict[str, str], ensemble: Ensemble,
+                  readout_tau: float, tau_name: str, description: str,
+                  rest: dict[str, float] | None = None,
+                  parameters: dict[str, float] | tuple[()] = ()) -> PopulationModel:
     """The representation model of a spiking population of ``kind``.
 
     The one place where a spiking family's factory (`dinv.circuits.scn`,
@@ -240,9 +250,10 @@ def spiking_model(kind, equations, ensemble, readout_tau, tau_name, description,
         raise InputError(f"ensemble must be an Ensemble, got {type(ensemble).__name__}")
     namespace = {tau_name: readout_tau * second,
                  "tau_filter": FILTER_READOUTS * readout_tau * second}
-    common = dict(readout="xhat", input="I_in", namespace=namespace, ensemble=ensemble,
-                  rest={**(rest or {}), **REPRESENTATION_REST}, parameters=parameters,
-                  description=description)
+    common: dict[str, Any] = dict(
+        readout="xhat", input="I_in", namespace=namespace, ensemble=ensemble,
+        rest={**(rest or {}), **REPRESENTATION_REST}, parameters=parameters,
+        description=description)
     if kind == "system":
         return PopulationModel(equations=equations["system"], tau="tau_system", kind="system",
                                **common)
@@ -251,7 +262,7 @@ def spiking_model(kind, equations, ensemble, readout_tau, tau_name, description,
 
 
 # ------------------------------------------------------------------- radii
-def _radius(values, margin, per_unit, floor):
+def _radius(values: FloatArray, margin: float, per_unit: bool, floor: float) -> FloatArray:
     """margin x the largest |value| per problem (n, 1) or per problem and unit (n, d)."""
     peak = np.abs(values).max(axis=1)  # over the batch: (n, d)
     if not per_unit:
@@ -259,7 +270,9 @@ def _radius(values, margin, per_unit, floor):
     return margin * np.maximum(peak, floor)
 
 
-def layer_radii(W, B, delta, alpha, margin=1.5, per_unit=False, floor=1e-6):
+def layer_radii(W: ArrayLike, B: ArrayLike, delta: ArrayLike, alpha: ArrayLike,
+                margin: float = 1.5, per_unit: bool = False,
+                floor: float = 1e-6) -> dict[str, FloatArray]:
     """Radii of a layer pair's blocks from its closed form (Eq. 10).
 
     Parameters
@@ -283,6 +296,7 @@ def layer_radii(W, B, delta, alpha, margin=1.5, per_unit=False, floor=1e-6):
     from dinv.validation import layer_problem
 
     p = layer_problem(W, B, delta, alpha)
+    assert p.B is not None  # layer_problem refuses a missing B (need_b)
     u = steady_control(p.W, p.B, p.delta, p.alpha)
     settled = layer_steady_state(p.W, p.B, p.delta, p.alpha)
     margin = check_number("margin", margin, low=0, low_open=True)
@@ -290,8 +304,10 @@ def layer_radii(W, B, delta, alpha, margin=1.5, per_unit=False, floor=1e-6):
             "controller": _radius(u, margin, per_unit, floor)}
 
 
-def chain_radii(weights, feedback, delta, alpha, gains=None, margin=1.5, per_unit=False,
-                floor=1e-6):
+def chain_radii(weights: Sequence[ArrayLike], feedback: Sequence[ArrayLike], delta: ArrayLike,
+                alpha: ArrayLike, gains: Sequence[FloatArray] | None = None,
+                margin: float = 1.5, per_unit: bool = False,
+                floor: float = 1e-6) -> dict[str, FloatArray]:
     """Radii of a sequential or repeat chain's blocks from its closed form (Eq. 17).
 
     Parameters as in `dinv.circuits.chains.settle_chain` (stacked arrays,
@@ -305,20 +321,18 @@ def chain_radii(weights, feedback, delta, alpha, gains=None, margin=1.5, per_uni
         ``u{l}`` (controllers), for the ``radius=`` of `settle_chain`.
     """
     margin = check_number("margin", margin, low=0, low_open=True)
-    weights = [np.asarray(w, dtype=float) for w in weights[1:]]
-    feedback = [np.asarray(b, dtype=float) for b in feedback]
-    deltas = chain_steady_state(weights, feedback, np.asarray(delta, dtype=float), alpha,
-                                gains)
-    pairs = len(weights)
+    forward = [np.asarray(w, dtype=float) for w in weights[1:]]
+    back = [np.asarray(b, dtype=float) for b in feedback]
+    deltas = chain_steady_state(forward, back, np.asarray(delta, dtype=float), alpha, gains)
+    pairs = len(forward)
     leaks = np.broadcast_to(np.asarray(alpha, dtype=float).reshape(
         (-1, 1) if np.ndim(alpha) == 1 else np.shape(alpha) or (1, 1)), (deltas[0].shape[0],
                                                                          pairs))
     radii = {}
-    targets = [None] * pairs
     for j in range(pairs):  # layer l = j + 2: target delta_l
-        targets[j] = deltas[j + 1] if j + 1 < pairs else np.asarray(delta, dtype=float)
-        u = steady_control(weights[j], feedback[j], targets[j], leaks[:, j])
+        target = deltas[j + 1] if j + 1 < pairs else np.asarray(delta, dtype=float)
+        u = steady_control(forward[j], back[j], target, leaks[:, j])
         radii[f"u{j + 2}"] = _radius(u, margin, per_unit, floor)
-        radii[f"d{j + 1}"] = _radius(np.einsum("nij,nbj->nbi", feedback[j], u), margin,
+        radii[f"d{j + 1}"] = _radius(np.einsum("nij,nbj->nbi", back[j], u), margin,
                                      per_unit, floor)
     return radii

@@ -23,6 +23,7 @@ median). Works with any data set of ``dataset``.
 """
 
 import time
+from typing import Any
 
 import numpy as np
 from brian2 import ms
@@ -33,6 +34,7 @@ from dinv.experiments.models_spec import (
     SPIKING_DESCRIPTIONS,
     SPIKING_SETTINGS,
     ModelSpec,
+    SharedFeedback,
     circuit_options,
     rinit_options,
     select_models,
@@ -50,7 +52,9 @@ from dinv.experiments.supervised import (
     summary,
     train_epochs,
 )
+from dinv.hints import FloatArray
 from dinv.models.network import FeedforwardNetwork
+from dinv.models.training import Learner, Step
 from dinv.theory import chain_steady_state
 from dinv.validation import check_count
 
@@ -189,7 +193,7 @@ def run(config, progress=True, folder=None, resume=None, stop=None):
     sizes = [x_train.shape[1], *hidden_widths(config), data.n_classes]
     base = FeedforwardNetwork.create(
         sizes, ["tanh"] * (len(sizes) - 2) + ["softmax"], rng, scale=config["init_scale"])
-    shared = {}
+    shared: SharedFeedback = {}
     rinit = rinit_options(config, circuit_options(config), base.depth)
     learners = [spec.learner(base, config["seed"], rinit, shared) for spec in rate]
 
@@ -201,7 +205,7 @@ def run(config, progress=True, folder=None, resume=None, stop=None):
 
     evaluation = Evaluation(("test_error",), measure, "test_error")
     angles = NDIAngles()
-    results = {"paper_test_error": PAPER_TEST_ERROR}
+    results: dict[str, Any] = {"paper_test_error": PAPER_TEST_ERROR}
     if rate:
         trained = train_epochs("mnist", config, learners, (x_train, t_train), evaluation,
                                folder, resume, progress, stop, observe=angles)
@@ -230,18 +234,21 @@ class NDIAngles:
     pairs, same weights, feedback, leak and gains g'(a); `dinv.theory.chain_steady_state`),
     computed before the update changes the weights (`train_epochs`' ``observe``)."""
 
-    def __init__(self):
-        self.angles = {}
-        self._reference = []
+    def __init__(self) -> None:
+        self.angles: dict[str, list[float]] = {}
+        self._reference: list[FloatArray] = []
 
-    def before(self, learners, x, t):
+    def before(self, learners: list[Learner], x: FloatArray, t: FloatArray) -> None:
         """NDI's hidden errors of every learner for batch (x, t), concatenated."""
         self._reference = []
         for lrn in learners:
             net = lrn.net
             forward = net.forward(x)
-            gains = [net.nonlinearities[l].derivative(forward.a[l])[None]
-                     for l in range(net.depth - 1)]
+            gains = []
+            for layer in range(net.depth - 1):
+                derivative = net.nonlinearities[layer].derivative
+                assert derivative is not None  # hidden layers are element-wise
+                gains.append(derivative(forward.a[layer])[None])
             hidden = chain_steady_state([W[None] for W in net.weights[1:]],
                                         [B[None] for B in lrn.feedback],
                                         net.output_delta(forward, t)[None],
@@ -249,18 +256,21 @@ class NDIAngles:
                                                    for j in range(net.depth - 1)]]), gains)
             self._reference.append(np.concatenate([h.ravel() for h in hidden]))
 
-    def after(self, learners, step):
+    def after(self, learners: list[Learner], step: Step) -> None:
         """Record the angle of every learner's settled hidden errors to its reference."""
         for lrn, reference, deltas in zip(learners, self._reference, step.deltas):
             settled = np.concatenate([d.ravel() for d in deltas[:-1]])
             self.angles.setdefault(lrn.name, []).append(float(vector_angle(settled, reference)))
 
-    def medians(self):
+    def medians(self) -> dict[str, float]:
         """Model name -> median angle (degrees) over its updates."""
         return {name: float(np.nanmedian(values)) for name, values in self.angles.items()}
 
 
-def spiking_pass(spec, config, base, shared, data, evaluation, angles, progress, stop):
+def spiking_pass(spec: ModelSpec, config: dict[str, Any], base: FeedforwardNetwork,
+                 shared: dict[Any, Any], data: tuple[FloatArray, FloatArray],
+                 evaluation: Evaluation, angles: NDIAngles, progress: bool,
+                 stop: Any) -> dict[str, Any]:
     """Train one spiking DI model on the first ``spiking_updates`` batches of epoch 0.
 
     Its learner starts from ``base`` like the others (R-Init feedback from
@@ -312,7 +322,8 @@ def spiking_pass(spec, config, base, shared, data, evaluation, angles, progress,
     return part
 
 
-def _beside(passes, history):
+def _beside(passes: dict[str, dict[str, Any]],
+            history: list[dict[str, Any]] | None) -> dict[str, dict[str, Any]]:
     """Each spiking pass with, beside it, every other model's test error ratio after as
     many samples (``reference_error_ratio``; from the main pass's evaluations, the last at
     or before the pass's samples)."""
@@ -328,7 +339,8 @@ def _beside(passes, history):
     return passes
 
 
-def _spiking_summary(passes, data, sizes, n_train):
+def _spiking_summary(passes: dict[str, dict[str, Any]], data: Any, sizes: list[int],
+                     n_train: int) -> dict[str, Any]:
     """What `summary` gives, for a run of spiking models only: their evaluations (all
     passes measure at the same samples) as ``history`` and ``final``."""
     names = list(passes)

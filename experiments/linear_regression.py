@@ -20,11 +20,13 @@ first ``spiking_updates`` of them (default None: all; ``--quick``: 100), and its
 errors are normalised like the others'.
 """
 
+from typing import Any
+
 import numpy as np
 
 from dinv.errors import InputError
 from dinv.experiments.models_spec import SPIKING_DESCRIPTIONS, SPIKING_SETTINGS, ModelSpec
-from dinv.experiments.regression import protocol_run
+from dinv.experiments.regression import RegressionRun, protocol_run
 from dinv.experiments.settings import (
     CIRCUIT_DEFAULTS,
     CIRCUIT_DESCRIPTIONS,
@@ -145,7 +147,7 @@ def check_sizes(sizes):
     return sizes
 
 
-def prepare(config):
+def prepare(config: dict[str, Any]) -> RegressionRun:
     """The data, initial network and generator of a run: the arguments of
     `dinv.experiments.regression.train_regression` after its name."""
     rng = np.random.default_rng(config["seed"])

@@ -2,16 +2,20 @@
 
 import dataclasses
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, cast
 
 import numpy as np
 from brian2 import ms
 
-from dinv.circuits import SettleOptions
+from dinv.circuits import PopulationModel, SettleOptions
 from dinv.circuits.populations import get_population_model, pid_controller, pid_gains
 from dinv.errors import InputError
 from dinv.experiments.settings import PID_DEFAULTS
+from dinv.hints import FloatArray
 from dinv.models.initialisation import init_feedback, init_loop_feedback
+from dinv.models.network import FeedforwardNetwork
 from dinv.models.rules import get_rule
 from dinv.models.stabilise import stable_random_feedback
 from dinv.models.training import Learner
@@ -126,8 +130,10 @@ def spiking_circuit(config, population):
     default's; as accurate on the regression's layer pair, at half the cost).
     """
     from dinv.circuits import lif_population, scn_population
+    from dinv.circuits.scn import SCNEnsemble
 
-    makers = {"scn": scn_population, "lif": lif_population}
+    makers: dict[str, Callable[[str, int], PopulationModel]] = {
+        "scn": scn_population, "lif": lif_population}
     if population not in makers:
         raise InputError(f"population must be one of {sorted(makers)}, got {population!r}")
     settings = {key: config.get(key, default) for key, default in SPIKING_SETTINGS.items()}
@@ -140,7 +146,8 @@ def spiking_circuit(config, population):
     if population == "scn":  # a coarser step than scn_population's default allows
         ratio = settings["spiking_scn_steps_per_readout"]
         models = [dataclasses.replace(m, ensemble=dataclasses.replace(
-            m.ensemble, steps_per_readout=float(ratio))) for m in models]
+            cast(SCNEnsemble, m.ensemble),  # what scn_population builds
+            steps_per_readout=float(ratio))) for m in models]
     return SettleOptions(steps=settings["spiking_steps"][population],
                          dt=settings["spiking_dt"][population],
                          tau_system=settings["spiking_tau_system_ms"] * ms,
@@ -189,6 +196,10 @@ def rinit_options(config, circuit, depth):
     return {**config["rinit"], "controllers": pair_controllers(circuit, depth - 1)}
 
 
+# The R-Init feedback of each alpha, shared by the models of a run (`ModelSpec.learner`).
+SharedFeedback = dict[tuple[str, Any], list[FloatArray]]
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """One model of an experiment.
@@ -217,13 +228,15 @@ class ModelSpec:
 
     name: str
     rule: str
-    alpha: float = 0.0
-    feedback: str = None
+    alpha: float | tuple[float, ...] = 0.0
+    feedback: str | None = None
     architecture: str = "sequential"
     controller: str = "linear"
-    population: str = None
+    population: str | None = None
 
-    def learner(self, net, seed, stabilise=None, shared=None, circuit=None, margin=1.5):
+    def learner(self, net: FeedforwardNetwork, seed: int, stabilise: dict[str, Any] | None = None,
+                shared: SharedFeedback | None = None,
+                circuit: SettleOptions | None = None, margin: float = 1.5) -> Learner:
         """A `Learner` training a copy of ``net`` with this model's rule.
 
         Random feedback is drawn from a generator seeded by ``seed`` and the

@@ -17,11 +17,13 @@ in a pass of its own on the first ``spiking_updates`` updates (1000 of the
 9999; ``--quick``: 100).
 """
 
+from typing import Any
+
 import numpy as np
 
 from dinv.experiments import linear_regression
 from dinv.experiments.models_spec import ModelSpec
-from dinv.experiments.regression import protocol_run
+from dinv.experiments.regression import RegressionRun, protocol_run
 from dinv.models.network import FeedforwardNetwork
 
 MODELS = linear_regression.RATE_MODELS + (
@@ -54,7 +56,7 @@ NAME = "nonlinear regression"
 """Label of the progress bar."""
 
 
-def prepare(config):
+def prepare(config: dict[str, Any]) -> RegressionRun:
     """The data, initial network and generator of a run: the arguments of
     `dinv.experiments.regression.train_regression` after its name."""
     rng = np.random.default_rng(config["seed"])

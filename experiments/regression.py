@@ -8,7 +8,9 @@ models (stability, feedback alignment, agreement with NDI and PBP).
 """
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from brian2 import ms
@@ -17,9 +19,11 @@ from dinv.analysis.metrics import matrix_angle, nmse, vector_angle
 from dinv.errors import InputError
 from dinv.experiments.companion import Companion
 from dinv.experiments.errors import error_measure
-from dinv.experiments.interrupts import stop_requested
+from dinv.experiments.interrupts import StopRequests, stop_requested
 from dinv.experiments.models_spec import (
     SPIKING_SETTINGS,
+    ModelSpec,
+    SharedFeedback,
     circuit_options,
     rinit_options,
     select_models,
@@ -27,7 +31,9 @@ from dinv.experiments.models_spec import (
 )
 from dinv.experiments.progress import Progress
 from dinv.experiments.settle_stats import SettleStats
+from dinv.hints import FloatArray
 from dinv.models.initialisation import init_feedback
+from dinv.models.network import FeedforwardNetwork
 from dinv.models.rules import pbp
 from dinv.models.stabilise import repair_feedback, unstable_feedback
 from dinv.models.training import UpdateConfig, replay_step, train_step_each
@@ -87,7 +93,8 @@ class CurveRecorder:
             row: [init_feedback(W, "transpose", None) for W in self.learners[row].net.weights[1:]]
             for row in self.loops
         }
-        self._weights = self._feedback = None
+        self._weights: list[FloatArray] = []  # as of the last snapshot
+        self._feedback: list[FloatArray] = []
 
     def run_values(self, run):
         """The curves of run ``run``: key -> (its inversion models, layers, iterations)."""
@@ -301,7 +308,14 @@ class ClosedFormSide:
                 for r, errors in enumerate(self.errors)]
 
 
-def protocol_run(name, prepare):
+# One run's arguments of `train_regression` after its name: config, models, the data
+# X and Y, the initial network and the generator (what a regression's ``prepare`` gives).
+RegressionRun = tuple[dict[str, Any], Sequence[ModelSpec], FloatArray, FloatArray,
+                      FeedforwardNetwork, np.random.Generator]
+
+
+def protocol_run(name: str, prepare: Callable[[dict[str, Any]], RegressionRun],
+                 ) -> Callable[..., dict[str, Any]]:
     """The ``run(config, progress=True, stop=None)`` of a regression protocol: train
     every model on the data ``prepare(config)`` gives (`train_regression`).
 
@@ -312,7 +326,8 @@ def protocol_run(name, prepare):
     prepare : callable
         ``prepare(config)`` -> the arguments of `train_regression` after ``name``.
     """
-    def run(config, progress=True, stop=None):
+    def run(config: dict[str, Any], progress: bool = True,
+            stop: StopRequests | None = None) -> dict[str, Any]:
         return train_regression(name, *prepare(config), progress, stop)
 
     return run
@@ -449,7 +464,7 @@ def _spiking_passes(name, config, specs, X, Y, base, state, progress, stop, resu
     return results
 
 
-def _beside(results, updates):
+def _beside(results: dict[str, Any] | None, updates: int) -> dict[str, float]:
     """The error ratio of every rate model of ``results`` after ``updates`` updates (what
     a spiking model trained on that many is compared with); {} without rate models."""
     if results is None:
@@ -502,7 +517,7 @@ class RegressionCell:
             clip_hidden=config["clip_hidden"],
             circuit=circuit_options(config),
         )
-        shared = {}
+        shared: SharedFeedback = {}
         self.rinit = rinit_options(config, self.update.circuit, base.depth)
         circuits = circuits or {}
         margin = config.get("spiking_radius_margin", SPIKING_SETTINGS["spiking_radius_margin"])

@@ -15,35 +15,38 @@ The circuit rules (DI, SLDI) import Brian2 only when called: the
 closed-form rules work without it.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from dinv.errors import InputError
+from dinv.hints import ArrayLike, FloatArray
 from dinv.theory import layer_steady_state
 from dinv.validation import layer_problem
 
 
-def bp(W, B, delta, alpha):
+def bp(W: ArrayLike, B: ArrayLike | None, delta: ArrayLike, alpha: ArrayLike) -> FloatArray:
     """Backpropagation (Eq. 4): delta_{l-1} = W^T delta_l."""
     p = layer_problem(W, None, delta, 0.0, need_b=False)
     return p.restore(p.delta @ p.W)
 
 
-def fa(W, B, delta, alpha):
+def fa(W: ArrayLike, B: ArrayLike | None, delta: ArrayLike, alpha: ArrayLike) -> FloatArray:
     """Feedback alignment (Eq. 4): delta_{l-1} = B delta_l, with fixed B."""
     p = layer_problem(W, B, delta, 0.0, need_b=True, inverts=False)
+    assert p.B is not None  # layer_problem refuses a missing B (need_b)
     return p.restore(p.delta @ p.B.transpose(0, 2, 1))
 
 
-def pbp(W, B, delta, alpha):
+def pbp(W: ArrayLike, B: ArrayLike | None, delta: ArrayLike, alpha: ArrayLike) -> FloatArray:
     """Pseudobackprop (Eq. 4): delta_{l-1} = W^+ delta_l (Moore-Penrose)."""
     p = layer_problem(W, None, delta, 0.0, need_b=False)
     return p.restore(p.delta @ np.linalg.pinv(p.W).transpose(0, 2, 1))
 
 
-def ndi(W, B, delta, alpha):
+def ndi(W: ArrayLike, B: ArrayLike | None, delta: ArrayLike, alpha: ArrayLike) -> FloatArray:
     """Non-dynamic inversion: the exact steady state of the circuit (Eq. 10).
 
     Contracting and square layers (d_l <= d_{l-1})::
@@ -65,10 +68,12 @@ def ndi(W, B, delta, alpha):
         rank-deficient product).
     """
     p = layer_problem(W, B, delta, alpha)
+    assert p.B is not None  # layer_problem refuses a missing B (need_b)
     return p.restore(layer_steady_state(p.W, p.B, p.delta, p.alpha))
 
 
-def di(W, B, delta, alpha, **circuit_options):
+def di(W: ArrayLike, B: ArrayLike, delta: ArrayLike, alpha: ArrayLike,
+       **circuit_options: Any) -> FloatArray:
     """Dynamic inversion: settle the Brian2 circuit of Eqs. (5) and (8).
 
     delta_{l-1} is the state of the system population after the simulation
@@ -81,8 +86,10 @@ def di(W, B, delta, alpha, **circuit_options):
     return settle_layer(W, B, delta, alpha, **circuit_options)
 
 
-def di_chain(weights, feedback, delta, alpha, gains=None, transfers=None,
-             architecture="sequential", **circuit_options):
+def di_chain(weights: Sequence[ArrayLike], feedback: Sequence[ArrayLike], delta: ArrayLike,
+             alpha: ArrayLike, gains: Sequence[ArrayLike] | None = None,
+             transfers: Sequence[str] | None = None, architecture: str = "sequential",
+             **circuit_options: Any) -> list[FloatArray]:
     """Dynamic inversion through a whole network, in one chain circuit.
 
     Linear controller (``transfers`` None), per hidden layer (Eq. 17)::
@@ -106,7 +113,9 @@ def di_chain(weights, feedback, delta, alpha, gains=None, transfers=None,
                         **circuit_options).deltas
 
 
-def sldi(weights, feedback, delta, alpha, transfers, **circuit_options):
+def sldi(weights: Sequence[ArrayLike], feedback: Sequence[ArrayLike], delta: ArrayLike,
+         alpha: ArrayLike, transfers: Sequence[str] | None,
+         **circuit_options: Any) -> list[FloatArray]:
     """Single-loop dynamic inversion (Fig. 2C, Eqs. 14-15).
 
     The output controller drives layer 1 through one feedback matrix B of
@@ -122,6 +131,10 @@ def sldi(weights, feedback, delta, alpha, transfers, **circuit_options):
 
     return settle_chain(weights, feedback, delta, alpha, None, "single-loop", transfers,
                         **circuit_options).deltas
+
+
+LayerwiseRule = Callable[[ArrayLike, ArrayLike | None, ArrayLike, ArrayLike], FloatArray]
+"""``rule(W, B, delta, alpha)``: delta_{l-1} before g', in closed form (`bp`, `fa`, ...)."""
 
 
 @dataclass(frozen=True)
@@ -152,25 +165,25 @@ class Rule:
 
     name: str
     title: str
-    feedback: str = None
+    feedback: str | None = None
     inverts: bool = False
-    layerwise: Callable = None
-    circuit: str = None
+    layerwise: LayerwiseRule | None = None
+    circuit: str | None = None
 
-    def feedback_count(self, depth):
+    def feedback_count(self, depth: int) -> int:
         """Feedback matrices a network of ``depth`` weight layers needs."""
         return {None: 0, "layer": depth - 1, "loop": 1}[self.feedback]
 
-    def leak_count(self, depth):
+    def leak_count(self, depth: int) -> int:
         """Leaks alpha of a network of ``depth`` weight layers: one per layer pair or loop."""
         return 1 if self.feedback == "loop" else max(depth - 1, 1)
 
 
-RULES = {}
+RULES: dict[str, Rule] = {}
 """Every backward rule by name; `register` adds one."""
 
 
-def register(rule):
+def register(rule: Rule) -> Rule:
     """Add ``rule`` (a `Rule`) to `RULES` and return it."""
     if rule.feedback not in (None, "layer", "loop"):
         raise InputError(f"rule {rule.name!r}: feedback must be None, 'layer' or 'loop'")
@@ -192,7 +205,7 @@ SLDI = register(Rule("sldi", "single-loop dynamic inversion (Fig. 2C, Eqs. 14-15
                      feedback="loop", inverts=True, circuit="single-loop"))
 
 
-def get_rule(rule):
+def get_rule(rule: str | Rule) -> Rule:
     """The registered `Rule` called ``rule`` (a `Rule` is returned as it is)."""
     if isinstance(rule, Rule):
         return rule

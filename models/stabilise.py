@@ -30,13 +30,16 @@ pair with the gains of its own controller; the single loop is stabilised for
 the integral controller.
 """
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from scipy.linalg import solve_continuous_lyapunov
 from scipy.optimize import brentq
 
 from dinv.errors import InputError
+from dinv.hints import ArrayLike, FloatArray
 from dinv.theory import (
     full_abscissa,
     jacobian_abscissa,
@@ -49,6 +52,9 @@ from dinv.theory import (
     reduced_jacobian,
     stack_c,
 )
+
+if TYPE_CHECKING:  # training imports the circuits; this module needs only numpy
+    from dinv.models.training import Learner
 
 
 class StabilisationError(RuntimeError):
@@ -71,10 +77,10 @@ class Stabilised:
         Spectral abscissa before each step and after the last one.
     """
 
-    B: np.ndarray
+    B: FloatArray
     abscissa: float
     iterations: int
-    history: np.ndarray
+    history: FloatArray
 
 
 SOLVERS = ("lyapunov", "eigen")
@@ -85,7 +91,8 @@ EIGEN_CONDITION = 1e6
 it (J near a defective matrix) `smoothed_abscissa` falls back to the Lyapunov solves."""
 
 
-def smoothed_abscissa(J, eps=0.01, solver="lyapunov"):
+def smoothed_abscissa(J: FloatArray, eps: float = 0.01,
+                      solver: str = "lyapunov") -> tuple[float, FloatArray]:
     """Smoothed spectral abscissa s_eps(J) and its gradient with respect to J.
 
     Parameters
@@ -189,7 +196,9 @@ def _eigen_ssa(J, eps, eig=None):
     return s, QP / np.trace(QP)
 
 
-def _descend(jacobian, block, X, target, lr, max_iters, min_iters, eps, solver="lyapunov"):
+def _descend(jacobian: Callable[[FloatArray], FloatArray], block: tuple[slice, slice],
+             X: FloatArray, target: float, lr: float, max_iters: int, min_iters: int, eps: float,
+             solver: str = "lyapunov") -> tuple[FloatArray, int, list[float]]:
     """Gradient descent of the SSA of ``jacobian(X)``, where X fills ``block`` of it.
 
     Stops once the spectral abscissa is at or below ``target`` (after at least
@@ -212,8 +221,10 @@ def _descend(jacobian, block, X, target, lr, max_iters, min_iters, eps, solver="
     return X, iteration, history
 
 
-def stabilise_feedback(W, B, alpha, target=-0.01, lr=5e-2, max_iters=200, min_iters=10,
-                       eps=0.01, method="descent", solver="lyapunov"):
+def stabilise_feedback(W: ArrayLike, B: ArrayLike, alpha: float, target: float = -0.01,
+                       lr: float = 5e-2, max_iters: int = 200, min_iters: int = 10,
+                       eps: float = 0.01, method: str = "descent",
+                       solver: str = "lyapunov") -> Stabilised:
     """Gradient descent on the SSA of the layer-pair Jacobian with respect to B.
 
     ``method='shift'`` replaces the descent by the smallest uniform shift of
@@ -310,7 +321,8 @@ def _reduced_jacobians(S, B_r, alpha):
     return jacobian
 
 
-def shift_feedback(W, B, alpha, target=-0.01, svd=None):
+def shift_feedback(W: ArrayLike, B: ArrayLike, alpha: float, target: float = -0.01,
+                   svd: tuple[FloatArray, FloatArray, FloatArray] | None = None) -> Stabilised:
     """Stabilise B by the smallest shift ``B - c W^+`` that reaches ``target``.
 
     With W = U S V^T the reduced feedback B_r = V^T B U moves to
@@ -362,8 +374,10 @@ STABILISERS = ("descent", "shift")
 """Methods of `stabilise_feedback`."""
 
 
-def stabilise_loop(weights, B, alpha, target=-0.01, lr=5e-2, max_iters=200, min_iters=10,
-                   eps=0.01, method="descent", solver="lyapunov"):
+def stabilise_loop(weights: Sequence[FloatArray], B: ArrayLike, alpha: float,
+                   target: float = -0.01, lr: float = 5e-2, max_iters: int = 200,
+                   min_iters: int = 10, eps: float = 0.01, method: str = "descent",
+                   solver: str = "lyapunov") -> Stabilised:
     """`stabilise_feedback` for the single loop: descend the SSA of its Jacobian.
 
     Only ``method='descent'`` applies to the loop.
@@ -398,9 +412,11 @@ def stabilise_loop(weights, B, alpha, target=-0.01, lr=5e-2, max_iters=200, min_
     return Stabilised(B, history[-1], iteration, np.asarray(history))
 
 
-def stabilise_pid_feedback(W, B, alpha, kp=0.0, kd=0.0, tau_ratio=1.0, filter_ratio=1.0,
-                           target=-0.01, lr=5e-2, max_iters=200, min_iters=10, eps=0.01,
-                           method="descent", solver="lyapunov"):
+def stabilise_pid_feedback(W: ArrayLike, B: ArrayLike, alpha: float, kp: ArrayLike = 0.0,
+                           kd: ArrayLike = 0.0, tau_ratio: float = 1.0,
+                           filter_ratio: float = 1.0, target: float = -0.01, lr: float = 5e-2,
+                           max_iters: int = 200, min_iters: int = 10, eps: float = 0.01,
+                           method: str = "descent", solver: str = "lyapunov") -> Stabilised:
     """`stabilise_feedback` for a layer pair under a PID controller (Eq. 7).
 
     SSA descent with respect to B on the full `dinv.theory.pid_jacobian`
@@ -459,7 +475,9 @@ SHIFT_LIMIT = 2.0**30
 """Largest shift c of `shift_pid_feedback` tried."""
 
 
-def shift_pid_feedback(W, B, alpha, gains, target=-0.01):
+def shift_pid_feedback(W: FloatArray, B: FloatArray, alpha: float,
+                       gains: tuple[float, ArrayLike, ArrayLike, float],
+                       target: float = -0.01) -> Stabilised:
     """`shift_feedback` for a PID controller: the smallest found ``B - c W^+`` that is stable.
 
     The shift moves every eigenvalue of W B by -c, but with PID gains the
@@ -510,7 +528,8 @@ def shift_pid_feedback(W, B, alpha, gains, target=-0.01):
     return Stabilised(B - high * inverse, achieved, 0, np.array([before, achieved]))
 
 
-def stabilise_pair(W, B, alpha, gains=None, **options):
+def stabilise_pair(W: ArrayLike, B: ArrayLike, alpha: float, gains: dict[str, Any] | None = None,
+                   **options: Any) -> Stabilised:
     """Stabilise one layer pair's feedback for its controller.
 
     Parameters
@@ -533,7 +552,8 @@ def stabilise_pair(W, B, alpha, gains=None, **options):
     return stabilise_pid_feedback(W, B, alpha, **gains, **options)
 
 
-def pair_abscissa(W, B, alpha, gains=None):
+def pair_abscissa(W: FloatArray, B: FloatArray, alpha: ArrayLike,
+                  gains: dict[str, Any] | None = None) -> FloatArray:
     """Spectral abscissa of layer pairs, batched (n, ...) for the integral controller,
     one pair at a time under a PID controller (``gains`` as in `stabilise_pair`)."""
     if gains is None:
@@ -543,7 +563,10 @@ def pair_abscissa(W, B, alpha, gains=None):
                      for w, b, a in zip(W, B, np.broadcast_to(alpha, (len(W),)))])
 
 
-def stable_random_feedback(weights, alpha, rng, scale=0.01, controllers=None, **options):
+def stable_random_feedback(weights: Sequence[FloatArray], alpha: float | Sequence[float],
+                           rng: np.random.Generator, scale: float = 0.01,
+                           controllers: Sequence[dict[str, Any] | None] | None = None,
+                           **options: Any) -> list[FloatArray]:
     """"R-Init": random U(-scale, scale) feedback per layer pair, then stabilised.
 
     Parameters
@@ -575,7 +598,9 @@ def stable_random_feedback(weights, alpha, rng, scale=0.01, controllers=None, **
             for W, a, gains in zip(weights[1:], alphas, controllers)]
 
 
-def unstable_feedback(learners, controllers=None):
+def unstable_feedback(learners: Sequence["Learner"],
+                      controllers: Sequence[dict[str, Any] | None] | None = None,
+                      ) -> list[tuple[int, int | Literal["loop"], float]]:
     """The layer pairs and single loops of inversion learners whose circuit is unstable.
 
     Checks every layer pair (or single loop) of every learner with its current
@@ -599,7 +624,7 @@ def unstable_feedback(learners, controllers=None):
         abscissa): the learner's index, the layer pair (0: W_2 with B_2) or
         ``'loop'``; layer pairs first, pair by pair, then the loops.
     """
-    found = []
+    found: list[tuple[int, int | Literal["loop"], float]] = []
     pairs = [k for k, lrn in enumerate(learners) if lrn.rule.feedback == "layer"]
     loops = [k for k, lrn in enumerate(learners) if lrn.rule.feedback == "loop"]
     if pairs:
@@ -622,7 +647,10 @@ def unstable_feedback(learners, controllers=None):
     return found
 
 
-def repair_feedback(learner, layer, before, iteration, controllers=None, **options):
+def repair_feedback(learner: "Learner", layer: int | Literal["loop"], before: float,
+                    iteration: int,
+                    controllers: Sequence[dict[str, Any] | None] | None = None,
+                    **options: Any) -> dict[str, Any]:
     """Replace the unstable feedback of one layer pair or loop by a stabilised one.
 
     A layer pair whose descent falls short of the target is stabilised by the
@@ -676,7 +704,9 @@ def repair_feedback(learner, layer, before, iteration, controllers=None, **optio
             "before": before, "after": result.abscissa, "method": method}
 
 
-def restabilise(learners, iteration, controllers=None, **options):
+def restabilise(learners: Sequence["Learner"], iteration: int,
+                controllers: Sequence[dict[str, Any] | None] | None = None,
+                **options: Any) -> list[dict[str, Any]]:
     """Re-stabilise the feedback of inversion learners whose circuit turned unstable.
 
     Finds the unstable layer pairs and loops (`unstable_feedback`) and
