@@ -248,30 +248,38 @@ def _case_arrays(case, seed):
     return W, -W.T, rng.normal(0.0, 1.0, (1, d_out))
 
 
-def _population(model, kind, per_dim, seed, readout_ms=None):
-    extra = {} if readout_ms is None else {READOUT[model]: readout_ms * ms}
-    return FACTORIES[model](kind, per_dim, seed=seed, **extra)
-
-
-def _dt(config, model, readout_ms):
-    """The Euler step (units of tau): ``dt``, smaller where the readout needs it."""
-    readout = _population(model, "system", 2, 0, readout_ms)
-    return min(float(config["dt"]), readout.ensemble.max_dt() / (config["tau_ms"] * 1e-3))
-
-
 class Study:
-    """Builds and reuses the circuits of the study; measures one settle."""
+    """Builds and reuses the circuits of the study; measures one settle.
 
-    def __init__(self, config):
+    ``factories`` adds models by name: ``factory(kind, per_dim, seed=...)`` ->
+    `PopulationModel` (e.g. a variant of a neuron, `docs/scripts/neuron_variants.py`).
+    """
+
+    def __init__(self, config: dict[str, Any],
+                 factories: dict[str, Callable[..., PopulationModel]] | None = None):
         self.config = config
         self.circuits = {}
+        self.factories = {**FACTORIES, **(factories or {})}
+
+    def population(self, model: str, kind: str, per_dim: int, seed: int,
+                   readout_ms: float | None = None) -> PopulationModel:
+        """A population of ``model`` (``readout_ms``: its readout time constant)."""
+        extra = {} if readout_ms is None else {READOUT[model]: readout_ms * ms}
+        return self.factories[model](kind, per_dim, seed=seed, **extra)
+
+    def dt(self, model: str, readout_ms: float | None) -> float:
+        """The Euler step (units of tau): ``dt``, smaller where the readout needs it."""
+        config = self.config
+        readout = self.population(model, "system", 2, 0, readout_ms)
+        assert readout.ensemble is not None  # a spiking model
+        return min(float(config["dt"]), readout.ensemble.max_dt() / (config["tau_ms"] * 1e-3))
 
     def options(self, model, case, per_dim, readout_ms, duration):
         config = self.config
-        dt = _dt(config, model, readout_ms)
+        dt = self.dt(model, readout_ms)
         seed = config["seed"]
-        system = _population(model, "system", per_dim, seed, readout_ms)
-        controller = _population(model, "controller", per_dim, seed, readout_ms)
+        system = self.population(model, "system", per_dim, seed, readout_ms)
+        controller = self.population(model, "controller", per_dim, seed, readout_ms)
         if case == "spiking-system":
             controller = "rate-controller"
         elif case == "spiking-controller":
@@ -346,7 +354,7 @@ class Study:
             "spikes": int(sum(s["spikes"] for s in stats)),
             "residual": float(np.max(result.residual)),
             "unstable": bool(np.any(result.unstable)),
-            "readout_ms": float(DEFAULT_READOUT_MS[model] if readout_ms is None
+            "readout_ms": float(DEFAULT_READOUT_MS.get(model, 10.0) if readout_ms is None
                                 else readout_ms),
             "duration_tau": duration, "dt": float(options.dt), "steps": options.steps,
             "silenced": float(silence), "seconds": seconds,
