@@ -79,11 +79,11 @@ def settle_pair(system, controller, d_out=3, d_in=6, alpha=0.5, steps=10000, see
 
 # ------------------------------------------------------------- the builder
 def test_a_neuron_written_here_settles_a_layer_pair():
-    """Both populations of a layer pair made of the test's own neuron: within a few
-    degrees of Eq. (10) at 32 neurons per dimension, at moderate rates."""
+    """Both populations of a layer pair made of the test's own neuron: within 2 degrees
+    of Eq. (10) at 32 neurons per dimension (measured 0.85), at moderate rates."""
     family = neuron_population(eif(), neurons_per_dim=32)
     result, ref = settle_pair(family, family)
-    assert angle_deg(result.delta, ref) < 4.0
+    assert angle_deg(result.delta, ref) < 2.0
     for stats in result.spiking.values():
         assert 1.0 < stats["mean_rate_hz"] < 100.0
     assert "EIF ensemble" in family.system.description
@@ -304,7 +304,8 @@ def test_bad_builder_settings():
 @pytest.mark.slow
 def test_own_neuron_reaches_the_goal_on_the_reference_pair():
     """20 <- 10, alpha 0.1, B = -W^T, 40 tau: within 3 degrees of Eq. (10) at 64
-    neurons per dimension, mean rates at most 100 Hz, better than at 16."""
+    neurons per dimension, mean rates at most 100 Hz, better than at 16 (measured
+    1.80 and 0.73 degrees at 16 and 64, 37-43 Hz)."""
     angles = {}
     for per_dim in (16, 64):
         family = neuron_population(eif(), neurons_per_dim=per_dim)
