@@ -49,12 +49,15 @@ I_fb : 1
 tau_system : second (shared, constant)
 """
 
-_CONTROLLER_INPUTS = """
-readout : 1
+CONTROLLER_ROLES = """
 target : 1
 alpha : 1 (constant)
 tau_controller : second (shared, constant)
 """
+"""The lines of a controller's target delta_l, leak and time constant (every controller
+model has them; the spiking ones too)."""
+
+_CONTROLLER_INPUTS = "\nreadout : 1" + CONTROLLER_ROLES
 
 LEAKY_INTEGRAL = "(-alpha * u + readout - target) / tau_controller"
 """du/dt of the leaky-integral controller (Eq. 8)."""

@@ -49,7 +49,7 @@ import numpy as np
 from brian2 import Equations, Network, NeuronGroup, SpikeMonitor, ms, second
 from brian2.units.fundamentalunits import DIMENSIONLESS, get_dimensions
 
-from dinv.circuits.brian_internals import CODEGEN_TARGETS
+from dinv.circuits.brian_internals import CODEGEN_TARGETS, discard_unrun
 from dinv.circuits.populations import KeyedByValue, Settings, hashable
 from dinv.circuits.spiking import check_time
 from dinv.circuits.spiking_equations import NEF_RESERVED
@@ -98,6 +98,7 @@ class _Distribution(KeyedByValue):
 
     sampler: ClassVar[str]
     requirement: ClassVar[str]
+    weights: ClassVar[tuple[float, float]]
 
     @staticmethod
     def valid(first: float, second_: float) -> bool:
@@ -126,48 +127,47 @@ class _Distribution(KeyedByValue):
         return _dimensions(self._fields()[0])
 
     def middle(self) -> float:
-        """The value a single neuron gets, SI."""
-        raise NotImplementedError
+        """The value a single neuron gets (the middle of a uniform range, the mean of a
+        normal distribution), SI."""
+        first, second_ = self._parameters()
+        return self.weights[0] * first + self.weights[1] * second_
 
     def draw(self, rng: np.random.Generator, n: int) -> FloatArray:
         """``n`` values (SI floats)."""
         return getattr(rng, self.sampler)(*self._parameters(), n)
 
 
+def _ordered(first: float, second_: float) -> bool:
+    return first <= second_
+
+
+def _spread(first: float, second_: float) -> bool:
+    return second_ >= 0
+
+
 @dataclass(frozen=True, eq=False)
 class Uniform(_Distribution):
-    """Values drawn uniformly in [low, high), one per neuron (quantities or numbers)."""
+    """Values drawn uniformly in [low, high), one per neuron.
+
+    ``low`` and ``high`` are numbers or quantities of one unit, e.g.
+    ``Uniform(-65 * mV, -50 * mV)`` for membrane potentials spread at rest.
+    """
 
     low: object
     high: object
-    sampler, requirement = "uniform", "low <= high"
-
-    @staticmethod
-    def valid(first: float, second_: float) -> bool:
-        """low <= high."""
-        return first <= second_
-
-    def middle(self) -> float:
-        """The value a single neuron gets (the middle of the range), SI."""
-        return sum(self._parameters()) / 2
+    sampler, requirement, weights = "uniform", "low <= high", (0.5, 0.5)
+    valid = staticmethod(_ordered)
 
 
 @dataclass(frozen=True, eq=False)
 class Normal(_Distribution):
-    """Values drawn from a normal distribution, one per neuron (quantities or numbers)."""
+    """Values drawn from a normal distribution of ``mean`` and ``std`` (numbers or
+    quantities of one unit), one per neuron."""
 
     mean: object
     std: object
-    sampler, requirement = "normal", "a mean and a std >= 0"
-
-    @staticmethod
-    def valid(first: float, second_: float) -> bool:
-        """std >= 0."""
-        return second_ >= 0
-
-    def middle(self) -> float:
-        """The value a single neuron gets (the mean), SI."""
-        return self._parameters()[0]
+    sampler, requirement, weights = "normal", "a mean and a std >= 0", (1.0, 0.0)
+    valid = staticmethod(_spread)
 
 
 DISTRIBUTIONS = (Uniform, Normal)
@@ -562,8 +562,10 @@ def _simulate(neuron: NeuronModel, currents: FloatArray, values: dict[str, Float
     size = draws * len(currents)
     target = CODEGEN_TARGETS["numpy" if size * len(steps) <= NUMPY_LIMIT else "cython"]
     warmup, window = float(neuron.warmup / second), float(neuron.window / second)
+    groups: list[Any] = []
+    monitors: list[Any] = []
     try:
-        groups, monitors = [], []
+        network = Network()
         for step in steps:
             group = NeuronGroup(size, neuron.equations, threshold=neuron.threshold,
                                 reset=neuron.reset or None,
@@ -579,13 +581,21 @@ def _simulate(neuron: NeuronModel, currents: FloatArray, values: dict[str, Float
             setattr(group, f"{neuron.current}_", np.tile(currents, draws))
             groups.append(group)
             monitors.append(SpikeMonitor(group, name="rate_curve_spikes*", codeobj_class=target))
+            network.add(group, monitors[-1])
         with np.errstate(all="ignore"):
-            Network(*groups, *monitors).run((warmup + window) * second)
+            network.run((warmup + window) * second)
     except InputError:
         raise
     except Exception as exc:  # noqa: BLE001 (Brian2 raises many types as it builds and runs)
-        raise InputError(f"Brian2 cannot simulate the neuron model: {_first_line(exc)}") \
-            from None
+        message = _first_line(exc)
+        failed = True
+    else:
+        failed = False
+    if failed:
+        # The objects Brian2 could not prepare would each log, when collected, that they
+        # never ran: the one line is the error below.
+        discard_unrun([*groups, *monitors])
+        raise InputError(f"Brian2 cannot simulate the neuron model: {message}")
     finite = [_finite(group, neuron) for group in groups]
     if not finite[0]:
         problem = ("it stays finite at dt / 2: the step is too coarse" if len(steps) > 1

@@ -258,7 +258,7 @@ class Study:
     def __init__(self, config: dict[str, Any],
                  factories: dict[str, Callable[..., PopulationModel]] | None = None):
         self.config = config
-        self.circuits = {}
+        self.circuits: dict[tuple[Any, ...], Any] = {}
         self.factories = {**FACTORIES, **(factories or {})}
 
     def population(self, model: str, kind: str, per_dim: int, seed: int,
@@ -278,8 +278,10 @@ class Study:
         config = self.config
         dt = self.dt(model, readout_ms)
         seed = config["seed"]
-        system = self.population(model, "system", per_dim, seed, readout_ms)
-        controller = self.population(model, "controller", per_dim, seed, readout_ms)
+        system: PopulationModel | str = self.population(model, "system", per_dim, seed,
+                                                        readout_ms)
+        controller: PopulationModel | str = self.population(model, "controller", per_dim,
+                                                            seed, readout_ms)
         if case == "spiking-system":
             controller = "rate-controller"
         elif case == "spiking-controller":
