@@ -31,14 +31,16 @@ from brian2 import ms
 from dinv.analysis.metrics import vector_angle
 from dinv.experiments.datasets import load_dataset, one_hot, zscore
 from dinv.experiments.models_spec import (
+    DIRECT_DESCRIPTIONS,
+    DIRECT_SETTINGS,
     SPIKING_DESCRIPTIONS,
     SPIKING_SETTINGS,
     ModelSpec,
     SharedFeedback,
     circuit_options,
+    own_settings,
     rinit_options,
     select_models,
-    spiking_circuit,
 )
 from dinv.experiments.settings import (
     CIRCUIT_DEFAULTS,
@@ -69,6 +71,11 @@ MODELS = (
     # Spiking DI: both populations of the output layer pair spiking (SPIKING_SETTINGS).
     ModelSpec("DI-SCN a=0.1", "di", 0.1, "transpose", population="scn"),
     ModelSpec("DI-LIF a=0.1", "di", 0.1, "transpose", population="lif"),
+    # Beyond the paper, run when named: inversion of targets and direct feedback control.
+    ModelSpec("NDI-T a=0.01", "ndi-targets", 0.01, "transpose", optional=True),
+    ModelSpec("DI-T a=0.01", "di-targets", 0.01, "transpose", optional=True),
+    ModelSpec("NDFC a=0.0015", "ndfc", 0.0015, "transpose", optional=True),
+    ModelSpec("DFC a=0.0015", "dfc", 0.0015, "transpose", optional=True),
 )
 
 PAPER_TEST_ERROR = {"BP": 2.2, "FA": 1.8, "PBP": 2.8, "NDI": 2.8, "DI": 2.8}
@@ -105,6 +112,8 @@ DEFAULTS = {
     "spiking_neurons_per_dim": {"scn": 16, "lif": 32},
     "spiking_updates": 1000,
     "spiking_eval_every": 100,
+    # DI of targets and DFC (optional models): Meulemans et al. (2021)'s toy settings.
+    **DIRECT_SETTINGS,
 }
 QUICK = {"dataset": "digits", "hidden": [100], "epochs": 3, "batch_size": 10, "lr": 1e-2,
          "eval_every": 300, "steps": 500, "spiking_updates": 60, "spiking_eval_every": 10}
@@ -131,6 +140,7 @@ DESCRIPTIONS = {
     **SPIKING_DESCRIPTIONS,
     "spiking_updates": "batches the spiking DI models train on, the first of the first epoch",
     "spiking_eval_every": "measure the spiking DI models every this many batches",
+    **DIRECT_DESCRIPTIONS,
 }
 """One line per setting (``dinv run mnist --help``)."""
 
@@ -195,7 +205,9 @@ def run(config, progress=True, folder=None, resume=None, stop=None):
         sizes, ["tanh"] * (len(sizes) - 2) + ["softmax"], rng, scale=config["init_scale"])
     shared: SharedFeedback = {}
     rinit = rinit_options(config, circuit_options(config), base.depth)
-    learners = [spec.learner(base, config["seed"], rinit, shared) for spec in rate]
+    learners = [spec.learner(base, config["seed"], rinit, shared,
+                             rule=own_settings(config, spec)[0],
+                             circuit=own_settings(config, spec)[1]) for spec in rate]
 
     def measure(learners):
         return {"test_error": [
@@ -288,7 +300,8 @@ def spiking_pass(spec: ModelSpec, config: dict[str, Any], base: FeedforwardNetwo
         ``seconds_per_update``, the circuit's settings, ``settling``; after a
         stop request ``interrupted``.
     """
-    circuit = spiking_circuit(config, spec.population)
+    rule, circuit = own_settings(config, spec)
+    assert circuit is not None  # a spiking model has its own circuit (spiking_circuit)
     batches = check_count("spiking_updates", config["spiking_updates"])
     every = check_count("spiking_eval_every", config["spiking_eval_every"])
     batch = int(config["batch_size"])
@@ -296,7 +309,7 @@ def spiking_pass(spec: ModelSpec, config: dict[str, Any], base: FeedforwardNetwo
            "eval_every": every * batch, "checkpoint_every": (batches + 1) * batch}
     rinit = rinit_options(config, circuit, base.depth)
     margin = config.get("spiking_radius_margin", SPIKING_SETTINGS["spiking_radius_margin"])
-    learner = spec.learner(base, config["seed"], rinit, shared, circuit, margin)
+    learner = spec.learner(base, config["seed"], rinit, shared, circuit, margin, rule=rule)
     start = time.perf_counter()
     trained = train_epochs(f"mnist, {spec.name}", own, [learner], data, evaluation, None, None,
                            progress, stop, observe=angles)

@@ -28,6 +28,12 @@ re-stabilisation during training (`restabilise`) take the gains of each layer
 pair as ``controllers``. A sequential chain is stabilised pair by pair, each
 pair with the gains of its own controller; the single loop is stabilised for
 the integral controller.
+
+Direct feedback control (DFC) stabilises its feedback Q_1 .. Q_{L-1} the same
+way, on the Jacobian of the whole circuit at rest
+(`dinv.theory.direct_jacobian`, with the controller's proportional gain and
+time-constant ratio; `stabilise_direct`). Its learners carry that ratio in
+their own circuit settings (`Learner.circuit`).
 """
 
 from collections.abc import Callable, Sequence
@@ -41,6 +47,8 @@ from scipy.optimize import brentq
 from dinv.errors import InputError
 from dinv.hints import ArrayLike, FloatArray
 from dinv.theory import (
+    direct_abscissa,
+    direct_jacobian,
     full_abscissa,
     jacobian_abscissa,
     loop_abscissa,
@@ -196,10 +204,12 @@ def _eigen_ssa(J, eps, eig=None):
     return s, QP / np.trace(QP)
 
 
-def _descend(jacobian: Callable[[FloatArray], FloatArray], block: tuple[slice, slice],
+def _descend(jacobian: Callable[[FloatArray], FloatArray],
+             block: tuple[slice, slice] | Callable[[FloatArray], FloatArray],
              X: FloatArray, target: float, lr: float, max_iters: int, min_iters: int, eps: float,
              solver: str = "lyapunov") -> tuple[FloatArray, int, list[float]]:
-    """Gradient descent of the SSA of ``jacobian(X)``, where X fills ``block`` of it.
+    """Gradient descent of the SSA of ``jacobian(X)``, where X fills ``block`` of it
+    (or ``block(dS/dJ)`` is the gradient with respect to X).
 
     Stops once the spectral abscissa is at or below ``target`` (after at least
     ``min_iters`` steps) or after ``max_iters`` steps. Returns the final X,
@@ -217,7 +227,7 @@ def _descend(jacobian: Callable[[FloatArray], FloatArray], block: tuple[slice, s
             break
         found = _eigen_ssa(J, eps, eig) if eig is not None else None
         _, gradient = found if found is not None else smoothed_abscissa(J, eps)
-        X = X - lr * gradient[block]
+        X = X - lr * (block(gradient) if callable(block) else gradient[block])
     return X, iteration, history
 
 
@@ -412,6 +422,115 @@ def stabilise_loop(weights: Sequence[FloatArray], B: ArrayLike, alpha: float,
     return Stabilised(B, history[-1], iteration, np.asarray(history))
 
 
+def stabilise_direct(weights: list[np.ndarray], Q: list[np.ndarray], alpha: float,
+                     kp: float = 0.0, tau_ratio: float = 1.0, target: float = -0.01,
+                     lr: float = 5e-2, max_iters: int = 200, min_iters: int = 10,
+                     eps: float = 0.01, method: str = "descent",
+                     solver: str = "lyapunov") -> Stabilised:
+    """`stabilise_feedback` for direct feedback control: descend the SSA of its Jacobian.
+
+    The Jacobian at rest (`dinv.theory.direct_jacobian`) holds the stacked
+    feedback Q = [Q_1; ..; Q_{L-1}] in its control block and, through the
+    proportional part, -k_p Q C in its system block; the gradient with respect
+    to Q collects both. Only ``method='descent'`` applies.
+
+    Parameters
+    ----------
+    weights : list of ndarray
+        W_2 .. W_L.
+    Q : list of ndarray
+        Q_1 .. Q_{L-1}, each (d_l, d_L); not modified.
+    alpha, target, lr, max_iters, min_iters, eps, solver
+        As in `stabilise_feedback`.
+    kp : float
+        The controller's proportional gain.
+    tau_ratio : float
+        tau_system / tau_controller (Meulemans et al. 2021: 0.2).
+
+    Returns
+    -------
+    Stabilised
+        ``B``: the stabilised feedback stacked, [Q_1; ..; Q_{L-1}]
+        (`split_direct` gives the Q_l).
+    """
+    if method != "descent":
+        raise InputError(f"direct feedback control is stabilised by method 'descent' only, "
+                         f"got {method!r}")
+    if not target < 0:
+        raise InputError(f"target must be negative (a stable circuit), got {target}")
+    widths = [np.shape(q)[0] for q in Q]
+    n = sum(widths)
+    stacked = np.concatenate([np.asarray(q, dtype=float) for q in Q], axis=0)
+    C = direct_jacobian(weights, Q, alpha, 0.0, 1.0)[n:, :n] * -1.0  # the readout W_L at rest
+
+    def jacobian(X):
+        return direct_jacobian(weights, np.split(X, np.cumsum(widths)[:-1]), alpha, kp,
+                               tau_ratio)
+
+    def gradient(G):
+        return G[:n, n:] - float(kp) * G[:n, :n] @ C.T
+
+    X, iteration, history = _descend(jacobian, gradient, stacked, target, lr, max_iters,
+                                     min_iters, eps, solver)
+    if history[-1] > target:
+        raise StabilisationError(
+            f"the direct feedback reached a spectral abscissa of {history[-1]:.3g} after "
+            f"{iteration} steps, above the target {target}; raise max_iters or lr, use a "
+            "larger alpha, or start from Q_l = J_l^T")
+    return Stabilised(X, history[-1], iteration, np.asarray(history))
+
+
+def split_direct(stacked: FloatArray, like: Sequence[FloatArray]) -> list[FloatArray]:
+    """Q_1 .. Q_{L-1} of the stacked [Q_1; ..; Q_{L-1}], with the row counts of ``like``."""
+    return np.split(stacked, np.cumsum([np.shape(q)[0] for q in like])[:-1])
+
+
+def stable_random_direct_feedback(weights: list[np.ndarray], alpha: float,
+                                  rng: np.random.Generator, scale: float = 0.01,
+                                  kp: float = 0.0, tau_ratio: float = 1.0,
+                                  **options: Any) -> list[np.ndarray]:
+    """"R-Init" of direct feedback control: random U(-scale, scale) Q_l, then stabilised
+    (`stabilise_direct`; ``options`` for it).
+
+    Parameters
+    ----------
+    weights : list of ndarray
+        W_1 .. W_L.
+    alpha : float
+    rng : numpy.random.Generator
+    scale : float
+    kp, tau_ratio : float
+        The controller's proportional gain and tau_system / tau_controller.
+
+    Returns
+    -------
+    list of ndarray
+        Q_1 .. Q_{L-1}.
+    """
+    options.pop("controllers", None)
+    if options.get("method") == "shift":  # the layer pairs' spectral shift has no analogue
+        options = {**options, "method": "descent"}
+    start = [rng.uniform(-scale, scale, size=(W.shape[0], weights[-1].shape[0]))
+             for W in weights[:-1]]
+    return split_direct(stabilise_direct(weights[1:], start, alpha, kp, tau_ratio,
+                                         **options).B, start)
+
+
+def tau_ratio_of(options: Any) -> float:
+    """tau_system / tau_controller of a `SettleOptions` (of its first layer when the
+    time constants are per layer); 1 for None."""
+    if options is None:
+        return 1.0
+    times = [t[0] if isinstance(t, (tuple, list)) else t
+             for t in (options.tau_system, options.tau_controller)]
+    return float(times[0] / times[1])
+
+
+def direct_settings(learner: "Learner") -> tuple[float, float]:
+    """k_p and tau_system / tau_controller of a direct (DFC) learner's circuit."""
+    return float(learner.rule.kp or 0.0), tau_ratio_of(learner.circuit)
+
+
 def stabilise_pid_feedback(W: ArrayLike, B: ArrayLike, alpha: float, kp: ArrayLike = 0.0,
                            kd: ArrayLike = 0.0, tau_ratio: float = 1.0,
                            filter_ratio: float = 1.0, target: float = -0.01, lr: float = 5e-2,
@@ -600,7 +719,7 @@ def stable_random_feedback(weights: Sequence[FloatArray], alpha: float | Sequenc
 
 def unstable_feedback(learners: Sequence["Learner"],
                       controllers: Sequence[dict[str, Any] | None] | None = None,
-                      ) -> list[tuple[int, int | Literal["loop"], float]]:
+                      ) -> list[tuple[int, int | Literal["loop", "direct"], float]]:
     """The layer pairs and single loops of inversion learners whose circuit is unstable.
 
     Checks every layer pair (or single loop) of every learner with its current
@@ -621,12 +740,20 @@ def unstable_feedback(learners: Sequence["Learner"],
     -------
     list of tuple
         ``(k, layer, abscissa)`` per unstable circuit (positive spectral
-        abscissa): the learner's index, the layer pair (0: W_2 with B_2) or
-        ``'loop'``; layer pairs first, pair by pair, then the loops.
+        abscissa): the learner's index, the layer pair (0: W_2 with B_2),
+        ``'loop'`` or ``'direct'`` (DFC, at rest, with its own circuit's
+        k_p and time constants); direct control first, then the layer pairs,
+        pair by pair, then the loops.
     """
-    found: list[tuple[int, int | Literal["loop"], float]] = []
+    found: list[tuple[int, int | Literal["loop", "direct"], float]] = []
     pairs = [k for k, lrn in enumerate(learners) if lrn.rule.feedback == "layer"]
     loops = [k for k, lrn in enumerate(learners) if lrn.rule.feedback == "loop"]
+    for k, lrn in enumerate(learners):
+        if lrn.rule.feedback == "direct":
+            value = direct_abscissa(lrn.net.weights[1:], lrn.feedback, lrn.layer_alpha(0),
+                                    *direct_settings(lrn))
+            if value > 0:
+                found.append((k, "direct", float(value)))
     if pairs:
         count = len(learners[pairs[0]].feedback)
         controllers = [None] * count if controllers is None else controllers
@@ -647,7 +774,7 @@ def unstable_feedback(learners: Sequence["Learner"],
     return found
 
 
-def repair_feedback(learner: "Learner", layer: int | Literal["loop"], before: float,
+def repair_feedback(learner: "Learner", layer: int | Literal["loop", "direct"], before: float,
                     iteration: int,
                     controllers: Sequence[dict[str, Any] | None] | None = None,
                     **options: Any) -> dict[str, Any]:
@@ -662,7 +789,7 @@ def repair_feedback(learner: "Learner", layer: int | Literal["loop"], before: fl
     ----------
     learner : dinv.models.training.Learner
         Its feedback is replaced (in place).
-    layer : int or 'loop'
+    layer : int, 'loop' or 'direct'
         As `unstable_feedback` names it.
     before : float
         The spectral abscissa found.
@@ -680,6 +807,14 @@ def repair_feedback(learner: "Learner", layer: int | Literal["loop"], before: fl
         The event: model, iteration, layer (1-based pair or 'loop'), abscissa
         before and after, and (layer pairs) the method used.
     """
+    if layer == "direct":
+        kp, ratio = direct_settings(learner)
+        options = {k: v for k, v in options.items() if k not in ("controllers", "method")}
+        result = stabilise_direct(learner.net.weights[1:], learner.feedback,
+                                  learner.layer_alpha(0), kp, ratio, **options)
+        learner.feedback = split_direct(result.B, learner.feedback)
+        return {"model": learner.name, "iteration": iteration, "layer": "direct",
+                "before": before, "after": result.abscissa}
     if layer == "loop":
         result = stabilise_loop(learner.net.weights[1:], learner.feedback[0],
                                 learner.layer_alpha(0), **{**options, "method": "descent"})
