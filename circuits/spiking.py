@@ -4,7 +4,7 @@ Where the spiking code lives (the docs' architecture page says the same):
 
 - `dinv.circuits.populations`: the population-model protocol
   (`PopulationModel`; a spiking model's `Ensemble`, what its ``build``
-  returns, `BuiltNeurons`).
+  returns, `Neurons`).
 - this module: the built neurons of any spiking population
   (`SpikingNeurons`), the decoding synapses, the representation model of a
   system or controller (`spiking_model`, with the checks every factory
@@ -106,7 +106,7 @@ def block_stream(seed: int, block: str, *extra: int) -> np.random.Generator:
 class SpikingNeurons:
     """The neurons built behind one representation group (`Ensemble.build`).
 
-    Satisfies `dinv.circuits.populations.BuiltNeurons`.
+    Satisfies `dinv.circuits.populations.Neurons`.
 
     Parameters
     ----------
