@@ -462,7 +462,7 @@ def _history(history, metric, models):
     return epochs, {name: values[:, k] for k, name in enumerate(models)}
 
 
-def classification_figure(history, models, paper, dataset):
+def classification_figure(history, models, paper, dataset, extra=None):
     """Fig. 4a: test error (%) of every model against epochs.
 
     Parameters
@@ -475,16 +475,23 @@ def classification_figure(history, models, paper, dataset):
         note on other data sets.
     dataset : str
         Name shown in the title.
+    extra : dict or None
+        More curves, name -> (epochs, test errors), e.g. the spiking DI
+        models' shorter passes (markers on their evaluations).
     """
     fig = Figure(figsize=(7.5, 4.8), layout="constrained")
     ax = fig.add_subplot()
     epochs, curves = _history(history, "test_error", models)
-    colour = colours(models)
+    extra = extra or {}
+    colour = colours(list(models) + list(extra))
     for order, (name, values) in enumerate(curves.items()):
         # Simulated DI: thin and dashed on its closed form NDI (thick, pale).
         style = line_style(f"{name}: {values[-1]:.2f} %", colour[name], is_simulated(name),
                            0, values.size, order)
         ax.plot(epochs, values, **style)
+    for name, (x, values) in extra.items():
+        ax.plot(x, values, ".-", color=colour[name], lw=1,
+                label=f"{name}: {values[-1]:.2f} % after {x[-1]:.2g} epochs")
     _paper_errors(ax, paper, dataset)
     ax.set_yscale("log")
     log_ticks(ax)
@@ -620,9 +627,10 @@ def _tsne_map(ax, points, labels):
     return scatter
 
 
-SPIKING_MARKERS = {"scn": "o", "lif": "s"}
-SPIKING_STYLES = {"scn": "-", "lif": "--"}
-SPIKING_COLOURS = {"scn": "tab:blue", "lif": "tab:red"}
+SPIKING_MARKERS = {"scn": "o", "lif": "s", "qif": "^", "adex": "D", "izhikevich": "v"}
+SPIKING_STYLES = {"scn": "-", "lif": "--", "qif": "-.", "adex": ":", "izhikevich": "-."}
+SPIKING_COLOURS = {"scn": "tab:blue", "lif": "tab:red", "qif": "tab:green",
+                   "adex": "tab:purple", "izhikevich": "tab:brown"}
 
 
 def _records(records, **match):

@@ -27,7 +27,7 @@ import dataclasses
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 from brian2 import Equations, NeuronGroup, Quantity
@@ -63,6 +63,29 @@ def hashable(value: object) -> object:
     return value
 
 
+class KeyedByValue:
+    """Equality and hashing by the value of every dataclass field (`hashable`).
+
+    For frozen dataclasses (``eq=False``) that hold quantities, arrays or
+    pairs: circuit caches key on population models, and measured rate curves
+    on neuron models.
+    """
+
+    __dataclass_fields__: ClassVar[dict[str, Any]]
+
+    def key(self) -> tuple[object, ...]:
+        """Everything that defines the object, hashable."""
+        return (type(self).__name__,
+                *(hashable(getattr(self, f)) for f in self.__dataclass_fields__))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, KeyedByValue) and type(other) is type(self) \
+            and self.key() == other.key()
+
+    def __hash__(self) -> int:
+        return hash(self.key())
+
+
 Settings = dict[str, Any] | Iterable[tuple[str, Any]]
 """Named values: a dict, or (name, value) pairs (a `PopulationModel` keeps sorted pairs)."""
 
@@ -78,22 +101,34 @@ def _pairs(value: Settings, label: str) -> tuple[tuple[str, Any], ...]:
 
 
 class Neurons(Protocol):
-    """What `Ensemble.build` returns: the neurons behind one representation group
-    (`dinv.circuits.spiking.SpikingNeurons`)."""
+    """What `Ensemble.build` returns: the neurons behind one representation group.
+
+    `dinv.circuits.spiking.SpikingNeurons` is the package's implementation;
+    a circuit calls nothing else. Blocks are named by their block name.
+
+    Attributes
+    ----------
+    objects : list
+        Brian2 objects to add to the circuit's ``Network`` (the spiking
+        ``NeuronGroup`` and its decoding ``Synapses``).
+    """
 
     objects: list[Any]
 
     def rest(self, name: str) -> None:
-        """Neurons of block ``name`` at rest."""
+        """Put the neurons of block ``name`` at rest (every run starts from rest):
+        initial state, no spike history, spike counts 0."""
 
     def counts(self, name: str) -> IntArray:
-        """Spikes per neuron of block ``name`` since its last rest."""
+        """Spikes per neuron of block ``name`` since its last rest, shape (n, batch,
+        d, neurons_per_dim); the circuit divides them by the run's time for the
+        *rates* it reports (``result.spiking``)."""
 
     def active(self, name: str) -> NDArray[np.bool_]:
-        """Which neurons of block ``name`` may spike."""
+        """Which neurons of block ``name`` may spike (bool, shape as `counts`)."""
 
     def silence(self, name: str, fraction: float, rng: np.random.Generator) -> None:
-        """Silence ``fraction`` of the neurons of block ``name``."""
+        """Silence ``fraction`` of the neurons of block ``name`` (0: none)."""
 
 
 class Drive(Protocol):
@@ -109,16 +144,24 @@ class Drive(Protocol):
 
 
 class Ensemble:
-    """The hook of a spiking population: neurons behind a representation group.
+    """The spiking-population protocol: neurons behind a representation group.
 
     A `PopulationModel` with an ensemble keeps the interface of a rate
-    population: one representation unit per represented dimension (for every
-    problem and sample), holding the readout that couplings read and the
-    input they write. The ensemble says which representation variables it
-    uses and builds, for each Brian2 group of such units, the extra objects
-    (a spiking ``NeuronGroup`` and the ``Synapses`` that decode its spikes into
-    the readout). Subclasses are frozen dataclasses (hashable: circuit caches
-    key on them); `dinv.circuits.spiking` has the two of the package.
+    population. Its equations describe a *representation* group of one unit
+    per represented dimension (for every problem and sample), holding the
+    model's **readout** (``PopulationModel.readout``: decoded, filtered spikes)
+    that couplings read and the input they write, a controller's target and
+    leak, and the variables named below. The ensemble says which
+    representation variables it uses (`variables`), the largest step it is
+    simulated faithfully at (`max_dt`: a circuit with a coarser step refuses
+    to build), whether it draws random numbers (``random``), and **builds**,
+    for each Brian2 group of such units, the neurons (`build`, returning
+    `Neurons`: their Brian2 objects, their rest, their spike counts from
+    which the circuit reports **rates**, and their **silence**). Subclasses
+    are frozen dataclasses (hashable: circuit caches key on them); the
+    package's are `dinv.circuits.scn.SCNEnsemble` and
+    `dinv.circuits.nef.NEFEnsemble` (which `dinv.circuits.nef.neuron_population`
+    makes for any neuron model).
 
     Attributes
     ----------
@@ -132,12 +175,21 @@ class Ensemble:
         Per-unit switch (0 or 1) of the running integral.
     radius : str
         Per-unit range represented (values beyond it are represented poorly).
+    random : bool
+        Whether the neurons draw random numbers (then every run seeds
+        Brian2's generator from the ensemble's ``seed``).
     """
 
     filtered = "xbar"
     average = "xsum"
     window = "averaging"
     radius = "radius"
+
+    @property
+    def random(self) -> bool:
+        """Whether the neurons draw random numbers (then every run seeds Brian2's
+        generator from the ensemble's ``seed``; `dinv.circuits.runner.seeded_noise`)."""
+        return False
 
     def variables(self) -> tuple[str, ...]:
         """Representation variables the ensemble needs."""
@@ -162,17 +214,13 @@ class Ensemble:
 
         Returns
         -------
-        object
-            With ``objects`` (Brian2 objects to add to the Network) and the
-            methods ``rest(name)``, ``counts(name)`` and
-            ``silence(name, fraction, rng)``; see
-            `dinv.circuits.spiking.SpikingNeurons`.
+        Neurons
         """
         raise NotImplementedError
 
 
 @dataclass(frozen=True, eq=False)
-class PopulationModel:
+class PopulationModel(KeyedByValue):
     """A neuron model usable as one population of a circuit.
 
     Parameters
@@ -304,16 +352,6 @@ class PopulationModel:
     def spiking(self) -> bool:
         """Whether the population spikes (has an `Ensemble`)."""
         return self.ensemble is not None
-
-    def key(self) -> tuple[object, ...]:
-        """Everything that defines the model, hashable (for circuit caches)."""
-        return tuple(hashable(getattr(self, f)) for f in self.__dataclass_fields__)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, PopulationModel) and self.key() == other.key()
-
-    def __hash__(self) -> int:
-        return hash(self.key())
 
     def make_group(self, n: int, name: str, clock: Any, order: int,
                    codeobj_class: type | None) -> Any:
@@ -464,6 +502,36 @@ def _gain(name: str, value: ArrayLike) -> float | FloatArray:
     return gain
 
 
+def _filter_ratio(filter_ratio: float) -> float:
+    """tau_d / tau_controller checked: a positive finite number."""
+    if isinstance(filter_ratio, bool) or not isinstance(filter_ratio, (int, float)) \
+            or not np.isfinite(filter_ratio):
+        raise InputError(f"pid_controller: filter_ratio must be a finite number, "
+                         f"got {filter_ratio!r}")
+    if not filter_ratio > 0:
+        raise InputError(f"pid_controller: filter_ratio (tau_d / tau_controller) must be "
+                         f"positive, got {filter_ratio!r}")
+    return float(filter_ratio)
+
+
+def pid_parameters(kp: float, kd: float, filter_ratio: float) -> dict[str, float] | None:
+    """Scalar PID gains checked, as the parameters of the scalar PID equations.
+
+    Returns
+    -------
+    dict or None
+        ``k_p``, ``k_d`` and ``filter_ratio``; None when both gains are 0 (the
+        plain leaky integral, Eq. 8).
+    """
+    gains = _gain("kp", kp), _gain("kd", kd)
+    if not all(isinstance(k, float) for k in gains):
+        raise InputError("kp and kd must be numbers here (gain matrices: pid_controller)")
+    ratio = _filter_ratio(filter_ratio)
+    if gains[0] == 0 and gains[1] == 0:
+        return None
+    return {"k_p": float(gains[0]), "k_d": float(gains[1]), "filter_ratio": ratio}
+
+
 def pid_controller(kp: ArrayLike = 0.0, kd: ArrayLike = 0.0,
                    filter_ratio: float = 1.0) -> PopulationModel:
     """A PID controller (Eq. 7) with K_i = I and K_u = -alpha I, filtered derivatives.
@@ -513,23 +581,17 @@ def pid_controller(kp: ArrayLike = 0.0, kd: ArrayLike = 0.0,
     PopulationModel
     """
     kp, kd = _gain("kp", kp), _gain("kd", kd)
-    if isinstance(filter_ratio, bool) or not isinstance(filter_ratio, (int, float)) \
-            or not np.isfinite(filter_ratio):
-        raise InputError(f"pid_controller: filter_ratio must be a finite number, "
-                         f"got {filter_ratio!r}")
-    if not filter_ratio > 0:
-        raise InputError(f"pid_controller: filter_ratio (tau_d / tau_controller) must be "
-                         f"positive, got {filter_ratio!r}")
+    filter_ratio = _filter_ratio(filter_ratio)
     if isinstance(kp, float) and isinstance(kd, float):
         return PopulationModel(
             equations=PID_CONTROLLER_EQUATIONS, readout="u", input="readout",
             tau="tau_controller", kind="controller", target="target", leak="alpha",
-            parameters={"k_p": kp, "k_d": kd, "filter_ratio": float(filter_ratio)},
+            parameters={"k_p": kp, "k_d": kd, "filter_ratio": filter_ratio},
             rest={"e_f": 0.0, "rate_f": 0.0},
             description=f"PID controller, Eq. (7): k_p={kp:g}, k_d={kd:g} tau_c, "
                         f"derivatives filtered with tau_d={filter_ratio:g} tau_c",
         )
-    return _matrix_pid_controller(kp, kd, float(filter_ratio))
+    return _matrix_pid_controller(kp, kd, filter_ratio)
 
 
 def _matrix_pid_controller(kp: float | FloatArray, kd: float | FloatArray,

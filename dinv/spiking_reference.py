@@ -23,7 +23,7 @@ Schedule of one Euler step of length dt, the order of Brian2's schedule
    previous step), then the controller's neurons integrate (LIF: their
    current from the readout at the start of the step and this input; the
    neurons' group sorts before its representation group, see
-   `dinv.circuits.spiking.scn_neurons`), then the controller integrates:
+   `dinv.circuits.scn.scn_neurons`), then the controller integrates:
    per dimension, from the values at the start of the step, its readout
    decays and (SCN) its ideal state y integrates f. Then the system's input
    ``B xhat_c`` from the controller's readout as it now is (decayed, before
@@ -97,45 +97,37 @@ def _radius(radius: ArrayLike, dims: int) -> FloatArray:
 
 
 @dataclass(frozen=True)
-class SCNPopulation:
-    """A spike-coding population (`dinv.spiking`, ``scn``).
+class _SpikingPopulation:
+    """What every spiking population holds: its neuron ``parameters`` (from
+    `dinv.spiking`) and its per-dimension ``radius`` R_k (ndarray, shape (d,))."""
 
-    Attributes
-    ----------
-    parameters : SCNParameters
-    radius : ndarray, shape (d,)
-        Per-dimension radius R_k (the readout jumps by ``R_k D_i``).
-    tau_readout : float
-        Decay time constant of the readout and of the rate-cost trace (second).
-    tau_noise : float
-        Correlation time of the Ornstein-Uhlenbeck voltage noise (second);
-        unused when the parameters' noise is 0.
-    """
-
-    parameters: SCNParameters
+    parameters: Any
     radius: FloatArray
-    tau_readout: float = 0.02
-    tau_noise: float = 0.002
-    kind = "scn"
 
     def neurons(self, dims: int) -> int:
+        """Number of neurons of the population."""
         return len(self.parameters.decoder)
 
 
 @dataclass(frozen=True)
-class LIFPopulation:
-    """A LIF ensemble with decoders (`dinv.spiking`, ``lif``).
+class SCNPopulation(_SpikingPopulation):
+    """A spike-coding population (`dinv.spiking`, ``scn``): `SCNParameters`; the
+    readout jumps by ``R_k D_i``; ``tau_readout`` is the decay time constant of the
+    readout and of the rate-cost trace, ``tau_noise`` the correlation time of the
+    Ornstein-Uhlenbeck voltage noise (seconds; unused without noise)."""
 
-    Attributes
-    ----------
-    parameters : LIFParameters
-    radius : ndarray, shape (d,)
-    tau_synapse : float
-        Time constant of the exponential synapse of the readout (second).
-    """
+    parameters: SCNParameters
+    tau_readout: float = 0.02
+    tau_noise: float = 0.002
+    kind = "scn"
+
+
+@dataclass(frozen=True)
+class LIFPopulation(_SpikingPopulation):
+    """A LIF ensemble with decoders (`dinv.spiking`, ``lif``): `LIFParameters` and
+    ``tau_synapse``, the time constant of the readout's exponential synapse (second)."""
 
     parameters: LIFParameters
-    radius: FloatArray
     tau_synapse: float = 0.01
     kind = "lif"
 
@@ -309,16 +301,21 @@ class _Rate:
         pass
 
 
+def _neurons(dim_index: IntArray, dims: int, family: str) -> int:
+    """The number of neurons of parameters for ``dims`` dimensions (checked)."""
+    if dim_index.max() + 1 != dims:
+        raise InputError(f"the {family} parameters represent {dim_index.max() + 1} "
+                         f"dimensions, the population has {dims}")
+    return len(dim_index)
+
+
 class _SCN:
     """State of a spike-coding population (see `dinv.spiking`)."""
 
     def __init__(self, spec: SCNPopulation, dims: int, leak: float, target: FloatArray | float,
                  tau: float, dt: float, rng: np.random.Generator):
         p = spec.parameters
-        if p.dim_index.max() + 1 != dims:
-            raise InputError(f"the SCN parameters represent {p.dim_index.max() + 1} "
-                             f"dimensions, the population has {dims}")
-        n = len(p.decoder)
+        n = _neurons(p.dim_index, dims, "SCN")
         self.readout, self.y = np.zeros(dims), np.zeros(dims)
         self.r, self.eta = np.zeros(n), np.zeros(n)
         self.leak, self.target, self.rate = leak, target, dt / tau
@@ -392,10 +389,7 @@ class _LIF:
     def __init__(self, spec: LIFPopulation, dims: int, leak: float, target: FloatArray | float,
                  tau: float, dt: float, rng: np.random.Generator):
         p = spec.parameters
-        if p.dim_index.max() + 1 != dims:
-            raise InputError(f"the LIF parameters represent {p.dim_index.max() + 1} "
-                             f"dimensions, the population has {dims}")
-        n = len(p.decoder)
+        n = _neurons(p.dim_index, dims, "LIF")
         self.readout = np.zeros(dims)
         self.v = np.zeros(n)
         self.leak, self.target = leak, target

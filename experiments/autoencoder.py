@@ -94,7 +94,8 @@ QUICK = {"dataset": "digits", "hidden": [100, 50, 10, 50, 100], "epochs": 3,
          "steps": 300, "tsne_samples": 300}
 
 DESCRIPTIONS = {
-    **classification.DESCRIPTIONS,
+    # The classification's settings but its spiking DI models' (the autoencoder has none).
+    **{k: v for k, v in classification.DESCRIPTIONS.items() if not k.startswith("spiking_")},
     "hidden": "widths of the five hidden layers (encoder, code, decoder)",
     "eval_train_samples": "training images whose reconstruction error is measured",
     "images": "test images shown with their reconstructions (Fig. 4c)",

@@ -28,6 +28,7 @@ from dinv.errors import InputError
 from dinv.experiments.models_spec import (
     DIRECT_DESCRIPTIONS,
     DIRECT_SETTINGS,
+    SPIKING_DESCRIPTIONS,
     SPIKING_SETTINGS,
     ModelSpec,
 )
@@ -132,19 +133,7 @@ DESCRIPTIONS = {
     "restabilise": "re-stabilise DI/SLDI feedback whenever a circuit turns unstable",
     "rinit": RINIT_DESCRIPTION,
     "repair": "options over rinit for re-stabilisation during training",
-    "spiking_neurons_per_dim": "neurons per represented dimension of the spiking DI models, "
-                               "by population ('scn', 'lif')",
-    "spiking_tau_system_ms": "time constant (ms) of the spiking DI models' systems",
-    "spiking_tau_controller_ms": "time constant (ms) of the spiking DI models' controllers",
-    "spiking_dt": "Euler step of the spiking DI models by population, in units of the "
-                  "faster time constant",
-    "spiking_scn_steps_per_readout": "steps per scn readout time constant (the scn step "
-                                     "limit)",
-    "spiking_steps": "Euler steps per settle of the spiking DI models, by population",
-    "spiking_radius_margin": "radii of the spiking populations: this times the largest "
-                             "component of each sample's closed-form state",
-    "spiking_updates": "updates the spiking DI models train on, the first of the pass "
-                       "(null: all)",
+    **SPIKING_DESCRIPTIONS,
     **DIRECT_DESCRIPTIONS,
 }
 """One line per setting (``dinv run linear-regression --help``)."""

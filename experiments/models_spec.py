@@ -103,6 +103,23 @@ SPIKING_SETTINGS = {
 """Settings of the spiking DI models of a regression (`spiking_circuit`) and their
 defaults."""
 
+SPIKING_DESCRIPTIONS = {
+    "spiking_neurons_per_dim": "neurons per represented dimension of the spiking DI models, "
+                               "by population ('scn', 'lif')",
+    "spiking_tau_system_ms": "time constant (ms) of the spiking DI models' systems",
+    "spiking_tau_controller_ms": "time constant (ms) of the spiking DI models' controllers",
+    "spiking_dt": "Euler step of the spiking DI models by population, in units of the "
+                  "faster time constant",
+    "spiking_scn_steps_per_readout": "steps per scn readout time constant (the scn step "
+                                     "limit)",
+    "spiking_steps": "Euler steps per settle of the spiking DI models, by population",
+    "spiking_radius_margin": "radii of the spiking populations: this times the largest "
+                             "component of each sample's closed-form state",
+    "spiking_updates": "updates the spiking DI models train on, the first of the pass "
+                       "(null: all)",
+}
+"""One line per spiking setting (``--help`` of the experiments that have them)."""
+
 
 def spiking_circuit(config, population):
     """The `SettleOptions` of a spiking DI model (``population`` 'scn' or 'lif').
@@ -117,7 +134,7 @@ def spiking_circuit(config, population):
     default's; as accurate on the regression's layer pair, at half the cost).
     """
     from dinv.circuits import lif_population, scn_population
-    from dinv.circuits.spiking import SCNEnsemble
+    from dinv.circuits.scn import SCNEnsemble
 
     makers: dict[str, Callable[[str, int], PopulationModel]] = {
         "scn": scn_population, "lif": lif_population}

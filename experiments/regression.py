@@ -511,6 +511,7 @@ def _spiking_passes(name, config, specs, X, Y, base, state, progress, stop, resu
                 [a for a in angle if a is not None])),
             "updates": updates,
             "seconds_per_update": seconds / max(updates, 1),
+            "reference_error_ratio": _beside(results, updates),
         }
         part["spiking"] = {spec.name: {
             "population": spec.population, "updates": updates,
@@ -526,6 +527,16 @@ def _spiking_passes(name, config, specs, X, Y, base, state, progress, stop, resu
             results["interrupted"] = part["interrupted"]
             break
     return results
+
+
+def _beside(results: dict[str, Any] | None, updates: int) -> dict[str, float]:
+    """The error ratio of every rate model of ``results`` after ``updates`` updates (what
+    a spiking model trained on that many is compared with); {} without rate models."""
+    if results is None:
+        return {}
+    return {name: float(error[min(updates, len(error) - 1)] / error[0])
+            for name, error in results["error"].items()
+            if name not in results.get("spiking", {})}
 
 
 def _merge(results, part):

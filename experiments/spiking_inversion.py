@@ -1,8 +1,11 @@
 """The spiking study: spiking populations against the closed form.
 
 Every case settles a dynamic-inversion circuit whose populations are spiking
-(`dinv.circuits.spiking`: ``scn``, spike-coding networks; ``lif``, LIF
-ensembles with decoders) and compares the settled readout, the time average
+(``scn``, spike-coding networks, `dinv.circuits.scn`; ``lif``, LIF ensembles
+with decoders, and ``qif``, ``adex``, ``izhikevich``, the neurons of
+`dinv.circuits.neuron_library` made populations by the ensemble builder
+`dinv.circuits.nef.neuron_population`, with the same NEF recipe and settings
+as ``lif``) and compares the settled readout, the time average
 over the last ``average_fraction`` of the run, with the closed form of the
 rate circuit (Eq. 10; Eq. 17 for the chain, `dinv.theory`).
 
@@ -33,8 +36,11 @@ settling residual
 (drift of the average beyond spike noise) and the wall time. ``sizes`` are
 the neurons per dimension of the scaling records (``case_sizes`` those of the
 cases other than contracting; None: ``sizes``); log-log slopes of the errors
-against N are fitted per model and case. On the contracting case at
-``sweep_size`` neurons per dimension: a sweep of the readout time constant
+against N are fitted per model and case (``goals``: per model, the angle at
+64 neurons per dimension on the contracting case, its mean rates and slope
+against the goal of `GOAL`). ``model_cases`` narrows the cases of a model.
+On the contracting case at ``sweep_size`` neurons per dimension (models
+that have one): a sweep of the readout time constant
 (``tau_readout_ms``: tau_readout of ``scn``, tau_synapse of ``lif``), a sweep
 of the simulated time (``durations``, in tau), and silencing ``silence`` of
 each population's neurons (within each dimension, the same share of positive
@@ -63,7 +69,7 @@ Settings and why:
 Outputs: ``scaling`` (records with ``population``, ``case``,
 ``neurons_per_dim``, ``angle_deg``, ``rel_error``, ``rms_error``,
 ``mean_rate_hz``, ``max_rate_hz``, ``spikes``, ``residual``, ``seconds``,
-...), ``slopes``, ``tau_sweep``, ``duration_sweep``, ``silencing`` and
+...), ``slopes``, ``goals``, ``tau_sweep``, ``duration_sweep``, ``silencing`` and
 ``settling`` (`dinv.experiments.settle_stats`); the figure shows the error
 against N on log-log axes with the fitted slopes.
 """
@@ -84,9 +90,11 @@ from dinv.circuits import (
     SettleOptions,
     layer_radii,
     lif_population,
+    neuron_population,
     scn_population,
 )
 from dinv.circuits.chains import ChainCircuit
+from dinv.circuits.neuron_library import NEURONS
 from dinv.circuits.spiking import chain_radii
 from dinv.errors import InputError
 from dinv.experiments.interrupts import stop_requested
@@ -96,7 +104,7 @@ from dinv.experiments.settle_stats import SettleStats
 from dinv.theory import chain_steady_state, layer_steady_state
 from dinv.validation import check_count, check_number
 
-MODELS = ("scn", "lif")
+MODELS = ("scn", "lif", *NEURONS)
 CASES = ("contracting", "expanding", "square", "chain", "spiking-system",
          "spiking-controller")
 
@@ -111,6 +119,9 @@ DEFAULTS = {
     "seed": 0,
     "models": list(MODELS),
     "cases": list(CASES),
+    # The neurons of the ensemble builder: the contracting pair and the mixed circuits.
+    "model_cases": {name: ["contracting", "spiking-system", "spiking-controller"]
+                    for name in NEURONS},
     "sizes": [16, 32, 64, 128, 256],
     "case_sizes": None,
     "alpha": 0.1,
@@ -129,13 +140,16 @@ DEFAULTS = {
 }
 QUICK = {"sizes": [16, 32, 64], "case_sizes": [32], "duration": 20.0, "case_duration": {},
          "tau_readout_ms": {"scn": [20.0, 40.0], "lif": [5.0, 10.0]},
-         "durations": [10.0, 20.0]}
+         "durations": [10.0, 20.0], "models": ["scn", "lif", "adex"],
+         "model_cases": {"adex": ["contracting"]}}
 
 DESCRIPTIONS = {
     "seed": "random seed: weights, errors delta and the populations' neurons (same seed, "
             "same numbers)",
     "models": "spiking population models to study: 'scn' (spike-coding networks), 'lif' "
-              "(LIF ensembles with decoders)",
+              "(LIF ensembles with decoders), 'qif', 'adex', 'izhikevich' (ensembles of "
+              "those neurons, dinv.circuits.neuron_library)",
+    "model_cases": "cases of the models named here, instead of cases",
     "cases": "circuits to settle: contracting, expanding, square, chain, spiking-system, "
              "spiking-controller",
     "sizes": "neurons per represented dimension of the contracting case's scaling records",
@@ -150,7 +164,8 @@ DESCRIPTIONS = {
     "record_interval": "readouts recorded every this many tau, for the RMS error",
     "margin": "radii of the spiking populations: this times the largest component of each "
               "block's closed-form state",
-    "sweep_size": "neurons per dimension of the sweeps and the silencing test, by model",
+    "sweep_size": "neurons per dimension of the sweeps and the silencing test, by model (a "
+                  "model without one has neither)",
     "tau_readout_ms": "readout time constants (ms) swept on the contracting case, by model "
                       "(scn: tau_readout, lif: tau_synapse)",
     "durations": "simulated times (tau) swept on the contracting case",
@@ -192,12 +207,28 @@ circuit in units of tau (``tau_ms``, that of every population); errors relative 
 closed form; ``silenced`` and ``fraction`` are shares of the neurons; ``slope`` is that of
 log(error) against log(neurons_per_dim) (``slopes``: one per error)."""
 
-READOUT = {"scn": "tau_readout", "lif": "tau_synapse"}
+READOUT = {"scn": "tau_readout", "lif": "tau_synapse", **dict.fromkeys(NEURONS, "tau_synapse")}
 """The readout time constant's keyword of each model's factory."""
 
-DEFAULT_READOUT_MS = {"scn": 20.0, "lif": 10.0}
-FACTORIES: dict[str, Callable[..., PopulationModel]] = {"scn": scn_population,
-                                                        "lif": lif_population}
+DEFAULT_READOUT_MS = {"scn": 20.0, "lif": 10.0, **dict.fromkeys(NEURONS, 10.0)}
+
+
+def _neuron_factory(name: str) -> Callable[..., PopulationModel]:
+    def make(kind: str, per_dim: int, **settings: Any) -> PopulationModel:
+        model = neuron_population(NEURONS[name], kind, per_dim, **settings)
+        assert isinstance(model, PopulationModel)  # a kind gives one model
+        return model
+    return make
+
+
+FACTORIES: dict[str, Callable[..., PopulationModel]] = {
+    "scn": scn_population, "lif": lif_population,
+    **{name: _neuron_factory(name) for name in NEURONS}}
+
+GOAL = {"neurons_per_dim": 64, "angle_deg": 3.0, "mean_rate_hz": 100.0, "slope": -0.25}
+"""The goal of a spiking model on the contracting pair: within ``angle_deg`` of Eq. (10)
+at ``neurons_per_dim``, mean rates at most ``mean_rate_hz`` at every size, and the
+angle falling with N (fitted log-log slope at most ``slope``)."""
 
 
 def _generator(seed, label):
@@ -217,30 +248,40 @@ def _case_arrays(case, seed):
     return W, -W.T, rng.normal(0.0, 1.0, (1, d_out))
 
 
-def _population(model, kind, per_dim, seed, readout_ms=None):
-    extra = {} if readout_ms is None else {READOUT[model]: readout_ms * ms}
-    return FACTORIES[model](kind, per_dim, seed=seed, **extra)
-
-
-def _dt(config, model, readout_ms):
-    """The Euler step (units of tau): ``dt``, smaller where the readout needs it."""
-    readout = _population(model, "system", 2, 0, readout_ms)
-    return min(float(config["dt"]), readout.ensemble.max_dt() / (config["tau_ms"] * 1e-3))
-
-
 class Study:
-    """Builds and reuses the circuits of the study; measures one settle."""
+    """Builds and reuses the circuits of the study; measures one settle.
 
-    def __init__(self, config):
+    ``factories`` adds models by name: ``factory(kind, per_dim, seed=...)`` ->
+    `PopulationModel` (e.g. a variant of a neuron, `docs/scripts/neuron_variants.py`).
+    """
+
+    def __init__(self, config: dict[str, Any],
+                 factories: dict[str, Callable[..., PopulationModel]] | None = None):
         self.config = config
-        self.circuits = {}
+        self.circuits: dict[tuple[Any, ...], Any] = {}
+        self.factories = {**FACTORIES, **(factories or {})}
+
+    def population(self, model: str, kind: str, per_dim: int, seed: int,
+                   readout_ms: float | None = None) -> PopulationModel:
+        """A population of ``model`` (``readout_ms``: its readout time constant)."""
+        extra = {} if readout_ms is None else {READOUT[model]: readout_ms * ms}
+        return self.factories[model](kind, per_dim, seed=seed, **extra)
+
+    def dt(self, model: str, readout_ms: float | None) -> float:
+        """The Euler step (units of tau): ``dt``, smaller where the readout needs it."""
+        config = self.config
+        readout = self.population(model, "system", 2, 0, readout_ms)
+        assert readout.ensemble is not None  # a spiking model
+        return min(float(config["dt"]), readout.ensemble.max_dt() / (config["tau_ms"] * 1e-3))
 
     def options(self, model, case, per_dim, readout_ms, duration):
         config = self.config
-        dt = _dt(config, model, readout_ms)
+        dt = self.dt(model, readout_ms)
         seed = config["seed"]
-        system = _population(model, "system", per_dim, seed, readout_ms)
-        controller = _population(model, "controller", per_dim, seed, readout_ms)
+        system: PopulationModel | str = self.population(model, "system", per_dim, seed,
+                                                        readout_ms)
+        controller: PopulationModel | str = self.population(model, "controller", per_dim,
+                                                            seed, readout_ms)
         if case == "spiking-system":
             controller = "rate-controller"
         elif case == "spiking-controller":
@@ -315,7 +356,7 @@ class Study:
             "spikes": int(sum(s["spikes"] for s in stats)),
             "residual": float(np.max(result.residual)),
             "unstable": bool(np.any(result.unstable)),
-            "readout_ms": float(DEFAULT_READOUT_MS[model] if readout_ms is None
+            "readout_ms": float(DEFAULT_READOUT_MS.get(model, 10.0) if readout_ms is None
                                 else readout_ms),
             "duration_tau": duration, "dt": float(options.dt), "steps": options.steps,
             "silenced": float(silence), "seconds": seconds,
@@ -420,10 +461,19 @@ def _check(config):
     for size in config["sizes"] + (config["case_sizes"] or []):
         check_count("neurons per dimension", size, minimum=2)
     for key in ("sweep_size", "tau_readout_ms"):
-        if not isinstance(config[key], dict) or any(m not in config[key]
-                                                    for m in config["models"]):
-            raise InputError(f"setting {key} must be a JSON object with a value per model "
-                             f"{config['models']}, got {config[key]!r}")
+        if not isinstance(config[key], dict):
+            raise InputError(f"setting {key} must be a JSON object with a value per model, "
+                             f"got {config[key]!r}")
+    missing = [m for m in config["sweep_size"] if m in config["models"]
+               and m not in config["tau_readout_ms"]]
+    if missing:
+        raise InputError(f"tau_readout_ms needs a list for {missing}, which have a sweep_size")
+    chosen = config.get("model_cases") or {}
+    if not isinstance(chosen, dict) or any(
+            m not in MODELS or not isinstance(c, list) or any(x not in CASES for x in c)
+            for m, c in chosen.items()):
+        raise InputError(f"model_cases must map models {list(MODELS)} to lists of cases "
+                         f"{list(CASES)}, got {chosen!r}")
     for key in ("tau_ms", "dt", "duration", "record_interval", "margin", "settle_tol"):
         check_number(f"setting {key}", config[key], low=0, low_open=True)
     for duration in config["durations"]:
@@ -433,6 +483,8 @@ def _check(config):
                  low_open=True)
     check_number("setting silence", config["silence"], low=0, high=1, high_open=True)
     for model in config["models"]:
+        if model not in config["sweep_size"]:
+            continue
         check_count(f"setting sweep_size: {model}", config["sweep_size"][model], minimum=2)
         readouts = config["tau_readout_ms"][model]
         for readout in readouts if isinstance(readouts, list) else [readouts]:
@@ -448,11 +500,14 @@ def jobs(config):
     """
     todo: list[tuple[str, str, str, int, dict[str, float]]] = []
     case_sizes = config["case_sizes"] or config["sizes"]
-    contracting = "contracting" in config["cases"]
-    for model in config["models"] if contracting else ():
-        for size in config["sizes"]:
-            todo.append(("scaling", model, "contracting", size, {}))
-    for model in config["models"] if contracting else ():
+    cases = {model: model_cases(config, model) for model in config["models"]}
+    for model in config["models"]:
+        if "contracting" in cases[model]:
+            for size in config["sizes"]:
+                todo.append(("scaling", model, "contracting", size, {}))
+    for model in config["models"]:
+        if "contracting" not in cases[model] or model not in config["sweep_size"]:
+            continue
         size = config["sweep_size"][model]
         for readout in config["tau_readout_ms"][model]:
             todo.append(("tau_sweep", model, "contracting", size,
@@ -465,11 +520,38 @@ def jobs(config):
             todo.append(("silencing", model, "contracting", size,
                          {"silence": float(config["silence"])}))
     for model in config["models"]:
-        for case in config["cases"]:
+        for case in cases[model]:
             if case != "contracting":
                 for size in case_sizes:
                     todo.append(("scaling", model, case, size, {}))
     return todo
+
+
+def model_cases(config: dict[str, Any], model: str) -> list[str]:
+    """The cases ``model`` runs: ``model_cases[model]`` where given, else ``cases``."""
+    return (config.get("model_cases") or {}).get(model, config["cases"])
+
+
+def goals(records: list[dict[str, Any]],
+          slopes_: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per model with a contracting record at `GOAL` size: that record's angle, the
+    largest mean rate of its contracting records, the fitted slope of the angle,
+    and whether all three meet `GOAL` (``met``)."""
+    out = {}
+    slope = {s["population"]: s["angle_deg"] for s in slopes_ if s["case"] == "contracting"}
+    for model in dict.fromkeys(r["population"] for r in records):
+        rows = [r for r in records if r["population"] == model and r["case"] == "contracting"]
+        at = [r for r in rows if r["neurons_per_dim"] == GOAL["neurons_per_dim"]]
+        if not at:
+            continue
+        entry = {"angle_deg": at[0]["angle_deg"],
+                 "mean_rate_hz": max(r["mean_rate_hz"] for r in rows),
+                 "slope": slope.get(model)}
+        entry["met"] = bool(entry["angle_deg"] <= GOAL["angle_deg"]
+                            and entry["mean_rate_hz"] <= GOAL["mean_rate_hz"]
+                            and entry["slope"] is not None and entry["slope"] <= GOAL["slope"])
+        out[model] = entry
+    return out
 
 
 def run(config, progress=True, stop=None):
@@ -520,6 +602,7 @@ def run(config, progress=True, stop=None):
     results = {
         "scaling": parts["scaling"],
         "slopes": slopes(parts["scaling"]),
+        "goals": goals(parts["scaling"], slopes(parts["scaling"])),
         "tau_sweep": parts["tau_sweep"],
         "duration_sweep": parts["duration_sweep"],
         "silencing": silencing,

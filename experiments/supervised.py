@@ -179,7 +179,7 @@ def _slices(n, batch_size, start):
 
 
 def train_epochs(name, config, learners, data, evaluation, folder=None, resume=None,
-                 progress=True, stop=None):
+                 progress=True, stop=None, observe=None):
     """Train ``learners`` for ``config['epochs']`` epochs; measure and checkpoint.
 
     Parameters
@@ -210,6 +210,10 @@ def train_epochs(name, config, learners, data, evaluation, folder=None, resume=N
     stop : StopRequests or None
         Looked at before every batch: on a request the run writes a checkpoint
         and returns what it has, with ``interrupted``.
+    observe : object or None
+        Watches the circuit learners' updates: ``observe.before(learners, x,
+        t)`` before and ``observe.after(learners, step)`` after each (with
+        the `dinv.models.training.Step`); its time is not counted.
 
     Returns
     -------
@@ -264,7 +268,7 @@ def train_epochs(name, config, learners, data, evaluation, folder=None, resume=N
                     break
                 index = np.sort(order[lo:hi])
                 _train_batch(learners, x_train[index], t_train[index], update, config, state,
-                             state["samples"] + hi - lo, stats)
+                             state["samples"] + hi - lo, stats, observe)
                 done = hi - lo
                 state["samples"] += done
                 state["start"] = hi
@@ -319,7 +323,7 @@ def _epoch_size(config, available):
     return n, batch_size
 
 
-def _train_batch(learners, x, t, update, config, state, samples, stats):
+def _train_batch(learners, x, t, update, config, state, samples, stats, observe=None):
     """One update of every learner on (x, t), timed into ``state['current']``.
 
     The circuit learners settle together (each settle counted in ``stats``,
@@ -332,9 +336,13 @@ def _train_batch(learners, x, t, update, config, state, samples, stats):
     for group, key in ((circuit, "circuit"), (closed, "closed_form")):
         if not group:
             continue
+        if key == "circuit" and observe is not None:
+            observe.before(group, x, t)
         start = time.perf_counter()
         step = train_step(group, x, t, update)
         state["current"][key] += time.perf_counter() - start
+        if key == "circuit" and observe is not None:
+            observe.after(group, step)
         if key == "circuit":
             state["settles"] += 1
             state["settle_steps"] += step.settle_steps
