@@ -15,8 +15,7 @@ from types import ModuleType
 from typing import Any
 
 from dinv.errors import InputError
-from dinv.experiments.datasets import DATASETS
-from dinv.validation import check_count
+from dinv.experiments.catalogue import DATASETS
 
 
 @dataclass(frozen=True)
@@ -144,6 +143,8 @@ def get_experiment(name):
 def _check_type(key, default, value):
     """An override must have the kind of value its default has; returns it (a
     whole-number float as an int)."""
+    from dinv.validation import check_count
+
     def is_number(v):
         return isinstance(v, (int, float)) and not isinstance(v, bool)
 

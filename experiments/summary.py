@@ -14,10 +14,8 @@ import math
 from pathlib import Path
 
 from dinv.errors import InputError
+from dinv.experiments.files import CHECKPOINT, RESULTS
 from dinv.experiments.settle_stats import describe
-
-RESULTS = "results.json"
-CHECKPOINT = "checkpoint.npz"
 
 
 def _cell(value):

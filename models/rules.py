@@ -12,7 +12,8 @@ leak, whether it is simulated) is a `Rule` in the registry `RULES`: adding a
 rule is one function and one `register` call here.
 
 The circuit rules (DI, SLDI) import Brian2 only when called: the
-closed-form rules work without it.
+closed-form rules work without it; NDI imports scipy (`dinv.theory`) when
+called, so that listing the rules (``dinv list``) loads neither.
 """
 
 from collections.abc import Callable
@@ -21,7 +22,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from dinv.errors import InputError
-from dinv.theory import layer_steady_state
 from dinv.validation import layer_problem
 
 
@@ -65,6 +65,8 @@ def ndi(W, B, delta, alpha):
         rank-deficient product).
     """
     p = layer_problem(W, B, delta, alpha)
+    from dinv.theory import layer_steady_state
+
     return p.restore(layer_steady_state(p.W, p.B, p.delta, p.alpha))
 
 
