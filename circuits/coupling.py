@@ -47,10 +47,16 @@ class Coupling:
         Whether the coupling calls the run controller's ``step_started`` at the
         start of every step itself (else the circuit adds a network operation
         that calls ``step_ended`` at the end of every step).
+    expansions : dict
+        The coupling's network operations, each with the list of calls
+        (kept up to date by `activate`) that a step makes in its place once
+        the run controller keeps its books between chunks of steps
+        (`dinv.circuits.brian_internals.lean_runs`).
     """
 
     objects = ()
     marks_steps = False
+    expansions = {}
 
     def set_matrix(self, pathway, M):
         """Use matrices M of shape (n, d_dest, d_source) on a matrix pathway."""
@@ -117,6 +123,7 @@ class DenseCoupling(Coupling):
         self.marks_steps = "controller" in kinds
         self._step_started = step_started
         self.objects = []
+        self.expansions = {}
         for kind, order in (("controller", -1), ("system", 1)):
             if kind not in kinds:
                 continue
@@ -124,8 +131,12 @@ class DenseCoupling(Coupling):
             # the banks are functions without parameters.
             function = self._controller_bank if kind == "controller" else \
                 _bank(self._calls[kind])
-            self.objects.append(NetworkOperation(function, when="groups", order=order,
-                                                 clock=clock, name=f"{TAG}_to_{kind}"))
+            bank = NetworkOperation(function, when="groups", order=order, clock=clock,
+                                    name=f"{TAG}_to_{kind}")
+            self.objects.append(bank)
+            # After the first run the steps call the kernels themselves and the run
+            # controller keeps its books between chunks of steps (LeanRun).
+            self.expansions[bank] = self._calls[kind]
 
     def _build_pathway(self, p, src, dst_slot):
         dst = dst_slot.view(self._structure.variable(p))
