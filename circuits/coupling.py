@@ -24,6 +24,7 @@ equation would); the synapse coupling refuses such models.
 """
 
 import os
+from typing import ClassVar
 from functools import partial
 
 import numpy as np
@@ -56,7 +57,7 @@ class Coupling:
 
     objects = ()
     marks_steps = False
-    expansions = {}
+    expansions: ClassVar[dict] = {}
 
     def set_matrix(self, pathway, M):
         """Use matrices M of shape (n, d_dest, d_source) on a matrix pathway."""

@@ -248,6 +248,7 @@ def test_compiled_step_loop_matches_the_python_loop():
     for loop in (step_loop.run_steps, step_loop._python_steps):
         log = []
         timestep, t = np.array([7], dtype=np.int64), np.zeros(1)
-        loop((lambda: log.append("a"), lambda: log.append("b")), 3, timestep, t, 0.25)
+        calls = (lambda log=log: log.append("a"), lambda log=log: log.append("b"))
+        loop(calls, 3, timestep, t, 0.25)
         assert log == ["a", "b"] * 3
         assert timestep[0] == 10 and t[0] == 2.5
