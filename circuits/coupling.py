@@ -24,8 +24,8 @@ equation would); the synapse coupling refuses such models.
 """
 
 import os
-from typing import ClassVar
 from functools import partial
+from typing import ClassVar
 
 import numpy as np
 from brian2 import NetworkOperation, Synapses, have_same_dimensions, second
