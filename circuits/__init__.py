@@ -1,6 +1,8 @@
 """Brian2 circuits that invert feedforward layers through dynamics."""
 
 from dinv.circuits.layer import LayerCircuit, Settled, settle_layer
+from dinv.circuits.nef import LIF, lif_neuron, lif_population, neuron_population
+from dinv.circuits.neurons import NeuronModel, Normal, Uniform
 from dinv.circuits.options import SettleOptions
 from dinv.circuits.populations import (
     CONTROLLER,
@@ -14,14 +16,8 @@ from dinv.circuits.populations import (
     pid_controller,
     register_population_model,
 )
-from dinv.circuits.spiking import (
-    LIF,
-    SCN,
-    chain_radii,
-    layer_radii,
-    lif_population,
-    scn_population,
-)
+from dinv.circuits.scn import SCN, scn_population
+from dinv.circuits.spiking import chain_radii, layer_radii
 from dinv.circuits.traces import Traces
 from dinv.errors import (
     CircuitDivergedError,
@@ -43,6 +39,8 @@ __all__ = [
     "Ensemble",
     "InputError",
     "LayerCircuit",
+    "NeuronModel",
+    "Normal",
     "NotSettledError",
     "NotSettledWarning",
     "PopulationFamily",
@@ -50,10 +48,13 @@ __all__ = [
     "SettleOptions",
     "Settled",
     "Traces",
+    "Uniform",
     "chain_radii",
     "get_population_model",
     "layer_radii",
+    "lif_neuron",
     "lif_population",
+    "neuron_population",
     "pid_controller",
     "register_population_model",
     "scn_population",

@@ -49,39 +49,50 @@ I_fb : 1
 tau_system : second (shared, constant)
 """
 
-CONTROLLER_EQUATIONS = """
-du/dt = (-alpha * u + readout - target) / tau_controller : 1
+_CONTROLLER_INPUTS = """
 readout : 1
 target : 1
 alpha : 1 (constant)
 tau_controller : second (shared, constant)
 """
 
-PID_CONTROLLER_EQUATIONS = """
-du/dt = (-alpha * u + readout - target) / tau_controller + k_p * rate_e + k_d * tau_controller * accel_e : 1
-de_f/dt = rate_e : 1
-drate_f/dt = accel_e : 1/second
-rate_e = (readout - target - e_f) / (filter_ratio * tau_controller) : 1/second
-accel_e = (rate_e - rate_f) / (filter_ratio * tau_controller) : 1/second**2
-readout : 1
-target : 1
-alpha : 1 (constant)
+LEAKY_INTEGRAL = "(-alpha * u + readout - target) / tau_controller"
+"""du/dt of the leaky-integral controller (Eq. 8)."""
+
+CONTROLLER_EQUATIONS = f"\ndu/dt = {LEAKY_INTEGRAL} : 1" + _CONTROLLER_INPUTS
+
+PID_TERMS = " + k_p * rate_e + k_d * tau_controller * accel_e"
+"""The P and D terms of a controller's du/dt with scalar gains (Eq. 7)."""
+
+PID_GAINS = """
 k_p : 1 (shared, constant)
 k_d : 1 (shared, constant)
-filter_ratio : 1 (shared, constant)
-tau_controller : second (shared, constant)
 """
+"""The scalar gains K_p = k_p I and K_d = k_d I."""
 
-PID_MATRIX_CONTROLLER_EQUATIONS = """
-du/dt = (-alpha * u + readout - target) / tau_controller + pid_drive : 1
+
+def pid_filters(error):
+    """The derivative filters of a PID controller whose error e is ``error``.
+
+    ``e_f`` low-passes e with tau_d = filter_ratio * tau_controller,
+    ``rate_e = (e - e_f) / tau_d`` estimates de/dt, ``rate_f`` low-passes it
+    with the same tau_d and ``accel_e = (rate_e - rate_f) / tau_d`` estimates
+    d2e/dt2. Used by the rate controllers here and the spike-coding one
+    (`dinv.circuits.spiking_equations.SCN_PID_CONTROLLER`).
+    """
+    return f"""
 de_f/dt = rate_e : 1
 drate_f/dt = accel_e : 1/second
-rate_e = (readout - target - e_f) / (filter_ratio * tau_controller) : 1/second
+rate_e = ({error} - e_f) / (filter_ratio * tau_controller) : 1/second
 accel_e = (rate_e - rate_f) / (filter_ratio * tau_controller) : 1/second**2
-pid_drive : 1/second
-readout : 1
-target : 1
-alpha : 1 (constant)
 filter_ratio : 1 (shared, constant)
-tau_controller : second (shared, constant)
 """
+
+
+PID_CONTROLLER_EQUATIONS = (
+    f"\ndu/dt = {LEAKY_INTEGRAL}{PID_TERMS} : 1"
+    + pid_filters("readout - target") + _CONTROLLER_INPUTS + PID_GAINS)
+
+PID_MATRIX_CONTROLLER_EQUATIONS = (
+    f"\ndu/dt = {LEAKY_INTEGRAL} + pid_drive : 1"
+    + pid_filters("readout - target") + _CONTROLLER_INPUTS + "pid_drive : 1/second\n")

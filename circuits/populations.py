@@ -25,6 +25,7 @@ spiking model under one name (``system='scn'`` and ``controller='scn'``).
 
 from dataclasses import dataclass
 from functools import partial
+from typing import Protocol
 
 import numpy as np
 from brian2 import Equations, NeuronGroup, Quantity
@@ -67,17 +68,56 @@ def _pairs(value, label):
     return pairs
 
 
+class BuiltNeurons(Protocol):
+    """What `Ensemble.build` returns: the neurons behind one representation group.
+
+    `dinv.circuits.spiking.SpikingNeurons` is the package's implementation;
+    a circuit calls nothing else. Blocks are named by their block name.
+
+    Attributes
+    ----------
+    objects : list
+        Brian2 objects to add to the circuit's ``Network`` (the spiking
+        ``NeuronGroup`` and its decoding ``Synapses``).
+    """
+
+    objects: list
+
+    def rest(self, name: str) -> None:
+        """Put the neurons of block ``name`` at rest (every run starts from rest):
+        initial state, no spike history, spike counts 0."""
+
+    def counts(self, name: str) -> np.ndarray:
+        """Spikes per neuron of block ``name`` since its last rest, shape (n, batch,
+        d, neurons_per_dim); the circuit divides them by the run's time for the
+        *rates* it reports (``result.spiking``)."""
+
+    def active(self, name: str) -> np.ndarray:
+        """Which neurons of block ``name`` may spike (bool, shape as `counts`)."""
+
+    def silence(self, name: str, fraction: float, rng: np.random.Generator) -> None:
+        """Silence ``fraction`` of the neurons of block ``name`` (0: none)."""
+
+
 class Ensemble:
-    """The hook of a spiking population: neurons behind a representation group.
+    """The spiking-population protocol: neurons behind a representation group.
 
     A `PopulationModel` with an ensemble keeps the interface of a rate
-    population: one representation unit per represented dimension (for every
-    problem and sample), holding the readout that couplings read and the
-    input they write. The ensemble says which representation variables it
-    uses and builds, for each Brian2 group of such units, the extra objects
-    (a spiking ``NeuronGroup`` and the ``Synapses`` that decode its spikes into
-    the readout). Subclasses are frozen dataclasses (hashable: circuit caches
-    key on them); `dinv.circuits.spiking` has the two of the package.
+    population. Its equations describe a *representation* group of one unit
+    per represented dimension (for every problem and sample), holding the
+    model's **readout** (``PopulationModel.readout``: decoded, filtered spikes)
+    that couplings read and the input they write, a controller's target and
+    leak, and the variables named below. The ensemble says which
+    representation variables it uses (`variables`), the largest step it is
+    simulated faithfully at (`max_dt`: a circuit with a coarser step refuses
+    to build), whether it draws random numbers (``random``), and **builds**,
+    for each Brian2 group of such units, the neurons (`build`, returning
+    `BuiltNeurons`: their Brian2 objects, their rest, their spike counts from
+    which the circuit reports **rates**, and their **silence**). Subclasses
+    are frozen dataclasses (hashable: circuit caches key on them); the
+    package's are `dinv.circuits.scn.SCNEnsemble` and
+    `dinv.circuits.nef.NEFEnsemble` (which `dinv.circuits.nef.neuron_population`
+    makes for any neuron model).
 
     Attributes
     ----------
@@ -91,22 +131,26 @@ class Ensemble:
         Per-unit switch (0 or 1) of the running integral.
     radius : str
         Per-unit range represented (values beyond it are represented poorly).
+    random : bool
+        Whether the neurons draw random numbers (then every run seeds
+        Brian2's generator from the ensemble's ``seed``).
     """
 
     filtered = "xbar"
     average = "xsum"
     window = "averaging"
     radius = "radius"
+    random = False
 
-    def variables(self):
+    def variables(self) -> tuple:
         """Representation variables the ensemble needs."""
         return (self.filtered, self.average, self.window, self.radius)
 
-    def max_dt(self):
+    def max_dt(self) -> float:
         """Largest time step (second) at which the neurons are simulated faithfully."""
         raise NotImplementedError
 
-    def build(self, group, blocks, clock, codeobj_class):
+    def build(self, group, blocks, clock, codeobj_class) -> BuiltNeurons:
         """Build the neurons behind ``group``.
 
         Parameters
@@ -120,11 +164,7 @@ class Ensemble:
 
         Returns
         -------
-        object
-            With ``objects`` (Brian2 objects to add to the Network) and the
-            methods ``rest(name)``, ``counts(name)`` and
-            ``silence(name, fraction, rng)``; see
-            `dinv.circuits.spiking.SpikingNeurons`.
+        BuiltNeurons
         """
         raise NotImplementedError
 
@@ -211,7 +251,7 @@ class PopulationModel:
                              f"got {self.kind!r}")
         try:
             equations = Equations(self.equations)
-        except Exception as exc:  # Brian2 raises several types for bad equations
+        except Exception as exc:  # noqa: BLE001 - Brian2 raises several types for bad equations
             raise InputError(f"the population model's equations do not parse: {exc}") from None
         roles = {"readout": self.readout, "input": self.input, "tau": self.tau}
         if self.kind == "controller":
@@ -411,6 +451,36 @@ def _gain(name, value):
     return gain
 
 
+def _filter_ratio(filter_ratio):
+    """tau_d / tau_controller checked: a positive finite number."""
+    if isinstance(filter_ratio, bool) or not isinstance(filter_ratio, (int, float)) \
+            or not np.isfinite(filter_ratio):
+        raise InputError(f"pid_controller: filter_ratio must be a finite number, "
+                         f"got {filter_ratio!r}")
+    if not filter_ratio > 0:
+        raise InputError(f"pid_controller: filter_ratio (tau_d / tau_controller) must be "
+                         f"positive, got {filter_ratio!r}")
+    return float(filter_ratio)
+
+
+def pid_parameters(kp, kd, filter_ratio):
+    """Scalar PID gains checked, as the parameters of the scalar PID equations.
+
+    Returns
+    -------
+    dict or None
+        ``k_p``, ``k_d`` and ``filter_ratio``; None when both gains are 0 (the
+        plain leaky integral, Eq. 8).
+    """
+    kp, kd = _gain("kp", kp), _gain("kd", kd)
+    if not (isinstance(kp, float) and isinstance(kd, float)):
+        raise InputError("kp and kd must be numbers here (gain matrices: pid_controller)")
+    ratio = _filter_ratio(filter_ratio)
+    if kp == 0 and kd == 0:
+        return None
+    return {"k_p": kp, "k_d": kd, "filter_ratio": ratio}
+
+
 def pid_controller(kp=0.0, kd=0.0, filter_ratio=1.0):
     """A PID controller (Eq. 7) with K_i = I and K_u = -alpha I, filtered derivatives.
 
@@ -459,23 +529,17 @@ def pid_controller(kp=0.0, kd=0.0, filter_ratio=1.0):
     PopulationModel
     """
     kp, kd = _gain("kp", kp), _gain("kd", kd)
-    if isinstance(filter_ratio, bool) or not isinstance(filter_ratio, (int, float)) \
-            or not np.isfinite(filter_ratio):
-        raise InputError(f"pid_controller: filter_ratio must be a finite number, "
-                         f"got {filter_ratio!r}")
-    if not filter_ratio > 0:
-        raise InputError(f"pid_controller: filter_ratio (tau_d / tau_controller) must be "
-                         f"positive, got {filter_ratio!r}")
+    filter_ratio = _filter_ratio(filter_ratio)
     if isinstance(kp, float) and isinstance(kd, float):
         return PopulationModel(
             equations=PID_CONTROLLER_EQUATIONS, readout="u", input="readout",
             tau="tau_controller", kind="controller", target="target", leak="alpha",
-            parameters={"k_p": kp, "k_d": kd, "filter_ratio": float(filter_ratio)},
+            parameters={"k_p": kp, "k_d": kd, "filter_ratio": filter_ratio},
             rest={"e_f": 0.0, "rate_f": 0.0},
             description=f"PID controller, Eq. (7): k_p={kp:g}, k_d={kd:g} tau_c, "
                         f"derivatives filtered with tau_d={filter_ratio:g} tau_c",
         )
-    return _matrix_pid_controller(kp, kd, float(filter_ratio))
+    return _matrix_pid_controller(kp, kd, filter_ratio)
 
 
 def _matrix_pid_controller(kp, kd, filter_ratio):

@@ -1,11 +1,23 @@
-"""Spiking populations: spike-coding networks (``scn``) and LIF ensembles (``lif``).
+"""What every spiking population shares: neurons behind a representation group.
 
-Either model fills any population of any circuit (``system=``,
-``controller=``, ``relay=``), mixed freely with rate populations::
+Where the spiking code lives (the docs' architecture page says the same):
 
-    settle_layer(W, B, delta, 0.1, system="scn", controller="scn", dt=0.002,
-                 steps=20000, radius=layer_radii(W, B, delta, 0.1))
-    settle_layer(W, B, delta, 0.1, system=lif_population("system", 128), ...)
+- `dinv.circuits.populations`: the population-model protocol
+  (`PopulationModel`; a spiking model's `Ensemble`, what its ``build``
+  returns, `BuiltNeurons`).
+- this module: the built neurons of any spiking population
+  (`SpikingNeurons`), the decoding synapses, the representation model of a
+  system or controller (`spiking_model`, with the checks every factory
+  shares) and the radii (`layer_radii`, `chain_radii`).
+- `dinv.circuits.scn`: spike-coding networks (``scn``).
+- `dinv.circuits.nef`: NEF ensembles of any neuron model, the ensemble
+  builder `neuron_population`, and ``lif`` as one instance of it.
+- `dinv.circuits.neurons`: a neuron model written as Brian2 writes one
+  (`NeuronModel`) and its rate curve measured by simulation (cached).
+- `dinv.circuits.spiking_equations`: every Brian2 string of the above.
+- `dinv.spiking` (no Brian2): neuron parameters, rate curves, NEF tuning
+  and decoders; `dinv.spiking_reference`: the numpy loop of a layer pair
+  the Brian2 populations are checked against, spike for spike.
 
 A spiking block of width d keeps the interface of a rate block: a
 *representation* group of one unit per represented dimension (n problems x
@@ -14,9 +26,11 @@ the input they write, a controller's target and leak, and the per-unit
 ``radius`` (the range represented, default 1). Behind it, ``neurons_per_dim``
 spiking neurons per unit read their unit's quantities through linked
 variables, and a ``Synapses`` object (one synapse per neuron, ``on_pre``)
-makes the unit's readout jump at each spike. Equations:
-`dinv.circuits.spiking_equations`; the model and its parameters:
-`dinv.spiking`.
+makes the unit's readout jump at each spike. Usage::
+
+    settle_layer(W, B, delta, 0.1, system="scn", controller="scn", dt=0.002,
+                 steps=20000, radius=layer_radii(W, B, delta, 0.1))
+    settle_layer(W, B, delta, 0.1, system=lif_population("system", 128), ...)
 
 Choices (and why):
 
@@ -34,43 +48,36 @@ Choices (and why):
 - **dt**: spiking needs small steps; a circuit whose step exceeds a
   population's `Ensemble.max_dt` refuses to build (`InputError` naming a
   suitable ``dt``) rather than give wrong numbers.
-- **Radius**: values beyond a block's radius are represented poorly (LIF
+- **Radius**: values beyond a block's radius are represented poorly (NEF
   neurons saturate at their maximal rates; SCN neurons then fire very
   fast); `layer_radii` and `chain_radii` pick radii from the closed form.
 """
 
 import zlib
-from dataclasses import dataclass
 
 import numpy as np
-from brian2 import NeuronGroup, Synapses, linked_var, ms, second
+from brian2 import Synapses, second
 
 from dinv.circuits import spiking_equations as eq
-from dinv.circuits.brian_internals import expect_sequential_spike_rule, live_view
-from dinv.circuits.populations import (
-    KINDS,
-    Ensemble,
-    PopulationFamily,
-    PopulationModel,
-    register_population_model,
-)
+from dinv.circuits.brian_internals import live_view
+from dinv.circuits.populations import KINDS, Ensemble, PopulationModel
 from dinv.errors import InputError
-from dinv.spiking import lif_parameters, scn_parameters
 from dinv.theory import chain_steady_state, layer_steady_state, steady_control
+from dinv.validation import check_number
 
 
-def _positive(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
-            or not np.isfinite(value) or not value > 0:
-        raise InputError(f"{name} must be a positive number, got {value!r}")
-    return float(value)
+def check_kind(kind):
+    """``kind`` checked to be 'system' or 'controller'."""
+    if kind not in KINDS:
+        raise InputError(f"kind must be one of {KINDS}, got {kind!r}")
+    return kind
 
 
-def _seconds(name, value, allow_zero=False):
+def check_time(name, value, allow_zero=False):
     """A time given as a Brian2 quantity (or seconds), as float seconds."""
     try:
         seconds = float(value / second) if hasattr(value, "dim") else float(value)
-    except Exception:  # a quantity of other units
+    except Exception:  # noqa: BLE001 - a quantity of other units raises one of several types
         raise InputError(f"{name} must be a time, e.g. 10*ms; got {value!r}") from None
     if hasattr(value, "dim") and value.dim != second.dim:
         raise InputError(f"{name} must be a time, e.g. 10*ms; got {value!r}")
@@ -80,20 +87,34 @@ def _seconds(name, value, allow_zero=False):
     return seconds
 
 
-def _count(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer, float)) \
-            or int(value) != value or value < minimum:
-        raise InputError(f"{name} must be an integer of at least {minimum}, got {value!r}")
-    return int(value)
-
-
-def _stream(seed, block):
-    """The random stream of one population: its seed and its block's name."""
-    return np.random.default_rng([int(seed), zlib.crc32(block.encode())])
+def block_stream(seed, block, *extra):
+    """The random stream of one population: its seed and its block's name (and
+    ``extra`` integers for a second, independent stream)."""
+    return np.random.default_rng([int(seed), zlib.crc32(block.encode()), *extra])
 
 
 class SpikingNeurons:
     """The neurons built behind one representation group (`Ensemble.build`).
+
+    Satisfies `dinv.circuits.populations.BuiltNeurons`.
+
+    Parameters
+    ----------
+    neurons : brian2.NeuronGroup
+        With the variables ``active`` (0: silenced) and ``count`` (spikes).
+    synapses : brian2.Synapses
+        The decoding synapses.
+    blocks : sequence of (Block, int, int)
+        As `Ensemble.build` gets them.
+    per_dim : int
+    rest : list of (str, float or ndarray)
+        Neuron variables and their values at rest (an array: one value per
+        neuron of the group).
+    quiet : dict of str to (ndarray, float) or None
+        Variables whose values a silenced neuron gives up: name -> (values
+        of every neuron of the group, value while silenced). A silenced
+        neuron never spikes (``active`` gates its threshold); these also keep
+        its state from running away unreset (e.g. an NEF neuron's input).
 
     Attributes
     ----------
@@ -107,7 +128,7 @@ class SpikingNeurons:
         Each block's (n, batch, d, neurons_per_dim).
     """
 
-    def __init__(self, neurons, synapses, blocks, per_dim, rest):
+    def __init__(self, neurons, synapses, blocks, per_dim, rest, quiet=None):
         self.group = neurons
         self.objects = [neurons, synapses]
         self.ranges, self.shapes = {}, {}
@@ -116,8 +137,7 @@ class SpikingNeurons:
             self.shapes[block.name] = (block.n, (stop - start) // (block.n * block.width),
                                        block.width, per_dim)
         self._rest = rest
-        self._active = live_view(neurons, "active")
-        self._draw = {}
+        self._quiet = quiet or {}
 
     def _view(self, variable, name):
         start, stop = self.ranges[name]
@@ -126,10 +146,10 @@ class SpikingNeurons:
     def rest(self, name):
         """Neurons of block ``name`` at rest: no spike history, spike counts 0."""
         start, stop = self.ranges[name]
-        for variable, value in self._rest:
+        for variable, values in self._rest:
             view = self._view(variable, name)
-            if np.ndim(value) and np.size(value) == len(self.group):
-                value = value[start:stop]  # per neuron of the group: this block's
+            value = values[start:stop] if np.ndim(values) and np.size(values) == len(
+                self.group) else values  # per neuron of the group: this block's
             view[...] = value if np.ndim(value) == 0 else np.tile(
                 value, view.size // np.size(value))
         self._view("count", name)[...] = 0
@@ -155,190 +175,25 @@ class SpikingNeurons:
         keep = np.ones((d, per_dim))
         for sign in (0, 1):
             cells = np.arange(sign, per_dim, 2)
-            count = int(round(fraction * cells.size))
+            count = round(fraction * cells.size)
             for dim in range(d):
                 keep[dim, rng.choice(cells, size=count, replace=False)] = 0.0
-        self._view("active", name)[...] = np.tile(keep.ravel(), n * batch)
+        active = np.tile(keep.ravel(), n * batch)
+        self._view("active", name)[...] = active
+        start, stop = self.ranges[name]
+        for variable, (values, silent) in self._quiet.items():
+            self._view(variable, name)[...] = np.where(active > 0, values[start:stop], silent)
 
 
-@dataclass(frozen=True)
-class SCNEnsemble(Ensemble):
-    """Spike-coding neurons behind a representation group (Boerlin et al. 2013).
-
-    Times in seconds; see `scn_population` for the meaning and defaults.
-    """
-
-    neurons_per_dim: int = 32
-    tau_readout: float = 0.02
-    refractory: float = 0.0
-    seed: int = 0
-    decoder_scale: float = 1.0
-    spread: float = 0.25
-    cost: float = 0.5
-    noise: float = 0.0
-    tau_noise: float = 0.002
-    steps_per_readout: float = 1000.0
-
-    @property
-    def random(self):
-        """Whether the neurons draw random numbers (voltage noise): then each run
-        seeds Brian2's generator (`dinv.circuits.runner.seeded_noise`)."""
-        return self.noise > 0
-
-    def max_dt(self):
-        """tau_readout / steps_per_readout: spikes fall on steps, so the coding
-        error drifts for up to a step before a spike can answer it (a
-        conservative limit: see `scn_population`)."""
-        return self.tau_readout / self.steps_per_readout
-
-    def build(self, group, blocks, clock, codeobj_class):
-        """See `Ensemble.build`."""
-        per_dim = self.neurons_per_dim
-        size = len(group) * per_dim
-        noisy = self.noise > 0
-        decoder = np.empty(size)
-        mu = sigma = None
-        for block, start, stop in blocks:
-            drawn = scn_parameters(block.width, per_dim, _stream(self.seed, block.name),
-                                   self.decoder_scale, self.spread, self.cost, self.noise)
-            decoder[start * per_dim:stop * per_dim] = np.tile(
-                drawn.decoder, (stop - start) // block.width)
-            mu, sigma = drawn.mu, drawn.noise
-        neurons, synapses = scn_neurons(group, decoder, per_dim, mu, sigma, self.tau_readout,
-                                        self.refractory, self.tau_noise, clock, codeobj_class)
-        rest = [("r", 0.0), ("ready", 0.0)] + ([("eta", 0.0)] if noisy else [])
-        return SpikingNeurons(neurons, synapses, blocks, per_dim, rest)
-
-
-@dataclass(frozen=True)
-class LIFEnsemble(Ensemble):
-    """LIF neurons with least-squares decoders behind a representation group (NEF).
-
-    Times in seconds; see `lif_population` for the meaning and defaults.
-    """
-
-    neurons_per_dim: int = 64
-    tau_synapse: float = 0.01
-    max_rates: tuple = (100.0, 200.0)
-    intercepts: tuple = (-1.0, 0.9)
-    tau_rc: float = 0.02
-    tau_ref: float = 0.002
-    seed: int = 0
-    regularisation: float = 0.02
-    steps_per_refractory: float = 20.0
-    random = False
-
-    def max_dt(self):
-        """tau_ref / steps_per_refractory: spike times (and so rates, which the
-        decoders assume) are quantised to dt."""
-        return self.tau_ref / self.steps_per_refractory
-
-    def build(self, group, blocks, clock, codeobj_class):
-        """See `Ensemble.build`."""
-        per_dim = self.neurons_per_dim
-        size = len(group) * per_dim
-        values = {k: np.empty(size) for k in ("gain", "bias", "encoder", "decoder", "v0")}
-        for block, start, stop in blocks:
-            rng = _stream(self.seed, block.name)
-            drawn = lif_parameters(block.width, per_dim, rng, self.max_rates,
-                                   self.intercepts, self.tau_rc, self.tau_ref,
-                                   self.regularisation)
-            drawn_v0 = rng.uniform(0.0, 1.0, block.width * per_dim)
-            reps = (stop - start) // block.width
-            cells = slice(start * per_dim, stop * per_dim)
-            for key, value in (("gain", drawn.gain), ("bias", drawn.bias),
-                               ("encoder", drawn.encoder), ("decoder", drawn.decoder),
-                               ("v0", drawn_v0)):
-                values[key][cells] = np.tile(value, reps)
-        neurons, synapses = lif_neurons(group, values["gain"], values["bias"], values["encoder"],
-                                        values["decoder"], per_dim, self.tau_synapse,
-                                        self.tau_rc, self.tau_ref, clock, codeobj_class)
-        # Membrane potentials start spread (seeded): not all tonic neurons at once.
-        return SpikingNeurons(neurons, synapses, blocks, per_dim, [("v", values["v0"])])
-
-
-def scn_neurons(group, decoder, per_dim, mu, sigma, tau_readout, refractory, tau_noise, clock,
-                codeobj_class):
-    """The spike-coding neurons behind representation ``group`` and their decoding synapses.
-
-    Shared by the circuits (`SCNEnsemble`) and the pair built from Brian2
-    objects alone (`dinv.circuits.standalone`). The neurons have their
-    group's ``order`` and the name ``<group>_spikes``: Brian2 resolves ties
-    by name, so they integrate just before their group, from the readout at
-    the start of the step (what `dinv.spiking_reference` mirrors).
-
-    Parameters
-    ----------
-    group : brian2.NeuronGroup
-        Representation units (``coding_error``, ``xhat``, ``radius``).
-    decoder : ndarray
-        Decoder of every neuron, ``per_dim`` consecutive neurons per unit.
-    per_dim : int
-    mu, sigma : float
-        Rate cost and voltage noise (sigma 0 or None: no noise).
-    tau_readout, refractory, tau_noise : float
-        Seconds.
-    clock : brian2.Clock
-    codeobj_class : type or None
-
-    Returns
-    -------
-    (brian2.NeuronGroup, brian2.Synapses)
-    """
-    noisy = bool(sigma)
-    namespace = {"mu": mu, "tau_readout": tau_readout * second, "t_ref": refractory * second}
-    if noisy:
-        namespace.update(sigma=sigma, tau_noise=tau_noise * second)
-    neurons = NeuronGroup(
-        len(decoder), eq.scn_neurons(noisy), threshold=eq.SCN_THRESHOLD, reset=eq.SCN_RESET,
-        method="euler", name=f"{group.name}_spikes", clock=clock, order=group.order,
-        namespace=namespace, codeobj_class=codeobj_class)
-    neurons.coding_error_rep = linked_var(group, "coding_error",
-                                          index=np.arange(len(decoder)) // per_dim)
-    neurons.decoder = decoder
-    neurons.active = 1.0
-    synapses = _decoding(neurons, group, decoder, per_dim, clock, codeobj_class,
-                         on_pre=eq.scn_on_pre(noisy), namespace=namespace)
-    expect_sequential_spike_rule()
-    return neurons, synapses
-
-
-def lif_neurons(group, gain, bias, encoder, decoder, per_dim, tau_synapse, tau_rc, tau_ref, clock,
-                codeobj_class):
-    """The LIF neurons behind representation ``group`` and their decoding synapses.
-
-    Shared like `scn_neurons`. ``decoder`` in seconds (least-squares decoders
-    of rates); times in seconds. Membranes start at 0.
-
-    Returns
-    -------
-    (brian2.NeuronGroup, brian2.Synapses)
-    """
-    neurons = NeuronGroup(
-        len(decoder), eq.LIF_NEURONS, threshold=eq.LIF_THRESHOLD, reset=eq.LIF_RESET,
-        refractory=tau_ref * second, method="euler", name=f"{group.name}_spikes",
-        clock=clock, order=group.order,
-        namespace={"tau_rc": tau_rc * second, "tau_synapse": tau_synapse * second},
-        codeobj_class=codeobj_class)
-    neurons.encoded_rep = linked_var(group, "encoded", index=np.arange(len(decoder)) // per_dim)
-    neurons.gain = gain
-    neurons.bias = bias
-    neurons.encoder = encoder
-    neurons.active = 1.0
-    synapses = _decoding(neurons, group, np.asarray(decoder) / tau_synapse, per_dim, clock,
-                         codeobj_class)
-    return neurons, synapses
-
-
-def _decoding(neurons, group, weights, per_dim, clock, codeobj_class, on_pre=eq.DECODE,
-              namespace=None):
+def decoding_synapses(neurons, group, weights, per_dim, clock, codeobj_class, on_pre=eq.DECODE,
+                      namespace=None):
     """One synapse per neuron onto its unit; ``on_pre`` (default: a spike adds ``radius *
-    w`` to the readout)."""
-    synapses = Synapses(neurons, group, model="w : 1 (constant)", on_pre=on_pre,
+    w_decode`` to the readout)."""
+    synapses = Synapses(neurons, group, model="w_decode : 1 (constant)", on_pre=on_pre,
                         name=f"{group.name}_decode", clock=clock, namespace=namespace or {},
                         codeobj_class=codeobj_class)
     synapses.connect(i=np.arange(len(neurons)), j=np.arange(len(neurons)) // per_dim)
-    synapses.w = weights
+    synapses.w_decode = weights
     return synapses
 
 
@@ -346,198 +201,53 @@ FILTER_READOUTS = 2.0
 """The slow copy ``xbar`` judged at checks low-passes the readout with this many
 readout (synapse) time constants."""
 
-
-def _filter_namespace(tau):
-    return {"tau_filter": FILTER_READOUTS * tau * second}
-
-
-def _check_kind(kind):
-    if kind not in KINDS:
-        raise InputError(f"kind must be one of {KINDS}, got {kind!r}")
+REPRESENTATION_REST = {"xbar": 0.0, "xsum": 0.0, "averaging": 0.0}
+"""The representation variables every spiking model puts at rest (`AVERAGING`)."""
 
 
-def _pid(kp, kd, filter_ratio):
-    """PID parameters (None without gains: the plain controller equations)."""
-    values = {"kp": kp, "kd": kd, "filter_ratio": filter_ratio}
-    for name, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)) \
-                or not np.isfinite(value):
-            raise InputError(f"{name} must be a finite number, got {value!r}")
-    if not filter_ratio > 0:
-        raise InputError(f"filter_ratio must be positive, got {filter_ratio!r}")
-    if kp == 0 and kd == 0:
-        return None
-    return {"k_p": float(kp), "k_d": float(kd), "filter_ratio": float(filter_ratio)}
+def spiking_model(kind, equations, ensemble, readout_tau, tau_name, description,
+                  rest=None, parameters=()):
+    """The representation model of a spiking population of ``kind``.
 
-
-def scn_population(kind="system", neurons_per_dim=32, tau_readout=20 * ms, refractory=0 * ms,
-                   seed=0, decoder_scale=1.0, cost=0.5, noise=0.0, spread=0.25,
-                   tau_noise=2 * ms, kp=0.0, kd=0.0, filter_ratio=1.0):
-    """A spike-coding population (Boerlin, Machens & Deneve 2013) of ``kind``.
-
-    Per represented dimension, ``neurons_per_dim`` neurons with signed
-    one-dimensional decoders (half positive, half negative) keep the readout
-    xhat (their filtered, decoded spikes) near the ideal state y, which
-    integrates the population's own dynamics at the readout (system:
-    ``tau_s dy/dt = -xhat + B u``; controller: ``tau_c dy/dt = -alpha uhat +
-    W delta_{l-1} - delta_l``). Because y stays within about a decoder step of
-    xhat, the time average of xhat satisfies the rate equations' steady state
-    up to a boundary term that falls as 1 / (neurons_per_dim x window): no bias.
+    The one place where a spiking family's factory (`dinv.circuits.scn`,
+    `dinv.circuits.nef`) becomes a `PopulationModel`: the readout ``xhat``,
+    the input ``I_in``, the time constant and, for a controller, ``target``
+    and ``alpha``; the readout's time constant (named ``tau_name``) and the
+    slow copy's filter in the namespace.
 
     Parameters
     ----------
     kind : {'system', 'controller'}
-    neurons_per_dim : int
-        Neurons per represented dimension (>= 2, even keeps ON and OFF equal).
-    tau_readout : brian2.Quantity
-        Decay of the readout (and of each neuron's rate trace). 20 ms (the
-        reference numpy SCN's lambda_d = 50/s): a unit needs about
-        |x| / (R |decoder| tau_readout) spikes per second, i.e. 14-15 Hz per
-        neuron on average on the reference case at the default radius. The
-        step must be at most tau_readout / 1000 (0.02 ms, dt = 0.002 at
-        tau = 10 ms). (The sequential spike rule, `dinv.spiking`, would
-        allow coarser steps: on the reference case at 64 per dimension,
-        dt = 0.05 tau gave 0.08 degrees against 0.019 at 0.002.)
-    refractory : brian2.Quantity
-        Refractory period (0: none; the rate cost already spreads spikes).
-    seed : int
-        Seed of the decoders (one draw per population, see the module).
-    decoder_scale : float
-        |decoder| x neurons_per_dim in units of the radius (1: the readout
-        moves in steps of about R / neurons_per_dim).
-    cost : float
-        Quadratic rate cost mu in units of the mean squared decoder (0.5:
-        without it neurons fire wastefully, 500-800 Hz at the top).
-    noise : float
-        Voltage noise (Ornstein-Uhlenbeck, std in units of the mean decoder,
-        correlation time ``tau_noise``); 0 (default) makes runs deterministic.
-        With noise, each run seeds Brian2's generator with ``seed``, so spikes
-        are reproducible (`dinv.circuits.runner.seeded_noise`). The threshold
-        is about 0.75 / neurons_per_dim mean decoders: at 16 per dimension,
-        noise 0.01 leaves rates at 25 Hz, 0.03 raises them to 63 Hz and 0.1
-        to 230 Hz (noise-driven spikes).
-    spread : float
-        Heterogeneity of the decoder magnitudes (0 <= spread < 1).
-    tau_noise : brian2.Quantity
-    kp, kd, filter_ratio : float
-        Controllers only: PID gains as in
-        `dinv.circuits.populations.pid_controller` (scalars; same filtered
-        derivatives), in the dynamics of y. 0, 0: the leaky integral (Eq. 8).
+    equations : dict of str to str
+        The representation equations by kind.
+    ensemble : Ensemble
+    readout_tau : float
+        The readout's time constant (second).
+    tau_name : str
+        Its name in the equations (``tau_readout``, ``tau_synapse``).
+    description : str
+    rest : dict or None
+        Representation variables at rest beyond `REPRESENTATION_REST`.
+    parameters : dict or tuple
+        Parameters of the representation equations (e.g. PID gains).
 
     Returns
     -------
     PopulationModel
     """
-    _check_kind(kind)
-    per_dim = _count("neurons_per_dim", neurons_per_dim, 2)
-    ensemble = SCNEnsemble(
-        neurons_per_dim=per_dim, tau_readout=_seconds("tau_readout", tau_readout),
-        refractory=_seconds("refractory", refractory, allow_zero=True),
-        seed=_count("seed", seed, 0), decoder_scale=_positive("decoder_scale", decoder_scale),
-        spread=float(spread), cost=float(cost), noise=float(noise),
-        tau_noise=_seconds("tau_noise", tau_noise))
-    # Validate the neuron parameters now (scn_parameters checks them).
-    scn_parameters(1, per_dim, np.random.default_rng(0), ensemble.decoder_scale,
-                   ensemble.spread, ensemble.cost, ensemble.noise)
-    namespace = {"tau_readout": ensemble.tau_readout * second,
-                 **_filter_namespace(ensemble.tau_readout)}
-    pid = _pid(kp, kd, filter_ratio) if kind == "controller" else _pid(kp, kd, 1.0)
-    if kind == "system" and pid is not None:
-        raise InputError("PID gains (kp, kd) are for controllers; pass kind='controller'")
-    label = (f"spike-coding network, {per_dim} neurons/dim, readout "
-             f"{ensemble.tau_readout * 1e3:g} ms")
+    check_kind(kind)
+    if not isinstance(ensemble, Ensemble):
+        raise InputError(f"ensemble must be an Ensemble, got {type(ensemble).__name__}")
+    namespace = {tau_name: readout_tau * second,
+                 "tau_filter": FILTER_READOUTS * readout_tau * second}
     common = dict(readout="xhat", input="I_in", namespace=namespace, ensemble=ensemble,
-                  rest={"y": 0.0, "xbar": 0.0, "xsum": 0.0, "averaging": 0.0})
+                  rest={**(rest or {}), **REPRESENTATION_REST}, parameters=parameters,
+                  description=description)
     if kind == "system":
-        return PopulationModel(equations=eq.SCN_SYSTEM, tau="tau_system", kind="system",
-                               description=label, **common)
-    if pid is not None:
-        common["rest"] = {**common["rest"], "e_f": 0.0, "rate_f": 0.0}
-        return PopulationModel(equations=eq.SCN_PID_CONTROLLER, tau="tau_controller",
-                               kind="controller", target="target", leak="alpha",
-                               parameters=pid, description=f"{label}, PID k_p={kp:g} "
-                               f"k_d={kd:g}", **common)
-    return PopulationModel(equations=eq.SCN_CONTROLLER, tau="tau_controller",
-                           kind="controller", target="target", leak="alpha",
-                           description=label, **common)
-
-
-def lif_population(kind="system", neurons_per_dim=64, tau_synapse=10 * ms,
-                   max_rates=(100.0, 200.0), intercepts=(-1.0, 0.9), tau_rc=20 * ms,
-                   tau_ref=2 * ms, seed=0, regularisation=0.02):
-    """A LIF ensemble with least-squares decoders (Neural Engineering Framework).
-
-    One one-dimensional ensemble of ``neurons_per_dim`` heterogeneous LIF
-    neurons per represented dimension (encoders +1 and -1), decoded through
-    an exponential synapse ``tau_synapse``; the neurons encode
-    ``(1 - tau/tau_pop) xhat + (tau/tau_pop) input`` (controller: leak and
-    error as in Eq. 8) so that the readout follows the population's dynamics
-    on average (`dinv.spiking`). The fixed decoding error enters the loop
-    amplified by the controller's integration; it falls about as
-    1 / neurons_per_dim.
-
-    Parameters
-    ----------
-    kind : {'system', 'controller'}
-    neurons_per_dim : int
-        Neurons per represented dimension (>= 2).
-    tau_synapse : brian2.Quantity
-        Synaptic (readout) time constant; 10 ms (5 ms was 2-2.5x worse in
-        Nengo: the recurrent decoding error enters scaled by tau_pop / tau).
-    max_rates : (float, float)
-        Range of rates (Hz) at |x| = radius (100-200 Hz: mean rates below 100 Hz).
-    intercepts : (float, float)
-        Where neurons start to fire, in units of the radius (Nengo's U(-1, 0.9)).
-    tau_rc, tau_ref : brian2.Quantity
-        Membrane time constant and refractory period (Nengo: 20 ms, 2 ms).
-    seed : int
-        Seed of gains, biases and decoders (one draw per population).
-    regularisation : float
-        L2 regularisation of the decoders relative to the largest rate. 0.02,
-        not Nengo's 0.1: the time-averaged readout is limited by the fixed
-        decoding error, which regularisation raises (on the reference case
-        of issue 10: 0.1 gave 2.7 / 1.4 / 0.45 degrees at 16 / 64 / 256
-        neurons per dimension, slope -0.66; 0.02 gave 2.0 / 0.72 / 0.24,
-        slope -0.77; 0.01 gave 3.1 / 0.61 / 0.22, noisier at 16).
-
-    Returns
-    -------
-    PopulationModel
-    """
-    _check_kind(kind)
-    per_dim = _count("neurons_per_dim", neurons_per_dim, 2)
-    ensemble = LIFEnsemble(
-        neurons_per_dim=per_dim, tau_synapse=_seconds("tau_synapse", tau_synapse),
-        max_rates=tuple(float(v) for v in max_rates),
-        intercepts=tuple(float(v) for v in intercepts), tau_rc=_seconds("tau_rc", tau_rc),
-        tau_ref=_seconds("tau_ref", tau_ref), seed=_count("seed", seed, 0),
-        regularisation=float(regularisation))
-    lif_parameters(1, per_dim, np.random.default_rng(0), ensemble.max_rates,
-                   ensemble.intercepts, ensemble.tau_rc, ensemble.tau_ref,
-                   ensemble.regularisation, eval_points=10)
-    namespace = {"tau_synapse": ensemble.tau_synapse * second,
-                 **_filter_namespace(ensemble.tau_synapse)}
-    label = (f"LIF ensemble (NEF), {per_dim} neurons/dim, synapse "
-             f"{ensemble.tau_synapse * 1e3:g} ms")
-    common = dict(readout="xhat", input="I_in", namespace=namespace, ensemble=ensemble,
-                  rest={"xbar": 0.0, "xsum": 0.0, "averaging": 0.0}, description=label)
-    if kind == "system":
-        return PopulationModel(equations=eq.LIF_SYSTEM, tau="tau_system", kind="system",
+        return PopulationModel(equations=equations["system"], tau="tau_system", kind="system",
                                **common)
-    return PopulationModel(equations=eq.LIF_CONTROLLER, tau="tau_controller",
+    return PopulationModel(equations=equations["controller"], tau="tau_controller",
                            kind="controller", target="target", leak="alpha", **common)
-
-
-SCN = PopulationFamily(scn_population("system"), scn_population("controller"),
-                       "spike-coding network (Boerlin et al. 2013), 32 neurons/dim")
-"""The default spike-coding populations (``system='scn'``, ``controller='scn'``)."""
-
-LIF = PopulationFamily(lif_population("system"), lif_population("controller"),
-                       "LIF ensemble with decoders (NEF), 64 neurons/dim")
-"""The default LIF ensembles (``system='lif'``, ``controller='lif'``)."""
-
-register_population_model("scn", SCN)
-register_population_model("lif", LIF)
 
 
 # ------------------------------------------------------------------- radii
@@ -575,7 +285,7 @@ def layer_radii(W, B, delta, alpha, margin=1.5, per_unit=False, floor=1e-6):
     p = layer_problem(W, B, delta, alpha)
     u = steady_control(p.W, p.B, p.delta, p.alpha)
     settled = layer_steady_state(p.W, p.B, p.delta, p.alpha)
-    margin = _positive("margin", margin)
+    margin = check_number("margin", margin, low=0, low_open=True)
     return {"system": _radius(settled, margin, per_unit, floor),
             "controller": _radius(u, margin, per_unit, floor)}
 
@@ -594,7 +304,7 @@ def chain_radii(weights, feedback, delta, alpha, gains=None, margin=1.5, per_uni
         By block name: ``d{l}`` (systems, their un-gained steady state) and
         ``u{l}`` (controllers), for the ``radius=`` of `settle_chain`.
     """
-    margin = _positive("margin", margin)
+    margin = check_number("margin", margin, low=0, low_open=True)
     weights = [np.asarray(w, dtype=float) for w in weights[1:]]
     feedback = [np.asarray(b, dtype=float) for b in feedback]
     deltas = chain_steady_state(weights, feedback, np.asarray(delta, dtype=float), alpha,

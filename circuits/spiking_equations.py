@@ -16,15 +16,16 @@ A spiking population is two groups (the parameters are those of
   the unit's readout jump (``on_pre`` of a ``Synapses`` object: `DECODE`, or
   for the SCN the sequential rule `SCN_ON_PRE`).
 
-The circuits (`dinv.circuits.spiking`) and the layer pair built from Brian2
-objects alone (`dinv.circuits.standalone`) both build their spiking
-populations from these strings; `dinv.spiking_reference` mirrors them in
-numpy.
+The circuits (`dinv.circuits.scn`, `dinv.circuits.nef`) and the layer pair
+built from Brian2 objects alone (`dinv.circuits.standalone`) both build their
+spiking populations from these strings; `dinv.spiking_reference` mirrors them
+in numpy.
 
 Subexpressions of the representation group that the neurons read are in
 units of the radius (``coding_error``, ``encoded``).
 """
 
+from dinv.circuits.equations import PID_GAINS, PID_TERMS, pid_filters
 
 
 def running_average(readout):
@@ -49,34 +50,24 @@ tau_system : second (shared, constant)
 """SCN system: the ideal state y integrates Eq. (5) at the readout,
 ``tau_s dy/dt = -xhat + B u``; the neurons keep xhat near y."""
 
-SCN_CONTROLLER = """
+_SCN_CONTROLLER_INPUTS = """
 dxhat/dt = -xhat / tau_readout : 1
-dy/dt = (-alpha * xhat + I_in - target) / tau_controller : 1
 coding_error = (y - xhat) / radius : 1
 I_in : 1
 target : 1
 alpha : 1 (constant)
 tau_controller : second (shared, constant)
 """ + AVERAGING
+
+SCN_LEAKY_INTEGRAL = "(-alpha * xhat + I_in - target) / tau_controller"
+"""dy/dt of an SCN controller: Eq. (8) at the readout."""
+
+SCN_CONTROLLER = f"\ndy/dt = {SCN_LEAKY_INTEGRAL} : 1" + _SCN_CONTROLLER_INPUTS
 """SCN controller: y integrates Eq. (8) at the readout,
 ``tau_c dy/dt = -alpha uhat + W delta_{l-1} - delta_l``."""
 
-SCN_PID_CONTROLLER = """
-dxhat/dt = -xhat / tau_readout : 1
-dy/dt = (-alpha * xhat + I_in - target) / tau_controller + k_p * rate_e + k_d * tau_controller * accel_e : 1
-de_f/dt = rate_e : 1
-drate_f/dt = accel_e : 1/second
-rate_e = (I_in - target - e_f) / (filter_ratio * tau_controller) : 1/second
-accel_e = (rate_e - rate_f) / (filter_ratio * tau_controller) : 1/second**2
-coding_error = (y - xhat) / radius : 1
-I_in : 1
-target : 1
-alpha : 1 (constant)
-k_p : 1 (shared, constant)
-k_d : 1 (shared, constant)
-filter_ratio : 1 (shared, constant)
-tau_controller : second (shared, constant)
-""" + AVERAGING
+SCN_PID_CONTROLLER = (f"\ndy/dt = {SCN_LEAKY_INTEGRAL}{PID_TERMS} : 1"
+                      + pid_filters("I_in - target") + PID_GAINS + _SCN_CONTROLLER_INPUTS)
 """SCN PID controller (Eq. 7): y integrates the PID dynamics of
 `dinv.circuits.populations.pid_controller` (same filtered derivatives of
 e = W delta_{l-1} - delta_l) at the readout."""
@@ -145,40 +136,79 @@ def scn_on_pre(noise=False):
 SCN_RESET = ""
 """Nothing is reset at the threshold: a candidate's spike is counted in `SCN_ON_PRE`."""
 
-LIF_SYSTEM = """
+NEF_SYSTEM = """
 dxhat/dt = -xhat / tau_synapse : 1
 encoded = ((1 - tau_synapse / tau_system) * xhat + (tau_synapse / tau_system) * I_in) / radius : 1
 I_in : 1
 tau_system : second (shared, constant)
 """ + AVERAGING
-"""LIF system through an exponential synapse (NEF): the neurons encode
-``(1 - tau/tau_s) xhat + (tau/tau_s) B u`` so that on average
-``tau_s dxhat/dt = -xhat + B u`` (Eq. 5)."""
+"""NEF system through an exponential synapse: the neurons encode
+``(1 - tau/tau_s) xhat + (tau/tau_s) B u`` (recurrent transform 1 - tau/tau_s,
+input transform tau/tau_s) so that on average ``tau_s dxhat/dt = -xhat + B u``
+(Eq. 5)."""
 
-LIF_CONTROLLER = """
+NEF_CONTROLLER = ("""
 dxhat/dt = -xhat / tau_synapse : 1
-encoded = ((1 - alpha * tau_synapse / tau_controller) * xhat + (tau_synapse / tau_controller) * (I_in - target)) / radius : 1
+encoded = ((1 - alpha * tau_synapse / tau_controller) * xhat"""
+                  """ + (tau_synapse / tau_controller) * (I_in - target)) / radius : 1
 I_in : 1
 target : 1
 alpha : 1 (constant)
 tau_controller : second (shared, constant)
-""" + AVERAGING
-"""LIF controller: encodes ``(1 - alpha tau/tau_c) uhat + (tau/tau_c) e`` (Eq. 8)."""
+""" + AVERAGING)
+"""NEF controller: encodes ``(1 - alpha tau/tau_c) uhat + (tau/tau_c) e`` (Eq. 8)."""
 
-LIF_NEURONS = """
-dv/dt = (-v + gain * encoder * encoded_rep + bias) / tau_rc : 1 (unless refractory)
-gain : 1 (constant)
-bias : 1 (constant)
+NEF_NEURON_LINES = """
+gain : {unit} (constant)
+bias : {unit} (constant)
 encoder : 1 (constant)
 active : 1
 count : integer
 encoded_rep : 1 (linked)
 """
-"""LIF neurons (threshold 1, reset 0), input current ``gain e s / R + bias``."""
+"""Lines the ensemble builder adds to a neuron model (`nef_neurons`): its input
+current becomes ``gain * encoder * encoded_rep + bias`` (`NEF_CURRENT`), in the
+current's unit; ``active`` gates the threshold (silencing) and ``count`` counts
+spikes."""
 
-LIF_THRESHOLD = "active > 0 and v > 1"
-LIF_RESET = "v = 0\ncount += 1"
+NEF_CURRENT = "{current} = gain * encoder * encoded_rep + bias : {unit}"
+"""The input current of an NEF neuron: its encoder times the encoded value of its
+unit (in units of the radius), scaled by its gain, plus its bias."""
 
-DECODE = "xhat_post += radius_post * w"
-"""A spike's jump of its unit's readout: ``w`` is the neuron's decoder (SCN) or
-decoder / tau_synapse (LIF), in units of the radius."""
+NEF_CLIPPED_CURRENT = ("{current} = clip(gain * encoder * encoded_rep + bias, current_min, "
+                       "current_max) : {unit}")
+"""The input current of a neuron with a measured rate curve: as `NEF_CURRENT`, held
+within the grid the curve was measured over (``current_min``, ``current_max`` in the
+neurons' namespace), where the tuning knows the neuron's rate. Beyond the grid a
+neuron without a refractory period would fire ever faster (the readout, and a
+controller's integration, would run away), and far below it would take long to
+recover."""
+
+NEF_RESERVED = ("gain", "bias", "encoder", "active", "count", "encoded_rep", "tau_synapse",
+                "w_decode", "current_min", "current_max")
+"""Names the builder adds to a neuron model's equations (and namespace: the linked
+``encoded`` needs ``tau_synapse``)."""
+
+
+def nef_threshold(threshold):
+    """A neuron model's threshold, gated by ``active`` (a silenced neuron never spikes)."""
+    return f"active > 0 and ({threshold})"
+
+
+def nef_reset(reset):
+    """A neuron model's reset, counting the spike."""
+    return f"{reset}\ncount += 1" if reset.strip() else "count += 1"
+
+
+LIF_NEURON = """
+dv/dt = (-v + J) / tau_rc : 1 (unless refractory)
+J : 1
+"""
+"""LIF neuron with input current J (threshold 1, reset 0; `dinv.circuits.nef.lif_neuron`)."""
+
+LIF_THRESHOLD = "v > 1"
+LIF_RESET = "v = 0"
+
+DECODE = "xhat_post += radius_post * w_decode"
+"""A spike's jump of its unit's readout: ``w_decode`` is the neuron's decoder (SCN) or
+decoder / tau_synapse (NEF), in units of the radius."""

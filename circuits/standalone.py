@@ -20,11 +20,12 @@ variables, and a ``Synapses`` object with ``on_pre`` makes the readout jump.
 Every population is the circuits' own: the representation group has the
 equations, namespace and roles of the circuits' `PopulationModel`
 (`dinv.circuits.populations.SYSTEM` and ``CONTROLLER`` for rate
-populations, `dinv.circuits.spiking.scn_population` and ``lif_population``
-for spiking ones, whose equations are `dinv.circuits.spiking_equations`),
-and the neurons and their decoding synapses are built by the same functions
-as the circuits' ensembles (`dinv.circuits.spiking.scn_neurons`,
-``lif_neurons``), from the neuron parameters of the population
+populations, `dinv.circuits.scn.scn_population` and
+`dinv.circuits.nef.lif_population` for spiking ones, whose equations are
+`dinv.circuits.spiking_equations`), and the neurons and their decoding
+synapses are built by the same functions as the circuits' ensembles
+(`dinv.circuits.scn.scn_neurons`, `dinv.circuits.nef.nef_neurons`), from the
+neuron parameters of the population
 specification. What differs is only what a circuit does from Python between
 steps: the dense couplings are ``Synapses`` with summed variables instead
 of network operations, and the averaging window (``averaging``, which a
@@ -58,8 +59,9 @@ from dinv.circuits.brian_internals import (
     reuse_code_objects,
     young_collection_only,
 )
+from dinv.circuits.nef import lif_neuron, lif_population, nef_neurons
 from dinv.circuits.populations import CONTROLLER, SYSTEM
-from dinv.circuits.spiking import lif_neurons, lif_population, scn_neurons, scn_population
+from dinv.circuits.scn import scn_neurons, scn_population
 from dinv.errors import InputError
 from dinv.spiking_reference import PairRun, PopulationRun
 
@@ -141,9 +143,10 @@ class _Population:
                 self.readout, p.decoder, per_dim, p.mu, p.noise, spec.tau_readout, 0.0,
                 spec.tau_noise, self.clock, self.codeobj_class)
         else:
-            self.neurons, spikes = lif_neurons(
-                self.readout, p.gain, p.bias, p.encoder, p.decoder, per_dim,
-                spec.tau_synapse, p.tau_rc, p.tau_ref, self.clock, self.codeobj_class)
+            self.neurons, spikes = nef_neurons(
+                self.readout, lif_neuron(p.tau_rc * second, p.tau_ref * second), p.gain,
+                p.bias, p.encoder, p.decoder, per_dim, spec.tau_synapse, self.clock,
+                self.codeobj_class)
         self.readout.radius = spec.radius
         self.objects += [self.neurons, spikes]
 

@@ -56,7 +56,7 @@ DEFAULTS = {
     "lr": 1e-3,
     # A batch of B samples sums its updates with rate lr / sqrt(B) (square-root
     # scaling, Krizhevsky 2014): at B = 100 the full rate 1e-3 makes training
-    # chaotic (README), 1e-4 does not.
+    # chaotic (user guide: The paper's figures, Classification), 1e-4 does not.
     "lr_scaling": "sqrt",
     # The release decays by 1e-6 per update: W -= eta dW + 1e-6 W; here the
     # decay is scaled by eta (W -= eta (dW + lambda W)), so lambda = 1e-6 / eta.
@@ -76,7 +76,7 @@ QUICK = {"dataset": "digits", "hidden": [100], "epochs": 3, "batch_size": 10, "l
 DESCRIPTIONS = {
     **CIRCUIT_DESCRIPTIONS,
     "dataset": "data set: mnist, fashion-mnist or digits (bundled, no download)",
-    "data_dir": "folder holding the four IDX files (null: the usual places, README)",
+    "data_dir": "folder holding the four IDX files (null: the usual places, user guide: Data sets)",
     "hidden": "widths of the hidden layers",
     "epochs": "passes over the training set",
     "batch_size": "samples per update (1: the paper's online updates)",

@@ -14,6 +14,7 @@ Usage::
 
 import argparse
 import json
+import os
 import shlex
 import sys
 import time
@@ -34,6 +35,9 @@ from dinv.experiments.summary import header_line, show, summary_lines
 
 DESCRIPTION = "dinv: list, run and show the experiments of dynamic inversion " \
     "(Podlaski & Machens, NeurIPS 2020)."
+
+DESCRIPTION = ("dinv: list, run and show the experiments of dynamic inversion "
+               "(Podlaski & Machens, NeurIPS 2020).")
 
 
 def _parse_value(text):
@@ -154,7 +158,7 @@ def _add_run_arguments(run, experiments, with_name=True):
 
 def _add_sweep_parser(sub):
     sweep = sub.add_parser(
-        "sweep", help="run a grid of an experiment's settings on Dask (see README: Sweeps)")
+        "sweep", help="run a grid of an experiment's settings on Dask (user guide: Sweeps)")
     sweep.add_argument("name", nargs="?", help="experiment name (or 'experiment' in --file)")
     sweep.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...",
                        help="a setting and its values (JSON each), or KEY=a:b for the "
@@ -408,15 +412,20 @@ def main(argv=None):
     """
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command == "list":
-        print_catalogue()
-        return 0
-    if args.command == "show":
-        try:
-            print("\n".join(show(args.folder)))
-        except (InputError, OSError) as exc:
-            print(f"dinv: error: {exc}", file=sys.stderr)
-            return 2
+    try:
+        if args.command == "list":
+            print_catalogue()
+            return 0
+        if args.command == "show":
+            try:
+                lines = show(args.folder)
+            except (InputError, OSError) as exc:
+                print(f"dinv: error: {exc}", file=sys.stderr)
+                return 2
+            print("\n".join(lines))
+            return 0
+    except BrokenPipeError:  # the reader stopped reading (e.g. `dinv show DIR | head`)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     if args.command == "sweep":
         from dinv.experiments.sweep_cli import sweep_main

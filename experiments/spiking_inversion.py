@@ -1,8 +1,11 @@
-"""The spiking study (issue 10): spiking populations against the closed form.
+"""The spiking study: spiking populations against the closed form.
 
 Every case settles a dynamic-inversion circuit whose populations are spiking
-(`dinv.circuits.spiking`: ``scn``, spike-coding networks; ``lif``, LIF
-ensembles with decoders) and compares the settled readout, the time average
+(``scn``, spike-coding networks, `dinv.circuits.scn`; ``lif``, LIF ensembles
+with decoders, and ``qif``, ``adex``, ``izhikevich``, the neurons of
+`dinv.circuits.neuron_library` made populations by the ensemble builder
+`dinv.circuits.nef.neuron_population`, with the same NEF recipe and settings
+as ``lif``) and compares the settled readout, the time average
 over the last ``average_fraction`` of the run, with the closed form of the
 rate circuit (Eq. 10; Eq. 17 for the chain, `dinv.theory`).
 
@@ -10,7 +13,7 @@ Cases (``cases``), W_l ~ N(0, 1/d_l), B_l = -W_l^T, delta ~ N(0, I), alpha
 ``alpha``, tau ``tau_ms`` for every population:
 
 - ``contracting``: a layer pair 20 <- 10 (d_{l-1} = 20, d_l = 10; the
-  reference case of issue 10);
+  reference case of the spiking study);
 - ``expanding``: 10 <- 20 (alpha keeps (W B - alpha I) invertible; the
   controller's steady state is large along the null space of W^T, so its
   radius, and its spike noise, is large);
@@ -33,8 +36,11 @@ settling residual
 (drift of the average beyond spike noise) and the wall time. ``sizes`` are
 the neurons per dimension of the scaling records (``case_sizes`` those of the
 cases other than contracting; None: ``sizes``); log-log slopes of the errors
-against N are fitted per model and case. On the contracting case at
-``sweep_size`` neurons per dimension: a sweep of the readout time constant
+against N are fitted per model and case (``goals``: per model, the angle at
+64 neurons per dimension on the contracting case, its mean rates and slope
+against the goal of `GOAL`). ``model_cases`` narrows the cases of a model.
+On the contracting case at ``sweep_size`` neurons per dimension (models
+that have one): a sweep of the readout time constant
 (``tau_readout_ms``: tau_readout of ``scn``, tau_synapse of ``lif``), a sweep
 of the simulated time (``durations``, in tau), and silencing ``silence`` of
 each population's neurons (within each dimension, the same share of positive
@@ -63,11 +69,12 @@ Settings and why:
 Outputs: ``scaling`` (records with ``population``, ``case``,
 ``neurons_per_dim``, ``angle_deg``, ``rel_error``, ``rms_error``,
 ``mean_rate_hz``, ``max_rate_hz``, ``spikes``, ``residual``, ``seconds``,
-...), ``slopes``, ``tau_sweep``, ``duration_sweep``, ``silencing`` and
+...), ``slopes``, ``goals``, ``tau_sweep``, ``duration_sweep``, ``silencing`` and
 ``settling`` (`dinv.experiments.settle_stats`); the figure shows the error
 against N on log-log axes with the fitted slopes.
 """
 
+import itertools
 import time
 import zlib
 
@@ -75,8 +82,16 @@ import numpy as np
 from brian2 import ms
 
 from dinv.analysis.metrics import vector_angle
-from dinv.circuits import LayerCircuit, SettleOptions, layer_radii, lif_population, scn_population
+from dinv.circuits import (
+    LayerCircuit,
+    SettleOptions,
+    layer_radii,
+    lif_population,
+    neuron_population,
+    scn_population,
+)
 from dinv.circuits.chains import ChainCircuit
+from dinv.circuits.neuron_library import NEURONS
 from dinv.circuits.spiking import chain_radii
 from dinv.errors import InputError
 from dinv.experiments.interrupts import stop_requested
@@ -84,9 +99,9 @@ from dinv.experiments.progress import Progress
 from dinv.experiments.settings import CIRCUIT_DESCRIPTIONS
 from dinv.experiments.settle_stats import SettleStats
 from dinv.theory import chain_steady_state, layer_steady_state
-from dinv.validation import check_count
+from dinv.validation import check_count, check_number
 
-MODELS = ("scn", "lif")
+MODELS = ("scn", "lif", *NEURONS)
 CASES = ("contracting", "expanding", "square", "chain", "spiking-system",
          "spiking-controller")
 
@@ -101,6 +116,9 @@ DEFAULTS = {
     "seed": 0,
     "models": list(MODELS),
     "cases": list(CASES),
+    # The neurons of the ensemble builder: the contracting pair and the mixed circuits.
+    "model_cases": {name: ["contracting", "spiking-system", "spiking-controller"]
+                    for name in NEURONS},
     "sizes": [16, 32, 64, 128, 256],
     "case_sizes": None,
     "alpha": 0.1,
@@ -119,13 +137,16 @@ DEFAULTS = {
 }
 QUICK = {"sizes": [16, 32, 64], "case_sizes": [32], "duration": 20.0, "case_duration": {},
          "tau_readout_ms": {"scn": [20.0, 40.0], "lif": [5.0, 10.0]},
-         "durations": [10.0, 20.0]}
+         "durations": [10.0, 20.0], "models": ["scn", "lif", "adex"],
+         "model_cases": {"adex": ["contracting"]}}
 
 DESCRIPTIONS = {
     "seed": "random seed: weights, errors delta and the populations' neurons (same seed, "
             "same numbers)",
     "models": "spiking population models to study: 'scn' (spike-coding networks), 'lif' "
-              "(LIF ensembles with decoders)",
+              "(LIF ensembles with decoders), 'qif', 'adex', 'izhikevich' (ensembles of "
+              "those neurons, dinv.circuits.neuron_library)",
+    "model_cases": "cases of the models named here, instead of cases",
     "cases": "circuits to settle: contracting, expanding, square, chain, spiking-system, "
              "spiking-controller",
     "sizes": "neurons per represented dimension of the contracting case's scaling records",
@@ -140,7 +161,8 @@ DESCRIPTIONS = {
     "record_interval": "readouts recorded every this many tau, for the RMS error",
     "margin": "radii of the spiking populations: this times the largest component of each "
               "block's closed-form state",
-    "sweep_size": "neurons per dimension of the sweeps and the silencing test, by model",
+    "sweep_size": "neurons per dimension of the sweeps and the silencing test, by model (a "
+                  "model without one has neither)",
     "tau_readout_ms": "readout time constants (ms) swept on the contracting case, by model "
                       "(scn: tau_readout, lif: tau_synapse)",
     "durations": "simulated times (tau) swept on the contracting case",
@@ -182,11 +204,25 @@ circuit in units of tau (``tau_ms``, that of every population); errors relative 
 closed form; ``silenced`` and ``fraction`` are shares of the neurons; ``slope`` is that of
 log(error) against log(neurons_per_dim) (``slopes``: one per error)."""
 
-READOUT = {"scn": "tau_readout", "lif": "tau_synapse"}
+READOUT = {"scn": "tau_readout", "lif": "tau_synapse", **dict.fromkeys(NEURONS, "tau_synapse")}
 """The readout time constant's keyword of each model's factory."""
 
-DEFAULT_READOUT_MS = {"scn": 20.0, "lif": 10.0}
-FACTORIES = {"scn": scn_population, "lif": lif_population}
+DEFAULT_READOUT_MS = {"scn": 20.0, "lif": 10.0, **dict.fromkeys(NEURONS, 10.0)}
+
+
+def _neuron_factory(name):
+    def make(kind, per_dim, **settings):
+        return neuron_population(NEURONS[name], kind, per_dim, **settings)
+    return make
+
+
+FACTORIES = {"scn": scn_population, "lif": lif_population,
+             **{name: _neuron_factory(name) for name in NEURONS}}
+
+GOAL = {"neurons_per_dim": 64, "angle_deg": 3.0, "mean_rate_hz": 100.0, "slope": -0.25}
+"""The goal of a spiking model on the contracting pair: within ``angle_deg`` of Eq. (10)
+at ``neurons_per_dim``, mean rates at most ``mean_rate_hz`` at every size, and the
+angle falling with N (fitted log-log slope at most ``slope``)."""
 
 
 def _generator(seed, label):
@@ -199,7 +235,7 @@ def _case_arrays(case, seed):
                      "contracting" if case.startswith("spiking") else case)
     if case == "chain":
         weights = [rng.normal(0.0, np.sqrt(1.0 / d_out), (d_out, d_in))
-                   for d_in, d_out in zip(CHAIN_WIDTHS[:-1], CHAIN_WIDTHS[1:])]
+                   for d_in, d_out in itertools.pairwise(CHAIN_WIDTHS)]
         return weights, [-W.T for W in weights[1:]], rng.normal(0.0, 1.0, (1, CHAIN_WIDTHS[-1]))
     d_out, d_in = PAIRS[case]
     W = rng.normal(0.0, np.sqrt(1.0 / d_out), (d_out, d_in))
@@ -409,12 +445,34 @@ def _check(config):
     for size in config["sizes"] + (config["case_sizes"] or []):
         check_count("neurons per dimension", size, minimum=2)
     for key in ("sweep_size", "tau_readout_ms"):
-        if not isinstance(config[key], dict) or any(m not in config[key]
-                                                    for m in config["models"]):
-            raise InputError(f"setting {key} must be a JSON object with a value per model "
-                             f"{config['models']}, got {config[key]!r}")
-    if not 0 <= config["silence"] < 1:
-        raise InputError(f"silence must lie in [0, 1), got {config['silence']!r}")
+        if not isinstance(config[key], dict):
+            raise InputError(f"setting {key} must be a JSON object with a value per model, "
+                             f"got {config[key]!r}")
+    missing = [m for m in config["sweep_size"] if m in config["models"]
+               and m not in config["tau_readout_ms"]]
+    if missing:
+        raise InputError(f"tau_readout_ms needs a list for {missing}, which have a sweep_size")
+    chosen = config.get("model_cases") or {}
+    if not isinstance(chosen, dict) or any(
+            m not in MODELS or not isinstance(c, list) or any(x not in CASES for x in c)
+            for m, c in chosen.items()):
+        raise InputError(f"model_cases must map models {list(MODELS)} to lists of cases "
+                         f"{list(CASES)}, got {chosen!r}")
+    for key in ("tau_ms", "dt", "duration", "record_interval", "margin", "settle_tol"):
+        check_number(f"setting {key}", config[key], low=0, low_open=True)
+    for duration in config["durations"]:
+        check_number("setting durations: each", duration, low=0, low_open=True)
+    check_number("setting alpha", config["alpha"], low=0)
+    check_number("setting average_fraction", config["average_fraction"], low=0, high=1,
+                 low_open=True)
+    check_number("setting silence", config["silence"], low=0, high=1, high_open=True)
+    for model in config["models"]:
+        if model not in config["sweep_size"]:
+            continue
+        check_count(f"setting sweep_size: {model}", config["sweep_size"][model], minimum=2)
+        readouts = config["tau_readout_ms"][model]
+        for readout in readouts if isinstance(readouts, list) else [readouts]:
+            check_number(f"setting tau_readout_ms: {model}", readout, low=0, low_open=True)
 
 
 def jobs(config):
@@ -426,11 +484,14 @@ def jobs(config):
     """
     todo = []
     case_sizes = config["case_sizes"] or config["sizes"]
-    contracting = "contracting" in config["cases"]
-    for model in config["models"] if contracting else ():
-        for size in config["sizes"]:
-            todo.append(("scaling", model, "contracting", size, {}))
-    for model in config["models"] if contracting else ():
+    cases = {model: model_cases(config, model) for model in config["models"]}
+    for model in config["models"]:
+        if "contracting" in cases[model]:
+            for size in config["sizes"]:
+                todo.append(("scaling", model, "contracting", size, {}))
+    for model in config["models"]:
+        if "contracting" not in cases[model] or model not in config["sweep_size"]:
+            continue
         size = config["sweep_size"][model]
         for readout in config["tau_readout_ms"][model]:
             todo.append(("tau_sweep", model, "contracting", size,
@@ -443,11 +504,37 @@ def jobs(config):
             todo.append(("silencing", model, "contracting", size,
                          {"silence": float(config["silence"])}))
     for model in config["models"]:
-        for case in config["cases"]:
+        for case in cases[model]:
             if case != "contracting":
                 for size in case_sizes:
                     todo.append(("scaling", model, case, size, {}))
     return todo
+
+
+def model_cases(config, model):
+    """The cases ``model`` runs: ``model_cases[model]`` where given, else ``cases``."""
+    return (config.get("model_cases") or {}).get(model, config["cases"])
+
+
+def goals(records, slopes_):
+    """Per model with a contracting record at `GOAL` size: that record's angle, the
+    largest mean rate of its contracting records, the fitted slope of the angle,
+    and whether all three meet `GOAL` (``met``)."""
+    out = {}
+    slope = {s["population"]: s["angle_deg"] for s in slopes_ if s["case"] == "contracting"}
+    for model in dict.fromkeys(r["population"] for r in records):
+        rows = [r for r in records if r["population"] == model and r["case"] == "contracting"]
+        at = [r for r in rows if r["neurons_per_dim"] == GOAL["neurons_per_dim"]]
+        if not at:
+            continue
+        entry = {"angle_deg": at[0]["angle_deg"],
+                 "mean_rate_hz": max(r["mean_rate_hz"] for r in rows),
+                 "slope": slope.get(model)}
+        entry["met"] = bool(entry["angle_deg"] <= GOAL["angle_deg"]
+                            and entry["mean_rate_hz"] <= GOAL["mean_rate_hz"]
+                            and entry["slope"] is not None and entry["slope"] <= GOAL["slope"])
+        out[model] = entry
+    return out
 
 
 def run(config, progress=True, stop=None):
@@ -497,6 +584,7 @@ def run(config, progress=True, stop=None):
     results = {
         "scaling": parts["scaling"],
         "slopes": slopes(parts["scaling"]),
+        "goals": goals(parts["scaling"], slopes(parts["scaling"])),
         "tau_sweep": parts["tau_sweep"],
         "duration_sweep": parts["duration_sweep"],
         "silencing": silencing,

@@ -1,4 +1,4 @@
-"""The scripts under docs/scripts that print the README's numbers, on hand-made records."""
+"""The scripts under docs/scripts that print the user guide's numbers, on hand-made records."""
 
 import importlib.util
 import json

@@ -1,4 +1,4 @@
-"""Print the README's numbers of a Fashion-MNIST classification or simulated-DI autoencoder run.
+"""Print the user guide's numbers of a Fashion-MNIST classification or simulated-DI autoencoder run.
 
 Usage::
 
@@ -10,7 +10,7 @@ numbers) or of ``dinv run autoencoder`` (training error of every model at every
 evaluation). Either way it then compares each simulated DI model with the NDI
 model of the same name (``DI a=0.01`` with ``NDI a=0.01``, ``DI uniform`` with
 ``NDI uniform``): at how many evaluations they are equal to the digits the
-README shows, and their largest difference. Finally it prints the feedback
+user guide shows, and their largest difference. Finally it prints the feedback
 re-stabilisations, the settling counts and the run's times (training and
 evaluation summed over a resumed run's processes). An interrupted
 run is refused, since its last numbers are not the protocol's.
