@@ -26,7 +26,7 @@ import re
 from dataclasses import dataclass
 
 import numpy as np
-from brian2 import NeuronGroup, linked_var, ms, second
+from brian2 import NeuronGroup, ms, second
 from brian2.units.fundamentalunits import get_dimensions, get_unit
 
 from dinv.circuits import spiking_equations as eq
@@ -41,7 +41,7 @@ from dinv.circuits.spiking import (
     block_stream,
     check_kind,
     check_time,
-    decoding_synapses,
+    link_to_units,
     spiking_model,
 )
 from dinv.errors import InputError
@@ -160,7 +160,9 @@ def nef_neurons(group, neuron, gain, bias, encoder, decoder, per_dim, tau_synaps
 
     Returns
     -------
-    (brian2.NeuronGroup, brian2.Synapses)
+    (brian2.NeuronGroup, None)
+        The neurons, whose resets decode their spikes (`DECODE`), and no
+        synapses.
     """
     neurons = NeuronGroup(
         len(decoder), nef_neuron_equations(neuron), threshold=eq.nef_threshold(neuron.threshold),
@@ -171,7 +173,7 @@ def nef_neurons(group, neuron, gain, bias, encoder, decoder, per_dim, tau_synaps
         namespace={**dict(neuron.namespace), "tau_synapse": tau_synapse * second,
                    **_current_range(neuron)},
         codeobj_class=codeobj_class)
-    neurons.encoded_rep = linked_var(group, "encoded", index=np.arange(len(decoder)) // per_dim)
+    link_to_units(neurons, group, per_dim, "encoded", "xhat", "radius")
     unit = get_unit(neurons.variables["gain"].dim)
     neurons.gain = np.asarray(gain) * unit
     neurons.bias = np.asarray(bias) * unit
@@ -179,9 +181,8 @@ def nef_neurons(group, neuron, gain, bias, encoder, decoder, per_dim, tau_synaps
     neurons.active = 1.0
     for name, values in (parameters or {}).items():
         setattr(neurons, f"{name}_", values)
-    synapses = decoding_synapses(neurons, group, np.asarray(decoder) / tau_synapse, per_dim,
-                                 clock, codeobj_class)
-    return neurons, synapses
+    neurons.w_decode = np.asarray(decoder) / tau_synapse
+    return neurons, None
 
 
 def _current_range(neuron):

@@ -4,8 +4,8 @@
 Eqs. 5 and 8) whose populations are rate, SCN or LIF populations as
 specified in `dinv.spiking` and simulated in numpy by
 `dinv.spiking_reference`, from ``NeuronGroup``s, ``Synapses`` (summed
-variables for the dense couplings, ``on_pre`` for the spikes), linked
-variables and nothing else (no ``network_operation``), so that the same
+variables for the dense couplings), linked variables (which the neurons'
+resets write to decode their spikes) and nothing else (no ``network_operation``), so that the same
 objects run under Brian2's runtime device and under ``cpp_standalone``.
 Under ``cpp_standalone`` it is built (code generated and compiled) once,
 then rerun with new weights W, B, targets delta_l, leak and radii through
@@ -16,14 +16,14 @@ Brian2's global device never leaks into the caller.
 Per population, one ``NeuronGroup`` of d units holds the readout (one unit
 per dimension) and, for a spiking population, one of d*K neurons does the
 spiking; the neurons read their dimension's variables through linked
-variables, and a ``Synapses`` object with ``on_pre`` makes the readout jump.
+variables, and each neuron's reset makes the readout jump.
 Every population is the circuits' own: the representation group has the
 equations, namespace and roles of the circuits' `PopulationModel`
 (`dinv.circuits.populations.SYSTEM` and ``CONTROLLER`` for rate
 populations, `dinv.circuits.scn.scn_population` and
 `dinv.circuits.nef.lif_population` for spiking ones, whose equations are
-`dinv.circuits.spiking_equations`), and the neurons and their decoding
-synapses are built by the same functions as the circuits' ensembles
+`dinv.circuits.spiking_equations`), and the neurons are built by the same
+functions as the circuits' ensembles
 (`dinv.circuits.scn.scn_neurons`, `dinv.circuits.nef.nef_neurons`), from the
 neuron parameters of the population
 specification. What differs is only what a circuit does from Python between
@@ -148,7 +148,7 @@ class _Population:
                 p.bias, p.encoder, p.decoder, per_dim, spec.tau_synapse, self.clock,
                 self.codeobj_class)
         self.readout.radius = spec.radius
-        self.objects += [self.neurons, spikes]
+        self.objects += [self.neurons] + ([] if spikes is None else [spikes])
 
     def result(self, window_time, reference, duration, values):
         """A `PopulationRun` from the variables read back (``values``: name -> array)."""

@@ -18,10 +18,10 @@ BUILT_IN_POPULATIONS = (
      "leaky-integral controller, Eq. (8): tau du/dt = -alpha u + W delta - delta_l"),
     ("pid-controller", "controller",
      "PID controller, Eq. (7): k_p=0, k_d=0 tau_c, derivatives filtered with tau_d=1 tau_c"),
-    ("scn", "system or controller",
-     "spike-coding network (Boerlin et al. 2013), 32 neurons/dim"),
     ("lif", "system or controller",
      "LIF ensemble with decoders (NEF), 64 neurons/dim"),
+    ("scn", "system or controller",
+     "spike-coding network (Boerlin et al. 2013), 32 neurons/dim"),
 )
 """(name, kind, description) of every population model `dinv.circuits` registers."""
 
