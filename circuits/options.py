@@ -166,12 +166,24 @@ class SettleOptions:
         return dataclasses.replace(self, **changes) if changes else self
 
     def key(self):
-        """All fields, hashable."""
-        return tuple(hashable(getattr(self, f)) for f in self.__dataclass_fields__)
+        """All fields, hashable (computed once per options object: the training loops
+        look their circuits up by it at every update, and the key of a spiking
+        population's model takes milliseconds to build)."""
+        return self._memo("_key", lambda: tuple(hashable(getattr(self, f))
+                                                for f in self.__dataclass_fields__))
 
     def circuit_key(self):
-        """The fields that fix a built circuit, hashable (for circuit caches)."""
-        return tuple(hashable(getattr(self, f)) for f in CIRCUIT_FIELDS)
+        """The fields that fix a built circuit, hashable (for circuit caches; computed
+        once per options object)."""
+        return self._memo("_circuit_key", lambda: tuple(hashable(getattr(self, f))
+                                                        for f in CIRCUIT_FIELDS))
+
+    def _memo(self, name, compute):
+        """``compute()``, kept on this (frozen) object under ``name``."""
+        found = self.__dict__.get(name)
+        if found is None:
+            found = self.__dict__[name] = compute()
+        return found
 
     def __eq__(self, other):
         return isinstance(other, SettleOptions) and self.key() == other.key()
