@@ -38,7 +38,9 @@ Needs numba (``pip install -e ".[benchmarks]"``).
 """
 
 import argparse
+import json
 import time
+from pathlib import Path
 
 import numba
 import numpy as np
@@ -322,9 +324,12 @@ def main(argv=None):
     parser.add_argument("name", choices=("linear-regression", "nonlinear-regression"))
     parser.add_argument("--samples", type=int, help="a shorter data set (default: the protocol's)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--output", type=Path, help="also write the results to this JSON file")
     args = parser.parse_args(argv)
     with threadpool_limits(limits=1):
         seconds, results = train(args.name, args.samples, args.seed)
+    if args.output is not None:
+        args.output.write_text(json.dumps({"seconds": seconds, **results}, indent=1))
     print(f"reference trainer, {args.name}: {seconds:.2f} s, {results['updates']} updates, "
           f"{results['restabilised']} re-stabilisations")
     for model, ratio in results["error_ratio"].items():

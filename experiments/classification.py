@@ -86,8 +86,6 @@ DESCRIPTIONS = {
                   "'none': with rate lr",
     "weight_decay": "weight decay lambda: W -= lr (dW + lambda W)",
     "init_scale": "initial weights U(-init_scale, init_scale), shared by all models",
-    "stop_tol": "end each settle once its state stops changing by this much "
-                "(null: run all steps)",
     "eval_every": "measure every model every this many training samples",
     "checkpoint_every": "write checkpoint.npz every this many training samples",
     "restabilise": "re-stabilise NDI/DI feedback whenever a circuit turns unstable",

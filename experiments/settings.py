@@ -41,6 +41,8 @@ CIRCUIT_DESCRIPTIONS = {
                     "results.json), 'warn' or 'raise'",
     "settle_tol": "largest final residual (relative change of the readouts per time "
                   "constant) that counts as settled",
+    "stop_tol": "end each settle once its state stops changing by this much "
+                "(null: run all steps)",
 }
 """Meanings of the circuit settings every experiment has."""
 
