@@ -51,6 +51,12 @@ _LENGTH = re.compile(
 _VARIABLE = re.compile(r'^[ \t]*(?P<name>_var_\w+) = _namespace\["(?P=name)"\][ \t]*\n', re.M)
 
 
+PYTHON_DIVISION = "#cython: cdivision=False"
+C_DIVISION = "#cython: cdivision=True"
+"""Brian2's Cython directive (Python semantics: every ``/`` tests its divisor for zero
+and may raise, which keeps the compiler from vectorising a loop) and its C form."""
+
+
 def lean_cython_source(source):
     """Brian2's generated Cython ``source`` with a lighter start of ``main``.
 
@@ -63,8 +69,15 @@ def lean_cython_source(source):
     the runtime device, and the code only ever reads ``.data`` of the buffer
     (a pointer to the values), so here each array is taken as a plain typed
     ``ndarray`` (``.data`` is then a C access), its length through
-    ``PyArray_DIM`` and the unused ``_var_`` lines are left out. The loops
-    themselves are unchanged, so the numbers are the same to the bit.
+    ``PyArray_DIM`` and the unused ``_var_`` lines are left out. Code without
+    floor division (``//``, where C and Python round differently) is compiled
+    with C division: a quotient of floats is the same IEEE quotient, but
+    without the test of every divisor for zero (a division by zero gives inf or
+    nan, which the run controller's divergence check reports, instead of a
+    ``ZeroDivisionError``); the test kept the compiler from vectorising a loop
+    with a division, e.g. the SCN threshold's coding error, 4 ns per neuron and
+    step. The loops themselves are unchanged, so the numbers are the same to the
+    bit.
     """
     source = _TYPED_BUFFER.sub(r"\g<indent>cdef _numpy.ndarray \g<buffer> = \g<value>", source)
 
@@ -75,6 +88,8 @@ def lean_cython_source(source):
                 f"_numpy.PyArray_DIM(_buf_{match['array']}, 0)")
 
     source = _LENGTH.sub(length, source)
+    if "//" not in source:  # C division: IEEE quotients, no zero test (no floor division)
+        source = source.replace(PYTHON_DIVISION, C_DIVISION)
     # The line itself names the variable twice; a name used elsewhere (or one that is
     # the prefix of another) keeps its line.
     return _VARIABLE.sub(lambda m: m[0] if source.count(m["name"]) > 2 else "", source)
@@ -502,6 +517,16 @@ def young_collection_only():
         brian_network.gc = gc
 
 
+def _common_template():
+    """The text of Brian2's Cython template that sets the compiler directives."""
+    from pathlib import Path
+
+    import brian2.codegen.runtime.cython_rt as cython_rt
+
+    path = Path(cython_rt.__file__).parent / "templates" / "common_group.pyx"
+    return path.read_text() if path.is_file() else ""
+
+
 def problems():
     """What the installed Brian2 no longer has that this module relies on.
 
@@ -570,10 +595,12 @@ def problems():
             "cdef size_t _num{array_name} = len(_namespace['{array_name}'])",
             "'_var_{varname} = _namespace[\"_var_{varname}\"]'",
             " _buf_{array_name}.data")) \
+            or PYTHON_DIVISION not in _common_template() \
             or "_templates" not in inspect.getsource(MultiTemplate.__init__):
         found.append("LeanCythonCodeObject: Brian2's Cython code no longer loads its arrays "
-                     "as typed buffers in the lines lean_cython_source rewrites, or a "
-                     "MultiTemplate no longer keeps its blocks in _templates")
+                     "as typed buffers in the lines lean_cython_source rewrites, no longer "
+                     "sets the cdivision=False directive it replaces, or a MultiTemplate no "
+                     "longer keeps its blocks in _templates")
     if getattr(brian_network, "gc", None) is not gc:
         found.append("young_collection_only: brian2.core.network no longer imports gc")
     elif "gc.collect()" not in inspect.getsource(brian_network):
