@@ -152,13 +152,13 @@ def circuit_specs(kind, K, problem):
     return models, specs, radii
 
 
-def compiled_pair():
+def compiled_pair(fastmath=True):
     """The numba loop of an SCN or LIF layer pair: `dinv.spiking_reference.simulate_pair`'s
     equations and order (controller, then system; thresholds; sequential spikes), in one
     compiled function. Written for this benchmark as a lower bound of the cost of a step."""
     import numba
 
-    @numba.njit(cache=True)
+    @numba.njit(cache=True, fastmath=fastmath)
     def scn_pair(W, B, target, alpha, steps, window, rate_c, rate_s, decay,
                  dec_c, dim_c, rad_c, mu_c, bound_c, dec_s, dim_s, rad_s, mu_s, bound_s):
         d_out, d_in = W.shape
@@ -216,7 +216,7 @@ def compiled_pair():
                     ns[k] += 1
         return sum_s / window, sum_c / window, ns, nc
 
-    @numba.njit(cache=True)
+    @numba.njit(cache=True, fastmath=fastmath)
     def lif_pair(W, B, target, alpha, steps, window, decay, mix_c, mix_s, membrane, refr,
                  g_c, e_c, b_c, dim_c, jump_c, rad_c, g_s, e_s, b_s, dim_s, jump_s, rad_s):
         d_out, d_in = W.shape

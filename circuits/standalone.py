@@ -29,8 +29,9 @@ neuron parameters of the population
 specification. What differs is only what a circuit does from Python between
 steps: the dense couplings are ``Synapses`` with summed variables instead
 of network operations, and the averaging window (``averaging``, which a
-circuit's run controller switches on) is switched on between two ``run``
-calls. The schedule is that of `dinv.spiking_reference` (the controller's
+circuit's run controller switches on) is switched on at its first step by a
+``run_regularly`` operation, so that one ``run`` (and, under
+``cpp_standalone``, one timed loop of the binary) covers the whole settle. The schedule is that of `dinv.spiking_reference` (the controller's
 group, then its neurons, then the system's, in the ``groups`` slot, each
 group's summed input computed just before it; then thresholds, spike
 transmission and resets).
@@ -245,8 +246,16 @@ class StandalonePair:
                                   record_every, code)
         self.W = _dense(self.system, self.controller, "spair_W*", self.clock, code)
         self.B = _dense(self.controller, self.system, "spair_B*", self.clock, code)
+        # The averaging window opens at a step of the run (one run, whose compiled loop the
+        # binary times whole), as a circuit's run controller opens it between two steps.
+        switches = []
+        for pop in (self.controller, self.system):
+            pop.readout.namespace["window_start"] = self.steps - self.window
+            switches.append(pop.readout.run_regularly(
+                "averaging = int(timestep(t, dt) >= window_start)", when="start",
+                name=f"spair_{pop.role}_window*", codeobj_class=code))
         self.network = Network(*self.controller.objects, *self.system.objects, self.W, self.B,
-                               name="spair_network*")
+                               *switches, name="spair_network*")
         self.built = False
         self.directory = None
         self.timings = {}
@@ -280,14 +289,9 @@ class StandalonePair:
         return values
 
     def _simulate(self):
-        """The run: the steps before the averaging window, then the window with
-        ``averaging`` on (as a circuit's run controller switches it on)."""
-        before = self.steps - self.window
-        if before:
-            self.network.run(before * self.dt * second, namespace={})
-        for pop in (self.controller, self.system):
-            pop.readout.averaging = 1.0
-        self.network.run(self.window * self.dt * second, namespace={})
+        """The run, in one ``Network.run``: ``averaging`` is switched on at the start of the
+        window's first step (as a circuit's run controller switches it on)."""
+        self.network.run(self.steps * self.dt * second, namespace={})
 
     def build(self, directory=None, **build_options):
         """Generate and compile the standalone project (no-op in runtime mode).
