@@ -166,17 +166,17 @@ class SettleOptions:
         return dataclasses.replace(self, **changes) if changes else self
 
     def key(self):
-        """All fields, hashable (computed once per options object: the training loops
-        look their circuits up by it at every update, and the key of a spiking
-        population's model takes milliseconds to build)."""
-        return self._memo("_key", lambda: tuple(hashable(getattr(self, f))
-                                                for f in self.__dataclass_fields__))
+        """All fields, hashable (computed once per options object, and hashed once: the
+        training loops look their circuits up by it at every update, and the key of a
+        spiking population's model takes milliseconds to build and to hash)."""
+        return self._memo("_key", lambda: HashedOnce(hashable(getattr(self, f))
+                                                     for f in self.__dataclass_fields__))
 
     def circuit_key(self):
         """The fields that fix a built circuit, hashable (for circuit caches; computed
-        once per options object)."""
-        return self._memo("_circuit_key", lambda: tuple(hashable(getattr(self, f))
-                                                        for f in CIRCUIT_FIELDS))
+        and hashed once per options object)."""
+        return self._memo("_circuit_key", lambda: HashedOnce(hashable(getattr(self, f))
+                                                             for f in CIRCUIT_FIELDS))
 
     def _memo(self, name, compute):
         """``compute()``, kept on this (frozen) object under ``name``."""
@@ -190,6 +190,20 @@ class SettleOptions:
 
     def __hash__(self):
         return hash(self.key())
+
+
+class HashedOnce(tuple):
+    """A tuple that computes its hash once (its items may be slow to hash); pickled
+    without it (a string's hash differs from process to process)."""
+
+    def __reduce__(self):
+        return HashedOnce, (tuple(self),)
+
+    def __hash__(self):
+        found = self.__dict__.get("hash")
+        if found is None:
+            found = self.__dict__["hash"] = tuple.__hash__(self)
+        return found
 
 
 def _is_int(value):
