@@ -13,17 +13,20 @@ experiment the experiment's name (``dinv list``)
 model      model name; alpha-sweep: ``"LAYER ndi"`` / ``"LAYER circuit"``;
            timescales: ``"layer pair"``, a chain's label, ``"integral"``
            or ``"PID kp=.. kd=.."``; spiking-inversion:
-           ``"POPULATION CASE"`` (e.g. ``"scn contracting"``)
+           ``"POPULATION CASE"`` (e.g. ``"scn contracting"``);
+           second-order: ``"CASE RULE"`` (e.g. ``"toy-tp DI"``)
 metric     e.g. ``error``, ``nmse``, ``angle_ndi``, ``test_error``; numbers
            of ``final`` as ``final_<name>``; settling as ``settles``,
            ``unsettled``, ``unsettled_fraction``, ``worst_residual``,
            ``median_residual``; spiking-inversion: the numbers of its
            records (``angle_deg``, ``rel_error``, ``rms_error``,
            ``mean_rate_hz``, ...), ``slope_<error>`` and
-           ``silencing_angle_ratio``
+           ``silencing_angle_ratio``; second-order: ``loss``, ``to_bp_deg``,
+           ``to_gnt_deg``, ``to_gn_deg``, ``to_lgn_deg``, ``null_share``
 layer      the layer of a per-layer curve (regressions' ``curves``,
-           ``median_angle_ndi``), else missing
-step       the x value of a series: updates (regressions), training
+           ``median_angle_ndi``; second-order: the weight layer, from 1), else
+           missing
+step       the x value of a series: updates (regressions, second-order), training
            samples seen (mnist, autoencoder), alpha (alpha-sweep),
            tau_controller / tau_system (timescales' layer pair);
            spiking-inversion: neurons per dimension (``scaling``), the
@@ -43,10 +46,15 @@ too, without units.
 
 import json
 import math
+import os
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from dinv.errors import InputError
+
+if TYPE_CHECKING:  # pandas is imported on first use
+    import pandas as pd
 
 COLUMNS = ("experiment", "model", "metric", "layer", "step", "step_unit", "value", "unit")
 """Columns of `load_results`' table, in order."""
@@ -57,7 +65,7 @@ SCHEMA_FOLDER = "schemas"
 RESULTS = "results.json"
 
 
-def schema_path(experiment):
+def schema_path(experiment: str) -> Path:
     """Path of the JSON Schema of ``experiment``'s results.json, in the installed package.
 
     ``schema_path("common")`` is the file of the parts every experiment shares.
@@ -71,7 +79,7 @@ def schema_path(experiment):
     return Path(str(path))
 
 
-def results_schema(experiment):
+def results_schema(experiment: str) -> dict[str, Any]:
     """The JSON Schema (a dict) of ``experiment``'s results.json."""
     return json.loads(schema_path(experiment).read_text())
 
@@ -90,7 +98,8 @@ class ResultsFileError(InputError):
     experiment's JSON Schema; the message names the file and what is wrong, in one line."""
 
 
-def validate_results(record, sample=False):
+def validate_results(record: dict[str, Any] | str | os.PathLike[str],
+                     sample: bool = False) -> None:
     """Check a results record (a dict, or the path of a results.json or of its folder)
     against its experiment's JSON Schema.
 
@@ -133,7 +142,8 @@ def _ends(value):
     return value
 
 
-def read_results(path, validate=True, sample=True):
+def read_results(path: str | os.PathLike[str], validate: bool = True,
+                 sample: bool = True) -> dict[str, Any]:
     """The record of a results.json (or of the folder holding one), checked.
 
     Parameters
@@ -196,17 +206,17 @@ def read_results(path, validate=True, sample=True):
     return record
 
 
-def _read(path):
+def _read(path: str | os.PathLike[str]) -> dict[str, Any]:
     return read_results(path)
 
 
-def _value(value):
+def _value(value: float | None) -> float:
     if value is None:
         return math.nan
     return float(value)
 
 
-def load_results(path):
+def load_results(path: str | os.PathLike[str] | dict[str, Any]) -> "pd.DataFrame":
     """One run's results as a tidy table (see the module docstring for the columns).
 
     Parameters
@@ -272,6 +282,8 @@ def _rows(record):
         _timescales_rows(record, add)
     if "scaling" in record:
         _spiking_rows(record, add)
+    if "angles" in record:
+        _second_order_rows(record, add)
     for model, entry in (record.get("settling") or {}).items():
         for key in ("settles", "unsettled", "worst_residual", "median_residual"):
             add(model, key, entry.get(key),
@@ -344,6 +356,19 @@ def _timescales_rows(record, add):
         for metric in TIMESCALE_METRICS:
             if metric in entry:
                 add(model, metric, entry[metric])
+
+
+SECOND_ORDER_METRICS = ("loss", "to_bp_deg", "to_gnt_deg", "to_gn_deg", "to_lgn_deg",
+                        "null_share")
+"""Numbers of a second-order record's ``angles`` that `load_results` makes rows of."""
+
+
+def _second_order_rows(record, add):
+    for entry in record["angles"]:
+        for metric in SECOND_ORDER_METRICS:
+            if entry.get(metric) is not None:
+                add(f"{entry['case']} {entry['rule']}", metric, entry[metric], entry["step"],
+                    "updates", entry["layer"])
 
 
 SPIKING_METRICS = ("angle_deg", "rel_error", "rms_error", "rate_angle_deg", "rate_rel_error",

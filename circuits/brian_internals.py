@@ -527,6 +527,21 @@ def _common_template():
     return path.read_text() if path.is_file() else ""
 
 
+def discard_unrun(objects):
+    """Let Brian2 objects that never ran be collected without Brian2's warning.
+
+    Brian2 warns, when it collects an object, that the object "was never
+    included in a network" if no run prepared it; the objects of a neuron
+    model Brian2 refused to prepare (`dinv.circuits.neurons`) are such
+    objects, and their refusal is already reported, in one line. Costs and
+    saves no time. Relies on ``BrianObject._network`` (None until a run
+    prepares the object) and on ``BrianObject.__del__`` testing it.
+    """
+    for obj in objects:
+        if getattr(obj, "_network", "") is None:
+            obj._network = "discarded"
+
+
 def problems():
     """What the installed Brian2 no longer has that this module relies on.
 
@@ -601,6 +616,10 @@ def problems():
                      "as typed buffers in the lines lean_cython_source rewrites, no longer "
                      "sets the cdivision=False directive it replaces, or a MultiTemplate no "
                      "longer keeps its blocks in _templates")
+    if "_network" not in inspect.getsource(BrianObject.__del__) \
+            or getattr(group, "_network", "") is not None:
+        found.append("discard_unrun: BrianObject.__del__ no longer tests _network, or a new "
+                     "object's _network is no longer None")
     if getattr(brian_network, "gc", None) is not gc:
         found.append("young_collection_only: brian2.core.network no longer imports gc")
     elif "gc.collect()" not in inspect.getsource(brian_network):

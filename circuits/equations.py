@@ -41,6 +41,18 @@ into the input variables (``I_fb``, ``readout``); they never touch states.
     cannot, so ``pid_drive`` is a parameter that the circuit computes before
     every step of the controller (`dinv.circuits.populations.MatrixGains`);
     the filters are the scalar model's.
+
+``DIRECT_CONTROLLER_EQUATIONS``
+    The output controller of direct feedback control (Meulemans et al.
+    2021): an integral part with a leak and a proportional part::
+
+        tau_c du_i/dt = e - alpha u_i,     u = u_i + k_p e,
+
+    with the controller error ``e = readout - target`` (the circuits' sign:
+    its feedback enters with the opposite sign, see `dinv.circuits.chains`).
+    u is algebraic in the integral part and the error, which the couplings
+    write every step, so it is a parameter that the circuit computes before
+    every step of the controller (`dinv.circuits.populations.ProportionalPart`).
 """
 
 SYSTEM_EQUATIONS = """
@@ -49,12 +61,15 @@ I_fb : 1
 tau_system : second (shared, constant)
 """
 
-_CONTROLLER_INPUTS = """
-readout : 1
+CONTROLLER_ROLES = """
 target : 1
 alpha : 1 (constant)
 tau_controller : second (shared, constant)
 """
+"""The lines of a controller's target delta_l, leak and time constant (every controller
+model has them; the spiking ones too)."""
+
+_CONTROLLER_INPUTS = "\nreadout : 1" + CONTROLLER_ROLES
 
 LEAKY_INTEGRAL = "(-alpha * u + readout - target) / tau_controller"
 """du/dt of the leaky-integral controller (Eq. 8)."""
@@ -96,3 +111,7 @@ PID_CONTROLLER_EQUATIONS = (
 PID_MATRIX_CONTROLLER_EQUATIONS = (
     f"\ndu/dt = {LEAKY_INTEGRAL} + pid_drive : 1"
     + pid_filters("readout - target") + _CONTROLLER_INPUTS + "pid_drive : 1/second\n")
+
+DIRECT_CONTROLLER_EQUATIONS = (
+    "\ndu_i/dt = (readout - target - alpha * u_i) / tau_controller : 1\nu : 1"
+    + _CONTROLLER_INPUTS)

@@ -23,7 +23,9 @@ closed-form curve (`dinv.spiking.LIFCurve`) is the fast path.
 """
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from brian2 import NeuronGroup, ms, second
@@ -34,6 +36,7 @@ from dinv.circuits.neurons import NeuronModel, Uniform
 from dinv.circuits.populations import (
     Ensemble,
     PopulationFamily,
+    PopulationModel,
     register_population_model,
 )
 from dinv.circuits.spiking import (
@@ -45,7 +48,15 @@ from dinv.circuits.spiking import (
     spiking_model,
 )
 from dinv.errors import InputError
-from dinv.spiking import LIFCurve, check_tuning, nef_parameters
+from dinv.hints import ArrayLike, FloatArray, Quantity, Time
+from dinv.spiking import (
+    LIFCurve,
+    NEFParameters,
+    RateCurve,
+    Solver,
+    check_tuning,
+    nef_parameters,
+)
 from dinv.validation import check_count, check_number
 
 NEF_EQUATIONS = {"system": eq.NEF_SYSTEM, "controller": eq.NEF_CONTROLLER}
@@ -62,20 +73,21 @@ class NEFEnsemble(Ensemble):
     neuron: NeuronModel
     neurons_per_dim: int = 64
     tau_synapse: float = 0.01
-    max_rates: tuple = (100.0, 200.0)
-    intercepts: tuple = (-1.0, 0.9)
+    max_rates: tuple[float, float] = (100.0, 200.0)
+    intercepts: tuple[float, float] = (-1.0, 0.9)
     seed: int = 0
     regularisation: float = 0.02
-    decoders: object = None
+    decoders: Solver | tuple[float, ...] | None = None
     eval_points: int = 1000
 
-    def max_dt(self):
+    def max_dt(self) -> float:
         """The neuron model's ``dt``: the step its rate curve (hence its tuning)
         holds at; for LIF, tau_ref / 20 (spike times, and so rates, which the
         decoders assume, are quantised to dt)."""
         return self.neuron.max_dt()
 
-    def tuning(self, width, block):
+    def tuning(self, width: int, block: str) -> tuple[NEFParameters, dict[str, FloatArray],
+                                                      dict[str, FloatArray], RateCurve]:
         """The neurons of one block of ``width`` units (one draw per block).
 
         Returns
@@ -94,11 +106,12 @@ class NEFEnsemble(Ensemble):
                                self.decoders)
         return drawn, self.neuron.draw_initial(rng, count), parameters, curve
 
-    def build(self, group, blocks, clock, codeobj_class):
+    def build(self, group: Any, blocks: Sequence[tuple[Any, int, int]], clock: Any,
+              codeobj_class: type | None) -> SpikingNeurons:
         """See `Ensemble.build`."""
         per_dim = self.neurons_per_dim
         size = len(group) * per_dim
-        values = {}
+        values: dict[str, FloatArray] = {}
         silent = 0.0
         for block, start, stop in blocks:
             drawn, initial, parameters, curve = self.tuning(block.width, block.name)
@@ -111,14 +124,14 @@ class NEFEnsemble(Ensemble):
         neurons, synapses = nef_neurons(
             group, self.neuron, values["gain"], values["bias"], values["encoder"],
             values["decoder"], per_dim, self.tau_synapse, clock, codeobj_class,
-            {name: values[name] for name, _ in self.neuron.parameters})
+            {name: values[name] for name in dict(self.neuron.parameters)})
         # The initial state (e.g. membrane potentials spread, seeded) is the rest of every run.
-        rest = [(name, values[name]) for name, _ in self.neuron.initial]
+        rest: list[tuple[str, Any]] = [(name, values[name]) for name in dict(self.neuron.initial)]
         quiet = {"gain": (values["gain"], 0.0), "bias": (values["bias"], silent)}
         return SpikingNeurons(neurons, synapses, blocks, per_dim, rest, quiet)
 
 
-def nef_neuron_equations(neuron):
+def nef_neuron_equations(neuron: NeuronModel) -> str:
     """The Brian2 equations of an NEF ensemble's neurons: the neuron model's, with its
     current line replaced by `NEF_CURRENT` and `NEF_NEURON_LINES` added."""
     unit = neuron.current_line_unit()
@@ -130,8 +143,10 @@ def nef_neuron_equations(neuron):
     return "\n".join(lines) + eq.NEF_NEURON_LINES.format(unit=unit)
 
 
-def nef_neurons(group, neuron, gain, bias, encoder, decoder, per_dim, tau_synapse, clock,
-                codeobj_class, parameters=None):
+def nef_neurons(group: Any, neuron: NeuronModel, gain: FloatArray, bias: FloatArray,
+                encoder: FloatArray, decoder: FloatArray, per_dim: int, tau_synapse: float,
+                clock: Any, codeobj_class: type | None,
+                parameters: dict[str, FloatArray] | None = None) -> tuple[Any, Any]:
     """The neurons of an NEF ensemble behind representation ``group``, and their decoding
     synapses.
 
@@ -185,7 +200,7 @@ def nef_neurons(group, neuron, gain, bias, encoder, decoder, per_dim, tau_synaps
     return neurons, None
 
 
-def _current_range(neuron):
+def _current_range(neuron: NeuronModel) -> dict[str, Quantity]:
     """``current_min`` and ``current_max`` of `NEF_CLIPPED_CURRENT` (none for a closed form)."""
     if neuron.closed_form is not None:
         return {}
@@ -194,9 +209,13 @@ def _current_range(neuron):
     return {"current_min": grid[0] * unit, "current_max": grid[-1] * unit}
 
 
-def neuron_population(neuron, kind=None, neurons_per_dim=64, tau_synapse=10 * ms,
-                      max_rates=(100.0, 200.0), intercepts=(-1.0, 0.9), seed=0,
-                      regularisation=0.02, decoders=None):
+def neuron_population(neuron: NeuronModel, kind: str | None = None, neurons_per_dim: int = 64,
+                      tau_synapse: Time = 10 * ms,
+                      max_rates: Sequence[float] = (100.0, 200.0),
+                      intercepts: Sequence[float] = (-1.0, 0.9), seed: int = 0,
+                      regularisation: float = 0.02,
+                      decoders: Solver | ArrayLike | None = None,
+                      ) -> PopulationModel | PopulationFamily:
     """A population of any spiking neuron model: the ensemble builder (NEF).
 
     One one-dimensional ensemble of ``neurons_per_dim`` neurons per
@@ -248,14 +267,14 @@ def neuron_population(neuron, kind=None, neurons_per_dim=64, tau_synapse=10 * ms
         check_kind(kind)
     per_dim = check_count("neurons_per_dim", neurons_per_dim, 2)
     max_rates, intercepts = check_tuning(max_rates, intercepts)
-    if decoders is not None and not callable(decoders):
-        decoders = tuple(np.asarray(decoders, dtype=float).ravel().tolist())
+    chosen: Solver | tuple[float, ...] | None = decoders if callable(decoders) or decoders \
+        is None else tuple(np.asarray(decoders, dtype=float).ravel().tolist())
     ensemble = NEFEnsemble(
         neuron=neuron, neurons_per_dim=per_dim,
         tau_synapse=check_time("tau_synapse", tau_synapse), max_rates=max_rates,
         intercepts=intercepts, seed=check_count("seed", seed, 0),
         regularisation=check_number("regularisation", regularisation, low=0),
-        decoders=decoders)
+        decoders=chosen)
     neuron.rate_curve(check_dt=True)  # measured now (cached): a bad model is refused here
     ensemble.tuning(1, "check")  # and so are tuning settings the curve cannot meet
     label = (f"{neuron.description} ensemble (NEF), {per_dim} neurons/dim, synapse "
@@ -271,7 +290,7 @@ STEPS_PER_REFRACTORY = 20.0
 """A LIF neuron's step: tau_ref / 20 (spike times, and so rates, are quantised to dt)."""
 
 
-def lif_neuron(tau_rc=20 * ms, tau_ref=2 * ms):
+def lif_neuron(tau_rc: Time = 20 * ms, tau_ref: Time = 2 * ms) -> NeuronModel:
     """A LIF neuron (threshold 1, reset 0) with its closed-form rate curve.
 
     ``tau_rc dv/dt = -v + J`` (dimensionless current J), refractory
@@ -290,9 +309,11 @@ def lif_neuron(tau_rc=20 * ms, tau_ref=2 * ms):
         closed_form=LIFCurve(rc, ref), description="LIF")
 
 
-def lif_population(kind="system", neurons_per_dim=64, tau_synapse=10 * ms,
-                   max_rates=(100.0, 200.0), intercepts=(-1.0, 0.9), tau_rc=20 * ms,
-                   tau_ref=2 * ms, seed=0, regularisation=0.02):
+def lif_population(kind: str = "system", neurons_per_dim: int = 64, tau_synapse: Time = 10 * ms,
+                   max_rates: tuple[float, float] = (100.0, 200.0),
+                   intercepts: tuple[float, float] = (-1.0, 0.9), tau_rc: Time = 20 * ms,
+                   tau_ref: Time = 2 * ms, seed: int = 0,
+                   regularisation: float = 0.02) -> PopulationModel:
     """A LIF ensemble with least-squares decoders (NEF): `neuron_population` of `lif_neuron`.
 
     One one-dimensional ensemble of ``neurons_per_dim`` heterogeneous LIF
@@ -320,9 +341,10 @@ def lif_population(kind="system", neurons_per_dim=64, tau_synapse=10 * ms,
     -------
     PopulationModel
     """
-    check_kind(kind)
-    return neuron_population(lif_neuron(tau_rc, tau_ref), kind, neurons_per_dim, tau_synapse,
-                             max_rates, intercepts, seed, regularisation)
+    model = neuron_population(lif_neuron(tau_rc, tau_ref), check_kind(kind), neurons_per_dim,
+                              tau_synapse, max_rates, intercepts, seed, regularisation)
+    assert isinstance(model, PopulationModel)  # a kind gives one model
+    return model
 
 
 LIF = PopulationFamily(lif_population("system"), lif_population("controller"),

@@ -1,4 +1,4 @@
-"""Three spiking neurons a user would try, as `NeuronModel`s for the ensemble builder.
+"""Three spiking neurons a user would try, as `NeuronModel` objects for the ensemble builder.
 
 Each is written as Brian2 writes it (the gallery writes them again, as a user
 would) and made a population by `dinv.circuits.nef.neuron_population`; the

@@ -42,18 +42,20 @@ import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, ClassVar
 
 import brian2
 import numpy as np
 from brian2 import Equations, Network, NeuronGroup, SpikeMonitor, ms, second
 from brian2.units.fundamentalunits import DIMENSIONLESS, get_dimensions
 
-from dinv.circuits.brian_internals import CODEGEN_TARGETS
-from dinv.circuits.populations import hashable
+from dinv.circuits.brian_internals import CODEGEN_TARGETS, discard_unrun
+from dinv.circuits.populations import KeyedByValue, Settings, hashable
 from dinv.circuits.spiking import check_time
 from dinv.circuits.spiking_equations import NEF_RESERVED
 from dinv.errors import InputError
-from dinv.spiking import MeasuredCurve
+from dinv.hints import FloatArray, Quantity, Time
+from dinv.spiking import LIFCurve, MeasuredCurve
 from dinv.validation import check_count
 
 DT_TOLERANCE = 0.03
@@ -71,14 +73,14 @@ compilation), larger ones with Cython."""
 _RESERVED = (*NEF_RESERVED, "t", "dt", "i", "N", "lastspike", "not_refractory", "xi")
 
 
-def _dimensions(value):
+def _dimensions(value: object) -> Any:
     try:
         return get_dimensions(value)
     except Exception:  # noqa: BLE001 (not a number or quantity at all)
         raise InputError(f"{value!r} is not a number or a Brian2 quantity") from None
 
 
-def _si(value, dim, label):
+def _si(value: Quantity, dim: Any, label: str) -> FloatArray:
     """``value`` (a quantity of dimension ``dim``) as float(s) in SI units."""
     if _dimensions(value) is not dim:
         raise InputError(f"{label} must have the unit of {dim if dim is not DIMENSIONLESS else 1}"
@@ -89,89 +91,101 @@ def _si(value, dim, label):
     return out
 
 
+class _Distribution(KeyedByValue):
+    """A distribution of per-neuron values given by two numbers or quantities of one
+    unit (a dataclass's two fields), drawn with ``numpy.random.Generator.<sampler>``;
+    draws are SI floats."""
+
+    sampler: ClassVar[str]
+    requirement: ClassVar[str]
+    weights: ClassVar[tuple[float, float]]
+
+    @staticmethod
+    def valid(first: float, second_: float) -> bool:
+        """Whether the two values (SI) make a distribution."""
+        raise NotImplementedError
+
+    def _fields(self) -> tuple[Any, Any]:
+        first, second_ = (getattr(self, f) for f in self.__dataclass_fields__)
+        return first, second_
+
+    def __post_init__(self) -> None:
+        first, second_ = self._fields()
+        if _dimensions(first) is not _dimensions(second_) \
+                or not self.valid(*self._parameters()):
+            raise InputError(f"{type(self).__name__} needs {self.requirement} of one unit, "
+                             f"got {first!r}, {second_!r}")
+
+    def _parameters(self) -> tuple[float, float]:
+        """The two values in SI units."""
+        first, second_ = self._fields()
+        return float(np.asarray(first, dtype=float)), float(np.asarray(second_, dtype=float))
+
+    @property
+    def dim(self) -> Any:
+        """The values' physical dimensions."""
+        return _dimensions(self._fields()[0])
+
+    def middle(self) -> float:
+        """The value a single neuron gets (the middle of a uniform range, the mean of a
+        normal distribution), SI."""
+        first, second_ = self._parameters()
+        return self.weights[0] * first + self.weights[1] * second_
+
+    def draw(self, rng: np.random.Generator, n: int) -> FloatArray:
+        """``n`` values (SI floats)."""
+        return getattr(rng, self.sampler)(*self._parameters(), n)
+
+
+def _ordered(first: float, second_: float) -> bool:
+    return first <= second_
+
+
+def _spread(first: float, second_: float) -> bool:
+    return second_ >= 0
+
+
 @dataclass(frozen=True, eq=False)
-class Uniform:
-    """Values drawn uniformly in [low, high), one per neuron (quantities or numbers)."""
+class Uniform(_Distribution):
+    """Values drawn uniformly in [low, high), one per neuron.
+
+    ``low`` and ``high`` are numbers or quantities of one unit, e.g.
+    ``Uniform(-65 * mV, -50 * mV)`` for membrane potentials spread at rest.
+    """
 
     low: object
     high: object
-
-    def __post_init__(self):
-        if _dimensions(self.low) is not _dimensions(self.high) \
-                or not np.asarray(self.low, dtype=float) <= np.asarray(self.high, dtype=float):
-            raise InputError(f"Uniform needs low <= high of one unit, got {self.low!r}, "
-                             f"{self.high!r}")
-
-    @property
-    def dim(self):
-        return _dimensions(self.low)
-
-    def middle(self):
-        """The value a single neuron gets (the middle of the range), SI."""
-        return (float(np.asarray(self.low, dtype=float))
-                + float(np.asarray(self.high, dtype=float))) / 2
-
-    def draw(self, rng, n):
-        """``n`` values (SI floats)."""
-        return rng.uniform(float(np.asarray(self.low, dtype=float)),
-                           float(np.asarray(self.high, dtype=float)), n)
-
-    def __hash__(self):
-        return hash(("Uniform", hashable(self.low), hashable(self.high)))
-
-    def __eq__(self, other):
-        return isinstance(other, Uniform) and hash(self) == hash(other)
+    sampler, requirement, weights = "uniform", "low <= high", (0.5, 0.5)
+    valid = staticmethod(_ordered)
 
 
 @dataclass(frozen=True, eq=False)
-class Normal:
-    """Values drawn from a normal distribution, one per neuron (quantities or numbers)."""
+class Normal(_Distribution):
+    """Values drawn from a normal distribution of ``mean`` and ``std`` (numbers or
+    quantities of one unit), one per neuron."""
 
     mean: object
     std: object
-
-    def __post_init__(self):
-        if _dimensions(self.mean) is not _dimensions(self.std) \
-                or not np.asarray(self.std, dtype=float) >= 0:
-            raise InputError(f"Normal needs a mean and a std >= 0 of one unit, got "
-                             f"{self.mean!r}, {self.std!r}")
-
-    @property
-    def dim(self):
-        return _dimensions(self.mean)
-
-    def middle(self):
-        """The value a single neuron gets (the mean), SI."""
-        return float(np.asarray(self.mean, dtype=float))
-
-    def draw(self, rng, n):
-        """``n`` values (SI floats)."""
-        return rng.normal(float(np.asarray(self.mean, dtype=float)),
-                          float(np.asarray(self.std, dtype=float)), n)
-
-    def __hash__(self):
-        return hash(("Normal", hashable(self.mean), hashable(self.std)))
-
-    def __eq__(self, other):
-        return isinstance(other, Normal) and hash(self) == hash(other)
+    sampler, requirement, weights = "normal", "a mean and a std >= 0", (1.0, 0.0)
+    valid = staticmethod(_spread)
 
 
 DISTRIBUTIONS = (Uniform, Normal)
 
 
-def _value_of(value, rng, n):
+def _value_of(value: object, rng: np.random.Generator, n: int) -> FloatArray:
     """SI floats: a distribution's draw, or a fixed value repeated."""
     if isinstance(value, DISTRIBUTIONS):
         return value.draw(rng, n)
     return np.full(n, float(np.asarray(value, dtype=float)))
 
 
-def _middle(value):
+def _middle(value: object) -> float:
     return value.middle() if isinstance(value, DISTRIBUTIONS) else float(
         np.asarray(value, dtype=float))
 
 
-def _pairs(value, label):
+def _pairs(value: Settings, label: str) -> tuple[tuple[str, Any], ...]:
     items = value.items() if isinstance(value, dict) else value
     try:
         return tuple(sorted((str(k), v) for k, v in items))
@@ -179,7 +193,7 @@ def _pairs(value, label):
         raise InputError(f"{label} must be a dict or (name, value) pairs, got {value!r}") from None
 
 
-def _first_line(exc):
+def _first_line(exc: BaseException) -> str:
     """The first line of the innermost cause of a Brian2 error."""
     while exc.__cause__ is not None:
         exc = exc.__cause__
@@ -188,7 +202,7 @@ def _first_line(exc):
 
 
 @dataclass(frozen=True, eq=False)
-class NeuronModel:
+class NeuronModel(KeyedByValue):
     """A spiking neuron model as Brian2 writes one, with its input current.
 
     Parameters
@@ -247,22 +261,22 @@ class NeuronModel:
     equations: str
     threshold: str
     reset: str = ""
-    refractory: object = None
+    refractory: Time | str | None = None
     current: str = "I"
-    current_unit: object = 1
-    currents: object = None
+    current_unit: Quantity = 1
+    currents: tuple[Quantity, Quantity] | None = None
     method: str = "euler"
-    namespace: tuple = ()
-    initial: tuple = ()
-    parameters: tuple = ()
-    dt: object = field(default_factory=lambda: 0.02 * ms)
+    namespace: Settings = ()
+    initial: Settings = ()
+    parameters: Settings = ()
+    dt: Time = field(default_factory=lambda: 0.02 * ms)
     grid_points: int = 200
-    warmup: object = field(default_factory=lambda: 200 * ms)
-    window: object = field(default_factory=lambda: 300 * ms)
-    closed_form: object = None
+    warmup: Time = field(default_factory=lambda: 200 * ms)
+    window: Time = field(default_factory=lambda: 300 * ms)
+    closed_form: LIFCurve | None = None
     description: str = "neuron"
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         for label in ("namespace", "initial", "parameters"):
             object.__setattr__(self, label, _pairs(getattr(self, label), label))
         if not isinstance(self.equations, str):
@@ -279,7 +293,7 @@ class NeuronModel:
         if not isinstance(self.reset, str):
             raise InputError(f"reset must be a string of statements ('' for none), got "
                              f"{self.reset!r}")
-        taken = sorted((set(equations.names) | {k for k, _ in self.namespace}) & set(_RESERVED))
+        taken = sorted((set(equations.names) | set(dict(self.namespace))) & set(_RESERVED))
         if taken:
             raise InputError(f"the neuron model's equations use {taken}, names the ensemble "
                              f"builder needs; rename them")
@@ -292,7 +306,7 @@ class NeuronModel:
         if self.refractory is not None and not isinstance(self.refractory, str):
             check_time("refractory", self.refractory, allow_zero=True)
 
-    def _check_current(self, equations):
+    def _check_current(self, equations: Any) -> None:
         name = self.current
         if name not in equations.names:
             raise InputError(f"the current variable {name!r} is not in the neuron model's "
@@ -322,9 +336,9 @@ class NeuronModel:
             raise InputError(f"currents must be (low, high) with low < high, got "
                              f"{self.currents!r}")
 
-    def _check_values(self, equations):
+    def _check_values(self, equations: Any) -> None:
         for label, values in (("initial", self.initial), ("parameters", self.parameters)):
-            for name, value in values:
+            for name, value in dict(values).items():
                 if name not in equations.names or name == self.current:
                     raise InputError(f"{label}: {name!r} is not a variable of the neuron "
                                      f"model's equations (other than its current)")
@@ -338,55 +352,51 @@ class NeuronModel:
                     raise InputError(f"{label}: {name!r} has the unit of {line.unit!r}, got "
                                      f"{value!r}")
 
-    # ------------------------------------------------------------ identity
-    def key(self):
-        """Everything that defines the model, hashable."""
-        return tuple(hashable(getattr(self, f)) for f in self.__dataclass_fields__)
-
-    def __eq__(self, other):
-        return isinstance(other, NeuronModel) and self.key() == other.key()
-
-    def __hash__(self):
-        return hash(self.key())
-
     # ----------------------------------------------------------- accessors
     @property
-    def heterogeneous(self):
+    def heterogeneous(self) -> bool:
         """Whether a parameter is drawn per neuron (each neuron its own curve)."""
-        return any(isinstance(v, DISTRIBUTIONS) for _, v in self.parameters)
+        return any(isinstance(v, DISTRIBUTIONS) for v in dict(self.parameters).values())
 
-    def current_line_unit(self):
+    def current_line_unit(self) -> str:
         """The unit of the current as written in the equations (e.g. ``'amp'``)."""
         match = re.search(rf"^\s*{re.escape(self.current)}\s*:\s*([^(#\n]+)",
                           self.equations, flags=re.MULTILINE)
+        if match is None:  # __post_init__ found the line as Brian2 parses it
+            raise InputError(f"the current variable {self.current!r} has no line "
+                             f"'{self.current} : unit' of its own in the equations")
         return match.group(1).strip()
 
-    def unit_label(self):
+    def unit_label(self) -> tuple[str, float]:
         """The current's unit for messages, and that unit in SI units."""
         if _dimensions(self.current_unit) is DIMENSIONLESS:
             return "1", float(self.current_unit)
         return str(self.current_unit), float(np.asarray(self.current_unit, dtype=float))
 
-    def grid(self):
+    def grid(self) -> FloatArray:
         """The currents of the rate curve's grid (SI floats)."""
+        if self.currents is None:
+            raise InputError("this neuron model has a closed-form curve and no current grid")
         dim = _dimensions(self.current_unit)
         low, high = (_si(v, dim, "currents") for v in self.currents)
         return np.linspace(float(low), float(high), self.grid_points)
 
-    def draw_parameters(self, rng, n):
+    def draw_parameters(self, rng: np.random.Generator, n: int) -> dict[str, FloatArray]:
         """Per-neuron parameter values (SI floats, name -> (n,)) drawn from ``rng``."""
-        return {name: _value_of(value, rng, n) for name, value in self.parameters}
+        return {name: _value_of(value, rng, n)
+                for name, value in dict(self.parameters).items()}
 
-    def draw_initial(self, rng, n):
+    def draw_initial(self, rng: np.random.Generator, n: int) -> dict[str, FloatArray]:
         """Initial state (SI floats, name -> (n,)), drawn from ``rng`` in name order."""
-        return {name: _value_of(value, rng, n) for name, value in self.initial}
+        return {name: _value_of(value, rng, n) for name, value in dict(self.initial).items()}
 
-    def max_dt(self):
+    def max_dt(self) -> float:
         """The model's step in seconds."""
         return float(self.dt / second)
 
     # ---------------------------------------------------------- rate curve
-    def rate_curve(self, parameters=None, check_dt=False):
+    def rate_curve(self, parameters: dict[str, FloatArray] | None = None,
+                   check_dt: bool = False) -> LIFCurve | MeasuredCurve:
         """The neuron's rate curve: its closed form, or measured (cached).
 
         Parameters
@@ -413,7 +423,7 @@ class NeuronModel:
             return self.closed_form
         values = None if parameters is None else {
             name: np.ascontiguousarray(parameters[name], dtype=float)
-            for name, _ in self.parameters}
+            for name in dict(self.parameters)}
         key = _cache_key(self, values)
         if key not in _CURVES or (check_dt and not _CURVES[key][1]):
             found = _read_cache(key)
@@ -424,17 +434,17 @@ class NeuronModel:
         return _CURVES[key][0]
 
 
-_CURVES: dict = {}
+_CURVES: dict[str, tuple[Any, bool]] = {}
 """Rate curves measured in this process, by cache key: (curve, whether dt was checked)."""
 
 
-def cache_dir():
+def cache_dir() -> Path:
     """Where measured rate curves are kept: ``$XDG_CACHE_HOME/dynamic-inversion/rate-curves``."""
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "dynamic-inversion" / "rate-curves"
 
 
-def _cache_key(neuron, values):
+def _cache_key(neuron: NeuronModel, values: dict[str, FloatArray] | None) -> str:
     fields = tuple(hashable(getattr(neuron, f)) for f in neuron.__dataclass_fields__
                    if f not in ("description", "closed_form"))
     draws = None if values is None else tuple(
@@ -443,7 +453,7 @@ def _cache_key(neuron, values):
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _read_cache(key):
+def _read_cache(key: str) -> tuple[MeasuredCurve, bool] | None:
     """(curve, whether dt was checked) from the disk cache, or None."""
     path = cache_dir() / f"{key}.npz"
     try:
@@ -454,7 +464,7 @@ def _read_cache(key):
         return None
 
 
-def _write_cache(key, curve, checked):
+def _write_cache(key: str, curve: MeasuredCurve, checked: bool) -> None:
     """Write a curve atomically; a cache that cannot be written is skipped."""
     folder = cache_dir()
     try:
@@ -467,7 +477,7 @@ def _write_cache(key, curve, checked):
         pass
 
 
-def _spike_rates(monitor, size, start, window):
+def _spike_rates(monitor: Any, size: int, start: float, window: float) -> FloatArray:
     """Per neuron: its rate over [start, start + window] from its inter-spike intervals."""
     i, t = np.asarray(monitor.i[:]), np.asarray(monitor.t_[:])
     late = t >= start
@@ -481,7 +491,8 @@ def _spike_rates(monitor, size, start, window):
     return np.where(counts >= 2, (counts - 1) / np.maximum(span, 1e-300), counts / window)
 
 
-def _measure(neuron, values, check_dt):
+def _measure(neuron: NeuronModel, values: dict[str, FloatArray] | None,
+             check_dt: bool) -> MeasuredCurve:
     """The rate curve of the neuron (per parameter draw); see the module.
 
     One neuron per grid current (per draw); for a single neuron model, a
@@ -490,12 +501,12 @@ def _measure(neuron, values, check_dt):
     """
     grid = neuron.grid()
     steps = [neuron.max_dt()] + ([neuron.max_dt() / 2] if check_dt else [])
-    rates = _simulate(neuron, grid, values, steps)
+    measured = _simulate(neuron, grid, values, steps)
     unit = neuron.unit_label()
     if check_dt:
-        _check_step(neuron, MeasuredCurve(grid, rates[0], *unit),
-                    MeasuredCurve(grid, rates[1], *unit))
-    rates = rates[0]
+        _check_step(neuron, MeasuredCurve(grid, measured[0], *unit),
+                    MeasuredCurve(grid, measured[1], *unit))
+    rates = measured[0]
     extra = _refined(grid, rates[0], neuron.grid_points) if values is None else np.empty(0)
     if extra.size:
         more = _simulate(neuron, extra, values, steps[:1])[0]
@@ -504,7 +515,7 @@ def _measure(neuron, values, check_dt):
     return MeasuredCurve(grid, rates, *unit)
 
 
-def _refined(grid, row, points):
+def _refined(grid: FloatArray, row: FloatArray, points: int) -> FloatArray:
     """``points`` currents at which the curve ``row`` (over ``grid``) reaches evenly
     spaced rates between 0 and its top (linear between grid points)."""
     envelope = np.maximum.accumulate(row)
@@ -515,7 +526,7 @@ def _refined(grid, row, points):
     return curve.current_at(targets, np.zeros(points, dtype=int))
 
 
-def _check_step(neuron, coarse, fine):
+def _check_step(neuron: NeuronModel, coarse: MeasuredCurve, fine: MeasuredCurve) -> None:
     """Refuse a dt at which the rate curve differs from that at dt / 2.
 
     Per grid point, the distance of the two curves is the smaller of the
@@ -543,15 +554,18 @@ def _check_step(neuron, coarse, fine):
             f"smaller dt, e.g. dt={neuron.max_dt() * 1e3 / 2:g}*ms")
 
 
-def _simulate(neuron, currents, values, steps):
+def _simulate(neuron: NeuronModel, currents: FloatArray, values: dict[str, FloatArray] | None,
+              steps: list[float]) -> list[FloatArray]:
     """Rates (Hz) of one neuron per current (per draw in ``values``) at each step of
     ``steps`` (second): a list of (draws, currents) arrays."""
     draws = 1 if values is None else len(next(iter(values.values())))
     size = draws * len(currents)
     target = CODEGEN_TARGETS["numpy" if size * len(steps) <= NUMPY_LIMIT else "cython"]
     warmup, window = float(neuron.warmup / second), float(neuron.window / second)
+    groups: list[Any] = []
+    monitors: list[Any] = []
     try:
-        groups, monitors = [], []
+        network = Network()
         for step in steps:
             group = NeuronGroup(size, neuron.equations, threshold=neuron.threshold,
                                 reset=neuron.reset or None,
@@ -559,21 +573,29 @@ def _simulate(neuron, currents, values, steps):
                                 else neuron.refractory,
                                 method=neuron.method, namespace=dict(neuron.namespace),
                                 dt=step * second, codeobj_class=target, name="rate_curve*")
-            for name, value in neuron.initial:
+            for name, value in dict(neuron.initial).items():
                 setattr(group, f"{name}_", _middle(value))
-            for name, value in neuron.parameters:
+            for name, value in dict(neuron.parameters).items():
                 setattr(group, f"{name}_", _middle(value) if values is None
                         else np.repeat(values[name], len(currents)))
             setattr(group, f"{neuron.current}_", np.tile(currents, draws))
             groups.append(group)
             monitors.append(SpikeMonitor(group, name="rate_curve_spikes*", codeobj_class=target))
+            network.add(group, monitors[-1])
         with np.errstate(all="ignore"):
-            Network(*groups, *monitors).run((warmup + window) * second)
+            network.run((warmup + window) * second)
     except InputError:
         raise
     except Exception as exc:  # noqa: BLE001 (Brian2 raises many types as it builds and runs)
-        raise InputError(f"Brian2 cannot simulate the neuron model: {_first_line(exc)}") \
-            from None
+        message = _first_line(exc)
+        failed = True
+    else:
+        failed = False
+    if failed:
+        # The objects Brian2 could not prepare would each log, when collected, that they
+        # never ran: the one line is the error below.
+        discard_unrun([*groups, *monitors])
+        raise InputError(f"Brian2 cannot simulate the neuron model: {message}")
     finite = [_finite(group, neuron) for group in groups]
     if not finite[0]:
         problem = ("it stays finite at dt / 2: the step is too coarse" if len(steps) > 1
@@ -584,7 +606,7 @@ def _simulate(neuron, currents, values, steps):
             for m in monitors]
 
 
-def _finite(group, neuron):
+def _finite(group: Any, neuron: NeuronModel) -> bool:
     """Whether every state variable of the neuron stayed finite."""
     equations = Equations(neuron.equations)
     return all(np.all(np.isfinite(np.asarray(getattr(group, f"{name}_")[:])))

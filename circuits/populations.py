@@ -23,27 +23,32 @@ and the synapses that decode their spikes into the readout (`Ensemble`). A
 spiking model under one name (``system='scn'`` and ``controller='scn'``).
 """
 
+import dataclasses
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Protocol
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 from brian2 import Equations, NeuronGroup, Quantity
+from numpy.typing import NDArray
 
 from dinv.circuits.equations import (
     CONTROLLER_EQUATIONS,
+    DIRECT_CONTROLLER_EQUATIONS,
     PID_CONTROLLER_EQUATIONS,
     PID_MATRIX_CONTROLLER_EQUATIONS,
     SYSTEM_EQUATIONS,
 )
 from dinv.errors import InputError
+from dinv.hints import ArrayLike, FloatArray, IntArray
 from dinv.validation import finite_array
 
 KINDS = ("system", "controller")
 """Roles of populations: a system (driven by feedback) or a controller."""
 
 
-def hashable(value):
+def hashable(value: object) -> object:
     """A hashable stand-in for ``value``: quantities by value and unit, sequences as tuples.
 
     Brian2 quantities are numpy arrays, which do not hash; settings that
@@ -58,7 +63,34 @@ def hashable(value):
     return value
 
 
-def _pairs(value, label):
+class KeyedByValue:
+    """Equality and hashing by the value of every dataclass field (`hashable`).
+
+    For frozen dataclasses (``eq=False``) that hold quantities, arrays or
+    pairs: circuit caches key on population models, and measured rate curves
+    on neuron models.
+    """
+
+    __dataclass_fields__: ClassVar[dict[str, Any]]
+
+    def key(self) -> tuple[object, ...]:
+        """Everything that defines the object, hashable."""
+        return (type(self).__name__,
+                *(hashable(getattr(self, f)) for f in self.__dataclass_fields__))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, KeyedByValue) and type(other) is type(self) \
+            and self.key() == other.key()
+
+    def __hash__(self) -> int:
+        return hash(self.key())
+
+
+Settings = dict[str, Any] | Iterable[tuple[str, Any]]
+"""Named values: a dict, or (name, value) pairs (a `PopulationModel` keeps sorted pairs)."""
+
+
+def _pairs(value: Settings, label: str) -> tuple[tuple[str, Any], ...]:
     """``value`` (a dict or pairs) as a tuple of (name, value) pairs, sorted by name."""
     items = value.items() if isinstance(value, dict) else value
     try:
@@ -68,7 +100,7 @@ def _pairs(value, label):
     return pairs
 
 
-class BuiltNeurons(Protocol):
+class Neurons(Protocol):
     """What `Ensemble.build` returns: the neurons behind one representation group.
 
     `dinv.circuits.spiking.SpikingNeurons` is the package's implementation;
@@ -81,22 +113,34 @@ class BuiltNeurons(Protocol):
         ``NeuronGroup`` and its decoding ``Synapses``).
     """
 
-    objects: list
+    objects: list[Any]
 
     def rest(self, name: str) -> None:
         """Put the neurons of block ``name`` at rest (every run starts from rest):
         initial state, no spike history, spike counts 0."""
 
-    def counts(self, name: str) -> np.ndarray:
+    def counts(self, name: str) -> IntArray:
         """Spikes per neuron of block ``name`` since its last rest, shape (n, batch,
         d, neurons_per_dim); the circuit divides them by the run's time for the
         *rates* it reports (``result.spiking``)."""
 
-    def active(self, name: str) -> np.ndarray:
+    def active(self, name: str) -> NDArray[np.bool_]:
         """Which neurons of block ``name`` may spike (bool, shape as `counts`)."""
 
     def silence(self, name: str, fraction: float, rng: np.random.Generator) -> None:
         """Silence ``fraction`` of the neurons of block ``name`` (0: none)."""
+
+
+class Drive(Protocol):
+    """A coupling within a population (`PopulationModel.drive`, e.g. `MatrixGains`)."""
+
+    @property
+    def variable(self) -> str:
+        """The parameter of the population's equations that the calls write."""
+
+    def calls(self, view: Callable[[str], FloatArray],
+              tau: float) -> list[Callable[[], object]]:
+        """In-place numpy calls, run every step in this order."""
 
 
 class Ensemble:
@@ -112,7 +156,7 @@ class Ensemble:
     simulated faithfully at (`max_dt`: a circuit with a coarser step refuses
     to build), whether it draws random numbers (``random``), and **builds**,
     for each Brian2 group of such units, the neurons (`build`, returning
-    `BuiltNeurons`: their Brian2 objects, their rest, their spike counts from
+    `Neurons`: their Brian2 objects, their rest, their spike counts from
     which the circuit reports **rates**, and their **silence**). Subclasses
     are frozen dataclasses (hashable: circuit caches key on them); the
     package's are `dinv.circuits.scn.SCNEnsemble` and
@@ -140,9 +184,14 @@ class Ensemble:
     average = "xsum"
     window = "averaging"
     radius = "radius"
-    random = False
 
-    def variables(self) -> tuple:
+    @property
+    def random(self) -> bool:
+        """Whether the neurons draw random numbers (then every run seeds Brian2's
+        generator from the ensemble's ``seed``; `dinv.circuits.runner.seeded_noise`)."""
+        return False
+
+    def variables(self) -> tuple[str, ...]:
         """Representation variables the ensemble needs."""
         return (self.filtered, self.average, self.window, self.radius)
 
@@ -150,7 +199,8 @@ class Ensemble:
         """Largest time step (second) at which the neurons are simulated faithfully."""
         raise NotImplementedError
 
-    def build(self, group, blocks, clock, codeobj_class) -> BuiltNeurons:
+    def build(self, group: Any, blocks: Sequence[tuple[Any, int, int]], clock: Any,
+              codeobj_class: type | None) -> Neurons:
         """Build the neurons behind ``group``.
 
         Parameters
@@ -164,13 +214,13 @@ class Ensemble:
 
         Returns
         -------
-        BuiltNeurons
+        Neurons
         """
         raise NotImplementedError
 
 
 @dataclass(frozen=True, eq=False)
-class PopulationModel:
+class PopulationModel(KeyedByValue):
     """A neuron model usable as one population of a circuit.
 
     Parameters
@@ -187,6 +237,11 @@ class PopulationModel:
         Parameter that the incoming coupling writes into: the feedback
         current ``B u`` of a system, the readout ``W g(delta_{l-1})`` of a
         controller.
+    forward : str or None
+        Systems that sum two couplings (the hidden layers of direct feedback
+        control: feedback ``Q_l u`` and the forward drive from the layer
+        below): the parameter of the second one (`with_forward_input`); None:
+        one input.
     tau : str
         Shared parameter holding the population's time constant (second).
     kind : {'system', 'controller'}
@@ -230,20 +285,21 @@ class PopulationModel:
     input: str
     tau: str
     kind: str = "system"
-    target: str = None
-    leak: str = None
-    threshold: str = None
-    reset: str = None
-    refractory: object = None
+    target: str | None = None
+    leak: str | None = None
+    threshold: str | None = None
+    reset: str | None = None
+    refractory: str | Quantity | None = None
     method: str = "euler"
-    namespace: tuple = ()
-    parameters: tuple = ()
-    rest: tuple = ()
+    namespace: Settings = ()
+    parameters: Settings = ()
+    rest: Settings = ()
     description: str = ""
-    ensemble: object = None
-    drive: object = None
+    ensemble: Ensemble | None = None
+    drive: Drive | None = None
+    forward: str | None = None
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         for label in ("namespace", "parameters", "rest"):
             object.__setattr__(self, label, _pairs(getattr(self, label), label))
         if self.kind not in KINDS:
@@ -253,7 +309,10 @@ class PopulationModel:
             equations = Equations(self.equations)
         except Exception as exc:  # noqa: BLE001 - Brian2 raises several types for bad equations
             raise InputError(f"the population model's equations do not parse: {exc}") from None
-        roles = {"readout": self.readout, "input": self.input, "tau": self.tau}
+        roles: dict[str, str | None] = {"readout": self.readout, "input": self.input,
+                                        "tau": self.tau}
+        if self.forward is not None:
+            roles["forward"] = self.forward
         if self.kind == "controller":
             roles.update(target=self.target, leak=self.leak)
         elif self.target is not None or self.leak is not None:
@@ -265,7 +324,7 @@ class PopulationModel:
                                  f"its equations (variables: {sorted(equations.names)})")
         parameters = {name for name in equations.names
                       if equations[name].type == "parameter"}
-        for role in ("input", "tau", "target", "leak"):
+        for role in ("input", "forward", "tau", "target", "leak"):
             name = roles.get(role)
             if name is not None and name not in parameters:
                 raise InputError(f"the {self.kind} model's {role} {name!r} must be a parameter "
@@ -290,21 +349,12 @@ class PopulationModel:
                              f"its equations and a calls(view, tau) method, got {self.drive!r}")
 
     @property
-    def spiking(self):
+    def spiking(self) -> bool:
         """Whether the population spikes (has an `Ensemble`)."""
         return self.ensemble is not None
 
-    def key(self):
-        """Everything that defines the model, hashable (for circuit caches)."""
-        return tuple(hashable(getattr(self, f)) for f in self.__dataclass_fields__)
-
-    def __eq__(self, other):
-        return isinstance(other, PopulationModel) and self.key() == other.key()
-
-    def __hash__(self):
-        return hash(self.key())
-
-    def make_group(self, n, name, clock, order, codeobj_class):
+    def make_group(self, n: int, name: str, clock: Any, order: int,
+                   codeobj_class: type | None) -> Any:
         """Build the Brian2 ``NeuronGroup`` of ``n`` neurons for this model.
 
         Parameters
@@ -338,7 +388,7 @@ class PopulationModel:
             namespace=dict(self.namespace),
             codeobj_class=codeobj_class,
         )
-        for variable, value in self.parameters:
+        for variable, value in dict(self.parameters).items():
             setattr(group, variable, value)
         return group
 
@@ -382,17 +432,18 @@ class MatrixGains:
         tau_d / tau_controller.
     """
 
-    kp: tuple
-    kd: tuple
+    kp: tuple[tuple[float, ...], ...]
+    kd: tuple[tuple[float, ...], ...]
     filter_ratio: float
     variable = "pid_drive"
 
     @property
-    def width(self):
+    def width(self) -> int:
         """d_l, the controller width the matrices fit."""
         return len(self.kp)
 
-    def calls(self, view, tau):
+    def calls(self, view: Callable[[str], FloatArray],
+              tau: float) -> list[Callable[[], object]]:
         """The in-place numpy calls that compute ``pid_drive`` of one block.
 
         Parameters
@@ -425,7 +476,7 @@ class MatrixGains:
         # Row vectors: x P^T, contiguous for matmul.
         P = np.ascontiguousarray(((kp / f + kd / f**2) / tau).T)
         error = np.empty_like(readout)
-        calls = [partial(np.subtract, readout, target, out=error),
+        calls: list[Callable[[], object]] = [partial(np.subtract, readout, target, out=error),
                  partial(np.subtract, error, e_f, out=error),
                  partial(np.matmul, error, P, out=drive)]
         if np.any(kd):
@@ -436,7 +487,7 @@ class MatrixGains:
         return calls
 
 
-def _gain(name, value):
+def _gain(name: str, value: ArrayLike) -> float | FloatArray:
     """A PID gain checked: a float, or a square float matrix."""
     if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
         if not np.isfinite(value):
@@ -451,7 +502,7 @@ def _gain(name, value):
     return gain
 
 
-def _filter_ratio(filter_ratio):
+def _filter_ratio(filter_ratio: float) -> float:
     """tau_d / tau_controller checked: a positive finite number."""
     if isinstance(filter_ratio, bool) or not isinstance(filter_ratio, (int, float)) \
             or not np.isfinite(filter_ratio):
@@ -463,7 +514,7 @@ def _filter_ratio(filter_ratio):
     return float(filter_ratio)
 
 
-def pid_parameters(kp, kd, filter_ratio):
+def pid_parameters(kp: float, kd: float, filter_ratio: float) -> dict[str, float] | None:
     """Scalar PID gains checked, as the parameters of the scalar PID equations.
 
     Returns
@@ -472,16 +523,17 @@ def pid_parameters(kp, kd, filter_ratio):
         ``k_p``, ``k_d`` and ``filter_ratio``; None when both gains are 0 (the
         plain leaky integral, Eq. 8).
     """
-    kp, kd = _gain("kp", kp), _gain("kd", kd)
-    if not (isinstance(kp, float) and isinstance(kd, float)):
+    gains = _gain("kp", kp), _gain("kd", kd)
+    if not all(isinstance(k, float) for k in gains):
         raise InputError("kp and kd must be numbers here (gain matrices: pid_controller)")
     ratio = _filter_ratio(filter_ratio)
-    if kp == 0 and kd == 0:
+    if gains[0] == 0 and gains[1] == 0:
         return None
-    return {"k_p": kp, "k_d": kd, "filter_ratio": ratio}
+    return {"k_p": float(gains[0]), "k_d": float(gains[1]), "filter_ratio": ratio}
 
 
-def pid_controller(kp=0.0, kd=0.0, filter_ratio=1.0):
+def pid_controller(kp: ArrayLike = 0.0, kd: ArrayLike = 0.0,
+                   filter_ratio: float = 1.0) -> PopulationModel:
     """A PID controller (Eq. 7) with K_i = I and K_u = -alpha I, filtered derivatives.
 
     ::
@@ -542,9 +594,10 @@ def pid_controller(kp=0.0, kd=0.0, filter_ratio=1.0):
     return _matrix_pid_controller(kp, kd, filter_ratio)
 
 
-def _matrix_pid_controller(kp, kd, filter_ratio):
+def _matrix_pid_controller(kp: float | FloatArray, kd: float | FloatArray,
+                           filter_ratio: float) -> PopulationModel:
     """`pid_controller` with gain matrices (a scalar gain becomes k I)."""
-    width = (kp if isinstance(kp, np.ndarray) else kd).shape[0]
+    width = next(k for k in (kp, kd) if isinstance(k, np.ndarray)).shape[0]
     kp, kd = (np.eye(width) * k if isinstance(k, float) else k for k in (kp, kd))
     if kp.shape != kd.shape:
         raise InputError(f"pid_controller: kp and kd must have the same shape, got "
@@ -561,7 +614,7 @@ def _matrix_pid_controller(kp, kd, filter_ratio):
     )
 
 
-def pid_gains(model):
+def pid_gains(model: PopulationModel) -> dict[str, Any] | None:
     """The gains of a `pid_controller` model, or None for any other model.
 
     Returns
@@ -582,6 +635,135 @@ def pid_gains(model):
 PID_CONTROLLER = pid_controller()
 """The PID controller with zero gains (Eq. 8 with idle filters); see `pid_controller`."""
 
+
+@dataclass(frozen=True)
+class ProportionalPart:
+    """The drive of `direct_controller`: ``u = u_i + k_p (readout - target)``.
+
+    Every step, after the controller's readout input and target are written
+    and before it integrates, the circuit sets its readout u from the
+    integral part u_i and the controller error, by in-place numpy calls on
+    live views of the group's arrays.
+
+    Attributes
+    ----------
+    kp : float
+        Proportional gain k_p (dimensionless).
+    """
+
+    kp: float
+    variable = "u"
+
+    def calls(self, view, tau):
+        """The in-place numpy calls that compute u of one block (``tau`` unused).
+
+        Parameters
+        ----------
+        view : callable
+            Variable name -> live (n, batch, d) view of the block's neurons.
+        tau : float
+
+        Returns
+        -------
+        list of callable
+        """
+        readout, target, integral, u = (view(name) for name in ("readout", "target", "u_i",
+                                                                 self.variable))
+        error = np.empty_like(readout)
+        return [partial(np.subtract, readout, target, out=error),
+                partial(np.multiply, error, self.kp, out=error),
+                partial(np.add, integral, error, out=u)]
+
+
+def direct_controller(kp: float = 1.5) -> PopulationModel:
+    """The output controller of direct feedback control (DFC; Meulemans et al. 2021).
+
+    ::
+
+        tau_c du_i/dt = e - alpha u_i,    u = u_i + k_p e,    e = readout - target
+
+    An integral part with a leak and a proportional part; its readout is u.
+    u is computed by the circuit every step (`ProportionalPart`; dense
+    coupling only). At rest e = alpha u_i, so the steady state is that of a
+    leaky integral controller with the leak alpha / (1 + alpha k_p)
+    (`dinv.theory.direct_leak`). Meulemans et al.'s published toy
+    configuration uses k_p = 1.5 (the default).
+
+    Parameters
+    ----------
+    kp : float
+        Proportional gain, >= 0.
+
+    Returns
+    -------
+    PopulationModel
+    """
+    if isinstance(kp, bool) or not isinstance(kp, (int, float)) or not (np.isfinite(kp)
+                                                                         and kp >= 0):
+        raise InputError(f"direct_controller: kp must be a number >= 0, got {kp!r}")
+    return PopulationModel(
+        equations=DIRECT_CONTROLLER_EQUATIONS, readout="u", input="readout",
+        tau="tau_controller", kind="controller", target="target", leak="alpha",
+        rest={"u_i": 0.0}, drive=ProportionalPart(float(kp)),
+        description=f"direct feedback controller (DFC): tau du_i/dt = e - alpha u_i, "
+                    f"u = u_i + k_p e, k_p={float(kp):g}",
+    )
+
+
+def proportional_gain(model: PopulationModel) -> float:
+    """k_p of a `direct_controller` model; 0 for any other controller (no proportional
+    part at rest: a PID controller's filtered one vanishes there)."""
+    drive = model.drive
+    return drive.kp if isinstance(drive, ProportionalPart) else 0.0
+
+
+FORWARD_INPUT = "I_ff"
+"""The second input of a system made by `with_forward_input`."""
+
+
+def with_forward_input(model: PopulationModel) -> PopulationModel:
+    """A system model like ``model`` whose input is the sum of two couplings.
+
+    The input parameter line of the equations (``I_fb : 1`` of the rate
+    system, ``I_in : 1`` of the spiking ones) becomes a sum of two
+    parameters, each written by its own coupling::
+
+        I_fb = I_fb_own + I_ff : 1
+        I_fb_own : 1
+        I_ff : 1
+
+    (``input`` is then ``I_fb_own``, ``forward`` ``I_ff``): the hidden
+    layers of direct feedback control take feedback and forward drive.
+
+    Parameters
+    ----------
+    model : PopulationModel
+        A system model whose input is a dimensionless parameter line.
+
+    Returns
+    -------
+    PopulationModel
+        The model with two inputs (``model`` itself if it has them already).
+
+    Raises
+    ------
+    InputError
+        When the input is not a plain ``NAME : 1`` line.
+    """
+    if model.forward is not None:
+        return model
+    name = model.input
+    lines = model.equations.splitlines()
+    found = [k for k, line in enumerate(lines) if line.split("#")[0].split() == [name, ":", "1"]]
+    if model.kind != "system" or len(found) != 1:
+        raise InputError(f"a forward input needs a system model whose input {name!r} is one "
+                         f"line '{name} : 1'")
+    own = f"{name}_own"
+    lines[found[0]] = f"{name} = {own} + {FORWARD_INPUT} : 1\n{own} : 1\n{FORWARD_INPUT} : 1"
+    return dataclasses.replace(model, equations="\n".join(lines), input=own,
+                               forward=FORWARD_INPUT,
+                               description=f"{model.description} (with a forward input)")
+
 @dataclass(frozen=True)
 class PopulationFamily:
     """The system and controller variants of one population model, under one name.
@@ -600,24 +782,28 @@ class PopulationFamily:
     description: str = ""
     kind = "system or controller"
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         for kind in KINDS:
             model = getattr(self, kind)
             if not isinstance(model, PopulationModel) or model.kind != kind:
                 raise InputError(f"a population family's {kind} must be a {kind} "
                                  f"PopulationModel, got {model!r}")
 
-    def variant(self, kind):
+    def variant(self, kind: str) -> PopulationModel:
         """The model of ``kind``."""
         return getattr(self, kind)
 
 
-POPULATION_MODELS = {"rate-system": SYSTEM, "rate-controller": CONTROLLER,
-                     "pid-controller": PID_CONTROLLER}
+DIRECT_CONTROLLER = direct_controller()
+"""The controller of direct feedback control with the published k_p = 1.5."""
+
+POPULATION_MODELS: dict[str, PopulationModel | PopulationFamily] = {
+    "rate-system": SYSTEM, "rate-controller": CONTROLLER, "pid-controller": PID_CONTROLLER,
+    "dfc-controller": DIRECT_CONTROLLER}
 """Population models by name (``system='rate-system'``); see `register_population_model`."""
 
 
-def register_population_model(name, model):
+def register_population_model(name: str, model: PopulationModel | PopulationFamily) -> None:
     """Make ``model`` available by ``name`` (e.g. to ``--set system=NAME``).
 
     Raises
@@ -634,7 +820,8 @@ def register_population_model(name, model):
     POPULATION_MODELS[name] = model
 
 
-def get_population_model(model, kind, role=None):
+def get_population_model(model: PopulationModel | PopulationFamily | str, kind: str,
+                         role: str | None = None) -> PopulationModel:
     """The population model ``model`` names (or is), checked to be of ``kind``.
 
     Parameters

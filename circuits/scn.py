@@ -7,29 +7,25 @@ one-dimensional decoders that keep the readout near the ideal state y
 every spiking population shares: `dinv.circuits.spiking`).
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from brian2 import NeuronGroup, ms, second
 
+from dinv.circuits import spiking
 from dinv.circuits import spiking_equations as eq
 from dinv.circuits.brian_internals import CODEGEN_TARGETS, expect_sequential_spike_rule
 from dinv.circuits.populations import (
     Ensemble,
     PopulationFamily,
+    PopulationModel,
     pid_parameters,
     register_population_model,
 )
-from dinv.circuits.spiking import (
-    SpikingNeurons,
-    block_stream,
-    check_kind,
-    check_time,
-    decoding_synapses,
-    link_to_units,
-    spiking_model,
-)
 from dinv.errors import InputError
+from dinv.hints import FloatArray, Time
 from dinv.spiking import scn_parameters
 from dinv.validation import check_count, check_number
 
@@ -53,37 +49,40 @@ class SCNEnsemble(Ensemble):
     steps_per_readout: float = 1000.0
 
     @property
-    def random(self):
+    def random(self) -> bool:
         """Whether the neurons draw random numbers (voltage noise): then each run
         seeds Brian2's generator (`dinv.circuits.runner.seeded_noise`)."""
         return self.noise > 0
 
-    def max_dt(self):
+    def max_dt(self) -> float:
         """tau_readout / steps_per_readout: spikes fall on steps, so the coding
         error drifts for up to a step before a spike can answer it (a
         conservative limit: see `scn_population`)."""
         return self.tau_readout / self.steps_per_readout
 
-    def build(self, group, blocks, clock, codeobj_class):
+    def build(self, group: Any, blocks: Sequence[tuple[Any, int, int]], clock: Any,
+              codeobj_class: type | None) -> spiking.SpikingNeurons:
         """See `Ensemble.build`."""
         per_dim = self.neurons_per_dim
         size = len(group) * per_dim
         decoder = np.empty(size)
-        mu = sigma = None
+        mu = sigma = 0.0
         for block, start, stop in blocks:
-            drawn = scn_parameters(block.width, per_dim, block_stream(self.seed, block.name),
-                                   self.decoder_scale, self.spread, self.cost, self.noise)
+            rng = spiking.block_stream(self.seed, block.name)
+            drawn = scn_parameters(block.width, per_dim, rng, self.decoder_scale, self.spread,
+                                   self.cost, self.noise)
             decoder[start * per_dim:stop * per_dim] = np.tile(
                 drawn.decoder, (stop - start) // block.width)
             mu, sigma = drawn.mu, drawn.noise
         neurons, synapses = scn_neurons(group, decoder, per_dim, mu, sigma, self.tau_readout,
                                         self.refractory, self.tau_noise, clock, codeobj_class)
         rest = [("r", 0.0), ("ready", 0.0)] + ([("eta", 0.0)] if self.random else [])
-        return SpikingNeurons(neurons, synapses, blocks, per_dim, rest)
+        return spiking.SpikingNeurons(neurons, synapses, blocks, per_dim, rest)
 
 
-def scn_neurons(group, decoder, per_dim, mu, sigma, tau_readout, refractory, tau_noise, clock,
-                codeobj_class):
+def scn_neurons(group: Any, decoder: FloatArray, per_dim: int, mu: float, sigma: float | None,
+                tau_readout: float, refractory: float, tau_noise: float, clock: Any,
+                codeobj_class: type | None) -> tuple[Any, Any]:
     """The spike-coding neurons behind representation ``group`` and their decoding synapses.
 
     Shared by the circuits (`SCNEnsemble`) and the pair built from Brian2
@@ -123,13 +122,14 @@ def scn_neurons(group, decoder, per_dim, mu, sigma, tau_readout, refractory, tau
         reset="" if vectorised else eq.SCN_RESET, method="euler",
         name=f"{group.name}_spikes", clock=clock, order=group.order, namespace=namespace,
         codeobj_class=codeobj_class)
-    link_to_units(neurons, group, per_dim, "coding_error", "xhat", "radius")
+    spiking.link_to_units(neurons, group, per_dim, "coding_error", "xhat", "radius")
     neurons.decoder = decoder
     neurons.active = 1.0
     synapses = None
     if vectorised:
-        synapses = decoding_synapses(neurons, group, decoder, per_dim, clock, codeobj_class,
-                                     on_pre=eq.scn_on_pre(noisy), namespace=namespace)
+        synapses = spiking.decoding_synapses(neurons, group, decoder, per_dim, clock,
+                                             codeobj_class, on_pre=eq.scn_on_pre(noisy),
+                                             namespace=namespace)
         expect_sequential_spike_rule()
     return neurons, synapses
 
@@ -138,9 +138,11 @@ SCN_EQUATIONS = {"system": eq.SCN_SYSTEM, "controller": eq.SCN_CONTROLLER}
 """The representation equations of an SCN population by kind (without PID gains)."""
 
 
-def scn_population(kind="system", neurons_per_dim=32, tau_readout=20 * ms, refractory=0 * ms,
-                   seed=0, decoder_scale=1.0, cost=0.5, noise=0.0, spread=0.25,
-                   tau_noise=2 * ms, kp=0.0, kd=0.0, filter_ratio=1.0):
+def scn_population(kind: str = "system", neurons_per_dim: int = 32, tau_readout: Time = 20 * ms,
+                   refractory: Time = 0 * ms, seed: int = 0, decoder_scale: float = 1.0,
+                   cost: float = 0.5, noise: float = 0.0, spread: float = 0.25,
+                   tau_noise: Time = 2 * ms, kp: float = 0.0, kd: float = 0.0,
+                   filter_ratio: float = 1.0) -> PopulationModel:
     """A spike-coding population (Boerlin, Machens & Deneve 2013) of ``kind``.
 
     Per represented dimension, ``neurons_per_dim`` neurons with signed
@@ -196,15 +198,15 @@ def scn_population(kind="system", neurons_per_dim=32, tau_readout=20 * ms, refra
     -------
     PopulationModel
     """
-    check_kind(kind)
+    spiking.check_kind(kind)
     per_dim = check_count("neurons_per_dim", neurons_per_dim, 2)
     ensemble = SCNEnsemble(
-        neurons_per_dim=per_dim, tau_readout=check_time("tau_readout", tau_readout),
-        refractory=check_time("refractory", refractory, allow_zero=True),
+        neurons_per_dim=per_dim, tau_readout=spiking.check_time("tau_readout", tau_readout),
+        refractory=spiking.check_time("refractory", refractory, allow_zero=True),
         seed=check_count("seed", seed, 0),
         decoder_scale=check_number("decoder_scale", decoder_scale, low=0, low_open=True),
         spread=float(spread), cost=float(cost), noise=float(noise),
-        tau_noise=check_time("tau_noise", tau_noise))
+        tau_noise=spiking.check_time("tau_noise", tau_noise))
     # Validate the neuron parameters now (scn_parameters checks them).
     scn_parameters(1, per_dim, np.random.default_rng(0), ensemble.decoder_scale,
                    ensemble.spread, ensemble.cost, ensemble.noise)
@@ -214,12 +216,12 @@ def scn_population(kind="system", neurons_per_dim=32, tau_readout=20 * ms, refra
     label = (f"spike-coding network, {per_dim} neurons/dim, readout "
              f"{ensemble.tau_readout * 1e3:g} ms")
     if pid is None:
-        return spiking_model(kind, SCN_EQUATIONS, ensemble, ensemble.tau_readout,
-                             "tau_readout", label, rest={"y": 0.0})
-    return spiking_model(kind, {"controller": eq.SCN_PID_CONTROLLER}, ensemble,
-                         ensemble.tau_readout, "tau_readout",
-                         f"{label}, PID k_p={kp:g} k_d={kd:g}",
-                         rest={"y": 0.0, "e_f": 0.0, "rate_f": 0.0}, parameters=pid)
+        return spiking.spiking_model(kind, SCN_EQUATIONS, ensemble, ensemble.tau_readout,
+                                     "tau_readout", label, rest={"y": 0.0})
+    return spiking.spiking_model(kind, {"controller": eq.SCN_PID_CONTROLLER}, ensemble,
+                                 ensemble.tau_readout, "tau_readout",
+                                 f"{label}, PID k_p={kp:g} k_d={kd:g}",
+                                 rest={"y": 0.0, "e_f": 0.0, "rate_f": 0.0}, parameters=pid)
 
 
 SCN = PopulationFamily(scn_population("system"), scn_population("controller"),

@@ -54,25 +54,35 @@ Choices (and why):
 """
 
 import zlib
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from brian2 import Synapses, linked_var, second
+from numpy.typing import NDArray
 
 from dinv.circuits.brian_internals import live_view
 from dinv.circuits.populations import KINDS, Ensemble, PopulationModel
 from dinv.errors import InputError
-from dinv.theory import chain_steady_state, layer_steady_state, steady_control
+from dinv.hints import ArrayLike, FloatArray, IntArray, Time
+from dinv.theory import (
+    chain_steady_state,
+    direct_steady_state,
+    layer_steady_state,
+    steady_control,
+    target_chain_linear,
+)
 from dinv.validation import check_number
 
 
-def check_kind(kind):
+def check_kind(kind: str) -> str:
     """``kind`` checked to be 'system' or 'controller'."""
     if kind not in KINDS:
         raise InputError(f"kind must be one of {KINDS}, got {kind!r}")
     return kind
 
 
-def check_time(name, value, allow_zero=False):
+def check_time(name: str, value: Time, allow_zero: bool = False) -> float:
     """A time given as a Brian2 quantity (or seconds), as float seconds."""
     try:
         seconds = float(value / second) if hasattr(value, "dim") else float(value)
@@ -86,7 +96,7 @@ def check_time(name, value, allow_zero=False):
     return seconds
 
 
-def block_stream(seed, block, *extra):
+def block_stream(seed: int, block: str, *extra: int) -> np.random.Generator:
     """The random stream of one population: its seed and its block's name (and
     ``extra`` integers for a second, independent stream)."""
     return np.random.default_rng([int(seed), zlib.crc32(block.encode()), *extra])
@@ -128,10 +138,13 @@ class SpikingNeurons:
         Each block's (n, batch, d, neurons_per_dim).
     """
 
-    def __init__(self, neurons, synapses, blocks, per_dim, rest, quiet=None):
+    def __init__(self, neurons: Any, synapses: Any, blocks: Sequence[tuple[Any, int, int]],
+                 per_dim: int, rest: list[tuple[str, Any]],
+                 quiet: dict[str, tuple[FloatArray, float]] | None = None):
         self.group = neurons
         self.objects = [neurons] + ([] if synapses is None else [synapses])
-        self.ranges, self.shapes = {}, {}
+        self.ranges: dict[str, tuple[int, int]] = {}
+        self.shapes: dict[str, tuple[int, int, int, int]] = {}
         for block, start, stop in blocks:
             self.ranges[block.name] = (start * per_dim, stop * per_dim)
             self.shapes[block.name] = (block.n, (stop - start) // (block.n * block.width),
@@ -139,11 +152,11 @@ class SpikingNeurons:
         self._rest = rest
         self._quiet = quiet or {}
 
-    def _view(self, variable, name):
+    def _view(self, variable: str, name: str) -> Any:
         start, stop = self.ranges[name]
         return live_view(self.group, variable)[start:stop]
 
-    def rest(self, name):
+    def rest(self, name: str) -> None:
         """Neurons of block ``name`` at rest: no spike history, spike counts 0."""
         start, stop = self.ranges[name]
         for variable, values in self._rest:
@@ -157,15 +170,15 @@ class SpikingNeurons:
             self._view("lastspike", name)[...] = -1e9
             self._view("not_refractory", name)[...] = True
 
-    def counts(self, name):
+    def counts(self, name: str) -> IntArray:
         """Spikes per neuron of block ``name`` since its last rest, (n, batch, d, K)."""
         return self._view("count", name).reshape(self.shapes[name]).copy()
 
-    def active(self, name):
+    def active(self, name: str) -> NDArray[np.bool_]:
         """Which neurons of block ``name`` may spike (bool, (n, batch, d, K))."""
         return self._view("active", name).reshape(self.shapes[name]) > 0
 
-    def silence(self, name, fraction, rng):
+    def silence(self, name: str, fraction: float, rng: np.random.Generator) -> None:
         """Silence ``fraction`` of the neurons of each sign of every dimension.
 
         The same neurons of the population's draw are silenced for every
@@ -185,7 +198,7 @@ class SpikingNeurons:
             self._view(variable, name)[...] = np.where(active > 0, values[start:stop], silent)
 
 
-def link_to_units(neurons, group, per_dim, *variables):
+def link_to_units(neurons: Any, group: Any, per_dim: int, *variables: str) -> None:
     """Link each neuron to its unit's ``variables`` (``<name>_rep``): neuron ``i`` belongs
     to unit ``i // per_dim`` of ``group``. A neuron's reset may write a linked variable
     of its unit (``xhat_rep``, the readout): the resets run neuron by neuron."""
@@ -194,8 +207,9 @@ def link_to_units(neurons, group, per_dim, *variables):
         setattr(neurons, f"{name}_rep", linked_var(group, name, index=index))
 
 
-def decoding_synapses(neurons, group, weights, per_dim, clock, codeobj_class, on_pre,
-                      namespace=None):
+def decoding_synapses(neurons: Any, group: Any, weights: ArrayLike, per_dim: int, clock: Any,
+                      codeobj_class: type | None, on_pre: str,
+                      namespace: dict[str, Any] | None = None) -> Any:
     """One synapse per neuron onto its unit, running ``on_pre`` at the neuron's spikes
     (weights ``w_decode``); for a rule that cannot run in a vectorised reset."""
     synapses = Synapses(neurons, group, model="w_decode : 1 (constant)", on_pre=on_pre,
@@ -214,8 +228,10 @@ REPRESENTATION_REST = {"xbar": 0.0, "xsum": 0.0, "averaging": 0.0}
 """The representation variables every spiking model puts at rest (`AVERAGING`)."""
 
 
-def spiking_model(kind, equations, ensemble, readout_tau, tau_name, description,
-                  rest=None, parameters=()):
+def spiking_model(kind: str, equations: dict[str, str], ensemble: Ensemble,
+                  readout_tau: float, tau_name: str, description: str,
+                  rest: dict[str, float] | None = None,
+                  parameters: dict[str, float] | tuple[()] = ()) -> PopulationModel:
     """The representation model of a spiking population of ``kind``.
 
     The one place where a spiking family's factory (`dinv.circuits.scn`,
@@ -249,9 +265,10 @@ def spiking_model(kind, equations, ensemble, readout_tau, tau_name, description,
         raise InputError(f"ensemble must be an Ensemble, got {type(ensemble).__name__}")
     namespace = {tau_name: readout_tau * second,
                  "tau_filter": FILTER_READOUTS * readout_tau * second}
-    common = dict(readout="xhat", input="I_in", namespace=namespace, ensemble=ensemble,
-                  rest={**(rest or {}), **REPRESENTATION_REST}, parameters=parameters,
-                  description=description)
+    common: dict[str, Any] = dict(
+        readout="xhat", input="I_in", namespace=namespace, ensemble=ensemble,
+        rest={**(rest or {}), **REPRESENTATION_REST}, parameters=parameters,
+        description=description)
     if kind == "system":
         return PopulationModel(equations=equations["system"], tau="tau_system", kind="system",
                                **common)
@@ -260,7 +277,7 @@ def spiking_model(kind, equations, ensemble, readout_tau, tau_name, description,
 
 
 # ------------------------------------------------------------------- radii
-def _radius(values, margin, per_unit, floor):
+def _radius(values: FloatArray, margin: float, per_unit: bool, floor: float) -> FloatArray:
     """margin x the largest |value| per problem (n, 1) or per problem and unit (n, d)."""
     peak = np.abs(values).max(axis=1)  # over the batch: (n, d)
     if not per_unit:
@@ -268,7 +285,9 @@ def _radius(values, margin, per_unit, floor):
     return margin * np.maximum(peak, floor)
 
 
-def layer_radii(W, B, delta, alpha, margin=1.5, per_unit=False, floor=1e-6):
+def layer_radii(W: ArrayLike, B: ArrayLike, delta: ArrayLike, alpha: ArrayLike,
+                margin: float = 1.5, per_unit: bool = False,
+                floor: float = 1e-6) -> dict[str, FloatArray]:
     """Radii of a layer pair's blocks from its closed form (Eq. 10).
 
     Parameters
@@ -292,6 +311,7 @@ def layer_radii(W, B, delta, alpha, margin=1.5, per_unit=False, floor=1e-6):
     from dinv.validation import layer_problem
 
     p = layer_problem(W, B, delta, alpha)
+    assert p.B is not None  # layer_problem refuses a missing B (need_b)
     u = steady_control(p.W, p.B, p.delta, p.alpha)
     settled = layer_steady_state(p.W, p.B, p.delta, p.alpha)
     margin = check_number("margin", margin, low=0, low_open=True)
@@ -299,8 +319,10 @@ def layer_radii(W, B, delta, alpha, margin=1.5, per_unit=False, floor=1e-6):
             "controller": _radius(u, margin, per_unit, floor)}
 
 
-def chain_radii(weights, feedback, delta, alpha, gains=None, margin=1.5, per_unit=False,
-                floor=1e-6):
+def chain_radii(weights: Sequence[ArrayLike], feedback: Sequence[ArrayLike], delta: ArrayLike,
+                alpha: ArrayLike, gains: Sequence[FloatArray] | None = None,
+                margin: float = 1.5, per_unit: bool = False,
+                floor: float = 1e-6) -> dict[str, FloatArray]:
     """Radii of a sequential or repeat chain's blocks from its closed form (Eq. 17).
 
     Parameters as in `dinv.circuits.chains.settle_chain` (stacked arrays,
@@ -314,20 +336,102 @@ def chain_radii(weights, feedback, delta, alpha, gains=None, margin=1.5, per_uni
         ``u{l}`` (controllers), for the ``radius=`` of `settle_chain`.
     """
     margin = check_number("margin", margin, low=0, low_open=True)
-    weights = [np.asarray(w, dtype=float) for w in weights[1:]]
-    feedback = [np.asarray(b, dtype=float) for b in feedback]
-    deltas = chain_steady_state(weights, feedback, np.asarray(delta, dtype=float), alpha,
-                                gains)
-    pairs = len(weights)
+    forward = [np.asarray(w, dtype=float) for w in weights[1:]]
+    back = [np.asarray(b, dtype=float) for b in feedback]
+    deltas = chain_steady_state(forward, back, np.asarray(delta, dtype=float), alpha, gains)
+    pairs = len(forward)
     leaks = np.broadcast_to(np.asarray(alpha, dtype=float).reshape(
         (-1, 1) if np.ndim(alpha) == 1 else np.shape(alpha) or (1, 1)), (deltas[0].shape[0],
                                                                          pairs))
     radii = {}
-    targets = [None] * pairs
     for j in range(pairs):  # layer l = j + 2: target delta_l
-        targets[j] = deltas[j + 1] if j + 1 < pairs else np.asarray(delta, dtype=float)
-        u = steady_control(weights[j], feedback[j], targets[j], leaks[:, j])
+        target = deltas[j + 1] if j + 1 < pairs else np.asarray(delta, dtype=float)
+        u = steady_control(forward[j], back[j], target, leaks[:, j])
         radii[f"u{j + 2}"] = _radius(u, margin, per_unit, floor)
-        radii[f"d{j + 1}"] = _radius(np.einsum("nij,nbj->nbi", feedback[j], u), margin,
+        radii[f"d{j + 1}"] = _radius(np.einsum("nij,nbj->nbi", back[j], u), margin,
                                      per_unit, floor)
+    return radii
+
+
+def direct_radii(weights: list[np.ndarray], feedback: list[np.ndarray], delta: np.ndarray,
+                 alpha: ArrayLike, kp: float = 0.0, slopes: list[np.ndarray] | None = None,
+                 margin: float = 1.5, per_unit: bool = False, floor: float = 1e-6
+                 ) -> dict[str, np.ndarray]:
+    """Radii of the direct (DFC) chain's blocks from its linearised steady state.
+
+    Parameters
+    ----------
+    weights : list of ndarray
+        W_1 .. W_L, each (n, d_l, d_(l-1)).
+    feedback : list of ndarray
+        Q_1 .. Q_(L-1), each (n, d_l, d_L).
+    delta : ndarray, shape (n, batch, d_L)
+    alpha : float or ndarray
+        One leak, or one per problem ((n,) or (n, 1)).
+    kp : float
+        The controller's proportional gain.
+    slopes : list of ndarray or None
+        g'(a_1) .. g'(a_(L-1)), each (n, batch, d_l); None: ones.
+    margin, per_unit, floor
+        As in `layer_radii`.
+
+    Returns
+    -------
+    dict
+        By block name: ``h{l}`` (the hidden layers' deviations) and ``u{L}``
+        (the controller; its steady state in the circuits' sign), for the
+        ``radius=`` of `dinv.circuits.chains.settle_chains`.
+    """
+    margin = check_number("margin", margin, low=0, low_open=True)
+    weights = [np.asarray(w, dtype=float) for w in weights[1:]]
+    feedback = [np.asarray(q, dtype=float) for q in feedback]
+    leak = np.asarray(alpha, dtype=float).reshape(-1)
+    leak = leak if leak.size > 1 else leak[0]
+    _, u = direct_steady_state(weights, feedback, np.asarray(delta, dtype=float), leak, kp,
+                               slopes)
+    radii = {f"u{len(weights) + 1}": _radius(u, margin, per_unit, floor)}
+    x = None
+    for l, q in enumerate(feedback):
+        own = np.einsum("nij,nbj->nbi", q, u)
+        if x is not None:
+            forward = x if slopes is None else x * slopes[l - 1]
+            own = own + np.einsum("nij,nbj->nbi", weights[l - 1], forward)
+        x = own
+        radii[f"h{l + 1}"] = _radius(x, margin, per_unit, floor)
+    return radii
+
+
+def target_radii(weights: list[np.ndarray], feedback: list[np.ndarray], delta: np.ndarray,
+                 alpha: ArrayLike, slopes: list[np.ndarray] | None = None, margin: float = 1.5,
+                 per_unit: bool = False, floor: float = 1e-6) -> dict[str, np.ndarray]:
+    """Radii of the blocks of a chain of targets (DI of targets) from its linearised
+    steady state (`dinv.theory.target_chain_linear`).
+
+    Parameters as in `chain_radii`, with ``slopes`` g'(a_1) .. g'(a_(L-1)) (each (n,
+    batch, d_l); None: ones) in place of gains.
+
+    Returns
+    -------
+    dict
+        By block name: ``d{l}`` (the deviations x_l) and ``u{l}`` (the controllers,
+        u_l = (D_l W_l B_l - alpha I)^-1 x_l; the output's without D).
+    """
+    margin = check_number("margin", margin, low=0, low_open=True)
+    weights = [np.asarray(w, dtype=float) for w in weights[1:]]
+    feedback = [np.asarray(b, dtype=float) for b in feedback]
+    delta = np.asarray(delta, dtype=float)
+    states = target_chain_linear(weights, feedback, delta, alpha, slopes)
+    pairs = len(weights)
+    leaks = np.broadcast_to(np.asarray(alpha, dtype=float).reshape(
+        (-1, 1) if np.ndim(alpha) == 1 else np.shape(alpha) or (1, 1)), (delta.shape[0], pairs))
+    radii = {}
+    for j in range(pairs):  # layer pair (W_{j+2}, B_{j+2}): u_{j+2} drives d_{j+1}
+        upper = states[j + 1] if j + 1 < pairs else delta
+        A = (weights[j] @ feedback[j])[:, None]                      # (n, 1, d, d)
+        if j + 1 < pairs and slopes is not None:
+            A = slopes[j + 1][..., :, None] * A                      # (n, batch, d, d)
+        A = A - leaks[:, j, None, None, None] * np.eye(A.shape[-1])
+        control = np.linalg.solve(A, upper[..., None])[..., 0]
+        radii[f"d{j + 1}"] = _radius(states[j], margin, per_unit, floor)
+        radii[f"u{j + 2}"] = _radius(control, margin, per_unit, floor)
     return radii

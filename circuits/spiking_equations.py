@@ -32,7 +32,7 @@ Subexpressions of the representation group that the neurons read are in
 units of the radius (``coding_error``, ``encoded``).
 """
 
-from dinv.circuits.equations import PID_GAINS, PID_TERMS, pid_filters
+from dinv.circuits.equations import CONTROLLER_ROLES, PID_GAINS, PID_TERMS, pid_filters
 
 
 def running_average(readout):
@@ -60,11 +60,7 @@ tau_system : second (shared, constant)
 _SCN_CONTROLLER_INPUTS = """
 dxhat/dt = -xhat / tau_readout : 1
 coding_error = (y - xhat) / radius : 1
-I_in : 1
-target : 1
-alpha : 1 (constant)
-tau_controller : second (shared, constant)
-""" + AVERAGING
+I_in : 1""" + CONTROLLER_ROLES + AVERAGING
 
 SCN_LEAKY_INTEGRAL = "(-alpha * xhat + I_in - target) / tau_controller"
 """dy/dt of an SCN controller: Eq. (8) at the readout."""

@@ -55,21 +55,23 @@ NEF ensembles (Neural Engineering Framework; ``lif`` and any neuron model)
     regularised least-squares problem on the rates the curve gives.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
 from dinv.errors import InputError
+from dinv.hints import ArrayLike, FloatArray, IntArray
 from dinv.validation import check_count, check_number
 
 
-def dimension_index(dims, neurons_per_dim):
+def dimension_index(dims: int, neurons_per_dim: int) -> IntArray:
     """The represented dimension of every neuron: ``[0]*K + [1]*K + ...`` (length dims*K)."""
     return np.repeat(np.arange(dims), neurons_per_dim)
 
 
-def _signs(dims, neurons_per_dim):
+def _signs(dims: int, neurons_per_dim: int) -> FloatArray:
     """+1 and -1 alternating within each dimension (half ON, half OFF)."""
     one = np.where(np.arange(neurons_per_dim) % 2 == 0, 1.0, -1.0)
     return np.tile(one, dims)
@@ -92,14 +94,15 @@ class SCNParameters:
         Standard deviation sigma of the voltage noise (units of the radius).
     """
 
-    decoder: np.ndarray
-    dim_index: np.ndarray
+    decoder: FloatArray
+    dim_index: IntArray
     mu: float
     noise: float
 
 
-def scn_parameters(dims, neurons_per_dim, rng, decoder_scale=1.0, spread=0.25, cost=0.5,
-                   noise=0.0):
+def scn_parameters(dims: int, neurons_per_dim: int, rng: np.random.Generator,
+                   decoder_scale: float = 1.0, spread: float = 0.25, cost: float = 0.5,
+                   noise: float = 0.0) -> SCNParameters:
     """Draw the neurons of an SCN population representing ``dims`` dimensions.
 
     Parameters
@@ -143,13 +146,34 @@ def scn_parameters(dims, neurons_per_dim, rng, decoder_scale=1.0, spread=0.25, c
 # --------------------------------------------------------------------------
 
 
-def lif_rate(current, tau_rc, tau_ref):
+def lif_rate(current: ArrayLike, tau_rc: float, tau_ref: float) -> FloatArray:
     """Steady firing rate (Hz) of a LIF neuron with threshold 1 for input ``current``."""
     current = np.asarray(current, dtype=float)
     rate = np.zeros_like(current)
     above = current > 1.0
     rate[above] = 1.0 / (tau_ref + tau_rc * np.log1p(1.0 / (current[above] - 1.0)))
     return rate
+
+
+class RateCurve(Protocol):
+    """A neuron's steady firing rate (Hz) against its input current, for the tuning
+    (`nef_parameters`): `LIFCurve` (closed form) or `MeasuredCurve`."""
+
+    @property
+    def silent(self) -> float:
+        """A current at which the neurons stay silent."""
+
+    def threshold(self, neurons: IntArray) -> FloatArray:
+        """The current at which each of ``neurons`` starts to fire."""
+
+    def current_at(self, rate: FloatArray, neurons: IntArray) -> FloatArray:
+        """The current at which each of ``neurons`` fires at ``rate``."""
+
+    def rates_at(self, current: FloatArray, neurons: IntArray) -> FloatArray:
+        """Rates of ``neurons`` (rows of ``current``) at ``current``."""
+
+    def check(self, max_rates: tuple[float, float]) -> None:
+        """Refuse max rates the curve cannot give, with one line that names the fix."""
 
 
 @dataclass(frozen=True)
@@ -169,26 +193,26 @@ class LIFCurve:
     tau_ref: float
 
     @property
-    def max_rate(self):
+    def max_rate(self) -> float:
         """The rate no current reaches (Hz): 1 / tau_ref."""
         return 1.0 / self.tau_ref
 
     silent = 0.0
     """A current at which the neuron stays silent."""
 
-    def threshold(self, neurons):
+    def threshold(self, neurons: IntArray) -> FloatArray:
         """The current at which each of ``neurons`` starts to fire (1)."""
         return np.ones(len(neurons))
 
-    def current_at(self, rate, neurons):
+    def current_at(self, rate: FloatArray, neurons: IntArray) -> FloatArray:
         """The current at which each of ``neurons`` fires at ``rate`` (Hz, per neuron)."""
         return 1.0 / (1.0 - np.exp((self.tau_ref - 1.0 / rate) / self.tau_rc))
 
-    def rates_at(self, current, neurons):
+    def rates_at(self, current: FloatArray, neurons: IntArray | None) -> FloatArray:
         """Rates (Hz) of ``neurons`` (rows of ``current``) at ``current``."""
         return lif_rate(current, self.tau_rc, self.tau_ref)
 
-    def check(self, max_rates):
+    def check(self, max_rates: tuple[float, float]) -> None:
         """Refuse max rates the neuron cannot reach (1 / tau_ref or more)."""
         if not max_rates[1] < self.max_rate:
             raise InputError(f"max_rates must be 0 < low <= high < 1/tau_ref = "
@@ -216,40 +240,40 @@ class MeasuredCurve:
         That unit in SI units (e.g. 1e-9): messages give currents in it.
     """
 
-    currents: np.ndarray
-    rates: np.ndarray
+    currents: FloatArray
+    rates: FloatArray
     unit: str = "1"
     scale: float = 1.0
 
-    def __hash__(self):
+    def __hash__(self) -> int:
         return hash((self.currents.tobytes(), self.rates.tobytes(), self.unit, self.scale))
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> bool:
         return isinstance(other, MeasuredCurve) and self.unit == other.unit \
             and self.scale == other.scale and np.array_equal(self.currents, other.currents) \
             and np.array_equal(self.rates, other.rates)
 
-    def label(self, current):
+    def label(self, current: float) -> str:
         """A current (SI) in the curve's unit, for messages."""
         return f"{current / self.scale:.4g}" + ("" if self.unit == "1" else f" {self.unit}")
 
-    def _rows(self, neurons):
+    def _rows(self, neurons: IntArray) -> FloatArray:
         return self.rates[np.zeros(len(neurons), dtype=int) if len(self.rates) == 1
                           else neurons]
 
     @property
-    def silent(self):
+    def silent(self) -> float:
         """A current at which every neuron stays silent: the grid's first."""
         return float(self.currents[0])
 
-    def threshold(self, neurons):
+    def threshold(self, neurons: IntArray) -> FloatArray:
         """Per neuron of ``neurons``: the last grid current at which it is silent
         before it starts to fire (the curve rises from there)."""
         rows = self._rows(neurons)
         first = np.argmax(rows > 0, axis=1)
         return self.currents[np.maximum(first - 1, 0)]
 
-    def current_at(self, rate, neurons):
+    def current_at(self, rate: ArrayLike, neurons: IntArray) -> FloatArray:
         """Per neuron: the smallest current at which its curve reaches ``rate`` (Hz)."""
         rows = np.maximum.accumulate(self._rows(neurons), axis=1)
         rate = np.broadcast_to(np.asarray(rate, dtype=float), (len(rows),))
@@ -262,14 +286,14 @@ class MeasuredCurve:
             out[k] = self.currents[below] + share * (self.currents[top] - self.currents[below])
         return out
 
-    def rates_at(self, current, neurons):
+    def rates_at(self, current: FloatArray, neurons: IntArray) -> FloatArray:
         """Rates (Hz) of ``neurons`` (one row of ``current`` each) at ``current``."""
         current = np.asarray(current, dtype=float)
         rows = self._rows(neurons)
         return np.array([np.interp(c, self.currents, row, left=0.0, right=row[-1])
                          for c, row in zip(current, rows)])
 
-    def check(self, max_rates):
+    def check(self, max_rates: tuple[float, float]) -> None:
         """Refuse a curve the tuning cannot use, with one line that names the fix.
 
         The tuning needs, for every neuron: silence at the grid's first
@@ -329,11 +353,11 @@ class NEFParameters:
     dim_index : ndarray of int, shape (N,)
     """
 
-    encoder: np.ndarray
-    gain: np.ndarray
-    bias: np.ndarray
-    decoder: np.ndarray
-    dim_index: np.ndarray
+    encoder: FloatArray
+    gain: FloatArray
+    bias: FloatArray
+    decoder: FloatArray
+    dim_index: IntArray
 
 
 @dataclass(frozen=True)
@@ -354,7 +378,8 @@ Solver = Callable[[np.ndarray, np.ndarray], np.ndarray]
 """A decoder solver: ``(rates (K, m), x (m,)) -> decoders (K,)``."""
 
 
-def check_tuning(max_rates, intercepts):
+def check_tuning(max_rates: Sequence[float],
+                 intercepts: Sequence[float]) -> tuple[tuple[float, float], tuple[float, float]]:
     """``max_rates`` and ``intercepts`` as float pairs, checked (the curve checks the
     rest: `LIFCurve.check`, `MeasuredCurve.check`)."""
     try:
@@ -370,9 +395,11 @@ def check_tuning(max_rates, intercepts):
     return (low, high), (lo_x, hi_x)
 
 
-def nef_parameters(dims, neurons_per_dim, rng, curve, max_rates=(100.0, 200.0),
-                   intercepts=(-1.0, 0.9), regularisation=0.1, eval_points=1000,
-                   decoders=None):
+def nef_parameters(dims: int, neurons_per_dim: int, rng: np.random.Generator,
+                   curve: "RateCurve", max_rates: Sequence[float] = (100.0, 200.0),
+                   intercepts: Sequence[float] = (-1.0, 0.9), regularisation: float = 0.1,
+                   eval_points: int = 1000,
+                   decoders: "Solver | ArrayLike | None" = None) -> NEFParameters:
     """Draw an NEF ensemble per dimension for a rate curve and solve its decoders.
 
     Per neuron i (encoder e_i = +1 or -1, alternating): a max rate r_i ~
@@ -425,26 +452,27 @@ def nef_parameters(dims, neurons_per_dim, rng, curve, max_rates=(100.0, 200.0),
     x = np.linspace(-1.0, 1.0, check_count("eval_points", eval_points, 2))
     decoder = np.empty(n)
     fixed = None
-    if decoders is not None and not callable(decoders):
+    solver = decoders if callable(decoders) else None
+    if decoders is not None and solver is None:
         fixed = np.asarray(decoders, dtype=float)
         if fixed.shape != (k,) or not np.all(np.isfinite(fixed)):
             raise InputError(f"decoders must be a solver (rates, x) -> decoders or finite "
                              f"decoders of shape (neurons_per_dim,) = ({k},), got "
-                             f"{np.shape(decoders)}")
+                             f"{fixed.shape}")
     for dim in range(dims):
         cells = slice(dim * k, (dim + 1) * k)
         if fixed is not None:
             decoder[cells] = fixed
             continue
         rates = curve.rates_at(gain[cells, None] * encoder[cells, None] * x[None, :]
-                            + bias[cells, None], neurons[cells])
-        decoder[cells] = least_squares(rates, x, regularisation) if decoders is None \
-            else _solved(decoders, rates, x)
+                               + bias[cells, None], neurons[cells])
+        decoder[cells] = least_squares(rates, x, regularisation) if solver is None \
+            else _solved(solver, rates, x)
     return NEFParameters(encoder=encoder, gain=gain, bias=bias, decoder=decoder,
                          dim_index=dimension_index(dims, k))
 
 
-def _solved(solver, rates, x):
+def _solved(solver: "Solver", rates: FloatArray, x: FloatArray) -> FloatArray:
     """A user solver's decoders, checked."""
     decoder = np.asarray(solver(rates, x), dtype=float)
     if decoder.shape != (rates.shape[0],) or not np.all(np.isfinite(decoder)):
@@ -453,9 +481,11 @@ def _solved(solver, rates, x):
     return decoder
 
 
-def lif_parameters(dims, neurons_per_dim, rng, max_rates=(100.0, 200.0),
-                   intercepts=(-1.0, 0.9), tau_rc=0.02, tau_ref=0.002, regularisation=0.1,
-                   eval_points=1000):
+def lif_parameters(dims: int, neurons_per_dim: int, rng: np.random.Generator,
+                   max_rates: Sequence[float] = (100.0, 200.0),
+                   intercepts: Sequence[float] = (-1.0, 0.9), tau_rc: float = 0.02,
+                   tau_ref: float = 0.002, regularisation: float = 0.1,
+                   eval_points: int = 1000) -> LIFParameters:
     """`nef_parameters` of LIF neurons (`LIFCurve`).
 
     Parameters
@@ -476,7 +506,7 @@ def lif_parameters(dims, neurons_per_dim, rng, max_rates=(100.0, 200.0),
     return LIFParameters(**vars(drawn), tau_rc=curve.tau_rc, tau_ref=curve.tau_ref)
 
 
-def least_squares(rates, x, regularisation):
+def least_squares(rates: FloatArray, x: FloatArray, regularisation: float) -> FloatArray:
     """Decoders d minimising |d @ rates - x|^2 + m (sigma max rate)^2 |d|^2 (m points).
 
     Parameters

@@ -39,12 +39,21 @@ towards ``g'(a_l) * delta_l`` (an identity relay with gain). Single loop
 forward through relays ``dh_l/dt = -h_l + W_l g(h_{l-1})``.
 """
 
+from collections.abc import Callable, Sequence
+from typing import NoReturn
+
 import numpy as np
+from numpy.typing import NDArray
 from scipy.linalg import lu_factor, lu_solve, solve
 from scipy.linalg.lapack import dgecon as gecon
+from scipy.optimize import root
 
 from dinv.errors import InputError
+from dinv.hints import ArrayLike, FloatArray
 from dinv.nonlinearities import get_transfer
+
+TauRatios = float | list[float] | tuple[float, ...]
+"""tau_system / tau_controller of a chain: one value, or one per layer pair."""
 
 FORMS = ("WB", "BW")
 """The two forms of Eq. (10): ``B (W B - alpha I)^-1`` and ``(B W - alpha I)^-1 B``."""
@@ -55,7 +64,7 @@ FORMS = ("WB", "BW")
 # --------------------------------------------------------------------------
 
 
-def stack_c(arrays):
+def stack_c(arrays: Sequence[FloatArray]) -> FloatArray:
     """Stack float arrays along a new first axis, always in C order.
 
     `numpy.stack` keeps a layout that all the arrays share (e.g. the
@@ -67,22 +76,22 @@ def stack_c(arrays):
     return np.stack(arrays, out=np.empty((len(arrays),) + np.shape(arrays[0])))
 
 
-def _apply(M, x):
+def _apply(M: FloatArray, x: FloatArray) -> FloatArray:
     """M x for matrices M (..., d_out, d_in) and row vectors x (..., batch, d_in)."""
     return x @ np.swapaxes(M, -1, -2)
 
 
-def _leak(alpha):
+def _leak(alpha: ArrayLike) -> FloatArray:
     """A leak (float or one per problem) broadcast over (batch, d)."""
     return np.asarray(alpha, dtype=float)[..., None, None]
 
 
-def _transfer(name):
+def _transfer(name: str | None) -> Callable[[FloatArray], FloatArray] | None:
     """g of a circuit's readout (`dinv.nonlinearities.TRANSFERS`); None for the identity."""
     return None if name in (None, "linear") else get_transfer(name).g
 
 
-def _per_pair(value, pairs, stack_ndim, name):
+def _per_pair(value: ArrayLike, pairs: int, stack_ndim: int, name: str) -> list[FloatArray]:
     """One leak per layer pair: ``value`` as in the module's conventions."""
     value = np.asarray(value, dtype=float)
     if value.ndim <= stack_ndim:
@@ -93,7 +102,7 @@ def _per_pair(value, pairs, stack_ndim, name):
     return [value[..., j] for j in range(pairs)]
 
 
-def _ratios(tau_ratio, pairs):
+def _ratios(tau_ratio: TauRatios | FloatArray, pairs: int) -> list[float]:
     """tau_system / tau_controller per layer pair (one float, or one per pair)."""
     ratios = list(tau_ratio) if isinstance(tau_ratio, (list, tuple, np.ndarray)) \
         else [tau_ratio] * pairs
@@ -108,7 +117,8 @@ def _ratios(tau_ratio, pairs):
 # --------------------------------------------------------------------------
 
 
-def controller_residual(W, delta_prev, delta, u, alpha, transfer="linear"):
+def controller_residual(W: FloatArray, delta_prev: FloatArray, delta: FloatArray, u: FloatArray,
+                        alpha: ArrayLike, transfer: str = "linear") -> FloatArray:
     """The controller's steady-state condition (Eq. 9; Eq. 15 with a nonlinear readout).
 
     ``-alpha u + W g(delta_{l-1}) - delta_l``: the controller's rate of change
@@ -138,7 +148,9 @@ def controller_residual(W, delta_prev, delta, u, alpha, transfer="linear"):
     return -_leak(alpha) * u + readout - delta
 
 
-def layer_rhs(delta_prev, u, W, B, delta, alpha, tau_ratio=1.0, transfer="linear"):
+def layer_rhs(delta_prev: FloatArray, u: FloatArray, W: FloatArray, B: FloatArray,
+              delta: FloatArray, alpha: ArrayLike, tau_ratio: float = 1.0,
+              transfer: str = "linear") -> tuple[FloatArray, FloatArray]:
     """Right-hand side of the layer pair (Eqs. 5 and 8, or 14), time in units of tau_system.
 
     ::
@@ -175,8 +187,11 @@ def layer_rhs(delta_prev, u, W, B, delta, alpha, tau_ratio=1.0, transfer="linear
     return system, controller_residual(W, delta_prev, delta, u, alpha, transfer) * tau_ratio
 
 
-def chain_rhs(deltas, controls, weights, feedback, delta, alpha, gains=None, tau_ratio=1.0,
-              transfers=None):
+def chain_rhs(deltas: Sequence[FloatArray], controls: Sequence[FloatArray],
+              weights: Sequence[FloatArray], feedback: Sequence[FloatArray], delta: FloatArray,
+              alpha: ArrayLike, gains: Sequence[FloatArray] | None = None,
+              tau_ratio: TauRatios = 1.0, transfers: Sequence[str] | None = None,
+              ) -> tuple[list[FloatArray], list[FloatArray]]:
     """Right-hand side of the repeat-layer chain (Fig. 2B), in units of tau_system.
 
     Hidden layer l has a system population delta_l (driven by the controller
@@ -236,7 +251,9 @@ def chain_rhs(deltas, controls, weights, feedback, delta, alpha, gains=None, tau
     return d_deltas, d_controls
 
 
-def loop_rhs(hidden, u, weights, B, delta, alpha, tau_ratio=1.0, transfers=None):
+def loop_rhs(hidden: Sequence[FloatArray], u: FloatArray, weights: Sequence[FloatArray],
+             B: FloatArray, delta: FloatArray, alpha: ArrayLike, tau_ratio: float = 1.0,
+             transfers: Sequence[str] | None = None) -> tuple[list[FloatArray], FloatArray]:
     """Right-hand side of the single loop (Fig. 2C, Eq. 14), in units of tau_system.
 
     ::
@@ -279,7 +296,8 @@ def loop_rhs(hidden, u, weights, B, delta, alpha, tau_ratio=1.0, transfers=None)
     return d_hidden, d_u
 
 
-def reduced_rhs(u, W, B, delta, alpha):
+def reduced_rhs(u: FloatArray, W: FloatArray, B: FloatArray, delta: FloatArray,
+                alpha: ArrayLike) -> FloatArray:
     """The controller when the system is much faster than control (Eq. 13).
 
     ``du/dt = (W B - alpha I) u - delta_l``, with the system at its steady
@@ -304,7 +322,8 @@ def reduced_rhs(u, W, B, delta, alpha):
 # --------------------------------------------------------------------------
 
 
-def circuit_jacobian(W, B, alpha, tau_ratio=1.0, slopes=None):
+def circuit_jacobian(W: FloatArray, B: FloatArray, alpha: float, tau_ratio: float = 1.0,
+                     slopes: FloatArray | None = None) -> FloatArray:
     """Jacobian of the layer pair (`layer_rhs`), time in units of tau_system.
 
     For ``d(delta)/dt = -delta + B u`` and
@@ -339,7 +358,8 @@ def circuit_jacobian(W, B, alpha, tau_ratio=1.0, slopes=None):
     ])
 
 
-def jacobian_abscissa(W, B, alpha, tau_ratio=1.0):
+def jacobian_abscissa(W: ArrayLike, B: ArrayLike, alpha: ArrayLike,
+                      tau_ratio: float = 1.0) -> float | FloatArray:
     """Largest real part of the eigenvalues of `circuit_jacobian` (linear controller).
 
     Negative means the circuit converges to its steady state (Eq. 10).
@@ -378,7 +398,7 @@ def jacobian_abscissa(W, B, alpha, tau_ratio=1.0):
     return float(worst) if np.ndim(worst) == 0 else worst
 
 
-def reduced_abscissa(W, B, alpha):
+def reduced_abscissa(W: ArrayLike, B: FloatArray, alpha: float) -> float:
     """Largest real part of the eigenvalues of ``W B - alpha I`` (Eq. 13).
 
     The controller's dynamics when the system is much faster than control
@@ -388,7 +408,7 @@ def reduced_abscissa(W, B, alpha):
     return float(np.linalg.eigvals(W @ B - alpha * np.eye(W.shape[0])).real.max())
 
 
-def range_svd(W):
+def range_svd(W: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
     """Thin SVD W = U S V^T restricted to W's range (singular values above rounding).
 
     Returns
@@ -402,7 +422,7 @@ def range_svd(W):
     return U[:, keep], S[keep], Vt[keep]
 
 
-def reduced_jacobian(S, B_r, alpha):
+def reduced_jacobian(S: FloatArray, B_r: FloatArray, alpha: float) -> FloatArray:
     """The 2r x 2r block of the layer pair's Jacobian that depends on B (r = rank W).
 
     With W = U S V^T (`range_svd`), the components of the state outside
@@ -426,7 +446,7 @@ def reduced_jacobian(S, B_r, alpha):
     return np.block([[-np.eye(r), B_r], [np.diag(S), -alpha * np.eye(r)]])
 
 
-def full_abscissa(W, B, alpha):
+def full_abscissa(W: FloatArray, B: FloatArray, alpha: float) -> float:
     """Spectral abscissa of J = [[-I, B], [W, -alpha I]], via `reduced_jacobian`.
 
     The modes outside the reduced block decay at rate 1 (system) and alpha
@@ -441,7 +461,7 @@ def full_abscissa(W, B, alpha):
     return max(values)
 
 
-def product_abscissa(mu, alpha):
+def product_abscissa(mu: NDArray[np.number], alpha: float) -> float:
     """Abscissa of `reduced_jacobian` from the eigenvalues mu of S B_r.
 
     The eigenvalues mu of S B_r are the nonzero eigenvalues of W B; every
@@ -461,20 +481,23 @@ def product_abscissa(mu, alpha):
     return float(np.max((-(1.0 + alpha) + root).real / 2.0))
 
 
-def _gain(k, X):
+def _gain(k: ArrayLike, X: FloatArray) -> FloatArray:
     """A PID gain applied to X: k X for a scalar k, k @ X for a (d_l, d_l) matrix."""
     k = np.asarray(k, dtype=float)
     return k * X if k.ndim == 0 else k @ X
 
 
-def _gained(k, x):
+def _gained(k: ArrayLike, x: FloatArray) -> FloatArray:
     """A PID gain applied to row vectors x (..., batch, d_l): scalar or (d_l, d_l) matrix."""
     k = np.asarray(k, dtype=float)
     return k * x if k.ndim == 0 else _apply(k, x)
 
 
-def pid_layer_rhs(delta_prev, u, e_f, rate_f, W, B, delta, alpha, tau_ratio=1.0, kp=0.0,
-                  kd=0.0, filter_ratio=1.0):
+def pid_layer_rhs(delta_prev: FloatArray, u: FloatArray, e_f: FloatArray, rate_f: FloatArray,
+                  W: FloatArray, B: FloatArray, delta: FloatArray, alpha: ArrayLike,
+                  tau_ratio: float = 1.0, kp: ArrayLike = 0.0, kd: ArrayLike = 0.0,
+                  filter_ratio: float = 1.0,
+                  ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
     """Right-hand side of the layer pair under a PID controller (Eq. 7), units of tau_system.
 
     The controller of `dinv.circuits.pid_controller`: Eq. (7) with K_i = I and
@@ -521,7 +544,9 @@ def pid_layer_rhs(delta_prev, u, e_f, rate_f, W, B, delta, alpha, tau_ratio=1.0,
     return system, control, rate, accel
 
 
-def pid_jacobian(W, B, alpha, tau_ratio=1.0, kp=0.0, kd=0.0, filter_ratio=1.0):
+def pid_jacobian(W: ArrayLike, B: ArrayLike, alpha: float, tau_ratio: float = 1.0,
+                 kp: ArrayLike = 0.0, kd: ArrayLike = 0.0,
+                 filter_ratio: float = 1.0) -> FloatArray:
     """Jacobian of `pid_layer_rhs`, states (delta_{l-1}, u, e_f, rate_f), units of tau_system.
 
     With g = r / filter_ratio (1 / tau_d) and K = K_p g + K_d g^2 / r::
@@ -560,13 +585,16 @@ def pid_jacobian(W, B, alpha, tau_ratio=1.0, kp=0.0, kd=0.0, filter_ratio=1.0):
     ])
 
 
-def pid_abscissa(W, B, alpha, tau_ratio=1.0, kp=0.0, kd=0.0, filter_ratio=1.0):
+def pid_abscissa(W: ArrayLike, B: ArrayLike, alpha: float, tau_ratio: float = 1.0,
+                 kp: ArrayLike = 0.0, kd: ArrayLike = 0.0, filter_ratio: float = 1.0) -> float:
     """Largest real part of the eigenvalues of `pid_jacobian` (negative: it converges)."""
     J = pid_jacobian(W, B, alpha, tau_ratio, kp, kd, filter_ratio)
     return float(np.linalg.eigvals(J).real.max())
 
 
-def pid_step_matrix(W, B, alpha, dt, tau_ratio=1.0, kp=0.0, kd=0.0, filter_ratio=1.0):
+def pid_step_matrix(W: ArrayLike, B: ArrayLike, alpha: float, dt: float, tau_ratio: float = 1.0,
+                    kp: ArrayLike = 0.0, kd: ArrayLike = 0.0,
+                    filter_ratio: float = 1.0) -> FloatArray:
     """The circuit's one Euler step as a matrix: x_{n+1} = M x_n (zero target).
 
     The semi-implicit Euler of the circuits (`dinv.circuits.coupling`): the
@@ -590,13 +618,16 @@ def pid_step_matrix(W, B, alpha, dt, tau_ratio=1.0, kp=0.0, kd=0.0, filter_ratio
     return system @ control
 
 
-def pid_step_radius(W, B, alpha, dt, tau_ratio=1.0, kp=0.0, kd=0.0, filter_ratio=1.0):
+def pid_step_radius(W: ArrayLike, B: ArrayLike, alpha: float, dt: float, tau_ratio: float = 1.0,
+                    kp: ArrayLike = 0.0, kd: ArrayLike = 0.0, filter_ratio: float = 1.0) -> float:
     """Spectral radius of `pid_step_matrix` (below 1: the Euler circuit converges)."""
     M = pid_step_matrix(W, B, alpha, dt, tau_ratio, kp, kd, filter_ratio)
     return float(np.abs(np.linalg.eigvals(M)).max())
 
 
-def chain_jacobian(weights, feedback, alpha, gains=None, tau_ratio=1.0):
+def chain_jacobian(weights: Sequence[FloatArray], feedback: Sequence[FloatArray], alpha: ArrayLike,
+                   gains: Sequence[FloatArray] | None = None,
+                   tau_ratio: TauRatios = 1.0) -> FloatArray:
     """Jacobian of the linear repeat-layer chain (`chain_rhs`) for one sample.
 
     States ordered (delta_1, .., delta_{L-1}, u_2, .., u_L). Per pair l, the
@@ -646,7 +677,8 @@ def chain_jacobian(weights, feedback, alpha, gains=None, tau_ratio=1.0):
     return J
 
 
-def chain_abscissa(weights, feedback, alpha, tau_ratio=1.0):
+def chain_abscissa(weights: Sequence[FloatArray], feedback: Sequence[FloatArray], alpha: ArrayLike,
+                   tau_ratio: TauRatios = 1.0) -> float | FloatArray:
     """Spectral abscissa of a linear chain: the largest over its layer pairs.
 
     The sequential chain (Fig. 2A) settles one layer pair at a time, each with
@@ -669,14 +701,15 @@ def chain_abscissa(weights, feedback, alpha, tau_ratio=1.0):
     pairs = len(weights)
     leaks = _per_pair(alpha, pairs, np.ndim(weights[0]) - 2, "alpha")
     ratios = _ratios(tau_ratio, pairs)
-    worst = None
-    for W, B, a, r in zip(weights, feedback, leaks, ratios):
-        value = jacobian_abscissa(W, B, a, r)
-        worst = value if worst is None else np.maximum(worst, value)
+    worst = jacobian_abscissa(weights[0], feedback[0], leaks[0], ratios[0])
+    for W, B, a, r in zip(weights[1:], feedback[1:], leaks[1:], ratios[1:]):
+        worst = np.maximum(worst, jacobian_abscissa(W, B, a, r))
     return float(worst) if np.ndim(worst) == 0 else worst
 
 
-def loop_jacobian(weights, B, alpha, tau_ratio=1.0, slopes=None):
+def loop_jacobian(weights: Sequence[FloatArray], B: FloatArray, alpha: float,
+                  tau_ratio: float = 1.0,
+                  slopes: Sequence[FloatArray] | None = None) -> FloatArray:
     """Jacobian of the single-loop circuit (Fig. 2C, `loop_rhs`).
 
     States (h_1, .., h_{L-1}, u_L); linearised at rest (g'(0) = 1 for tanh
@@ -714,7 +747,8 @@ def loop_jacobian(weights, B, alpha, tau_ratio=1.0, slopes=None):
     return J
 
 
-def loop_abscissa(weights, B, alpha, tau_ratio=1.0):
+def loop_abscissa(weights: Sequence[ArrayLike], B: FloatArray, alpha: ArrayLike,
+                  tau_ratio: float = 1.0) -> float | FloatArray:
     """Largest real part of the eigenvalues of `loop_jacobian`, from the small product.
 
     With M = W_L ... W_2 B (d_L x d_L), lambda (other than -1) is an eigenvalue
@@ -766,7 +800,8 @@ def loop_abscissa(weights, B, alpha, tau_ratio=1.0):
 # --------------------------------------------------------------------------
 
 
-def layer_steady_state(W, B, delta, alpha, form=None):
+def layer_steady_state(W: FloatArray, B: FloatArray, delta: FloatArray, alpha: ArrayLike,
+                       form: str | None = None) -> FloatArray:
     """The layer pair's steady state delta_{l-1} (Eq. 10): what NDI computes.
 
     ::
@@ -824,7 +859,7 @@ SMALL_SYSTEM = 32
 """Largest matrix that `_solve_conditioned` inverts, for all problems in one call."""
 
 
-def _solve_conditioned(A, rhs, label):
+def _solve_conditioned(A: FloatArray, rhs: FloatArray, label: str) -> FloatArray:
     """Solve A_k x_k = rhs_k for a stack, refusing a matrix of condition number above 1e12.
 
     Each problem is solved by LU (LAPACK getrf and getrs, one problem at a
@@ -866,13 +901,14 @@ def _solve_conditioned(A, rhs, label):
     return solved
 
 
-def _refuse_singular(label, rcond):
+def _refuse_singular(label: str, rcond: float) -> NoReturn:
     """Raise the `InputError` of a singular ``label`` - alpha I (reciprocal condition ``rcond``)."""
     raise InputError(f"{label} - alpha I is singular (condition number "
                      f"{1 / max(rcond, 1e-300):.3g}); use alpha > 0 or feedback B of full rank")
 
 
-def steady_control(W, B, delta, alpha):
+def steady_control(W: FloatArray, B: FloatArray, delta: FloatArray,
+                   alpha: ArrayLike) -> FloatArray:
     """The controller's steady state u_l = (W B - alpha I)^-1 delta_l (Eqs. 10, 13).
 
     Parameters
@@ -900,7 +936,7 @@ def steady_control(W, B, delta, alpha):
                          "use alpha > 0 or feedback B of full rank") from None
 
 
-def inversion_matrix(W, B):
+def inversion_matrix(W: ArrayLike, B: ArrayLike) -> FloatArray:
     """M^DI of Eq. (12): the inverse of W that the circuit computes for small alpha.
 
     ::
@@ -936,7 +972,9 @@ def inversion_matrix(W, B):
                        -1, -2)
 
 
-def chain_steady_state(weights, feedback, delta, alpha, gains=None):
+def chain_steady_state(weights: Sequence[FloatArray], feedback: Sequence[FloatArray],
+                       delta: FloatArray, alpha: ArrayLike,
+                       gains: Sequence[FloatArray] | None = None) -> list[FloatArray]:
     """Steady state of the linear chain with gains (Eq. 17): NDI through every layer.
 
     From the output down, per layer pair (Eq. 10 times g'(a_{l-1}))::
@@ -967,16 +1005,18 @@ def chain_steady_state(weights, feedback, delta, alpha, gains=None):
     """
     pairs = len(weights)
     leaks = _per_pair(alpha, pairs, np.ndim(weights[0]) - 2, "alpha")
-    deltas = [None] * pairs
+    deltas: list[FloatArray] = []  # from the top pair down
     for j in range(pairs - 1, -1, -1):
         delta = layer_steady_state(weights[j], feedback[j], delta, leaks[j])
         if gains is not None:
             delta = delta * gains[j]
-        deltas[j] = delta
-    return deltas
+        deltas.append(delta)
+    return deltas[::-1]
 
 
-def loop_residual(u, weights, B, delta, alpha, transfers=None):
+def loop_residual(u: FloatArray, weights: Sequence[FloatArray], B: FloatArray, delta: FloatArray,
+                  alpha: ArrayLike, transfers: Sequence[str] | None = None,
+                  ) -> tuple[FloatArray, list[FloatArray]]:
     """The single loop's steady-state condition as a function of its control signal.
 
     At a steady state of `loop_rhs` the relays are fixed by u
@@ -1010,7 +1050,8 @@ def loop_residual(u, weights, B, delta, alpha, transfers=None):
     return controller_residual(weights[-1], hidden[-1], delta, u, alpha, transfers[-1]), hidden
 
 
-def loop_steady_state(weights, B, delta, alpha):
+def loop_steady_state(weights: Sequence[FloatArray], B: FloatArray, delta: FloatArray,
+                      alpha: ArrayLike) -> tuple[list[FloatArray], FloatArray]:
     """Steady state of the linear single loop, in closed form.
 
     With M = W_L ... W_2 B, the control signal is u = (M - alpha I)^-1
@@ -1041,3 +1082,637 @@ def loop_steady_state(weights, B, delta, alpha):
         M = W @ M
     u = steady_control(weights[-1], M, delta, alpha)
     return loop_residual(u, weights, B, delta, alpha)[1], u
+
+
+# --------------------------------------------------------------------------
+# inversion of targets and direct feedback control
+# --------------------------------------------------------------------------
+#
+# Both circuits act on deviations of the network's own activity from its
+# forward pass, in the orientation of an error (target = forward - deviation),
+# and carry them through the nonlinearity at the forward pass:
+#
+#     shifted(a, z) = g(a) - g(a - z)       (= g'(a) z to first order),
+#
+# the change of g(a) when a moves to a - z. For a linear g, shifted(a, z) = z:
+# the circuits are then those of the errors.
+#
+# DI of targets: a layer pair's system holds x_{l-1} = h_{l-1} - target_{l-1},
+# the deviation of layer l-1's *activity*; its forward pass moves layer l's
+# activity by shifted(a_l, W_l x_{l-1}) (the output: by W_L x_{L-1}, the
+# deviation of a_L). Direct feedback control: the hidden populations hold
+# deviations x_l of the *pre-activations*, where the feedback enters, and
+# layer l's moves by W_l shifted(a_{l-1}, x_{l-1}).
+
+
+def shifted(transfer: str | None, offset: ArrayLike, x: FloatArray) -> FloatArray:
+    """``g(offset) - g(offset - x)``: how g(a) changes when a moves by -x.
+
+    Parameters
+    ----------
+    transfer : str
+        g, a name of `dinv.nonlinearities.TRANSFERS`.
+    offset : ndarray
+        The forward pass's pre-activation a (broadcast against x).
+    x : ndarray
+        Deviation, in the orientation of an error (a moves to a - x).
+
+    Returns
+    -------
+    ndarray
+    """
+    g = _transfer(transfer)
+    if g is None:
+        return x
+    a = np.asarray(offset, dtype=float)
+    return g(a) - g(a - x)
+
+
+def _shifted_slope(transfer: str | None, offset: ArrayLike, x: FloatArray) -> FloatArray:
+    """d shifted / dx = g'(offset - x) (ones for the identity)."""
+    derivative = None if transfer in (None, "linear") else get_transfer(transfer).derivative
+    if transfer is None or derivative is None:
+        return np.ones(np.broadcast_shapes(np.shape(offset), np.shape(x)))
+    return derivative(np.asarray(offset, dtype=float) - x)
+
+
+def target_layer_rhs(x: np.ndarray, u: np.ndarray, W: np.ndarray, B: np.ndarray,
+                     target: np.ndarray, alpha: ArrayLike, offset: ArrayLike = 0.0,
+                     transfer: str = "linear", tau_ratio: float = 1.0
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Right-hand side of a layer pair inverting targets, in units of tau_system.
+
+    The system population holds the deviation x = h_{l-1} - target_{l-1} of
+    layer l-1's activity; the controller drives it until the forward pass of
+    the target moves layer l's activity by its own deviation x_l (up to the
+    leak)::
+
+        dx/dt = -x + B u
+        du/dt = r (-alpha u + g_l(a_l) - g_l(a_l - W x) - x_l)
+
+    For a linear g_l (and for the output layer, whose deviation is that of
+    a_L) it is `layer_rhs` (the circuit of errors) with delta_l = x_l.
+
+    Parameters
+    ----------
+    x : ndarray, shape (..., batch, d_{l-1})
+    u : ndarray, shape (..., batch, d_l)
+    W : ndarray, shape (..., d_l, d_{l-1})
+    B : ndarray, shape (..., d_{l-1}, d_l)
+    target : ndarray, shape (..., batch, d_l)
+        x_l.
+    alpha : float or ndarray of shape (...)
+    offset : ndarray, shape (..., batch, d_l)
+        a_l, the forward pass's pre-activation of layer l.
+    transfer : str
+        g_l ('linear' for the output layer).
+    tau_ratio : float
+        r = tau_system / tau_controller.
+
+    Returns
+    -------
+    d_x, d_u : ndarray
+    """
+    readout = shifted(transfer, offset, _apply(W, x))
+    return -x + _apply(B, u), tau_ratio * (-_leak(alpha) * u + readout - target)
+
+
+def _target_layers(pairs, offsets, transfers):
+    """Per layer pair j (W_{j+2}): the offset a_{j+2} and transfer g_{j+2} of its upper
+    layer; the output's (the last pair) is linear."""
+    return [(offsets[j + 1], transfers[j + 1]) if j < pairs - 1 else (0.0, "linear")
+            for j in range(pairs)]
+
+
+def target_chain_linear(weights: Sequence[np.ndarray], feedback: Sequence[np.ndarray],
+                        delta: np.ndarray, alpha: ArrayLike,
+                        slopes: Sequence[np.ndarray] | None = None) -> list[np.ndarray]:
+    """The linearised steady state of the chain inverting targets, from the output down.
+
+    To first order in the deviations (g(a) - g(a - z) ~ D z, D_l =
+    diag(g'(a_l)))::
+
+        x_{L-1} = B_L (W_L B_L - alpha I)^-1 delta_L
+        x_{l-1} = B_l (D_l W_l B_l - alpha I)^-1 x_l      (l < L)
+
+    the hidden errors of `di-targets` for small errors: the slope of layer l
+    sits inside the inversion of W_l, where DI of errors (Eq. 17)
+    multiplies the inverted error by the slope of layer l-1 afterwards. With
+    B_l = -W_l^T and invertible square layers, x_l = J_l^-1 delta_L with J_l =
+    d a_L / d h_l: the Gauss-Newton target. Without slopes (a linear network)
+    it is `chain_steady_state` without gains.
+
+    Parameters
+    ----------
+    weights : list of ndarray
+        W_2 .. W_L, each (..., d_l, d_{l-1}).
+    feedback : list of ndarray
+        B_2 .. B_L, each (..., d_{l-1}, d_l).
+    delta : ndarray, shape (..., batch, d_L)
+        The output's deviation (the output error).
+    alpha : float or ndarray
+        Leaks, as in the module's conventions.
+    slopes : list of ndarray or None
+        g'(a_1) .. g'(a_{L-1}), each (..., batch, d_l); None: ones.
+
+    Returns
+    -------
+    list of ndarray
+        x_1 .. x_{L-1} (delta_1 .. delta_{L-1}), each (..., batch, d_l).
+    """
+    if slopes is None:
+        return chain_steady_state(weights, feedback, delta, alpha)
+    pairs = len(weights)
+    leaks = _per_pair(alpha, pairs, np.ndim(weights[0]) - 2, "alpha")
+    deltas: list[np.ndarray] = []                  # from the top pair down
+    for j in range(pairs - 1, -1, -1):
+        if j == pairs - 1:
+            delta = layer_steady_state(weights[j], feedback[j], delta, leaks[j])
+        else:
+            W, B = weights[j][..., None, :, :], feedback[j][..., None, :, :]
+            A = (slopes[j + 1][..., :, None] * W) @ B             # (..., batch, d_l, d_l)
+            A = A - np.asarray(leaks[j], dtype=float)[..., None, None, None] \
+                * np.eye(A.shape[-1])
+            delta = (B @ _solve_rows(A, delta, "D W B")[..., None])[..., 0]
+        deltas.append(delta)
+    return deltas[::-1]
+
+
+def _solve_rows(A, rhs, label):
+    """Solve A x = rhs for one matrix per row: A (..., batch, m, m), rhs (..., batch, m)."""
+    try:
+        return np.linalg.solve(A, rhs[..., None])[..., 0]
+    except np.linalg.LinAlgError:
+        raise InputError(f"{label} - alpha I is singular for a sample: the circuit has no "
+                         "steady state there; use alpha > 0") from None
+
+
+NEWTON_TOL = 1e-12
+"""Relative residual at which `newton_rows` stops."""
+
+NEWTON_ITERATIONS = 100
+"""Most Newton steps of `newton_rows`."""
+
+
+def newton_rows(function: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
+                u: np.ndarray, tol: float = NEWTON_TOL, max_iter: int = NEWTON_ITERATIONS,
+                scale: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Solve F(u) = 0 row by row by Newton's method with backtracking.
+
+    Rows (samples) that Newton's method leaves above the tolerance (e.g.
+    where saturated units make the Jacobian nearly singular) are solved one
+    at a time by MINPACK's hybrid Powell method (`scipy.optimize.root`,
+    'hybr') from Newton's last iterate.
+
+    Parameters
+    ----------
+    function : callable
+        ``function(u) -> (F, dF)`` with F (..., batch, m) and its Jacobian
+        dF (..., batch, m, m), every row (sample) independent.
+    u : ndarray, shape (..., batch, m)
+        Start (e.g. the linearised solution).
+    tol : float
+        Stop when every row's |F| is below tol times its ``scale``.
+    max_iter : int
+    scale : ndarray or None
+        Per row, the size F is judged against (..., batch); None: 1.
+
+    Returns
+    -------
+    u : ndarray
+    converged : ndarray of bool, shape (..., batch)
+    """
+    F, dF = function(u)
+    scale = np.ones(F.shape[:-1]) if scale is None else np.maximum(scale, np.finfo(float).tiny)
+    norm = np.linalg.norm(F, axis=-1)
+    for _ in range(max_iter):
+        done = norm <= tol * scale
+        if done.all():
+            break
+        try:
+            step = np.linalg.solve(dF, F[..., None])[..., 0]
+        except np.linalg.LinAlgError:
+            break
+        step[done] = 0.0
+        size = np.ones(norm.shape)
+        for _ in range(30):  # halve the step until the residual falls (per row)
+            trial = u - size[..., None] * step
+            new = np.linalg.norm(function(trial)[0], axis=-1)
+            worse = ~(new < norm) & ~done
+            if not worse.any():
+                break
+            size[worse] *= 0.5
+        improved = (new < norm)[..., None]
+        u = np.where(improved, trial, u)
+        F, dF = function(u)
+        norm = np.linalg.norm(F, axis=-1)
+    converged = norm <= tol * scale
+    u = u.copy()
+    for index in zip(*np.nonzero(~converged)):
+        start = u.copy()
+
+        def row(v, index=index, start=start):
+            trial = start.copy()
+            trial[index] = v
+            F_row, dF_row = function(trial)
+            return F_row[index], dF_row[index]
+
+        found = root(row, start[index], jac=True, method="hybr", options={"xtol": 1e-14})
+        if np.linalg.norm(row(found.x)[0]) < norm[index]:
+            u[index] = found.x
+    norm = np.linalg.norm(function(u)[0], axis=-1)
+    return u, norm <= tol * scale
+
+
+def target_pair_state(W: np.ndarray, B: np.ndarray, delta: np.ndarray, alpha: ArrayLike,
+                      offset: ArrayLike = 0.0, transfer: str = "linear",
+                      start: np.ndarray | None = None
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The exact steady state of one layer pair inverting targets (`target_layer_rhs`).
+
+    Solves ``g(a_l) - g(a_l - W B u) = x_l + alpha u`` for u, sample by
+    sample, by Newton's method (`newton_rows`) from ``start`` (default: the
+    linearised solution); the deviation is x_{l-1} = B u.
+
+    Parameters
+    ----------
+    W : ndarray, shape (..., d_l, d_{l-1})
+    B : ndarray, shape (..., d_{l-1}, d_l)
+    delta : ndarray, shape (..., batch, d_l)
+        x_l, the deviation of layer l.
+    alpha : float or ndarray of shape (...)
+    offset : ndarray, shape (..., batch, d_l)
+        a_l.
+    transfer : str
+        g_l.
+    start : ndarray or None
+        First guess of u.
+
+    Returns
+    -------
+    x : ndarray, shape (..., batch, d_{l-1})
+    u : ndarray, shape (..., batch, d_l)
+    converged : ndarray of bool, shape (..., batch)
+    """
+    leak = np.asarray(alpha, dtype=float)[..., None, None, None]
+    WB = (W @ B)[..., None, :, :]
+    eye = np.eye(W.shape[-2])
+
+    def function(u):
+        z = _apply(W, _apply(B, u))
+        F = shifted(transfer, offset, z) - delta - _leak(alpha) * u
+        dF = _shifted_slope(transfer, offset, z)[..., :, None] * WB - leak * eye
+        return F, dF
+
+    if start is None:
+        slopes = _shifted_slope(transfer, offset, np.zeros_like(delta))
+        start = _solve_rows(slopes[..., :, None] * WB - leak * eye, delta, "D W B")
+    u, converged = newton_rows(function, start, scale=np.linalg.norm(delta, axis=-1))
+    return _apply(B, u), u, converged
+
+
+def target_chain_state(weights: Sequence[np.ndarray], feedback: Sequence[np.ndarray],
+                       delta: np.ndarray, alpha: ArrayLike, offsets: Sequence[np.ndarray],
+                       transfers: Sequence[str]) -> tuple[list[np.ndarray], np.ndarray]:
+    """The exact steady state of the chain inverting targets: `ndi-targets`.
+
+    From the output down, each layer pair's `target_pair_state` (the top
+    pair's linear: the output's deviation is that of a_L), whose settled
+    deviation x_{l-1} is the deviation wanted of the pair below.
+
+    Parameters
+    ----------
+    weights : list of ndarray
+        W_2 .. W_L, each (..., d_l, d_{l-1}).
+    feedback : list of ndarray
+        B_2 .. B_L.
+    delta : ndarray, shape (..., batch, d_L)
+    alpha : float or ndarray
+        Leaks, as in the module's conventions.
+    offsets : list of ndarray
+        a_1 .. a_{L-1}, each (..., batch, d_l).
+    transfers : sequence of str
+        g_1 .. g_{L-1}.
+
+    Returns
+    -------
+    deltas : list of ndarray
+        x_1 .. x_{L-1} (delta_1 .. delta_{L-1}).
+    converged : ndarray of bool, shape (..., batch)
+        Whether Newton's method converged for every layer of a sample.
+    """
+    pairs = len(weights)
+    leaks = _per_pair(alpha, pairs, np.ndim(weights[0]) - 2, "alpha")
+    layers = _target_layers(pairs, offsets, transfers)
+    deltas: list[np.ndarray] = []                  # from the top pair down
+    converged = np.ones(np.shape(delta)[:-1], dtype=bool)
+    for j in range(pairs - 1, -1, -1):
+        offset, transfer = layers[j]
+        delta, _, ok = target_pair_state(weights[j], feedback[j], delta, leaks[j], offset,
+                                         transfer)
+        deltas.append(delta)
+        converged &= ok
+    return deltas[::-1], converged
+
+
+def direct_leak(alpha: ArrayLike, kp: float) -> np.ndarray:
+    """The effective leak alpha / (1 + alpha k_p) of a controller with a proportional part.
+
+    With u = u_i + k_p e and tau du_i/dt = e - alpha u_i, the steady state
+    e = alpha u_i gives u = (1 + alpha k_p) u_i, so e = alpha / (1 + alpha k_p) u.
+    """
+    alpha = np.asarray(alpha, dtype=float)
+    return alpha / (1.0 + alpha * float(kp))
+
+
+def direct_jacobians(weights: Sequence[np.ndarray],
+                     slopes: Sequence[np.ndarray] | None = None) -> list[np.ndarray]:
+    """J_l = d a_L / d a_l of the linearised forward chain: what Q_l is compared with.
+
+    ::
+
+        J_{L-1} = W_L D_{L-1},   J_{l-1} = J_l W_l D_{l-1}
+
+    with D_l = diag(g'(a_l)) (ones without slopes, the Jacobian at the origin
+    of a tanh network).
+
+    Parameters
+    ----------
+    weights : list of ndarray
+        W_2 .. W_L, each (..., d_l, d_{l-1}).
+    slopes : list of ndarray or None
+        g'(a_1) .. g'(a_{L-1}), each (..., batch, d_l); None: ones.
+
+    Returns
+    -------
+    list of ndarray
+        J_1 .. J_{L-1}, each (..., d_L, d_l), with a batch axis before the
+        last two when ``slopes`` are given.
+    """
+    jacobians: list[np.ndarray] = []               # from the top layer down
+    for j in range(len(weights) - 1, -1, -1):
+        W = weights[j] if slopes is None else weights[j][..., None, :, :]
+        J = W if not jacobians else jacobians[-1] @ W
+        if slopes is not None:
+            J = J * slopes[j][..., None, :]
+        jacobians.append(J)
+    return jacobians[::-1]
+
+
+def direct_steady_state(weights: Sequence[np.ndarray], Q: Sequence[np.ndarray],
+                        delta: np.ndarray, alpha: ArrayLike, kp: float = 0.0,
+                        slopes: Sequence[np.ndarray] | None = None
+                        ) -> tuple[list[np.ndarray], np.ndarray]:
+    """The linearised steady state of direct feedback control (DFC): `ndfc` for small errors.
+
+    One controller at the output, u = u_i + k_p e with tau_u du_i/dt =
+    e - alpha u_i and e = delta_L - y, feeds every hidden layer through Q_l
+    while the (linearised) forward dynamics run (`direct_rhs`). At rest
+    (Meulemans et al. 2021)::
+
+        u = (J Q + alpha' I)^-1 delta_L,   J Q = sum_l J_l Q_l,
+        alpha' = alpha / (1 + alpha k_p)   (`direct_leak`),
+        delta_l = Q_l u                    (the feedback's part of layer l)
+
+    with J_l = d a_L / d a_l (`direct_jacobians`).
+
+    Parameters
+    ----------
+    weights : list of ndarray
+        W_2 .. W_L, each (..., d_l, d_{l-1}).
+    Q : list of ndarray
+        Q_1 .. Q_{L-1}, each (..., d_l, d_L).
+    delta : ndarray, shape (..., batch, d_L)
+    alpha : float or ndarray of shape (...)
+    kp : float
+        Proportional gain k_p.
+    slopes : list of ndarray or None
+        g'(a_1) .. g'(a_{L-1}), each (..., batch, d_l); None: ones.
+
+    Returns
+    -------
+    deltas : list of ndarray
+        delta_1 .. delta_{L-1}, each (..., batch, d_l).
+    u : ndarray, shape (..., batch, d_L)
+
+    Raises
+    ------
+    InputError
+        When J Q + alpha' I is singular.
+    """
+    jacobians = direct_jacobians(weights, slopes)
+    leak = direct_leak(alpha, kp)
+    if slopes is None:
+        A = sum(J @ q for J, q in zip(jacobians, Q))
+        A = A + np.asarray(leak)[..., None, None] * np.eye(A.shape[-1])
+        u = np.swapaxes(_solve_direct(A, np.swapaxes(delta, -1, -2)), -1, -2)
+    else:
+        A = sum(J @ q[..., None, :, :] for J, q in zip(jacobians, Q))
+        A = A + np.asarray(leak)[..., None, None, None] * np.eye(A.shape[-1])
+        u = _solve_direct(A, delta[..., None])[..., 0]
+    return [_apply(q, u) for q in Q], u
+
+
+def _solve_direct(A, rhs):
+    try:
+        return np.linalg.solve(A, rhs)
+    except np.linalg.LinAlgError:
+        raise InputError("J Q + alpha I is singular: direct feedback control has no steady "
+                         "state; use alpha > 0 or feedback Q of full rank") from None
+
+
+def direct_forward(weights: Sequence[np.ndarray], Q: Sequence[np.ndarray], u: np.ndarray,
+                   offsets: Sequence[np.ndarray] | None = None,
+                   transfers: Sequence[str] | None = None
+                   ) -> tuple[list[np.ndarray], np.ndarray, list[np.ndarray]]:
+    """The deviations and the output that a control signal u holds at rest.
+
+    ::
+
+        x_1 = Q_1 u,   x_l = W_l [g(a_{l-1}) - g(a_{l-1} - x_{l-1})] + Q_l u,
+        y = W_L [g(a_{L-1}) - g(a_{L-1} - x_{L-1})]
+
+    (linear g: x_l = W_l x_{l-1} + Q_l u).
+
+    Returns
+    -------
+    hidden : list of ndarray
+        x_1 .. x_{L-1}.
+    y : ndarray
+    sensitivity : list of ndarray
+        d x_l / d u per sample, (..., batch, d_l, d_L), and last d y / d u.
+    """
+    transfers = ["linear"] * len(Q) if transfers is None else list(transfers)
+    offsets = [np.zeros(1)] * len(Q) if offsets is None else offsets
+    hidden: list[np.ndarray] = []
+    sensitivity: list[np.ndarray] = []
+    x = dx = own = eye = np.zeros(0)
+    for l in range(len(weights) + 1):
+        if l < len(Q):
+            own = _apply(Q[l], u)
+            eye = np.broadcast_to(Q[l][..., None, :, :], u.shape[:-1] + Q[l].shape[-2:])
+        if l == 0:
+            x, dx = own, eye
+        else:
+            W = weights[l - 1]
+            slope = _shifted_slope(transfers[l - 1], offsets[l - 1], x)
+            drive = _apply(W, shifted(transfers[l - 1], offsets[l - 1], x))
+            ddrive = W[..., None, :, :] @ (slope[..., :, None] * dx)
+            if l == len(Q):
+                return hidden, drive, sensitivity + [ddrive]
+            x, dx = drive + own, ddrive + eye
+        hidden.append(x)
+        sensitivity.append(dx)
+    raise InputError("direct feedback control needs at least one hidden layer")
+
+
+def direct_state(weights: Sequence[np.ndarray], Q: Sequence[np.ndarray], delta: np.ndarray,
+                 alpha: ArrayLike, kp: float = 0.0,
+                 offsets: Sequence[np.ndarray] | None = None,
+                 transfers: Sequence[str] | None = None
+                 ) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+    """The exact steady state of direct feedback control with the forward nonlinearity: `ndfc`.
+
+    Solves ``delta_L - y(u) = alpha' u`` (`direct_forward`, `direct_leak`)
+    for the control signal, sample by sample, by Newton's method from the
+    linearised solution (`direct_steady_state` with slopes g'(a_l)). The
+    hidden errors are the feedback's part Q_l u of every layer's deviation.
+
+    Parameters
+    ----------
+    weights, Q, delta, alpha, kp
+        As in `direct_steady_state`.
+    offsets : list of ndarray or None
+        a_1 .. a_{L-1}, each (..., batch, d_l).
+    transfers : sequence of str or None
+        g_1 .. g_{L-1}; None: linear.
+
+    Returns
+    -------
+    deltas : list of ndarray
+        delta_1 .. delta_{L-1} = Q_l u.
+    u : ndarray
+    converged : ndarray of bool, shape (..., batch)
+    """
+    if transfers is None or all(t == "linear" for t in transfers):
+        deltas, u = direct_steady_state(weights, Q, delta, alpha, kp)
+        return deltas, u, np.ones(np.shape(delta)[:-1], dtype=bool)
+    if offsets is None:
+        raise InputError("a nonlinear network's direct control needs the offsets a_1 .. a_(L-1)")
+    slopes = [_shifted_slope(t, a, np.zeros_like(a)) for t, a in zip(transfers, offsets)]
+    _, start = direct_steady_state(weights, Q, delta, alpha, kp, slopes)
+    leak = direct_leak(alpha, kp)
+    eye = np.eye(np.shape(delta)[-1])
+
+    def function(u):
+        _, y, sensitivity = direct_forward(weights, Q, u, offsets, transfers)
+        F = y + _leak(leak) * u - delta
+        return F, sensitivity[-1] + np.asarray(leak)[..., None, None, None] * eye
+
+    u, converged = newton_rows(function, start, scale=np.linalg.norm(delta, axis=-1))
+    return [_apply(q, u) for q in Q], u, converged
+
+
+def direct_rhs(hidden: Sequence[np.ndarray], u_i: np.ndarray, weights: Sequence[np.ndarray],
+               Q: Sequence[np.ndarray], delta: np.ndarray, alpha: ArrayLike, kp: float = 0.0,
+               tau_ratio: float = 1.0, offsets: Sequence[np.ndarray] | None = None,
+               transfers: Sequence[str] | None = None
+               ) -> tuple[list[np.ndarray], np.ndarray]:
+    """Right-hand side of direct feedback control, in units of tau_system (tau_v).
+
+    In the orientation of errors (deviations x_l = a_l - target_l, Meulemans
+    et al. 2021's controller and sign conventions)::
+
+        dx_1/dt = -x_1 + Q_1 u
+        dx_l/dt = -x_l + W_l [g(a_{l-1}) - g(a_{l-1} - x_{l-1})] + Q_l u
+        e = delta_L - W_L [g(a_{L-1}) - g(a_{L-1} - x_{L-1})]
+        u = u_i + k_p e,     du_i/dt = r (e - alpha u_i)
+
+    with r = tau_v / tau_u. Zero exactly at the steady state of `direct_state`.
+
+    Parameters
+    ----------
+    hidden : list of ndarray
+        x_1 .. x_{L-1}, each (..., batch, d_l).
+    u_i : ndarray, shape (..., batch, d_L)
+        The controller's integral part.
+    weights, Q, delta, alpha, kp
+        As in `direct_steady_state`.
+    tau_ratio : float
+        r.
+    offsets, transfers
+        As in `direct_state`.
+
+    Returns
+    -------
+    d_hidden : list of ndarray
+    d_u_i : ndarray
+    """
+    transfers = ["linear"] * len(Q) if transfers is None else list(transfers)
+    offsets = [np.zeros(1)] * len(Q) if offsets is None else offsets
+    error = delta - _apply(weights[-1], shifted(transfers[-1], offsets[-1], hidden[-1]))
+    u = u_i + kp * error
+    d_hidden = [-hidden[0] + _apply(Q[0], u)]
+    for l in range(1, len(Q)):
+        forward = _apply(weights[l - 1], shifted(transfers[l - 1], offsets[l - 1], hidden[l - 1]))
+        d_hidden.append(-hidden[l] + forward + _apply(Q[l], u))
+    return d_hidden, tau_ratio * (error - _leak(alpha) * u_i)
+
+
+def direct_jacobian(weights: Sequence[np.ndarray], Q: Sequence[np.ndarray], alpha: float,
+                    kp: float = 0.0, tau_ratio: float = 1.0,
+                    slopes: Sequence[np.ndarray] | None = None) -> np.ndarray:
+    """Jacobian of `direct_rhs` (linearised), states (x_1, .., x_{L-1}, u_i).
+
+    With the forward shift A (blocks W_l D_{l-1} below the diagonal), the
+    readout C x = W_L D_{L-1} x_{L-1} and Q = [Q_1; ..; Q_{L-1}]::
+
+        J = [[-I + A - k_p Q C,   Q      ],
+             [-r C,               -r alpha I]]
+
+    Parameters
+    ----------
+    weights : list of ndarray
+        W_2 .. W_L, each (d_l, d_{l-1}).
+    Q : list of ndarray
+        Q_1 .. Q_{L-1}, each (d_l, d_L).
+    alpha, kp, tau_ratio : float
+    slopes : list of ndarray or None
+        g'(a_1) .. g'(a_{L-1}) of one sample, each (d_l,); None: ones (at rest).
+
+    Returns
+    -------
+    ndarray
+    """
+    widths = [q.shape[0] for q in Q]
+    d_out = Q[0].shape[1]
+    starts = np.concatenate([[0], np.cumsum(widths)])
+    n = starts[-1]
+    J = np.zeros((n + d_out, n + d_out))
+    J[:n, :n] = -np.eye(n)
+    for l in range(1, len(Q)):
+        W = weights[l - 1] if slopes is None else weights[l - 1] * slopes[l - 1]
+        J[starts[l]:starts[l + 1], starts[l - 1]:starts[l]] = W
+    C = np.zeros((d_out, n))
+    C[:, starts[-2]:] = weights[-1] if slopes is None else weights[-1] * slopes[-1]
+    stacked = np.concatenate(Q, axis=0)
+    J[:n, :n] -= float(kp) * stacked @ C
+    J[:n, n:] = stacked
+    J[n:, :n] = -tau_ratio * C
+    J[n:, n:] = -tau_ratio * float(alpha) * np.eye(d_out)
+    return J
+
+
+def direct_abscissa(weights: Sequence[np.ndarray], Q: Sequence[np.ndarray], alpha: ArrayLike,
+                    kp: float = 0.0, tau_ratio: float = 1.0) -> float | np.ndarray:
+    """Largest real part of the eigenvalues of `direct_jacobian` at rest (negative: stable).
+
+    Accepts stacks: W_l (n, d_l, d_{l-1}), Q_l (n, d_l, d_L) and alpha (n,)
+    give one value per problem.
+    """
+    if np.ndim(Q[0]) == 2:
+        J = direct_jacobian(weights, Q, float(np.asarray(alpha)), kp, tau_ratio)
+        return float(np.linalg.eigvals(J).real.max())
+    alphas = np.broadcast_to(np.asarray(alpha, dtype=float), (np.shape(Q[0])[0],))
+    return np.array([direct_abscissa([W[k] for W in weights], [q[k] for q in Q], alphas[k],
+                                     kp, tau_ratio) for k in range(len(alphas))])

@@ -8,14 +8,37 @@ online updates (``batch_size`` 1; a batch of B samples sums its updates with
 rate eta / sqrt(B)); 10
 epochs; the test error of every model every 1000 samples. DI is simulated:
 every backward pass settles the Brian2 circuit of the output layer.
+
+Beyond the paper: ``DI-SCN a=0.1`` and ``DI-LIF a=0.1`` settle that circuit
+with spiking populations (``scn``, ``lif``; settings ``spiking_*`` as in the
+regressions, `dinv.experiments.models_spec.SPIKING_SETTINGS`, with fewer
+neurons per dimension: the hidden layer is wide), beside ``NDI a=0.1``, their
+exact counterpart. Each trains in a pass of its own, after the other models,
+on the first ``spiking_updates`` batches of the first epoch (same order, same
+initial network), measured every ``spiking_eval_every`` batches. Every
+circuit model (DI, and the spiking ones) also records, per update, the angle
+between the hidden error its circuit settled to and NDI's for the same
+weights and batch (Eq. 17 with the gains g'(a); ``angle_ndi_deg``: the
+median). Works with any data set of ``dataset``.
 """
 
-import numpy as np
+import time
+from typing import Any
 
+import numpy as np
+from brian2 import ms
+
+from dinv.analysis.metrics import vector_angle
 from dinv.experiments.datasets import load_dataset, one_hot, zscore
 from dinv.experiments.models_spec import (
+    DIRECT_DESCRIPTIONS,
+    DIRECT_SETTINGS,
+    SPIKING_DESCRIPTIONS,
+    SPIKING_SETTINGS,
     ModelSpec,
+    SharedFeedback,
     circuit_options,
+    own_settings,
     rinit_options,
     select_models,
 )
@@ -31,7 +54,11 @@ from dinv.experiments.supervised import (
     summary,
     train_epochs,
 )
+from dinv.hints import FloatArray
 from dinv.models.network import FeedforwardNetwork
+from dinv.models.training import Learner, Step
+from dinv.theory import chain_steady_state
+from dinv.validation import check_count
 
 MODELS = (
     ModelSpec("BP", "bp"),
@@ -40,6 +67,15 @@ MODELS = (
     ModelSpec("NDI a=0", "ndi", 0.0, "transpose"),
     ModelSpec("NDI a=0.01", "ndi", 0.01, "transpose"),
     ModelSpec("DI a=0.01", "di", 0.01, "transpose"),
+    ModelSpec("NDI a=0.1", "ndi", 0.1, "transpose"),
+    # Spiking DI: both populations of the output layer pair spiking (SPIKING_SETTINGS).
+    ModelSpec("DI-SCN a=0.1", "di", 0.1, "transpose", population="scn"),
+    ModelSpec("DI-LIF a=0.1", "di", 0.1, "transpose", population="lif"),
+    # Beyond the paper, run when named: inversion of targets and direct feedback control.
+    ModelSpec("NDI-T a=0.01", "ndi-targets", 0.01, "transpose", optional=True),
+    ModelSpec("DI-T a=0.01", "di-targets", 0.01, "transpose", optional=True),
+    ModelSpec("NDFC a=0.0015", "ndfc", 0.0015, "transpose", optional=True),
+    ModelSpec("DFC a=0.0015", "dfc", 0.0015, "transpose", optional=True),
 )
 
 PAPER_TEST_ERROR = {"BP": 2.2, "FA": 1.8, "PBP": 2.8, "NDI": 2.8, "DI": 2.8}
@@ -69,9 +105,18 @@ DEFAULTS = {
     "checkpoint_every": 10000,
     "restabilise": True,
     "rinit": {"target": -0.01, "lr": 5e-2, "max_iters": 200, "min_iters": 10},
+    # Spiking DI models: the regressions' settings with fewer neurons per dimension (the
+    # hidden layer is the system: 1000 x 16 scn neurons per sample), trained on the first
+    # spiking_updates batches, measured every spiking_eval_every batches.
+    **SPIKING_SETTINGS,
+    "spiking_neurons_per_dim": {"scn": 16, "lif": 32},
+    "spiking_updates": 1000,
+    "spiking_eval_every": 100,
+    # DI of targets and DFC (optional models): Meulemans et al. (2021)'s toy settings.
+    **DIRECT_SETTINGS,
 }
 QUICK = {"dataset": "digits", "hidden": [100], "epochs": 3, "batch_size": 10, "lr": 1e-2,
-         "eval_every": 300, "steps": 500}
+         "eval_every": 300, "steps": 500, "spiking_updates": 60, "spiking_eval_every": 10}
 
 DESCRIPTIONS = {
     **CIRCUIT_DESCRIPTIONS,
@@ -90,6 +135,10 @@ DESCRIPTIONS = {
     "checkpoint_every": "write checkpoint.npz every this many training samples",
     "restabilise": "re-stabilise NDI/DI feedback whenever a circuit turns unstable",
     "rinit": RINIT_DESCRIPTION,
+    **SPIKING_DESCRIPTIONS,
+    "spiking_updates": "batches the spiking DI models train on, the first of the first epoch",
+    "spiking_eval_every": "measure the spiking DI models every this many batches",
+    **DIRECT_DESCRIPTIONS,
 }
 """One line per setting (``dinv run mnist --help``)."""
 
@@ -101,6 +150,13 @@ UNITS = {
     "eval_seconds": "s",
     "settle_steps": "Euler steps",
     "wall_seconds": "s",
+    "angle_ndi_deg": "degrees",
+    "error_ratio": "dimensionless",
+    "updates": "updates",
+    "seconds": "s",
+    "seconds_per_update": "s",
+    "tau_system_ms": "ms",
+    "tau_controller_ms": "ms",
 }
 """Unit of every quantity of results.json (recorded in it as ``units``)."""
 
@@ -121,7 +177,7 @@ def run(config, progress=True, folder=None, resume=None, stop=None):
         See `DEFAULTS`.
     progress : bool
     folder : Path or None
-        Checkpoint folder.
+        Checkpoint folder (of the pass of the models that are not spiking).
     resume : tuple or None
         ``(state, arrays)`` of a checkpoint.
     stop : StopRequests or None
@@ -132,17 +188,24 @@ def run(config, progress=True, folder=None, resume=None, stop=None):
     dict
         ``models``, ``rules``, ``dataset``, ``history`` (test error in % per
         evaluation), ``final`` (last test error per model), timings and
-        re-stabilisation events (see `dinv.experiments.supervised.train_epochs`).
+        re-stabilisation events (see `dinv.experiments.supervised.train_epochs`)
+        of every model that is not spiking; ``angle_ndi_deg`` (per circuit
+        model, the median angle of its hidden errors to NDI's); with spiking
+        DI models, ``spiking`` (`spiking_pass`).
     """
     specs = select_models(MODELS, config["models"])
+    rate = [spec for spec in specs if spec.population is None]
+    spiking = [spec for spec in specs if spec.population is not None]
     data, x_train, t_train, x_test = prepare(config)
     rng = np.random.default_rng(config["seed"])
     sizes = [x_train.shape[1], *hidden_widths(config), data.n_classes]
     base = FeedforwardNetwork.create(
         sizes, ["tanh"] * (len(sizes) - 2) + ["softmax"], rng, scale=config["init_scale"])
-    shared = {}
+    shared: SharedFeedback = {}
     rinit = rinit_options(config, circuit_options(config), base.depth)
-    learners = [spec.learner(base, config["seed"], rinit, shared) for spec in specs]
+    learners = [spec.learner(base, config["seed"], rinit, shared,
+                             rule=own_settings(config, spec)[0],
+                             circuit=own_settings(config, spec)[1]) for spec in rate]
 
     def measure(learners):
         return {"test_error": [
@@ -151,15 +214,171 @@ def run(config, progress=True, folder=None, resume=None, stop=None):
             for lrn in learners]}
 
     evaluation = Evaluation(("test_error",), measure, "test_error")
-    trained = train_epochs("mnist", config, learners, (x_train, t_train), evaluation, folder,
-                           resume, progress, stop)
-    return {**summary(specs, data, sizes, trained, evaluation.metrics),
-            "paper_test_error": PAPER_TEST_ERROR}
+    angles = NDIAngles()
+    results: dict[str, Any] = {"paper_test_error": PAPER_TEST_ERROR}
+    if rate:
+        trained = train_epochs("mnist", config, learners, (x_train, t_train), evaluation,
+                               folder, resume, progress, stop, observe=angles)
+        results.update(summary(rate, data, sizes, trained, evaluation.metrics))
+        if "interrupted" in trained:
+            return {**results, "angle_ndi_deg": angles.medians()}
+    if spiking:
+        passes = {}
+        for spec in spiking:
+            part = spiking_pass(spec, config, base, shared, (x_train, t_train), evaluation,
+                                angles, progress, stop)
+            passes[spec.name] = part
+            if "interrupted" in part:
+                results["interrupted"] = part["interrupted"]
+                break
+        results["spiking"] = _beside(passes, results.get("history"))
+        if not rate:
+            results.update(_spiking_summary(passes, data, sizes, x_train.shape[0]))
+    results["angle_ndi_deg"] = angles.medians()
+    return results
+
+
+class NDIAngles:
+    """Per circuit learner and update: the angle between the hidden errors its circuit
+    settled to and NDI's closed form for the same batch (Eq. 17 through its layer
+    pairs, same weights, feedback, leak and gains g'(a); `dinv.theory.chain_steady_state`),
+    computed before the update changes the weights (`train_epochs`' ``observe``)."""
+
+    def __init__(self) -> None:
+        self.angles: dict[str, list[float]] = {}
+        self._reference: list[FloatArray] = []
+
+    def before(self, learners: list[Learner], x: FloatArray, t: FloatArray) -> None:
+        """NDI's hidden errors of every learner for batch (x, t), concatenated."""
+        self._reference = []
+        for lrn in learners:
+            net = lrn.net
+            forward = net.forward(x)
+            gains = []
+            for layer in range(net.depth - 1):
+                derivative = net.nonlinearities[layer].derivative
+                assert derivative is not None  # hidden layers are element-wise
+                gains.append(derivative(forward.a[layer])[None])
+            hidden = chain_steady_state([W[None] for W in net.weights[1:]],
+                                        [B[None] for B in lrn.feedback],
+                                        net.output_delta(forward, t)[None],
+                                        np.array([[lrn.layer_alpha(j)
+                                                   for j in range(net.depth - 1)]]), gains)
+            self._reference.append(np.concatenate([h.ravel() for h in hidden]))
+
+    def after(self, learners: list[Learner], step: Step) -> None:
+        """Record the angle of every learner's settled hidden errors to its reference."""
+        for lrn, reference, deltas in zip(learners, self._reference, step.deltas):
+            settled = np.concatenate([d.ravel() for d in deltas[:-1]])
+            self.angles.setdefault(lrn.name, []).append(float(vector_angle(settled, reference)))
+
+    def medians(self) -> dict[str, float]:
+        """Model name -> median angle (degrees) over its updates."""
+        return {name: float(np.nanmedian(values)) for name, values in self.angles.items()}
+
+
+def spiking_pass(spec: ModelSpec, config: dict[str, Any], base: FeedforwardNetwork,
+                 shared: dict[Any, Any], data: tuple[FloatArray, FloatArray],
+                 evaluation: Evaluation, angles: NDIAngles, progress: bool,
+                 stop: Any) -> dict[str, Any]:
+    """Train one spiking DI model on the first ``spiking_updates`` batches of epoch 0.
+
+    Its learner starts from ``base`` like the others (R-Init feedback from
+    ``shared``) and settles its own circuit (`spiking_circuit`); the test
+    error is measured before training and every ``spiking_eval_every``
+    batches; no checkpoint (the pass is short).
+
+    Returns
+    -------
+    dict
+        ``population``, ``updates``, ``samples``, ``history``
+        (``samples``, ``test_error``), ``initial_test_error``,
+        ``final_test_error``, ``error_ratio`` (final / initial),
+        ``angle_ndi_deg`` (median over its updates), ``seconds``,
+        ``seconds_per_update``, the circuit's settings, ``settling``; after a
+        stop request ``interrupted``.
+    """
+    rule, circuit = own_settings(config, spec)
+    assert circuit is not None  # a spiking model has its own circuit (spiking_circuit)
+    batches = check_count("spiking_updates", config["spiking_updates"])
+    every = check_count("spiking_eval_every", config["spiking_eval_every"])
+    batch = int(config["batch_size"])
+    own = {**config, "epochs": 1, "train_samples": batches * batch,
+           "eval_every": every * batch, "checkpoint_every": (batches + 1) * batch}
+    rinit = rinit_options(config, circuit, base.depth)
+    margin = config.get("spiking_radius_margin", SPIKING_SETTINGS["spiking_radius_margin"])
+    learner = spec.learner(base, config["seed"], rinit, shared, circuit, margin, rule=rule)
+    start = time.perf_counter()
+    trained = train_epochs(f"mnist, {spec.name}", own, [learner], data, evaluation, None, None,
+                           progress, stop, observe=angles)
+    seconds = time.perf_counter() - start
+    history = [{"samples": h["samples"], "test_error": h["test_error"][spec.name]}
+               for h in trained["history"]]
+    updates = -(-history[-1]["samples"] // batch)
+    part = {
+        "population": spec.population, "updates": updates, "samples": history[-1]["samples"],
+        "history": history, "initial_test_error": history[0]["test_error"],
+        "final_test_error": history[-1]["test_error"],
+        "error_ratio": history[-1]["test_error"] / history[0]["test_error"],
+        "angle_ndi_deg": float(np.nanmedian(angles.angles.get(spec.name, [np.nan]))),
+        "seconds": seconds, "seconds_per_update": seconds / max(updates, 1),
+        "neurons_per_dim": config["spiking_neurons_per_dim"][spec.population],
+        "steps": circuit.steps, "dt": circuit.dt,
+        "tau_system_ms": float(circuit.tau_system / ms),
+        "tau_controller_ms": float(circuit.tau_controller / ms), "alpha": spec.alpha,
+        "settling": trained["settling"],
+    }
+    if "interrupted" in trained:
+        part["interrupted"] = trained["interrupted"]
+    return part
+
+
+def _beside(passes: dict[str, dict[str, Any]],
+            history: list[dict[str, Any]] | None) -> dict[str, dict[str, Any]]:
+    """Each spiking pass with, beside it, every other model's test error ratio after as
+    many samples (``reference_error_ratio``; from the main pass's evaluations, the last at
+    or before the pass's samples)."""
+    for part in passes.values():
+        part["reference_error_ratio"] = {}
+        if not history:
+            continue
+        done = [h for h in history if h["samples"] <= part["samples"]]
+        if done:
+            first, last = history[0]["test_error"], done[-1]["test_error"]
+            part["reference_error_ratio"] = {name: last[name] / first[name] for name in first}
+            part["reference_samples"] = done[-1]["samples"]
+    return passes
+
+
+def _spiking_summary(passes: dict[str, dict[str, Any]], data: Any, sizes: list[int],
+                     n_train: int) -> dict[str, Any]:
+    """What `summary` gives, for a run of spiking models only: their evaluations (all
+    passes measure at the same samples) as ``history`` and ``final``."""
+    names = list(passes)
+    first = passes[names[0]]["history"]
+    history = [{"samples": h["samples"], "epoch": h["samples"] / n_train,
+                "test_error": {name: passes[name]["history"][k]["test_error"]
+                               for name in names if k < len(passes[name]["history"])}}
+               for k, h in enumerate(first)]
+    return {"models": names, "rules": dict.fromkeys(names, "di"),
+            "dataset": {"name": data.name, "source": data.source,
+                        "train": int(data.x_train.shape[0]),
+                        "test": int(data.x_test.shape[0])},
+            "sizes": sizes, "history": history,
+            "final": {name: {"test_error": passes[name]["final_test_error"]} for name in names},
+            "restabilised": [], "epoch_seconds": [], "eval_seconds": 0.0, "settle_steps": None,
+            "settling": {k: v for part in passes.values() for k, v in part["settling"].items()}}
 
 
 def figure(results):
-    """Fig. 4a: test error over training, beside the paper's final errors."""
+    """Fig. 4a: test error over training, beside the paper's final errors (and the
+    spiking DI models' shorter passes, against epochs of the whole training set)."""
     from dinv.analysis.figures import classification_figure
 
+    per_epoch = results["dataset"]["train"]
+    extra = {name: ([h["samples"] / per_epoch for h in part["history"]],
+                    [h["test_error"] for h in part["history"]])
+             for name, part in (results.get("spiking") or {}).items()
+             if name not in results["models"]}
     return classification_figure(results["history"], results["models"],
-                                 results["paper_test_error"], results["dataset"]["name"])
+                                 results["paper_test_error"], results["dataset"]["name"], extra)

@@ -384,6 +384,8 @@ def _finish(experiment, config, results, out, seconds):
                         f"of {interruption['total']} {interruption['unit']}: partial results",
                         color="tab:red", fontsize=11)
     save_figure(figure, out / FIGURE)
+    for name, extra in experiment.extra_figures(record).items():
+        save_figure(extra, out / name)
     return out, record
 
 

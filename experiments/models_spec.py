@@ -2,18 +2,26 @@
 
 import dataclasses
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, cast
 
 import numpy as np
 from brian2 import ms
 
-from dinv.circuits import SettleOptions
+from dinv.circuits import PopulationModel, SettleOptions
 from dinv.circuits.populations import get_population_model, pid_controller, pid_gains
 from dinv.errors import InputError
 from dinv.experiments.settings import PID_DEFAULTS
-from dinv.models.initialisation import init_feedback, init_loop_feedback
-from dinv.models.rules import get_rule
-from dinv.models.stabilise import stable_random_feedback
+from dinv.hints import FloatArray
+from dinv.models.initialisation import init_direct_feedback, init_feedback, init_loop_feedback
+from dinv.models.network import FeedforwardNetwork
+from dinv.models.rules import Rule, get_rule
+from dinv.models.stabilise import (
+    stable_random_direct_feedback,
+    stable_random_feedback,
+    tau_ratio_of,
+)
 from dinv.models.training import Learner
 
 
@@ -95,6 +103,23 @@ SPIKING_SETTINGS = {
 """Settings of the spiking DI models of a regression (`spiking_circuit`) and their
 defaults."""
 
+SPIKING_DESCRIPTIONS = {
+    "spiking_neurons_per_dim": "neurons per represented dimension of the spiking DI models, "
+                               "by population ('scn', 'lif')",
+    "spiking_tau_system_ms": "time constant (ms) of the spiking DI models' systems",
+    "spiking_tau_controller_ms": "time constant (ms) of the spiking DI models' controllers",
+    "spiking_dt": "Euler step of the spiking DI models by population, in units of the "
+                  "faster time constant",
+    "spiking_scn_steps_per_readout": "steps per scn readout time constant (the scn step "
+                                     "limit)",
+    "spiking_steps": "Euler steps per settle of the spiking DI models, by population",
+    "spiking_radius_margin": "radii of the spiking populations: this times the largest "
+                             "component of each sample's closed-form state",
+    "spiking_updates": "updates the spiking DI models train on, the first of the pass "
+                       "(null: all)",
+}
+"""One line per spiking setting (``--help`` of the experiments that have them)."""
+
 
 def spiking_circuit(config, population):
     """The `SettleOptions` of a spiking DI model (``population`` 'scn' or 'lif').
@@ -109,8 +134,10 @@ def spiking_circuit(config, population):
     default's; as accurate on the regression's layer pair, at half the cost).
     """
     from dinv.circuits import lif_population, scn_population
+    from dinv.circuits.scn import SCNEnsemble
 
-    makers = {"scn": scn_population, "lif": lif_population}
+    makers: dict[str, Callable[[str, int], PopulationModel]] = {
+        "scn": scn_population, "lif": lif_population}
     if population not in makers:
         raise InputError(f"population must be one of {sorted(makers)}, got {population!r}")
     settings = {key: config.get(key, default) for key, default in SPIKING_SETTINGS.items()}
@@ -123,7 +150,8 @@ def spiking_circuit(config, population):
     if population == "scn":  # a coarser step than scn_population's default allows
         ratio = settings["spiking_scn_steps_per_readout"]
         models = [dataclasses.replace(m, ensemble=dataclasses.replace(
-            m.ensemble, steps_per_readout=float(ratio))) for m in models]
+            cast(SCNEnsemble, m.ensemble),  # what scn_population builds
+            steps_per_readout=float(ratio))) for m in models]
     return SettleOptions(steps=settings["spiking_steps"][population],
                          dt=settings["spiking_dt"][population],
                          tau_system=settings["spiking_tau_system_ms"] * ms,
@@ -131,6 +159,79 @@ def spiking_circuit(config, population):
                          system=models[0], controller=models[1],
                          on_unsettled=config.get("on_unsettled", "ignore"),
                          settle_tol=config.get("settle_tol", 1e-3))
+
+
+DIRECT_SETTINGS = {
+    # Meulemans et al. (2021), the published toy configuration of Deep Feedback Control
+    # (configs/toy_experiments/configs_fig3/config_dfc.py of their release):
+    # k_p 1.5, time_constant_ratio tau_v / tau_u 0.2, dt_di 0.005 tau_u (0.025 tau_v),
+    # tmax_di 1000 steps, target_stepsize 0.05.
+    "dfc_kp": 1.5,
+    "dfc_tau_ratio": 0.2,
+    "dfc_dt": 0.025,
+    "dfc_steps": 1000,
+    "target_step": 0.05,
+}
+"""Settings of the models of direct feedback control (`direct_circuit`) and of the
+rules of targets (``target_step``), and their defaults."""
+
+DIRECT_DESCRIPTIONS = {
+    "dfc_kp": "DFC: proportional gain k_p of the output controller (Meulemans et al. 2021: 1.5)",
+    "dfc_tau_ratio": "DFC: tau_system / tau_controller (Meulemans et al. 2021: 0.2)",
+    "dfc_dt": "DFC: Euler step in units of tau_system (Meulemans et al. 2021: 0.005 tau_u)",
+    "dfc_steps": "DFC: Euler steps of a settle (Meulemans et al. 2021: 1000)",
+    "target_step": "DI of targets and DFC: the output target is a_L - target_step * delta_L "
+                   "(Meulemans et al. 2021: 0.05)",
+}
+"""One line per setting of `DIRECT_SETTINGS`."""
+
+
+def _setting(config, key):
+    return config.get(key, DIRECT_SETTINGS[key])
+
+
+def direct_circuit(config: dict) -> SettleOptions:
+    """The `SettleOptions` of a DFC model: ``dfc_steps`` of ``dfc_dt`` (units of
+    tau_system), tau_controller = tau_system / ``dfc_tau_ratio``, the experiment's
+    system model and a rate controller (which the circuit gives the rule's k_p);
+    ``on_unsettled`` and ``settle_tol`` as the experiment's."""
+    tau_system = 10 * ms
+    return SettleOptions(steps=_setting(config, "dfc_steps"), dt=_setting(config, "dfc_dt"),
+                         tau_system=tau_system,
+                         tau_controller=tau_system / _setting(config, "dfc_tau_ratio"),
+                         system=config.get("system", "rate-system"),
+                         on_unsettled=config.get("on_unsettled", "ignore"),
+                         settle_tol=config.get("settle_tol", 1e-3))
+
+
+def own_settings(config: dict, spec: "ModelSpec") -> tuple[Rule, SettleOptions | None]:
+    """The rule and circuit of a model that has settings of its own, from the experiment's.
+
+    Rules of targets get ``target_step``; DFC and NDFC get ``dfc_kp`` and
+    their own circuit (`direct_circuit`: NDFC, which has none, keeps its time
+    constants for its stability checks); spiking DI its spiking circuit
+    (`spiking_circuit`).
+
+    Returns
+    -------
+    rule : Rule
+    circuit : SettleOptions or None
+    """
+    rule = get_rule(spec.rule)
+    changes = {}
+    if rule.target_step is not None:
+        changes["target_step"] = _setting(config, "target_step")
+    if rule.kp is not None:
+        changes["kp"] = _setting(config, "dfc_kp")
+    rule = rule.with_settings(**changes) if changes else rule
+    if spec.population is not None:
+        if rule.feedback == "direct" and rule.kp:
+            raise InputError(f"model {spec.name!r}: a spiking controller has no proportional "
+                             "part; set dfc_kp to 0 for spiking DFC")
+        return rule, spiking_circuit(config, spec.population)
+    if rule.feedback == "direct":
+        return rule, direct_circuit(config)
+    return rule, None
 
 
 def pair_controllers(options, pairs):
@@ -172,6 +273,10 @@ def rinit_options(config, circuit, depth):
     return {**config["rinit"], "controllers": pair_controllers(circuit, depth - 1)}
 
 
+# The R-Init feedback of each alpha, shared by the models of a run (`ModelSpec.learner`).
+SharedFeedback = dict[tuple[Any, ...], list[FloatArray]]
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """One model of an experiment.
@@ -181,12 +286,13 @@ class ModelSpec:
     name : str
         Label in results and figures.
     rule : str
-        Backward rule ('bp', 'fa', 'pbp', 'ndi', 'di').
+        Backward rule (a name of `dinv.models.rules.RULES`).
     alpha : float
-        Controller leak (NDI, DI).
+        Controller leak (NDI, DI, SLDI, DI of targets, DFC).
     feedback : str or None
-        Feedback init ('transpose' = Tr-Init, 'random' = FA's U(-0.5, 0.5),
-        'stable-random' = R-Init: random, then stabilised for this alpha).
+        Feedback init ('transpose' = Tr-Init, for DFC Q_l = J_l^T; 'random' =
+        FA's U(-0.5, 0.5); 'stable-random' = R-Init: random, then stabilised
+        for this alpha).
     architecture : str
         DI chain, 'sequential' (the paper's) or 'repeat'.
     controller : str
@@ -196,18 +302,26 @@ class ModelSpec:
         'lif') of every system and controller, with the experiment's
         ``spiking_*`` settings (`spiking_circuit`); None: the experiment's
         populations (``system``, ``controller``).
+    optional : bool
+        Runs only when named in the experiment's ``models`` (models beyond
+        the paper's figure, e.g. DI of targets and DFC).
     """
 
     name: str
     rule: str
-    alpha: float = 0.0
-    feedback: str = None
+    alpha: float | tuple[float, ...] = 0.0
+    feedback: str | None = None
     architecture: str = "sequential"
     controller: str = "linear"
-    population: str = None
+    population: str | None = None
+    optional: bool = False
 
-    def learner(self, net, seed, stabilise=None, shared=None, circuit=None, margin=1.5):
-        """A `Learner` training a copy of ``net`` with this model's rule.
+    def learner(self, net: FeedforwardNetwork, seed: int, stabilise: dict[str, Any] | None = None,
+                shared: SharedFeedback | None = None,
+                circuit: SettleOptions | None = None, margin: float = 1.5,
+                rule: Rule | None = None) -> Learner:
+        """A `Learner` training a copy of ``net`` with this model's rule (or ``rule``, the
+        same rule with the experiment's settings, `own_settings`).
 
         Random feedback is drawn from a generator seeded by ``seed`` and the
         model's name (R-Init: by its alpha), so a model starts the same
@@ -218,14 +332,18 @@ class ModelSpec:
         and SLDI models with R-Init start from the same stabilised B (as in the
         paper). ``circuit`` (a `SettleOptions` or None) and ``margin`` are the
         learner's own circuit settings and radius margin (`Learner.circuit`).
+        DFC feedback: 'transpose' is Q_l = J_l^T at the origin, 'stable-random'
+        random Q stabilised for the learner's circuit (`stable_random_direct_feedback`).
         """
-        rule = get_rule(self.rule)
+        rule = get_rule(self.rule if rule is None else rule)
         net = net.copy()
         feedback = []
         if rule.feedback:
             if self.feedback is None:
                 raise InputError(f"model {self.name!r} ({self.rule}) needs a feedback init")
-            if self.feedback == "stable-random":
+            if rule.feedback == "direct":
+                feedback = self._direct_feedback(rule, net, seed, stabilise, shared, circuit)
+            elif self.feedback == "stable-random":
                 shared = {} if shared is None else shared
                 key = ("stable-random", self.alpha)
                 if key not in shared:
@@ -247,8 +365,29 @@ class ModelSpec:
             else:
                 rng = _generator(seed, self.name)
                 feedback = [init_feedback(W, self.feedback, rng) for W in net.weights[1:]]
-        return Learner(self.name, self.rule, net, feedback, self.alpha, self.architecture,
+        return Learner(self.name, rule, net, feedback, self.alpha, self.architecture,
                        self.controller, circuit, margin)
+
+    def _direct_feedback(self, rule: Rule, net: FeedforwardNetwork, seed: int,
+                         stabilise: dict[str, Any] | None, shared: SharedFeedback | None,
+                         circuit: SettleOptions | None) -> list[FloatArray]:
+        """Q_1 .. Q_{L-1} of a DFC model (R-Init shared by the DFC models of one alpha)."""
+        if self.feedback is None:
+            raise InputError(f"model {self.name!r} ({self.rule}) needs a feedback init")
+        if self.feedback != "stable-random":
+            return init_direct_feedback(net.weights, self.feedback, _generator(seed, self.name))
+        if isinstance(self.alpha, tuple):
+            raise InputError(f"model {self.name!r}: DFC has one controller and one leak alpha, "
+                             f"got {self.alpha!r}")
+        ratio = tau_ratio_of(circuit)
+        shared = {} if shared is None else shared
+        key = ("stable-random-direct", self.alpha, rule.kp, ratio)
+        if key not in shared:
+            shared[key] = stable_random_direct_feedback(
+                net.weights, float(self.alpha),
+                _generator(seed, f"R-Init direct {self.alpha!r}"),
+                kp=rule.kp or 0.0, tau_ratio=ratio, **(stabilise or {}))
+        return [Q.copy() for Q in shared[key]]
 
 
 def _generator(seed, label):
@@ -257,9 +396,10 @@ def _generator(seed, label):
 
 
 def select_models(specs, names):
-    """The specs whose names are in ``names`` (all when ``names`` is None)."""
+    """The specs whose names are in ``names`` (when ``names`` is None, all but the
+    optional ones, which run only when named)."""
     if names is None:
-        return list(specs)
+        return [spec for spec in specs if not spec.optional]
     if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
         raise InputError(f"models must be a list of model names, got {names!r}")
     known = {s.name: s for s in specs}

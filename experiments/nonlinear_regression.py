@@ -7,35 +7,45 @@ students start from U(-0.01, 0.01) weights and biases shared by all models;
 eta = 1e-2; hidden errors clipped at norm 1. Every rule multiplies by g'
 exactly once (Eq. 3), unlike the authors' script, which applies g' twice to
 BP, FA, PBP and NDI. SLDI uses B = -(W_3 W_2)^T and the nonlinear controller.
+
+Beyond the paper: ``DI-SCN a=0.1`` and ``DI-LIF a=0.1`` settle both layer
+pairs of the backward pass (20 <- 10 <- 10, gains g'(a_l) on the
+pathways) with spiking populations, beside ``NDI a=0.1``, their exact
+counterpart, as in `dinv.experiments.linear_regression` (settings
+``spiking_*``, `dinv.experiments.models_spec.SPIKING_SETTINGS`); each trains
+in a pass of its own on the first ``spiking_updates`` updates (1000 of the
+9999; ``--quick``: 100).
 """
+
+from typing import Any
 
 import numpy as np
 
 from dinv.experiments import linear_regression
 from dinv.experiments.models_spec import ModelSpec
-from dinv.experiments.regression import protocol_run
+from dinv.experiments.regression import RegressionRun, protocol_run
 from dinv.models.network import FeedforwardNetwork
 
 MODELS = linear_regression.RATE_MODELS + (
     ModelSpec("SLDI a=0.01", "sldi", 0.01, "transpose"),
     ModelSpec("SLDI a=0.001", "sldi", 0.001, "transpose"),
     ModelSpec("SLDI R-Init a=0.01", "sldi", 0.01, "stable-random"),
-)
+) + linear_regression.TARGET_MODELS + linear_regression.SPIKING_MODELS
 
 DEFAULTS = {
-    **{k: v for k, v in linear_regression.DEFAULTS.items()
-       if k != "fixed_norm_samples" and not k.startswith("spiking_")},
+    **{k: v for k, v in linear_regression.DEFAULTS.items() if k != "fixed_norm_samples"},
     "sizes": [30, 20, 10, 10],
     "samples": 10000,
     "teacher_scale": 0.01,
     "clip_hidden": 1.0,
     "error_dtype": "float32",
+    # The spiking DI models train on the first 1000 updates (about 0.1 s each).
+    "spiking_updates": 1000,
 }
-QUICK = {"samples": 300}
+QUICK = {"samples": 300, "spiking_updates": 100}
 
 DESCRIPTIONS = {
-    **{k: v for k, v in linear_regression.DESCRIPTIONS.items()
-       if k != "fixed_norm_samples" and not k.startswith("spiking_")},
+    **{k: v for k, v in linear_regression.DESCRIPTIONS.items() if k != "fixed_norm_samples"},
     "teacher_scale": "teacher weights and biases U(-teacher_scale, teacher_scale)",
 }
 """One line per setting (``dinv run nonlinear-regression --help``)."""
@@ -46,7 +56,7 @@ NAME = "nonlinear regression"
 """Label of the progress bar."""
 
 
-def prepare(config):
+def prepare(config: dict[str, Any]) -> RegressionRun:
     """The data, initial network and generator of a run: the arguments of
     `dinv.experiments.regression.train_regression` after its name."""
     rng = np.random.default_rng(config["seed"])
@@ -71,11 +81,12 @@ def figure(results):
     from dinv.analysis.figures import Panel, regression_figure
 
     panels = (
-        Panel("stability (DI: per layer; SLDI: loop) (paper Fig. 3h)", "eigenvalue",
-              "max real eigenvalue", frozenset({"di", "sldi"}), zero_line=True),
+        Panel("stability (DI: per layer; SLDI, DFC: loop) (paper Fig. 3h)", "eigenvalue",
+              "max real eigenvalue", linear_regression.SIMULATED | {"sldi"}, zero_line=True),
         Panel("angle(delta_DI, delta_NDI) (Fig. 3i)", "angle_ndi", "angle (deg)",
-              frozenset({"di"}), log=True, median=True),
-        Panel("angle(B, -W^T) (Fig. 3j)", "angle_B", "angle (deg)", frozenset({"di", "ndi"})),
+              linear_regression.SIMULATED, log=True, median=True),
+        Panel("angle(B, -W^T) (Fig. 3j; DFC: Q, J^T)", "angle_B", "angle (deg)",
+              linear_regression.FEEDBACK),
         Panel("angle(delta_SLDI, delta_NDI) (Fig. 3k)", "angle_ndi", "angle (deg)",
               frozenset({"sldi"}), log=True, median=True),
     )

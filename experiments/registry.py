@@ -98,6 +98,12 @@ class Experiment:
 
         return mark_unsettled(self.protocol.figure(results), results.get("settling"))
 
+    def extra_figures(self, results: dict[str, Any]) -> dict[str, Any]:
+        """Figures beside figure.png, by file name (the protocol's ``FIGURES``: file name
+        -> function of the results; most experiments have none)."""
+        return {name: draw(results)
+                for name, draw in getattr(self.protocol, "FIGURES", {}).items()}
+
 
 DATA_OPTIONS = (
     Option("--dataset", "dataset", f"data set: {', '.join(DATASETS)}", str),
@@ -112,7 +118,7 @@ _LINEAR_OPTIONS = (*_REGRESSION_OPTIONS, Option(
     "--spiking", "spiking_models", "also train DI with spiking populations (DI-SCN a=0.1, "
     "DI-LIF a=0.1, with NDI a=0.1): beyond the paper, and slower"))
 
-EXPERIMENTS = {experiment.name: experiment for experiment in (
+EXPERIMENTS: dict[str, Experiment] = {experiment.name: experiment for experiment in (
     Experiment("linear-regression", "Fig. 3a-f: linear regression, 30-20-10 linear network",
                "dinv.experiments.linear_regression", _LINEAR_OPTIONS),
     Experiment("nonlinear-regression",
@@ -131,11 +137,14 @@ EXPERIMENTS = {experiment.name: experiment for experiment in (
     Experiment("spiking-inversion",
                "Sec. 6: spiking populations (scn, lif) against Eq. (10)",
                "dinv.experiments.spiking_inversion"),
+    Experiment("second-order",
+               "Sec. 4.3/6.3: every rule's updates against Gauss-Newton over training",
+               "dinv.experiments.second_order"),
 )}
 """Every experiment by name (``dinv list``)."""
 
 
-def get_experiment(name):
+def get_experiment(name: str) -> Experiment:
     """The registered experiment called ``name``."""
     try:
         return EXPERIMENTS[name]
@@ -145,12 +154,12 @@ def get_experiment(name):
         ) from None
 
 
-def _check_type(key, default, value):
+def _check_type(key: str, default: object, value: object) -> object:
     """An override must have the kind of value its default has; returns it (a
     whole-number float as an int)."""
     from dinv.validation import check_count
 
-    def is_number(v):
+    def is_number(v: object) -> bool:
         return isinstance(v, (int, float)) and not isinstance(v, bool)
 
     if default is None:
@@ -175,7 +184,8 @@ def _check_type(key, default, value):
     return value
 
 
-def make_config(experiment, quick=False, overrides=None):
+def make_config(experiment: Experiment, quick: bool = False,
+                overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Defaults, then ``--quick`` overrides, then user overrides (checked)."""
     config = dict(experiment.defaults)
     if quick:

@@ -8,7 +8,9 @@ models (stability, feedback alignment, agreement with NDI and PBP).
 """
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from brian2 import ms
@@ -17,21 +19,33 @@ from dinv.analysis.metrics import matrix_angle, nmse, vector_angle
 from dinv.errors import InputError
 from dinv.experiments.companion import Companion
 from dinv.experiments.errors import error_measure
-from dinv.experiments.interrupts import stop_requested
+from dinv.experiments.interrupts import StopRequests, stop_requested
 from dinv.experiments.models_spec import (
     SPIKING_SETTINGS,
+    ModelSpec,
+    SharedFeedback,
     circuit_options,
+    own_settings,
     rinit_options,
     select_models,
     spiking_circuit,
 )
 from dinv.experiments.progress import Progress
 from dinv.experiments.settle_stats import SettleStats
+from dinv.hints import FloatArray
 from dinv.models.initialisation import init_feedback
-from dinv.models.rules import pbp
-from dinv.models.stabilise import repair_feedback, unstable_feedback
+from dinv.models.network import FeedforwardNetwork
+from dinv.models.rules import ChainArrays, Rule, pbp, steady_rule
+from dinv.models.stabilise import direct_settings, repair_feedback, unstable_feedback
 from dinv.models.training import UpdateConfig, replay_step, train_step_each
-from dinv.theory import chain_steady_state, jacobian_abscissa, loop_abscissa, stack_c
+from dinv.theory import (
+    chain_steady_state,
+    direct_abscissa,
+    direct_jacobians,
+    jacobian_abscissa,
+    loop_abscissa,
+    stack_c,
+)
 from dinv.validation import check_count
 
 CURVES = ("eigenvalue", "angle_B", "angle_ndi", "angle_pbp")
@@ -52,16 +66,20 @@ def _pbp_chain(weights, delta, gains):
 
 
 class CurveRecorder:
-    """Per-iteration, per-layer curves of the inversion models (NDI, DI, SLDI) of one or
-    more runs.
+    """Per-iteration, per-layer curves of the inversion models (NDI, DI, SLDI, DI of
+    targets, DFC and their closed forms) of one or more runs.
 
-    For DI and NDI layer j pairs W_{j+2} with B_{j+2} and yields delta_{j+1};
-    for SLDI the eigenvalue and feedback angle are those of the whole loop
-    (stored in layer 0) and the NDI and PBP references use B_l = -W_l^T of the
-    initial weights (the Tr-Init feedback the loop's B is built from). The
-    inversion models of all runs are one stack (one row each, run after run),
-    processed with one linear-algebra call per layer; every call works row
-    by row, so each run's curves are those it gets alone.
+    For the layer-pair rules layer j pairs W_{j+2} with B_{j+2} and yields
+    delta_{j+1}; for SLDI the eigenvalue and feedback angle are those of the
+    whole loop (stored in layer 0) and the NDI and PBP references use
+    B_l = -W_l^T of the initial weights (the Tr-Init feedback the loop's B is
+    built from). For DFC the eigenvalue is that of its whole circuit at rest
+    (layer 0) and the feedback angle per hidden layer that of Q_l to J_l^T
+    (the Jacobian at the origin). The rules of targets and DFC are compared
+    with their own closed forms (NDI of targets, NDFC; `steady_rule`) rather
+    than with NDI. The inversion models of all runs are one stack (one row
+    each, run after run), processed with one linear-algebra call per layer;
+    every call works row by row, so each run's curves are those it gets alone.
 
     Parameters
     ----------
@@ -77,17 +95,27 @@ class CurveRecorder:
         self.learners = [runs[r][k] for r, k in self.members]
         self.loops = [row for row, lrn in enumerate(self.learners)
                       if lrn.rule.feedback == "loop"]
+        self.direct = [row for row, lrn in enumerate(self.learners)
+                       if lrn.rule.feedback == "direct"]
         self.layerwise = [row for row, lrn in enumerate(self.learners)
-                          if lrn.rule.feedback != "loop"]
+                          if lrn.rule.feedback == "layer"]
+        # Rows compared with NDI (Eq. 17) and rows compared with their own closed form.
+        steady = [steady_rule(lrn.rule) for lrn in self.learners]
+        self.errors = [row for row, rule in enumerate(steady) if rule is None or rule.name == "ndi"]
+        self.own: dict[Rule, list[int]] = {}
+        for row, rule in enumerate(steady):
+            if rule is not None and row not in self.errors:
+                self.own.setdefault(rule, []).append(row)
         self.alpha = np.array([lrn.alpha for lrn in self.learners])
         layers = runs[0][0].net.depth - 1
         self.values = {key: np.full((len(self.learners), layers, iterations), np.nan)
                        for key in CURVES}
         self.reference_feedback = {
             row: [init_feedback(W, "transpose", None) for W in self.learners[row].net.weights[1:]]
-            for row in self.loops
+            for row in self.loops + self.direct
         }
-        self._weights = self._feedback = None
+        self._weights: list[FloatArray] = []  # as of the last snapshot
+        self._feedback: list[FloatArray] = []
 
     def run_values(self, run):
         """The curves of run ``run``: key -> (its inversion models, layers, iterations)."""
@@ -106,7 +134,8 @@ class CurveRecorder:
                       else lrn.feedback[l] for row, lrn in enumerate(self.learners)])
             for l in range(depth - 1)
         ]
-        self._loop_feedback = {row: self.learners[row].feedback[0].copy() for row in self.loops}
+        self._own_feedback = {row: [B.copy() for B in self.learners[row].feedback]
+                              for row in self.loops + self.direct}
 
     def record(self, it, pre_activations, deltas):
         """Compute every curve for iteration ``it`` from each row's pre-activations
@@ -118,6 +147,8 @@ class CurveRecorder:
             self._record_pairs(it)
         if self.loops:
             self._record_loops(it)
+        if self.direct:
+            self._record_direct(it)
         self._record_references(it, pre_activations, deltas)
 
     def _record_pairs(self, it):
@@ -136,7 +167,7 @@ class CurveRecorder:
         loops = self.loops
         self.values["eigenvalue"][loops, 0, it] = loop_abscissa(
             [W[loops] for W in self._weights[1:]],
-            stack_c([self._loop_feedback[row] for row in loops]), self.alpha[loops])
+            stack_c([self._own_feedback[row][0] for row in loops]), self.alpha[loops])
         for row in loops:
             learner = self.learners[row]
             forward_map = learner.net.weights[1]
@@ -145,18 +176,52 @@ class CurveRecorder:
             self.values["angle_B"][row, 0, it] = matrix_angle(learner.feedback[0],
                                                              -forward_map.T)
 
+    def _record_direct(self, it):
+        """Abscissa of DFC's circuit at rest (before the update) and angle(Q_l, J_l^T)
+        (after it)."""
+        for row in self.direct:
+            learner = self.learners[row]
+            self.values["eigenvalue"][row, 0, it] = direct_abscissa(
+                [W[row] for W in self._weights[1:]], self._own_feedback[row],
+                learner.layer_alpha(0), *direct_settings(learner))
+            jacobians = direct_jacobians(learner.net.weights[1:])
+            for j, (Q, J) in enumerate(zip(learner.feedback, jacobians)):
+                self.values["angle_B"][row, j, it] = matrix_angle(Q, J.T)
+
     def _record_references(self, it, pre_activations, deltas):
-        """Angles of the hidden errors to those of NDI and PBP with the same weights."""
+        """Angles of the hidden errors to those of the closed form (NDI, or the rule's own)
+        and of PBP with the same weights."""
         depth = len(self._weights)
         output = stack_c([delta[-1] for delta in deltas])
         gains = [stack_c([lrn.net.nonlinearities[l].derivative(a[l])
                           for lrn, a in zip(self.learners, pre_activations)])
                  for l in range(depth - 1)]
-        ndi_ref = chain_steady_state(self._weights[1:], self._feedback, output, self.alpha, gains)
+        rows = self.errors
+        reference = [np.full_like(g, np.nan) for g in gains]
+        if rows:
+            ndi_ref = chain_steady_state([W[rows] for W in self._weights[1:]],
+                                         [B[rows] for B in self._feedback], output[rows],
+                                         self.alpha[rows], [g[rows] for g in gains])
+            for j in range(depth - 1):
+                reference[j][rows] = ndi_ref[j]
+        for rule, own in self.own.items():
+            learners = [self.learners[row] for row in own]
+            arrays = ChainArrays(
+                weights=[W[own] for W in self._weights[1:]],
+                feedback=[stack_c([self._own_feedback[row][j] if row in self._own_feedback
+                                   else self.learners[row].feedback[j] for row in own])
+                          for j in range(len(learners[0].feedback))],
+                delta=output[own], alpha=np.array([lrn._alphas for lrn in learners]),
+                offsets=[stack_c([pre_activations[row][l] for row in own])
+                         for l in range(depth - 1)],
+                transfers=[g.name for g in learners[0].net.nonlinearities[:-1]])
+            assert rule.chainwise is not None  # NDI of targets, NDFC
+            for j, value in enumerate(rule.chainwise(rule, arrays)[0]):
+                reference[j][own] = value
         pbp_ref = _pbp_chain(self._weights[1:], output, gains)
         for j in range(depth - 1):
             hidden = stack_c([delta[j][0] for delta in deltas])
-            self.values["angle_ndi"][:, j, it] = vector_angle(hidden, ndi_ref[j][:, 0])
+            self.values["angle_ndi"][:, j, it] = vector_angle(hidden, reference[j][:, 0])
             self.values["angle_pbp"][:, j, it] = vector_angle(hidden, pbp_ref[j][:, 0])
 
 
@@ -301,7 +366,14 @@ class ClosedFormSide:
                 for r, errors in enumerate(self.errors)]
 
 
-def protocol_run(name, prepare):
+# One run's arguments of `train_regression` after its name: config, models, the data
+# X and Y, the initial network and the generator (what a regression's ``prepare`` gives).
+RegressionRun = tuple[dict[str, Any], Sequence[ModelSpec], FloatArray, FloatArray,
+                      FeedforwardNetwork, np.random.Generator]
+
+
+def protocol_run(name: str, prepare: Callable[[dict[str, Any]], RegressionRun],
+                 ) -> Callable[..., dict[str, Any]]:
     """The ``run(config, progress=True, stop=None)`` of a regression protocol: train
     every model on the data ``prepare(config)`` gives (`train_regression`).
 
@@ -312,7 +384,8 @@ def protocol_run(name, prepare):
     prepare : callable
         ``prepare(config)`` -> the arguments of `train_regression` after ``name``.
     """
-    def run(config, progress=True, stop=None):
+    def run(config: dict[str, Any], progress: bool = True,
+            stop: StopRequests | None = None) -> dict[str, Any]:
         return train_regression(name, *prepare(config), progress, stop)
 
     return run
@@ -374,18 +447,25 @@ def train_regression(name, config, specs, X, Y, base, rng, progress, stop=None):
     specs = select_models(specs, config["models"])
     rate = [spec for spec in specs if spec.population is None]
     spiking = [spec for spec in specs if spec.population is not None]
-    # The models are selected here: the passes below train exactly the ones given.
-    config = {**config, "models": None}
+    # The models are selected here: each pass below trains exactly the ones it is given
+    # (named, optional ones included).
     if not spiking:
-        return train_regressions(name, [(config, specs, X, Y, base, rng)], progress, stop)[0]
+        return train_regressions(name, [(_named(config, specs), specs, X, Y, base, rng)],
+                                 progress, stop)[0]
     # Every pass draws the same order of samples: copies of the generator as it is now.
     state = rng.bit_generator.state
     results = None
     if rate:
-        results = train_regressions(name, [(config, rate, X, Y, base, rng)], progress, stop)[0]
+        results = train_regressions(name, [(_named(config, rate), rate, X, Y, base, rng)],
+                                    progress, stop)[0]
         if "interrupted" in results:
             return results
     return _spiking_passes(name, config, spiking, X, Y, base, state, progress, stop, results)
+
+
+def _named(config, specs):
+    """``config`` whose ``models`` name exactly ``specs``."""
+    return {**config, "models": [spec.name for spec in specs]}
 
 
 def _copy_generator(state):
@@ -413,7 +493,7 @@ def _spiking_passes(name, config, specs, X, Y, base, state, progress, stop, resu
         if stop_requested(stop):
             break
         circuit = spiking_circuit(config, spec.population)
-        own = {**config, "iterations": iterations}
+        own = {**_named(config, [spec]), "iterations": iterations}
         start = time.perf_counter()
         part = train_regressions(f"{name}, {spec.name}",
                                  [(own, [spec], X, Y, base, _copy_generator(state),
@@ -431,6 +511,7 @@ def _spiking_passes(name, config, specs, X, Y, base, state, progress, stop, resu
                 [a for a in angle if a is not None])),
             "updates": updates,
             "seconds_per_update": seconds / max(updates, 1),
+            "reference_error_ratio": _beside(results, updates),
         }
         part["spiking"] = {spec.name: {
             "population": spec.population, "updates": updates,
@@ -446,6 +527,16 @@ def _spiking_passes(name, config, specs, X, Y, base, state, progress, stop, resu
             results["interrupted"] = part["interrupted"]
             break
     return results
+
+
+def _beside(results: dict[str, Any] | None, updates: int) -> dict[str, float]:
+    """The error ratio of every rate model of ``results`` after ``updates`` updates (what
+    a spiking model trained on that many is compared with); {} without rate models."""
+    if results is None:
+        return {}
+    return {name: float(error[min(updates, len(error) - 1)] / error[0])
+            for name, error in results["error"].items()
+            if name not in results.get("spiking", {})}
 
 
 def _merge(results, part):
@@ -491,13 +582,15 @@ class RegressionCell:
             clip_hidden=config["clip_hidden"],
             circuit=circuit_options(config, stop_tol=config.get("stop_tol")),
         )
-        shared = {}
+        shared: SharedFeedback = {}
         self.rinit = rinit_options(config, self.update.circuit, base.depth)
         circuits = circuits or {}
         margin = config.get("spiking_radius_margin", SPIKING_SETTINGS["spiking_radius_margin"])
-        self.learners = [spec.learner(base, config["seed"], self.rinit, shared,
-                                      circuits.get(spec.name), margin)
-                         for spec in self.specs]
+        self.learners = []
+        for spec in self.specs:
+            rule, own = own_settings(config, spec)
+            self.learners.append(spec.learner(base, config["seed"], self.rinit, shared,
+                                              circuits.get(spec.name, own), margin, rule))
         self.circuit = [k for k, lrn in enumerate(self.learners) if lrn.rule.circuit]
         self.names = [self.learners[k].name for k in self.circuit]
         self.stats = SettleStats(self.update.circuit.settle_tol)

@@ -77,6 +77,8 @@ against N on log-log axes with the fitted slopes.
 import itertools
 import time
 import zlib
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from brian2 import ms
@@ -84,6 +86,7 @@ from brian2 import ms
 from dinv.analysis.metrics import vector_angle
 from dinv.circuits import (
     LayerCircuit,
+    PopulationModel,
     SettleOptions,
     layer_radii,
     lif_population,
@@ -210,14 +213,17 @@ READOUT = {"scn": "tau_readout", "lif": "tau_synapse", **dict.fromkeys(NEURONS, 
 DEFAULT_READOUT_MS = {"scn": 20.0, "lif": 10.0, **dict.fromkeys(NEURONS, 10.0)}
 
 
-def _neuron_factory(name):
-    def make(kind, per_dim, **settings):
-        return neuron_population(NEURONS[name], kind, per_dim, **settings)
+def _neuron_factory(name: str) -> Callable[..., PopulationModel]:
+    def make(kind: str, per_dim: int, **settings: Any) -> PopulationModel:
+        model = neuron_population(NEURONS[name], kind, per_dim, **settings)
+        assert isinstance(model, PopulationModel)  # a kind gives one model
+        return model
     return make
 
 
-FACTORIES = {"scn": scn_population, "lif": lif_population,
-             **{name: _neuron_factory(name) for name in NEURONS}}
+FACTORIES: dict[str, Callable[..., PopulationModel]] = {
+    "scn": scn_population, "lif": lif_population,
+    **{name: _neuron_factory(name) for name in NEURONS}}
 
 GOAL = {"neurons_per_dim": 64, "angle_deg": 3.0, "mean_rate_hz": 100.0, "slope": -0.25}
 """The goal of a spiking model on the contracting pair: within ``angle_deg`` of Eq. (10)
@@ -242,30 +248,40 @@ def _case_arrays(case, seed):
     return W, -W.T, rng.normal(0.0, 1.0, (1, d_out))
 
 
-def _population(model, kind, per_dim, seed, readout_ms=None):
-    extra = {} if readout_ms is None else {READOUT[model]: readout_ms * ms}
-    return FACTORIES[model](kind, per_dim, seed=seed, **extra)
-
-
-def _dt(config, model, readout_ms):
-    """The Euler step (units of tau): ``dt``, smaller where the readout needs it."""
-    readout = _population(model, "system", 2, 0, readout_ms)
-    return min(float(config["dt"]), readout.ensemble.max_dt() / (config["tau_ms"] * 1e-3))
-
-
 class Study:
-    """Builds and reuses the circuits of the study; measures one settle."""
+    """Builds and reuses the circuits of the study; measures one settle.
 
-    def __init__(self, config):
+    ``factories`` adds models by name: ``factory(kind, per_dim, seed=...)`` ->
+    `PopulationModel` (e.g. a variant of a neuron, `docs/scripts/neuron_variants.py`).
+    """
+
+    def __init__(self, config: dict[str, Any],
+                 factories: dict[str, Callable[..., PopulationModel]] | None = None):
         self.config = config
-        self.circuits = {}
+        self.circuits: dict[tuple[Any, ...], Any] = {}
+        self.factories = {**FACTORIES, **(factories or {})}
+
+    def population(self, model: str, kind: str, per_dim: int, seed: int,
+                   readout_ms: float | None = None) -> PopulationModel:
+        """A population of ``model`` (``readout_ms``: its readout time constant)."""
+        extra = {} if readout_ms is None else {READOUT[model]: readout_ms * ms}
+        return self.factories[model](kind, per_dim, seed=seed, **extra)
+
+    def dt(self, model: str, readout_ms: float | None) -> float:
+        """The Euler step (units of tau): ``dt``, smaller where the readout needs it."""
+        config = self.config
+        readout = self.population(model, "system", 2, 0, readout_ms)
+        assert readout.ensemble is not None  # a spiking model
+        return min(float(config["dt"]), readout.ensemble.max_dt() / (config["tau_ms"] * 1e-3))
 
     def options(self, model, case, per_dim, readout_ms, duration):
         config = self.config
-        dt = _dt(config, model, readout_ms)
+        dt = self.dt(model, readout_ms)
         seed = config["seed"]
-        system = _population(model, "system", per_dim, seed, readout_ms)
-        controller = _population(model, "controller", per_dim, seed, readout_ms)
+        system: PopulationModel | str = self.population(model, "system", per_dim, seed,
+                                                        readout_ms)
+        controller: PopulationModel | str = self.population(model, "controller", per_dim,
+                                                            seed, readout_ms)
         if case == "spiking-system":
             controller = "rate-controller"
         elif case == "spiking-controller":
@@ -340,7 +356,7 @@ class Study:
             "spikes": int(sum(s["spikes"] for s in stats)),
             "residual": float(np.max(result.residual)),
             "unstable": bool(np.any(result.unstable)),
-            "readout_ms": float(DEFAULT_READOUT_MS[model] if readout_ms is None
+            "readout_ms": float(DEFAULT_READOUT_MS.get(model, 10.0) if readout_ms is None
                                 else readout_ms),
             "duration_tau": duration, "dt": float(options.dt), "steps": options.steps,
             "silenced": float(silence), "seconds": seconds,
@@ -408,7 +424,7 @@ def fit_slope(sizes, values):
 
 def slopes(records):
     """Per (population, case) with >= 2 sizes: log-log slopes of the errors against N."""
-    groups = {}
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in records:
         groups.setdefault((r["population"], r["case"]), []).append(r)
     out = []
@@ -482,7 +498,7 @@ def jobs(config):
     case's scaling of every model, its sweeps and silencing, then the other
     cases.
     """
-    todo = []
+    todo: list[tuple[str, str, str, int, dict[str, float]]] = []
     case_sizes = config["case_sizes"] or config["sizes"]
     cases = {model: model_cases(config, model) for model in config["models"]}
     for model in config["models"]:
@@ -511,12 +527,13 @@ def jobs(config):
     return todo
 
 
-def model_cases(config, model):
+def model_cases(config: dict[str, Any], model: str) -> list[str]:
     """The cases ``model`` runs: ``model_cases[model]`` where given, else ``cases``."""
     return (config.get("model_cases") or {}).get(model, config["cases"])
 
 
-def goals(records, slopes_):
+def goals(records: list[dict[str, Any]],
+          slopes_: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Per model with a contracting record at `GOAL` size: that record's angle, the
     largest mean rate of its contracting records, the fitted slope of the angle,
     and whether all three meet `GOAL` (``met``)."""
@@ -551,8 +568,9 @@ def run(config, progress=True, stop=None):
     _check(config)
     study = Study(config)
     stats = SettleStats(config["settle_tol"])
-    parts = {"scaling": [], "tau_sweep": [], "duration_sweep": [], "silencing": []}
-    done_keys = {}
+    parts: dict[str, list[dict[str, Any]]] = {
+        "scaling": [], "tau_sweep": [], "duration_sweep": [], "silencing": []}
+    done_keys: dict[tuple[Any, ...], dict[str, Any]] = {}
     todo = jobs(config)
     done = len(todo)
     with Progress(total=len(todo), desc="spiking inversion", unit="settle",

@@ -23,6 +23,7 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -177,7 +178,7 @@ def _slices(n, batch_size, start):
 
 
 def train_epochs(name, config, learners, data, evaluation, folder=None, resume=None,
-                 progress=True, stop=None):
+                 progress=True, stop=None, observe=None):
     """Train ``learners`` for ``config['epochs']`` epochs; measure and checkpoint.
 
     Parameters
@@ -208,6 +209,10 @@ def train_epochs(name, config, learners, data, evaluation, folder=None, resume=N
     stop : StopRequests or None
         Looked at before every batch: on a request the run writes a checkpoint
         and returns what it has, with ``interrupted``.
+    observe : object or None
+        Watches the circuit learners' updates: ``observe.before(learners, x,
+        t)`` before and ``observe.after(learners, step)`` after each (with
+        the `dinv.models.training.Step`); its time is not counted.
 
     Returns
     -------
@@ -227,6 +232,7 @@ def train_epochs(name, config, learners, data, evaluation, folder=None, resume=N
     update = UpdateConfig(
         lr=config["lr"] / scale, weight_decay=config["weight_decay"],
         circuit=circuit_options(config, stop_tol=config["stop_tol"]))
+    state: dict[str, Any]  # the training's progress, checkpointed
     if resume is None:
         state = {"epoch": 0, "start": 0, "samples": 0, "history": [], "restabilised": [],
                  "epoch_seconds": [], "eval_seconds": 0.0, "settles": 0, "settle_steps": 0,
@@ -261,7 +267,7 @@ def train_epochs(name, config, learners, data, evaluation, folder=None, resume=N
                     break
                 index = np.sort(order[lo:hi])
                 _train_batch(learners, x_train[index], t_train[index], update, config, state,
-                             state["samples"] + hi - lo, stats)
+                             state["samples"] + hi - lo, stats, observe)
                 done = hi - lo
                 state["samples"] += done
                 state["start"] = hi
@@ -316,7 +322,7 @@ def _epoch_size(config, available):
     return n, batch_size
 
 
-def _train_batch(learners, x, t, update, config, state, samples, stats):
+def _train_batch(learners, x, t, update, config, state, samples, stats, observe=None):
     """One update of every learner on (x, t), timed into ``state['current']``.
 
     The circuit learners settle together (each settle counted in ``stats``,
@@ -329,9 +335,13 @@ def _train_batch(learners, x, t, update, config, state, samples, stats):
     for group, key in ((circuit, "circuit"), (closed, "closed_form")):
         if not group:
             continue
+        if key == "circuit" and observe is not None:
+            observe.before(group, x, t)
         start = time.perf_counter()
         step = train_step(group, x, t, update)
         state["current"][key] += time.perf_counter() - start
+        if key == "circuit" and observe is not None:
+            observe.after(group, step)
         if key == "circuit":
             state["settles"] += 1
             state["settle_steps"] += step.settle_steps

@@ -1,14 +1,18 @@
 """Initial forward weights and feedback weights."""
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from dinv.errors import InputError
+from dinv.hints import FloatArray
 
 WEIGHT_INITS = ("uniform", "orthogonal")
 FEEDBACK_INITS = ("transpose", "random")
 
 
-def init_weights(shape, kind, rng, scale=0.01):
+def init_weights(shape: tuple[int, int], kind: str, rng: np.random.Generator,
+                 scale: float = 0.01) -> FloatArray:
     """Draw one forward weight matrix.
 
     Parameters
@@ -36,7 +40,8 @@ def init_weights(shape, kind, rng, scale=0.01):
     raise InputError(f"unknown weight init {kind!r}; choose one of {', '.join(WEIGHT_INITS)}")
 
 
-def init_feedback(W, kind, rng, scale=0.5):
+def init_feedback(W: FloatArray, kind: str, rng: np.random.Generator | None,
+                  scale: float = 0.5) -> FloatArray:
     """Feedback weights B of shape (d_{l-1}, d_l) for forward weights W.
 
     Parameters
@@ -45,7 +50,8 @@ def init_feedback(W, kind, rng, scale=0.5):
     kind : {'transpose', 'random'}
         ``transpose`` ("Tr-Init"): B = -W^T, which makes W B - alpha I negative
         definite (Sec. 3.2). ``random``: U(-scale, scale), the FA feedback.
-    rng : numpy.random.Generator
+    rng : numpy.random.Generator or None
+        Draws random feedback (None: only ``transpose``).
     scale : float
 
     Returns
@@ -55,11 +61,14 @@ def init_feedback(W, kind, rng, scale=0.5):
     if kind == "transpose":
         return -np.array(W).T
     if kind == "random":
+        if rng is None:
+            raise InputError("random feedback needs a random generator (rng)")
         return rng.uniform(-scale, scale, size=W.T.shape)
     raise InputError(f"unknown feedback init {kind!r}; choose one of {', '.join(FEEDBACK_INITS)}")
 
 
-def init_loop_feedback(weights, kind, rng, scale=0.5):
+def init_loop_feedback(weights: Sequence[FloatArray], kind: str,
+                       rng: np.random.Generator | None, scale: float = 0.5) -> FloatArray:
     """Feedback B of shape (d_1, d_L) of single-loop DI (Fig. 2C).
 
     Parameters
@@ -83,5 +92,41 @@ def init_loop_feedback(weights, kind, rng, scale=0.5):
             forward = W @ forward
         return -forward.T
     if kind == "random":
+        if rng is None:
+            raise InputError("random feedback needs a random generator (rng)")
         return rng.uniform(-scale, scale, size=(weights[0].shape[0], weights[-1].shape[0]))
+    raise InputError(f"unknown feedback init {kind!r}; choose one of {', '.join(FEEDBACK_INITS)}")
+
+
+def init_direct_feedback(weights: list[np.ndarray], kind: str,
+                         rng: np.random.Generator | None, scale: float = 0.5
+                         ) -> list[np.ndarray]:
+    """Feedback Q_1 .. Q_{L-1} of direct feedback control (DFC), Q_l of shape (d_l, d_L).
+
+    Parameters
+    ----------
+    weights : list of ndarray
+        W_1 .. W_L of the network.
+    kind : {'transpose', 'random'}
+        ``transpose`` (the Tr-Init analogue): Q_l = J_l^T, the transpose of
+        the network's Jacobian d a_L / d a_l at the origin (g'(0) = 1 for tanh
+        and linear), the product W_{l+1}^T ... W_L^T (Meulemans et al. 2021's
+        'weight_product'), with which the controller is stable.
+        ``random``: U(-scale, scale).
+    rng : numpy.random.Generator
+    scale : float
+
+    Returns
+    -------
+    list of ndarray
+    """
+    if kind == "transpose":
+        from dinv.theory import direct_jacobians
+
+        return [np.array(J.T) for J in direct_jacobians(list(weights[1:]))]
+    if kind == "random":
+        if rng is None:
+            raise InputError("random feedback needs a random generator (rng)")
+        return [rng.uniform(-scale, scale, size=(W.shape[0], weights[-1].shape[0]))
+                for W in weights[:-1]]
     raise InputError(f"unknown feedback init {kind!r}; choose one of {', '.join(FEEDBACK_INITS)}")

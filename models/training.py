@@ -10,16 +10,21 @@ a rule propagate their errors together, as one stack: all DI learners of a
 step settle their circuits in a single Brian2 run per layer.
 """
 
+import warnings
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy.linalg.blas import dgemm
 
 from dinv.circuits.chains import ChainProblem, ChainSpec, settle_chains
 from dinv.circuits.options import SettleOptions
-from dinv.circuits.spiking import chain_radii
+from dinv.circuits.spiking import chain_radii, direct_radii, target_radii
 from dinv.errors import InputError
-from dinv.models.rules import get_rule
+from dinv.hints import ArrayLike, FloatArray
+from dinv.models.network import FeedforwardNetwork, ForwardPass
+from dinv.models.rules import ChainArrays, Rule, get_rule
 from dinv.theory import stack_c
 from dinv.validation import check_leaks
 
@@ -36,19 +41,23 @@ class Learner:
     name : str
         Label used in results and figures.
     rule : str or Rule
-        Backward rule, by name ('bp', 'fa', 'pbp', 'ndi', 'di', 'sldi'; see
-        `dinv.models.rules.RULES`); stored as the `Rule`.
+        Backward rule, by name ('bp', 'fa', 'pbp', 'ndi', 'di', 'sldi',
+        'ndi-targets', 'di-targets', 'ndfc', 'dfc'; see
+        `dinv.models.rules.RULES`) or a `Rule` (e.g. with other settings,
+        `Rule.with_settings`); stored as the `Rule`.
     net : FeedforwardNetwork
         The network; its weights change in place during training.
     feedback : list
         ``feedback[l]`` (shape (d_l, d_{l+1}), 0-based) carries errors from
         weight layer l+1 down to layer l; one per weight layer but the first.
-        For a loop rule (SLDI) a single matrix of shape (d_1, d_L). Empty for
+        For a loop rule (SLDI) a single matrix of shape (d_1, d_L); for a
+        direct rule (DFC) Q_1 .. Q_{L-1}, of shapes (d_l, d_L). Empty for
         rules without feedback.
     alpha : float or tuple of float
-        Controller leak (NDI, DI, SLDI): one value for every layer pair, or
-        one per pair (W_2, B_2) .. (W_L, B_L), e.g. a larger leak for an
-        expanding output layer. SLDI takes one value.
+        Controller leak (NDI, DI, SLDI, DI of targets, DFC): one value for
+        every layer pair, or one per pair (W_2, B_2) .. (W_L, B_L), e.g. a
+        larger leak for an expanding output layer. SLDI and DFC (one
+        controller) take one value.
     architecture : {'sequential', 'repeat'}
         DI only: chain of Fig. 2A or 2B (same steady state).
     controller : {'linear', 'nonlinear'}
@@ -65,16 +74,24 @@ class Learner:
     """
 
     name: str
-    rule: object
-    net: object
-    feedback: list = field(default_factory=list)
-    alpha: object = 0.0
+    rule: Rule
+    net: FeedforwardNetwork
+    feedback: list[FloatArray] = field(default_factory=list)
+    alpha: float | Sequence[float] = 0.0
     architecture: str = "sequential"
     controller: str = "linear"
-    circuit: SettleOptions = None
+    circuit: SettleOptions | None = None
     radius_margin: float = 1.5
 
-    def __post_init__(self):
+    if TYPE_CHECKING:
+        # The generated __init__ also takes a rule's name (stored as the Rule).
+        def __init__(self, name: str, rule: str | Rule, net: FeedforwardNetwork,
+                     feedback: list[FloatArray] = ..., alpha: float | Sequence[float] = ...,
+                     architecture: str = ..., controller: str = ...,
+                     circuit: SettleOptions | None = ..., radius_margin: float = ...) -> None:
+            ...
+
+    def __post_init__(self) -> None:
         self.rule = get_rule(self.rule)
         rule, sizes = self.rule, self.net.sizes
         needed = rule.feedback_count(self.net.depth)
@@ -88,6 +105,15 @@ class Learner:
                 f"learner {self.name!r}: {rule.name.upper()} feedback must have shape "
                 f"{(sizes[1], sizes[-1])} (d_1, d_L), got {np.shape(self.feedback[0])}"
             )
+        shapes = {"layer": [(sizes[l], sizes[l + 1]) for l in range(1, len(sizes) - 1)],
+                  "direct": [(sizes[l], sizes[-1]) for l in range(1, len(sizes) - 1)]}
+        if rule.feedback in shapes and [np.shape(B) for B in self.feedback] != \
+                shapes[rule.feedback]:
+            what = "Q_1 .. Q_(L-1) of shapes (d_l, d_L)" if rule.feedback == "direct" else \
+                "B_2 .. B_L of shapes (d_(l-1), d_l)"
+            raise InputError(f"learner {self.name!r} ({rule.name}): feedback must be {what}: "
+                             f"{shapes[rule.feedback]}, got "
+                             f"{[np.shape(B) for B in self.feedback]}")
         self._alphas = check_leaks(self.alpha, (rule.leak_count(self.net.depth),),
                                    f"learner {self.name!r}: alpha")
         if self.architecture not in ARCHITECTURES:
@@ -100,17 +126,24 @@ class Learner:
             raise InputError(f"learner {self.name!r}: circuit must be a SettleOptions or "
                              f"None, got {self.circuit!r}")
 
-    def layer_alpha(self, pair):
-        """Leak of layer pair ``pair`` (0: W_2 with B_2; SLDI: its loop)."""
+    def layer_alpha(self, pair: int) -> float:
+        """Leak of layer pair ``pair`` (0: W_2 with B_2; SLDI, DFC: its controller)."""
         return float(self._alphas[pair])
 
     @property
-    def circuit_key(self):
+    def slope(self) -> bool:
+        """Whether this learner's hidden errors carry g'(a_l) (Eq. 3): its rule's, and for
+        DI the linear controller's (the nonlinear one of Eq. 14 has g inside its loop)."""
+        return self.rule.slope and not (self.rule.circuit == "layer-pairs"
+                                        and self.controller == "nonlinear")
+
+    @property
+    def circuit_key(self) -> tuple[Hashable, ...]:
         """Learners with equal keys propagate as one stack (and share one circuit)."""
         own = () if self.circuit is None else (self.circuit,)
-        if self.rule.circuit == "layer-pairs":
-            return (self.rule.name, self.architecture, self.controller) + own
-        return (self.rule.name,) + own
+        if self.rule.circuit in ("layer-pairs", "target-pairs"):
+            return (self.rule, self.architecture, self.controller) + own
+        return (self.rule,) + own
 
 
 @dataclass(frozen=True)
@@ -137,10 +170,10 @@ class UpdateConfig:
     lr: float
     weight_decay: float = 0.0
     fixed_norm: bool = False
-    clip_hidden: float = None
+    clip_hidden: float | None = None
     circuit: SettleOptions = field(default_factory=SettleOptions)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if not (np.isfinite(self.lr) and self.lr > 0):
             raise InputError(f"lr must be a positive number, got {self.lr}")
         if not (np.isfinite(self.weight_decay) and self.weight_decay >= 0):
@@ -171,34 +204,42 @@ class Step:
     unstable : dict of int to bool
         Per circuit learner: its circuit ended unsettled because it is
         unstable.
+    unsolved : dict of int to int
+        Per learner of a closed form found by Newton's method (NDI of
+        targets, NDFC): the samples whose exact steady state it did not find
+        (their errors are its last iterate).
     """
 
-    forward: list
-    deltas: list
+    forward: list[ForwardPass]
+    deltas: list[list[FloatArray]]
     settle_steps: int = 0
-    residuals: dict = field(default_factory=dict)
-    unstable: dict = field(default_factory=dict)
+    residuals: dict[int, float] = field(default_factory=dict)
+    unstable: dict[int, bool] = field(default_factory=dict)
+    unsolved: dict[int, int] = field(default_factory=dict)
 
-    def part(self, start, stop):
+    def part(self, start: int, stop: int) -> "Step":
         """The `Step` of learners ``start`` .. ``stop - 1`` alone (indices from 0)."""
         inside = range(start, stop)
         return Step(self.forward[start:stop], self.deltas[start:stop], self.settle_steps,
                     {k - start: v for k, v in self.residuals.items() if k in inside},
-                    {k - start: v for k, v in self.unstable.items() if k in inside})
+                    {k - start: v for k, v in self.unstable.items() if k in inside},
+                    {k - start: v for k, v in self.unsolved.items() if k in inside})
 
 
 TINY = np.finfo(float).tiny
 """Smallest normal float: the norm of a zero row is taken as this (no division by 0)."""
 
 
-def clip_rows(delta, max_norm):
+def clip_rows(delta: FloatArray, max_norm: float) -> FloatArray:
     """Scale rows of ``delta`` longer than ``max_norm`` down to that norm."""
     norms = np.linalg.norm(delta, axis=-1, keepdims=True)
     with np.errstate(over="ignore"):  # a zero row: max_norm / TINY is inf, the scale 1
         return delta * np.minimum(1.0, max_norm / np.maximum(norms, TINY))
 
 
-def backward(learners, forwards, output_deltas, config, report=None):
+def backward(learners: Sequence[Learner], forwards: Sequence[ForwardPass],
+             output_deltas: Sequence[FloatArray], config: UpdateConfig,
+             report: dict[str, Any] | None = None) -> list[list[FloatArray]]:
     """Errors of every layer for every learner (Eq. 3 with the learner's rule).
 
     Learners with the same `Learner.circuit_key` are processed together as a
@@ -217,7 +258,8 @@ def backward(learners, forwards, output_deltas, config, report=None):
     config : UpdateConfig
     report : dict or None
         Receives ``'settle_steps'`` (the Euler steps of the circuit run) and,
-        per circuit learner, ``'residuals'`` and ``'unstable'`` (see `Step`).
+        per circuit learner, ``'residuals'`` and ``'unstable'``, per learner of
+        a closed form found by Newton's method ``'unsolved'`` (see `Step`).
 
     Returns
     -------
@@ -225,8 +267,8 @@ def backward(learners, forwards, output_deltas, config, report=None):
         ``deltas[k][l]`` as in `Step`.
     """
     depth = learners[0].net.depth
-    deltas = [[None] * (depth - 1) + [d] for d in output_deltas]
-    groups = {}
+    deltas: list[list[Any]] = [[None] * (depth - 1) + [d] for d in output_deltas]  # filled below
+    groups: dict[tuple[Hashable, ...], list[int]] = {}
     for k, learner in enumerate(learners):
         groups.setdefault(learner.circuit_key, []).append(k)
     chains = []
@@ -237,9 +279,20 @@ def backward(learners, forwards, output_deltas, config, report=None):
         if rule.circuit is not None:
             chains.append(members)
             continue
-        hidden = _layerwise_backward([learners[k] for k in members],
-                                     [forwards[k] for k in members],
-                                     stack_c([output_deltas[k] for k in members]), config)
+        group = [learners[k] for k in members]
+        stacked = stack_c([output_deltas[k] for k in members])
+        if rule.chainwise is None:
+            hidden = _layerwise_backward(group, [forwards[k] for k in members], stacked, config)
+        else:
+            hidden, solved = _chainwise_backward(group, [forwards[k] for k in members],
+                                                 stacked, config)
+            if not np.all(solved):
+                warnings.warn(f"{rule.name}: Newton's method did not find the exact steady "
+                              "state of some samples; their errors are its last iterate "
+                              "(Step.unsolved counts them)", RuntimeWarning, stacklevel=3)
+            if report is not None:
+                report.setdefault("unsolved", {}).update(
+                    {k: int(np.size(ok) - np.count_nonzero(ok)) for k, ok in zip(members, solved)})
         for j, k in enumerate(members):
             deltas[k][:-1] = [h[j] for h in hidden]
     if chains:
@@ -263,7 +316,7 @@ def _layerwise_backward(group, forwards, delta, config):
         delta_1 .. delta_{L-1}, each (n, batch, d_l).
     """
     rule = group[0].rule
-    hidden = [None] * (group[0].net.depth - 1)
+    hidden: list[Any] = [None] * (group[0].net.depth - 1)  # filled from the top down
     for layer in range(len(hidden), 0, -1):
         W = stack_c([lrn.net.weights[layer] for lrn in group])
         B = stack_c([lrn.feedback[layer - 1] for lrn in group]) if rule.feedback else None
@@ -278,6 +331,31 @@ def _layerwise_backward(group, forwards, delta, config):
     return hidden
 
 
+def _chainwise_backward(group, forwards, delta, config):
+    """Hidden errors of learners of one closed-form rule that needs the whole network
+    (NDI of targets, NDFC): one call of the rule's ``chainwise`` for the stack.
+
+    Returns
+    -------
+    hidden : list of ndarray
+        delta_1 .. delta_{L-1}, each (n, batch, d_l), clipped as configured.
+    solved : ndarray of bool, shape (n, batch)
+        Where the rule's exact steady state was found.
+    """
+    first = group[0]
+    depth = first.net.depth
+    arrays = ChainArrays(
+        weights=[stack_c([lrn.net.weights[l] for lrn in group]) for l in range(1, depth)],
+        feedback=[stack_c([lrn.feedback[j] for lrn in group]) for j in range(len(first.feedback))],
+        delta=delta, alpha=np.array([lrn._alphas for lrn in group]),
+        offsets=[stack_c([f.a[l] for f in forwards]) for l in range(depth - 1)],
+        transfers=[g.name for g in first.net.nonlinearities[:-1]])
+    hidden, solved = first.rule.chainwise(first.rule, arrays)
+    if config.clip_hidden is not None:
+        hidden = [clip_rows(h, config.clip_hidden) for h in hidden]
+    return hidden, solved
+
+
 def _slopes(learners, forwards, layer):
     """g'(a) of weight layer ``layer`` (0-based) of each learner, stacked; None when
     every g there is linear (g' = 1: multiplying by it changes nothing)."""
@@ -288,11 +366,15 @@ def _slopes(learners, forwards, layer):
 
 
 def _chain_backward(learners, forwards, deltas, chains, config):
-    """Fill ``deltas`` of the DI and SLDI learners from joint circuits.
+    """Fill ``deltas`` of the circuit learners (DI, SLDI, DI of targets, DFC) from joint
+    circuits.
 
     ``chains`` lists the learner indices of each circuit group; every group
-    becomes one chain (layer pairs, DI: Eq. 17 or Eq. 14 per layer; or the
-    single loop, SLDI), and all chains with the same circuit settings (the
+    becomes one chain (layer pairs, DI: Eq. 17 or Eq. 14 per layer; the
+    single loop, SLDI; layer pairs of targets; direct control, DFC: the last
+    two around the forward pass's pre-activations, with the output target
+    scaled by the rule's ``target_step`` and the settled errors divided by
+    it), and all chains with the same circuit settings (the
     learners' own `Learner.circuit`, else ``config.circuit``) settle together
     (`settle_chains`), each problem labelled with its learner's name for the
     messages of ``on_unsettled``; chains of spiking circuits get radii from
@@ -300,29 +382,35 @@ def _chain_backward(learners, forwards, deltas, chains, config):
     residual and stability of every learner's circuit (``settle_steps``,
     ``residuals``, ``unstable``).
     """
-    parts = {}
+    parts: dict[SettleOptions, list[list[int]]] = {}
     for members in chains:
         options = learners[members[0]].circuit or config.circuit
         parts.setdefault(options, []).append(members)
-    outcome = {"settle_steps": None, "residuals": {}, "unstable": {}}
+    outcome: dict[str, Any] = {"settle_steps": None, "residuals": {}, "unstable": {}}
     for options, part in parts.items():
-        specs, problems = [], []
+        specs, problems, scales = [], [], []
         spiking = _spiking(options)
         for members in part:
             group = [learners[k] for k in members]
             first = group[0]
             depth = first.net.depth
             names = tuple(g.name for g in first.net.nonlinearities[:-1])
-            loop = first.rule.circuit == "single-loop"
-            nonlinear = loop or first.controller == "nonlinear"
-            architecture = "single-loop" if loop else first.architecture
+            rule = first.rule
+            loop = rule.circuit in ("single-loop", "direct")
+            targets = rule.circuit == "target-pairs"
+            nonlinear = loop or targets or first.controller == "nonlinear"
+            architecture = {"single-loop": "single-loop", "direct": "direct"}.get(
+                rule.circuit, first.architecture)
+            # The rules of targets settle the output target a_L - beta delta_L (scale: beta).
+            scale = rule.target_step or 1.0
             specs.append(ChainSpec(tuple(first.net.sizes), architecture,
-                                   names if nonlinear else None, len(group)))
+                                   names if nonlinear else None, len(group), targets,
+                                   rule.kp or 0.0))
             problem = dict(
                 weights=[_stack([lrn.net.weights[l] for lrn in group]) for l in range(depth)],
                 feedback=[_stack([lrn.feedback[j] for lrn in group])
                           for j in range(len(first.feedback))],
-                delta=_stack([deltas[k][-1] for k in members]),
+                delta=_stack([deltas[k][-1] * scale for k in members]),
                 alpha=np.array([lrn._alphas for lrn in group]),
                 gains=None if nonlinear else [
                     np.stack([lrn.net.nonlinearities[l].derivative(forwards[k].a[l])
@@ -330,18 +418,32 @@ def _chain_backward(learners, forwards, deltas, chains, config):
                     for l in range(depth - 1)
                 ],
                 labels=[f"model {lrn.name!r}" for lrn in group],
+                offsets=[np.stack([forwards[k].a[l] for k in members])
+                         for l in range(depth - 1)] if loop or targets else None,
             )
-            if spiking and not loop:
+            slopes = [np.stack([lrn.net.nonlinearities[l].derivative(forwards[k].a[l])
+                                for lrn, k in zip(group, members)])
+                      for l in range(depth - 1)] if spiking else None
+            if spiking and architecture == "direct":
+                problem["radius"] = direct_radii(
+                    problem["weights"], problem["feedback"], problem["delta"],
+                    problem["alpha"][:, 0], rule.kp or 0.0, slopes, margin=first.radius_margin)
+            elif spiking and targets:
+                problem["radius"] = target_radii(
+                    problem["weights"], problem["feedback"], problem["delta"],
+                    problem["alpha"], slopes, margin=first.radius_margin)
+            elif spiking and not loop:
                 problem["radius"] = chain_radii(
                     problem["weights"], problem["feedback"], problem["delta"],
                     problem["alpha"], problem["gains"], margin=first.radius_margin)
             problems.append(ChainProblem(**problem))
+            scales.append(scale)
         settled = settle_chains(specs, problems, options)
         if outcome["settle_steps"] is None:
             outcome["settle_steps"] = settled[0].steps
-        for members, result in zip(part, settled):
+        for members, result, scale in zip(part, settled, scales):
             for j, k in enumerate(members):
-                deltas[k][:-1] = [h[j] for h in result.deltas]
+                deltas[k][:-1] = [h[j] / scale for h in result.deltas]
                 outcome["residuals"][k] = float(result.residual[j])
                 outcome["unstable"][k] = bool(result.unstable[j])
     return outcome
@@ -361,7 +463,8 @@ def _stack(arrays):
     return arrays[0][None] if len(arrays) == 1 else np.stack(arrays)
 
 
-def weight_updates(net, forward, deltas, config):
+def weight_updates(net: FeedforwardNetwork, forward: ForwardPass, deltas: Sequence[FloatArray],
+                   config: UpdateConfig) -> list[tuple[FloatArray, FloatArray | None]]:
     """Eq. (2) updates (dW_l, db_l) of one network, before the learning rate."""
     updates = []
     for l, delta in enumerate(deltas):
@@ -378,7 +481,8 @@ def weight_updates(net, forward, deltas, config):
     return updates
 
 
-def apply_updates(net, forward, deltas, config):
+def apply_updates(net: FeedforwardNetwork, forward: ForwardPass, deltas: Sequence[FloatArray],
+                  config: UpdateConfig) -> None:
     """Apply the Eq. (2) updates of `weight_updates` to ``net`` in place, fused.
 
     Per layer, in one BLAS call (one pass over W instead of five)::
@@ -404,11 +508,12 @@ def apply_updates(net, forward, deltas, config):
         result = dgemm(-scale, h.T, delta.T, beta=decay, c=W.T, trans_b=1, overwrite_c=1)
         if not np.shares_memory(result, W):
             W[...] = result.T
-        if db is not None:
+        if db is not None and net.biases is not None:
             net.biases[l] -= scale * db
 
 
-def replay_step(learners, xs, ts, hidden, config):
+def replay_step(learners: Sequence[Learner], xs: Sequence[ArrayLike], ts: Sequence[ArrayLike],
+                hidden: Sequence[Sequence[FloatArray]], config: UpdateConfig) -> Step:
     """Repeat an update of `train_step_each` from the hidden errors it used.
 
     For copies of learners whose backward pass ran elsewhere (a regression's
@@ -441,7 +546,8 @@ def replay_step(learners, xs, ts, hidden, config):
     return Step(forwards, deltas)
 
 
-def train_step(learners, x, t, config):
+def train_step(learners: Sequence[Learner], x: ArrayLike, t: ArrayLike,
+               config: UpdateConfig) -> Step:
     """One step of every learner on the batch (x, t); weights change in place.
 
     Every error is computed and checked before any weight changes, so an
@@ -465,7 +571,8 @@ def train_step(learners, x, t, config):
     return train_step_each(learners, [x] * len(learners), [t] * len(learners), config)
 
 
-def train_step_each(learners, xs, ts, config):
+def train_step_each(learners: Sequence[Learner], xs: Sequence[ArrayLike], ts: Sequence[ArrayLike],
+                    config: UpdateConfig) -> Step:
     """`train_step` with a batch of its own for every learner.
 
     Learner k trains on (``xs[k]``, ``ts[k]``); the learners of one rule still
@@ -496,7 +603,7 @@ def train_step_each(learners, xs, ts, config):
         raise InputError(f"every learner's batch must have the same size, got {sorted(batches)}")
     forwards = [learner.net.forward(x) for learner, x in zip(learners, xs)]
     output_deltas = [lrn.net.output_delta(f, t) for lrn, f, t in zip(learners, forwards, ts)]
-    report = {"settle_steps": 0, "residuals": {}, "unstable": {}}
+    report: dict[str, Any] = {"settle_steps": 0, "residuals": {}, "unstable": {}}
     deltas = backward(learners, forwards, output_deltas, config, report)
     batch = batches.pop()
     with np.errstate(over="ignore"):
@@ -512,4 +619,4 @@ def train_step_each(learners, xs, ts, config):
     for learner, forward, per_layer in zip(learners, forwards, deltas):
         apply_updates(learner.net, forward, per_layer, config)
     return Step(forwards, deltas, report["settle_steps"], report["residuals"],
-                report["unstable"])
+                report["unstable"], report.get("unsolved", {}))

@@ -41,6 +41,31 @@ def test_examples_are_seeded():
         assert "np.random.rand" not in text and "np.random.seed" not in text, path.name
 
 
+NEURON_EXAMPLES = [p for p in EXAMPLES if p.stem.endswith("_population")]
+"""The gallery's own neurons made populations by the ensemble builder."""
+
+
+@pytest.mark.parametrize("path", NEURON_EXAMPLES, ids=[p.stem for p in NEURON_EXAMPLES])
+def test_neuron_examples_are_short_and_use_the_public_api(path):
+    """At most 25 lines of code (imports included; no comments, blanks or docstring),
+    and nothing imported from a private name or from the builder's modules themselves:
+    the neuron comes in through `dinv.circuits`."""
+    tree = ast.parse(path.read_text())
+    lines = path.read_text().splitlines()[tree.body[0].end_lineno:]
+    code = [line for line in lines if line.strip() and not line.strip().startswith("#")]
+    assert len(code) <= 25, (path.name, len(code))
+    public = {"numpy", "brian2", "matplotlib.pyplot", "dinv.circuits", "dinv.theory",
+              "dinv.analysis.metrics"}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            assert node.module in public, (path.name, node.module)
+            assert not any(alias.name.startswith("_") for alias in node.names)
+        elif isinstance(node, ast.Import):
+            assert all(alias.name in public for alias in node.names), path.name
+    assert "neuron_population" in path.read_text() and "NeuronModel(" in path.read_text()
+    assert len(NEURON_EXAMPLES) == 3
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
 def test_example_runs(path, tmp_path):

@@ -13,6 +13,9 @@ numpy target (no compilation) and cached on disk: the tests use a cache of
 their own.
 """
 
+import gc
+import logging
+
 import numpy as np
 import pytest
 from brian2 import Mohm, ms, mV, nA, second
@@ -79,11 +82,11 @@ def settle_pair(system, controller, d_out=3, d_in=6, alpha=0.5, steps=10000, see
 
 # ------------------------------------------------------------- the builder
 def test_a_neuron_written_here_settles_a_layer_pair():
-    """Both populations of a layer pair made of the test's own neuron: within a few
-    degrees of Eq. (10) at 32 neurons per dimension, at moderate rates."""
+    """Both populations of a layer pair made of the test's own neuron: within 2 degrees
+    of Eq. (10) at 32 neurons per dimension (measured 0.85), at moderate rates."""
     family = neuron_population(eif(), neurons_per_dim=32)
     result, ref = settle_pair(family, family)
-    assert angle_deg(result.delta, ref) < 4.0
+    assert angle_deg(result.delta, ref) < 2.0
     for stats in result.spiking.values():
         assert 1.0 < stats["mean_rate_hz"] < 100.0
     assert "EIF ensemble" in family.system.description
@@ -268,9 +271,14 @@ def test_a_model_that_runs_away():
              "becomes non-finite")
 
 
-def test_what_brian2_refuses_comes_back_as_one_line():
-    _refused(lambda: neuron_population(eif(threshold="v > V_spike"), "system", 4),
-             "Brian2 cannot simulate the neuron model: .*V_spike")
+def test_what_brian2_refuses_comes_back_as_one_line(caplog):
+    """Brian2's own error, first line only; and no warning of Brian2's about the objects
+    it could not prepare when they are collected."""
+    with caplog.at_level(logging.WARNING):
+        _refused(lambda: neuron_population(eif(threshold="v > V_spike"), "system", 4),
+                 "Brian2 cannot simulate the neuron model: .*V_spike")
+        gc.collect()
+    assert "never included in a network" not in caplog.text
 
 
 def test_curve_checks_without_brian2():
@@ -304,7 +312,8 @@ def test_bad_builder_settings():
 @pytest.mark.slow
 def test_own_neuron_reaches_the_goal_on_the_reference_pair():
     """20 <- 10, alpha 0.1, B = -W^T, 40 tau: within 3 degrees of Eq. (10) at 64
-    neurons per dimension, mean rates at most 100 Hz, better than at 16."""
+    neurons per dimension, mean rates at most 100 Hz, better than at 16 (measured
+    1.80 and 0.73 degrees at 16 and 64, 37-43 Hz)."""
     angles = {}
     for per_dim in (16, 64):
         family = neuron_population(eif(), neurons_per_dim=per_dim)

@@ -12,7 +12,12 @@ import json
 import numpy as np
 import pytest
 
-from dinv.experiments import linear_regression, spiking_inversion
+from dinv.experiments import (
+    classification,
+    linear_regression,
+    nonlinear_regression,
+    spiking_inversion,
+)
 from dinv.experiments.cli import main
 from dinv.experiments.registry import EXPERIMENTS, make_config
 
@@ -40,7 +45,7 @@ def test_study_structure_and_record_fields(small_study):
     for record in scaling:
         for field in FIELDS:
             assert field in record, field
-        assert record["population"] in ("scn", "lif")
+        assert record["population"] in ("scn", "lif", "adex")
         assert np.isfinite(record["angle_deg"]) and record["rel_error"] > 0
     for model in ("scn", "lif"):
         assert [r["neurons_per_dim"] for r in _rows(small_study, model, "contracting")] \
@@ -51,6 +56,12 @@ def test_study_structure_and_record_fields(small_study):
         assert any(s["population"] == model and s["case"] == "contracting"
                    for s in small_study["slopes"])
         assert f"{model} contracting" in small_study["settling"]
+    # The builder's neuron of --quick: the contracting pair at three sizes, no sweeps.
+    assert [r["neurons_per_dim"] for r in _rows(small_study, "adex", "contracting")] \
+        == [8, 16, 32]
+    assert not any(r["population"] == "adex" and r["case"] != "contracting"
+                   for r in small_study["scaling"])
+    assert set(small_study["goals"]) == set()  # no size 64 here
     assert {r["population"] for r in small_study["tau_sweep"]} == {"scn", "lif"}
     assert {r["population"] for r in small_study["duration_sweep"]} == {"scn", "lif"}
     json.dumps(small_study)  # plain JSON types
@@ -61,7 +72,7 @@ def test_study_structure_and_record_fields(small_study):
 def test_errors_fall_with_neurons(small_study):
     """Log-log slopes against N are negative at small sizes (both errors)."""
     slopes = {(s["population"], s["case"]): s for s in small_study["slopes"]}
-    for model in ("scn", "lif"):
+    for model in ("scn", "lif", "adex"):
         s = slopes[(model, "contracting")]
         assert s["rel_error"] < -0.3, s
         assert s["rms_error"] < -0.3, s
@@ -98,16 +109,59 @@ def test_quick_linear_regression_spiking_models_learn():
         assert results["settling"][name]["settles"] == final["updates"]
 
 
+def test_nonlinear_regression_spiking_models_learn():
+    """Spiking DI through both layer pairs of the tanh network (gains g'(a) on the
+    pathways), 40 updates: the error falls as NDI a=0.1's does after as many updates,
+    and the hidden errors stay close to NDI's."""
+    names = ["NDI a=0.1", "DI-SCN a=0.1", "DI-LIF a=0.1"]
+    config = make_config(EXPERIMENTS["nonlinear-regression"], quick=True,
+                         overrides={"models": names, "spiking_updates": 40})
+    results = nonlinear_regression.run(config, progress=False)
+    for name, angle in (("DI-SCN a=0.1", 2.0), ("DI-LIF a=0.1", 5.0)):
+        final = results["final"][name]
+        assert final["updates"] == 40
+        ndi = final["reference_error_ratio"]["NDI a=0.1"]
+        assert final["error_ratio"] < 0.8 and abs(final["error_ratio"] - ndi) < 0.05 * ndi, final
+        assert final["angle_ndi_deg"] < angle, final
+        assert results["spiking"][name]["population"] in ("scn", "lif")
+
+
+def test_classification_spiking_models_learn():
+    """Digits, a 64-30-10 network: the spiking DI models' test error falls over 20
+    batches of 10 like NDI a=0.1's, their hidden errors near NDI's; rate DI's angle to
+    NDI is recorded too."""
+    names = ["DI a=0.01", "NDI a=0.1", "DI-SCN a=0.1", "DI-LIF a=0.1"]
+    config = make_config(EXPERIMENTS["mnist"], quick=True, overrides={
+        "models": names, "hidden": [30], "epochs": 1, "train_samples": 400,
+        "eval_every": 200, "spiking_updates": 20, "spiking_eval_every": 10})
+    results = classification.run(config, progress=False)
+    assert results["models"] == ["DI a=0.01", "NDI a=0.1"]
+    assert results["angle_ndi_deg"]["DI a=0.01"] < 1.0
+    for name, angle in (("DI-SCN a=0.1", 3.0), ("DI-LIF a=0.1", 8.0)):
+        part = results["spiking"][name]
+        assert [h["samples"] for h in part["history"]] == [0, 100, 200]
+        errors = [h["test_error"] for h in part["history"]]
+        assert errors[2] < errors[1] < errors[0], part  # falling at every evaluation
+        ndi = part["reference_error_ratio"]["NDI a=0.1"]
+        assert part["error_ratio"] < 0.9 and abs(part["error_ratio"] - ndi) < 0.1, part
+        assert part["angle_ndi_deg"] < angle and results["angle_ndi_deg"][name] < angle
+        assert part["reference_samples"] == 200
+        assert set(part["reference_error_ratio"]) == {"DI a=0.01", "NDI a=0.1"}
+    assert len(EXPERIMENTS["mnist"].figure(results).axes[0].lines) >= 4
+
+
 @pytest.mark.slow
 def test_quick_study_cli(tmp_path):
     """`dinv run spiking-inversion --quick`: three sizes per model, slopes, figure."""
     assert main(["run", "spiking-inversion", "--quick", "--out", str(tmp_path),
                  "--no-progress"]) == 0
     results = json.loads((tmp_path / "results.json").read_text())
-    for model in ("scn", "lif"):
+    for model in ("scn", "lif", "adex"):
         sizes = [r["neurons_per_dim"] for r in results["scaling"]
                  if r["population"] == model and r["case"] == "contracting"]
         assert len(sizes) >= 3
+    for model, goal in results["goals"].items():
+        assert goal["slope"] < 0, (model, goal)  # the error falls with N
     assert (tmp_path / "figure.png").is_file()
 
 

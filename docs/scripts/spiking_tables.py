@@ -2,15 +2,18 @@
 
 Usage::
 
-    python docs/scripts/spiking_tables.py RESULTS_DIR_OF_SPIKING_INVERSION [LINEAR_REGRESSION_DIR]
+    python docs/scripts/spiking_tables.py STUDY_DIR [TRAINING_DIR ...]
 
-Reads the ``results.json`` that ``dinv run spiking-inversion`` (and optionally
-``dinv run linear-regression``) wrote and prints Markdown tables: angle, relative
-error and moment-to-moment RMS error against neurons per dimension with the
-fitted log-log slopes, rates, silencing, and the spiking DI models' training.
+Reads the ``results.json`` that ``dinv run spiking-inversion`` wrote in
+STUDY_DIR (and, in each TRAINING_DIR, that of ``dinv run linear-regression``,
+``nonlinear-regression`` or ``mnist`` with spiking DI models) and prints
+Markdown tables: angle, relative error and moment-to-moment RMS error against
+neurons per dimension with the fitted log-log slopes, the goal of each model,
+rates, silencing, and the spiking DI models' training beside NDI and rate DI.
 """
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -51,6 +54,11 @@ def study_tables(results):
                      f"(x{entry['angle_ratio']:.2f}); mean rate "
                      f"{entry['intact']['mean_rate_hz']:.1f} -> "
                      f"{entry['silenced']['mean_rate_hz']:.1f} Hz")
+    for population, goal in (results.get("goals") or {}).items():
+        slope = "n/a" if goal["slope"] is None else f"{goal['slope']:.2f}"
+        lines.append(f"- goal `{population}`: {goal['angle_deg']:.3g} deg at 64 per dim, mean "
+                     f"rates up to {goal['mean_rate_hz']:.1f} Hz, slope {slope}: "
+                     f"{'met' if goal['met'] else 'not met'}")
     for key, label in (("tau_sweep", "readout_ms"), ("duration_sweep", "duration_tau")):
         for r in results[key]:
             lines.append(f"- {key}: `{r['population']}` {label}={r[label]:g}: angle "
@@ -60,17 +68,35 @@ def study_tables(results):
 
 
 def training_lines(record):
-    """Markdown lines of the spiking DI models of a linear-regression record."""
-    lines = []
-    for name in record.get("spiking", {}):
-        final = record["final"][name]
-        lines.append(f"- {name}: final / initial error {final['error_ratio']:.2g}, median "
-                     f"angle to NDI {final['angle_ndi_deg']:.3g} deg, {final['updates']} "
-                     f"updates, {final['seconds_per_update']:.3f} s per update")
-    for name in ("NDI a=0.1",):
-        if name in record["final"]:
-            lines.append(f"- {name}: final / initial error "
-                         f"{record['final'][name]['error_ratio']:.2g}")
+    """Markdown lines of the spiking DI models of a regression or classification record."""
+    command = re.sub(r"^\S*/(dinv )", r"\1", record.get("command", ""))
+    lines = [f"{record.get('experiment', '?')}: `{command}`"]
+    if record.get("experiment") == "mnist":
+        for name, part in record.get("spiking", {}).items():
+            beside = ", ".join(f"{other} {ratio:.2g}" for other, ratio
+                               in part["reference_error_ratio"].items())
+            lines.append(f"- {name}: test error {part['initial_test_error']:.1f} -> "
+                         f"{part['final_test_error']:.1f} % (ratio {part['error_ratio']:.2g}) "
+                         f"in {part['updates']} updates; median angle to NDI "
+                         f"{part['angle_ndi_deg']:.3g} deg; {part['seconds_per_update']:.3f} s "
+                         f"per update; beside, after {part.get('reference_samples')} samples: "
+                         f"{beside}")
+        for name, angle in (record.get("angle_ndi_deg") or {}).items():
+            if name not in record.get("spiking", {}):
+                lines.append(f"- {name}: median angle to NDI {angle:.3g} deg")
+    else:
+        for name in record.get("spiking", {}):
+            final = record["final"][name]
+            beside = ", ".join(f"{other} {ratio:.2g}" for other, ratio
+                               in (final.get("reference_error_ratio") or {}).items())
+            lines.append(f"- {name}: final / initial error {final['error_ratio']:.2g}, median "
+                         f"angle to NDI {final['angle_ndi_deg']:.3g} deg, {final['updates']} "
+                         f"updates, {final['seconds_per_update']:.3f} s per update; beside, "
+                         f"after as many updates: {beside}")
+        for name in ("NDI a=0.1",):
+            if name in record["final"]:
+                lines.append(f"- {name}: final / initial error "
+                             f"{record['final'][name]['error_ratio']:.2g}")
     lines.append(f"- wall time {record['wall_seconds']:.0f} s")
     return lines
 
@@ -81,9 +107,9 @@ def main(argv):
         raise SystemExit(__doc__)
     study = json.loads((Path(argv[0]) / "results.json").read_text())
     print("\n".join(study_tables(study)))
-    if len(argv) > 1:
+    for folder in argv[1:]:
         print()
-        print("\n".join(training_lines(json.loads((Path(argv[1]) / "results.json").read_text()))))
+        print("\n".join(training_lines(json.loads((Path(folder) / "results.json").read_text()))))
 
 
 if __name__ == "__main__":
