@@ -13,8 +13,8 @@ Some fields fix the circuit that is built (``dt``, the time constants,
 """
 
 import dataclasses
-from dataclasses import dataclass, field
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, TypeGuard
 
 import numpy as np

@@ -32,7 +32,6 @@ from dinv.errors import InputError
 from dinv.experiments.catalogue import DATASETS
 from dinv.experiments.idx import IdxError, read_idx
 
-
 IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
              "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 """The four IDX files of MNIST and Fashion-MNIST: train images and labels, test

@@ -30,7 +30,7 @@ def _loaded_after(args, cwd):
                             text=True, cwd=cwd, check=False)
     line = [t for t in result.stdout.splitlines() if t.startswith("LOADED")]
     assert line, result.stdout + result.stderr
-    return eval(line[-1][len("LOADED "):]), result.returncode  # noqa: S307 - our own list
+    return eval(line[-1][len("LOADED "):]), result.returncode
 
 
 def _finished_run(folder):
