@@ -31,10 +31,11 @@ steps: the dense couplings are ``Synapses`` with summed variables instead
 of network operations, and the averaging window (``averaging``, which a
 circuit's run controller switches on) is switched on at its first step by a
 ``run_regularly`` operation, so that one ``run`` (and, under
-``cpp_standalone``, one timed loop of the binary) covers the whole settle. The schedule is that of `dinv.spiking_reference` (the controller's
-group, then its neurons, then the system's, in the ``groups`` slot, each
-group's summed input computed just before it; then thresholds, spike
-transmission and resets).
+``cpp_standalone``, one timed loop of the binary) covers the whole settle.
+The schedule is that of `dinv.spiking_reference` (the controller's group,
+then its neurons, then the system's, in the ``groups`` slot, each group's
+summed input computed just before it; then thresholds and the resets that
+decode the spikes).
 """
 
 import multiprocessing
