@@ -306,7 +306,10 @@ def lean_runs(network, expand=None):
     own ``before_run`` and ``after_run`` would have work to do. The compiled
     ``before_run`` and ``after_run`` blocks of their code objects (a
     threshold's ``after_run`` clears its spike space) run at the start and end
-    of a run, as ``Network.run`` runs them. Call it after a first
+    of a run, as ``Network.run`` runs them. Every object of the network is
+    judged, active or not: an object switched off for the first run (a pathway
+    of a later phase) must run when it is switched on. Each run calls the
+    objects active at its start, as ``Network.run`` does. Call it after a first
     ``Network.run`` (which builds the code objects) and `direct_step_calls`.
 
     Relies on `direct_step_calls`, on ``Network.sorted_objects``,
@@ -332,7 +335,7 @@ def lean_runs(network, expand=None):
         None when some object needs ``Network.run``.
     """
     expand = expand or {}
-    objects = [obj for obj in network.sorted_objects if obj.active]
+    objects = list(network.sorted_objects)
     clocks = {obj.clock for obj in objects}
     if len(clocks) != 1:
         return None
@@ -340,9 +343,9 @@ def lean_runs(network, expand=None):
     for obj in objects:
         if isinstance(obj, NetworkOperation):
             if obj in expand:
-                items.append(expand[obj])
+                items.append((obj, expand[obj]))
             elif "run" in vars(obj):
-                items.append(obj.run)
+                items.append((obj, obj.run))
             else:
                 return None
             continue
@@ -359,8 +362,8 @@ def lean_runs(network, expand=None):
             for block, blocks in (("before_run", before), ("after_run", after)):
                 compiled = code.compiled_code.get(block)
                 if compiled is not None:
-                    blocks.append(partial(compiled.main, code.namespace))
-        items.append(obj.run)
+                    blocks.append((obj, partial(compiled.main, code.namespace)))
+        items.append((obj, obj.run))
     return LeanRun(network, clocks.pop(), items, before, after)
 
 
@@ -381,16 +384,17 @@ class LeanRun:
     def __init__(self, network, clock, items, before, after):
         self._network = network
         self._class = type(network)
-        self._items = items
-        self._before, self._after = before, after
+        self._items, self._before, self._after = items, before, after
+        self._running = []
         self.timestep = clock.variables["timestep"].get_value()
         self.t = clock.variables["t"].get_value()
         self.dt = float(clock.variables["dt"].get_value().item())
 
     def calls(self):
-        """Every call of one step, in Brian2's order (expanded lists as they are now)."""
+        """Every call of one step of this run, in Brian2's order (the objects active at
+        the run's start; expanded lists as they are now)."""
         found = []
-        for item in self._items:
+        for item in self._running:
             if isinstance(item, list):
                 found.extend(item)
             else:
@@ -398,13 +402,16 @@ class LeanRun:
         return tuple(found)
 
     def begin(self):
-        """Start a run: clear the stop flags, let Brian2's SIGINT handler turn
-        Ctrl-C into a stop (as in ``Network.run``) and run the before-run blocks."""
+        """Start a run: fix the objects it runs (those active now, as ``Network.run``
+        does), clear the stop flags, let Brian2's SIGINT handler turn Ctrl-C into a
+        stop (as in ``Network.run``) and run the before-run blocks."""
+        self._running = [item for obj, item in self._items if obj.active]
         self._network._stopped = False
         self._class._globally_stopped = False
         self._class._globally_running = True
-        for call in self._before:
-            call()
+        for obj, call in self._before:
+            if obj.active:
+                call()
 
     def stopped(self):
         """Whether ``network.stop()`` or Ctrl-C asked the run to end."""
@@ -415,8 +422,9 @@ class LeanRun:
         after-run blocks."""
         self._class._globally_running = False
         self._network.t_ = float(self.t[0])
-        for call in self._after:
-            call()
+        for obj, call in self._after:
+            if obj.active:
+                call()
 
 
 FAST_MATH_FLAGS = ("-ffast-math", "-fno-finite-math-only", "/fp:fast")

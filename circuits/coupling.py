@@ -277,6 +277,7 @@ class SynapseCoupling(Coupling):
         self._structure, self._slots = structure, slots
         self._matrices, self._matrix_shapes, self._gains = {}, {}, {}
         self._offsets, self._offset_shapes = {}, {}
+        self._switches: dict[str, np.ndarray] = {}
         self.synapses = {}
         for p in structure.pathways.values():
             self.synapses[p.name] = self._build_pathway(p, clock, codeobj_class)
@@ -302,9 +303,13 @@ class SynapseCoupling(Coupling):
             extra = "offset : 1\ng_offset : 1\n"
         else:
             expression, extra = transfer.format(x=f"{readout}_pre"), ""
+        # ``on`` switches the pathway for the phases of a run: Brian2 fixes which
+        # objects run when a run starts, so an object's ``active`` flag set between
+        # the phases of one run would not take effect.
         syn = Synapses(
             pre, post,
-            model=f"w : 1\n{extra}{variable}_post = w * {expression} : 1 (summed)",
+            model=f"w : 1\non : 1 (shared)\n{extra}"
+                  f"{variable}_post = on * w * {expression} : 1 (summed)",
             name=f"{TAG}_{p.name}", clock=clock, namespace={},
             codeobj_class=codeobj_class,
         )
@@ -315,6 +320,8 @@ class SynapseCoupling(Coupling):
             syn.connect(i=i, j=j)
         # The summed updater must run just before its target group integrates.
         order_summed_updaters(syn, dst_slot.group.order - 1)
+        syn.on = 1.0
+        self._switches[p.name] = live_view(syn, "on")
         weights = live_view(syn, "w")
         if p.kind == "gain":
             self._gains[p.name] = weights.reshape(dst_slot.shape)
@@ -339,7 +346,7 @@ class SynapseCoupling(Coupling):
     def activate(self, active):
         """Compute only the pathways into the blocks in ``active``; zero the others' inputs."""
         for p in self._structure.pathways.values():
-            self.synapses[p.name].active = p.dest in active
+            self._switches[p.name][...] = 1.0 if p.dest in active else 0.0
             if p.dest not in active:
                 self._slots[p.dest].view(self._structure.variable(p))[...] = 0.0
 
