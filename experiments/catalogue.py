@@ -18,6 +18,9 @@ BUILT_IN_POPULATIONS = (
      "leaky-integral controller, Eq. (8): tau du/dt = -alpha u + W delta - delta_l"),
     ("pid-controller", "controller",
      "PID controller, Eq. (7): k_p=0, k_d=0 tau_c, derivatives filtered with tau_d=1 tau_c"),
+    ("dfc-controller", "controller",
+     "direct feedback controller (DFC): tau du_i/dt = e - alpha u_i, u = u_i + k_p e, "
+     "k_p=1.5"),
     ("lif", "system or controller",
      "LIF ensemble with decoders (NEF), 64 neurons/dim"),
     ("scn", "system or controller",
