@@ -31,7 +31,7 @@ DEFAULTS = {
 QUICK = {"alphas": np.logspace(-3, 0, 4).tolist(), "samples": 16}
 
 DESCRIPTIONS = {
-    **{k: v for k, v in CIRCUIT_DESCRIPTIONS.items() if k not in ("models", "stop_tol")},
+    **{k: v for k, v in CIRCUIT_DESCRIPTIONS.items() if k != "models"},
     "layers": "layer types: name -> [d_l, d_(l-1)] (output width, input width)",
     "alphas": "the leaks alpha (dimensionless) to settle every layer type at",
     "samples": "errors delta_l per layer type, settled together",

@@ -40,6 +40,7 @@ from dinv.experiments.settings import (
     CIRCUIT_DEFAULTS,
     CIRCUIT_DESCRIPTIONS,
     RINIT_DESCRIPTION,
+    STOP_TOL_DESCRIPTION,
 )
 from dinv.models.network import FeedforwardNetwork
 
@@ -139,6 +140,7 @@ DESCRIPTIONS = {
     "error_dtype": "precision of the forward pass of the data-set error: 'float64' or "
                    "'float32'",
     "restabilise": "re-stabilise DI/SLDI feedback whenever a circuit turns unstable",
+    "stop_tol": STOP_TOL_DESCRIPTION,
     "rinit": RINIT_DESCRIPTION,
     "repair": "options over rinit for re-stabilisation during training",
     "spiking_models": "also train DI with spiking populations (DI-SCN a=0.1, DI-LIF a=0.1) "

@@ -41,10 +41,12 @@ CIRCUIT_DESCRIPTIONS = {
                     "results.json), 'warn' or 'raise'",
     "settle_tol": "largest final residual (relative change of the readouts per time "
                   "constant) that counts as settled",
-    "stop_tol": "end each settle once its state stops changing by this much "
-                "(null: run all steps)",
 }
 """Meanings of the circuit settings every experiment has."""
+
+STOP_TOL_DESCRIPTION = ("end each settle once its state stops changing by this much "
+                        "(null: run all steps)")
+"""Meaning of the setting ``stop_tol`` of the experiments that offer it."""
 
 RINIT_DESCRIPTION = ("options of the R-Init stabilisation of random feedback "
                      "(target spectral abscissa, optimiser; dinv.models.stabilise)")

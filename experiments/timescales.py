@@ -80,8 +80,7 @@ QUICK = {"ratios": [0.5, 1.0, 4.0], "steps": 3000, "pid_grid_kp": [0.0, 1.0],
          "pid_scan_kp": [-2.0, 4.0, 13], "pid_scan_kd": [-1.0, 2.0, 7]}
 
 DESCRIPTIONS = {
-    **{k: v for k, v in CIRCUIT_DESCRIPTIONS.items()
-       if k not in ("models", "pid_filter_ratio", "stop_tol")},
+    **{k: v for k, v in CIRCUIT_DESCRIPTIONS.items() if k not in ("models", "pid_filter_ratio")},
     "pair": "widths [d_l, d_(l-1)] of the layer pair",
     "alpha": "leak alpha of every circuit",
     "ratios": "tau_controller / tau_system of the layer-pair study",
