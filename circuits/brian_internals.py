@@ -16,8 +16,10 @@ import gc
 import inspect
 import logging
 import re
+from collections.abc import Callable
 from contextlib import contextmanager
 from functools import partial
+from typing import Any
 
 import brian2
 import brian2.core.network as brian_network
@@ -57,7 +59,7 @@ C_DIVISION = "#cython: cdivision=True"
 and may raise, which keeps the compiler from vectorising a loop) and its C form."""
 
 
-def lean_cython_source(source):
+def lean_cython_source(source: str) -> str:
     """Brian2's generated Cython ``source`` with a lighter start of ``main``.
 
     Every call of a generated ``main(_namespace)`` first takes each array it
@@ -112,7 +114,7 @@ class LeanCythonCodeObject(CythonCodeObject):
     code using the buffers only through ``.data``.
     """
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if self.template_name in LEAN_TEMPLATES:
             for block, source in list(self.code._templates.items()):
@@ -281,7 +283,7 @@ def _direct_call(obj):
     return run_all
 
 
-def lean_runs(network, expand=None):
+def lean_runs(network: Any, expand: dict[Any, list] | None = None) -> "LeanRun | None":
     """The runs of ``network`` after its first, without ``Network.run``: a `LeanRun`.
 
     Later runs of a circuit need none of what ``Network.run`` does around its
@@ -339,7 +341,9 @@ def lean_runs(network, expand=None):
     clocks = {obj.clock for obj in objects}
     if len(clocks) != 1:
         return None
-    items, before, after = [], [], []
+    items: list[tuple[Any, Any]] = []
+    before: list[tuple[Any, Any]] = []
+    after: list[tuple[Any, Any]] = []
     for obj in objects:
         if isinstance(obj, NetworkOperation):
             if obj in expand:
@@ -381,16 +385,17 @@ class LeanRun:
         The clock's step (second).
     """
 
-    def __init__(self, network, clock, items, before, after):
+    def __init__(self, network: Any, clock: Any, items: list[tuple[Any, Any]],
+                 before: list[tuple[Any, Any]], after: list[tuple[Any, Any]]) -> None:
         self._network = network
         self._class = type(network)
         self._items, self._before, self._after = items, before, after
-        self._running = []
+        self._running: list[Any] = []
         self.timestep = clock.variables["timestep"].get_value()
         self.t = clock.variables["t"].get_value()
         self.dt = float(clock.variables["dt"].get_value().item())
 
-    def calls(self):
+    def calls(self) -> tuple[Callable[[], object], ...]:
         """Every call of one step of this run, in Brian2's order (the objects active at
         the run's start; expanded lists as they are now)."""
         found = []
@@ -401,7 +406,7 @@ class LeanRun:
                 found.append(item)
         return tuple(found)
 
-    def begin(self):
+    def begin(self) -> None:
         """Start a run: fix the objects it runs (those active now, as ``Network.run``
         does), clear the stop flags, let Brian2's SIGINT handler turn Ctrl-C into a
         stop (as in ``Network.run``) and run the before-run blocks."""
@@ -413,11 +418,11 @@ class LeanRun:
             if obj.active:
                 call()
 
-    def stopped(self):
+    def stopped(self) -> bool:
         """Whether ``network.stop()`` or Ctrl-C asked the run to end."""
         return bool(self._network._stopped or self._class._globally_stopped)
 
-    def end(self):
+    def end(self) -> None:
         """End a run: the network's time, Ctrl-C back to Brian2's default, the
         after-run blocks."""
         self._class._globally_running = False

@@ -18,6 +18,7 @@ warning (`CompiledKernelWarning`).
 """
 
 import warnings
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -45,10 +46,11 @@ def run_steps(tuple calls, long steps, cnp.ndarray timestep, cnp.ndarray t, doub
         time_array[0] = step * dt
 '''
 
-_built = {}
+_built: dict[str, Callable[..., None]] = {}
 
 
-def _python_steps(calls, steps, timestep, t, dt):
+def _python_steps(calls: Sequence[Callable[[], object]], steps: int, timestep: np.ndarray,
+                  t: np.ndarray, dt: float) -> None:
     """`run_steps` in Python: the fallback when the loop cannot be compiled."""
     step = int(timestep[0])
     for _ in range(steps):
@@ -59,7 +61,7 @@ def _python_steps(calls, steps, timestep, t, dt):
         t[0] = step * dt
 
 
-def _loop():
+def _loop() -> Callable[..., None]:
     """The compiled ``run_steps``, or the Python one (built once per process)."""
     if "loop" not in _built:
         try:
@@ -73,7 +75,8 @@ def _loop():
     return _built["loop"]
 
 
-def run_steps(calls, steps, timestep, t, dt):
+def run_steps(calls: Sequence[Callable[[], object]], steps: int, timestep: np.ndarray,
+              t: np.ndarray, dt: float) -> None:
     """Run ``steps`` steps: every call of ``calls`` in order, then the clock advanced.
 
     Parameters

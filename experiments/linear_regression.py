@@ -199,7 +199,7 @@ def prepare(config: dict[str, Any]) -> RegressionRun:
     return config, models(config), X, Y, base, rng
 
 
-def models(config):
+def models(config: dict) -> tuple[ModelSpec, ...]:
     """The models a run may train: the paper's (`RATE_MODELS`), and the spiking ones
     (`SPIKING_MODELS`) with ``spiking_models`` or when ``models`` names models (which
     may be spiking ones)."""
