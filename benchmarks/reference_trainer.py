@@ -51,23 +51,29 @@ DT = 0.5
 
 
 @numba.njit(cache=True)
+def _feed(M, source, out):
+    """out = M source, summed in the order of the source's entries."""
+    for i in range(M.shape[0]):
+        acc = 0.0
+        for j in range(M.shape[1]):
+            acc += M[i, j] * source[j]
+        out[i] = acc
+
+
+@numba.njit(cache=True)
 def settle_pair(W, B, target, alpha, dt, steps):
     """The settled system of one layer pair (Eqs. 5 and 8, tau_c = tau_s), from rest:
     u += dt (-alpha u + W x - target), then x += dt (-x + B u)."""
     d_out, d_in = W.shape
-    x = np.zeros(d_in)
-    u = np.zeros(d_out)
+    x, u = np.zeros(d_in), np.zeros(d_out)
+    drive_u, drive_x = np.empty(d_out), np.empty(d_in)
     for _ in range(steps):
+        _feed(W, x, drive_u)
         for i in range(d_out):
-            acc = 0.0
-            for j in range(d_in):
-                acc += W[i, j] * x[j]
-            u[i] += dt * (-alpha * u[i] + acc - target[i])
+            u[i] += dt * (-alpha * u[i] + drive_u[i] - target[i])
+        _feed(B, u, drive_x)
         for i in range(d_in):
-            acc = 0.0
-            for j in range(d_out):
-                acc += B[i, j] * u[j]
-            x[i] += dt * (-x[i] + acc)
+            x[i] += dt * (-x[i] + drive_x[i])
     return x
 
 
@@ -78,27 +84,17 @@ def settle_loop(W2, W3, B, target, alpha, dt, steps):
     hidden states and the new u, h1 += dt (-h1 + B u), h2 += dt (-h2 + W2 tanh(h1))."""
     d1, d2, d3 = W2.shape[1], W2.shape[0], W3.shape[0]
     h1, h2, u = np.zeros(d1), np.zeros(d2), np.zeros(d3)
-    g1, g2 = np.zeros(d1), np.zeros(d2)
+    drive_u, drive_1, drive_2 = np.empty(d3), np.empty(d1), np.empty(d2)
     for _ in range(steps):
-        for j in range(d2):
-            g2[j] = np.tanh(h2[j])
+        _feed(W3, np.tanh(h2), drive_u)
         for i in range(d3):
-            acc = 0.0
-            for j in range(d2):
-                acc += W3[i, j] * g2[j]
-            u[i] += dt * (-alpha * u[i] + acc - target[i])
-        for j in range(d1):
-            g1[j] = np.tanh(h1[j])
+            u[i] += dt * (-alpha * u[i] + drive_u[i] - target[i])
+        _feed(B, u, drive_1)
+        _feed(W2, np.tanh(h1), drive_2)
         for i in range(d1):
-            acc = 0.0
-            for j in range(d3):
-                acc += B[i, j] * u[j]
-            h1[i] += dt * (-h1[i] + acc)
+            h1[i] += dt * (-h1[i] + drive_1[i])
         for i in range(d2):
-            acc = 0.0
-            for j in range(d1):
-                acc += W2[i, j] * g1[j]
-            h2[i] += dt * (-h2[i] + acc)
+            h2[i] += dt * (-h2[i] + drive_2[i])
     return h1, h2
 
 

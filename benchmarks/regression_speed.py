@@ -26,6 +26,10 @@ Run::
 
 ``--quick``: one round, the linear regression and a 1000-sample nonlinear
 regression, without the release (whose protocol cannot be shortened unchanged).
+``--release-threads 1`` runs the release with one BLAS thread: on a machine whose
+cores are busy its default threads wait on each other (its data-set error after
+every update is a BLAS product), and it ran ten times slower (120 s against 11 s
+at load 3); on an idle machine leave it out.
 ``--regressions linear-regression`` picks one. Needs numba (``pip install -e
 ".[benchmarks]"``). Results go to ``benchmarks/results/regression_speed.json``.
 """
@@ -45,6 +49,7 @@ HERE = Path(__file__).resolve().parent
 RELEASE_SCRIPTS = {"linear-regression": "linear_regression.py",
                    "nonlinear-regression": "nonlinear_regression.py"}
 GOALS = {"linear-regression": 1.0, "nonlinear-regression": 0.2}
+BLAS_THREADS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def _dinv():
@@ -63,7 +68,7 @@ def timed(command, cwd=None, env=None):
     return seconds
 
 
-def commands(name, samples, release, work):
+def commands(name, samples, release, work, release_threads=None):
     """The competitors of one regression: label -> (command, cwd, env)."""
     extra = [] if samples is None else ["--set", f"samples={samples}"]
     found = {"dinv": ([_dinv(), "run", name, "--out", str(work / "dinv"), "--overwrite",
@@ -77,15 +82,17 @@ def commands(name, samples, release, work):
         folder.mkdir(exist_ok=True)
         for script in Path(release).glob("*.py"):
             shutil.copy(script, folder)
-        found["release"] = ([sys.executable, RELEASE_SCRIPTS[name]], folder,
-                            {**os.environ, "MPLBACKEND": "Agg"})
+        env = {**os.environ, "MPLBACKEND": "Agg"}
+        if release_threads:
+            env.update({key: str(release_threads) for key in BLAS_THREADS})
+        found["release"] = ([sys.executable, RELEASE_SCRIPTS[name]], folder, env)
     return found
 
 
-def measure(name, rounds, samples, release):
+def measure(name, rounds, samples, release, release_threads=None):
     """Paired rounds of one regression: label -> list of seconds."""
     work = Path(tempfile.mkdtemp(prefix="dinv_regression_speed_"))
-    competitors = commands(name, samples, release, work)
+    competitors = commands(name, samples, release, work, release_threads)
     times = {label: [] for label in competitors}
     for round_ in range(rounds):
         for label, (command, cwd, env) in competitors.items():
@@ -114,6 +121,10 @@ def main(argv=None):
                         help="paired rounds (default 3 for linear, 1 for nonlinear)")
     parser.add_argument("--regressions", nargs="+", choices=sorted(RELEASE_SCRIPTS),
                         default=sorted(RELEASE_SCRIPTS))
+    parser.add_argument("--release-threads", type=int, default=None,
+                        help="run the release with this many BLAS threads (default: the "
+                             "machine's; on a busy machine its two threads slow it down "
+                             "many times over)")
     parser.add_argument("--quick", action="store_true",
                         help="one round; nonlinear on 1000 samples; no release")
     parser.add_argument("--output", type=Path, default=HERE / "results" / "regression_speed.json")
@@ -127,7 +138,7 @@ def main(argv=None):
         rounds = args.rounds or (1 if args.quick or nonlinear else 3)
         samples = 1000 if (args.quick and nonlinear) else None
         release = None if args.quick else args.release
-        times, agreement = measure(name, rounds, samples, release)
+        times, agreement = measure(name, rounds, samples, release, args.release_threads)
         records[name] = {"times": times, "samples": samples, "rounds": rounds,
                          "largest_relative_difference_of_final_errors": agreement}
         print(f"  {name}: final error ratios of dinv and the reference trainer differ by at "

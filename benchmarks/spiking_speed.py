@@ -164,7 +164,49 @@ def compiled_pair(fastmath=True):
     compiled function. Written for this benchmark as a lower bound of the cost of a step."""
     import numba
 
-    @numba.njit(cache=True, fastmath=fastmath)
+    jit = numba.njit(cache=True, fastmath=fastmath)
+
+    @jit
+    def feed(M, source, out):
+        """out = M source, summed in the order of the source's entries."""
+        for i in range(M.shape[0]):
+            acc = 0.0
+            for j in range(M.shape[1]):
+                acc += M[i, j] * source[j]
+            out[i] = acc
+
+    @jit
+    def scn_integrate(drive, x, y, r, rate, leak, target, decay):
+        for i in range(x.size):
+            y[i] += rate * (drive[i] - (leak * x[i] + target[i]))
+            x[i] += decay * x[i]
+        for k in range(r.size):
+            r[k] += decay * r[k]
+
+    @jit
+    def scn_above(k, dec, dim, x, y, rad, mu, r, bound):
+        d = dim[k]
+        return dec[k] * ((y[d] - x[d]) / rad[d]) - mu * r[k] > bound[k]
+
+    @jit
+    def scn_candidates(dec, dim, x, y, rad, mu, r, bound, out):
+        count = 0
+        for k in range(dec.size):
+            if scn_above(k, dec, dim, x, y, rad, mu, r, bound):
+                out[count] = k
+                count += 1
+        return count
+
+    @jit
+    def scn_spikes(cand, count, dec, dim, x, y, rad, mu, r, bound, spikes):
+        for c in range(count):
+            k = cand[c]
+            if scn_above(k, dec, dim, x, y, rad, mu, r, bound):
+                x[dim[k]] += rad[dim[k]] * dec[k]
+                r[k] += 1.0
+                spikes[k] += 1
+
+    @jit
     def scn_pair(W, B, target, alpha, steps, window, rate_c, rate_s, decay,
                  dec_c, dim_c, rad_c, mu_c, bound_c, dec_s, dim_s, rad_s, mu_s, bound_s):
         d_out, d_in = W.shape
@@ -172,57 +214,44 @@ def compiled_pair(fastmath=True):
         rc, rs = np.zeros(dec_c.size), np.zeros(dec_s.size)
         nc, ns = np.zeros(dec_c.size, np.int64), np.zeros(dec_s.size, np.int64)
         sum_c, sum_s = np.zeros(d_out), np.zeros(d_in)
+        drive_c, drive_s, none = np.empty(d_out), np.empty(d_in), np.zeros(d_in)
         cand_c = np.empty(dec_c.size, np.int64)
         cand_s = np.empty(dec_s.size, np.int64)
         for step in range(steps):
             if step >= steps - window:
                 sum_c += xc
                 sum_s += xs
-            for i in range(d_out):
-                acc = 0.0
-                for j in range(d_in):
-                    acc += W[i, j] * xs[j]
-                yc[i] += rate_c * (acc - (alpha * xc[i] + target[i]))
-                xc[i] += decay * xc[i]
-            for k in range(rc.size):
-                rc[k] += decay * rc[k]
-            for i in range(d_in):
-                acc = 0.0
-                for j in range(d_out):
-                    acc += B[i, j] * xc[j]
-                ys[i] += rate_s * (acc - (1.0 * xs[i] + 0.0))
-                xs[i] += decay * xs[i]
-            for k in range(rs.size):
-                rs[k] += decay * rs[k]
-            count_c = 0
-            for k in range(dec_c.size):
-                d = dim_c[k]
-                if dec_c[k] * ((yc[d] - xc[d]) / rad_c[d]) - mu_c * rc[k] > bound_c[k]:
-                    cand_c[count_c] = k
-                    count_c += 1
-            count_s = 0
-            for k in range(dec_s.size):
-                d = dim_s[k]
-                if dec_s[k] * ((ys[d] - xs[d]) / rad_s[d]) - mu_s * rs[k] > bound_s[k]:
-                    cand_s[count_s] = k
-                    count_s += 1
-            for c in range(count_c):
-                k = cand_c[c]
-                d = dim_c[k]
-                if dec_c[k] * ((yc[d] - xc[d]) / rad_c[d]) - mu_c * rc[k] > bound_c[k]:
-                    xc[d] += rad_c[d] * dec_c[k]
-                    rc[k] += 1.0
-                    nc[k] += 1
-            for c in range(count_s):
-                k = cand_s[c]
-                d = dim_s[k]
-                if dec_s[k] * ((ys[d] - xs[d]) / rad_s[d]) - mu_s * rs[k] > bound_s[k]:
-                    xs[d] += rad_s[d] * dec_s[k]
-                    rs[k] += 1.0
-                    ns[k] += 1
+            feed(W, xs, drive_c)
+            scn_integrate(drive_c, xc, yc, rc, rate_c, alpha, target, decay)
+            feed(B, xc, drive_s)
+            scn_integrate(drive_s, xs, ys, rs, rate_s, 1.0, none, decay)
+            count_c = scn_candidates(dec_c, dim_c, xc, yc, rad_c, mu_c, rc, bound_c, cand_c)
+            count_s = scn_candidates(dec_s, dim_s, xs, ys, rad_s, mu_s, rs, bound_s, cand_s)
+            scn_spikes(cand_c, count_c, dec_c, dim_c, xc, yc, rad_c, mu_c, rc, bound_c, nc)
+            scn_spikes(cand_s, count_s, dec_s, dim_s, xs, ys, rad_s, mu_s, rs, bound_s, ns)
         return sum_s / window, sum_c / window, ns, nc
 
-    @numba.njit(cache=True, fastmath=fastmath)
+    @jit
+    def lif_integrate(drive, x, v, last, step, mix, leak, target, rad, decay, membrane, refr,
+                      gain, enc, bias, dim, encoded):
+        for i in range(x.size):
+            encoded[i] = ((1.0 - mix * leak) * x[i] + mix * (drive[i] - target[i])) / rad[i]
+        for k in range(v.size):
+            if step - last[k] >= refr:
+                v[k] += membrane * ((bias[k] + (encoded[dim[k]] * enc[k]) * gain[k]) - v[k])
+        for i in range(x.size):
+            x[i] += decay * x[i]
+
+    @jit
+    def lif_spikes(x, v, last, step, refr, dim, jump, spikes):
+        for k in range(v.size):
+            if v[k] > 1.0 and step - last[k] >= refr:
+                x[dim[k]] += jump[k]
+                v[k] = 0.0
+                last[k] = step
+                spikes[k] += 1
+
+    @jit
     def lif_pair(W, B, target, alpha, steps, window, decay, mix_c, mix_s, membrane, refr,
                  g_c, e_c, b_c, dim_c, jump_c, rad_c, g_s, e_s, b_s, dim_s, jump_s, rad_s):
         d_out, d_in = W.shape
@@ -233,42 +262,19 @@ def compiled_pair(fastmath=True):
         nc, ns = np.zeros(g_c.size, np.int64), np.zeros(g_s.size, np.int64)
         sum_c, sum_s = np.zeros(d_out), np.zeros(d_in)
         enc_c, enc_s = np.empty(d_out), np.empty(d_in)
+        drive_c, drive_s, none = np.empty(d_out), np.empty(d_in), np.zeros(d_in)
         for step in range(steps):
             if step >= steps - window:
                 sum_c += xc
                 sum_s += xs
-            for i in range(d_out):
-                acc = 0.0
-                for j in range(d_in):
-                    acc += W[i, j] * xs[j]
-                enc_c[i] = ((1.0 - mix_c * alpha) * xc[i] + mix_c * (acc - target[i])) / rad_c[i]
-            for k in range(g_c.size):
-                if step - lc[k] >= refr:
-                    vc[k] += membrane[k] * ((b_c[k] + (enc_c[dim_c[k]] * e_c[k]) * g_c[k]) - vc[k])
-            for i in range(d_out):
-                xc[i] += decay * xc[i]
-            for i in range(d_in):
-                acc = 0.0
-                for j in range(d_out):
-                    acc += B[i, j] * xc[j]
-                enc_s[i] = ((1.0 - mix_s * 1.0) * xs[i] + mix_s * (acc - 0.0)) / rad_s[i]
-            for k in range(g_s.size):
-                if step - ls[k] >= refr:
-                    vs[k] += membrane[k] * ((b_s[k] + (enc_s[dim_s[k]] * e_s[k]) * g_s[k]) - vs[k])
-            for i in range(d_in):
-                xs[i] += decay * xs[i]
-            for k in range(g_c.size):
-                if vc[k] > 1.0 and step - lc[k] >= refr:
-                    xc[dim_c[k]] += jump_c[k]
-                    vc[k] = 0.0
-                    lc[k] = step
-                    nc[k] += 1
-            for k in range(g_s.size):
-                if vs[k] > 1.0 and step - ls[k] >= refr:
-                    xs[dim_s[k]] += jump_s[k]
-                    vs[k] = 0.0
-                    ls[k] = step
-                    ns[k] += 1
+            feed(W, xs, drive_c)
+            lif_integrate(drive_c, xc, vc, lc, step, mix_c, alpha, target, rad_c, decay,
+                          membrane, refr, g_c, e_c, b_c, dim_c, enc_c)
+            feed(B, xc, drive_s)
+            lif_integrate(drive_s, xs, vs, ls, step, mix_s, 1.0, none, rad_s, decay,
+                          membrane, refr, g_s, e_s, b_s, dim_s, enc_s)
+            lif_spikes(xc, vc, lc, step, refr, dim_c, jump_c, nc)
+            lif_spikes(xs, vs, ls, step, refr, dim_s, jump_s, ns)
         return sum_s / window, sum_c / window, ns, nc
 
     return scn_pair, lif_pair
@@ -290,7 +296,7 @@ def run_compiled(kernels, kind, problem, specs, dt, duration):
                          (ps.decoder ** 2 + ps.mu) / 2)
     else:
         ps, pc = system.parameters, controller.parameters
-        membrane = np.full(max(ps.gain.size, pc.gain.size), dt / ps.tau_rc)
+        membrane = dt / ps.tau_rc
         refr = int((ps.tau_ref + 1e-3 * dt) / dt)
         mix = system.tau_synapse / TAU
         out = kernels[1](*args, -dt / system.tau_synapse, mix, mix, membrane, refr,

@@ -199,13 +199,15 @@ def prepare(config: dict[str, Any]) -> RegressionRun:
     return config, models(config), X, Y, base, rng
 
 
-def models(config: dict) -> tuple[ModelSpec, ...]:
-    """The models a run may train: the paper's (`RATE_MODELS`), and the spiking ones
-    (`SPIKING_MODELS`) with ``spiking_models`` or when ``models`` names models (which
-    may be spiking ones)."""
+def models(config: dict, paper: tuple[ModelSpec, ...] = RATE_MODELS,
+           everything: tuple[ModelSpec, ...] | None = None) -> tuple[ModelSpec, ...]:
+    """The models a regression run may train: the paper's (``paper``, default
+    `RATE_MODELS`), and all of ``everything`` (default `MODELS`: with the spiking ones,
+    and the optional ones, which run only when named) with the setting
+    ``spiking_models`` (``--spiking``) or when ``models`` names models."""
     if config.get("spiking_models") or config.get("models") is not None:
-        return MODELS
-    return RATE_MODELS
+        return MODELS if everything is None else everything
+    return paper
 
 
 run = protocol_run(NAME, prepare)

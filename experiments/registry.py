@@ -112,15 +112,15 @@ DATA_OPTIONS = (
     Option("--epochs", "epochs", "passes over the training set", int),
 )
 
-_REGRESSION_OPTIONS = (Option("--fixed-norm", "fixed_norm", "unit-norm updates (Fig. 3b)"),)
-
-_LINEAR_OPTIONS = (*_REGRESSION_OPTIONS, Option(
-    "--spiking", "spiking_models", "also train DI with spiking populations (DI-SCN a=0.1, "
-    "DI-LIF a=0.1, with NDI a=0.1): beyond the paper, and slower"))
+_REGRESSION_OPTIONS = (
+    Option("--fixed-norm", "fixed_norm", "unit-norm updates (Fig. 3b)"),
+    Option("--spiking", "spiking_models", "also train DI with spiking populations (DI-SCN "
+           "a=0.1, DI-LIF a=0.1, with NDI a=0.1): beyond the paper, and slower"),
+)
 
 EXPERIMENTS: dict[str, Experiment] = {experiment.name: experiment for experiment in (
     Experiment("linear-regression", "Fig. 3a-f: linear regression, 30-20-10 linear network",
-               "dinv.experiments.linear_regression", _LINEAR_OPTIONS),
+               "dinv.experiments.linear_regression", _REGRESSION_OPTIONS),
     Experiment("nonlinear-regression",
                "Fig. 3g-k: nonlinear regression, 30-20-10-10 tanh network",
                "dinv.experiments.nonlinear_regression", _REGRESSION_OPTIONS),

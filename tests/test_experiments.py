@@ -136,8 +136,9 @@ def test_fixed_norm_updates_have_learning_rate_length(tmp_path):
 
 
 def test_spiking_flag_adds_the_spiking_models():
-    """`dinv run linear-regression` trains the paper's nine models; `--spiking` adds the
-    spiking DI models and NDI a=0.1, and `--models` may name them without it."""
+    """`dinv run linear-regression` trains the paper's nine models (nonlinear-regression
+    its twelve); `--spiking` adds the spiking DI models and NDI a=0.1, and `--models` may
+    name them without it; other experiments refuse the flag."""
     experiment = EXPERIMENTS["linear-regression"]
     parser = build_parser()
     plain = make_config(experiment, False, _overrides(
@@ -150,9 +151,17 @@ def test_spiking_flag_adds_the_spiking_models():
     assert tuple(linear_regression.models(spiking)) == linear_regression.MODELS
     assert tuple(linear_regression.models(named)) == linear_regression.MODELS
     nonlinear = EXPERIMENTS["nonlinear-regression"]
-    with pytest.raises(InputError, match="--spiking does not apply to nonlinear-regression"):
-        _overrides(nonlinear, parser.parse_args(["run", "nonlinear-regression", "--spiking"]))
-    assert "spiking_models" not in nonlinear.defaults
+    from dinv.experiments import nonlinear_regression
+
+    plain = make_config(nonlinear, False, {})
+    spiking = make_config(nonlinear, False, _overrides(
+        nonlinear, parser.parse_args(["run", "nonlinear-regression", "--spiking"])))
+    assert linear_regression.models(plain, nonlinear_regression.PAPER_MODELS,
+                                    nonlinear_regression.MODELS) \
+        == nonlinear_regression.PAPER_MODELS
+    assert spiking["spiking_models"] is True
+    with pytest.raises(InputError, match="--spiking does not apply to mnist"):
+        _overrides(EXPERIMENTS["mnist"], parser.parse_args(["run", "mnist", "--spiking"]))
 
 
 def test_list(capsys):
