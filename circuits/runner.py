@@ -320,7 +320,11 @@ class RunController:
                     self._asm.network.stop()
                     return
         if step % CHECK_EVERY == 0:
-            self.changes.check(self._active, step)
+            # Without stop_tol or watched growth only a phase's last two checks matter
+            # (its residual is the change between them): the copies before are skipped.
+            if (self._stop_tol is not None or self.changes.watch_growth
+                    or step >= self._phase_ends[0] - CHECK_EVERY):
+                self.changes.check(self._active, step)
             if (self._stop_tol is not None and step < self._phase_ends[0]
                     and self._settled()):
                 if len(self._phase_ends) == 1:
