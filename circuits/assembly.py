@@ -80,6 +80,11 @@ class CircuitAssembly:
     coupling : DenseCoupling or SynapseCoupling
     runner : RunController
     network : brian2.Network
+    step_expansions : dict
+        The network operations that, after the first run, the steps replace by
+        lists of calls (`dinv.circuits.brian_internals.lean_runs`): the dense
+        coupling's banks by their kernels, the per-step bookkeeping by nothing
+        (the run controller keeps its books between chunks of steps).
     tau_unit : brian2.Quantity
         The fastest time constant, the unit of ``dt``.
     """
@@ -181,9 +186,12 @@ class CircuitAssembly:
         # Bookkeeping after every step (traces, divergence, phase switches):
         # a dense coupling calls it from its first operation of each step,
         # which saves one Python call per step; otherwise it has its own.
+        self.step_expansions = dict(self.coupling.expansions)
         if not self.coupling.marks_steps:
-            objects.append(NetworkOperation(self.runner.step_ended, when="end",
-                                            clock=self.clock, name=f"{TAG}_watch"))
+            watch = NetworkOperation(self.runner.step_ended, when="end", clock=self.clock,
+                                     name=f"{TAG}_watch")
+            objects.append(watch)
+            self.step_expansions[watch] = []  # the books are kept between chunks
         network = Network(*objects, name=f"{TAG}_network")
         # An explicit schedule (the default one): Brian2 otherwise reads it from
         # its preferences several times per run, a measurable cost per run.

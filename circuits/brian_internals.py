@@ -15,14 +15,18 @@ give the range of the medians of three runs of that script).
 import gc
 import inspect
 import logging
+import re
+from collections.abc import Callable
 from contextlib import contextmanager
 from functools import partial
+from typing import Any
 
 import brian2
 import brian2.core.network as brian_network
 from brian2 import NetworkOperation, NeuronGroup, Synapses
 from brian2.codegen.codeobject import CodeObject
 from brian2.core.base import BrianObject
+from brian2.groups.group import CodeRunner
 
 try:
     from brian2 import CythonCodeObject, NumpyCodeObject
@@ -31,14 +35,103 @@ except ImportError as exc:  # the canary cannot run without them: say what moved
                       f"({exc}); update CODEGEN_TARGETS in dinv.circuits.brian_internals") \
         from exc
 
-CODEGEN_TARGETS = {"cython": CythonCodeObject, "numpy": NumpyCodeObject}
+LEAN_TEMPLATES = ("stateupdate", "threshold", "reset")
+"""The templates of the code that runs at every step of a group, which
+`LeanCythonCodeObject` compiles with a lighter start."""
+
+STEP_TEMPLATES = (*LEAN_TEMPLATES, "summed_variable")
+"""The templates of the code objects a `LeanRun` runs at every step: groups' state
+updates, thresholds and resets, and summed variables (the synapse coupling);
+monitors and synaptic pathways keep ``Network.run``."""
+
+_TYPED_BUFFER = re.compile(
+    r"^(?P<indent>[ \t]*)cdef _numpy\.ndarray\[[^\]\n]*\] (?P<buffer>_buf_\w+) = "
+    r"(?P<value>_namespace\['\w+'\])[ \t]*$", re.M)
+_LENGTH = re.compile(
+    r"^(?P<indent>[ \t]*)cdef size_t (?P<name>_num\w+) = len\(_namespace\['(?P<array>\w+)'\]\)"
+    r"[ \t]*$", re.M)
+_VARIABLE = re.compile(r'^[ \t]*(?P<name>_var_\w+) = _namespace\["(?P=name)"\][ \t]*\n', re.M)
+
+
+PYTHON_DIVISION = "#cython: cdivision=False"
+C_DIVISION = "#cython: cdivision=True"
+"""Brian2's Cython directive (Python semantics: every ``/`` tests its divisor for zero
+and may raise, which keeps the compiler from vectorising a loop) and its C form."""
+
+
+def lean_cython_source(source: str) -> str:
+    """Brian2's generated Cython ``source`` with a lighter start of ``main``.
+
+    Every call of a generated ``main(_namespace)`` first takes each array it
+    uses out of the namespace as a typed numpy *buffer*
+    (``cdef _numpy.ndarray[double, ndim=1, mode='c'] _buf_x = ...``), whose
+    acquisition and release cost about 0.1-0.2 us per array and call, reads
+    its length through ``len()`` and fetches a ``_var_`` object per variable
+    that the code may never use. The arrays are plain contiguous 1-D arrays of
+    the runtime device, and the code only ever reads ``.data`` of the buffer
+    (a pointer to the values), so here each array is taken as a plain typed
+    ``ndarray`` (``.data`` is then a C access), its length through
+    ``PyArray_DIM`` and the unused ``_var_`` lines are left out. Code without
+    floor division (``//``, where C and Python round differently) is compiled
+    with C division: a quotient of floats is the same IEEE quotient, but
+    without the test of every divisor for zero (a division by zero gives inf or
+    nan, which the run controller's divergence check reports, instead of a
+    ``ZeroDivisionError``); the test kept the compiler from vectorising a loop
+    with a division, e.g. the SCN threshold's coding error, 4 ns per neuron and
+    step. The loops themselves are unchanged, so the numbers are the same to the
+    bit.
+    """
+    source = _TYPED_BUFFER.sub(r"\g<indent>cdef _numpy.ndarray \g<buffer> = \g<value>", source)
+
+    def length(match):
+        if f"_buf_{match['array']} " not in source:
+            return match[0]
+        return (f"{match['indent']}cdef size_t {match['name']} = "
+                f"_numpy.PyArray_DIM(_buf_{match['array']}, 0)")
+
+    source = _LENGTH.sub(length, source)
+    if "//" not in source:  # C division: IEEE quotients, no zero test (no floor division)
+        source = source.replace(PYTHON_DIVISION, C_DIVISION)
+    # The line itself names the variable twice; a name used elsewhere (or one that is
+    # the prefix of another) keeps its line.
+    return _VARIABLE.sub(lambda m: m[0] if source.count(m["name"]) > 2 else "", source)
+
+
+class LeanCythonCodeObject(CythonCodeObject):
+    """Brian2's Cython code object, whose per-step code starts lighter.
+
+    The code of the `LEAN_TEMPLATES` (a group's state update, threshold and
+    reset, run at every step) is compiled as `lean_cython_source` rewrites it:
+    a ``main`` call of a small group then costs about a third of Brian2's
+    (1.0 against 3.0 us for a controller's state update of 10 units, on a
+    shared 2-core machine at load 9; ``benchmarks/brian_internals.py``). The
+    code of every other template is Brian2's own.
+
+    Relies on the lines Brian2's ``CythonCodeGenerator.determine_keywords``
+    writes to load the namespace, on ``CodeObject.code`` being a
+    ``MultiTemplate`` whose blocks are string attributes (and its
+    ``_templates`` dict) compiled by ``compile_block``, and on the templates'
+    code using the buffers only through ``.data``.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.template_name in LEAN_TEMPLATES:
+            for block, source in list(self.code._templates.items()):
+                lean = lean_cython_source(source)
+                setattr(self.code, block, lean)
+                self.code._templates[block] = lean
+
+
+CODEGEN_TARGETS = {"cython": LeanCythonCodeObject, "numpy": NumpyCodeObject}
 """Code-object classes by code-generation target name.
 
 Passing the class to each group (``codeobj_class=``) picks the target per
 circuit without touching Brian2's global ``prefs.codegen.target``, so a
-circuit never changes the user's own simulations. Costs and saves no time.
-Relies on ``brian2`` exporting the classes, which its documentation names
-only for developers.
+circuit never changes the user's own simulations. The Cython target is
+Brian2's, with the lighter per-step code of `LeanCythonCodeObject`. Relies on
+``brian2`` exporting the classes, which its documentation names only for
+developers.
 """
 
 
@@ -190,98 +283,153 @@ def _direct_call(obj):
     return run_all
 
 
-def lean_runs(network):
-    """A function that runs ``network`` for a number of steps without ``Network.run``.
+def lean_runs(network: Any, expand: dict[Any, list] | None = None) -> "LeanRun | None":
+    """The runs of ``network`` after its first, without ``Network.run``: a `LeanRun`.
 
-    Later runs of a circuit of rate populations need none of what
-    ``Network.run`` does around its loop at every run: sorting and checking
-    the objects, preparing each of them, setting the clock through
-    `Clock.set_interval` (whose debug message formats two quantities in their
-    best units, 1-3 ms per run: more than 100 steps of a small circuit),
-    checking every state for NaN (the run controller has its own divergence
-    check) and finishing each object. Nor do they need its per-step
-    bookkeeping beyond advancing the clock. The function returned runs the
-    objects' direct calls (`direct_step_calls`) in Brian2's order, advances
-    the clock's ``timestep`` and ``t`` after every step as Brian2 does, and
-    ends early on ``network.stop()`` or Brian2's global stop (Ctrl-C), like
-    ``Network.run``.
+    Later runs of a circuit need none of what ``Network.run`` does around its
+    loop at every run: sorting and checking the objects, preparing each of
+    them, setting the clock through `Clock.set_interval` (whose debug message
+    formats two quantities in their best units, 1-3 ms per run: more than 100
+    steps of a small circuit), checking every state for NaN (the run
+    controller has its own divergence check) and finishing each object. Nor
+    do they need its per-step bookkeeping beyond advancing the clock. A
+    `LeanRun` runs the objects' direct calls (`direct_step_calls`) in
+    Brian2's order, in chunks of steps whose length the caller chooses
+    (`dinv.circuits.step_loop` runs a chunk in one compiled loop), advances the
+    clock's ``timestep`` and ``t`` after every step as Brian2 does, and tells
+    the caller when ``network.stop()`` or Brian2's global stop (Ctrl-C) asked
+    the run to end.
 
     It is only offered for a network whose objects all run on one clock and
     are either network operations without a time argument or code runners
-    whose only code is a Cython ``run`` block with a direct call: groups'
-    state updates, with no spikes, monitors or synaptic pathways, whose
-    ``before_run`` and ``after_run`` would have work to do. Every object of
-    the network is judged, active or not: an object switched off for the
-    first run (a pathway of a later phase) must run when it is switched on.
-    Each run calls the objects active at its start, as ``Network.run`` does.
-    Call it after a first ``Network.run`` (which builds the code objects) and
-    `direct_step_calls`.
+    whose code objects are Cython code with a direct call (`direct_step_calls`):
+    groups' state updates, thresholds and resets (spiking populations whose
+    spikes act through their resets), no monitors or synaptic pathways, whose
+    own ``before_run`` and ``after_run`` would have work to do. The compiled
+    ``before_run`` and ``after_run`` blocks of their code objects (a
+    threshold's ``after_run`` clears its spike space) run at the start and end
+    of a run, as ``Network.run`` runs them. Every object of the network is
+    judged, active or not: an object switched off for the first run (a pathway
+    of a later phase) must run when it is switched on. Each run calls the
+    objects active at its start, as ``Network.run`` does. Call it after a first
+    ``Network.run`` (which builds the code objects) and `direct_step_calls`.
 
     Relies on `direct_step_calls`, on ``Network.sorted_objects``,
     ``Network._stopped``, ``Network._globally_stopped``,
     ``Network._globally_running`` (Brian2's Ctrl-C handler) and ``Network.t_``,
     on a clock's ``timestep`` and ``t`` arrays, and on an object's
     ``before_run`` and ``after_run`` doing nothing else once its code objects
-    are kept (`reuse_code_objects`) and its code has no such blocks.
+    are kept (`reuse_code_objects`) than run its code objects' blocks.
 
     Parameters
     ----------
     network : brian2.Network
+    expand : dict or None
+        Network operations to replace by a list of calls each (kept by
+        reference: a change of the list changes later chunks), e.g. a
+        coupling bank by its pathways' kernels, or a per-step bookkeeping
+        operation by an empty list when the caller keeps the books between
+        chunks.
 
     Returns
     -------
-    callable or None
-        ``run(steps)``; None when some object needs ``Network.run``.
+    LeanRun or None
+        None when some object needs ``Network.run``.
     """
+    expand = expand or {}
     objects = list(network.sorted_objects)
     clocks = {obj.clock for obj in objects}
     if len(clocks) != 1:
         return None
-    calls = []
+    items: list[tuple[Any, Any]] = []
+    before: list[tuple[Any, Any]] = []
+    after: list[tuple[Any, Any]] = []
     for obj in objects:
         if isinstance(obj, NetworkOperation):
-            if "run" not in vars(obj):
+            if obj in expand:
+                items.append((obj, expand[obj]))
+            elif "run" in vars(obj):
+                items.append((obj, obj.run))
+            else:
                 return None
-            calls.append((obj, obj.run))
             continue
         codes = list(getattr(obj, "code_objects", ()))
         if not codes:
             if type(obj).run is not BrianObject.run:
                 return None
             continue  # a group: its own run does nothing
-        if "run" not in vars(obj) or any(code.compiled_code.get(block) is not None
-                                         for code in codes
-                                         for block in ("before_run", "after_run")):
+        if "run" not in vars(obj) or type(obj).before_run is not CodeRunner.before_run \
+                or type(obj).after_run is not BrianObject.after_run \
+                or any(code.template_name not in STEP_TEMPLATES for code in codes):
             return None
-        calls.append((obj, obj.run))
-    clock = clocks.pop()
-    timestep = clock.variables["timestep"].get_value()
-    time = clock.variables["t"].get_value()
-    dt = float(clock.variables["dt"].get_value().item())
-    brian_network_class = type(network)
+        for code in codes:
+            for block, blocks in (("before_run", before), ("after_run", after)):
+                compiled = code.compiled_code.get(block)
+                if compiled is not None:
+                    blocks.append((obj, partial(compiled.main, code.namespace)))
+        items.append((obj, obj.run))
+    return LeanRun(network, clocks.pop(), items, before, after)
 
-    def run(steps):
-        active = [call for obj, call in calls if obj.active]
-        network._stopped = False
-        brian_network_class._globally_stopped = False
-        step = int(timestep[0])
-        end = step + int(steps)
-        # While running, Brian2's SIGINT handler turns Ctrl-C into a stop after
-        # the current step, as in Network.run.
-        brian_network_class._globally_running = True
-        try:
-            while step < end and not network._stopped and \
-                    not brian_network_class._globally_stopped:
-                for call in active:
-                    call()
-                step += 1
-                timestep[0] = step
-                time[0] = step * dt
-        finally:
-            brian_network_class._globally_running = False
-            network.t_ = float(time[0])
 
-    return run
+class LeanRun:
+    """Chunks of steps of a network without ``Network.run`` (see `lean_runs`).
+
+    A run is `begin`, chunks of steps (each a call of every item of `calls`
+    per step, then the clock advanced), then `end`.
+
+    Attributes
+    ----------
+    timestep, t : numpy.ndarray
+        The clock's arrays (one element each), advanced after every step.
+    dt : float
+        The clock's step (second).
+    """
+
+    def __init__(self, network: Any, clock: Any, items: list[tuple[Any, Any]],
+                 before: list[tuple[Any, Any]], after: list[tuple[Any, Any]]) -> None:
+        self._network = network
+        self._class = type(network)
+        self._items, self._before, self._after = items, before, after
+        self._running: list[Any] = []
+        self.timestep = clock.variables["timestep"].get_value()
+        self.t = clock.variables["t"].get_value()
+        self.dt = float(clock.variables["dt"].get_value().item())
+
+    def calls(self) -> tuple[Callable[[], object], ...]:
+        """Every call of one step of this run, in Brian2's order (the objects active at
+        the run's start; expanded lists as they are now)."""
+        found = []
+        for item in self._running:
+            if isinstance(item, list):
+                found.extend(item)
+            else:
+                found.append(item)
+        return tuple(found)
+
+    def begin(self) -> None:
+        """Start a run: fix the objects it runs (those active now, as ``Network.run``
+        does), clear the stop flags, let Brian2's SIGINT handler turn Ctrl-C into a
+        stop (as in ``Network.run``) and run the before-run blocks."""
+        self._running = [item for obj, item in self._items if obj.active]
+        self._network._stopped = False
+        self._class._globally_stopped = False
+        self._class._globally_running = True
+        for obj, call in self._before:
+            if obj.active:
+                call()
+
+    def stopped(self) -> bool:
+        """Whether ``network.stop()`` or Ctrl-C asked the run to end."""
+        return bool(self._network._stopped or self._class._globally_stopped)
+
+    def end(self) -> None:
+        """End a run: the network's time, Ctrl-C back to Brian2's default, the
+        after-run blocks."""
+        self._class._globally_running = False
+        self._network.t_ = float(self.t[0])
+        for obj, call in self._after:
+            if obj.active:
+                call()
 
 
 FAST_MATH_FLAGS = ("-ffast-math", "-fno-finite-math-only", "/fp:fast")
@@ -382,6 +530,16 @@ def young_collection_only():
         brian_network.gc = gc
 
 
+def _common_template():
+    """The text of Brian2's Cython template that sets the compiler directives."""
+    from pathlib import Path
+
+    import brian2.codegen.runtime.cython_rt as cython_rt
+
+    path = Path(cython_rt.__file__).parent / "templates" / "common_group.pyx"
+    return path.read_text() if path.is_file() else ""
+
+
 def discard_unrun(objects):
     """Let Brian2 objects that never ran be collected without Brian2's warning.
 
@@ -455,6 +613,22 @@ def problems():
                 "owner_name"} <= set(parameters) or not callable(get_compiler_and_args):
             found.append("compile_cython: create_extension no longer takes compiler, "
                          "extra_compile_args, include_dirs and owner_name")
+    from brian2.codegen.generators.cython_generator import CythonCodeGenerator
+    from brian2.codegen.templates import MultiTemplate
+
+    loading = inspect.getsource(CythonCodeGenerator.determine_keywords)
+    if not all(text in loading for text in (
+            "cdef _numpy.ndarray[{cpp_dtype}, ndim=1, mode='c']",
+            " _buf_{array_name} = _namespace['{array_name}']",
+            "cdef size_t _num{array_name} = len(_namespace['{array_name}'])",
+            "'_var_{varname} = _namespace[\"_var_{varname}\"]'",
+            " _buf_{array_name}.data")) \
+            or PYTHON_DIVISION not in _common_template() \
+            or "_templates" not in inspect.getsource(MultiTemplate.__init__):
+        found.append("LeanCythonCodeObject: Brian2's Cython code no longer loads its arrays "
+                     "as typed buffers in the lines lean_cython_source rewrites, no longer "
+                     "sets the cdivision=False directive it replaces, or a MultiTemplate no "
+                     "longer keeps its blocks in _templates")
     if "_network" not in inspect.getsource(BrianObject.__del__) \
             or getattr(group, "_network", "") is not None:
         found.append("discard_unrun: BrianObject.__del__ no longer tests _network, or a new "

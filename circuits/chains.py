@@ -650,6 +650,7 @@ class JointChainCircuit:
             codegen_target=options.codegen_target,
             watch_growth=[b.name for m in self.members if not m.exact_stability
                           for b in m.blocks])
+        self._time_scale: float | None = None
 
     def settle_all(self, problems: Sequence[ChainProblem], options: SettleOptions | None = None,
                    **overrides: Any) -> list[ChainSettled]:
@@ -695,7 +696,9 @@ class JointChainCircuit:
                                     options.average_fraction)
         except CircuitDivergedError as exc:
             raise CircuitDivergedError(f"{exc}: {self._cause()}") from None
-        time_scale = float(asm.tau_unit / asm.structure.fastest_tau("system"))
+        if self._time_scale is None:  # the structure is fixed: computed once
+            self._time_scale = float(asm.tau_unit / asm.structure.fastest_tau("system"))
+        time_scale = self._time_scale
         results = [m.result(traces, asm.steps_run, time_scale) for m in self.members]
         tol = options.settle_tol
         abscissa = [m.abscissa(np.flatnonzero(m.residual > tol)) for m in self.members]
@@ -813,14 +816,30 @@ def settle_chains(specs: Sequence[ChainSpec], problems: Sequence[ChainProblem],
         raise InputError(f"delta must have shape (n, batch, d_L), got shape "
                          f"{np.shape(problems[0].delta)}")
     # Checked on every call, not only when a circuit is built (a cached one
-    # was built for other settings).
+    # was built for other settings); a pair that passed is remembered.
     for spec in specs:
-        _Member._check_spec(spec)
-        layer_settings(spec, options)
+        _check_settings(spec, options)
     batch = int(np.shape(problems[0].delta)[1])
     key = ("chains", tuple(specs), batch, options.circuit_key())
     circuit = _CACHE.get(key, lambda: JointChainCircuit(specs, batch, options))
     return circuit.settle_all(problems, options)
+
+
+_CHECKED: dict = {}
+"""The (spec, options) pairs `_check_settings` has passed (the training loops settle the
+same pair at every update; checking its time constants costs Brian2 unit arithmetic)."""
+
+
+def _check_settings(spec: ChainSpec, options: SettleOptions) -> None:
+    """Refuse a chain spec or options that do not fit each other (`layer_settings`)."""
+    key = (spec, options)
+    if key in _CHECKED:
+        return
+    _Member._check_spec(spec)
+    layer_settings(spec, options)
+    if len(_CHECKED) > 64:
+        _CHECKED.clear()
+    _CHECKED[key] = True
 
 
 def settle_chain(weights: Sequence[ArrayLike], feedback: Sequence[ArrayLike], delta: ArrayLike,

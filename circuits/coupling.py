@@ -26,7 +26,7 @@ equation would); the synapse coupling refuses such models.
 import os
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from brian2 import NetworkOperation, Synapses, have_same_dimensions, second
@@ -50,10 +50,16 @@ class Coupling:
         Whether the coupling calls the run controller's ``step_started`` at the
         start of every step itself (else the circuit adds a network operation
         that calls ``step_ended`` at the end of every step).
+    expansions : dict
+        The coupling's network operations, each with the list of calls
+        (kept up to date by `activate`) that a step makes in its place once
+        the run controller keeps its books between chunks of steps
+        (`dinv.circuits.brian_internals.lean_runs`).
     """
 
     objects: Sequence[Any] = ()
     marks_steps = False
+    expansions: ClassVar[dict] = {}
     _matrices: dict[str, FloatArray]
     _matrix_shapes: dict[str, tuple[int, int, int]]
     _gains: dict[str, FloatArray]
@@ -149,6 +155,7 @@ class DenseCoupling(Coupling):
         self.marks_steps = "controller" in kinds
         self._step_started = step_started
         self.objects: list[Any] = []
+        self.expansions = {}
         for kind, order in (("controller", -1), ("system", 1)):
             if kind not in kinds:
                 continue
@@ -156,8 +163,12 @@ class DenseCoupling(Coupling):
             # the banks are functions without parameters.
             function = self._controller_bank if kind == "controller" else \
                 _bank(self._calls[kind])
-            self.objects.append(NetworkOperation(function, when="groups", order=order,
-                                                 clock=clock, name=f"{TAG}_to_{kind}"))
+            bank = NetworkOperation(function, when="groups", order=order, clock=clock,
+                                    name=f"{TAG}_to_{kind}")
+            self.objects.append(bank)
+            # After the first run the steps call the kernels themselves and the run
+            # controller keeps its books between chunks of steps (LeanRun).
+            self.expansions[bank] = self._calls[kind]
 
     def _build_pathway(self, p, src, dst_slot):
         dst = dst_slot.view(self._structure.variable(p))

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from brian2 import NeuronGroup, linked_var, ms, second
+from brian2 import NeuronGroup, ms, second
 from brian2.units.fundamentalunits import get_dimensions, get_unit
 
 from dinv.circuits import spiking_equations as eq
@@ -44,7 +44,7 @@ from dinv.circuits.spiking import (
     block_stream,
     check_kind,
     check_time,
-    decoding_synapses,
+    link_to_units,
     spiking_model,
 )
 from dinv.errors import InputError
@@ -175,7 +175,9 @@ def nef_neurons(group: Any, neuron: NeuronModel, gain: FloatArray, bias: FloatAr
 
     Returns
     -------
-    (brian2.NeuronGroup, brian2.Synapses)
+    (brian2.NeuronGroup, None)
+        The neurons, whose resets decode their spikes (`DECODE`), and no
+        synapses.
     """
     neurons = NeuronGroup(
         len(decoder), nef_neuron_equations(neuron), threshold=eq.nef_threshold(neuron.threshold),
@@ -186,7 +188,7 @@ def nef_neurons(group: Any, neuron: NeuronModel, gain: FloatArray, bias: FloatAr
         namespace={**dict(neuron.namespace), "tau_synapse": tau_synapse * second,
                    **_current_range(neuron)},
         codeobj_class=codeobj_class)
-    neurons.encoded_rep = linked_var(group, "encoded", index=np.arange(len(decoder)) // per_dim)
+    link_to_units(neurons, group, per_dim, "encoded", "xhat", "radius")
     unit = get_unit(neurons.variables["gain"].dim)
     neurons.gain = np.asarray(gain) * unit
     neurons.bias = np.asarray(bias) * unit
@@ -194,9 +196,8 @@ def nef_neurons(group: Any, neuron: NeuronModel, gain: FloatArray, bias: FloatAr
     neurons.active = 1.0
     for name, values in (parameters or {}).items():
         setattr(neurons, f"{name}_", values)
-    synapses = decoding_synapses(neurons, group, np.asarray(decoder) / tau_synapse, per_dim,
-                                 clock, codeobj_class)
-    return neurons, synapses
+    neurons.w_decode = np.asarray(decoder) / tau_synapse
+    return neurons, None
 
 
 def _current_range(neuron: NeuronModel) -> dict[str, Quantity]:

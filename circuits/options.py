@@ -13,6 +13,7 @@ Some fields fix the circuit that is built (``dt``, the time constants,
 """
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeGuard
 
@@ -186,18 +187,44 @@ class SettleOptions:
         return dataclasses.replace(self, **changes) if changes else self
 
     def key(self) -> tuple[object, ...]:
-        """All fields, hashable."""
-        return tuple(hashable(getattr(self, f)) for f in self.__dataclass_fields__)
+        """All fields, hashable (computed once per options object, and hashed once: the
+        training loops look their circuits up by it at every update, and the key of a
+        spiking population's model takes milliseconds to build and to hash)."""
+        return self._memo("_key", lambda: HashedOnce(hashable(getattr(self, f))
+                                                     for f in self.__dataclass_fields__))
 
     def circuit_key(self) -> tuple[object, ...]:
-        """The fields that fix a built circuit, hashable (for circuit caches)."""
-        return tuple(hashable(getattr(self, f)) for f in CIRCUIT_FIELDS)
+        """The fields that fix a built circuit, hashable (for circuit caches; computed
+        and hashed once per options object)."""
+        return self._memo("_circuit_key", lambda: HashedOnce(hashable(getattr(self, f))
+                                                             for f in CIRCUIT_FIELDS))
+
+    def _memo(self, name: str, compute: Callable[[], "HashedOnce"]) -> "HashedOnce":
+        """``compute()``, kept on this (frozen) object under ``name``."""
+        found = self.__dict__.get(name)
+        if found is None:
+            found = self.__dict__[name] = compute()
+        return found
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, SettleOptions) and self.key() == other.key()
 
     def __hash__(self) -> int:
         return hash(self.key())
+
+
+class HashedOnce(tuple):
+    """A tuple that computes its hash once (its items may be slow to hash); pickled
+    without it (a string's hash differs from process to process)."""
+
+    def __reduce__(self):
+        return HashedOnce, (tuple(self),)
+
+    def __hash__(self) -> int:
+        found = self.__dict__.get("hash")
+        if found is None:
+            found = self.__dict__["hash"] = tuple.__hash__(self)
+        return found
 
 
 def _is_int(value: object) -> TypeGuard[int | float | np.integer]:

@@ -34,6 +34,7 @@ from dinv.circuits.brian_internals import (
     young_collection_only,
 )
 from dinv.circuits.settling import CHECK_EVERY, ReadoutChanges
+from dinv.circuits.step_loop import run_steps
 from dinv.circuits.traces import Traces
 from dinv.errors import CircuitDivergedError, InputError
 from dinv.hints import FloatArray
@@ -118,7 +119,7 @@ class RunController:
             if self._lean is None:
                 asm.network.run(total * asm.clock.dt, namespace={})
             else:
-                self._lean(total)
+                self._run_chunks(total)
         if self._count < total and self._stopped_at is None and self._diverged_at is None:
             # Brian2's Ctrl-C handler ends a run after the current step: its
             # state is cut short, not settled, so it is never returned.
@@ -184,6 +185,40 @@ class RunController:
             self._completed(self._count)
 
     # ------------------------------------------------------------------ steps
+    def _run_chunks(self, total):
+        """The run after the first: chunks of steps in one compiled loop each
+        (`dinv.circuits.step_loop`), the books kept between them, at the steps
+        that need it (`_next_event`), as `step_started` / `step_ended` keep them
+        at every step of a ``Network.run``.
+
+        With a dense coupling (``marks_steps``) the books of step s were kept
+        at the start of step s + 1, before its first pathway: a stop there let
+        the populations complete step s + 1, which the chunks reproduce; the
+        books of the last step are `_finish_run`'s. Ctrl-C ends the run after
+        the chunk it arrives in (at most `CHECK_EVERY` steps).
+        """
+        lean = self._lean
+        marks = self._asm.coupling.marks_steps
+        lean.begin()
+        try:
+            step = 0
+            while step < total:
+                chunk = min(self._next_event, total) - step
+                run_steps(lean.calls(), chunk, lean.timestep, lean.t, lean.dt)
+                step += chunk
+                self._count = step
+                if lean.stopped():  # Ctrl-C
+                    break
+                if step < total or not marks:
+                    self._completed(step)
+                if self._stopped_at is not None or self._diverged_at is not None:
+                    if marks and step < total:
+                        run_steps(lean.calls(), 1, lean.timestep, lean.t, lean.dt)
+                        self._count = step + 1
+                    break
+        finally:
+            lean.end()
+
     def _start_run(self, phases, record, record_every, stop_tol):
         if not phases:
             raise InputError("run_phases needs at least one phase")
@@ -226,7 +261,7 @@ class RunController:
         if not self._code_kept:
             reuse_code_objects(self._asm.network)
             direct_step_calls(self._asm.network)
-            self._lean = lean_runs(self._asm.network)
+            self._lean = lean_runs(self._asm.network, self._asm.step_expansions)
             self._code_kept = True
         self._now = self.steps_run
 
@@ -285,7 +320,11 @@ class RunController:
                     self._asm.network.stop()
                     return
         if step % CHECK_EVERY == 0:
-            self.changes.check(self._active, step)
+            # Without stop_tol or watched growth only a phase's last two checks matter
+            # (its residual is the change between them): the copies before are skipped.
+            if (self._stop_tol is not None or self.changes.watch_growth
+                    or step >= self._phase_ends[0] - CHECK_EVERY):
+                self.changes.check(self._active, step)
             if (self._stop_tol is not None and step < self._phase_ends[0]
                     and self._settled()):
                 if len(self._phase_ends) == 1:

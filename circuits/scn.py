@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from brian2 import NeuronGroup, linked_var, ms, second
+from brian2 import NeuronGroup, ms, second
 
 from dinv.circuits import spiking
 from dinv.circuits import spiking_equations as eq
-from dinv.circuits.brian_internals import expect_sequential_spike_rule
+from dinv.circuits.brian_internals import CODEGEN_TARGETS, expect_sequential_spike_rule
 from dinv.circuits.populations import (
     Ensemble,
     PopulationFamily,
@@ -107,24 +107,30 @@ def scn_neurons(group: Any, decoder: FloatArray, per_dim: int, mu: float, sigma:
 
     Returns
     -------
-    (brian2.NeuronGroup, brian2.Synapses)
+    (brian2.NeuronGroup, brian2.Synapses or None)
+        The neurons, whose resets decode their spikes (`SCN_RESET`), and None;
+        on Brian2's numpy target (vectorised resets) decoding synapses that
+        run the same rule synapse by synapse (`SCN_ON_PRE`).
     """
     noisy = bool(sigma)
     namespace = {"mu": mu, "tau_readout": tau_readout * second, "t_ref": refractory * second}
     if noisy:
         namespace.update(sigma=sigma, tau_noise=tau_noise * second)
+    vectorised = codeobj_class is CODEGEN_TARGETS["numpy"]
     neurons = NeuronGroup(
-        len(decoder), eq.scn_neurons(noisy), threshold=eq.SCN_THRESHOLD, reset=eq.SCN_RESET,
-        method="euler", name=f"{group.name}_spikes", clock=clock, order=group.order,
-        namespace=namespace, codeobj_class=codeobj_class)
-    neurons.coding_error_rep = linked_var(group, "coding_error",
-                                          index=np.arange(len(decoder)) // per_dim)
+        len(decoder), eq.scn_neurons(noisy), threshold=eq.SCN_THRESHOLD,
+        reset="" if vectorised else eq.SCN_RESET, method="euler",
+        name=f"{group.name}_spikes", clock=clock, order=group.order, namespace=namespace,
+        codeobj_class=codeobj_class)
+    spiking.link_to_units(neurons, group, per_dim, "coding_error", "xhat", "radius")
     neurons.decoder = decoder
     neurons.active = 1.0
-    synapses = spiking.decoding_synapses(neurons, group, decoder, per_dim, clock,
-                                         codeobj_class, on_pre=eq.scn_on_pre(noisy),
-                                         namespace=namespace)
-    expect_sequential_spike_rule()
+    synapses = None
+    if vectorised:
+        synapses = spiking.decoding_synapses(neurons, group, decoder, per_dim, clock,
+                                             codeobj_class, on_pre=eq.scn_on_pre(noisy),
+                                             namespace=namespace)
+        expect_sequential_spike_rule()
     return neurons, synapses
 
 

@@ -25,8 +25,8 @@ batch x d) holds the readout (decoded, filtered spikes) that couplings read,
 the input they write, a controller's target and leak, and the per-unit
 ``radius`` (the range represented, default 1). Behind it, ``neurons_per_dim``
 spiking neurons per unit read their unit's quantities through linked
-variables, and a ``Synapses`` object (one synapse per neuron, ``on_pre``)
-makes the unit's readout jump at each spike. Usage::
+variables, and each neuron's reset makes its unit's readout jump at its spike
+(through the linked ``xhat_rep``; `dinv.circuits.spiking_equations`). Usage::
 
     settle_layer(W, B, delta, 0.1, system="scn", controller="scn", dt=0.002,
                  steps=20000, radius=layer_radii(W, B, delta, 0.1))
@@ -58,10 +58,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from brian2 import Synapses, second
+from brian2 import Synapses, linked_var, second
 from numpy.typing import NDArray
 
-from dinv.circuits import spiking_equations as eq
 from dinv.circuits.brian_internals import live_view
 from dinv.circuits.populations import KINDS, Ensemble, PopulationModel
 from dinv.errors import InputError
@@ -112,8 +111,9 @@ class SpikingNeurons:
     ----------
     neurons : brian2.NeuronGroup
         With the variables ``active`` (0: silenced) and ``count`` (spikes).
-    synapses : brian2.Synapses
-        The decoding synapses.
+    synapses : brian2.Synapses or None
+        The decoding synapses, where the resets do not decode the spikes (the
+        SCN on Brian2's numpy target).
     blocks : sequence of (Block, int, int)
         As `Ensemble.build` gets them.
     per_dim : int
@@ -129,7 +129,7 @@ class SpikingNeurons:
     Attributes
     ----------
     objects : list
-        The spiking ``NeuronGroup`` and its decoding ``Synapses``.
+        The spiking ``NeuronGroup`` (and its decoding ``Synapses``, if any).
     group : brian2.NeuronGroup
         The spiking neurons (``neurons_per_dim`` per representation unit).
     ranges : dict of str to (int, int)
@@ -142,7 +142,7 @@ class SpikingNeurons:
                  per_dim: int, rest: list[tuple[str, Any]],
                  quiet: dict[str, tuple[FloatArray, float]] | None = None):
         self.group = neurons
-        self.objects = [neurons, synapses]
+        self.objects = [neurons] + ([] if synapses is None else [synapses])
         self.ranges: dict[str, tuple[int, int]] = {}
         self.shapes: dict[str, tuple[int, int, int, int]] = {}
         for block, start, stop in blocks:
@@ -198,11 +198,20 @@ class SpikingNeurons:
             self._view(variable, name)[...] = np.where(active > 0, values[start:stop], silent)
 
 
+def link_to_units(neurons: Any, group: Any, per_dim: int, *variables: str) -> None:
+    """Link each neuron to its unit's ``variables`` (``<name>_rep``): neuron ``i`` belongs
+    to unit ``i // per_dim`` of ``group``. A neuron's reset may write a linked variable
+    of its unit (``xhat_rep``, the readout): the resets run neuron by neuron."""
+    index = np.arange(len(neurons)) // per_dim
+    for name in variables:
+        setattr(neurons, f"{name}_rep", linked_var(group, name, index=index))
+
+
 def decoding_synapses(neurons: Any, group: Any, weights: ArrayLike, per_dim: int, clock: Any,
-                      codeobj_class: type | None, on_pre: str = eq.DECODE,
+                      codeobj_class: type | None, on_pre: str,
                       namespace: dict[str, Any] | None = None) -> Any:
-    """One synapse per neuron onto its unit; ``on_pre`` (default: a spike adds ``radius *
-    w_decode`` to the readout)."""
+    """One synapse per neuron onto its unit, running ``on_pre`` at the neuron's spikes
+    (weights ``w_decode``); for a rule that cannot run in a vectorised reset."""
     synapses = Synapses(neurons, group, model="w_decode : 1 (constant)", on_pre=on_pre,
                         name=f"{group.name}_decode", clock=clock, namespace=namespace or {},
                         codeobj_class=codeobj_class)

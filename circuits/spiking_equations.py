@@ -13,8 +13,15 @@ A spiking population is two groups (the parameters are those of
   result reports is ``xsum`` over the window's length);
 - a **neuron** group of ``neurons_per_dim`` neurons per unit, reading their
   unit's quantities through linked variables (``..._rep``); a spike makes
-  the unit's readout jump (``on_pre`` of a ``Synapses`` object: `DECODE`, or
-  for the SCN the sequential rule `SCN_ON_PRE`).
+  the unit's readout jump through the linked ``xhat_rep``, written by the
+  neuron's reset (`DECODE` after an NEF neuron's own reset; for the SCN the
+  sequential rule `SCN_RESET`). Brian2's Cython and C++ code runs a reset
+  neuron by neuron in index order, so each reset sees the readout as the
+  resets before it in the step left it. No ``Synapses`` object is needed:
+  per step a population runs three code objects (state update, threshold,
+  reset) instead of five (and a Python spike queue); on Brian2's numpy
+  target, whose resets are vectorised, the SCN keeps the decoding synapses
+  of `SCN_ON_PRE` (run synapse by synapse).
 
 The circuits (`dinv.circuits.scn`, `dinv.circuits.nef`) and the layer pair
 built from Brian2 objects alone (`dinv.circuits.standalone`) both build their
@@ -76,10 +83,13 @@ active : 1
 count : integer
 ready : second
 coding_error_rep : 1 (linked)
+xhat_rep : 1 (linked)
+radius_rep : 1 (linked)
 """
 """SCN neurons: voltage = projected coding error minus the rate cost; r is the
 neuron's own filtered spike train; ``ready``: the end of its refractory
-period (`SCN_THRESHOLD`)."""
+period (`SCN_THRESHOLD`); ``xhat_rep`` and ``radius_rep``: their unit's
+readout (written by `SCN_RESET`) and radius."""
 
 SCN_NOISE = """
 deta/dt = -eta / tau_noise + sqrt(2 / tau_noise) * xi : 1
@@ -99,7 +109,29 @@ def scn_neurons(noise=False):
 SCN_THRESHOLD = "active > 0 and t >= ready and V > (decoder**2 + mu) / 2"
 """A *candidate* spike: an active neuron, past its refractory period, above
 threshold with the readout at the start of the step. Whether it spikes is
-decided in `SCN_ON_PRE`."""
+decided in `SCN_RESET`."""
+
+SCN_RESET = """
+fired = int(V > (decoder**2 + mu) / 2)
+xhat_rep += radius_rep * decoder * fired
+r += fired
+count += fired
+ready += fired * (t + t_ref - ready)
+"""
+"""The sequential spike rule. The candidates of a step are reset one after the
+other, in neuron index order, and each is checked once more against its unit's
+readout as the spikes before it in this step have moved it (``V`` is
+evaluated anew, from the linked readout, for every neuron): only a candidate
+still above threshold spikes, making the readout jump by ``R D`` and counting
+the spike in r, ``count`` and its refractory ``ready``. So a spike lowers the
+other neurons' voltages at once, as the instantaneous fast connections of an
+SCN do, and the rule is deterministic. Checking all candidates against the
+same readout instead lets neurons with nearby thresholds fire together, the
+readout overshoots past the opposite neurons' thresholds and ON and OFF
+neurons answer in volleys. Needs the reset code to run neuron by neuron:
+Brian2's Cython target and ``cpp_standalone`` do; on the numpy target the
+SCN decodes through synapses instead (`SCN_ON_PRE`). The voltage noise, when
+there is some, is part of ``V``."""
 
 SCN_ON_PRE = """
 fired = int(decoder_pre * coding_error_post - mu * r_pre{noise} > (decoder_pre**2 + mu) / 2)
@@ -108,20 +140,11 @@ r_pre += fired
 count_pre += fired
 ready_pre += fired * (t + t_ref - ready_pre)
 """
-"""The sequential spike rule (``{noise}``: `scn_on_pre` fills it in). The
-decoding synapses (one per neuron, onto its unit) take the candidates of a
-step one after the other, in neuron index order, and check each once more
-against its unit's readout as the spikes before it in this step have moved
-it (``coding_error_post`` is evaluated anew for every synapse): only a
-candidate still above threshold spikes, making the readout jump by ``R D``
-and counting the spike in r, ``count`` and its refractory ``ready``. So a
-spike lowers the other neurons' voltages at once, as the instantaneous fast
-connections of an SCN do, and the rule is deterministic. Checking all
-candidates against the same readout instead lets neurons with nearby
-thresholds fire together, the readout overshoots past the opposite
-neurons' thresholds and ON and OFF neurons answer in volleys. Needs the
-synapses' code to run synapse by synapse: Brian2's Cython target and
-``cpp_standalone`` do (numpy falls back to a slow Python loop)."""
+"""The sequential spike rule of `SCN_RESET` as the ``on_pre`` code of decoding
+synapses (one per neuron, onto its unit; ``{noise}``: `scn_on_pre` fills it
+in), for Brian2's numpy target: its resets are vectorised, its synapses with
+order-dependent code run synapse by synapse (a slow Python loop). The same
+arithmetic as `SCN_RESET`, so the same spikes."""
 
 
 def scn_on_pre(noise=False):
@@ -129,8 +152,6 @@ def scn_on_pre(noise=False):
     return SCN_ON_PRE.format(noise=" + sigma * eta_pre" if noise else "")
 
 
-SCN_RESET = ""
-"""Nothing is reset at the threshold: a candidate's spike is counted in `SCN_ON_PRE`."""
 
 NEF_SYSTEM = """
 dxhat/dt = -xhat / tau_synapse : 1
@@ -161,11 +182,15 @@ encoder : 1 (constant)
 active : 1
 count : integer
 encoded_rep : 1 (linked)
+xhat_rep : 1 (linked)
+radius_rep : 1 (linked)
+w_decode : 1 (constant)
 """
 """Lines the ensemble builder adds to a neuron model (`nef_neurons`): its input
 current becomes ``gain * encoder * encoded_rep + bias`` (`NEF_CURRENT`), in the
-current's unit; ``active`` gates the threshold (silencing) and ``count`` counts
-spikes."""
+current's unit; ``active`` gates the threshold (silencing), ``count`` counts
+spikes, and a spike adds ``radius_rep * w_decode`` to the unit's readout
+``xhat_rep`` (`DECODE`, in the reset)."""
 
 NEF_CURRENT = "{current} = gain * encoder * encoded_rep + bias : {unit}"
 """The input current of an NEF neuron: its encoder times the encoded value of its
@@ -180,8 +205,8 @@ neuron without a refractory period would fire ever faster (the readout, and a
 controller's integration, would run away), and far below it would take long to
 recover."""
 
-NEF_RESERVED = ("gain", "bias", "encoder", "active", "count", "encoded_rep", "tau_synapse",
-                "w_decode", "current_min", "current_max")
+NEF_RESERVED = ("gain", "bias", "encoder", "active", "count", "encoded_rep", "xhat_rep",
+                "radius_rep", "tau_synapse", "w_decode", "current_min", "current_max")
 """Names the builder adds to a neuron model's equations (and namespace: the linked
 ``encoded`` needs ``tau_synapse``)."""
 
@@ -192,8 +217,9 @@ def nef_threshold(threshold):
 
 
 def nef_reset(reset):
-    """A neuron model's reset, counting the spike."""
-    return f"{reset}\ncount += 1" if reset.strip() else "count += 1"
+    """A neuron model's reset, counting the spike and decoding it into the readout
+    (`DECODE`)."""
+    return f"{reset}\ncount += 1\n{DECODE}" if reset.strip() else f"count += 1\n{DECODE}"
 
 
 LIF_NEURON = """
@@ -205,6 +231,7 @@ J : 1
 LIF_THRESHOLD = "v > 1"
 LIF_RESET = "v = 0"
 
-DECODE = "xhat_post += radius_post * w_decode"
-"""A spike's jump of its unit's readout: ``w_decode`` is the neuron's decoder (SCN) or
-decoder / tau_synapse (NEF), in units of the radius."""
+DECODE = "xhat_rep += radius_rep * w_decode"
+"""An NEF neuron's spike, decoded (in its reset): its unit's readout jumps by the
+radius times ``w_decode``, the neuron's decoder / tau_synapse in units of the
+radius."""

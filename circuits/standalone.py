@@ -4,8 +4,8 @@
 Eqs. 5 and 8) whose populations are rate, SCN or LIF populations as
 specified in `dinv.spiking` and simulated in numpy by
 `dinv.spiking_reference`, from ``NeuronGroup``s, ``Synapses`` (summed
-variables for the dense couplings, ``on_pre`` for the spikes), linked
-variables and nothing else (no ``network_operation``), so that the same
+variables for the dense couplings), linked variables (which the neurons'
+resets write to decode their spikes) and nothing else (no ``network_operation``), so that the same
 objects run under Brian2's runtime device and under ``cpp_standalone``.
 Under ``cpp_standalone`` it is built (code generated and compiled) once,
 then rerun with new weights W, B, targets delta_l, leak and radii through
@@ -16,24 +16,26 @@ Brian2's global device never leaks into the caller.
 Per population, one ``NeuronGroup`` of d units holds the readout (one unit
 per dimension) and, for a spiking population, one of d*K neurons does the
 spiking; the neurons read their dimension's variables through linked
-variables, and a ``Synapses`` object with ``on_pre`` makes the readout jump.
+variables, and each neuron's reset makes the readout jump.
 Every population is the circuits' own: the representation group has the
 equations, namespace and roles of the circuits' `PopulationModel`
 (`dinv.circuits.populations.SYSTEM` and ``CONTROLLER`` for rate
 populations, `dinv.circuits.scn.scn_population` and
 `dinv.circuits.nef.lif_population` for spiking ones, whose equations are
-`dinv.circuits.spiking_equations`), and the neurons and their decoding
-synapses are built by the same functions as the circuits' ensembles
+`dinv.circuits.spiking_equations`), and the neurons are built by the same
+functions as the circuits' ensembles
 (`dinv.circuits.scn.scn_neurons`, `dinv.circuits.nef.nef_neurons`), from the
 neuron parameters of the population
 specification. What differs is only what a circuit does from Python between
 steps: the dense couplings are ``Synapses`` with summed variables instead
 of network operations, and the averaging window (``averaging``, which a
-circuit's run controller switches on) is switched on between two ``run``
-calls. The schedule is that of `dinv.spiking_reference` (the controller's
-group, then its neurons, then the system's, in the ``groups`` slot, each
-group's summed input computed just before it; then thresholds, spike
-transmission and resets).
+circuit's run controller switches on) is switched on at its first step by a
+``run_regularly`` operation, so that one ``run`` (and, under
+``cpp_standalone``, one timed loop of the binary) covers the whole settle.
+The schedule is that of `dinv.spiking_reference` (the controller's group,
+then its neurons, then the system's, in the ``groups`` slot, each group's
+summed input computed just before it; then thresholds and the resets that
+decode the spikes).
 """
 
 import multiprocessing
@@ -148,7 +150,7 @@ class _Population:
                 p.bias, p.encoder, p.decoder, per_dim, spec.tau_synapse, self.clock,
                 self.codeobj_class)
         self.readout.radius = spec.radius
-        self.objects += [self.neurons, spikes]
+        self.objects += [self.neurons] + ([] if spikes is None else [spikes])
 
     def result(self, window_time, reference, duration, values):
         """A `PopulationRun` from the variables read back (``values``: name -> array)."""
@@ -245,8 +247,16 @@ class StandalonePair:
                                   record_every, code)
         self.W = _dense(self.system, self.controller, "spair_W*", self.clock, code)
         self.B = _dense(self.controller, self.system, "spair_B*", self.clock, code)
+        # The averaging window opens at a step of the run (one run, whose compiled loop the
+        # binary times whole), as a circuit's run controller opens it between two steps.
+        switches = []
+        for pop in (self.controller, self.system):
+            pop.readout.namespace["window_start"] = self.steps - self.window
+            switches.append(pop.readout.run_regularly(
+                "averaging = int(timestep(t, dt) >= window_start)", when="start",
+                name=f"spair_{pop.role}_window*", codeobj_class=code))
         self.network = Network(*self.controller.objects, *self.system.objects, self.W, self.B,
-                               name="spair_network*")
+                               *switches, name="spair_network*")
         self.built = False
         self.directory = None
         self.timings = {}
@@ -280,14 +290,9 @@ class StandalonePair:
         return values
 
     def _simulate(self):
-        """The run: the steps before the averaging window, then the window with
-        ``averaging`` on (as a circuit's run controller switches it on)."""
-        before = self.steps - self.window
-        if before:
-            self.network.run(before * self.dt * second, namespace={})
-        for pop in (self.controller, self.system):
-            pop.readout.averaging = 1.0
-        self.network.run(self.window * self.dt * second, namespace={})
+        """The run, in one ``Network.run``: ``averaging`` is switched on at the start of the
+        window's first step (as a circuit's run controller switches it on)."""
+        self.network.run(self.steps * self.dt * second, namespace={})
 
     def build(self, directory=None, **build_options):
         """Generate and compile the standalone project (no-op in runtime mode).

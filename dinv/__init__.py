@@ -13,13 +13,23 @@ matplotlib: the exceptions (`dinv.errors`), input validation
 of the circuits in numpy (`dinv.theory`).
 """
 
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-try:
-    __version__ = version("dynamic-inversion")
-except PackageNotFoundError:  # a source checkout that was never installed
-    __version__ = "unknown"
+
+def __getattr__(name):
+    """``__version__``, looked up on first use (``importlib.metadata`` takes tens of
+    milliseconds to import, which the commands that simulate nothing need not pay)."""
+    if name != "__version__":
+        raise AttributeError(f"module 'dinv' has no attribute {name!r}")
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        found = version("dynamic-inversion")
+    except PackageNotFoundError:  # a source checkout that was never installed
+        found = "unknown"
+    globals()["__version__"] = found
+    return found
+
 
 # Run from a source checkout (the repository root on sys.path), this folder is
 # found before the installed package: its sub-packages are then the folders

@@ -46,6 +46,7 @@ from dinv.experiments.settings import (
     CIRCUIT_DEFAULTS,
     CIRCUIT_DESCRIPTIONS,
     RINIT_DESCRIPTION,
+    STOP_TOL_DESCRIPTION,
 )
 from dinv.experiments.supervised import (
     Evaluation,
@@ -131,8 +132,7 @@ DESCRIPTIONS = {
                   "'none': with rate lr",
     "weight_decay": "weight decay lambda: W -= lr (dW + lambda W)",
     "init_scale": "initial weights U(-init_scale, init_scale), shared by all models",
-    "stop_tol": "end each settle once its state stops changing by this much "
-                "(null: run all steps)",
+    "stop_tol": STOP_TOL_DESCRIPTION,
     "eval_every": "measure every model every this many training samples",
     "checkpoint_every": "write checkpoint.npz every this many training samples",
     "restabilise": "re-stabilise NDI/DI feedback whenever a circuit turns unstable",

@@ -23,24 +23,18 @@ import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
-from dinv.circuits import POPULATION_MODELS
+# Only what --help, list and show need is imported here: the commands that
+# simulate nothing answer without loading Brian2, matplotlib or scipy
+# (tests/test_cli_startup.py); a run imports the rest when it starts.
 from dinv.errors import CircuitDivergedError, InputError
-from dinv.experiments.folders import OutputFolder
+from dinv.experiments.files import CHECKPOINT, FIGURE, RESULTS
 from dinv.experiments.interrupts import StopNow, StopRequests, exit_status
 from dinv.experiments.registry import EXPERIMENTS, get_experiment, make_config
-from dinv.experiments.results import (
-    FIGURE,
-    RESULTS,
-    WriteError,
-    run_record,
-    save_figure,
-    write_json,
-)
 from dinv.experiments.settle_stats import shortfall_warnings
 from dinv.experiments.summary import header_line, show, summary_lines
-from dinv.experiments.supervised import CHECKPOINT, read_checkpoint
-from dinv.models.rules import RULES
-from dinv.models.stabilise import StabilisationError
+
+DESCRIPTION = "dinv: list, run and show the experiments of dynamic inversion " \
+    "(Podlaski & Machens, NeurIPS 2020)."
 
 DESCRIPTION = ("dinv: list, run and show the experiments of dynamic inversion "
                "(Podlaski & Machens, NeurIPS 2020).")
@@ -257,6 +251,8 @@ def run_command(args, stop=None):
     tuple
         ``(out, record)``: the output folder and what results.json holds.
     """
+    from dinv.experiments.folders import OutputFolder
+
     experiment = get_experiment(args.name)
     overrides = _overrides(experiment, args)
     if args.resume is not None:
@@ -292,6 +288,8 @@ def _finished_results(out):
 
 def _refuse_earlier_run(out, experiment):
     """A new run must not overwrite the results or the checkpoint of an earlier one."""
+    from dinv.experiments.supervised import read_checkpoint
+
     if (out / CHECKPOINT).exists():
         meta, _ = read_checkpoint(out)
         if meta["state"]["epoch"] < meta["config"]["epochs"]:
@@ -310,6 +308,9 @@ def _refuse_earlier_run(out, experiment):
 
 def _resume(experiment, args, overrides, stop):
     """Continue the checkpointed run in ``args.resume`` with its own settings."""
+    from dinv.experiments.folders import OutputFolder
+    from dinv.experiments.supervised import read_checkpoint
+
     if not experiment.checkpoints:
         raise InputError(f"{experiment.name} does not write checkpoints; --resume applies to "
                          f"{', '.join(n for n, e in EXPERIMENTS.items() if e.checkpoints)}")
@@ -355,6 +356,8 @@ def _drop_quick_checkpoint(experiment, config, record, out, args):
 @contextmanager
 def _write_errors(experiment, out):
     """A file that could not be written (a full disk): say what is intact and what next."""
+    from dinv.experiments.results import WriteError
+
     try:
         yield
     except WriteError as exc:
@@ -366,6 +369,8 @@ def _write_errors(experiment, out):
 
 def _finish(experiment, config, results, out, seconds):
     """Write results.json and the figure (marked if the run was interrupted)."""
+    from dinv.experiments.results import run_record, save_figure, write_json
+
     interruption = results.pop("interrupted", None)
     record = run_record(experiment.name, config, results, seconds, interruption,
                         experiment.units)
@@ -386,6 +391,9 @@ def _finish(experiment, config, results, out, seconds):
 
 def print_catalogue():
     """Print what ``dinv list`` shows: experiments, backward rules, population models."""
+    from dinv.experiments.catalogue import BUILT_IN_POPULATIONS
+    from dinv.models.rules import RULES
+
     print("experiments (dinv run NAME):")
     for experiment in EXPERIMENTS.values():
         print(f"  {experiment.name:22s} {experiment.paper}")
@@ -393,8 +401,8 @@ def print_catalogue():
     for rule in RULES.values():
         print(f"  {rule.name:22s} {rule.title}")
     print("population models (--set system=NAME, --set controller=NAME):")
-    for name, model in POPULATION_MODELS.items():
-        print(f"  {name:22s} {model.kind}: {model.description}")
+    for name, kind, description in BUILT_IN_POPULATIONS:
+        print(f"  {name:22s} {kind}: {description}")
 
 
 def main(argv=None):
@@ -425,6 +433,8 @@ def main(argv=None):
         from dinv.experiments.sweep_cli import sweep_main
 
         return sweep_main(args)
+    from dinv.models.stabilise import StabilisationError
+
     with StopRequests() as stop:
         try:
             out, record = run_command(args, stop)

@@ -29,10 +29,8 @@ from urllib.request import urlopen
 import numpy as np
 
 from dinv.errors import InputError
+from dinv.experiments.catalogue import DATASETS
 from dinv.experiments.idx import IdxError, read_idx
-
-DATASETS = ("mnist", "fashion-mnist", "digits")
-"""Names accepted by `load_dataset`."""
 
 IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
              "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")

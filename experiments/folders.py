@@ -23,8 +23,7 @@ import time
 from pathlib import Path
 
 from dinv.errors import InputError
-from dinv.experiments.results import FIGURE, RESULTS
-from dinv.experiments.supervised import CHECKPOINT
+from dinv.experiments.files import CHECKPOINT, FIGURE, RESULTS
 
 LOCK = ".dinv.lock"
 """File name of the lock inside an output folder."""

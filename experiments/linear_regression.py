@@ -6,10 +6,13 @@ random order, one online update per sample (the first sample only measures);
 weights U(-0.01, 0.01) shared by all models; eta = 1e-2; hidden errors clipped
 at norm 10; ``fixed_norm`` scales each layer's update to unit norm (Fig. 3b).
 
-Beyond the paper: ``DI-SCN a=0.1`` and ``DI-LIF a=0.1`` train with
+Beyond the paper, with ``--spiking`` (setting ``spiking_models``) or when
+``--models`` names them: ``DI-SCN a=0.1`` and ``DI-LIF a=0.1`` train with
 spiking populations (both system and controller) in the DI circuit, their
 settled (time-averaged) readouts as the backward pass, beside ``NDI a=0.1``,
-their exact counterpart. Settings (``spiking_*``,
+their exact counterpart. Without them the run is the paper's nine models, a
+few seconds of training; the spiking models add tens of milliseconds per
+update each (``benchmarks/spiking_speed.py``). Settings (``spiking_*``,
 `dinv.experiments.models_spec.SPIKING_SETTINGS`): alpha 0.1 and a fast
 controller (tau_c 1 ms, tau_s 10 ms), so that the slowest mode of a circuit
 with the tiny initial weights, rate alpha / (tau_c + alpha tau_s), takes
@@ -37,6 +40,7 @@ from dinv.experiments.settings import (
     CIRCUIT_DEFAULTS,
     CIRCUIT_DESCRIPTIONS,
     RINIT_DESCRIPTION,
+    STOP_TOL_DESCRIPTION,
 )
 from dinv.models.network import FeedforwardNetwork
 
@@ -91,6 +95,9 @@ DEFAULTS = {
     "models": None,
     "iterations": None,
     **CIRCUIT_DEFAULTS,
+    # The paper runs every settle for all its steps; a tolerance ends each settle early
+    # (its effect on the results: docs, Speed).
+    "stop_tol": None,
     "parallel": True,
     "error_dtype": "float64",
     "restabilise": True,
@@ -107,9 +114,11 @@ DEFAULTS = {
     # tiny singular values make the shifted B so large that the Euler circuit
     # diverges.
     "repair": {"min_iters": 0, "solver": "eigen"},
-    # Spiking DI models (population 'scn' or 'lif'): neurons, time constants, steps,
-    # radii, and the updates they train on (see dinv.experiments.models_spec): all of
-    # them in the full protocol (a few minutes), the first 100 in --quick.
+    # Spiking DI models (population 'scn' or 'lif'): trained with --spiking (or when
+    # --models names them); neurons, time constants, steps, radii, and the updates they
+    # train on (see dinv.experiments.models_spec): all of them in the full protocol, the
+    # first 100 in --quick.
+    "spiking_models": False,
     **SPIKING_SETTINGS,
     # DI of targets and DFC (optional models): Meulemans et al. (2021)'s toy settings.
     **DIRECT_SETTINGS,
@@ -131,8 +140,12 @@ DESCRIPTIONS = {
     "error_dtype": "precision of the forward pass of the data-set error: 'float64' or "
                    "'float32'",
     "restabilise": "re-stabilise DI/SLDI feedback whenever a circuit turns unstable",
+    "stop_tol": STOP_TOL_DESCRIPTION,
     "rinit": RINIT_DESCRIPTION,
     "repair": "options over rinit for re-stabilisation during training",
+    "spiking_models": "also train DI with spiking populations (DI-SCN a=0.1, DI-LIF a=0.1) "
+                      "and NDI a=0.1, their exact counterpart (--spiking); --models may "
+                      "name them too",
     **SPIKING_DESCRIPTIONS,
     **DIRECT_DESCRIPTIONS,
 }
@@ -183,7 +196,18 @@ def prepare(config: dict[str, Any]) -> RegressionRun:
     base = FeedforwardNetwork.create(
         sizes, ["linear"] * (len(sizes) - 1), rng, scale=config["init_scale"], bias=False
     )
-    return config, MODELS, X, Y, base, rng
+    return config, models(config), X, Y, base, rng
+
+
+def models(config: dict, paper: tuple[ModelSpec, ...] = RATE_MODELS,
+           everything: tuple[ModelSpec, ...] | None = None) -> tuple[ModelSpec, ...]:
+    """The models a regression run may train: the paper's (``paper``, default
+    `RATE_MODELS`), and all of ``everything`` (default `MODELS`: with the spiking ones,
+    and the optional ones, which run only when named) with the setting
+    ``spiking_models`` (``--spiking``) or when ``models`` names models."""
+    if config.get("spiking_models") or config.get("models") is not None:
+        return MODELS if everything is None else everything
+    return paper
 
 
 run = protocol_run(NAME, prepare)

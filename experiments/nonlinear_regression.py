@@ -8,7 +8,8 @@ eta = 1e-2; hidden errors clipped at norm 1. Every rule multiplies by g'
 exactly once (Eq. 3), unlike the authors' script, which applies g' twice to
 BP, FA, PBP and NDI. SLDI uses B = -(W_3 W_2)^T and the nonlinear controller.
 
-Beyond the paper: ``DI-SCN a=0.1`` and ``DI-LIF a=0.1`` settle both layer
+Beyond the paper, with ``--spiking`` (setting ``spiking_models``) or when
+``--models`` names them: ``DI-SCN a=0.1`` and ``DI-LIF a=0.1`` settle both layer
 pairs of the backward pass (20 <- 10 <- 10, gains g'(a_l) on the
 pathways) with spiking populations, beside ``NDI a=0.1``, their exact
 counterpart, as in `dinv.experiments.linear_regression` (settings
@@ -26,11 +27,14 @@ from dinv.experiments.models_spec import ModelSpec
 from dinv.experiments.regression import RegressionRun, protocol_run
 from dinv.models.network import FeedforwardNetwork
 
-MODELS = linear_regression.RATE_MODELS + (
+PAPER_MODELS = linear_regression.RATE_MODELS + (
     ModelSpec("SLDI a=0.01", "sldi", 0.01, "transpose"),
     ModelSpec("SLDI a=0.001", "sldi", 0.001, "transpose"),
     ModelSpec("SLDI R-Init a=0.01", "sldi", 0.01, "stable-random"),
-) + linear_regression.TARGET_MODELS + linear_regression.SPIKING_MODELS
+)
+"""The paper's models of Fig. 3g-k, the default run."""
+
+MODELS = PAPER_MODELS + linear_regression.TARGET_MODELS + linear_regression.SPIKING_MODELS
 
 DEFAULTS = {
     **{k: v for k, v in linear_regression.DEFAULTS.items() if k != "fixed_norm_samples"},
@@ -69,7 +73,7 @@ def prepare(config: dict[str, Any]) -> RegressionRun:
     Y = teacher.forward(X).output
     base = FeedforwardNetwork.create(sizes, nonlinearities, rng, scale=config["init_scale"],
                                      bias_scale=config["init_scale"])
-    return config, MODELS, X, Y, base, rng
+    return config, linear_regression.models(config, PAPER_MODELS, MODELS), X, Y, base, rng
 
 
 run = protocol_run(NAME, prepare)

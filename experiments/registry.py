@@ -15,8 +15,7 @@ from types import ModuleType
 from typing import Any
 
 from dinv.errors import InputError
-from dinv.experiments.datasets import DATASETS
-from dinv.validation import check_count
+from dinv.experiments.catalogue import DATASETS
 
 
 @dataclass(frozen=True)
@@ -113,7 +112,11 @@ DATA_OPTIONS = (
     Option("--epochs", "epochs", "passes over the training set", int),
 )
 
-_REGRESSION_OPTIONS = (Option("--fixed-norm", "fixed_norm", "unit-norm updates (Fig. 3b)"),)
+_REGRESSION_OPTIONS = (
+    Option("--fixed-norm", "fixed_norm", "unit-norm updates (Fig. 3b)"),
+    Option("--spiking", "spiking_models", "also train DI with spiking populations (DI-SCN "
+           "a=0.1, DI-LIF a=0.1, with NDI a=0.1): beyond the paper, and slower"),
+)
 
 EXPERIMENTS: dict[str, Experiment] = {experiment.name: experiment for experiment in (
     Experiment("linear-regression", "Fig. 3a-f: linear regression, 30-20-10 linear network",
@@ -154,6 +157,8 @@ def get_experiment(name: str) -> Experiment:
 def _check_type(key: str, default: object, value: object) -> object:
     """An override must have the kind of value its default has; returns it (a
     whole-number float as an int)."""
+    from dinv.validation import check_count
+
     def is_number(v: object) -> bool:
         return isinstance(v, (int, float)) and not isinstance(v, bool)
 

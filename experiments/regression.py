@@ -580,7 +580,7 @@ class RegressionCell:
             lr=config["lr"],
             fixed_norm=config["fixed_norm"],
             clip_hidden=config["clip_hidden"],
-            circuit=circuit_options(config),
+            circuit=circuit_options(config, stop_tol=config.get("stop_tol")),
         )
         shared: SharedFeedback = {}
         self.rinit = rinit_options(config, self.update.circuit, base.depth)

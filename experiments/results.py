@@ -11,13 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
+from dinv.experiments.files import FIGURE, RESULTS  # noqa: F401 (re-exported)
+
 PACKAGES = ("dynamic-inversion", "brian2", "numpy", "scipy", "matplotlib", "cython")
-
-RESULTS = "results.json"
-"""File name of a run's record inside its output folder."""
-
-FIGURE = "figure.png"
-"""File name of a run's figure inside its output folder."""
 
 RESULTS_FORMAT = 2
 """Layout version of results.json (2: keyed by model name throughout, with ``units``;

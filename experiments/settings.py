@@ -44,5 +44,9 @@ CIRCUIT_DESCRIPTIONS = {
 }
 """Meanings of the circuit settings every experiment has."""
 
+STOP_TOL_DESCRIPTION = ("end each settle once its state stops changing by this much "
+                        "(null: run all steps)")
+"""Meaning of the setting ``stop_tol`` of the experiments that offer it."""
+
 RINIT_DESCRIPTION = ("options of the R-Init stabilisation of random feedback "
                      "(target spectral abscissa, optimiser; dinv.models.stabilise)")

@@ -16,10 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from dinv.errors import InputError
+from dinv.experiments.files import CHECKPOINT, RESULTS
 from dinv.experiments.settle_stats import describe
-
-RESULTS = "results.json"
-CHECKPOINT = "checkpoint.npz"
 
 
 def _cell(value):

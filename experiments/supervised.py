@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from dinv.errors import InputError
+from dinv.experiments.files import CHECKPOINT
 from dinv.experiments.interrupts import stop_requested
 from dinv.experiments.models_spec import circuit_options, rinit_options
 from dinv.experiments.progress import Progress
@@ -48,8 +49,6 @@ LR_SCALINGS = ("none", "sqrt")
 CHECKPOINT_SECONDS = 600.0
 """A checkpoint is also written when this long has passed since the last one."""
 
-CHECKPOINT = "checkpoint.npz"
-"""File name of the checkpoint inside a run's output folder."""
 
 
 @dataclass

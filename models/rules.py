@@ -18,7 +18,9 @@ targets (`ndi_targets`, simulated: ``di-targets``) and direct feedback control
 of a `ChainArrays`; their hidden errors carry no further g'.
 
 The circuit rules (DI, SLDI, DI of targets, DFC) import Brian2 only when
-called: the closed-form rules work without it.
+called: the closed-form rules work without it; the rules that need scipy
+(`dinv.theory`) import it when called, so that listing the rules (``dinv
+list``) loads neither.
 """
 
 from collections.abc import Callable, Sequence
@@ -29,7 +31,6 @@ import numpy as np
 
 from dinv.errors import InputError
 from dinv.hints import ArrayLike, FloatArray
-from dinv.theory import direct_state, layer_steady_state, target_chain_state
 from dinv.validation import layer_problem
 
 
@@ -75,6 +76,8 @@ def ndi(W: ArrayLike, B: ArrayLike | None, delta: ArrayLike, alpha: ArrayLike) -
     """
     p = layer_problem(W, B, delta, alpha)
     assert p.B is not None  # layer_problem refuses a missing B (need_b)
+    from dinv.theory import layer_steady_state
+
     return p.restore(layer_steady_state(p.W, p.B, p.delta, p.alpha))
 
 
@@ -250,6 +253,8 @@ def ndi_targets(rule: "Rule", arrays: ChainArrays) -> tuple[list[np.ndarray], np
     Gauss-Newton target J_l^-1 delta_L.
     """
     beta = rule.target_step
+    from dinv.theory import target_chain_state
+
     deltas, converged = target_chain_state(arrays.weights, arrays.feedback,
                                            beta * arrays.delta, arrays.alpha, arrays.offsets,
                                            arrays.transfers)
@@ -273,6 +278,8 @@ def ndfc(rule: "Rule", arrays: ChainArrays) -> tuple[list[np.ndarray], np.ndarra
 
     Returns the hidden errors and where Newton's method converged.
     """
+    from dinv.theory import direct_state
+
     beta = rule.target_step
     deltas, _, converged = direct_state(arrays.weights, arrays.feedback, beta * arrays.delta,
                                         arrays.alpha[:, 0], rule.kp or 0.0, arrays.offsets,

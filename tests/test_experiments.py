@@ -8,8 +8,10 @@ import pytest
 from dinv.analysis import load_results, validate_results
 from dinv.analysis.results import COLUMNS
 from dinv.circuits import POPULATION_MODELS
-from dinv.experiments.cli import main
-from dinv.experiments.registry import EXPERIMENTS
+from dinv.errors import InputError
+from dinv.experiments import linear_regression
+from dinv.experiments.cli import _overrides, build_parser, main
+from dinv.experiments.registry import EXPERIMENTS, make_config
 from dinv.models.rules import RULES
 
 
@@ -68,8 +70,9 @@ def test_quick_run_writes_results_and_figure(tmp_path, name, capsys):
         for model, entry in record.get("spiking", {}).items():
             assert record["final"][model]["updates"] == entry["updates"] < len(updates["curves"])
             trained[model] = entry["updates"]
-        if name == "linear-regression":
-            assert set(record["spiking"]) == {"DI-SCN a=0.1", "DI-LIF a=0.1"}
+        if name == "linear-regression":  # the paper's models: the spiking ones need --spiking
+            assert record["models"] == [s.name for s in linear_regression.RATE_MODELS]
+            assert not record.get("spiking")
         for curve in record["curves"].values():
             for model, layers in curve.items():
                 assert all(len(values) == trained[model] for values in layers)
@@ -130,6 +133,35 @@ def test_fixed_norm_updates_have_learning_rate_length(tmp_path):
     record = json.loads((out / "results.json").read_text())
     assert record["config"]["fixed_norm"] is True
     assert len(record["error"]["BP"]) == 30
+
+
+def test_spiking_flag_adds_the_spiking_models():
+    """`dinv run linear-regression` trains the paper's nine models (nonlinear-regression
+    its twelve); `--spiking` adds the spiking DI models and NDI a=0.1, and `--models` may
+    name them without it; other experiments refuse the flag."""
+    experiment = EXPERIMENTS["linear-regression"]
+    parser = build_parser()
+    plain = make_config(experiment, False, _overrides(
+        experiment, parser.parse_args(["run", "linear-regression"])))
+    spiking = make_config(experiment, False, _overrides(
+        experiment, parser.parse_args(["run", "linear-regression", "--spiking"])))
+    named = make_config(experiment, False, {"models": ["BP", "DI-SCN a=0.1"]})
+    assert tuple(linear_regression.models(plain)) == linear_regression.RATE_MODELS
+    assert spiking["spiking_models"] is True
+    assert tuple(linear_regression.models(spiking)) == linear_regression.MODELS
+    assert tuple(linear_regression.models(named)) == linear_regression.MODELS
+    nonlinear = EXPERIMENTS["nonlinear-regression"]
+    from dinv.experiments import nonlinear_regression
+
+    plain = make_config(nonlinear, False, {})
+    spiking = make_config(nonlinear, False, _overrides(
+        nonlinear, parser.parse_args(["run", "nonlinear-regression", "--spiking"])))
+    assert linear_regression.models(plain, nonlinear_regression.PAPER_MODELS,
+                                    nonlinear_regression.MODELS) \
+        == nonlinear_regression.PAPER_MODELS
+    assert spiking["spiking_models"] is True
+    with pytest.raises(InputError, match="--spiking does not apply to mnist"):
+        _overrides(EXPERIMENTS["mnist"], parser.parse_args(["run", "mnist", "--spiking"]))
 
 
 def test_list(capsys):
