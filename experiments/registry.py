@@ -117,6 +117,10 @@ EXPERIMENTS = {experiment.name: experiment for experiment in (
     Experiment("mnist",
                "Fig. 4a: classification, 784-1000-10 tanh/softmax network, simulated DI",
                "classification", DATA_OPTIONS, checkpoints=True),
+    Experiment("mnist-3x256",
+               "beyond the paper: classification with the network of Deep Feedback Control, "
+               "784-256-256-256-10 tanh/softmax, simulated DI",
+               "classification_3x256", DATA_OPTIONS, checkpoints=True),
     Experiment("autoencoder",
                "Fig. 4b-d: autoencoder 784-500-250-30-250-500-784, simulated DI",
                "autoencoder", DATA_OPTIONS, checkpoints=True),

@@ -354,16 +354,16 @@ def _headline(learners, values, metric):
 def summary(specs, data, sizes, trained, metrics):
     """The results both data-set experiments report, from `train_epochs`' output.
 
-    ``models``, ``rules``, ``dataset`` (name, source, sizes of the two
-    splits), ``sizes`` (layer widths), ``final`` (the last evaluation of each
-    of ``metrics`` per model) and everything ``trained`` holds.
+    ``models``, ``rules``, ``dataset`` (`Dataset.record`: name, source, the
+    split, its seed and the sizes of the two sets), ``sizes`` (layer widths),
+    ``final`` (the last evaluation of each of ``metrics`` per model) and
+    everything ``trained`` holds.
     """
     last = trained["history"][-1]
     return {
         "models": [s.name for s in specs],
         "rules": {s.name: s.rule for s in specs},
-        "dataset": {"name": data.name, "source": data.source,
-                    "train": int(data.x_train.shape[0]), "test": int(data.x_test.shape[0])},
+        "dataset": data.record(),
         "sizes": sizes,
         "final": {s.name: {m: last[m][s.name] for m in metrics} for s in specs},
         **trained,

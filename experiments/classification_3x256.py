@@ -1,0 +1,95 @@
+"""Classification with the network of Deep Feedback Control: 784-256-256-256-10.
+
+Meulemans et al. (2021, "Credit assignment in neural networks through deep
+feedback control", NeurIPS) compare their rule (DFC) with BP on MNIST and
+Fashion-MNIST with three tanh hidden layers of 256 units and a softmax output,
+Xavier-normal initial weights, trained with Adam on batches of 128 for 100
+epochs (the test error at the epoch of best validation; their released
+configurations). This experiment trains that network with the rules of this
+package by the protocol of `dinv.experiments.classification` (stochastic
+gradient descent, cross-entropy, z-scored inputs, weight decay, DI simulated
+on every batch), and records the published errors of the data set beside its
+own (`PUBLISHED`).
+
+The models (`MODELS`): BP, FA, and NDI and DI at alpha 0.01 with Tr-Init
+feedback (B = -W^T). PBP is left out: on square layers it is W^-1, and the
+256 x 256 inverses of training blow its errors up. A backward pass of DI settles the circuits of the
+three layer pairs one after the other (the sequential chain, paper Fig. 2a).
+Another rule enters the comparison as one more entry of `MODELS` (its published
+numbers, if any, in `PUBLISHED` under its rule's name in capitals).
+"""
+
+from typing import Any
+
+from dinv.experiments import classification
+from dinv.experiments.classification import classification_figure_of, train_classifier
+from dinv.experiments.models_spec import ModelSpec
+
+NAME = "mnist-3x256"
+
+MODELS = (
+    ModelSpec("BP", "bp"),
+    ModelSpec("FA", "fa", feedback="random"),
+    ModelSpec("NDI a=0.01", "ndi", 0.01, "transpose"),
+    ModelSpec("DI a=0.01", "di", 0.01, "transpose"),
+)
+"""The rules compared on the network (Tr-Init feedback for the inversion models)."""
+
+PUBLISHED = {
+    "mnist": ({"BP": 1.83, "DFC": 2.20},
+              "Deep Feedback Control (Meulemans et al. 2021), MNIST (60000 / 10000), "
+              "784-256-256-256-10, Adam, best of 100 epochs"),
+    "fashion-mnist": ({"BP": 10.60, "DFC": 11.30},
+                      "Deep Feedback Control (Meulemans et al. 2021), Fashion-MNIST "
+                      "(60000 / 10000), 784-256-256-256-10, Adam, best of 100 epochs"),
+}
+"""Published test errors (%) of the network by data set: 100 minus the test accuracies of
+Meulemans et al. 2021 (MNIST: BP 98.17 %, DFC 97.80 %; Fashion-MNIST: BP 89.40 %,
+DFC 88.70 %), with where they come from."""
+
+FULL_SET = {"mnist-5k": "mnist"}
+"""Data sets whose published numbers are those of another (a subset: the full set's)."""
+
+DEFAULTS = {
+    **classification.DEFAULTS,
+    "hidden": [256, 256, 256],
+    "init": "xavier-normal",
+    "batch_size": 10,
+    "epochs": 20,
+    "eval_every": 4000,
+    "checkpoint_every": 4000,
+}
+"""The protocol of `dinv.experiments.classification` on the network of DFC (its widths and
+initial weights), with batches of 10 (square-root scaled rate)."""
+
+QUICK = {"dataset": "digits", "hidden": [64, 64, 64], "epochs": 2, "batch_size": 10,
+         "lr": 1e-2, "eval_every": 500, "steps": 300}
+
+DESCRIPTIONS = classification.DESCRIPTIONS
+"""One line per setting (``dinv run mnist-3x256 --help``)."""
+
+UNITS = classification.UNITS
+"""Unit of every quantity of results.json (recorded in it as ``units``)."""
+
+
+def published(dataset: str) -> tuple[dict[str, float], str]:
+    """The published test errors (%) and their source for ``dataset`` (of its full set
+    for a subset); none for a data set the publication did not use."""
+    full = FULL_SET.get(dataset, dataset)
+    errors, source = PUBLISHED.get(full, ({}, f"no published numbers for {dataset}"))
+    if full != dataset:
+        source = f"{source}; this run: {dataset}, a subset"
+    return errors, source
+
+
+def run(config: dict[str, Any], progress: bool = True, folder: Any = None,
+        resume: Any = None, stop: Any = None) -> dict[str, Any]:
+    """Train every model of `MODELS` on the network; see
+    `dinv.experiments.classification.train_classifier`."""
+    return train_classifier(NAME, MODELS, published(config["dataset"]), config, progress,
+                            folder, resume, stop)
+
+
+def figure(results: dict[str, Any]) -> Any:
+    """Test error over training, beside the published final errors."""
+    return classification_figure_of(results, "classification (network of DFC)")
