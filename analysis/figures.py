@@ -122,8 +122,9 @@ def plot_layer_curves(ax, curves, styles, panel):
     """Plot per-layer curves (model -> array (layers, iterations)) of one `Panel`.
 
     Value j is the one of update j + 1 (``results.json``'s ``updates['curves']``),
-    so the curves share the x axis of `plot_curves`' errors. Layer 1 is drawn solid (closed forms) or dashed (simulated), layer 2
-    dotted or dash-dotted (`dinv.analysis.style.LINE_STYLES`).
+    so the curves share the x axis of `plot_curves`' errors. Layer 1 is drawn solid
+    (closed forms) or dashed (simulated), layer 2 dotted or dash-dotted
+    (`dinv.analysis.style.LINE_STYLES`).
     """
     order = 0
     for name, layers in curves.items():

@@ -3,7 +3,7 @@
 Every experiment's ``results.json`` is described by a JSON Schema (draft 2020-12)
 shipped with the package, ``dinv/schemas/NAME.schema.json`` (`schema_path`), whose
 shared parts sit in ``common.schema.json`` beside it. `validate_results` checks a
-record against it (with the optional ``jsonschema`` package) and `load_results` turns
+record against it, `read_results` reads and checks one (one-line errors) and `load_results` turns
 a record into one tidy pandas table:
 
 ========== ================================================================
@@ -46,6 +46,8 @@ import math
 from importlib import resources
 from pathlib import Path
 
+from dinv.errors import InputError
+
 COLUMNS = ("experiment", "model", "metric", "layer", "step", "step_unit", "value", "unit")
 """Columns of `load_results`' table, in order."""
 
@@ -83,11 +85,24 @@ def _registry():
         for path in folder.glob("*.schema.json"))
 
 
-def validate_results(record):
+class ResultsFileError(InputError):
+    """A results.json that cannot be read, is not a run's record, or breaks its
+    experiment's JSON Schema; the message names the file and what is wrong, in one line."""
+
+
+def validate_results(record, sample=False):
     """Check a results record (a dict, or the path of a results.json or of its folder)
     against its experiment's JSON Schema.
 
-    Needs the ``jsonschema`` package (``pip install dynamic-inversion[test]``).
+    Parameters
+    ----------
+    record : dict or str or Path
+    sample : bool
+        Check every array of more than ``2 * SAMPLE_ENDS`` items at its first and last
+        `SAMPLE_ENDS` items only (what ``dinv show`` does: a regression's curves hold
+        10^5 to 10^6 numbers, which take seconds to check one by one; no schema bounds
+        an array's length by more than ``SAMPLE_ENDS``, so only the type of the middle
+        items goes unchecked). False: every item.
 
     Raises
     ------
@@ -100,14 +115,89 @@ def validate_results(record):
         record = _read(record)
     schema = results_schema(record["experiment"])
     validator = jsonschema.Draft202012Validator(schema, registry=_registry())
-    validator.validate(record)
+    validator.validate(_ends(record) if sample else record)
 
 
-def _read(path):
+SAMPLE_ENDS = 4
+"""Items kept at each end of a long array by ``validate_results(sample=True)``."""
+
+
+def _ends(value):
+    """``value`` with every long array cut to its first and last `SAMPLE_ENDS` items."""
+    if isinstance(value, dict):
+        return {key: _ends(item) for key, item in value.items()}
+    if isinstance(value, list):
+        if len(value) > 2 * SAMPLE_ENDS:
+            value = value[:SAMPLE_ENDS] + value[-SAMPLE_ENDS:]
+        return [_ends(item) for item in value]
+    return value
+
+
+def read_results(path, validate=True, sample=True):
+    """The record of a results.json (or of the folder holding one), checked.
+
+    Parameters
+    ----------
+    path : str or Path
+        A results.json or its folder.
+    validate : bool
+        Check the record against its experiment's JSON Schema (records of results
+        format 1, written by versions before the schemas, are not checked).
+    sample : bool
+        Check long arrays at their ends only (see `validate_results`).
+
+    Returns
+    -------
+    dict
+
+    Raises
+    ------
+    ResultsFileError
+        In one line, naming the file: it is missing, not JSON, not a JSON object, names
+        no experiment or one without a schema, or breaks the schema (where and how).
+    """
+    import jsonschema
+
     path = Path(path)
     if path.is_dir():
         path = path / RESULTS
-    return json.loads(path.read_text())
+    if not path.is_file():
+        raise ResultsFileError(f"{path}: no such file")
+    try:
+        record = json.loads(path.read_text())
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ResultsFileError(f"{path} is not readable JSON ({exc})") from None
+    except OSError as exc:
+        raise ResultsFileError(f"{path} cannot be read ({exc.strerror})") from None
+    if not isinstance(record, dict):
+        kind = {list: "an array", str: "a string", type(None): "null", bool: "a boolean"}.get(
+            type(record), "a number")
+        raise ResultsFileError(f"{path} holds {kind}, not the JSON object a dinv run writes")
+    experiment = record.get("experiment")
+    if not isinstance(experiment, str):
+        raise ResultsFileError(f"{path} names no experiment (its key 'experiment' is "
+                               f"{experiment!r}); is it a dinv results.json?")
+    try:
+        schema_path(experiment)
+    except ValueError:
+        known = sorted(p.name.removesuffix(".schema.json")
+                       for p in schema_path("common").parent.glob("*.schema.json"))
+        raise ResultsFileError(
+            f"{path} names the experiment {experiment!r}, which dinv does not know "
+            f"(experiments: {', '.join(k for k in known if k != 'common')})") from None
+    if validate and "results_format" in record:
+        try:
+            validate_results(record, sample=sample)
+        except jsonschema.ValidationError as exc:
+            where = "/".join(map(str, exc.absolute_path)) or "the top level"
+            message = exc.message if len(exc.message) <= 160 else exc.message[:157] + "..."
+            raise ResultsFileError(f"{path} breaks the {experiment} results schema at "
+                                   f"{where}: {message}") from None
+    return record
+
+
+def _read(path):
+    return read_results(path)
 
 
 def _value(value):

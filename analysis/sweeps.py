@@ -296,7 +296,7 @@ def summary_figure(metrics, curves, grid_keys, spread="seed", title=""):
 
     from dinv.analysis.figures import PALETTE
 
-    metric, table = summary_table(metrics, grid_keys, spread)
+    metric, _table = summary_table(metrics, grid_keys, spread)
     fig = Figure(figsize=(13, 5.2), layout="constrained")
     left, right = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 1.3]})
     fig.suptitle(title or "sweep summary")
@@ -309,7 +309,6 @@ def summary_figure(metrics, curves, grid_keys, spread="seed", title=""):
     colour = {}
     rng = np.random.default_rng(0)
     for k, (key, rows) in enumerate(groups):
-        label = _label(key[0], key[1:], columns)
         colour[key] = PALETTE[k % len(PALETTE)]
         values = rows["value"].to_numpy(dtype=float)
         left.scatter(values, k + rng.uniform(-0.15, 0.15, values.size), s=14,

@@ -167,14 +167,16 @@ def compiled_products(rng, repeats, n=30, steps=1000):
     for _ in range(3):  # alternate, so that load changes hit both alike
         for name, circuit in circuits.items():
             times[name].append(median_ms(
-                lambda: circuit.settle(*args, steps=steps, on_unsettled="ignore"), repeats))
+                lambda circuit=circuit: circuit.settle(*args, steps=steps,
+                                                       on_unsettled="ignore"), repeats))
     kernel, numpy_ = min(times["kernel"]), min(times["np.matmul"])
     products = []
     for call in circuits["kernel"].assembly.coupling._apply.values():
         src, matrix, dst = call[0].arrays
-        alone = median_ms(lambda: [call[0]() for _ in range(1000)], repeats)
-        by_numpy = median_ms(lambda: [np.matmul(src, matrix, out=dst) for _ in range(1000)],
-                             repeats)
+        product = call[0]
+        alone = median_ms(lambda product=product: [product() for _ in range(1000)], repeats)
+        by_numpy = median_ms(lambda src=src, matrix=matrix, dst=dst: [
+            np.matmul(src, matrix, out=dst) for _ in range(1000)], repeats)
         products.append(f"{src.shape[2]}->{matrix.shape[2]}: {alone:.2f} vs {by_numpy:.2f} us")
     print(f"stacked_matmul: {steps}-step run of {n} stacked 10 <- 20 circuits: np.matmul "
           f"{numpy_:6.2f} ms, compiled kernel {kernel:6.2f} ms ({kernel / numpy_:.2f}); "

@@ -144,7 +144,8 @@ def main():
         batch = classification(args.dataset, args.samples_batch, 100)
         total = sum(batch.values())
         print(f"(a) classification, batches of 100, six models ({args.samples_batch} samples "
-              f"after the first batch, scaled to {EPOCH}): {total:.0f} s per epoch; DI {batch['circuit']:.0f} s, "
+              f"after the first batch, scaled to {EPOCH}): {total:.0f} s per epoch; "
+              f"DI {batch['circuit']:.0f} s, "
               f"other five {batch['closed_form']:.0f} s, stability checks "
               f"{batch['stability']:.1f} s")
     if "b" not in skip:

@@ -87,11 +87,11 @@ def main(argv=None):
             circuit.settle(W, B, delta, alpha, steps=10, on_unsettled="ignore")  # warm up
             result = {}
 
-            def brian():
+            def brian(circuit=circuit, W=W, B=B, delta=delta, result=result):
                 result["brian"] = circuit.settle(
                     W, B, delta, alpha, steps=args.steps, on_unsettled="ignore").delta[0]
 
-            def plain():
+            def plain(W=W, B=B, delta=delta, result=result):
                 result["numpy"] = numpy_settle(W, B, delta, alpha, args.steps, dt)
 
             t_brian = best_time(brian, args.repeats) * 1000 / args.steps

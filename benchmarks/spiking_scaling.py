@@ -1,6 +1,6 @@
 """Error of spiking layer pairs against the closed form as neurons per dimension grow.
 
-Reference case of issue 10: contracting layer pair 20 <- 10, W ~ N(0, 1/10),
+Reference case of the spiking study: contracting layer pair 20 <- 10, W ~ N(0, 1/10),
 B = -W^T, alpha = 0.1, tau 10 ms for both populations, readout averaged over
 the last fifth of the run; radii 1.5 x the largest steady-state component
 (`dinv.circuits.spiking.layer_radii`). Prints, per model and size, the angle

@@ -16,7 +16,7 @@ equations and the same parameters run as
 Reported per size: seconds per simulated second of each (runtime: the best
 run after the first, whose code generation is timed apart; standalone: the
 best rerun, whole call and the binary's own time), the ratio to the numpy
-loop, and whether the spike counts agree. The issue's goal: Brian2 no slower
+loop, and whether the spike counts agree. The goal: Brian2 no slower
 than the numpy loop from 10^3 neurons up. Results go to a JSON file with the
 machine's facts (cores, load average before and after).
 

@@ -20,7 +20,7 @@ stack):
 
 It prints the wall time of one single run, the ratios (a)/(b) (and (a)/(c)),
 and against the authors' numba release (``--release-seconds`` per seed, 18.7 s
-on this machine class; the issue's target is a 10-seed sweep in at most a
+on this machine class; the target is a 10-seed sweep in at most a
 fifth of ten release runs), then the breakdown of one single run with
 everything in this process (``parallel=False``): Brian2 settles, closed-form
 models and curves, full-data error evaluation, R-Init and re-stabilisation.

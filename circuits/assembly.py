@@ -132,7 +132,7 @@ class CircuitAssembly:
     def _build_ensembles(self, codeobj_class):
         """The neurons of every spiking group, by block name (one object per group)."""
         members = {}
-        for name, slot in self.slots.items():
+        for slot in self.slots.values():
             if slot.block.model.ensemble is not None:
                 start, stop = slot.range
                 members.setdefault(slot.group.name, (slot.group, []))[1].append(
@@ -250,7 +250,7 @@ class CircuitAssembly:
                              f"{sorted(self.radii)}")
         view = self.radii[block]
         values = np.asarray(values, dtype=float)
-        n, batch, d = view.shape
+        _n, _batch, _d = view.shape
         if values.ndim == 2:
             values = values[:, None, :]
         try:

@@ -211,7 +211,7 @@ class PopulationModel:
                              f"got {self.kind!r}")
         try:
             equations = Equations(self.equations)
-        except Exception as exc:  # Brian2 raises several types for bad equations
+        except Exception as exc:  # noqa: BLE001 - Brian2 raises several types for bad equations
             raise InputError(f"the population model's equations do not parse: {exc}") from None
         roles = {"readout": self.readout, "input": self.input, "tau": self.tau}
         if self.kind == "controller":

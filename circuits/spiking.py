@@ -70,7 +70,7 @@ def _seconds(name, value, allow_zero=False):
     """A time given as a Brian2 quantity (or seconds), as float seconds."""
     try:
         seconds = float(value / second) if hasattr(value, "dim") else float(value)
-    except Exception:  # a quantity of other units
+    except Exception:  # noqa: BLE001 - a quantity of other units raises one of several types
         raise InputError(f"{name} must be a time, e.g. 10*ms; got {value!r}") from None
     if hasattr(value, "dim") and value.dim != second.dim:
         raise InputError(f"{name} must be a time, e.g. 10*ms; got {value!r}")
@@ -496,7 +496,7 @@ def lif_population(kind="system", neurons_per_dim=64, tau_synapse=10 * ms,
         L2 regularisation of the decoders relative to the largest rate. 0.02,
         not Nengo's 0.1: the time-averaged readout is limited by the fixed
         decoding error, which regularisation raises (on the reference case
-        of issue 10: 0.1 gave 2.7 / 1.4 / 0.45 degrees at 16 / 64 / 256
+        of the spiking study: 0.1 gave 2.7 / 1.4 / 0.45 degrees at 16 / 64 / 256
         neurons per dimension, slope -0.66; 0.02 gave 2.0 / 0.72 / 0.24,
         slope -0.77; 0.01 gave 3.1 / 0.61 / 0.22, noisier at 16).
 

@@ -104,7 +104,7 @@ def _kernel_class():
     if "class" not in _built:
         try:
             _built["class"] = compile_cython(SOURCE, "stacked_matmul").StackedMatmul
-        except Exception as exc:  # any failure to build: the numpy products instead
+        except Exception as exc:  # noqa: BLE001 - any failure to build: the numpy products instead
             _built["class"] = None
             warnings.warn(f"could not compile the dense coupling's kernel "
                           f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''});"

@@ -536,11 +536,8 @@ def pid_jacobian(W, B, alpha, tau_ratio=1.0, kp=0.0, kd=0.0, filter_ratio=1.0):
 
     Parameters
     ----------
-    W : ndarray, shape (d_l, d_{l-1})
-    B : ndarray, shape (d_{l-1}, d_l)
-    alpha : float
-    tau_ratio : float
-        tau_system / tau_controller.
+    W, B, alpha, tau_ratio
+        As in `circuit_jacobian`.
     kp, kd : float or ndarray of shape (d_l, d_l)
     filter_ratio : float
         tau_d / tau_controller.
@@ -730,13 +727,13 @@ def loop_abscissa(weights, B, alpha, tau_ratio=1.0):
     weights : list of ndarray
         W_2 .. W_L, each (..., d_l, d_{l-1}).
     B : ndarray, shape (..., d_1, d_L)
-    alpha : float or ndarray of shape (...)
-    tau_ratio : float
-        tau_system / tau_controller.
+    alpha, tau_ratio
+        As in `jacobian_abscissa`.
 
     Returns
     -------
     float or ndarray
+        One abscissa per problem of the stack.
     """
     M = np.asarray(B, dtype=float)
     for W in weights:

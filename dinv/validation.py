@@ -96,6 +96,35 @@ def check_count(name, value, minimum=1):
     return int(value)
 
 
+def check_number(name, value, low=None, high=None, low_open=False, high_open=False):
+    """``value`` as a float, refusing booleans, non-numbers, NaN, infinities and values
+    outside [``low``, ``high``] (a bound that is None is not checked; ``low_open`` and
+    ``high_open`` exclude the bound itself).
+
+    Raises
+    ------
+    InputError
+        Naming ``name``, the range and the value given.
+    """
+    number = isinstance(value, (int, float, np.integer, np.floating)) \
+        and not isinstance(value, (bool, np.bool_))
+    if number and np.isfinite(value) \
+            and (low is None or (value > low if low_open else value >= low)) \
+            and (high is None or (value < high if high_open else value <= high)):
+        return float(value)
+    if low is not None and high is not None:
+        bound = f"lie in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+    elif low == 0 and low_open:
+        bound = "be a positive number"
+    elif low is not None:
+        bound = f"be a number {'>' if low_open else '>='} {low:g}"
+    elif high is not None:
+        bound = f"be a number {'<' if high_open else '<='} {high:g}"
+    else:
+        bound = "be a finite number"
+    raise InputError(f"{name} must {bound}, got {value!r}")
+
+
 ON_UNSETTLED = ("warn", "raise", "ignore")
 """Reactions to a circuit that has not settled by the end of its run."""
 

@@ -31,6 +31,9 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.autosummary",
     "sphinx.ext.mathjax",
+    # MathJax bundled into _static/mathjax: the equations render with no network (a
+    # cluster node, a train); without it the pages load MathJax from a CDN.
+    "sphinx-mathjax-offline",
     "sphinx.ext.viewcode",
     "numpydoc",
     "sphinx_gallery.gen_gallery",
@@ -219,6 +222,9 @@ sphinx_gallery_conf = {
     "matplotlib_animations": False,
     "show_memory": False,
     "image_scrapers": ("matplotlib",),
+    # The computation-times pages load jQuery and DataTables from CDNs: the site must
+    # work offline, so they are not written.
+    "write_computation_times": False,
 }
 
 # -- HTML ------------------------------------------------------------------

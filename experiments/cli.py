@@ -12,11 +12,9 @@ Usage::
     dinv show results/linear                     # the summary of a finished or stopped run
 """
 
-DESCRIPTION = "dinv: list, run and show the experiments of dynamic inversion " \
-    "(Podlaski & Machens, NeurIPS 2020)."
-
 import argparse
 import json
+import os
 import shlex
 import sys
 import time
@@ -43,6 +41,9 @@ from dinv.experiments.summary import header_line, show, summary_lines
 from dinv.experiments.supervised import CHECKPOINT, read_checkpoint
 from dinv.models.rules import RULES
 from dinv.models.stabilise import StabilisationError
+
+DESCRIPTION = ("dinv: list, run and show the experiments of dynamic inversion "
+               "(Podlaski & Machens, NeurIPS 2020).")
 
 
 def _parse_value(text):
@@ -403,15 +404,20 @@ def main(argv=None):
     """
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command == "list":
-        print_catalogue()
-        return 0
-    if args.command == "show":
-        try:
-            print("\n".join(show(args.folder)))
-        except (InputError, OSError) as exc:
-            print(f"dinv: error: {exc}", file=sys.stderr)
-            return 2
+    try:
+        if args.command == "list":
+            print_catalogue()
+            return 0
+        if args.command == "show":
+            try:
+                lines = show(args.folder)
+            except (InputError, OSError) as exc:
+                print(f"dinv: error: {exc}", file=sys.stderr)
+                return 2
+            print("\n".join(lines))
+            return 0
+    except BrokenPipeError:  # the reader stopped reading (e.g. `dinv show DIR | head`)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     if args.command == "sweep":
         from dinv.experiments.sweep_cli import sweep_main

@@ -39,10 +39,10 @@ def _serve(connection, factory, args):
                     result = getattr(target, name)(*call_args)
                 if kind == "finish":
                     connection.send(("ok", result))
-    except BaseException as exc:  # sent back and re-raised in the parent
+    except BaseException as exc:  # noqa: BLE001 - sent back and re-raised in the parent
         try:
             connection.send(("error", exc, traceback.format_exc()))
-        except Exception:  # noqa: BLE001 - the parent sees the dead process instead
+        except Exception:  # noqa: BLE001, S110 - the parent sees the dead process instead
             pass
     finally:
         connection.close()

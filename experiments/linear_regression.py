@@ -6,7 +6,7 @@ random order, one online update per sample (the first sample only measures);
 weights U(-0.01, 0.01) shared by all models; eta = 1e-2; hidden errors clipped
 at norm 10; ``fixed_norm`` scales each layer's update to unit norm (Fig. 3b).
 
-Beyond the paper (issue 10): ``DI-SCN a=0.1`` and ``DI-LIF a=0.1`` train with
+Beyond the paper: ``DI-SCN a=0.1`` and ``DI-LIF a=0.1`` train with
 spiking populations (both system and controller) in the DI circuit, their
 settled (time-averaged) readouts as the backward pass, beside ``NDI a=0.1``,
 their exact counterpart. Settings (``spiking_*``,
@@ -24,7 +24,7 @@ import numpy as np
 
 from dinv.errors import InputError
 from dinv.experiments.models_spec import SPIKING_SETTINGS, ModelSpec
-from dinv.experiments.regression import train_regression
+from dinv.experiments.regression import protocol_run
 from dinv.experiments.settings import (
     CIRCUIT_DEFAULTS,
     CIRCUIT_DESCRIPTIONS,
@@ -47,12 +47,12 @@ RATE_MODELS = (
 
 SPIKING_MODELS = (
     ModelSpec("NDI a=0.1", "ndi", 0.1, "transpose"),
-    # Spiking DI (issue 10): both populations of the layer pair spiking, settled
+    # Spiking DI: both populations of the layer pair spiking, settled
     # (time-averaged) readouts as the backward pass; settings: SPIKING_SETTINGS.
     ModelSpec("DI-SCN a=0.1", "di", 0.1, "transpose", population="scn"),
     ModelSpec("DI-LIF a=0.1", "di", 0.1, "transpose", population="lif"),
 )
-"""Spiking DI and NDI at their leak, their exact counterpart (issue 10)."""
+"""Spiking DI and NDI at their leak, their exact counterpart."""
 
 MODELS = RATE_MODELS + SPIKING_MODELS
 
@@ -172,15 +172,8 @@ def prepare(config):
     return config, MODELS, X, Y, base, rng
 
 
-def run(config, progress=True, stop=None):
-    """Train every model and record the curves of Fig. 3a-f.
-
-    Returns
-    -------
-    dict
-        See `dinv.experiments.regression.train_regression`.
-    """
-    return train_regression(NAME, *prepare(config), progress, stop)
+run = protocol_run(NAME, prepare)
+"""Train every model and record the curves of Fig. 3a-f (`train_regression`'s results)."""
 
 
 def figure(results):

@@ -13,7 +13,7 @@ import numpy as np
 
 from dinv.experiments import linear_regression
 from dinv.experiments.models_spec import ModelSpec
-from dinv.experiments.regression import train_regression
+from dinv.experiments.regression import protocol_run
 from dinv.models.network import FeedforwardNetwork
 
 MODELS = linear_regression.RATE_MODELS + (
@@ -62,15 +62,8 @@ def prepare(config):
     return config, MODELS, X, Y, base, rng
 
 
-def run(config, progress=True, stop=None):
-    """Train every model and record the curves of Fig. 3g-k.
-
-    Returns
-    -------
-    dict
-        See `dinv.experiments.regression.train_regression`.
-    """
-    return train_regression(NAME, *prepare(config), progress, stop)
+run = protocol_run(NAME, prepare)
+"""Train every model and record the curves of Fig. 3g-k (`train_regression`'s results)."""
 
 
 def figure(results):

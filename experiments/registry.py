@@ -40,9 +40,10 @@ class Experiment:
     paper : str
         Figure panels it reproduces.
     module : str
-        The module of `dinv.experiments` that holds the protocol (imported on
-        first use): ``DEFAULTS``, ``QUICK``, ``DESCRIPTIONS``, ``UNITS``,
-        ``run`` and ``figure``.
+        The full name of the module that holds the protocol (imported on first use):
+        ``DEFAULTS``, ``QUICK``, ``DESCRIPTIONS``, ``UNITS``, ``run`` and ``figure``
+        (e.g. ``"dinv.experiments.linear_regression"``; a protocol of one's own may
+        live in any importable module).
     options : tuple of Option
         Extra command-line flags.
     checkpoints : bool
@@ -59,7 +60,7 @@ class Experiment:
     @property
     def protocol(self) -> ModuleType:
         """The module of the protocol (imported on first use)."""
-        return importlib.import_module(f"dinv.experiments.{self.module}")
+        return importlib.import_module(self.module)
 
     @property
     def defaults(self) -> dict[str, Any]:
@@ -110,27 +111,27 @@ _REGRESSION_OPTIONS = (Option("--fixed-norm", "fixed_norm", "unit-norm updates (
 
 EXPERIMENTS = {experiment.name: experiment for experiment in (
     Experiment("linear-regression", "Fig. 3a-f: linear regression, 30-20-10 linear network",
-               "linear_regression", _REGRESSION_OPTIONS),
+               "dinv.experiments.linear_regression", _REGRESSION_OPTIONS),
     Experiment("nonlinear-regression",
                "Fig. 3g-k: nonlinear regression, 30-20-10-10 tanh network",
-               "nonlinear_regression", _REGRESSION_OPTIONS),
+               "dinv.experiments.nonlinear_regression", _REGRESSION_OPTIONS),
     Experiment("mnist",
                "Fig. 4a: classification, 784-1000-10 tanh/softmax network, simulated DI",
-               "classification", DATA_OPTIONS, checkpoints=True),
+               "dinv.experiments.classification", DATA_OPTIONS, checkpoints=True),
     Experiment("mnist-3x256",
                "beyond the paper: classification with the network of Deep Feedback Control, "
                "784-256-256-256-10 tanh/softmax, simulated DI",
-               "classification_3x256", DATA_OPTIONS, checkpoints=True),
+               "dinv.experiments.classification_3x256", DATA_OPTIONS, checkpoints=True),
     Experiment("autoencoder",
                "Fig. 4b-d: autoencoder 784-500-250-30-250-500-784, simulated DI",
-               "autoencoder", DATA_OPTIONS, checkpoints=True),
+               "dinv.experiments.autoencoder", DATA_OPTIONS, checkpoints=True),
     Experiment("alpha-sweep", "Suppl. Fig. 1: accuracy of the inversion against alpha",
-               "alpha_sweep"),
+               "dinv.experiments.alpha_sweep"),
     Experiment("timescales", "Sec. 3.2/6.2: convergence against controller/system timescales",
-               "timescales"),
+               "dinv.experiments.timescales"),
     Experiment("spiking-inversion",
                "Sec. 6: spiking populations (scn, lif) against Eq. (10)",
-               "spiking_inversion"),
+               "dinv.experiments.spiking_inversion"),
 )}
 """Every experiment by name (``dinv list``)."""
 
@@ -184,5 +185,11 @@ def make_config(experiment, quick=False, overrides=None):
                 f"{experiment.name} has no setting {key!r}; settings: {', '.join(config)}"
             )
         config[key] = _check_type(key, config[key], value)
+    models = config.get("models")
+    if isinstance(models, list):
+        twice = sorted({m for m in models if models.count(m) > 1}, key=models.index)
+        if twice:
+            raise InputError(f"models names {', '.join(map(repr, twice))} more than once; "
+                             "name each model once")
     config["quick"] = bool(quick)
     return config

@@ -301,6 +301,23 @@ class ClosedFormSide:
                 for r, errors in enumerate(self.errors)]
 
 
+def protocol_run(name, prepare):
+    """The ``run(config, progress=True, stop=None)`` of a regression protocol: train
+    every model on the data ``prepare(config)`` gives (`train_regression`).
+
+    Parameters
+    ----------
+    name : str
+        Label of the progress bar.
+    prepare : callable
+        ``prepare(config)`` -> the arguments of `train_regression` after ``name``.
+    """
+    def run(config, progress=True, stop=None):
+        return train_regression(name, *prepare(config), progress, stop)
+
+    return run
+
+
 def train_regression(name, config, specs, X, Y, base, rng, progress, stop=None):
     """Train every model online on (X, Y) and collect errors and curves.
 
@@ -320,9 +337,9 @@ def train_regression(name, config, specs, X, Y, base, rng, progress, stop=None):
         ``rinit`` (options of `dinv.models.stabilise.stabilise_feedback` for R-Init and
         re-stabilisation), ``repair`` (options that replace those of ``rinit`` for
         re-stabilisation, e.g. ``solver``, ``min_iters``) and ``restabilise`` (repair
-        DI/SLDI feedback whenever a circuit's abscissa turns positive); ``iterations`` (None: one pass over
-        the data set) limits the updates; ``parallel`` runs the closed-form side
-        in a companion process; ``error_dtype`` is the precision of the
+        DI/SLDI feedback whenever a circuit's abscissa turns positive); ``iterations``
+        (None: one pass over the data set) limits the updates; ``parallel`` runs the
+        closed-form side in a companion process; ``error_dtype`` is the precision of the
         data-set error's forward pass ('float32' halves its cost; the sums are
         float64); in 'float64' linear networks without biases take the exact
         closed form instead (`dinv.experiments.errors.error_measure`).

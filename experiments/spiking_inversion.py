@@ -1,4 +1,4 @@
-"""The spiking study (issue 10): spiking populations against the closed form.
+"""The spiking study: spiking populations against the closed form.
 
 Every case settles a dynamic-inversion circuit whose populations are spiking
 (`dinv.circuits.spiking`: ``scn``, spike-coding networks; ``lif``, LIF
@@ -10,7 +10,7 @@ Cases (``cases``), W_l ~ N(0, 1/d_l), B_l = -W_l^T, delta ~ N(0, I), alpha
 ``alpha``, tau ``tau_ms`` for every population:
 
 - ``contracting``: a layer pair 20 <- 10 (d_{l-1} = 20, d_l = 10; the
-  reference case of issue 10);
+  reference case of the spiking study);
 - ``expanding``: 10 <- 20 (alpha keeps (W B - alpha I) invertible; the
   controller's steady state is large along the null space of W^T, so its
   radius, and its spike noise, is large);
@@ -68,6 +68,7 @@ Outputs: ``scaling`` (records with ``population``, ``case``,
 against N on log-log axes with the fitted slopes.
 """
 
+import itertools
 import time
 import zlib
 
@@ -84,7 +85,7 @@ from dinv.experiments.progress import Progress
 from dinv.experiments.settings import CIRCUIT_DESCRIPTIONS
 from dinv.experiments.settle_stats import SettleStats
 from dinv.theory import chain_steady_state, layer_steady_state
-from dinv.validation import check_count
+from dinv.validation import check_count, check_number
 
 MODELS = ("scn", "lif")
 CASES = ("contracting", "expanding", "square", "chain", "spiking-system",
@@ -199,7 +200,7 @@ def _case_arrays(case, seed):
                      "contracting" if case.startswith("spiking") else case)
     if case == "chain":
         weights = [rng.normal(0.0, np.sqrt(1.0 / d_out), (d_out, d_in))
-                   for d_in, d_out in zip(CHAIN_WIDTHS[:-1], CHAIN_WIDTHS[1:])]
+                   for d_in, d_out in itertools.pairwise(CHAIN_WIDTHS)]
         return weights, [-W.T for W in weights[1:]], rng.normal(0.0, 1.0, (1, CHAIN_WIDTHS[-1]))
     d_out, d_in = PAIRS[case]
     W = rng.normal(0.0, np.sqrt(1.0 / d_out), (d_out, d_in))
@@ -413,8 +414,19 @@ def _check(config):
                                                     for m in config["models"]):
             raise InputError(f"setting {key} must be a JSON object with a value per model "
                              f"{config['models']}, got {config[key]!r}")
-    if not 0 <= config["silence"] < 1:
-        raise InputError(f"silence must lie in [0, 1), got {config['silence']!r}")
+    for key in ("tau_ms", "dt", "duration", "record_interval", "margin", "settle_tol"):
+        check_number(f"setting {key}", config[key], low=0, low_open=True)
+    for duration in config["durations"]:
+        check_number("setting durations: each", duration, low=0, low_open=True)
+    check_number("setting alpha", config["alpha"], low=0)
+    check_number("setting average_fraction", config["average_fraction"], low=0, high=1,
+                 low_open=True)
+    check_number("setting silence", config["silence"], low=0, high=1, high_open=True)
+    for model in config["models"]:
+        check_count(f"setting sweep_size: {model}", config["sweep_size"][model], minimum=2)
+        readouts = config["tau_readout_ms"][model]
+        for readout in readouts if isinstance(readouts, list) else [readouts]:
+            check_number(f"setting tau_readout_ms: {model}", readout, low=0, low_open=True)
 
 
 def jobs(config):

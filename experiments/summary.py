@@ -158,13 +158,22 @@ def show(folder):
     InputError
         When ``folder`` holds no run (no results.json, checkpoint or sweep).
     """
+    from dinv.analysis.results import read_results
+
     folder = Path(folder)
     if (folder / RESULTS).is_file():
+        record = read_results(folder)
         try:
-            record = json.loads((folder / RESULTS).read_text())
-        except ValueError as exc:
-            raise InputError(f"{folder / RESULTS} is not readable JSON ({exc})") from None
-        lines = [header_line(record, folder), *summary_lines(record)]
+            lines = [header_line(record, folder), *summary_lines(record)]
+        except (KeyError, TypeError, AttributeError, ValueError, IndexError) as exc:
+            if "results_format" in record:  # checked against its schema: a bug of dinv
+                raise
+            raise InputError(f"{folder / RESULTS} was written by an older dinv (results "
+                             f"format 1) and does not have the layout this version reads "
+                             f"({type(exc).__name__}: {exc})") from None
+        if "results_format" not in record:
+            lines.insert(1, "  (results format 1, written by an older dinv: not checked against "
+                            "a schema)")
         if record.get("interrupted") and (folder / CHECKPOINT).is_file():
             lines.append(f"continue with: dinv run {record['experiment']} --resume {folder}")
         return lines

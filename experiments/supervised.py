@@ -9,8 +9,8 @@ models (BP, FA, PBP, NDI) are numpy.
 
 Every ``eval_every`` samples the run measures the models (`Evaluation`);
 every ``checkpoint_every`` samples, every 10 minutes and at the end of each
-epoch it writes a checkpoint atomically (between batches): every parameter, the position in the data, the
-history so far and the timings. A run resumed from a checkpoint therefore
+epoch it writes a checkpoint atomically (between batches): every parameter, the
+position in the data, the history so far and the timings. A run resumed from a checkpoint therefore
 ends with exactly the numbers of an uninterrupted run. A stop request
 (SIGINT, SIGTERM: `dinv.experiments.interrupts`) ends the run between two
 batches, with a checkpoint.

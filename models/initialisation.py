@@ -75,12 +75,12 @@ def init_loop_feedback(weights, kind, rng, scale=0.5):
         ``transpose``: B = -(W_L ... W_2)^T = -W_2^T ... W_L^T, the negative
         transpose of the forward map from layer 1 to the output.
         ``random``: U(-scale, scale).
-    rng : numpy.random.Generator
-    scale : float
+    rng, scale
+        As in `init_feedback`.
 
     Returns
     -------
-    ndarray
+    ndarray, shape (d_1, d_L)
     """
     if kind == "transpose":
         forward = weights[1]

@@ -76,6 +76,8 @@ def di(W, B, delta, alpha, **circuit_options):
     `ndi` solution B (W B - alpha I)^-1 delta_l (Eq. 10). ``circuit_options``
     go to `dinv.circuits.settle_layer`.
     """
+    from dinv.circuits import settle_layer
+
     return settle_layer(W, B, delta, alpha, **circuit_options)
 
 

@@ -484,6 +484,7 @@ def train_step_each(learners, xs, ts, config):
     Returns
     -------
     Step
+        As `train_step` returns it, the learners' batches in their order.
     """
     if not learners:
         raise InputError("train_step needs at least one learner")

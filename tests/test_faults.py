@@ -225,8 +225,8 @@ def test_sigint_during_settles_never_changes_the_numbers(tmp_path):
     for model, errors in partial["error"].items():
         assert len(errors) == done + 1
         assert errors == full["error"][model][:done + 1], model
-    for key, curves in partial["curves"].items():
-        for model, layers in curves.items():
+    for curves in partial["curves"].values():
+        for layers in curves.values():
             assert np.array(layers).shape[-1] == done
     assert (tmp_path / "stopped" / "figure.png").stat().st_size > 0
     deadline = time.monotonic() + 10

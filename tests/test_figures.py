@@ -139,7 +139,8 @@ def test_bar_chart_has_no_minor_tick_labels():
     assert len(bars.get_xticks()) >= 3
 
 
-@pytest.mark.parametrize("low, high", [(0.6, 0.95), (9.5, 11.0), (5.2, 14.7), (0.2, 20.0), (4.4, 16.0), (1e-16, 2.0),
+@pytest.mark.parametrize("low, high", [(0.6, 0.95), (9.5, 11.0), (5.2, 14.7), (0.2, 20.0),
+                                       (4.4, 16.0), (1e-16, 2.0),
                                        (140.0, 160.0), (3e-8, 1.2e-5), (6.5e-5, 1.42e-4),
                                        (3.0, 30.0), (11.0, 95.0)])
 def test_log_ticks_plain_and_enough(low, high):

@@ -124,7 +124,8 @@ def test_registry_lookup_and_errors():
     assert POPULATION_MODELS["rate-controller"] is CONTROLLER
     with pytest.raises(InputError, match=r"no population model called 'izh'.*rate-system"):
         get_population_model("izh", "system")
-    with pytest.raises(InputError, match=r"system needs a system model, got the controller model .rate-controller.; system models: \[.lif., .rate-system., .scn.\]"):
+    with pytest.raises(InputError, match=r"system needs a system model, got the controller model "
+                       r".rate-controller.; system models: \[.lif., .rate-system., .scn.\]"):
         settle_layer(*layer_case(), ALPHA, system="rate-controller")
     with pytest.raises(InputError, match="controller needs a controller model"):
         SettleOptions(controller=GAINED_SYSTEM)

@@ -44,7 +44,7 @@ def test_run_help_lists_every_setting(name, capsys):
     assert text.startswith(f"usage: dinv run {name}")
     assert "`" not in text
     experiment = EXPERIMENTS[name]
-    for key, default in experiment.defaults.items():
+    for key in experiment.defaults:
         line = next(line for line in text.splitlines() if line.startswith(f"  {key} : "))
         assert "=" in line, key
         assert experiment.descriptions[key][:40] in text, key

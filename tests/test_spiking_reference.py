@@ -116,7 +116,7 @@ def test_reference_refuses_bad_input():
 
 def test_dense_weights_round_trip():
     """Synapse (i -> j) of a dense pathway carries M[j, i]."""
-    W, B, target, delta, u = reference_case(d_out=3, d_in=5)
+    W, _B, _target, delta, u = reference_case(d_out=3, d_in=5)
     system, controller = populations(("rate", "rate"), delta, u)
     pair = StandalonePair(3, 5, system, controller, dt=1e-4, duration=1e-3)
     pair.W.w = matrix_to_weights(W)

@@ -111,7 +111,8 @@ def test_too_few_iterations_raise_with_what_was_reached():
     rng = np.random.default_rng(8)
     W = rng.standard_normal((6, 9))
     B = W.T * 3  # W B positive definite: unstable
-    with pytest.raises(StabilisationError, match="reached a spectral abscissa of .* raise max_iters"):
+    with pytest.raises(StabilisationError,
+                       match="reached a spectral abscissa of .* raise max_iters"):
         stabilise_feedback(W, B, 0.01, max_iters=1, min_iters=0)
 
 

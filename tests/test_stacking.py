@@ -20,7 +20,7 @@ def assert_same(a, b, path="results"):
         assert isinstance(b, dict) and set(a) == set(b), f"{path}: keys {set(a) ^ set(b)}"
         for key in a:
             assert_same(a[key], b[key], f"{path}/{key}")
-    elif isinstance(a, (list, tuple)) and not np.ndim(a) == 0:
+    elif isinstance(a, (list, tuple)) and np.ndim(a) != 0:
         assert type(a) is type(b) and len(a) == len(b), path
         for i, (x, y) in enumerate(zip(a, b)):
             assert_same(x, y, f"{path}/{i}")

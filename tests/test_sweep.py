@@ -39,34 +39,10 @@ def cluster():
 
 
 # ----------------------------------------------------------------- a toy experiment
-# Defined here, importable by the workers (pytest puts tests/ on sys.path, and
-# the spawned worker processes inherit it).
+# Its protocol is the module tests/sweep_toy.py, importable by the workers (pytest
+# puts tests/ on sys.path, and the spawned worker processes inherit it).
 
-def toy_run(config, progress=True, stop=None):
-    """``mode`` 'ok': a result; 'raise': an error; 'die': SIGKILL the worker process
-    on the first attempt (the file ``marker`` remembers it), a result on the next;
-    'sleep': a result after ``sleep`` seconds."""
-    if config["mode"] == "raise":
-        raise ValueError("this cell was asked to fail")
-    if config["mode"] == "die" and not os.path.exists(config["marker"]):
-        with open(config["marker"], "w") as handle:
-            handle.write(str(os.getpid()))
-        os.kill(os.getpid(), signal.SIGKILL)
-    if config["mode"] == "sleep":
-        time.sleep(config["sleep"])
-    seed = config["seed"]
-    return {"final": {"toy": {"nmse": 0.1 * (seed + 1)}},
-            "nmse": {"toy": [1.0, 0.5, 0.1 * (seed + 1)]}}
-
-
-def toy_figure(results):
-    from matplotlib.figure import Figure
-
-    return Figure()
-
-
-TOY = Experiment(name="toy", paper="a test", run=toy_run, figure=toy_figure, quick={},
-                 defaults={"seed": 0, "mode": "ok", "marker": "", "sleep": 0.0})
+TOY = Experiment(name="toy", paper="a test", module="sweep_toy")
 
 
 # ----------------------------------------------------------------- the grid
@@ -197,7 +173,7 @@ def finished(cluster, tmp_path_factory):
 
 
 def test_sweep_completes_and_load_sweep_returns_its_rows(finished):
-    spec, out, outcome = finished
+    _spec, out, outcome = finished
     assert outcome.counts["done"] == 4 and not outcome.errors
     table = load_sweep(out)
     assert list(table.columns) == ["cell", "seed", "status", "model", "metric", "value",
@@ -236,7 +212,7 @@ def test_sweep_cells_follow_the_schema_and_show(finished, capsys):
     prints the counts and the primary metric per model."""
     from dinv.analysis import load_results, validate_results
 
-    spec, out, _ = finished
+    _spec, out, _ = finished
     for path in (out / "cells").glob("*/results.json"):
         validate_results(path)
     frame = load_results(out)
@@ -372,7 +348,7 @@ def test_ctrl_c_stops_the_command_and_a_rerun_continues(tmp_path):
     while not list(out.glob("cells/*/results.json")) and time.monotonic() < deadline:
         time.sleep(0.2)
     os.killpg(process.pid, signal.SIGINT)
-    stdout, stderr = process.communicate(timeout=120)
+    _stdout, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr
     assert "interrupted by SIGINT" in stderr
     table = load_sweep(out)
