@@ -62,8 +62,8 @@ DEFAULTS = {
 """The protocol of `dinv.experiments.classification` on the network of DFC (its widths and
 initial weights), with batches of 10 (square-root scaled rate)."""
 
-QUICK = {"dataset": "digits", "hidden": [64, 64, 64], "epochs": 2, "batch_size": 10,
-         "lr": 1e-2, "eval_every": 500, "steps": 300}
+QUICK = {"dataset": "digits", "hidden": [32, 32, 32], "epochs": 2, "train_samples": 500,
+         "batch_size": 10, "lr": 1e-2, "eval_every": 250, "steps": 600}
 
 DESCRIPTIONS = classification.DESCRIPTIONS
 """One line per setting (``dinv run mnist-3x256 --help``)."""
