@@ -193,7 +193,9 @@ def test_gaps_set_the_rules_against_bp_and_the_subset_against_full_mnist(tables)
     lines = tables.gaps([paper])
     assert lines[0] == ("Podlaski & Machens 2020, Fig. 4a, MNIST (60000 / 10000): FA -0.40 "
                         "points from BP")
+    # sqrt(0.06 * 0.94 / 1000) = 0.0075
     assert lines[-2] == ("mnist on mnist-5k, a subset of MNIST (4000 / 1000): DI a=0.01 +1.25 "
-                         "points from BP (6.00 %)")
+                         "points from BP (6.00 %; one test error at BP's level has a binomial "
+                         "standard error of 0.75 points on 1000 test images)")
     assert lines[-1] == ("  BP on the subset against BP on full MNIST (Podlaski & Machens 2020, "
                          "Fig. 4a): 6.00 - 2.20 = +3.80 points from the data alone")

@@ -25,6 +25,7 @@ An interrupted run is refused, since its last numbers are not the protocol's.
 """
 
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -189,9 +190,12 @@ def gaps(records):
         bp = next((v for m, v in errors.items() if record["rules"][m] == "bp"), None)
         if bp is None:
             continue
+        n_test = record["dataset"]["test"]
+        noise = 100.0 * math.sqrt(bp / 100.0 * (1.0 - bp / 100.0) / n_test)
         lines.append(f"{record['experiment']} on {data}: " + ", ".join(
             f"{m} {v - bp:+.2f}" for m, v in errors.items() if record["rules"][m] != "bp")
-            + f" points from BP ({bp:.2f} %)")
+            + f" points from BP ({bp:.2f} %; one test error at BP's level has a binomial "
+            f"standard error of {noise:.2f} points on {n_test} test images)")
         full = {"mnist-5k": "MNIST (60000 / 10000)"}.get(record["dataset"]["name"])
         for p_source, p_net, p_data, _, p_errors in PUBLISHED:
             if p_net == net and p_data == full and "BP" in p_errors:
