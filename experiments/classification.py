@@ -206,7 +206,7 @@ def train_classifier(name: str, models: Sequence[ModelSpec],
     base = FeedforwardNetwork.create(
         sizes, ["tanh"] * (len(sizes) - 2) + ["softmax"], rng,
         init=config.get("init", "uniform"), scale=config["init_scale"])
-    shared = {}
+    shared: dict = {}
     rinit = rinit_options(config, circuit_options(config), base.depth)
     learners = [spec.learner(base, config["seed"], rinit, shared) for spec in specs]
 

@@ -54,13 +54,13 @@ DEFAULTS = {
     **classification.DEFAULTS,
     "hidden": [256, 256, 256],
     "init": "xavier-normal",
+    # Batches of 10 (rate 1e-3 / sqrt(10) for their summed update): a simulated DI pass
+    # through 256-wide layers costs about as much per sample at batch 10 as at 100, and a
+    # 4000-digit training set then still gets 400 updates an epoch.
     "batch_size": 10,
-    "epochs": 20,
-    "eval_every": 4000,
-    "checkpoint_every": 4000,
 }
-"""The protocol of `dinv.experiments.classification` on the network of DFC (its widths and
-initial weights), with batches of 10 (square-root scaled rate)."""
+"""The protocol of `dinv.experiments.classification` (10 epochs, rate 1e-3, weight decay)
+on the network of DFC (its widths and initial weights), in batches of 10."""
 
 QUICK = {"dataset": "digits", "hidden": [32, 32, 32], "epochs": 2, "train_samples": 500,
          "batch_size": 10, "lr": 1e-2, "eval_every": 250, "steps": 600}
