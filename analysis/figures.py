@@ -773,3 +773,110 @@ def spiking_inversion_figure(scaling, slopes, tau_sweep, duration_sweep, silenci
         elif ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=6)
     return fig
+
+
+SECOND_ORDER_ANGLES = (("to_gn_deg", "angle to GN (joint)"),
+                       ("to_gnt_deg", "angle to the GN target"),
+                       ("to_lgn_deg", "angle to layer-wise GN"),
+                       ("to_bp_deg", "angle to BP"))
+"""The angles of the second-order study's figure, in its columns."""
+
+
+def _by_case_and_layer(records):
+    """(case, layer) -> rule -> (steps, records), in order of appearance."""
+    grouped = {}
+    for record in records:
+        key = (record["case"], record["layer"])
+        grouped.setdefault(key, {}).setdefault(record["rule"], []).append(record)
+    return grouped
+
+
+def _second_order_lines(ax, rules, key, colour):
+    """One line per rule of ``key`` against the step (closed forms thick and pale,
+    simulated circuits thin and dashed)."""
+    for order, (rule, group) in enumerate(rules.items()):
+        steps = [r["step"] for r in group]
+        values = [np.nan if r[key] is None else r[key] for r in group]
+        if not np.any(np.isfinite(values)):
+            continue
+        ax.plot(steps, values, **line_style(rule, colour[rule], is_simulated(rule), 0,
+                                            len(steps), order))
+
+
+def second_order_figure(records: list[dict]) -> Figure:
+    """The second-order study: every rule's angles over training, per case and layer.
+
+    Parameters
+    ----------
+    records : list of dict
+        The ``angles`` records of ``dinv run second-order`` (case, rule, layer,
+        step and the angles in degrees).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One row per case and layer, one column per angle (to GN, to the GN
+        target, to layer-wise GN, to BP); one legend below.
+    """
+    grouped = _by_case_and_layer(records)
+    rows = max(len(grouped), 1)
+    fig = Figure(figsize=(15, 2.1 * rows + 1.2), layout="constrained")
+    axes = np.atleast_2d(fig.subplots(rows, len(SECOND_ORDER_ANGLES), squeeze=False))
+    names = list(dict.fromkeys(r["rule"] for r in records))
+    colour = colours(names)
+    for row, ((case, layer), rules) in enumerate(grouped.items()):
+        for column, (key, title) in enumerate(SECOND_ORDER_ANGLES):
+            ax = axes[row, column]
+            _second_order_lines(ax, rules, key, colour)
+            ax.set_title(f"{case}, layer {layer}: {title}", loc="left", fontsize=9)
+            ax.set_ylabel("degrees")
+            ax.set_xlabel("updates" if row == rows - 1 else "")
+    handles = [Line2D([], [], **line_style(n, colour[n], is_simulated(n), 0, 7, i))
+               for i, n in enumerate(names)]
+    if handles:
+        fig.legend(handles=handles, loc="outside lower center", fontsize=8, frameon=False,
+                   ncol=min(len(handles), 11))
+    return fig
+
+
+def null_share_figure(records: list[dict]) -> Figure:
+    """The second-order study: the share of every rule's hidden errors in the null space
+    of d a_L / d a_l over training, per case (rows) and hidden layer (columns).
+
+    Parameters
+    ----------
+    records : list of dict
+        The ``angles`` records of ``dinv run second-order``.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    grouped = _by_case_and_layer(records)
+    cases = list(dict.fromkeys(case for case, _ in grouped))
+    hidden = {case: sorted(layer for c, layer in grouped if c == case)[:-1] for case in cases}
+    columns = max((len(v) for v in hidden.values()), default=1) or 1
+    fig = Figure(figsize=(4.5 * columns + 1, 2.4 * max(len(cases), 1) + 1.2),
+                 layout="constrained")
+    axes = fig.subplots(max(len(cases), 1), columns, squeeze=False)
+    names = list(dict.fromkeys(r["rule"] for r in records))
+    colour = colours(names)
+    for row, case in enumerate(cases):
+        for column in range(columns):
+            ax = axes[row, column]
+            if column >= len(hidden[case]):
+                ax.set_axis_off()
+                continue
+            layer = hidden[case][column]
+            _second_order_lines(ax, grouped[(case, layer)], "null_share", colour)
+            ax.set_ylim(-0.03, 1.03)
+            ax.set_title(f"{case}, hidden layer {layer}: null-space share", loc="left",
+                         fontsize=9)
+            ax.set_ylabel("share of |delta_l|^2")
+            ax.set_xlabel("updates")
+    handles = [Line2D([], [], **line_style(n, colour[n], is_simulated(n), 0, 7, i))
+               for i, n in enumerate(names) if n != "GN"]
+    if handles:
+        fig.legend(handles=handles, loc="outside lower center", fontsize=8, frameon=False,
+                   ncol=min(len(handles), 10))
+    return fig

@@ -13,17 +13,20 @@ experiment the experiment's name (``dinv list``)
 model      model name; alpha-sweep: ``"LAYER ndi"`` / ``"LAYER circuit"``;
            timescales: ``"layer pair"``, a chain's label, ``"integral"``
            or ``"PID kp=.. kd=.."``; spiking-inversion:
-           ``"POPULATION CASE"`` (e.g. ``"scn contracting"``)
+           ``"POPULATION CASE"`` (e.g. ``"scn contracting"``);
+           second-order: ``"CASE RULE"`` (e.g. ``"toy-tp DI"``)
 metric     e.g. ``error``, ``nmse``, ``angle_ndi``, ``test_error``; numbers
            of ``final`` as ``final_<name>``; settling as ``settles``,
            ``unsettled``, ``unsettled_fraction``, ``worst_residual``,
            ``median_residual``; spiking-inversion: the numbers of its
            records (``angle_deg``, ``rel_error``, ``rms_error``,
            ``mean_rate_hz``, ...), ``slope_<error>`` and
-           ``silencing_angle_ratio``
+           ``silencing_angle_ratio``; second-order: ``loss``, ``to_bp_deg``,
+           ``to_gnt_deg``, ``to_gn_deg``, ``to_lgn_deg``, ``null_share``
 layer      the layer of a per-layer curve (regressions' ``curves``,
-           ``median_angle_ndi``), else missing
-step       the x value of a series: updates (regressions), training
+           ``median_angle_ndi``; second-order: the weight layer, from 1), else
+           missing
+step       the x value of a series: updates (regressions, second-order), training
            samples seen (mnist, autoencoder), alpha (alpha-sweep),
            tau_controller / tau_system (timescales' layer pair);
            spiking-inversion: neurons per dimension (``scaling``), the
@@ -272,6 +275,8 @@ def _rows(record):
         _timescales_rows(record, add)
     if "scaling" in record:
         _spiking_rows(record, add)
+    if "angles" in record:
+        _second_order_rows(record, add)
     for model, entry in (record.get("settling") or {}).items():
         for key in ("settles", "unsettled", "worst_residual", "median_residual"):
             add(model, key, entry.get(key),
@@ -344,6 +349,19 @@ def _timescales_rows(record, add):
         for metric in TIMESCALE_METRICS:
             if metric in entry:
                 add(model, metric, entry[metric])
+
+
+SECOND_ORDER_METRICS = ("loss", "to_bp_deg", "to_gnt_deg", "to_gn_deg", "to_lgn_deg",
+                        "null_share")
+"""Numbers of a second-order record's ``angles`` that `load_results` makes rows of."""
+
+
+def _second_order_rows(record, add):
+    for entry in record["angles"]:
+        for metric in SECOND_ORDER_METRICS:
+            if entry.get(metric) is not None:
+                add(f"{entry['case']} {entry['rule']}", metric, entry[metric], entry["step"],
+                    "updates", entry["layer"])
 
 
 SPIKING_METRICS = ("angle_deg", "rel_error", "rms_error", "rate_angle_deg", "rate_rel_error",

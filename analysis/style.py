@@ -32,13 +32,20 @@ MODEL_COLOURS = {
     "NDI a=0.1": "#6b6ecf",
     "DI-SCN a=0.1": "#31a354",
     "DI-LIF a=0.1": "#e7298a",
+    "NDI-T a=0.01": "#66a61e",
+    "DI-T a=0.01": "#a6761d",
+    "NDFC a=0.0015": "#1b9e77",
+    "DFC a=0.0015": "#d95f02",
+    "GN": "#7570b3",
 }
 """Colour of every model the experiments train (their names in `results.json`)."""
 
-MODEL_ALIASES = {"NDI": "NDI R-Init a=0.01", "DI": "DI R-Init a=0.01"}
+MODEL_ALIASES = {"NDI": "NDI R-Init a=0.01", "DI": "DI R-Init a=0.01",
+                 "SLDI": "SLDI a=0.01", "NDI-T": "NDI-T a=0.01", "DI-T": "DI-T a=0.01",
+                 "NDFC": "NDFC a=0.0015", "DFC": "DFC a=0.0015"}
 """Names that mean a model of `MODEL_COLOURS`: the autoencoder's NDI and DI
 (R-Init feedback, alpha 0.01; its figure drops the ' uniform' / ' orthogonal'
-of the model names)."""
+of the model names), and the models of the second-order study (named by rule)."""
 
 SPARE_COLOURS = ("#aec7e8", "#ff9896", "#98df8a", "#c5b0d5", "#c49c94", "#f7b6d2",
                  "#dbdb8d", "#9edae5", "#ffbb78", "#637939", "#843c39", "#7b4173")
@@ -46,7 +53,7 @@ SPARE_COLOURS = ("#aec7e8", "#ff9896", "#98df8a", "#c5b0d5", "#c49c94", "#f7b6d2
 
 MARKERS = ("o", "s", "^", "v", "D", "P", "X", "<", ">", "*", "h", "p", "d")
 
-SIMULATED_RULES = ("di", "sldi")
+SIMULATED_RULES = ("di", "sldi", "di-targets", "dfc")
 """Rules whose error is settled by a Brian2 circuit."""
 
 LINE_STYLES = {(False, 0): "-", (False, 1): ":", (True, 0): "--", (True, 1): "-."}
@@ -78,14 +85,14 @@ def colours(names):
 
 
 def is_simulated(name, rule=None):
-    """Whether a model's errors come from a simulated circuit (DI, SLDI).
+    """Whether a model's errors come from a simulated circuit (DI, SLDI, DI of targets, DFC).
 
     ``rule`` (a registered rule name) decides when given; otherwise the first
     word of ``name``.
     """
     if rule is not None:
         return rule in SIMULATED_RULES
-    return name.split(" ", 1)[0] in ("DI", "SLDI")
+    return name.split(" ", 1)[0] in ("DI", "SLDI", "DI-T", "DFC")
 
 
 def line_style(name, colour, simulated, layer=0, points=None, order=0):

@@ -211,6 +211,10 @@ class CircuitAssembly:
         """Use per-sample gains of shape (n, batch, d) on a gain pathway."""
         self.coupling.set_gain(pathway, gain)
 
+    def set_offset(self, pathway, offset):
+        """Use per-sample offsets o of shape (n, batch, d_source) on an offset pathway."""
+        self.coupling.set_offset(pathway, offset)
+
     def set_target(self, block, values):
         """Fix the target (the error delta_l to invert) of a controller block."""
         self.targets[block][...] = values

@@ -24,6 +24,29 @@ delta_L to the errors delta_1 .. delta_{L-1} of the hidden layers.
 With ``transfers`` the sequential and repeat circuits use the nonlinear
 controller of Eq. (14) on every layer (readout ``W_l g_{l-1}(delta_{l-1})``)
 and no gains, as in Eq. (16).
+
+Inversion of targets (``ChainSpec(targets=True)``, `di-targets`)
+    The sequential or repeat chain whose systems hold deviations x_{l-1} =
+    h_{l-1} - target_{l-1} of the forward pass's activities; each controller
+    reads out the deviation of its own layer's activity through g_l at the
+    forward pass's pre-activation a_l (the problem's ``offsets``):
+    ``tau du_l/dt = -alpha u_l + g_l(a_l) - g_l(a_l - W_l x_{l-1}) - x_l``
+    (`dinv.theory.target_layer_rhs`; the output's readout is linear). The
+    settled deviations are the hidden errors, without a further g'. Linear
+    transfers: the chain of errors without gains.
+``direct`` (direct feedback control, DFC; Meulemans et al. 2021)
+    One output controller u_L (integral with leak and, with ``kp``, a
+    proportional part: `dinv.circuits.populations.direct_controller`) feeds
+    every hidden layer through Q_l while the forward dynamics run::
+
+        tau dx_1/dt = -x_1 + Q_1 u,
+        tau dx_l/dt = -x_l + W_l [g(a_{l-1}) - g(a_{l-1} - x_{l-1})] + Q_l u,
+        e = delta_L - W_L [g(a_{L-1}) - g(a_{L-1} - x_{L-1})]
+
+    (`dinv.theory.direct_rhs`; the hidden layers beyond the first sum two
+    inputs, `dinv.circuits.populations.with_forward_input`). The controller
+    is the circuits' (error = readout - target), so the feedback pathways
+    carry -Q_l. The hidden errors are the feedback's parts Q_l u at rest.
 """
 
 from dataclasses import dataclass
@@ -34,16 +57,24 @@ from brian2 import ms
 from dinv.circuits.assembly import CircuitAssembly
 from dinv.circuits.cache import CircuitCache
 from dinv.circuits.options import settle_options
-from dinv.circuits.populations import CONTROLLER, SYSTEM
+from dinv.circuits.populations import (
+    CONTROLLER,
+    SYSTEM,
+    direct_controller,
+    proportional_gain,
+    with_forward_input,
+)
 from dinv.circuits.settling import report_unsettled, unstable_problems
 from dinv.circuits.structure import Block, Pathway, Phase, check_time
 from dinv.circuits.traces import Traces
 from dinv.errors import CircuitDivergedError, InputError
 from dinv.nonlinearities import get_transfer
-from dinv.theory import chain_abscissa, loop_abscissa
+from dinv.theory import chain_abscissa, direct_abscissa, loop_abscissa
 from dinv.validation import check_invertible, check_leaks, finite_array, real_array
 
-ARCHITECTURES = ("sequential", "repeat", "single-loop")
+ARCHITECTURES = ("sequential", "repeat", "single-loop", "direct")
+LOOPS = ("single-loop", "direct")
+"""Architectures with one controller, at the output."""
 
 
 @dataclass
@@ -61,7 +92,7 @@ class ChainSettled:
         when settled.
     unstable : ndarray of bool, shape (n,)
         Per problem: the run ended unsettled because the circuit is unstable
-        (a layer pair's or the loop's Jacobian has an eigenvalue with
+        (a layer pair's, the loop's or direct control's Jacobian has an eigenvalue with
         positive real part, for the rate models with linear controllers;
         readouts that keep growing for the others).
     traces : Traces or None
@@ -105,6 +136,10 @@ class ChainProblem:
         (n, L - 1).
     gains : sequence of ndarray or None
         g'(a_l), each (n, batch, d_l), for the linear controller (Eq. 17).
+    offsets : sequence of ndarray or None
+        a_1 .. a_{L-1}, each (n, batch, d_l): the forward pass's
+        pre-activations, around which the inversion of targets and direct
+        feedback control apply their transfers (None: zeros).
     labels : sequence of str or None
         A name per problem (e.g. the model's), prefixed to the messages of
         ``on_unsettled``.
@@ -121,6 +156,7 @@ class ChainProblem:
     gains: object = None
     labels: object = None
     radius: object = None
+    offsets: object = None
 
 
 def _per_layer(value, count, name, check, what="time constants"):
@@ -148,7 +184,7 @@ def layer_settings(spec, options):
         layer L only for the single loop).
     """
     hidden = len(spec.widths) - 2
-    controllers = 1 if spec.architecture == "single-loop" else hidden
+    controllers = 1 if spec.architecture in LOOPS else hidden
     settings = {
         "tau_system": _per_layer(options.tau_system, hidden, "tau_system", check_time),
         "tau_controller": _per_layer(options.tau_controller, controllers, "tau_controller",
@@ -171,19 +207,27 @@ class ChainSpec:
     ----------
     widths : tuple of int
         d_0 .. d_L (d_0 is not simulated).
-    architecture : {'sequential', 'repeat', 'single-loop'}
+    architecture : {'sequential', 'repeat', 'single-loop', 'direct'}
     transfers : tuple of str or None
         g_1 .. g_{L-1} for the nonlinear controller (Eq. 14); None for the
-        linear controller with gains (Eq. 17). 'single-loop' defaults to
-        linear transfers.
+        linear controller with gains (Eq. 17). 'single-loop', 'direct' and
+        chains of targets default to linear transfers.
     n : int
         Independent problems (models) in the chain.
+    targets : bool
+        'sequential' and 'repeat': invert targets (deviations of the forward
+        pass's activities, read out through g at its pre-activations).
+    kp : float
+        'direct': the proportional gain of the output controller (0: a
+        leaky integral controller, any controller model).
     """
 
     widths: tuple
     architecture: str = "sequential"
     transfers: tuple = None
     n: int = 1
+    targets: bool = False
+    kp: float = 0.0
 
 
 class _Member:
@@ -203,11 +247,14 @@ class _Member:
         widths, transfers = self._check_spec(spec)
         self.prefix, self.widths, self.depth = prefix, widths, len(widths) - 1
         self.architecture, self.transfers = spec.architecture, transfers
+        self.targets, self.kp = bool(spec.targets), float(spec.kp)
         self.n, self.batch = int(spec.n), int(batch)
         self.phases = self.depth - 1 if spec.architecture == "sequential" else 1
         self.blocks, self.pathways = [], []
         if spec.architecture == "single-loop":
             self._build_single_loop(options)
+        elif spec.architecture == "direct":
+            self._build_direct(options)
         else:
             self._build_pairs(options)
 
@@ -224,7 +271,14 @@ class _Member:
             raise InputError(f"n must be a positive integer, got {spec.n!r}")
         depth = len(widths) - 1
         transfers = spec.transfers
-        if spec.architecture == "single-loop" and transfers is None:
+        if spec.targets and spec.architecture not in ("sequential", "repeat"):
+            raise InputError(f"targets applies to the 'sequential' and 'repeat' chains, not "
+                             f"{spec.architecture!r}")
+        if spec.kp and spec.architecture != "direct":
+            raise InputError("kp (a proportional part) applies to the 'direct' chain only")
+        if not (np.isfinite(spec.kp) and spec.kp >= 0):
+            raise InputError(f"kp must be a number >= 0, got {spec.kp!r}")
+        if (spec.architecture in LOOPS or spec.targets) and transfers is None:
             transfers = ["linear"] * (depth - 1)
         if transfers is not None:
             transfers = list(transfers)
@@ -238,14 +292,15 @@ class _Member:
     def _layers(self, options):
         """Per-layer time constants and models; whether stability has a closed form."""
         spec = ChainSpec(tuple(self.widths), self.architecture,
-                         None if self.transfers is None else tuple(self.transfers), self.n)
+                         None if self.transfers is None else tuple(self.transfers), self.n,
+                         self.targets, self.kp)
         layers = layer_settings(spec, options)
         tau_sys, tau_ctl = layers["tau_system"], layers["tau_controller"]
         rate_models = (all(m == SYSTEM for m in layers["system"])
                        and all(m == CONTROLLER for m in layers["controller"]))
         # tau_system / tau_controller per layer pair (the loop: one, equal relays).
         self._ratios = [float(s / c) for s, c in zip(tau_sys, tau_ctl)]
-        if self.architecture == "single-loop":
+        if self.architecture in LOOPS:  # the single loop, direct control
             linear = all(t == "linear" for t in self.transfers)
             self.exact_stability = (rate_models and linear
                                     and len({float(t / ms) for t in tau_sys}) == 1)
@@ -268,18 +323,52 @@ class _Member:
             self.pathways.append(Pathway(name(f"W{l}"), name(f"h{l - 1}"), dst,
                                          transfer=self.transfers[l - 2]))
 
+    def _direct_controller(self, model):
+        """The output controller of the direct chain: ``model`` with the chain's k_p."""
+        if self.kp == 0 or proportional_gain(model) == self.kp:
+            return model
+        if model == CONTROLLER:
+            return direct_controller(self.kp)
+        raise InputError(f"the controller model ({model.description}) has no proportional "
+                         f"part k_p={self.kp:g}: direct feedback control with it needs kp=0 "
+                         "(or the rate controller, which gets k_p)")
+
+    def _build_direct(self, options):
+        """Hidden layers h_1 .. h_{L-1}, fed by Q_l from the output controller u_L and
+        (beyond the first) by the forward drive from the layer below."""
+        depth, widths, name = self.depth, self.widths, self.name
+        tau_sys, tau_ctl, systems, controllers = self._layers(options)
+        for l in range(1, depth):
+            model = systems[l - 1] if l == 1 else with_forward_input(systems[l - 1])
+            self.blocks.append(Block(name(f"h{l}"), model, widths[l], self.n, tau_sys[l - 1]))
+            self.pathways.append(Pathway(name(f"Q{l}"), name(f"u{depth}"), name(f"h{l}")))
+        self.blocks.append(Block(name(f"u{depth}"), self._direct_controller(controllers[0]),
+                                 widths[depth], self.n, tau_ctl[0]))
+        for l in range(2, depth + 1):
+            last = l == depth
+            self.pathways.append(Pathway(
+                name(f"W{l}"), name(f"h{l - 1}"), name(f"u{depth}") if last else name(f"h{l}"),
+                transfer=self.transfers[l - 2], offset="before",
+                variable="input" if last else "forward"))
+
     def _build_pairs(self, options):
         """One controller u_l and system d_{l-1} per layer pair (sequential, repeat)."""
         name = self.name
         tau_sys, tau_ctl, systems, controllers = self._layers(options)
         for l in range(self.depth, 1, -1):
-            transfer = "linear" if self.transfers is None else self.transfers[l - 2]
+            if self.transfers is None:
+                transfer, offset = "linear", None
+            elif self.targets:  # the activity of layer l, through g_l; the output's a_L
+                transfer = self.transfers[l - 1] if l < self.depth else "linear"
+                offset = "after"
+            else:
+                transfer, offset = self.transfers[l - 2], None
             self.blocks.append(Block(name(f"u{l}"), controllers[l - 2], self.widths[l], self.n,
                                      tau_ctl[l - 2]))
             self.blocks.append(Block(name(f"d{l - 1}"), systems[l - 2], self.widths[l - 1],
                                      self.n, tau_sys[l - 2]))
             self.pathways.append(Pathway(name(f"W{l}"), name(f"d{l - 1}"), name(f"u{l}"),
-                                         transfer=transfer))
+                                         transfer=transfer, offset=offset))
             self.pathways.append(Pathway(name(f"B{l}"), name(f"u{l}"), name(f"d{l - 1}")))
             if self.architecture == "repeat" and l < self.depth:
                 self.pathways.append(Pathway(name(f"relay{l}"), name(f"d{l}"), name(f"u{l}"),
@@ -294,8 +383,11 @@ class _Member:
         weights, delta, alpha, gains = self._check_problem(problem)
         if self.architecture == "single-loop":
             self._load_single_loop(asm, weights, problem.feedback, delta, alpha)
+        elif self.architecture == "direct":
+            self._load_direct(asm, weights, problem.feedback, delta, alpha)
         else:
             self._load_pairs(asm, weights, problem.feedback, delta, alpha, gains)
+        self._load_offsets(asm, problem.offsets)
         self._gains = gains
         self._target = delta
         self._problem = (weights, problem.feedback, alpha)
@@ -326,16 +418,18 @@ class _Member:
     def _check_problem(self, problem):
         """Weights, delta, leaks (n, pairs) and gains of ``problem``, checked."""
         depth, n, batch, widths = self.depth, self.n, self.batch, self.widths
-        pairs = 1 if self.architecture == "single-loop" else depth - 1
+        pairs = 1 if self.architecture in LOOPS else depth - 1
+        matrices = depth - 1 if self.architecture == "direct" else pairs
         for label, value, count in (("weights", problem.weights, depth),
-                                    ("feedback", problem.feedback, pairs)):
+                                    ("feedback", problem.feedback, matrices)):
             if isinstance(value, (list, tuple)) and len(value) == count:
                 continue
             if label == "feedback" and self.architecture == "single-loop":
                 raise InputError(f"single-loop feedback is one matrix B of shape "
                                  f"{(n, widths[1], widths[-1])}, in a list ([B]); got "
                                  f"{_describe(value)}")
-            what = "W_1 .. W_L" if label == "weights" else "B_2 .. B_L"
+            what = "W_1 .. W_L" if label == "weights" else (
+                "Q_1 .. Q_(L-1)" if self.architecture == "direct" else "B_2 .. B_L")
             raise InputError(f"{label} must be a list of {count} arrays ({what}) for widths "
                              f"{widths}, got {_describe(value)}")
         shapes = [np.shape(w) for w in problem.weights]
@@ -374,6 +468,40 @@ class _Member:
             asm.set_matrix(name(f"W{l}"), weights[l - 1])
         asm.set_target(name(f"u{self.depth}"), delta)
         asm.set_alpha(name(f"u{self.depth}"), alpha)
+
+    def _load_direct(self, asm, weights, feedback, delta, alpha):
+        n, widths, name, depth = self.n, self.widths, self.name, self.depth
+        feedback = [finite_array(f"Q{l + 1}", q, (3,)) for l, q in enumerate(feedback)]
+        if [q.shape for q in feedback] != [(n, widths[l], widths[-1]) for l in range(1, depth)]:
+            raise InputError(f"direct feedback must be Q_1 .. Q_(L-1) of shapes (n, d_l, d_L), "
+                             f"got {[q.shape for q in feedback]}")
+        for l in range(1, depth):
+            # The circuits' controller integrates readout - target: Q enters negated.
+            asm.set_matrix(name(f"Q{l}"), -feedback[l - 1])
+        for l in range(2, depth + 1):
+            asm.set_matrix(name(f"W{l}"), weights[l - 1])
+        asm.set_target(name(f"u{depth}"), delta)
+        asm.set_alpha(name(f"u{depth}"), alpha[:, 0])
+        self._feedback = feedback
+
+    def _load_offsets(self, asm, offsets):
+        """The forward pass's pre-activations of the offset pathways (targets, direct)."""
+        where = {p.name: p.offset for p in self.pathways
+                 if p.offset is not None and p.transfer != "linear"}
+        if not where:
+            return
+        if offsets is None:
+            offsets = [np.zeros((self.n, self.batch, d)) for d in self.widths[1:-1]]
+        if not isinstance(offsets, (list, tuple)) or len(offsets) != self.depth - 1:
+            raise InputError(f"offsets must be a list of the {self.depth - 1} hidden layers' "
+                             f"pre-activations a_1 .. a_(L-1), got {_describe(offsets)}")
+        offsets = [finite_array(f"offset{l + 1}", a, (3,)) for l, a in enumerate(offsets)]
+        if [a.shape for a in offsets] != [(self.n, self.batch, d) for d in self.widths[1:-1]]:
+            raise InputError("offsets must be one (n, batch, d_l) array per hidden layer")
+        for l in range(2, self.depth + 1):  # W_l: from layer l - 1 to layer l
+            offset = where.get(self.name(f"W{l}"))
+            if offset is not None:
+                asm.set_offset(self.name(f"W{l}"), offsets[l - 2 if offset == "before" else l - 1])
 
     def _load_pairs(self, asm, weights, feedback, delta, alpha, gains):
         depth, n, widths, name = self.depth, self.n, self.widths, self.name
@@ -417,7 +545,10 @@ class _Member:
         if not self.exact_stability:
             self.grows |= asm.grows(active)
         name = self.name
-        if self.architecture == "single-loop":
+        if self.architecture == "direct":
+            u = states[name(f"u{self.depth}")]
+            self.deltas = [-np.matmul(u, np.swapaxes(q, 1, 2)) for q in self._feedback]
+        elif self.architecture == "single-loop":
             self.deltas = [states[name(f"h{l}")] for l in range(1, self.depth)]
         elif self.architecture == "repeat":
             self.deltas = [states[name(f"d{l}")] * self._gains[l - 1]
@@ -440,7 +571,11 @@ class _Member:
         if not self.exact_stability or len(rows) == 0:
             return values
         weights, feedback, alpha = self._problem
-        if self.architecture == "single-loop":
+        if self.architecture == "direct":
+            values[rows] = direct_abscissa([W[rows] for W in weights[1:]],
+                                           [np.asarray(q, dtype=float)[rows] for q in feedback],
+                                           alpha[rows, 0], self.kp, self._ratios[0])
+        elif self.architecture == "single-loop":
             values[rows] = loop_abscissa([W[rows] for W in weights[1:]],
                                          np.asarray(feedback[0], dtype=float)[rows],
                                          alpha[rows, 0], self._ratios[0])

@@ -54,13 +54,18 @@ class Coupling:
 
     def set_matrix(self, pathway, M):
         """Use matrices M of shape (n, d_dest, d_source) on a matrix pathway."""
-        store = self._matrices[pathway]
-        M = np.asarray(M, dtype=float)
-        expected = self._matrix_shapes[pathway]
-        if M.shape != expected:
-            raise InputError(f"pathway {pathway!r} needs matrices of shape {expected}, "
-                             f"got {M.shape}")
-        self._write_matrix(store, M)
+        self._write_matrix(self._matrices[pathway],
+                           _shaped(M, self._matrix_shapes[pathway], pathway, "matrices"))
+
+    def set_offset(self, pathway, offset):
+        """Use per-sample offsets o on an offset pathway: (n, batch, d_source) for
+        ``dest = M (g(o) - g(o - source))``, (n, batch, d_dest) for
+        ``dest = g(o) - g(o - M source)``."""
+        if pathway not in self._offsets:
+            raise InputError(f"pathway {pathway!r} takes no offsets (a linear transfer, or "
+                             "built without offset)")
+        self._write_offset(pathway, _shaped(offset, self._offset_shapes[pathway], pathway,
+                                            "offsets"))
 
     def set_gain(self, pathway, gain):
         """Use per-sample gains of shape (n, batch, d) on a gain pathway."""
@@ -77,6 +82,24 @@ class Coupling:
 
     def _write_matrix(self, store, M):
         raise NotImplementedError
+
+    def _write_offset(self, pathway, offset):
+        raise NotImplementedError
+
+
+def _shaped(value, expected, pathway, what):
+    """``value`` as a float array of the shape ``expected``, or the `InputError` naming
+    the pathway."""
+    value = np.asarray(value, dtype=float)
+    if value.shape != expected:
+        raise InputError(f"pathway {pathway!r} needs {what} of shape {expected}, "
+                         f"got {value.shape}")
+    return value
+
+
+def _offset_pathway(p):
+    """Whether pathway ``p`` applies its transfer around per-sample offsets."""
+    return p.offset is not None and p.transfer != "linear"
 
 
 class DenseCoupling(Coupling):
@@ -103,6 +126,7 @@ class DenseCoupling(Coupling):
         self._structure = structure
         self._compiled = compiled
         self._matrices, self._matrix_shapes, self._gains = {}, {}, {}
+        self._offsets, self._offset_shapes = {}, {}
         self._apply, self._inputs = {}, {}
         for p in structure.pathways.values():
             self._build_pathway(p, readouts[p.source], slots[p.dest])
@@ -141,7 +165,23 @@ class DenseCoupling(Coupling):
         self._matrix_shapes[p.name] = (src_block.n, dst_slot.shape[2], src_block.width)
         fn = get_transfer(p.transfer).g_into
         # partial() of numpy functions: no Python frame per call and step.
-        if fn is None:
+        if _offset_pathway(p) and p.offset == "before":
+            offset, at_offset, tmp = (np.zeros(src.shape) for _ in range(3))
+            self._offsets[p.name] = (offset, at_offset, fn)
+            self._offset_shapes[p.name] = src.shape
+            self._apply[p.name] = [partial(np.subtract, offset, src, out=tmp),
+                                   partial(fn, tmp, out=tmp),
+                                   partial(np.subtract, at_offset, tmp, out=tmp),
+                                   stacked_matmul(tmp, matrix_t, dst, self._compiled)]
+        elif _offset_pathway(p):
+            offset, at_offset, tmp = (np.zeros(dst.shape) for _ in range(3))
+            self._offsets[p.name] = (offset, at_offset, fn)
+            self._offset_shapes[p.name] = dst.shape
+            self._apply[p.name] = [stacked_matmul(src, matrix_t, tmp, self._compiled),
+                                   partial(np.subtract, offset, tmp, out=tmp),
+                                   partial(fn, tmp, out=tmp),
+                                   partial(np.subtract, at_offset, tmp, out=dst)]
+        elif fn is None:
             self._apply[p.name] = [stacked_matmul(src, matrix_t, dst, self._compiled)]
         else:
             tmp = np.empty_like(src)
@@ -150,6 +190,11 @@ class DenseCoupling(Coupling):
 
     def _write_matrix(self, store, M):
         store[...] = np.swapaxes(M, 1, 2)
+
+    def _write_offset(self, pathway, offset):
+        store, at_offset, fn = self._offsets[pathway]
+        store[...] = offset
+        fn(offset, out=at_offset)
 
     def activate(self, active):
         """Compute only the pathways into the blocks in ``active``; zero the others' inputs."""
@@ -198,6 +243,11 @@ class SynapseCoupling(Coupling):
     """
 
     def __init__(self, structure, slots, clock, codeobj_class):
+        for p in structure.pathways.values():
+            if _offset_pathway(p) and p.offset == "after":
+                raise InputError(f"coupling='synapses' cannot apply the transfer of pathway "
+                                 f"{p.name!r} after its sum (the inversion of targets through "
+                                 "a nonlinearity); use coupling='dense'")
         for block in structure.blocks.values():
             if block.model.drive is not None:
                 raise InputError(f"coupling='synapses' cannot compute the drive of the model "
@@ -205,6 +255,7 @@ class SynapseCoupling(Coupling):
                                  "use coupling='dense'")
         self._structure, self._slots = structure, slots
         self._matrices, self._matrix_shapes, self._gains = {}, {}, {}
+        self._offsets, self._offset_shapes = {}, {}
         self.synapses = {}
         for p in structure.pathways.values():
             self.synapses[p.name] = self._build_pathway(p, clock, codeobj_class)
@@ -222,10 +273,16 @@ class SynapseCoupling(Coupling):
                                  f"inputs, but {name!r} has units; use coupling='dense'")
         pre = src_slot.group[src_slot.range[0]:src_slot.range[1]]
         post = dst_slot.group[dst_slot.range[0]:dst_slot.range[1]]
-        expression = get_transfer(p.transfer).brian.format(x=f"{readout}_pre")
+        transfer = get_transfer(p.transfer).brian
+        if _offset_pathway(p):
+            # Per synapse: o, the offset of its presynaptic unit and sample, and g(o).
+            expression = f"(g_offset - {transfer.format(x=f'(offset - {readout}_pre)')})"
+            extra = "offset : 1\ng_offset : 1\n"
+        else:
+            expression, extra = transfer.format(x=f"{readout}_pre"), ""
         syn = Synapses(
             pre, post,
-            model=f"w : 1\n{variable}_post = w * {expression} : 1 (summed)",
+            model=f"w : 1\n{extra}{variable}_post = w * {expression} : 1 (summed)",
             name=f"{TAG}_{p.name}", clock=clock, namespace={},
             codeobj_class=codeobj_class,
         )
@@ -242,10 +299,20 @@ class SynapseCoupling(Coupling):
         else:
             self._matrices[p.name] = weights.reshape(n, batch, d_src, d_dst)
             self._matrix_shapes[p.name] = (n, d_dst, d_src)
+        if _offset_pathway(p):
+            self._offsets[p.name] = (live_view(syn, "offset").reshape(n, batch, d_src, d_dst),
+                                     live_view(syn, "g_offset").reshape(n, batch, d_src, d_dst),
+                                     get_transfer(p.transfer).g)
+            self._offset_shapes[p.name] = (n, batch, d_src)
         return syn
 
     def _write_matrix(self, store, M):
         store.reshape(-1)[...] = matrix_to_synapse_weights(M, store.shape[1])
+
+    def _write_offset(self, pathway, offset):
+        store, at_offset, g = self._offsets[pathway]
+        store[...] = offset[..., None]
+        at_offset[...] = g(offset)[..., None]
 
     def activate(self, active):
         """Compute only the pathways into the blocks in ``active``; zero the others' inputs."""

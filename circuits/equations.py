@@ -41,6 +41,18 @@ into the input variables (``I_fb``, ``readout``); they never touch states.
     cannot, so ``pid_drive`` is a parameter that the circuit computes before
     every step of the controller (`dinv.circuits.populations.MatrixGains`);
     the filters are the scalar model's.
+
+``DIRECT_CONTROLLER_EQUATIONS``
+    The output controller of direct feedback control (Meulemans et al.
+    2021): an integral part with a leak and a proportional part::
+
+        tau_c du_i/dt = e - alpha u_i,     u = u_i + k_p e,
+
+    with the controller error ``e = readout - target`` (the circuits' sign:
+    its feedback enters with the opposite sign, see `dinv.circuits.chains`).
+    u is algebraic in the integral part and the error, which the couplings
+    write every step, so it is a parameter that the circuit computes before
+    every step of the controller (`dinv.circuits.populations.ProportionalPart`).
 """
 
 SYSTEM_EQUATIONS = """
@@ -83,5 +95,14 @@ readout : 1
 target : 1
 alpha : 1 (constant)
 filter_ratio : 1 (shared, constant)
+tau_controller : second (shared, constant)
+"""
+
+DIRECT_CONTROLLER_EQUATIONS = """
+du_i/dt = (readout - target - alpha * u_i) / tau_controller : 1
+u : 1
+readout : 1
+target : 1
+alpha : 1 (constant)
 tau_controller : second (shared, constant)
 """

@@ -23,6 +23,7 @@ and the synapses that decode their spikes into the readout (`Ensemble`). A
 spiking model under one name (``system='scn'`` and ``controller='scn'``).
 """
 
+import dataclasses
 from dataclasses import dataclass
 from functools import partial
 
@@ -31,6 +32,7 @@ from brian2 import Equations, NeuronGroup, Quantity
 
 from dinv.circuits.equations import (
     CONTROLLER_EQUATIONS,
+    DIRECT_CONTROLLER_EQUATIONS,
     PID_CONTROLLER_EQUATIONS,
     PID_MATRIX_CONTROLLER_EQUATIONS,
     SYSTEM_EQUATIONS,
@@ -147,6 +149,11 @@ class PopulationModel:
         Parameter that the incoming coupling writes into: the feedback
         current ``B u`` of a system, the readout ``W g(delta_{l-1})`` of a
         controller.
+    forward : str or None
+        Systems that sum two couplings (the hidden layers of direct feedback
+        control: feedback ``Q_l u`` and the forward drive from the layer
+        below): the parameter of the second one (`with_forward_input`); None:
+        one input.
     tau : str
         Shared parameter holding the population's time constant (second).
     kind : {'system', 'controller'}
@@ -202,6 +209,7 @@ class PopulationModel:
     description: str = ""
     ensemble: object = None
     drive: object = None
+    forward: str = None
 
     def __post_init__(self):
         for label in ("namespace", "parameters", "rest"):
@@ -214,6 +222,8 @@ class PopulationModel:
         except Exception as exc:  # noqa: BLE001 - Brian2 raises several types for bad equations
             raise InputError(f"the population model's equations do not parse: {exc}") from None
         roles = {"readout": self.readout, "input": self.input, "tau": self.tau}
+        if self.forward is not None:
+            roles["forward"] = self.forward
         if self.kind == "controller":
             roles.update(target=self.target, leak=self.leak)
         elif self.target is not None or self.leak is not None:
@@ -225,7 +235,7 @@ class PopulationModel:
                                  f"its equations (variables: {sorted(equations.names)})")
         parameters = {name for name in equations.names
                       if equations[name].type == "parameter"}
-        for role in ("input", "tau", "target", "leak"):
+        for role in ("input", "forward", "tau", "target", "leak"):
             name = roles.get(role)
             if name is not None and name not in parameters:
                 raise InputError(f"the {self.kind} model's {role} {name!r} must be a parameter "
@@ -518,6 +528,135 @@ def pid_gains(model):
 PID_CONTROLLER = pid_controller()
 """The PID controller with zero gains (Eq. 8 with idle filters); see `pid_controller`."""
 
+
+@dataclass(frozen=True)
+class ProportionalPart:
+    """The drive of `direct_controller`: ``u = u_i + k_p (readout - target)``.
+
+    Every step, after the controller's readout input and target are written
+    and before it integrates, the circuit sets its readout u from the
+    integral part u_i and the controller error, by in-place numpy calls on
+    live views of the group's arrays.
+
+    Attributes
+    ----------
+    kp : float
+        Proportional gain k_p (dimensionless).
+    """
+
+    kp: float
+    variable = "u"
+
+    def calls(self, view, tau):
+        """The in-place numpy calls that compute u of one block (``tau`` unused).
+
+        Parameters
+        ----------
+        view : callable
+            Variable name -> live (n, batch, d) view of the block's neurons.
+        tau : float
+
+        Returns
+        -------
+        list of callable
+        """
+        readout, target, integral, u = (view(name) for name in ("readout", "target", "u_i",
+                                                                 self.variable))
+        error = np.empty_like(readout)
+        return [partial(np.subtract, readout, target, out=error),
+                partial(np.multiply, error, self.kp, out=error),
+                partial(np.add, integral, error, out=u)]
+
+
+def direct_controller(kp: float = 1.5) -> PopulationModel:
+    """The output controller of direct feedback control (DFC; Meulemans et al. 2021).
+
+    ::
+
+        tau_c du_i/dt = e - alpha u_i,    u = u_i + k_p e,    e = readout - target
+
+    An integral part with a leak and a proportional part; its readout is u.
+    u is computed by the circuit every step (`ProportionalPart`; dense
+    coupling only). At rest e = alpha u_i, so the steady state is that of a
+    leaky integral controller with the leak alpha / (1 + alpha k_p)
+    (`dinv.theory.direct_leak`). Meulemans et al.'s published toy
+    configuration uses k_p = 1.5 (the default).
+
+    Parameters
+    ----------
+    kp : float
+        Proportional gain, >= 0.
+
+    Returns
+    -------
+    PopulationModel
+    """
+    if isinstance(kp, bool) or not isinstance(kp, (int, float)) or not (np.isfinite(kp)
+                                                                         and kp >= 0):
+        raise InputError(f"direct_controller: kp must be a number >= 0, got {kp!r}")
+    return PopulationModel(
+        equations=DIRECT_CONTROLLER_EQUATIONS, readout="u", input="readout",
+        tau="tau_controller", kind="controller", target="target", leak="alpha",
+        rest={"u_i": 0.0}, drive=ProportionalPart(float(kp)),
+        description=f"direct feedback controller (DFC): tau du_i/dt = e - alpha u_i, "
+                    f"u = u_i + k_p e, k_p={float(kp):g}",
+    )
+
+
+def proportional_gain(model: PopulationModel) -> float:
+    """k_p of a `direct_controller` model; 0 for any other controller (no proportional
+    part at rest: a PID controller's filtered one vanishes there)."""
+    drive = model.drive
+    return drive.kp if isinstance(drive, ProportionalPart) else 0.0
+
+
+FORWARD_INPUT = "I_ff"
+"""The second input of a system made by `with_forward_input`."""
+
+
+def with_forward_input(model: PopulationModel) -> PopulationModel:
+    """A system model like ``model`` whose input is the sum of two couplings.
+
+    The input parameter line of the equations (``I_fb : 1`` of the rate
+    system, ``I_in : 1`` of the spiking ones) becomes a sum of two
+    parameters, each written by its own coupling::
+
+        I_fb = I_fb_own + I_ff : 1
+        I_fb_own : 1
+        I_ff : 1
+
+    (``input`` is then ``I_fb_own``, ``forward`` ``I_ff``): the hidden
+    layers of direct feedback control take feedback and forward drive.
+
+    Parameters
+    ----------
+    model : PopulationModel
+        A system model whose input is a dimensionless parameter line.
+
+    Returns
+    -------
+    PopulationModel
+        The model with two inputs (``model`` itself if it has them already).
+
+    Raises
+    ------
+    InputError
+        When the input is not a plain ``NAME : 1`` line.
+    """
+    if model.forward is not None:
+        return model
+    name = model.input
+    lines = model.equations.splitlines()
+    found = [k for k, line in enumerate(lines) if line.split("#")[0].split() == [name, ":", "1"]]
+    if model.kind != "system" or len(found) != 1:
+        raise InputError(f"a forward input needs a system model whose input {name!r} is one "
+                         f"line '{name} : 1'")
+    own = f"{name}_own"
+    lines[found[0]] = f"{name} = {own} + {FORWARD_INPUT} : 1\n{own} : 1\n{FORWARD_INPUT} : 1"
+    return dataclasses.replace(model, equations="\n".join(lines), input=own,
+                               forward=FORWARD_INPUT,
+                               description=f"{model.description} (with a forward input)")
+
 @dataclass(frozen=True)
 class PopulationFamily:
     """The system and controller variants of one population model, under one name.
@@ -548,8 +687,11 @@ class PopulationFamily:
         return getattr(self, kind)
 
 
+DIRECT_CONTROLLER = direct_controller()
+"""The controller of direct feedback control with the published k_p = 1.5."""
+
 POPULATION_MODELS = {"rate-system": SYSTEM, "rate-controller": CONTROLLER,
-                     "pid-controller": PID_CONTROLLER}
+                     "pid-controller": PID_CONTROLLER, "dfc-controller": DIRECT_CONTROLLER}
 """Population models by name (``system='rate-system'``); see `register_population_model`."""
 
 

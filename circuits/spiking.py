@@ -56,7 +56,13 @@ from dinv.circuits.populations import (
 )
 from dinv.errors import InputError
 from dinv.spiking import lif_parameters, scn_parameters
-from dinv.theory import chain_steady_state, layer_steady_state, steady_control
+from dinv.theory import (
+    chain_steady_state,
+    direct_steady_state,
+    layer_steady_state,
+    steady_control,
+    target_chain_linear,
+)
 
 
 def _positive(name, value):
@@ -611,4 +617,88 @@ def chain_radii(weights, feedback, delta, alpha, gains=None, margin=1.5, per_uni
         radii[f"u{j + 2}"] = _radius(u, margin, per_unit, floor)
         radii[f"d{j + 1}"] = _radius(np.einsum("nij,nbj->nbi", feedback[j], u), margin,
                                      per_unit, floor)
+    return radii
+
+
+def direct_radii(weights: list[np.ndarray], feedback: list[np.ndarray], delta: np.ndarray,
+                 alpha: object, kp: float = 0.0, slopes: list[np.ndarray] | None = None,
+                 margin: float = 1.5, per_unit: bool = False, floor: float = 1e-6
+                 ) -> dict[str, np.ndarray]:
+    """Radii of the direct (DFC) chain's blocks from its linearised steady state.
+
+    Parameters
+    ----------
+    weights : list of ndarray
+        W_1 .. W_L, each (n, d_l, d_(l-1)).
+    feedback : list of ndarray
+        Q_1 .. Q_(L-1), each (n, d_l, d_L).
+    delta : ndarray, shape (n, batch, d_L)
+    alpha : float or ndarray
+        One leak, or one per problem ((n,) or (n, 1)).
+    kp : float
+        The controller's proportional gain.
+    slopes : list of ndarray or None
+        g'(a_1) .. g'(a_(L-1)), each (n, batch, d_l); None: ones.
+    margin, per_unit, floor
+        As in `layer_radii`.
+
+    Returns
+    -------
+    dict
+        By block name: ``h{l}`` (the hidden layers' deviations) and ``u{L}``
+        (the controller; its steady state in the circuits' sign), for the
+        ``radius=`` of `dinv.circuits.chains.settle_chains`.
+    """
+    margin = _positive("margin", margin)
+    weights = [np.asarray(w, dtype=float) for w in weights[1:]]
+    feedback = [np.asarray(q, dtype=float) for q in feedback]
+    leak = np.asarray(alpha, dtype=float).reshape(-1)
+    leak = leak if leak.size > 1 else leak[0]
+    _, u = direct_steady_state(weights, feedback, np.asarray(delta, dtype=float), leak, kp,
+                               slopes)
+    radii = {f"u{len(weights) + 1}": _radius(u, margin, per_unit, floor)}
+    x = None
+    for l, q in enumerate(feedback):
+        own = np.einsum("nij,nbj->nbi", q, u)
+        if x is not None:
+            forward = x if slopes is None else x * slopes[l - 1]
+            own = own + np.einsum("nij,nbj->nbi", weights[l - 1], forward)
+        x = own
+        radii[f"h{l + 1}"] = _radius(x, margin, per_unit, floor)
+    return radii
+
+
+def target_radii(weights: list[np.ndarray], feedback: list[np.ndarray], delta: np.ndarray,
+                 alpha: object, slopes: list[np.ndarray] | None = None, margin: float = 1.5,
+                 per_unit: bool = False, floor: float = 1e-6) -> dict[str, np.ndarray]:
+    """Radii of the blocks of a chain of targets (DI of targets) from its linearised
+    steady state (`dinv.theory.target_chain_linear`).
+
+    Parameters as in `chain_radii`, with ``slopes`` g'(a_1) .. g'(a_(L-1)) (each (n,
+    batch, d_l); None: ones) in place of gains.
+
+    Returns
+    -------
+    dict
+        By block name: ``d{l}`` (the deviations x_l) and ``u{l}`` (the controllers,
+        u_l = (D_l W_l B_l - alpha I)^-1 x_l; the output's without D).
+    """
+    margin = _positive("margin", margin)
+    weights = [np.asarray(w, dtype=float) for w in weights[1:]]
+    feedback = [np.asarray(b, dtype=float) for b in feedback]
+    delta = np.asarray(delta, dtype=float)
+    states = target_chain_linear(weights, feedback, delta, alpha, slopes)
+    pairs = len(weights)
+    leaks = np.broadcast_to(np.asarray(alpha, dtype=float).reshape(
+        (-1, 1) if np.ndim(alpha) == 1 else np.shape(alpha) or (1, 1)), (delta.shape[0], pairs))
+    radii = {}
+    for j in range(pairs):  # layer pair (W_{j+2}, B_{j+2}): u_{j+2} drives d_{j+1}
+        upper = states[j + 1] if j + 1 < pairs else delta
+        A = (weights[j] @ feedback[j])[:, None]                      # (n, 1, d, d)
+        if j + 1 < pairs and slopes is not None:
+            A = slopes[j + 1][..., :, None] * A                      # (n, batch, d, d)
+        A = A - leaks[:, j, None, None, None] * np.eye(A.shape[-1])
+        control = np.linalg.solve(A, upper[..., None])[..., 0]
+        radii[f"d{j + 1}"] = _radius(states[j], margin, per_unit, floor)
+        radii[f"u{j + 2}"] = _radius(control, margin, per_unit, floor)
     return radii

@@ -9,9 +9,10 @@
 - A **pathway** writes into a block's input (or a controller's target) from
   another block's readout, either through matrices M of shape
   (n, d_dst, d_src) (``matrix``: ``input = M g(source)``, with an optional
-  transfer function g, Eq. 14) or element-wise with per-sample gains
-  (``gain``: ``input = gain * source``, the identity relay of the repeat
-  layer).
+  transfer function g, Eq. 14; around per-sample offsets o, a deviation
+  from the forward pass through g: ``input = M (g(o) - g(o - source))`` or
+  ``input = g(o) - g(o - M source)``) or element-wise with per-sample gains (``gain``:
+  ``input = gain * source``, the identity relay of the repeat layer).
 - A **phase** of a run says which blocks move (see `dinv.circuits.runner`).
 """
 
@@ -79,9 +80,18 @@ class Pathway:
         ``dest = gain * source`` element-wise, gain of shape (n, batch, d).
     transfer : str
         g, one of `dinv.nonlinearities.TRANSFERS` (matrix pathways only).
-    variable : {'input', 'target'}
-        Which role of the dest block's model is written: its input, or (for a
-        controller) its target, the error it drives its readout towards.
+    variable : {'input', 'target', 'forward'}
+        Which role of the dest block's model is written: its input, (for a
+        controller) its target, the error it drives its readout towards, or
+        (for a system with two inputs) its forward input.
+    offset : {None, 'before', 'after'}
+        Matrix pathways with a nonlinear transfer, around per-sample offsets
+        o (the forward pass's pre-activation) set by the circuit:
+        ``dest = M (g(o) - g(o - source))`` ('before' the matrix: o of shape
+        (n, batch, d_source); the source holds a deviation of a pre-activation)
+        or ``dest = g(o) - g(o - M source)`` ('after' it: o of shape (n, batch,
+        d_dest); the source holds a deviation of an activity). A linear
+        transfer ignores the offset.
     """
 
     name: str
@@ -90,6 +100,7 @@ class Pathway:
     kind: str = "matrix"
     transfer: str = "linear"
     variable: str = "input"
+    offset: str = None
 
 
 @dataclass
@@ -175,10 +186,19 @@ class Structure:
         if pathway.transfer not in TRANSFERS:
             raise InputError(f"pathway {pathway.name!r}: transfer must be one of "
                              f"{list(TRANSFERS)}, got {pathway.transfer!r}")
-        if pathway.variable not in ("input", "target"):
-            raise InputError(f"pathway {pathway.name!r}: variable must be 'input' or 'target'")
+        if pathway.variable not in ("input", "target", "forward"):
+            raise InputError(f"pathway {pathway.name!r}: variable must be 'input', 'target' "
+                             "or 'forward'")
         if pathway.variable == "target" and dst.kind != "controller":
             raise InputError(f"pathway {pathway.name!r}: only controllers have a target")
+        if pathway.variable == "forward" and dst.model.forward is None:
+            raise InputError(f"pathway {pathway.name!r}: the model of block {dst.name!r} has "
+                             "no forward input (dinv.circuits.populations.with_forward_input)")
+        if pathway.offset not in (None, "before", "after"):
+            raise InputError(f"pathway {pathway.name!r}: offset must be None, 'before' or "
+                             f"'after', got {pathway.offset!r}")
+        if pathway.offset and pathway.kind != "matrix":
+            raise InputError(f"pathway {pathway.name!r}: only matrix pathways take offsets")
         key = (pathway.dest, pathway.variable)
         for other in self.pathways.values():
             if (other.dest, other.variable) == key:
@@ -188,7 +208,8 @@ class Structure:
     def variable(self, pathway):
         """Name of the model variable that ``pathway`` writes into."""
         model = self.blocks[pathway.dest].model
-        return model.target if pathway.variable == "target" else model.input
+        return {"target": model.target, "forward": model.forward}.get(pathway.variable,
+                                                                      model.input)
 
     def fastest_tau(self, kind=None):
         """Smallest time constant of all blocks (or of the blocks of ``kind``)."""

@@ -39,9 +39,13 @@ towards ``g'(a_l) * delta_l`` (an identity relay with gain). Single loop
 forward through relays ``dh_l/dt = -h_l + W_l g(h_{l-1})``.
 """
 
+from collections.abc import Callable, Sequence
+
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.linalg import lu_factor, lu_solve, solve
 from scipy.linalg.lapack import dgecon as gecon
+from scipy.optimize import root
 
 from dinv.errors import InputError
 from dinv.nonlinearities import get_transfer
@@ -1041,3 +1045,633 @@ def loop_steady_state(weights, B, delta, alpha):
         M = W @ M
     u = steady_control(weights[-1], M, delta, alpha)
     return loop_residual(u, weights, B, delta, alpha)[1], u
+
+
+# --------------------------------------------------------------------------
+# inversion of targets and direct feedback control
+# --------------------------------------------------------------------------
+#
+# Both circuits act on deviations of the network's own activity from its
+# forward pass, in the orientation of an error (target = forward - deviation),
+# and carry them through the nonlinearity at the forward pass:
+#
+#     shifted(a, z) = g(a) - g(a - z)       (= g'(a) z to first order),
+#
+# the change of g(a) when a moves to a - z. For a linear g, shifted(a, z) = z:
+# the circuits are then those of the errors.
+#
+# DI of targets: a layer pair's system holds x_{l-1} = h_{l-1} - target_{l-1},
+# the deviation of layer l-1's *activity*; its forward pass moves layer l's
+# activity by shifted(a_l, W_l x_{l-1}) (the output: by W_L x_{L-1}, the
+# deviation of a_L). Direct feedback control: the hidden populations hold
+# deviations x_l of the *pre-activations*, where the feedback enters, and
+# layer l's moves by W_l shifted(a_{l-1}, x_{l-1}).
+
+
+def shifted(transfer: str | None, offset: ArrayLike, x: np.ndarray) -> np.ndarray:
+    """``g(offset) - g(offset - x)``: how g(a) changes when a moves by -x.
+
+    Parameters
+    ----------
+    transfer : str
+        g, a name of `dinv.nonlinearities.TRANSFERS`.
+    offset : ndarray
+        The forward pass's pre-activation a (broadcast against x).
+    x : ndarray
+        Deviation, in the orientation of an error (a moves to a - x).
+
+    Returns
+    -------
+    ndarray
+    """
+    g = _transfer(transfer)
+    return x if g is None else g(offset) - g(offset - x)
+
+
+def _shifted_slope(transfer, offset, x):
+    """d shifted / dx = g'(offset - x) (ones for the identity)."""
+    if transfer in (None, "linear"):
+        return np.ones(np.broadcast_shapes(np.shape(offset), np.shape(x)))
+    return get_transfer(transfer).derivative(offset - x)
+
+
+def target_layer_rhs(x: np.ndarray, u: np.ndarray, W: np.ndarray, B: np.ndarray,
+                     target: np.ndarray, alpha: ArrayLike, offset: ArrayLike = 0.0,
+                     transfer: str = "linear", tau_ratio: float = 1.0
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Right-hand side of a layer pair inverting targets, in units of tau_system.
+
+    The system population holds the deviation x = h_{l-1} - target_{l-1} of
+    layer l-1's activity; the controller drives it until the forward pass of
+    the target moves layer l's activity by its own deviation x_l (up to the
+    leak)::
+
+        dx/dt = -x + B u
+        du/dt = r (-alpha u + g_l(a_l) - g_l(a_l - W x) - x_l)
+
+    For a linear g_l (and for the output layer, whose deviation is that of
+    a_L) it is `layer_rhs` (the circuit of errors) with delta_l = x_l.
+
+    Parameters
+    ----------
+    x : ndarray, shape (..., batch, d_{l-1})
+    u : ndarray, shape (..., batch, d_l)
+    W : ndarray, shape (..., d_l, d_{l-1})
+    B : ndarray, shape (..., d_{l-1}, d_l)
+    target : ndarray, shape (..., batch, d_l)
+        x_l.
+    alpha : float or ndarray of shape (...)
+    offset : ndarray, shape (..., batch, d_l)
+        a_l, the forward pass's pre-activation of layer l.
+    transfer : str
+        g_l ('linear' for the output layer).
+    tau_ratio : float
+        r = tau_system / tau_controller.
+
+    Returns
+    -------
+    d_x, d_u : ndarray
+    """
+    readout = shifted(transfer, offset, _apply(W, x))
+    return -x + _apply(B, u), tau_ratio * (-_leak(alpha) * u + readout - target)
+
+
+def _target_layers(pairs, offsets, transfers):
+    """Per layer pair j (W_{j+2}): the offset a_{j+2} and transfer g_{j+2} of its upper
+    layer; the output's (the last pair) is linear."""
+    return [(offsets[j + 1], transfers[j + 1]) if j < pairs - 1 else (0.0, "linear")
+            for j in range(pairs)]
+
+
+def target_chain_linear(weights: Sequence[np.ndarray], feedback: Sequence[np.ndarray],
+                        delta: np.ndarray, alpha: ArrayLike,
+                        slopes: Sequence[np.ndarray] | None = None) -> list[np.ndarray]:
+    """The linearised steady state of the chain inverting targets, from the output down.
+
+    To first order in the deviations (g(a) - g(a - z) ~ D z, D_l =
+    diag(g'(a_l)))::
+
+        x_{L-1} = B_L (W_L B_L - alpha I)^-1 delta_L
+        x_{l-1} = B_l (D_l W_l B_l - alpha I)^-1 x_l      (l < L)
+
+    the hidden errors of `di-targets` for small errors: the slope of layer l
+    sits inside the inversion of W_l, where DI of errors (Eq. 17)
+    multiplies the inverted error by the slope of layer l-1 afterwards. With
+    B_l = -W_l^T and invertible square layers, x_l = J_l^-1 delta_L with J_l =
+    d a_L / d h_l: the Gauss-Newton target. Without slopes (a linear network)
+    it is `chain_steady_state` without gains.
+
+    Parameters
+    ----------
+    weights : list of ndarray
+        W_2 .. W_L, each (..., d_l, d_{l-1}).
+    feedback : list of ndarray
+        B_2 .. B_L, each (..., d_{l-1}, d_l).
+    delta : ndarray, shape (..., batch, d_L)
+        The output's deviation (the output error).
+    alpha : float or ndarray
+        Leaks, as in the module's conventions.
+    slopes : list of ndarray or None
+        g'(a_1) .. g'(a_{L-1}), each (..., batch, d_l); None: ones.
+
+    Returns
+    -------
+    list of ndarray
+        x_1 .. x_{L-1} (delta_1 .. delta_{L-1}), each (..., batch, d_l).
+    """
+    if slopes is None:
+        return chain_steady_state(weights, feedback, delta, alpha)
+    pairs = len(weights)
+    leaks = _per_pair(alpha, pairs, np.ndim(weights[0]) - 2, "alpha")
+    deltas: list[np.ndarray] = []                  # from the top pair down
+    for j in range(pairs - 1, -1, -1):
+        if j == pairs - 1:
+            delta = layer_steady_state(weights[j], feedback[j], delta, leaks[j])
+        else:
+            W, B = weights[j][..., None, :, :], feedback[j][..., None, :, :]
+            A = (slopes[j + 1][..., :, None] * W) @ B             # (..., batch, d_l, d_l)
+            A = A - np.asarray(leaks[j], dtype=float)[..., None, None, None] \
+                * np.eye(A.shape[-1])
+            delta = (B @ _solve_rows(A, delta, "D W B")[..., None])[..., 0]
+        deltas.append(delta)
+    return deltas[::-1]
+
+
+def _solve_rows(A, rhs, label):
+    """Solve A x = rhs for one matrix per row: A (..., batch, m, m), rhs (..., batch, m)."""
+    try:
+        return np.linalg.solve(A, rhs[..., None])[..., 0]
+    except np.linalg.LinAlgError:
+        raise InputError(f"{label} - alpha I is singular for a sample: the circuit has no "
+                         "steady state there; use alpha > 0") from None
+
+
+NEWTON_TOL = 1e-12
+"""Relative residual at which `newton_rows` stops."""
+
+NEWTON_ITERATIONS = 100
+"""Most Newton steps of `newton_rows`."""
+
+
+def newton_rows(function: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
+                u: np.ndarray, tol: float = NEWTON_TOL, max_iter: int = NEWTON_ITERATIONS,
+                scale: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Solve F(u) = 0 row by row by Newton's method with backtracking.
+
+    Rows (samples) that Newton's method leaves above the tolerance (e.g.
+    where saturated units make the Jacobian nearly singular) are solved one
+    at a time by MINPACK's hybrid Powell method (`scipy.optimize.root`,
+    'hybr') from Newton's last iterate.
+
+    Parameters
+    ----------
+    function : callable
+        ``function(u) -> (F, dF)`` with F (..., batch, m) and its Jacobian
+        dF (..., batch, m, m), every row (sample) independent.
+    u : ndarray, shape (..., batch, m)
+        Start (e.g. the linearised solution).
+    tol : float
+        Stop when every row's |F| is below tol times its ``scale``.
+    max_iter : int
+    scale : ndarray or None
+        Per row, the size F is judged against (..., batch); None: 1.
+
+    Returns
+    -------
+    u : ndarray
+    converged : ndarray of bool, shape (..., batch)
+    """
+    F, dF = function(u)
+    scale = np.ones(F.shape[:-1]) if scale is None else np.maximum(scale, np.finfo(float).tiny)
+    norm = np.linalg.norm(F, axis=-1)
+    for _ in range(max_iter):
+        done = norm <= tol * scale
+        if done.all():
+            break
+        try:
+            step = np.linalg.solve(dF, F[..., None])[..., 0]
+        except np.linalg.LinAlgError:
+            break
+        step[done] = 0.0
+        size = np.ones(norm.shape)
+        for _ in range(30):  # halve the step until the residual falls (per row)
+            trial = u - size[..., None] * step
+            new = np.linalg.norm(function(trial)[0], axis=-1)
+            worse = ~(new < norm) & ~done
+            if not worse.any():
+                break
+            size[worse] *= 0.5
+        improved = (new < norm)[..., None]
+        u = np.where(improved, trial, u)
+        F, dF = function(u)
+        norm = np.linalg.norm(F, axis=-1)
+    converged = norm <= tol * scale
+    u = u.copy()
+    for index in zip(*np.nonzero(~converged)):
+        start = u.copy()
+
+        def row(v, index=index, start=start):
+            trial = start.copy()
+            trial[index] = v
+            F_row, dF_row = function(trial)
+            return F_row[index], dF_row[index]
+
+        found = root(row, start[index], jac=True, method="hybr", options={"xtol": 1e-14})
+        if np.linalg.norm(row(found.x)[0]) < norm[index]:
+            u[index] = found.x
+    norm = np.linalg.norm(function(u)[0], axis=-1)
+    return u, norm <= tol * scale
+
+
+def target_pair_state(W: np.ndarray, B: np.ndarray, delta: np.ndarray, alpha: ArrayLike,
+                      offset: ArrayLike = 0.0, transfer: str = "linear",
+                      start: np.ndarray | None = None
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The exact steady state of one layer pair inverting targets (`target_layer_rhs`).
+
+    Solves ``g(a_l) - g(a_l - W B u) = x_l + alpha u`` for u, sample by
+    sample, by Newton's method (`newton_rows`) from ``start`` (default: the
+    linearised solution); the deviation is x_{l-1} = B u.
+
+    Parameters
+    ----------
+    W : ndarray, shape (..., d_l, d_{l-1})
+    B : ndarray, shape (..., d_{l-1}, d_l)
+    delta : ndarray, shape (..., batch, d_l)
+        x_l, the deviation of layer l.
+    alpha : float or ndarray of shape (...)
+    offset : ndarray, shape (..., batch, d_l)
+        a_l.
+    transfer : str
+        g_l.
+    start : ndarray or None
+        First guess of u.
+
+    Returns
+    -------
+    x : ndarray, shape (..., batch, d_{l-1})
+    u : ndarray, shape (..., batch, d_l)
+    converged : ndarray of bool, shape (..., batch)
+    """
+    leak = np.asarray(alpha, dtype=float)[..., None, None, None]
+    WB = (W @ B)[..., None, :, :]
+    eye = np.eye(W.shape[-2])
+
+    def function(u):
+        z = _apply(W, _apply(B, u))
+        F = shifted(transfer, offset, z) - delta - _leak(alpha) * u
+        dF = _shifted_slope(transfer, offset, z)[..., :, None] * WB - leak * eye
+        return F, dF
+
+    if start is None:
+        slopes = _shifted_slope(transfer, offset, np.zeros_like(delta))
+        start = _solve_rows(slopes[..., :, None] * WB - leak * eye, delta, "D W B")
+    u, converged = newton_rows(function, start, scale=np.linalg.norm(delta, axis=-1))
+    return _apply(B, u), u, converged
+
+
+def target_chain_state(weights: Sequence[np.ndarray], feedback: Sequence[np.ndarray],
+                       delta: np.ndarray, alpha: ArrayLike, offsets: Sequence[np.ndarray],
+                       transfers: Sequence[str]) -> tuple[list[np.ndarray], np.ndarray]:
+    """The exact steady state of the chain inverting targets: `ndi-targets`.
+
+    From the output down, each layer pair's `target_pair_state` (the top
+    pair's linear: the output's deviation is that of a_L), whose settled
+    deviation x_{l-1} is the deviation wanted of the pair below.
+
+    Parameters
+    ----------
+    weights : list of ndarray
+        W_2 .. W_L, each (..., d_l, d_{l-1}).
+    feedback : list of ndarray
+        B_2 .. B_L.
+    delta : ndarray, shape (..., batch, d_L)
+    alpha : float or ndarray
+        Leaks, as in the module's conventions.
+    offsets : list of ndarray
+        a_1 .. a_{L-1}, each (..., batch, d_l).
+    transfers : sequence of str
+        g_1 .. g_{L-1}.
+
+    Returns
+    -------
+    deltas : list of ndarray
+        x_1 .. x_{L-1} (delta_1 .. delta_{L-1}).
+    converged : ndarray of bool, shape (..., batch)
+        Whether Newton's method converged for every layer of a sample.
+    """
+    pairs = len(weights)
+    leaks = _per_pair(alpha, pairs, np.ndim(weights[0]) - 2, "alpha")
+    layers = _target_layers(pairs, offsets, transfers)
+    deltas: list[np.ndarray] = []                  # from the top pair down
+    converged = np.ones(np.shape(delta)[:-1], dtype=bool)
+    for j in range(pairs - 1, -1, -1):
+        offset, transfer = layers[j]
+        delta, _, ok = target_pair_state(weights[j], feedback[j], delta, leaks[j], offset,
+                                         transfer)
+        deltas.append(delta)
+        converged &= ok
+    return deltas[::-1], converged
+
+
+def direct_leak(alpha: ArrayLike, kp: float) -> np.ndarray:
+    """The effective leak alpha / (1 + alpha k_p) of a controller with a proportional part.
+
+    With u = u_i + k_p e and tau du_i/dt = e - alpha u_i, the steady state
+    e = alpha u_i gives u = (1 + alpha k_p) u_i, so e = alpha / (1 + alpha k_p) u.
+    """
+    alpha = np.asarray(alpha, dtype=float)
+    return alpha / (1.0 + alpha * float(kp))
+
+
+def direct_jacobians(weights: Sequence[np.ndarray],
+                     slopes: Sequence[np.ndarray] | None = None) -> list[np.ndarray]:
+    """J_l = d a_L / d a_l of the linearised forward chain: what Q_l is compared with.
+
+    ::
+
+        J_{L-1} = W_L D_{L-1},   J_{l-1} = J_l W_l D_{l-1}
+
+    with D_l = diag(g'(a_l)) (ones without slopes, the Jacobian at the origin
+    of a tanh network).
+
+    Parameters
+    ----------
+    weights : list of ndarray
+        W_2 .. W_L, each (..., d_l, d_{l-1}).
+    slopes : list of ndarray or None
+        g'(a_1) .. g'(a_{L-1}), each (..., batch, d_l); None: ones.
+
+    Returns
+    -------
+    list of ndarray
+        J_1 .. J_{L-1}, each (..., d_L, d_l), with a batch axis before the
+        last two when ``slopes`` are given.
+    """
+    jacobians: list[np.ndarray] = []               # from the top layer down
+    for j in range(len(weights) - 1, -1, -1):
+        W = weights[j] if slopes is None else weights[j][..., None, :, :]
+        J = W if not jacobians else jacobians[-1] @ W
+        if slopes is not None:
+            J = J * slopes[j][..., None, :]
+        jacobians.append(J)
+    return jacobians[::-1]
+
+
+def direct_steady_state(weights: Sequence[np.ndarray], Q: Sequence[np.ndarray],
+                        delta: np.ndarray, alpha: ArrayLike, kp: float = 0.0,
+                        slopes: Sequence[np.ndarray] | None = None
+                        ) -> tuple[list[np.ndarray], np.ndarray]:
+    """The linearised steady state of direct feedback control (DFC): `ndfc` for small errors.
+
+    One controller at the output, u = u_i + k_p e with tau_u du_i/dt =
+    e - alpha u_i and e = delta_L - y, feeds every hidden layer through Q_l
+    while the (linearised) forward dynamics run (`direct_rhs`). At rest
+    (Meulemans et al. 2021)::
+
+        u = (J Q + alpha' I)^-1 delta_L,   J Q = sum_l J_l Q_l,
+        alpha' = alpha / (1 + alpha k_p)   (`direct_leak`),
+        delta_l = Q_l u                    (the feedback's part of layer l)
+
+    with J_l = d a_L / d a_l (`direct_jacobians`).
+
+    Parameters
+    ----------
+    weights : list of ndarray
+        W_2 .. W_L, each (..., d_l, d_{l-1}).
+    Q : list of ndarray
+        Q_1 .. Q_{L-1}, each (..., d_l, d_L).
+    delta : ndarray, shape (..., batch, d_L)
+    alpha : float or ndarray of shape (...)
+    kp : float
+        Proportional gain k_p.
+    slopes : list of ndarray or None
+        g'(a_1) .. g'(a_{L-1}), each (..., batch, d_l); None: ones.
+
+    Returns
+    -------
+    deltas : list of ndarray
+        delta_1 .. delta_{L-1}, each (..., batch, d_l).
+    u : ndarray, shape (..., batch, d_L)
+
+    Raises
+    ------
+    InputError
+        When J Q + alpha' I is singular.
+    """
+    jacobians = direct_jacobians(weights, slopes)
+    leak = direct_leak(alpha, kp)
+    if slopes is None:
+        A = sum(J @ q for J, q in zip(jacobians, Q))
+        A = A + np.asarray(leak)[..., None, None] * np.eye(A.shape[-1])
+        u = np.swapaxes(_solve_direct(A, np.swapaxes(delta, -1, -2)), -1, -2)
+    else:
+        A = sum(J @ q[..., None, :, :] for J, q in zip(jacobians, Q))
+        A = A + np.asarray(leak)[..., None, None, None] * np.eye(A.shape[-1])
+        u = _solve_direct(A, delta[..., None])[..., 0]
+    return [_apply(q, u) for q in Q], u
+
+
+def _solve_direct(A, rhs):
+    try:
+        return np.linalg.solve(A, rhs)
+    except np.linalg.LinAlgError:
+        raise InputError("J Q + alpha I is singular: direct feedback control has no steady "
+                         "state; use alpha > 0 or feedback Q of full rank") from None
+
+
+def direct_forward(weights: Sequence[np.ndarray], Q: Sequence[np.ndarray], u: np.ndarray,
+                   offsets: Sequence[np.ndarray] | None = None,
+                   transfers: Sequence[str] | None = None
+                   ) -> tuple[list[np.ndarray], np.ndarray, list[np.ndarray]]:
+    """The deviations and the output that a control signal u holds at rest.
+
+    ::
+
+        x_1 = Q_1 u,   x_l = W_l [g(a_{l-1}) - g(a_{l-1} - x_{l-1})] + Q_l u,
+        y = W_L [g(a_{L-1}) - g(a_{L-1} - x_{L-1})]
+
+    (linear g: x_l = W_l x_{l-1} + Q_l u).
+
+    Returns
+    -------
+    hidden : list of ndarray
+        x_1 .. x_{L-1}.
+    y : ndarray
+    sensitivity : list of ndarray
+        d x_l / d u per sample, (..., batch, d_l, d_L), and last d y / d u.
+    """
+    transfers = ["linear"] * len(Q) if transfers is None else list(transfers)
+    offsets = [np.zeros(1)] * len(Q) if offsets is None else offsets
+    hidden: list[np.ndarray] = []
+    sensitivity: list[np.ndarray] = []
+    x = dx = own = eye = np.zeros(0)
+    for l in range(len(weights) + 1):
+        if l < len(Q):
+            own = _apply(Q[l], u)
+            eye = np.broadcast_to(Q[l][..., None, :, :], u.shape[:-1] + Q[l].shape[-2:])
+        if l == 0:
+            x, dx = own, eye
+        else:
+            W = weights[l - 1]
+            slope = _shifted_slope(transfers[l - 1], offsets[l - 1], x)
+            drive = _apply(W, shifted(transfers[l - 1], offsets[l - 1], x))
+            ddrive = W[..., None, :, :] @ (slope[..., :, None] * dx)
+            if l == len(Q):
+                return hidden, drive, sensitivity + [ddrive]
+            x, dx = drive + own, ddrive + eye
+        hidden.append(x)
+        sensitivity.append(dx)
+    raise InputError("direct feedback control needs at least one hidden layer")
+
+
+def direct_state(weights: Sequence[np.ndarray], Q: Sequence[np.ndarray], delta: np.ndarray,
+                 alpha: ArrayLike, kp: float = 0.0,
+                 offsets: Sequence[np.ndarray] | None = None,
+                 transfers: Sequence[str] | None = None
+                 ) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+    """The exact steady state of direct feedback control with the forward nonlinearity: `ndfc`.
+
+    Solves ``delta_L - y(u) = alpha' u`` (`direct_forward`, `direct_leak`)
+    for the control signal, sample by sample, by Newton's method from the
+    linearised solution (`direct_steady_state` with slopes g'(a_l)). The
+    hidden errors are the feedback's part Q_l u of every layer's deviation.
+
+    Parameters
+    ----------
+    weights, Q, delta, alpha, kp
+        As in `direct_steady_state`.
+    offsets : list of ndarray or None
+        a_1 .. a_{L-1}, each (..., batch, d_l).
+    transfers : sequence of str or None
+        g_1 .. g_{L-1}; None: linear.
+
+    Returns
+    -------
+    deltas : list of ndarray
+        delta_1 .. delta_{L-1} = Q_l u.
+    u : ndarray
+    converged : ndarray of bool, shape (..., batch)
+    """
+    if transfers is None or all(t == "linear" for t in transfers):
+        deltas, u = direct_steady_state(weights, Q, delta, alpha, kp)
+        return deltas, u, np.ones(np.shape(delta)[:-1], dtype=bool)
+    if offsets is None:
+        raise InputError("a nonlinear network's direct control needs the offsets a_1 .. a_(L-1)")
+    slopes = [_shifted_slope(t, a, np.zeros_like(a)) for t, a in zip(transfers, offsets)]
+    _, start = direct_steady_state(weights, Q, delta, alpha, kp, slopes)
+    leak = direct_leak(alpha, kp)
+    eye = np.eye(np.shape(delta)[-1])
+
+    def function(u):
+        _, y, sensitivity = direct_forward(weights, Q, u, offsets, transfers)
+        F = y + _leak(leak) * u - delta
+        return F, sensitivity[-1] + np.asarray(leak)[..., None, None, None] * eye
+
+    u, converged = newton_rows(function, start, scale=np.linalg.norm(delta, axis=-1))
+    return [_apply(q, u) for q in Q], u, converged
+
+
+def direct_rhs(hidden: Sequence[np.ndarray], u_i: np.ndarray, weights: Sequence[np.ndarray],
+               Q: Sequence[np.ndarray], delta: np.ndarray, alpha: ArrayLike, kp: float = 0.0,
+               tau_ratio: float = 1.0, offsets: Sequence[np.ndarray] | None = None,
+               transfers: Sequence[str] | None = None
+               ) -> tuple[list[np.ndarray], np.ndarray]:
+    """Right-hand side of direct feedback control, in units of tau_system (tau_v).
+
+    In the orientation of errors (deviations x_l = a_l - target_l, Meulemans
+    et al. 2021's controller and sign conventions)::
+
+        dx_1/dt = -x_1 + Q_1 u
+        dx_l/dt = -x_l + W_l [g(a_{l-1}) - g(a_{l-1} - x_{l-1})] + Q_l u
+        e = delta_L - W_L [g(a_{L-1}) - g(a_{L-1} - x_{L-1})]
+        u = u_i + k_p e,     du_i/dt = r (e - alpha u_i)
+
+    with r = tau_v / tau_u. Zero exactly at the steady state of `direct_state`.
+
+    Parameters
+    ----------
+    hidden : list of ndarray
+        x_1 .. x_{L-1}, each (..., batch, d_l).
+    u_i : ndarray, shape (..., batch, d_L)
+        The controller's integral part.
+    weights, Q, delta, alpha, kp
+        As in `direct_steady_state`.
+    tau_ratio : float
+        r.
+    offsets, transfers
+        As in `direct_state`.
+
+    Returns
+    -------
+    d_hidden : list of ndarray
+    d_u_i : ndarray
+    """
+    transfers = ["linear"] * len(Q) if transfers is None else list(transfers)
+    offsets = [np.zeros(1)] * len(Q) if offsets is None else offsets
+    error = delta - _apply(weights[-1], shifted(transfers[-1], offsets[-1], hidden[-1]))
+    u = u_i + kp * error
+    d_hidden = [-hidden[0] + _apply(Q[0], u)]
+    for l in range(1, len(Q)):
+        forward = _apply(weights[l - 1], shifted(transfers[l - 1], offsets[l - 1], hidden[l - 1]))
+        d_hidden.append(-hidden[l] + forward + _apply(Q[l], u))
+    return d_hidden, tau_ratio * (error - _leak(alpha) * u_i)
+
+
+def direct_jacobian(weights: Sequence[np.ndarray], Q: Sequence[np.ndarray], alpha: float,
+                    kp: float = 0.0, tau_ratio: float = 1.0,
+                    slopes: Sequence[np.ndarray] | None = None) -> np.ndarray:
+    """Jacobian of `direct_rhs` (linearised), states (x_1, .., x_{L-1}, u_i).
+
+    With the forward shift A (blocks W_l D_{l-1} below the diagonal), the
+    readout C x = W_L D_{L-1} x_{L-1} and Q = [Q_1; ..; Q_{L-1}]::
+
+        J = [[-I + A - k_p Q C,   Q      ],
+             [-r C,               -r alpha I]]
+
+    Parameters
+    ----------
+    weights : list of ndarray
+        W_2 .. W_L, each (d_l, d_{l-1}).
+    Q : list of ndarray
+        Q_1 .. Q_{L-1}, each (d_l, d_L).
+    alpha, kp, tau_ratio : float
+    slopes : list of ndarray or None
+        g'(a_1) .. g'(a_{L-1}) of one sample, each (d_l,); None: ones (at rest).
+
+    Returns
+    -------
+    ndarray
+    """
+    widths = [q.shape[0] for q in Q]
+    d_out = Q[0].shape[1]
+    starts = np.concatenate([[0], np.cumsum(widths)])
+    n = starts[-1]
+    J = np.zeros((n + d_out, n + d_out))
+    J[:n, :n] = -np.eye(n)
+    for l in range(1, len(Q)):
+        W = weights[l - 1] if slopes is None else weights[l - 1] * slopes[l - 1]
+        J[starts[l]:starts[l + 1], starts[l - 1]:starts[l]] = W
+    C = np.zeros((d_out, n))
+    C[:, starts[-2]:] = weights[-1] if slopes is None else weights[-1] * slopes[-1]
+    stacked = np.concatenate(Q, axis=0)
+    J[:n, :n] -= float(kp) * stacked @ C
+    J[:n, n:] = stacked
+    J[n:, :n] = -tau_ratio * C
+    J[n:, n:] = -tau_ratio * float(alpha) * np.eye(d_out)
+    return J
+
+
+def direct_abscissa(weights: Sequence[np.ndarray], Q: Sequence[np.ndarray], alpha: ArrayLike,
+                    kp: float = 0.0, tau_ratio: float = 1.0) -> float | np.ndarray:
+    """Largest real part of the eigenvalues of `direct_jacobian` at rest (negative: stable).
+
+    Accepts stacks: W_l (n, d_l, d_{l-1}), Q_l (n, d_l, d_L) and alpha (n,)
+    give one value per problem.
+    """
+    if np.ndim(Q[0]) == 2:
+        J = direct_jacobian(weights, Q, float(np.asarray(alpha)), kp, tau_ratio)
+        return float(np.linalg.eigvals(J).real.max())
+    alphas = np.broadcast_to(np.asarray(alpha, dtype=float), (np.shape(Q[0])[0],))
+    return np.array([direct_abscissa([W[k] for W in weights], [q[k] for q in Q], alphas[k],
+                                     kp, tau_ratio) for k in range(len(alphas))])

@@ -56,8 +56,8 @@ print(f"gained system: largest |circuit - Eq. (10) with 2 B|: "
 # from the closed form. The settled value of a spiking block is its readout
 # averaged over the last fifth of the run. The registered name ``"scn"`` has
 # 32 neurons per dimension (`scn_population` sets others). The run is 40 tau
-# of the populations' 10 ms (20000 steps of 0.02 ms), as in the README's
-# reference case.
+# of the populations' 10 ms (20000 steps of 0.02 ms), as in the reference case
+# of :ref:`spiking-reference-case`.
 W1 = rng.normal(0, np.sqrt(1 / 10), (10, 20))
 B1 = -W1.T
 delta1 = rng.normal(size=(1, 10))

@@ -19,8 +19,10 @@ from dinv.errors import InputError
 from dinv.experiments import classification
 from dinv.experiments.datasets import load_dataset
 from dinv.experiments.models_spec import (
+    DIRECT_SETTINGS,
     ModelSpec,
     circuit_options,
+    own_settings,
     rinit_options,
     select_models,
 )
@@ -48,6 +50,12 @@ MODELS = tuple(
         ModelSpec(f"PBP {init}", "pbp"),
         ModelSpec(f"NDI {init}", "ndi", R_ALPHA, "stable-random"),
         ModelSpec(f"DI {init}", "di", R_ALPHA, "stable-random"),
+        # Beyond the paper, run when named: inversion of targets (R-Init, shared with
+        # NDI and DI) and direct feedback control (Q_l = J_l^T).
+        ModelSpec(f"NDI-T {init}", "ndi-targets", R_ALPHA, "stable-random", optional=True),
+        ModelSpec(f"DI-T {init}", "di-targets", R_ALPHA, "stable-random", optional=True),
+        ModelSpec(f"NDFC {init}", "ndfc", 0.0015, "transpose", optional=True),
+        ModelSpec(f"DFC {init}", "dfc", 0.0015, "transpose", optional=True),
     )
 )
 
@@ -75,6 +83,8 @@ DEFAULTS = {
     # SSA descent on 500-wide layers takes hours (2r x 2r Lyapunov solves);
     # the spectral shift reaches the same target in seconds.
     "rinit": {"target": -0.01, "method": "shift"},
+    # DI of targets and DFC (optional models): Meulemans et al. (2021)'s toy settings.
+    **DIRECT_SETTINGS,
     "images": 8,
     "tsne_samples": 2000,
     "tsne_models": ["BP orthogonal", "DI uniform"],
@@ -148,7 +158,9 @@ def run(config, progress=True, folder=None, resume=None, stop=None):
     shared = {init: {} for init in INITS}
     rinit = rinit_options(config, circuit_options(config), len(sizes) - 1)
     learners = [spec.learner(bases[_init_of(spec.name)], config["seed"], rinit,
-                             shared[_init_of(spec.name)]) for spec in specs]
+                             shared[_init_of(spec.name)], rule=own_settings(config, spec)[0],
+                             circuit=own_settings(config, spec)[1])
+                for spec in specs]
     eval_train = x_train[:int(config["eval_train_samples"])]
 
     def error(net, x):

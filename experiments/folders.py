@@ -29,8 +29,9 @@ from dinv.experiments.supervised import CHECKPOINT
 LOCK = ".dinv.lock"
 """File name of the lock inside an output folder."""
 
-RUN_FILES = (RESULTS, FIGURE, CHECKPOINT)
-"""The files a run writes into its folder (``--overwrite`` removes them first)."""
+RUN_FILES = (RESULTS, FIGURE, CHECKPOINT, "null_share.png")
+"""The files a run writes into its folder (``--overwrite`` removes them first; the last:
+the second-order study's second figure)."""
 
 
 def _process_alive(pid):

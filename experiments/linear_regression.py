@@ -23,7 +23,12 @@ errors are normalised like the others'.
 import numpy as np
 
 from dinv.errors import InputError
-from dinv.experiments.models_spec import SPIKING_SETTINGS, ModelSpec
+from dinv.experiments.models_spec import (
+    DIRECT_DESCRIPTIONS,
+    DIRECT_SETTINGS,
+    SPIKING_SETTINGS,
+    ModelSpec,
+)
 from dinv.experiments.regression import protocol_run
 from dinv.experiments.settings import (
     CIRCUIT_DEFAULTS,
@@ -54,7 +59,22 @@ SPIKING_MODELS = (
 )
 """Spiking DI and NDI at their leak, their exact counterpart."""
 
-MODELS = RATE_MODELS + SPIKING_MODELS
+TARGET_MODELS = (
+    ModelSpec("NDI-T a=0.01", "ndi-targets", 0.01, "transpose", optional=True),
+    ModelSpec("DI-T a=0.01", "di-targets", 0.01, "transpose", optional=True),
+    ModelSpec("NDFC a=0.0015", "ndfc", 0.0015, "transpose", optional=True),
+    ModelSpec("DFC a=0.0015", "dfc", 0.0015, "transpose", optional=True),
+)
+"""Beyond the paper, run when named (``--models``): inversion of targets (NDI-T,
+DI-T; Tr-Init) and direct feedback control (NDFC, DFC; Q_l = J_l^T, the leak and
+the other settings of Meulemans et al. 2021's toy, ``dfc_*``)."""
+
+MODELS = RATE_MODELS + SPIKING_MODELS + TARGET_MODELS
+
+SIMULATED = frozenset({"di", "di-targets", "dfc"})
+"""Rules whose curves of the circuit the figure draws."""
+FEEDBACK = frozenset({"di", "ndi", "di-targets", "ndi-targets", "dfc", "ndfc"})
+"""Rules whose feedback angle the figure draws (DFC: angle(Q_l, J_l^T))."""
 
 DEFAULTS = {
     "seed": 0,
@@ -88,6 +108,8 @@ DEFAULTS = {
     # radii, and the updates they train on (see dinv.experiments.models_spec): all of
     # them in the full protocol (a few minutes), the first 100 in --quick.
     **SPIKING_SETTINGS,
+    # DI of targets and DFC (optional models): Meulemans et al. (2021)'s toy settings.
+    **DIRECT_SETTINGS,
 }
 QUICK = {"samples": 300, "fixed_norm_samples": 300, "spiking_updates": 100}
 
@@ -121,6 +143,7 @@ DESCRIPTIONS = {
                              "component of each sample's closed-form state",
     "spiking_updates": "updates the spiking DI models train on, the first of the pass "
                        "(null: all)",
+    **DIRECT_DESCRIPTIONS,
 }
 """One line per setting (``dinv run linear-regression --help``)."""
 
@@ -183,12 +206,12 @@ def figure(results):
     fixed = results["config"]["fixed_norm"]
     panels = (
         Panel("stability of DI: Jacobian abscissa (paper Fig. 3c)", "eigenvalue",
-              "max real eigenvalue", frozenset({"di"}), zero_line=True),
+              "max real eigenvalue", SIMULATED, zero_line=True),
         Panel("angle(delta_DI, delta_NDI) (Fig. 3d)", "angle_ndi",
-              "angle (deg; below 1e-6, rounding: drawn at 1e-6)", frozenset({"di"}), log=True),
-        Panel("angle(B, -W^T) (Fig. 3e)", "angle_B", "angle (deg)", frozenset({"di", "ndi"})),
+              "angle (deg; below 1e-6, rounding: drawn at 1e-6)", SIMULATED, log=True),
+        Panel("angle(B, -W^T) (Fig. 3e; DFC: Q, J^T)", "angle_B", "angle (deg)", FEEDBACK),
         Panel("angle(delta_DI, delta_PBP) (Fig. 3f)", "angle_pbp", "angle (deg)",
-              frozenset({"di"}), median=True),
+              SIMULATED, median=True),
     )
     return regression_figure(results["nmse"], results["curves"], results["rules"], panels,
                              "NMSE, fixed-norm updates (paper Fig. 3b)" if fixed

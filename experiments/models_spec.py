@@ -11,9 +11,9 @@ from dinv.circuits import SettleOptions
 from dinv.circuits.populations import get_population_model, pid_controller, pid_gains
 from dinv.errors import InputError
 from dinv.experiments.settings import PID_DEFAULTS
-from dinv.models.initialisation import init_feedback, init_loop_feedback
-from dinv.models.rules import get_rule
-from dinv.models.stabilise import stable_random_feedback
+from dinv.models.initialisation import init_direct_feedback, init_feedback, init_loop_feedback
+from dinv.models.rules import Rule, get_rule
+from dinv.models.stabilise import stable_random_direct_feedback, stable_random_feedback
 from dinv.models.training import Learner
 
 
@@ -133,6 +133,79 @@ def spiking_circuit(config, population):
                          settle_tol=config.get("settle_tol", 1e-3))
 
 
+DIRECT_SETTINGS = {
+    # Meulemans et al. (2021), the published toy configuration of Deep Feedback Control
+    # (configs/toy_experiments/configs_fig3/config_dfc.py of their release):
+    # k_p 1.5, time_constant_ratio tau_v / tau_u 0.2, dt_di 0.005 tau_u (0.025 tau_v),
+    # tmax_di 1000 steps, target_stepsize 0.05.
+    "dfc_kp": 1.5,
+    "dfc_tau_ratio": 0.2,
+    "dfc_dt": 0.025,
+    "dfc_steps": 1000,
+    "target_step": 0.05,
+}
+"""Settings of the models of direct feedback control (`direct_circuit`) and of the
+rules of targets (``target_step``), and their defaults."""
+
+DIRECT_DESCRIPTIONS = {
+    "dfc_kp": "DFC: proportional gain k_p of the output controller (Meulemans et al. 2021: 1.5)",
+    "dfc_tau_ratio": "DFC: tau_system / tau_controller (Meulemans et al. 2021: 0.2)",
+    "dfc_dt": "DFC: Euler step in units of tau_system (Meulemans et al. 2021: 0.005 tau_u)",
+    "dfc_steps": "DFC: Euler steps of a settle (Meulemans et al. 2021: 1000)",
+    "target_step": "DI of targets and DFC: the output target is a_L - target_step * delta_L "
+                   "(Meulemans et al. 2021: 0.05)",
+}
+"""One line per setting of `DIRECT_SETTINGS`."""
+
+
+def _setting(config, key):
+    return config.get(key, DIRECT_SETTINGS[key])
+
+
+def direct_circuit(config: dict) -> SettleOptions:
+    """The `SettleOptions` of a DFC model: ``dfc_steps`` of ``dfc_dt`` (units of
+    tau_system), tau_controller = tau_system / ``dfc_tau_ratio``, the experiment's
+    system model and a rate controller (which the circuit gives the rule's k_p);
+    ``on_unsettled`` and ``settle_tol`` as the experiment's."""
+    tau_system = 10 * ms
+    return SettleOptions(steps=_setting(config, "dfc_steps"), dt=_setting(config, "dfc_dt"),
+                         tau_system=tau_system,
+                         tau_controller=tau_system / _setting(config, "dfc_tau_ratio"),
+                         system=config.get("system", "rate-system"),
+                         on_unsettled=config.get("on_unsettled", "ignore"),
+                         settle_tol=config.get("settle_tol", 1e-3))
+
+
+def own_settings(config: dict, spec: "ModelSpec") -> tuple[Rule, SettleOptions | None]:
+    """The rule and circuit of a model that has settings of its own, from the experiment's.
+
+    Rules of targets get ``target_step``; DFC and NDFC get ``dfc_kp`` and
+    their own circuit (`direct_circuit`: NDFC, which has none, keeps its time
+    constants for its stability checks); spiking DI its spiking circuit
+    (`spiking_circuit`).
+
+    Returns
+    -------
+    rule : Rule
+    circuit : SettleOptions or None
+    """
+    rule = get_rule(spec.rule)
+    changes = {}
+    if rule.target_step is not None:
+        changes["target_step"] = _setting(config, "target_step")
+    if rule.kp is not None:
+        changes["kp"] = _setting(config, "dfc_kp")
+    rule = rule.with_settings(**changes) if changes else rule
+    if spec.population is not None:
+        if rule.feedback == "direct" and rule.kp:
+            raise InputError(f"model {spec.name!r}: a spiking controller has no proportional "
+                             "part; set dfc_kp to 0 for spiking DFC")
+        return rule, spiking_circuit(config, spec.population)
+    if rule.feedback == "direct":
+        return rule, direct_circuit(config)
+    return rule, None
+
+
 def pair_controllers(options, pairs):
     """Per layer pair, the PID gains of its controller in ``options``, for R-Init.
 
@@ -181,12 +254,13 @@ class ModelSpec:
     name : str
         Label in results and figures.
     rule : str
-        Backward rule ('bp', 'fa', 'pbp', 'ndi', 'di').
+        Backward rule (a name of `dinv.models.rules.RULES`).
     alpha : float
-        Controller leak (NDI, DI).
+        Controller leak (NDI, DI, SLDI, DI of targets, DFC).
     feedback : str or None
-        Feedback init ('transpose' = Tr-Init, 'random' = FA's U(-0.5, 0.5),
-        'stable-random' = R-Init: random, then stabilised for this alpha).
+        Feedback init ('transpose' = Tr-Init, for DFC Q_l = J_l^T; 'random' =
+        FA's U(-0.5, 0.5); 'stable-random' = R-Init: random, then stabilised
+        for this alpha).
     architecture : str
         DI chain, 'sequential' (the paper's) or 'repeat'.
     controller : str
@@ -196,6 +270,9 @@ class ModelSpec:
         'lif') of every system and controller, with the experiment's
         ``spiking_*`` settings (`spiking_circuit`); None: the experiment's
         populations (``system``, ``controller``).
+    optional : bool
+        Runs only when named in the experiment's ``models`` (models beyond
+        the paper's figure, e.g. DI of targets and DFC).
     """
 
     name: str
@@ -205,9 +282,12 @@ class ModelSpec:
     architecture: str = "sequential"
     controller: str = "linear"
     population: str = None
+    optional: bool = False
 
-    def learner(self, net, seed, stabilise=None, shared=None, circuit=None, margin=1.5):
-        """A `Learner` training a copy of ``net`` with this model's rule.
+    def learner(self, net, seed, stabilise=None, shared=None, circuit=None, margin=1.5,
+                rule=None):
+        """A `Learner` training a copy of ``net`` with this model's rule (or ``rule``, the
+        same rule with the experiment's settings, `own_settings`).
 
         Random feedback is drawn from a generator seeded by ``seed`` and the
         model's name (R-Init: by its alpha), so a model starts the same
@@ -218,14 +298,18 @@ class ModelSpec:
         and SLDI models with R-Init start from the same stabilised B (as in the
         paper). ``circuit`` (a `SettleOptions` or None) and ``margin`` are the
         learner's own circuit settings and radius margin (`Learner.circuit`).
+        DFC feedback: 'transpose' is Q_l = J_l^T at the origin, 'stable-random'
+        random Q stabilised for the learner's circuit (`stable_random_direct_feedback`).
         """
-        rule = get_rule(self.rule)
+        rule = get_rule(self.rule if rule is None else rule)
         net = net.copy()
         feedback = []
         if rule.feedback:
             if self.feedback is None:
                 raise InputError(f"model {self.name!r} ({self.rule}) needs a feedback init")
-            if self.feedback == "stable-random":
+            if rule.feedback == "direct":
+                feedback = self._direct_feedback(rule, net, seed, stabilise, shared, circuit)
+            elif self.feedback == "stable-random":
                 shared = {} if shared is None else shared
                 key = ("stable-random", self.alpha)
                 if key not in shared:
@@ -247,8 +331,21 @@ class ModelSpec:
             else:
                 rng = _generator(seed, self.name)
                 feedback = [init_feedback(W, self.feedback, rng) for W in net.weights[1:]]
-        return Learner(self.name, self.rule, net, feedback, self.alpha, self.architecture,
+        return Learner(self.name, rule, net, feedback, self.alpha, self.architecture,
                        self.controller, circuit, margin)
+
+    def _direct_feedback(self, rule, net, seed, stabilise, shared, circuit):
+        """Q_1 .. Q_{L-1} of a DFC model (R-Init shared by the DFC models of one alpha)."""
+        if self.feedback != "stable-random":
+            return init_direct_feedback(net.weights, self.feedback, _generator(seed, self.name))
+        ratio = 1.0 if circuit is None else float(circuit.tau_system / circuit.tau_controller)
+        shared = {} if shared is None else shared
+        key = ("stable-random-direct", self.alpha, rule.kp, ratio)
+        if key not in shared:
+            shared[key] = stable_random_direct_feedback(
+                net.weights, self.alpha, _generator(seed, f"R-Init direct {self.alpha!r}"),
+                kp=rule.kp or 0.0, tau_ratio=ratio, **(stabilise or {}))
+        return [Q.copy() for Q in shared[key]]
 
 
 def _generator(seed, label):
@@ -257,9 +354,10 @@ def _generator(seed, label):
 
 
 def select_models(specs, names):
-    """The specs whose names are in ``names`` (all when ``names`` is None)."""
+    """The specs whose names are in ``names`` (when ``names`` is None, all but the
+    optional ones, which run only when named)."""
     if names is None:
-        return list(specs)
+        return [spec for spec in specs if not spec.optional]
     if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
         raise InputError(f"models must be a list of model names, got {names!r}")
     known = {s.name: s for s in specs}

@@ -20,7 +20,7 @@ MODELS = linear_regression.RATE_MODELS + (
     ModelSpec("SLDI a=0.01", "sldi", 0.01, "transpose"),
     ModelSpec("SLDI a=0.001", "sldi", 0.001, "transpose"),
     ModelSpec("SLDI R-Init a=0.01", "sldi", 0.01, "stable-random"),
-)
+) + linear_regression.TARGET_MODELS
 
 DEFAULTS = {
     **{k: v for k, v in linear_regression.DEFAULTS.items()
@@ -71,11 +71,12 @@ def figure(results):
     from dinv.analysis.figures import Panel, regression_figure
 
     panels = (
-        Panel("stability (DI: per layer; SLDI: loop) (paper Fig. 3h)", "eigenvalue",
-              "max real eigenvalue", frozenset({"di", "sldi"}), zero_line=True),
+        Panel("stability (DI: per layer; SLDI, DFC: loop) (paper Fig. 3h)", "eigenvalue",
+              "max real eigenvalue", linear_regression.SIMULATED | {"sldi"}, zero_line=True),
         Panel("angle(delta_DI, delta_NDI) (Fig. 3i)", "angle_ndi", "angle (deg)",
-              frozenset({"di"}), log=True, median=True),
-        Panel("angle(B, -W^T) (Fig. 3j)", "angle_B", "angle (deg)", frozenset({"di", "ndi"})),
+              linear_regression.SIMULATED, log=True, median=True),
+        Panel("angle(B, -W^T) (Fig. 3j; DFC: Q, J^T)", "angle_B", "angle (deg)",
+              linear_regression.FEEDBACK),
         Panel("angle(delta_SLDI, delta_NDI) (Fig. 3k)", "angle_ndi", "angle (deg)",
               frozenset({"sldi"}), log=True, median=True),
     )

@@ -99,6 +99,12 @@ class Experiment:
 
         return mark_unsettled(self.protocol.figure(results), results.get("settling"))
 
+    def extra_figures(self, results: dict[str, Any]) -> dict[str, Any]:
+        """Figures beside figure.png, by file name (the protocol's ``FIGURES``: file name
+        -> function of the results; most experiments have none)."""
+        return {name: draw(results)
+                for name, draw in getattr(self.protocol, "FIGURES", {}).items()}
+
 
 DATA_OPTIONS = (
     Option("--dataset", "dataset", f"data set: {', '.join(DATASETS)}", str),
@@ -132,6 +138,9 @@ EXPERIMENTS = {experiment.name: experiment for experiment in (
     Experiment("spiking-inversion",
                "Sec. 6: spiking populations (scn, lif) against Eq. (10)",
                "dinv.experiments.spiking_inversion"),
+    Experiment("second-order",
+               "Sec. 4.3/6.3: every rule's updates against Gauss-Newton over training",
+               "dinv.experiments.second_order"),
 )}
 """Every experiment by name (``dinv list``)."""
 

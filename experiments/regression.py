@@ -21,6 +21,7 @@ from dinv.experiments.interrupts import stop_requested
 from dinv.experiments.models_spec import (
     SPIKING_SETTINGS,
     circuit_options,
+    own_settings,
     rinit_options,
     select_models,
     spiking_circuit,
@@ -28,10 +29,17 @@ from dinv.experiments.models_spec import (
 from dinv.experiments.progress import Progress
 from dinv.experiments.settle_stats import SettleStats
 from dinv.models.initialisation import init_feedback
-from dinv.models.rules import pbp
-from dinv.models.stabilise import repair_feedback, unstable_feedback
+from dinv.models.rules import ChainArrays, pbp, steady_rule
+from dinv.models.stabilise import direct_settings, repair_feedback, unstable_feedback
 from dinv.models.training import UpdateConfig, replay_step, train_step_each
-from dinv.theory import chain_steady_state, jacobian_abscissa, loop_abscissa, stack_c
+from dinv.theory import (
+    chain_steady_state,
+    direct_abscissa,
+    direct_jacobians,
+    jacobian_abscissa,
+    loop_abscissa,
+    stack_c,
+)
 from dinv.validation import check_count
 
 CURVES = ("eigenvalue", "angle_B", "angle_ndi", "angle_pbp")
@@ -52,16 +60,20 @@ def _pbp_chain(weights, delta, gains):
 
 
 class CurveRecorder:
-    """Per-iteration, per-layer curves of the inversion models (NDI, DI, SLDI) of one or
-    more runs.
+    """Per-iteration, per-layer curves of the inversion models (NDI, DI, SLDI, DI of
+    targets, DFC and their closed forms) of one or more runs.
 
-    For DI and NDI layer j pairs W_{j+2} with B_{j+2} and yields delta_{j+1};
-    for SLDI the eigenvalue and feedback angle are those of the whole loop
-    (stored in layer 0) and the NDI and PBP references use B_l = -W_l^T of the
-    initial weights (the Tr-Init feedback the loop's B is built from). The
-    inversion models of all runs are one stack (one row each, run after run),
-    processed with one linear-algebra call per layer; every call works row
-    by row, so each run's curves are those it gets alone.
+    For the layer-pair rules layer j pairs W_{j+2} with B_{j+2} and yields
+    delta_{j+1}; for SLDI the eigenvalue and feedback angle are those of the
+    whole loop (stored in layer 0) and the NDI and PBP references use
+    B_l = -W_l^T of the initial weights (the Tr-Init feedback the loop's B is
+    built from). For DFC the eigenvalue is that of its whole circuit at rest
+    (layer 0) and the feedback angle per hidden layer that of Q_l to J_l^T
+    (the Jacobian at the origin). The rules of targets and DFC are compared
+    with their own closed forms (NDI of targets, NDFC; `steady_rule`) rather
+    than with NDI. The inversion models of all runs are one stack (one row
+    each, run after run), processed with one linear-algebra call per layer;
+    every call works row by row, so each run's curves are those it gets alone.
 
     Parameters
     ----------
@@ -77,15 +89,24 @@ class CurveRecorder:
         self.learners = [runs[r][k] for r, k in self.members]
         self.loops = [row for row, lrn in enumerate(self.learners)
                       if lrn.rule.feedback == "loop"]
+        self.direct = [row for row, lrn in enumerate(self.learners)
+                       if lrn.rule.feedback == "direct"]
         self.layerwise = [row for row, lrn in enumerate(self.learners)
-                          if lrn.rule.feedback != "loop"]
+                          if lrn.rule.feedback == "layer"]
+        # Rows compared with NDI (Eq. 17) and rows compared with their own closed form.
+        self.errors = [row for row, lrn in enumerate(self.learners)
+                       if steady_rule(lrn.rule) is None or steady_rule(lrn.rule).name == "ndi"]
+        self.own = {}
+        for row, lrn in enumerate(self.learners):
+            if row not in self.errors:
+                self.own.setdefault(steady_rule(lrn.rule), []).append(row)
         self.alpha = np.array([lrn.alpha for lrn in self.learners])
         layers = runs[0][0].net.depth - 1
         self.values = {key: np.full((len(self.learners), layers, iterations), np.nan)
                        for key in CURVES}
         self.reference_feedback = {
             row: [init_feedback(W, "transpose", None) for W in self.learners[row].net.weights[1:]]
-            for row in self.loops
+            for row in self.loops + self.direct
         }
         self._weights = self._feedback = None
 
@@ -106,7 +127,8 @@ class CurveRecorder:
                       else lrn.feedback[l] for row, lrn in enumerate(self.learners)])
             for l in range(depth - 1)
         ]
-        self._loop_feedback = {row: self.learners[row].feedback[0].copy() for row in self.loops}
+        self._own_feedback = {row: [B.copy() for B in self.learners[row].feedback]
+                              for row in self.loops + self.direct}
 
     def record(self, it, pre_activations, deltas):
         """Compute every curve for iteration ``it`` from each row's pre-activations
@@ -118,6 +140,8 @@ class CurveRecorder:
             self._record_pairs(it)
         if self.loops:
             self._record_loops(it)
+        if self.direct:
+            self._record_direct(it)
         self._record_references(it, pre_activations, deltas)
 
     def _record_pairs(self, it):
@@ -136,7 +160,7 @@ class CurveRecorder:
         loops = self.loops
         self.values["eigenvalue"][loops, 0, it] = loop_abscissa(
             [W[loops] for W in self._weights[1:]],
-            stack_c([self._loop_feedback[row] for row in loops]), self.alpha[loops])
+            stack_c([self._own_feedback[row][0] for row in loops]), self.alpha[loops])
         for row in loops:
             learner = self.learners[row]
             forward_map = learner.net.weights[1]
@@ -145,18 +169,51 @@ class CurveRecorder:
             self.values["angle_B"][row, 0, it] = matrix_angle(learner.feedback[0],
                                                              -forward_map.T)
 
+    def _record_direct(self, it):
+        """Abscissa of DFC's circuit at rest (before the update) and angle(Q_l, J_l^T)
+        (after it)."""
+        for row in self.direct:
+            learner = self.learners[row]
+            self.values["eigenvalue"][row, 0, it] = direct_abscissa(
+                [W[row] for W in self._weights[1:]], self._own_feedback[row],
+                learner.layer_alpha(0), *direct_settings(learner))
+            jacobians = direct_jacobians(learner.net.weights[1:])
+            for j, (Q, J) in enumerate(zip(learner.feedback, jacobians)):
+                self.values["angle_B"][row, j, it] = matrix_angle(Q, J.T)
+
     def _record_references(self, it, pre_activations, deltas):
-        """Angles of the hidden errors to those of NDI and PBP with the same weights."""
+        """Angles of the hidden errors to those of the closed form (NDI, or the rule's own)
+        and of PBP with the same weights."""
         depth = len(self._weights)
         output = stack_c([delta[-1] for delta in deltas])
         gains = [stack_c([lrn.net.nonlinearities[l].derivative(a[l])
                           for lrn, a in zip(self.learners, pre_activations)])
                  for l in range(depth - 1)]
-        ndi_ref = chain_steady_state(self._weights[1:], self._feedback, output, self.alpha, gains)
+        rows = self.errors
+        reference = [np.full_like(g, np.nan) for g in gains]
+        if rows:
+            ndi_ref = chain_steady_state([W[rows] for W in self._weights[1:]],
+                                         [B[rows] for B in self._feedback], output[rows],
+                                         self.alpha[rows], [g[rows] for g in gains])
+            for j in range(depth - 1):
+                reference[j][rows] = ndi_ref[j]
+        for rule, own in self.own.items():
+            learners = [self.learners[row] for row in own]
+            arrays = ChainArrays(
+                weights=[W[own] for W in self._weights[1:]],
+                feedback=[stack_c([self._own_feedback[row][j] if row in self._own_feedback
+                                   else self.learners[row].feedback[j] for row in own])
+                          for j in range(len(learners[0].feedback))],
+                delta=output[own], alpha=np.array([lrn._alphas for lrn in learners]),
+                offsets=[stack_c([pre_activations[row][l] for row in own])
+                         for l in range(depth - 1)],
+                transfers=[g.name for g in learners[0].net.nonlinearities[:-1]])
+            for j, value in enumerate(rule.chainwise(rule, arrays)[0]):
+                reference[j][own] = value
         pbp_ref = _pbp_chain(self._weights[1:], output, gains)
         for j in range(depth - 1):
             hidden = stack_c([delta[j][0] for delta in deltas])
-            self.values["angle_ndi"][:, j, it] = vector_angle(hidden, ndi_ref[j][:, 0])
+            self.values["angle_ndi"][:, j, it] = vector_angle(hidden, reference[j][:, 0])
             self.values["angle_pbp"][:, j, it] = vector_angle(hidden, pbp_ref[j][:, 0])
 
 
@@ -374,18 +431,25 @@ def train_regression(name, config, specs, X, Y, base, rng, progress, stop=None):
     specs = select_models(specs, config["models"])
     rate = [spec for spec in specs if spec.population is None]
     spiking = [spec for spec in specs if spec.population is not None]
-    # The models are selected here: the passes below train exactly the ones given.
-    config = {**config, "models": None}
+    # The models are selected here: each pass below trains exactly the ones it is given
+    # (named, optional ones included).
     if not spiking:
-        return train_regressions(name, [(config, specs, X, Y, base, rng)], progress, stop)[0]
+        return train_regressions(name, [(_named(config, specs), specs, X, Y, base, rng)],
+                                 progress, stop)[0]
     # Every pass draws the same order of samples: copies of the generator as it is now.
     state = rng.bit_generator.state
     results = None
     if rate:
-        results = train_regressions(name, [(config, rate, X, Y, base, rng)], progress, stop)[0]
+        results = train_regressions(name, [(_named(config, rate), rate, X, Y, base, rng)],
+                                    progress, stop)[0]
         if "interrupted" in results:
             return results
     return _spiking_passes(name, config, spiking, X, Y, base, state, progress, stop, results)
+
+
+def _named(config, specs):
+    """``config`` whose ``models`` name exactly ``specs``."""
+    return {**config, "models": [spec.name for spec in specs]}
 
 
 def _copy_generator(state):
@@ -413,7 +477,7 @@ def _spiking_passes(name, config, specs, X, Y, base, state, progress, stop, resu
         if stop_requested(stop):
             break
         circuit = spiking_circuit(config, spec.population)
-        own = {**config, "iterations": iterations}
+        own = {**_named(config, [spec]), "iterations": iterations}
         start = time.perf_counter()
         part = train_regressions(f"{name}, {spec.name}",
                                  [(own, [spec], X, Y, base, _copy_generator(state),
@@ -495,9 +559,11 @@ class RegressionCell:
         self.rinit = rinit_options(config, self.update.circuit, base.depth)
         circuits = circuits or {}
         margin = config.get("spiking_radius_margin", SPIKING_SETTINGS["spiking_radius_margin"])
-        self.learners = [spec.learner(base, config["seed"], self.rinit, shared,
-                                      circuits.get(spec.name), margin)
-                         for spec in self.specs]
+        self.learners = []
+        for spec in self.specs:
+            rule, own = own_settings(config, spec)
+            self.learners.append(spec.learner(base, config["seed"], self.rinit, shared,
+                                              circuits.get(spec.name, own), margin, rule))
         self.circuit = [k for k, lrn in enumerate(self.learners) if lrn.rule.circuit]
         self.names = [self.learners[k].name for k in self.circuit]
         self.stats = SettleStats(self.update.circuit.settle_tol)
@@ -654,7 +720,7 @@ def _regression_results(specs, learners, errors, values, events):
         },
         "curves": curves,
         # The x axes: error[i] after updates["error"][i] updates (0: before training),
-        # curves[..][j] during update updates["curves"][j] (README: results.json).
+        # curves[..][j] during update updates["curves"][j] (user guide: The results file).
         "updates": {"error": list(range(errors.shape[1])),
                     "curves": list(range(1, values["angle_ndi"].shape[-1] + 1))},
         "restabilised": events,

@@ -4,7 +4,8 @@
 experiment: the final numbers of every model (regressions, mnist, autoencoder), the
 circuit's angle to W^+ delta per alpha and layer type (alpha-sweep), the convergence
 times (timescales), the spiking populations' errors at the largest size
-(spiking-inversion); then how the circuit models settled. `show(folder)` prints it
+(spiking-inversion), the median angles to Gauss-Newton (second-order); then how the
+circuit models settled. `show(folder)` prints it
 for a finished or interrupted run, the progress of a run known only by its
 checkpoint, or the summary of a sweep folder.
 """
@@ -125,8 +126,42 @@ def _spiking_table(record):
     return lines
 
 
+def _second_order_table(record):
+    """Per case: the median angle to GN and to the GN target and the null-space share of
+    every rule, per layer."""
+    lines = []
+    medians = record.get("medians") or []
+    for case in dict.fromkeys(m["case"] for m in medians):
+        rows = [m for m in medians if m["case"] == case]
+        layers = sorted({m["layer"] for m in rows})
+        damping = (record.get("cases") or {}).get(case, {}).get("damping")
+        lines.append(f"  {case} (damping {_cell(damping)}): median over training of the angle "
+                     "(degrees) to GN / to the GN target, and the null-space share, per layer:")
+        header = ["rule"] + [f"layer {layer}" for layer in layers]
+        table_rows = []
+        for rule in dict.fromkeys(m["rule"] for m in rows):
+            cells = {m["layer"]: m for m in rows if m["rule"] == rule}
+            table_rows.append([rule] + [
+                "/".join(_cell(cells[layer][key]) for key in ("to_gn_deg", "to_gnt_deg",
+                                                               "null_share"))
+                if layer in cells else "-" for layer in layers])
+        lines += table(header, table_rows)
+        for name, entry in ((record.get("cases") or {}).get(case, {}).get("unsolved")
+                            or {}).items():
+            if entry["samples"]:
+                lines.append(f"  {name}: the exact steady state was not found for "
+                             f"{entry['samples']} of {entry['of']} samples")
+    if not medians:
+        lines.append("  (no measurement done)")
+    lines += [f"  {name}: {describe(entry)}"
+              for name, entry in (record.get("settling") or {}).items()]
+    return lines
+
+
 def summary_lines(record):
     """The summary table of a results record (without the header line)."""
+    if "angles" in record:
+        return _second_order_table(record)
     if "alphas" in record and "layers" in record:
         return _alpha_table(record)
     if "pair" in record:

@@ -90,3 +90,35 @@ def init_loop_feedback(weights, kind, rng, scale=0.5):
     if kind == "random":
         return rng.uniform(-scale, scale, size=(weights[0].shape[0], weights[-1].shape[0]))
     raise InputError(f"unknown feedback init {kind!r}; choose one of {', '.join(FEEDBACK_INITS)}")
+
+
+def init_direct_feedback(weights: list[np.ndarray], kind: str,
+                         rng: np.random.Generator | None, scale: float = 0.5
+                         ) -> list[np.ndarray]:
+    """Feedback Q_1 .. Q_{L-1} of direct feedback control (DFC), Q_l of shape (d_l, d_L).
+
+    Parameters
+    ----------
+    weights : list of ndarray
+        W_1 .. W_L of the network.
+    kind : {'transpose', 'random'}
+        ``transpose`` (the Tr-Init analogue): Q_l = J_l^T, the transpose of
+        the network's Jacobian d a_L / d a_l at the origin (g'(0) = 1 for tanh
+        and linear), the product W_{l+1}^T ... W_L^T (Meulemans et al. 2021's
+        'weight_product'), with which the controller is stable.
+        ``random``: U(-scale, scale).
+    rng : numpy.random.Generator
+    scale : float
+
+    Returns
+    -------
+    list of ndarray
+    """
+    if kind == "transpose":
+        from dinv.theory import direct_jacobians
+
+        return [np.array(J.T) for J in direct_jacobians(list(weights[1:]))]
+    if kind == "random":
+        return [rng.uniform(-scale, scale, size=(W.shape[0], weights[-1].shape[0]))
+                for W in weights[:-1]]
+    raise InputError(f"unknown feedback init {kind!r}; choose one of {', '.join(FEEDBACK_INITS)}")

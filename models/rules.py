@@ -11,17 +11,23 @@ use feedback weights or a leak ignore them. What a rule *is* (its feedback, its
 leak, whether it is simulated) is a `Rule` in the registry `RULES`: adding a
 rule is one function and one `register` call here.
 
-The circuit rules (DI, SLDI) import Brian2 only when called: the
-closed-form rules work without it.
+Two rules act on targets, not on errors, and need the whole network at once
+(the forward pass's pre-activations and nonlinearities): the inversion of
+targets (`ndi_targets`, simulated: ``di-targets``) and direct feedback control
+(`ndfc`, simulated: ``dfc``). Their closed forms are ``chainwise`` functions
+of a `ChainArrays`; their hidden errors carry no further g'.
+
+The circuit rules (DI, SLDI, DI of targets, DFC) import Brian2 only when
+called: the closed-form rules work without it.
 """
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from dinv.errors import InputError
-from dinv.theory import layer_steady_state
+from dinv.theory import direct_state, layer_steady_state, target_chain_state
 from dinv.validation import layer_problem
 
 
@@ -124,6 +130,146 @@ def sldi(weights, feedback, delta, alpha, transfers, **circuit_options):
                         **circuit_options).deltas
 
 
+def di_targets(weights: Sequence[np.ndarray], feedback: Sequence[np.ndarray], delta: np.ndarray,
+               alpha: object, offsets: Sequence[np.ndarray], transfers: Sequence[str],
+               architecture: str = "sequential", target_step: float = 1.0,
+               **circuit_options: object) -> list[np.ndarray]:
+    """Dynamic inversion of targets: settle the Brian2 chain of layer pairs on targets.
+
+    The circuit of `ndi_targets` (`dinv.circuits.chains`, ``targets=True``):
+    per layer pair, the system population holds the deviation x_{l-1} =
+    beta delta_{l-1} of layer l-1's activity from the forward pass, and its
+    controller reads out the deviation it causes in layer l's activity::
+
+        tau_s dx_{l-1}/dt = -x_{l-1} + B_l u_l
+        tau_c du_l/dt     = -alpha u_l + g_l(a_l) - g_l(a_l - W_l x_{l-1}) - x_l
+
+    (the output's readout W_L x_{L-1}, x_L = beta delta_L). Update: Eq. (2)
+    with delta_{l-1} = x_{l-1} / beta, no further g'. Stacked arrays as in
+    `di_chain` (weights W_1 .. W_L), ``offsets`` a_1 .. a_{L-1} (n, batch,
+    d_l), ``transfers`` g_1 .. g_{L-1}. Returns [delta_1 .. delta_{L-1}].
+    """
+    from dinv.circuits.chains import ChainProblem, ChainSpec, settle_chains
+
+    spec = ChainSpec(_widths(weights), architecture, tuple(transfers), np.shape(delta)[0],
+                     targets=True)
+    problem = ChainProblem(weights, feedback, np.asarray(delta) * target_step, alpha,
+                           offsets=offsets)
+    settled = settle_chains([spec], [problem], **circuit_options)[0]
+    return [d / target_step for d in settled.deltas]
+
+
+def dfc(weights: Sequence[np.ndarray], Q: Sequence[np.ndarray], delta: np.ndarray, alpha: object,
+        offsets: Sequence[np.ndarray], transfers: Sequence[str], kp: float = 1.5,
+        target_step: float = 1.0, **circuit_options: object) -> list[np.ndarray]:
+    """Direct feedback control (Meulemans et al. 2021): settle its Brian2 circuit.
+
+    One output controller, tau_u du_i/dt = e - alpha u_i, u = u_i + k_p e,
+    e = beta delta_L - y, feeds every hidden layer through Q_l while the
+    forward dynamics run (`dinv.circuits.chains`, architecture 'direct')::
+
+        tau_v dx_l/dt = -x_l + W_l [g(a_{l-1}) - g(a_{l-1} - x_{l-1})] + Q_l u
+
+    Update: Eq. (2) with delta_l = Q_l u / beta (the feedback's part of the
+    deviation at rest), no further g'. Stacked arrays (weights W_1 .. W_L, Q_l
+    (n, d_l, d_L)). Returns [delta_1 .. delta_{L-1}].
+    """
+    from dinv.circuits.chains import ChainProblem, ChainSpec, settle_chains
+
+    spec = ChainSpec(_widths(weights), "direct", tuple(transfers), np.shape(delta)[0], kp=kp)
+    problem = ChainProblem(weights, Q, np.asarray(delta) * target_step, alpha,
+                           offsets=offsets)
+    settled = settle_chains([spec], [problem], **circuit_options)[0]
+    return [d / target_step for d in settled.deltas]
+
+
+def _widths(weights):
+    """d_0 .. d_L of stacked weights W_1 .. W_L."""
+    return (np.shape(weights[0])[-1],) + tuple(np.shape(W)[-2] for W in weights)
+
+
+@dataclass(frozen=True)
+class ChainArrays:
+    """What a rule acting on the whole network needs: stacks over n models.
+
+    Attributes
+    ----------
+    weights : list of ndarray
+        W_2 .. W_L, each (n, d_l, d_{l-1}).
+    feedback : list of ndarray
+        B_2 .. B_L (DI of targets) or Q_1 .. Q_{L-1} (DFC), stacked.
+    delta : ndarray, shape (n, batch, d_L)
+        Output errors.
+    alpha : ndarray, shape (n, leaks)
+        Leaks per model (one per layer pair; DFC: one).
+    offsets : list of ndarray
+        a_1 .. a_{L-1} of the forward pass, each (n, batch, d_l).
+    transfers : list of str
+        g_1 .. g_{L-1}.
+    """
+
+    weights: list
+    feedback: list
+    delta: np.ndarray
+    alpha: np.ndarray
+    offsets: list
+    transfers: list
+
+
+def ndi_targets(rule: "Rule", arrays: ChainArrays) -> tuple[list[np.ndarray], np.ndarray]:
+    """Non-dynamic inversion of targets: the exact steady state of ``di-targets``.
+
+    Targets in the style of target propagation, on the activities: the
+    output's is ``a_L - beta delta_L`` (beta: the rule's ``target_step``;
+    with beta = 1, a linear output and the squared error, the data target t),
+    and each layer pair's controller moves layer l-1's activity to the
+    target whose forward pass reproduces layer l's target (up to the leak),
+    the nonlinearity inside the loop. In deviations x_l = h_l - target_l
+    (`dinv.theory.target_chain_state`, solved sample by sample)::
+
+        g_l(a_l) - g_l(a_l - W_l x_{l-1}) = x_l + alpha u_l,   x_{l-1} = B_l u_l
+
+    (the output pair's readout W_L x_{L-1}, x_L = beta delta_L). Returns the
+    hidden errors and where Newton's method converged. The update is Eq. (2)
+    with delta_l = x_l / beta and no further g'::
+
+        Delta W_l = -eta delta_l h_{l-1}^T,  i.e. proportional to (target_l - h_l) h_{l-1}^T
+
+    For a linear network it is NDI (Eq. 10 through every layer pair); with
+    B = -W^T, square invertible layers and small alpha and beta, x_l is the
+    Gauss-Newton target J_l^-1 delta_L.
+    """
+    beta = rule.target_step
+    deltas, converged = target_chain_state(arrays.weights, arrays.feedback,
+                                           beta * arrays.delta, arrays.alpha, arrays.offsets,
+                                           arrays.transfers)
+    return [d / beta for d in deltas], converged
+
+
+def ndfc(rule: "Rule", arrays: ChainArrays) -> tuple[list[np.ndarray], np.ndarray]:
+    """Non-dynamic direct feedback control: the exact steady state of ``dfc``.
+
+    One controller at the output (u = u_i + k_p e, tau_u du_i/dt = e -
+    alpha u_i, e = beta delta_L - y) feeds every hidden layer through Q_l
+    while the forward dynamics run (Meulemans et al. 2021;
+    `dinv.theory.direct_state`). To first order::
+
+        u = (J Q + alpha' I)^-1 beta delta_L,   alpha' = alpha / (1 + alpha k_p),
+        delta_l = Q_l u / beta
+
+    and the update is Eq. (2) with these hidden errors and no further g'::
+
+        Delta W_l = -eta delta_l h_{l-1}^T
+
+    Returns the hidden errors and where Newton's method converged.
+    """
+    beta = rule.target_step
+    deltas, _, converged = direct_state(arrays.weights, arrays.feedback, beta * arrays.delta,
+                                        arrays.alpha[:, 0], rule.kp, arrays.offsets,
+                                        arrays.transfers)
+    return [d / beta for d in deltas], converged
+
+
 @dataclass(frozen=True)
 class Rule:
     """What a backward rule is; how it computes is a function of this module.
@@ -134,20 +280,39 @@ class Rule:
         Registry name, used by learners, model lists and results.
     title : str
         What the rule is, in words (with the paper's equation).
-    feedback : {None, 'layer', 'loop'}
+    feedback : {None, 'layer', 'loop', 'direct'}
         The feedback weights the rule uses: none; one B_l per layer pair
-        (B_2 .. B_L, shape (d_{l-1}, d_l)); or one loop matrix B of shape
-        (d_1, d_L) (SLDI).
+        (B_2 .. B_L, shape (d_{l-1}, d_l)); one loop matrix B of shape
+        (d_1, d_L) (SLDI); or one Q_l per hidden layer from the output
+        (Q_1 .. Q_{L-1}, shape (d_l, d_L); DFC).
     inverts : bool
         The rule inverts the forward weights with a leak alpha (NDI, DI,
-        SLDI): its learners carry alpha, and its feedback must keep the
-        inversion circuit stable (NDI is the steady state of that circuit).
+        SLDI, DI of targets, DFC): its learners carry alpha, and its feedback
+        must keep the inversion circuit stable (the closed form is the steady
+        state of that circuit).
     layerwise : callable or None
         ``layerwise(W, B, delta, alpha)``: delta_{l-1} before g', for rules
-        computed layer by layer in closed form; None for simulated rules.
-    circuit : {None, 'layer-pairs', 'single-loop'}
+        computed layer by layer in closed form.
+    circuit : {None, 'layer-pairs', 'single-loop', 'target-pairs', 'direct'}
         Rules simulated in Brian2 settle a chain circuit: one controller per
-        layer pair (Fig. 2A/B, DI) or the single loop (Fig. 2C, SLDI).
+        layer pair (Fig. 2A/B, DI), the single loop (Fig. 2C, SLDI), layer
+        pairs inverting targets (DI of targets) or one output controller
+        feeding every hidden layer (DFC).
+    chainwise : callable or None
+        ``chainwise(rule, arrays)`` (a `ChainArrays`): delta_1 .. delta_{L-1}
+        and, per model and sample (n, batch), whether the exact steady state
+        was found (Newton's method; otherwise its last iterate), for
+        closed-form rules that need the whole network (NDI of targets, NDFC).
+    slope : bool
+        Whether the rule's hidden errors carry g'(a_l) (Eq. 3); the rules of
+        targets and SLDI have the nonlinearity inside their loop instead.
+    kp : float or None
+        DFC: the controller's proportional gain k_p (Meulemans et al. 2021's
+        published toy configuration: 1.5).
+    target_step : float or None
+        Rules of targets: beta, the output target a_L - beta delta_L (DFC's
+        published toy configuration: 0.05). The hidden errors are divided by
+        it, so it matters for nonlinear networks only.
     """
 
     name: str
@@ -156,14 +321,35 @@ class Rule:
     inverts: bool = False
     layerwise: Callable = None
     circuit: str = None
+    chainwise: Callable = None
+    slope: bool = True
+    kp: float = None
+    target_step: float = None
 
     def feedback_count(self, depth):
         """Feedback matrices a network of ``depth`` weight layers needs."""
-        return {None: 0, "layer": depth - 1, "loop": 1}[self.feedback]
+        return {None: 0, "layer": depth - 1, "loop": 1, "direct": depth - 1}[self.feedback]
 
     def leak_count(self, depth):
-        """Leaks alpha of a network of ``depth`` weight layers: one per layer pair or loop."""
-        return 1 if self.feedback == "loop" else max(depth - 1, 1)
+        """Leaks alpha of a network of ``depth`` weight layers: one per layer pair, or
+        one for a single controller (loop, direct)."""
+        return 1 if self.feedback in ("loop", "direct") else max(depth - 1, 1)
+
+    def with_settings(self, **changes: float) -> "Rule":
+        """This rule with other settings (``kp``, ``target_step``), checked; a rule of its
+        own (the learners of each setting propagate apart)."""
+        unknown = sorted(set(changes) - {"kp", "target_step"})
+        if unknown:
+            raise InputError(f"rule settings are kp and target_step, got {unknown}")
+        for key, value in changes.items():
+            if getattr(self, key) is None:
+                raise InputError(f"rule {self.name!r} has no setting {key}")
+            if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                    or not np.isfinite(value) or value < 0 or (key == "target_step"
+                                                               and value == 0):
+                raise InputError(f"rule {self.name!r}: {key} must be a number "
+                                 f"{'> 0' if key == 'target_step' else '>= 0'}, got {value!r}")
+        return replace(self, **{k: float(v) for k, v in changes.items()})
 
 
 RULES = {}
@@ -172,10 +358,12 @@ RULES = {}
 
 def register(rule):
     """Add ``rule`` (a `Rule`) to `RULES` and return it."""
-    if rule.feedback not in (None, "layer", "loop"):
-        raise InputError(f"rule {rule.name!r}: feedback must be None, 'layer' or 'loop'")
-    if (rule.layerwise is None) == (rule.circuit is None):
-        raise InputError(f"rule {rule.name!r} needs either a layer-wise function or a circuit")
+    if rule.feedback not in (None, "layer", "loop", "direct"):
+        raise InputError(f"rule {rule.name!r}: feedback must be None, 'layer', 'loop' or "
+                         "'direct'")
+    if sum(x is not None for x in (rule.layerwise, rule.chainwise, rule.circuit)) != 1:
+        raise InputError(f"rule {rule.name!r} needs one of a layer-wise function, a chainwise "
+                         "function or a circuit")
     RULES[rule.name] = rule
     return rule
 
@@ -189,7 +377,39 @@ NDI = register(Rule("ndi", "non-dynamic inversion: delta_{l-1} = B (W B - alpha 
 DI = register(Rule("di", "dynamic inversion: the settled Brian2 circuit of each layer pair "
                    "(Eqs. 5, 8, 17)", feedback="layer", inverts=True, circuit="layer-pairs"))
 SLDI = register(Rule("sldi", "single-loop dynamic inversion (Fig. 2C, Eqs. 14-15)",
-                     feedback="loop", inverts=True, circuit="single-loop"))
+                     feedback="loop", inverts=True, circuit="single-loop", slope=False))
+TARGET_STEP = 0.05
+"""beta of the rules of targets: Meulemans et al. (2021)'s published toy configuration."""
+NDI_TARGETS = register(Rule(
+    "ndi-targets", "non-dynamic inversion of targets: the exact steady state of DI of targets",
+    feedback="layer", inverts=True, chainwise=ndi_targets, slope=False,
+    target_step=TARGET_STEP))
+DI_TARGETS = register(Rule(
+    "di-targets", "dynamic inversion of targets: the settled Brian2 circuit of each layer pair, "
+    "the nonlinearity inside the loop", feedback="layer", inverts=True, circuit="target-pairs",
+    slope=False, target_step=TARGET_STEP))
+NDFC = register(Rule(
+    "ndfc", "non-dynamic direct feedback control: the exact steady state of DFC",
+    feedback="direct", inverts=True, chainwise=ndfc, slope=False, kp=1.5,
+    target_step=TARGET_STEP))
+DFC = register(Rule(
+    "dfc", "direct feedback control (Meulemans et al. 2021): one output controller feeds "
+    "every hidden layer, simulated in Brian2", feedback="direct", inverts=True,
+    circuit="direct", slope=False, kp=1.5, target_step=TARGET_STEP))
+
+
+def steady_rule(rule: "str | Rule") -> "Rule | None":
+    """The closed-form counterpart of a rule, with its settings: NDI for DI, NDI of
+    targets for DI of targets, NDFC for DFC (None for the others); a closed-form rule
+    of targets or direct control is its own."""
+    rule = get_rule(rule)
+    name = {"layer-pairs": "ndi", "target-pairs": "ndi-targets", "direct": "ndfc"}.get(
+        rule.circuit, rule.name if rule.chainwise is not None or rule.name == "ndi" else None)
+    if name is None:
+        return None
+    settings = {key: getattr(rule, key) for key in ("kp", "target_step")
+                if getattr(rule, key) is not None}
+    return RULES[name].with_settings(**settings) if settings else RULES[name]
 
 
 def get_rule(rule):

@@ -28,6 +28,12 @@ re-stabilisation during training (`restabilise`) take the gains of each layer
 pair as ``controllers``. A sequential chain is stabilised pair by pair, each
 pair with the gains of its own controller; the single loop is stabilised for
 the integral controller.
+
+Direct feedback control (DFC) stabilises its feedback Q_1 .. Q_{L-1} the same
+way, on the Jacobian of the whole circuit at rest
+(`dinv.theory.direct_jacobian`, with the controller's proportional gain and
+time-constant ratio; `stabilise_direct`). Its learners carry that ratio in
+their own circuit settings (`Learner.circuit`).
 """
 
 from dataclasses import dataclass
@@ -38,6 +44,8 @@ from scipy.optimize import brentq
 
 from dinv.errors import InputError
 from dinv.theory import (
+    direct_abscissa,
+    direct_jacobian,
     full_abscissa,
     jacobian_abscissa,
     loop_abscissa,
@@ -190,7 +198,8 @@ def _eigen_ssa(J, eps, eig=None):
 
 
 def _descend(jacobian, block, X, target, lr, max_iters, min_iters, eps, solver="lyapunov"):
-    """Gradient descent of the SSA of ``jacobian(X)``, where X fills ``block`` of it.
+    """Gradient descent of the SSA of ``jacobian(X)``, where X fills ``block`` of it
+    (or ``block(dS/dJ)`` is the gradient with respect to X).
 
     Stops once the spectral abscissa is at or below ``target`` (after at least
     ``min_iters`` steps) or after ``max_iters`` steps. Returns the final X,
@@ -208,7 +217,7 @@ def _descend(jacobian, block, X, target, lr, max_iters, min_iters, eps, solver="
             break
         found = _eigen_ssa(J, eps, eig) if eig is not None else None
         _, gradient = found if found is not None else smoothed_abscissa(J, eps)
-        X = X - lr * gradient[block]
+        X = X - lr * (block(gradient) if callable(block) else gradient[block])
     return X, iteration, history
 
 
@@ -396,6 +405,105 @@ def stabilise_loop(weights, B, alpha, target=-0.01, lr=5e-2, max_iters=200, min_
             "larger alpha, or start from B = -(W_L ... W_2)^T"
         )
     return Stabilised(B, history[-1], iteration, np.asarray(history))
+
+
+def stabilise_direct(weights: list[np.ndarray], Q: list[np.ndarray], alpha: float,
+                     kp: float = 0.0, tau_ratio: float = 1.0, target: float = -0.01,
+                     lr: float = 5e-2, max_iters: int = 200, min_iters: int = 10,
+                     eps: float = 0.01, method: str = "descent",
+                     solver: str = "lyapunov") -> Stabilised:
+    """`stabilise_feedback` for direct feedback control: descend the SSA of its Jacobian.
+
+    The Jacobian at rest (`dinv.theory.direct_jacobian`) holds the stacked
+    feedback Q = [Q_1; ..; Q_{L-1}] in its control block and, through the
+    proportional part, -k_p Q C in its system block; the gradient with respect
+    to Q collects both. Only ``method='descent'`` applies.
+
+    Parameters
+    ----------
+    weights : list of ndarray
+        W_2 .. W_L.
+    Q : list of ndarray
+        Q_1 .. Q_{L-1}, each (d_l, d_L); not modified.
+    alpha, target, lr, max_iters, min_iters, eps, solver
+        As in `stabilise_feedback`.
+    kp : float
+        The controller's proportional gain.
+    tau_ratio : float
+        tau_system / tau_controller (Meulemans et al. 2021: 0.2).
+
+    Returns
+    -------
+    Stabilised
+        ``B``: the stabilised Q_1 .. Q_{L-1} (a list).
+    """
+    if method != "descent":
+        raise InputError(f"direct feedback control is stabilised by method 'descent' only, "
+                         f"got {method!r}")
+    if not target < 0:
+        raise InputError(f"target must be negative (a stable circuit), got {target}")
+    widths = [np.shape(q)[0] for q in Q]
+    n = sum(widths)
+    stacked = np.concatenate([np.asarray(q, dtype=float) for q in Q], axis=0)
+    C = direct_jacobian(weights, Q, alpha, 0.0, 1.0)[n:, :n] * -1.0  # the readout W_L at rest
+
+    def jacobian(X):
+        return direct_jacobian(weights, np.split(X, np.cumsum(widths)[:-1]), alpha, kp,
+                               tau_ratio)
+
+    def gradient(G):
+        return G[:n, n:] - float(kp) * G[:n, :n] @ C.T
+
+    X, iteration, history = _descend(jacobian, gradient, stacked, target, lr, max_iters,
+                                     min_iters, eps, solver)
+    if history[-1] > target:
+        raise StabilisationError(
+            f"the direct feedback reached a spectral abscissa of {history[-1]:.3g} after "
+            f"{iteration} steps, above the target {target}; raise max_iters or lr, use a "
+            "larger alpha, or start from Q_l = J_l^T")
+    return Stabilised(np.split(X, np.cumsum(widths)[:-1]), history[-1], iteration,
+                      np.asarray(history))
+
+
+def stable_random_direct_feedback(weights: list[np.ndarray], alpha: float,
+                                  rng: np.random.Generator, scale: float = 0.01,
+                                  kp: float = 0.0, tau_ratio: float = 1.0,
+                                  **options: object) -> list[np.ndarray]:
+    """"R-Init" of direct feedback control: random U(-scale, scale) Q_l, then stabilised
+    (`stabilise_direct`; ``options`` for it).
+
+    Parameters
+    ----------
+    weights : list of ndarray
+        W_1 .. W_L.
+    alpha : float
+    rng : numpy.random.Generator
+    scale : float
+    kp, tau_ratio : float
+        The controller's proportional gain and tau_system / tau_controller.
+
+    Returns
+    -------
+    list of ndarray
+        Q_1 .. Q_{L-1}.
+    """
+    options.pop("controllers", None)
+    if options.get("method") == "shift":  # the layer pairs' spectral shift has no analogue
+        options = {**options, "method": "descent"}
+    start = [rng.uniform(-scale, scale, size=(W.shape[0], weights[-1].shape[0]))
+             for W in weights[:-1]]
+    return stabilise_direct(weights[1:], start, alpha, kp, tau_ratio, **options).B
+
+
+def direct_settings(learner: object) -> tuple[float, float]:
+    """k_p and tau_system / tau_controller of a direct (DFC) learner's circuit."""
+    ratio = 1.0
+    if learner.circuit is not None:
+        tau_s, tau_c = learner.circuit.tau_system, learner.circuit.tau_controller
+        tau_s = tau_s[0] if isinstance(tau_s, tuple) else tau_s
+        tau_c = tau_c[0] if isinstance(tau_c, tuple) else tau_c
+        ratio = float(tau_s / tau_c)
+    return float(learner.rule.kp or 0.0), ratio
 
 
 def stabilise_pid_feedback(W, B, alpha, kp=0.0, kd=0.0, tau_ratio=1.0, filter_ratio=1.0,
@@ -596,12 +704,20 @@ def unstable_feedback(learners, controllers=None):
     -------
     list of tuple
         ``(k, layer, abscissa)`` per unstable circuit (positive spectral
-        abscissa): the learner's index, the layer pair (0: W_2 with B_2) or
-        ``'loop'``; layer pairs first, pair by pair, then the loops.
+        abscissa): the learner's index, the layer pair (0: W_2 with B_2),
+        ``'loop'`` or ``'direct'`` (DFC, at rest, with its own circuit's
+        k_p and time constants); direct control first, then the layer pairs,
+        pair by pair, then the loops.
     """
     found = []
     pairs = [k for k, lrn in enumerate(learners) if lrn.rule.feedback == "layer"]
     loops = [k for k, lrn in enumerate(learners) if lrn.rule.feedback == "loop"]
+    for k, lrn in enumerate(learners):
+        if lrn.rule.feedback == "direct":
+            value = direct_abscissa(lrn.net.weights[1:], lrn.feedback, lrn.layer_alpha(0),
+                                    *direct_settings(lrn))
+            if value > 0:
+                found.append((k, "direct", float(value)))
     if pairs:
         count = len(learners[pairs[0]].feedback)
         controllers = [None] * count if controllers is None else controllers
@@ -634,7 +750,7 @@ def repair_feedback(learner, layer, before, iteration, controllers=None, **optio
     ----------
     learner : dinv.models.training.Learner
         Its feedback is replaced (in place).
-    layer : int or 'loop'
+    layer : int, 'loop' or 'direct'
         As `unstable_feedback` names it.
     before : float
         The spectral abscissa found.
@@ -652,6 +768,14 @@ def repair_feedback(learner, layer, before, iteration, controllers=None, **optio
         The event: model, iteration, layer (1-based pair or 'loop'), abscissa
         before and after, and (layer pairs) the method used.
     """
+    if layer == "direct":
+        kp, ratio = direct_settings(learner)
+        options = {k: v for k, v in options.items() if k not in ("controllers", "method")}
+        result = stabilise_direct(learner.net.weights[1:], learner.feedback,
+                                  learner.layer_alpha(0), kp, ratio, **options)
+        learner.feedback = list(result.B)
+        return {"model": learner.name, "iteration": iteration, "layer": "direct",
+                "before": before, "after": result.abscissa}
     if layer == "loop":
         result = stabilise_loop(learner.net.weights[1:], learner.feedback[0],
                                 learner.layer_alpha(0), **{**options, "method": "descent"})

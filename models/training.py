@@ -10,6 +10,7 @@ a rule propagate their errors together, as one stack: all DI learners of a
 step settle their circuits in a single Brian2 run per layer.
 """
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,9 +18,9 @@ from scipy.linalg.blas import dgemm
 
 from dinv.circuits.chains import ChainProblem, ChainSpec, settle_chains
 from dinv.circuits.options import SettleOptions
-from dinv.circuits.spiking import chain_radii
+from dinv.circuits.spiking import chain_radii, direct_radii, target_radii
 from dinv.errors import InputError
-from dinv.models.rules import get_rule
+from dinv.models.rules import ChainArrays, get_rule
 from dinv.theory import stack_c
 from dinv.validation import check_leaks
 
@@ -36,19 +37,23 @@ class Learner:
     name : str
         Label used in results and figures.
     rule : str or Rule
-        Backward rule, by name ('bp', 'fa', 'pbp', 'ndi', 'di', 'sldi'; see
-        `dinv.models.rules.RULES`); stored as the `Rule`.
+        Backward rule, by name ('bp', 'fa', 'pbp', 'ndi', 'di', 'sldi',
+        'ndi-targets', 'di-targets', 'ndfc', 'dfc'; see
+        `dinv.models.rules.RULES`) or a `Rule` (e.g. with other settings,
+        `Rule.with_settings`); stored as the `Rule`.
     net : FeedforwardNetwork
         The network; its weights change in place during training.
     feedback : list
         ``feedback[l]`` (shape (d_l, d_{l+1}), 0-based) carries errors from
         weight layer l+1 down to layer l; one per weight layer but the first.
-        For a loop rule (SLDI) a single matrix of shape (d_1, d_L). Empty for
+        For a loop rule (SLDI) a single matrix of shape (d_1, d_L); for a
+        direct rule (DFC) Q_1 .. Q_{L-1}, of shapes (d_l, d_L). Empty for
         rules without feedback.
     alpha : float or tuple of float
-        Controller leak (NDI, DI, SLDI): one value for every layer pair, or
-        one per pair (W_2, B_2) .. (W_L, B_L), e.g. a larger leak for an
-        expanding output layer. SLDI takes one value.
+        Controller leak (NDI, DI, SLDI, DI of targets, DFC): one value for
+        every layer pair, or one per pair (W_2, B_2) .. (W_L, B_L), e.g. a
+        larger leak for an expanding output layer. SLDI and DFC (one
+        controller) take one value.
     architecture : {'sequential', 'repeat'}
         DI only: chain of Fig. 2A or 2B (same steady state).
     controller : {'linear', 'nonlinear'}
@@ -88,6 +93,15 @@ class Learner:
                 f"learner {self.name!r}: {rule.name.upper()} feedback must have shape "
                 f"{(sizes[1], sizes[-1])} (d_1, d_L), got {np.shape(self.feedback[0])}"
             )
+        shapes = {"layer": [(sizes[l], sizes[l + 1]) for l in range(1, len(sizes) - 1)],
+                  "direct": [(sizes[l], sizes[-1]) for l in range(1, len(sizes) - 1)]}
+        if rule.feedback in shapes and [np.shape(B) for B in self.feedback] != \
+                shapes[rule.feedback]:
+            what = "Q_1 .. Q_(L-1) of shapes (d_l, d_L)" if rule.feedback == "direct" else \
+                "B_2 .. B_L of shapes (d_(l-1), d_l)"
+            raise InputError(f"learner {self.name!r} ({rule.name}): feedback must be {what}: "
+                             f"{shapes[rule.feedback]}, got "
+                             f"{[np.shape(B) for B in self.feedback]}")
         self._alphas = check_leaks(self.alpha, (rule.leak_count(self.net.depth),),
                                    f"learner {self.name!r}: alpha")
         if self.architecture not in ARCHITECTURES:
@@ -101,16 +115,23 @@ class Learner:
                              f"None, got {self.circuit!r}")
 
     def layer_alpha(self, pair):
-        """Leak of layer pair ``pair`` (0: W_2 with B_2; SLDI: its loop)."""
+        """Leak of layer pair ``pair`` (0: W_2 with B_2; SLDI, DFC: its controller)."""
         return float(self._alphas[pair])
+
+    @property
+    def slope(self):
+        """Whether this learner's hidden errors carry g'(a_l) (Eq. 3): its rule's, and for
+        DI the linear controller's (the nonlinear one of Eq. 14 has g inside its loop)."""
+        return self.rule.slope and not (self.rule.circuit == "layer-pairs"
+                                        and self.controller == "nonlinear")
 
     @property
     def circuit_key(self):
         """Learners with equal keys propagate as one stack (and share one circuit)."""
         own = () if self.circuit is None else (self.circuit,)
-        if self.rule.circuit == "layer-pairs":
-            return (self.rule.name, self.architecture, self.controller) + own
-        return (self.rule.name,) + own
+        if self.rule.circuit in ("layer-pairs", "target-pairs"):
+            return (self.rule, self.architecture, self.controller) + own
+        return (self.rule,) + own
 
 
 @dataclass(frozen=True)
@@ -171,6 +192,10 @@ class Step:
     unstable : dict of int to bool
         Per circuit learner: its circuit ended unsettled because it is
         unstable.
+    unsolved : dict of int to int
+        Per learner of a closed form found by Newton's method (NDI of
+        targets, NDFC): the samples whose exact steady state it did not find
+        (their errors are its last iterate).
     """
 
     forward: list
@@ -178,13 +203,15 @@ class Step:
     settle_steps: int = 0
     residuals: dict = field(default_factory=dict)
     unstable: dict = field(default_factory=dict)
+    unsolved: dict = field(default_factory=dict)
 
     def part(self, start, stop):
         """The `Step` of learners ``start`` .. ``stop - 1`` alone (indices from 0)."""
         inside = range(start, stop)
         return Step(self.forward[start:stop], self.deltas[start:stop], self.settle_steps,
                     {k - start: v for k, v in self.residuals.items() if k in inside},
-                    {k - start: v for k, v in self.unstable.items() if k in inside})
+                    {k - start: v for k, v in self.unstable.items() if k in inside},
+                    {k - start: v for k, v in self.unsolved.items() if k in inside})
 
 
 TINY = np.finfo(float).tiny
@@ -217,7 +244,8 @@ def backward(learners, forwards, output_deltas, config, report=None):
     config : UpdateConfig
     report : dict or None
         Receives ``'settle_steps'`` (the Euler steps of the circuit run) and,
-        per circuit learner, ``'residuals'`` and ``'unstable'`` (see `Step`).
+        per circuit learner, ``'residuals'`` and ``'unstable'``, per learner of
+        a closed form found by Newton's method ``'unsolved'`` (see `Step`).
 
     Returns
     -------
@@ -237,9 +265,20 @@ def backward(learners, forwards, output_deltas, config, report=None):
         if rule.circuit is not None:
             chains.append(members)
             continue
-        hidden = _layerwise_backward([learners[k] for k in members],
-                                     [forwards[k] for k in members],
-                                     stack_c([output_deltas[k] for k in members]), config)
+        group = [learners[k] for k in members]
+        stacked = stack_c([output_deltas[k] for k in members])
+        if rule.chainwise is None:
+            hidden = _layerwise_backward(group, [forwards[k] for k in members], stacked, config)
+        else:
+            hidden, solved = _chainwise_backward(group, [forwards[k] for k in members],
+                                                 stacked, config)
+            if not np.all(solved):
+                warnings.warn(f"{rule.name}: Newton's method did not find the exact steady "
+                              "state of some samples; their errors are its last iterate "
+                              "(Step.unsolved counts them)", RuntimeWarning, stacklevel=3)
+            if report is not None:
+                report.setdefault("unsolved", {}).update(
+                    {k: int(np.size(ok) - np.count_nonzero(ok)) for k, ok in zip(members, solved)})
         for j, k in enumerate(members):
             deltas[k][:-1] = [h[j] for h in hidden]
     if chains:
@@ -278,6 +317,31 @@ def _layerwise_backward(group, forwards, delta, config):
     return hidden
 
 
+def _chainwise_backward(group, forwards, delta, config):
+    """Hidden errors of learners of one closed-form rule that needs the whole network
+    (NDI of targets, NDFC): one call of the rule's ``chainwise`` for the stack.
+
+    Returns
+    -------
+    hidden : list of ndarray
+        delta_1 .. delta_{L-1}, each (n, batch, d_l), clipped as configured.
+    solved : ndarray of bool, shape (n, batch)
+        Where the rule's exact steady state was found.
+    """
+    first = group[0]
+    depth = first.net.depth
+    arrays = ChainArrays(
+        weights=[stack_c([lrn.net.weights[l] for lrn in group]) for l in range(1, depth)],
+        feedback=[stack_c([lrn.feedback[j] for lrn in group]) for j in range(len(first.feedback))],
+        delta=delta, alpha=np.array([lrn._alphas for lrn in group]),
+        offsets=[stack_c([f.a[l] for f in forwards]) for l in range(depth - 1)],
+        transfers=[g.name for g in first.net.nonlinearities[:-1]])
+    hidden, solved = first.rule.chainwise(first.rule, arrays)
+    if config.clip_hidden is not None:
+        hidden = [clip_rows(h, config.clip_hidden) for h in hidden]
+    return hidden, solved
+
+
 def _slopes(learners, forwards, layer):
     """g'(a) of weight layer ``layer`` (0-based) of each learner, stacked; None when
     every g there is linear (g' = 1: multiplying by it changes nothing)."""
@@ -288,11 +352,15 @@ def _slopes(learners, forwards, layer):
 
 
 def _chain_backward(learners, forwards, deltas, chains, config):
-    """Fill ``deltas`` of the DI and SLDI learners from joint circuits.
+    """Fill ``deltas`` of the circuit learners (DI, SLDI, DI of targets, DFC) from joint
+    circuits.
 
     ``chains`` lists the learner indices of each circuit group; every group
-    becomes one chain (layer pairs, DI: Eq. 17 or Eq. 14 per layer; or the
-    single loop, SLDI), and all chains with the same circuit settings (the
+    becomes one chain (layer pairs, DI: Eq. 17 or Eq. 14 per layer; the
+    single loop, SLDI; layer pairs of targets; direct control, DFC: the last
+    two around the forward pass's pre-activations, with the output target
+    scaled by the rule's ``target_step`` and the settled errors divided by
+    it), and all chains with the same circuit settings (the
     learners' own `Learner.circuit`, else ``config.circuit``) settle together
     (`settle_chains`), each problem labelled with its learner's name for the
     messages of ``on_unsettled``; chains of spiking circuits get radii from
@@ -306,23 +374,29 @@ def _chain_backward(learners, forwards, deltas, chains, config):
         parts.setdefault(options, []).append(members)
     outcome = {"settle_steps": None, "residuals": {}, "unstable": {}}
     for options, part in parts.items():
-        specs, problems = [], []
+        specs, problems, scales = [], [], []
         spiking = _spiking(options)
         for members in part:
             group = [learners[k] for k in members]
             first = group[0]
             depth = first.net.depth
             names = tuple(g.name for g in first.net.nonlinearities[:-1])
-            loop = first.rule.circuit == "single-loop"
-            nonlinear = loop or first.controller == "nonlinear"
-            architecture = "single-loop" if loop else first.architecture
+            rule = first.rule
+            loop = rule.circuit in ("single-loop", "direct")
+            targets = rule.circuit == "target-pairs"
+            nonlinear = loop or targets or first.controller == "nonlinear"
+            architecture = {"single-loop": "single-loop", "direct": "direct"}.get(
+                rule.circuit, first.architecture)
+            # The rules of targets settle the output target a_L - beta delta_L (scale: beta).
+            scale = rule.target_step or 1.0
             specs.append(ChainSpec(tuple(first.net.sizes), architecture,
-                                   names if nonlinear else None, len(group)))
+                                   names if nonlinear else None, len(group), targets,
+                                   rule.kp or 0.0))
             problem = dict(
                 weights=[_stack([lrn.net.weights[l] for lrn in group]) for l in range(depth)],
                 feedback=[_stack([lrn.feedback[j] for lrn in group])
                           for j in range(len(first.feedback))],
-                delta=_stack([deltas[k][-1] for k in members]),
+                delta=_stack([deltas[k][-1] * scale for k in members]),
                 alpha=np.array([lrn._alphas for lrn in group]),
                 gains=None if nonlinear else [
                     np.stack([lrn.net.nonlinearities[l].derivative(forwards[k].a[l])
@@ -330,18 +404,32 @@ def _chain_backward(learners, forwards, deltas, chains, config):
                     for l in range(depth - 1)
                 ],
                 labels=[f"model {lrn.name!r}" for lrn in group],
+                offsets=[np.stack([forwards[k].a[l] for k in members])
+                         for l in range(depth - 1)] if loop or targets else None,
             )
-            if spiking and not loop:
+            slopes = [np.stack([lrn.net.nonlinearities[l].derivative(forwards[k].a[l])
+                                for lrn, k in zip(group, members)])
+                      for l in range(depth - 1)] if spiking else None
+            if spiking and architecture == "direct":
+                problem["radius"] = direct_radii(
+                    problem["weights"], problem["feedback"], problem["delta"],
+                    problem["alpha"][:, 0], rule.kp or 0.0, slopes, margin=first.radius_margin)
+            elif spiking and targets:
+                problem["radius"] = target_radii(
+                    problem["weights"], problem["feedback"], problem["delta"],
+                    problem["alpha"], slopes, margin=first.radius_margin)
+            elif spiking and not loop:
                 problem["radius"] = chain_radii(
                     problem["weights"], problem["feedback"], problem["delta"],
                     problem["alpha"], problem["gains"], margin=first.radius_margin)
             problems.append(ChainProblem(**problem))
+            scales.append(scale)
         settled = settle_chains(specs, problems, options)
         if outcome["settle_steps"] is None:
             outcome["settle_steps"] = settled[0].steps
-        for members, result in zip(part, settled):
+        for members, result, scale in zip(part, settled, scales):
             for j, k in enumerate(members):
-                deltas[k][:-1] = [h[j] for h in result.deltas]
+                deltas[k][:-1] = [h[j] / scale for h in result.deltas]
                 outcome["residuals"][k] = float(result.residual[j])
                 outcome["unstable"][k] = bool(result.unstable[j])
     return outcome
@@ -512,4 +600,4 @@ def train_step_each(learners, xs, ts, config):
     for learner, forward, per_layer in zip(learners, forwards, deltas):
         apply_updates(learner.net, forward, per_layer, config)
     return Step(forwards, deltas, report["settle_steps"], report["residuals"],
-                report["unstable"])
+                report["unstable"], report.get("unsolved", {}))

@@ -1,4 +1,4 @@
-"""The scripts under docs/scripts that print the README's numbers, on hand-made records."""
+"""The scripts under docs/scripts that print the user guide's numbers, on hand-made records."""
 
 import importlib.util
 import json
@@ -199,3 +199,43 @@ def test_gaps_set_the_rules_against_bp_and_the_subset_against_full_mnist(tables)
                          "standard error of 0.75 points on 1000 test images)")
     assert lines[-1] == ("  BP on the subset against BP on full MNIST (Podlaski & Machens 2020, "
                          "Fig. 4a): 6.00 - 2.20 = +3.80 points from the data alone")
+
+
+def _second_order():
+    """Two rules and GN on one case of three layers; medians as the study writes them."""
+    def median(rule, layer, gn, gnt, share):
+        return {"case": "toy", "rule": rule, "layer": layer, "to_bp_deg": 0.0,
+                "to_gnt_deg": gnt, "to_gn_deg": gn, "to_lgn_deg": gn, "null_share": share}
+    medians = [median("BP", 1, 30.0, 20.0, 0.0), median("BP", 2, 25.0, 10.0, 0.0),
+               median("DI", 1, 40.0, 30.0, 0.25), median("DI", 2, 20.0, 5.0, 0.01),
+               median("DI-T", 1, 45.0, 35.0, 0.5), median("DI-T", 2, 21.0, 4.0, 0.02),
+               median("GN", 1, 0.0, 18.0, None), median("GN", 2, 0.0, 9.0, None),
+               median("BP", 3, 10.0, 0.0, 0.0)]
+    return {"medians": medians,
+            "cases": {"toy": {"sizes": [4, 4, 4, 2], "hidden": "tanh", "alpha": 0.001,
+                              "damping": 0.1,
+                              "unsolved": {"NDFC": {"samples": 2, "of": 640}}}},
+            "settling": {"toy DI": {"settles": 20, "unsettled": 3, "median_residual": 2e-4}}}
+
+
+def test_second_order_tables_and_comparisons():
+    script = _load("second_order_tables")
+    record = _second_order()
+    lines = script.case_table(record, "toy")
+    assert lines[0].startswith(".. list-table:: toy (4-4-4-2, tanh hidden layers; alpha "
+                               "0.001, damping 0.1)")
+    assert lines[3:7] == ["   * - rule", "     - layer 1", "     - layer 2",
+                          "     - layer 3 (output)"]
+    assert lines[7:11] == ["   * - BP", "     - 30.0 / 20.0 / 0.00", "     - 25.0 / 10.0 / 0.00",
+                           "     - 10.0 / 0.0 / 0.00"]
+    assert "   * - GN" in lines and "     - 0.0 / 18.0 / -" in lines
+    assert lines[lines.index("   * - DI") + 3] == "     - -"  # no layer-3 median for DI
+    comparisons = script.comparisons(record)
+    assert comparisons == [
+        "toy, layer 1: BP 30.0 deg to GN; closer: none; DI-T vs DI: GN 45.0 vs 40.0, "
+        "GNT 35.0 vs 30.0",
+        "toy, layer 2: BP 25.0 deg to GN; closer: DI, DI-T; DI-T vs DI: GN 21.0 vs 20.0, "
+        "GNT 4.0 vs 5.0"]
+    assert script.settling_lines(record) == [
+        "toy DI: 3 of 20 settles unsettled (median residual 0.0002)",
+        "toy NDFC: exact steady state not found for 2 of 640 samples"]

@@ -55,6 +55,12 @@ def test_example_runs(path, tmp_path):
 
 GUIDE = ROOT / "docs" / "guide"
 GUIDE_SKIPPED = {"sweeps.rst"}  # its block reads a sweep folder; examples/plot_06_sweep.py runs one
+GUIDE_SETUP = {
+    # its block reads the folder of the README's first command: a reduced run of it
+    "results_json.rst": ["run", "linear-regression", "--quick", "--models",
+                         "BP,NDI a=0.01,DI a=0.01", "--out", "results/linear", "--no-progress"],
+}
+"""Commands run (``dinv`` in-process, in the page's folder) before a page's blocks."""
 
 
 def python_blocks(path):
@@ -82,7 +88,11 @@ GUIDE_PAGES = sorted(p for p in GUIDE.glob("*.rst")
 def test_user_guide_code_runs(page, tmp_path):
     """The Python blocks of each user-guide page run, in order, as one script."""
     script = tmp_path / f"{page.stem}.py"
-    script.write_text("\n\n".join(python_blocks(page)) + "\n")
+    setup = []
+    if page.name in GUIDE_SETUP:
+        command = GUIDE_SETUP[page.name]
+        setup = [f"from dinv.experiments.cli import main\nassert main({command!r}) == 0"]
+    script.write_text("\n\n".join(setup + python_blocks(page)) + "\n")
     paths = [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     env = dict(os.environ, MPLBACKEND="Agg", PYTHONPATH=os.pathsep.join(paths))
     done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env,

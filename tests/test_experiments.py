@@ -210,8 +210,9 @@ def test_a_model_trains_the_same_beside_any_other_models(tmp_path):
 @pytest.mark.slow
 def test_full_nonlinear_regression_protocol(tmp_path):
     """Acceptance (paper protocol, 10000 updates): PBP, NDI and DI end at or below BP's and
-    FA's error; SLDI, which shares the baselines' plateau (README), ends at or below BP's and
-    within 1 % of FA's; DI at alpha 0.01 tracks NDI (median angle under 2 degrees per layer)."""
+    FA's error; SLDI, which shares the baselines' plateau (docs/guide/reproductions.rst), ends
+    at or below BP's and within 1 % of FA's; DI at alpha 0.01 tracks NDI (median angle under
+    2 degrees per layer)."""
     code, out = run_cli(tmp_path, "nonlinear-regression", "--seed", "0")
     assert code == 0
     record = json.loads((out / "results.json").read_text())

@@ -120,8 +120,8 @@ def test_nonlinear_regression_figure():
         ax = next(a for t, a in titles.items() if paper in t)
         assert "running median" in ax.get_title(loc="left")
         bands = [c for c in ax.collections if isinstance(c, PolyCollection)]
-        shown = [m for m, r in results["rules"].items()
-                 if r == ("di" if paper == "Fig. 3i" else "sldi")]
+        drawn = {"di", "di-targets", "dfc"} if paper == "Fig. 3i" else {"sldi"}
+        shown = [m for m, r in results["rules"].items() if r in drawn]
         assert len(bands) == 2 * len(shown)  # one interquartile band per model and layer
         assert ax.get_yscale() == "log"
     # No panel carries its own legend: one legend for the figure, below the panels.

@@ -17,14 +17,21 @@ def sign_symmetric(W, B, delta, alpha):
 
 
 def test_registered_rules_describe_themselves():
-    assert set(RULES) == {"bp", "fa", "pbp", "ndi", "di", "sldi"}
-    assert [RULES[r].feedback for r in ("bp", "fa", "ndi", "sldi")] == [None, "layer", "layer",
-                                                                         "loop"]
-    assert [r for r, rule in RULES.items() if rule.inverts] == ["ndi", "di", "sldi"]
-    assert [r for r, rule in RULES.items() if rule.circuit] == ["di", "sldi"]
+    assert set(RULES) == {"bp", "fa", "pbp", "ndi", "di", "sldi", "ndi-targets", "di-targets",
+                          "ndfc", "dfc"}
+    assert [RULES[r].feedback for r in ("bp", "fa", "ndi", "sldi", "di-targets", "dfc")] == [
+        None, "layer", "layer", "loop", "layer", "direct"]
+    assert [r for r, rule in RULES.items() if rule.inverts] == [
+        "ndi", "di", "sldi", "ndi-targets", "di-targets", "ndfc", "dfc"]
+    assert [r for r, rule in RULES.items() if rule.circuit] == ["di", "sldi", "di-targets",
+                                                                "dfc"]
+    assert [r for r, rule in RULES.items() if rule.chainwise] == ["ndi-targets", "ndfc"]
+    assert [r for r, rule in RULES.items() if not rule.slope] == [
+        "sldi", "ndi-targets", "di-targets", "ndfc", "dfc"]
     assert RULES["di"].feedback_count(4) == 3 and RULES["sldi"].feedback_count(4) == 1
-    assert RULES["bp"].feedback_count(4) == 0
+    assert RULES["dfc"].feedback_count(4) == 3 and RULES["bp"].feedback_count(4) == 0
     assert RULES["ndi"].leak_count(4) == 3 and RULES["sldi"].leak_count(4) == 1
+    assert RULES["ndfc"].leak_count(4) == 1
     assert get_rule(RULES["fa"]) is RULES["fa"]
 
 
@@ -34,7 +41,8 @@ def test_unknown_rule_names_the_known_ones():
 
 
 def test_rule_needs_exactly_one_way_to_compute():
-    with pytest.raises(InputError, match="either a layer-wise function or a circuit"):
+    with pytest.raises(InputError, match="one of a layer-wise function, a chainwise function "
+                                         "or a circuit"):
         rules.register(Rule("nothing", "computes nothing"))
 
 

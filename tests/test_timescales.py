@@ -52,7 +52,8 @@ def test_pid_part_of_the_study(tmp_path):
     """The PID grid on the reference case: zero gains are the integral controller, every
     gain pair the Euler step calls stable settles (and those it calls unstable diverge),
     the measured decay rates match the step radius, and no scalar gains here converge
-    2x faster (the README says why: the slowest mode is W's smallest singular direction)."""
+    2x faster (docs/guide/reproductions.rst says why: the slowest mode is W's smallest
+    singular direction)."""
     out = tmp_path / "out"
     assert main(["run", "timescales", "--quick", "--out", str(out), "--no-progress",
                  "--set", "ratios=[1]", "--set", "pid_grid_kp=[0, 1, -0.25]",

@@ -4,13 +4,13 @@ Usage::
 
     python docs/scripts/autoencoder_merge.py OUT.png RUN_DIR [RUN_DIR ...]
 
-The 25-epoch autoencoder of the README ran as two processes side by side, one
+The 25-epoch autoencoder of the user guide ran as two processes side by side, one
 per weight init (``--models "BP uniform,FA uniform,..."`` and the orthogonal
 ones), each writing its own ``results.json``. This script checks that the runs
 share their protocol (every setting but ``models``, and the evaluation
 schedule), merges their histories, reconstructions and t-SNE maps, draws Fig.
 4b-d of the merged run (`dinv.analysis.figures.autoencoder_figure`) into
-OUT.png and prints the README's Markdown table: training error per image at the
+OUT.png and prints the user guide's table (in Markdown): training error per image at the
 start, after epochs 2, 6, 12 and the last, and the final test error.
 """
 

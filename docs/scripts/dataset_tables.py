@@ -1,4 +1,4 @@
-"""Print the docs' numbers of classification and simulated-DI autoencoder runs.
+"""Print the user guide's numbers of classification and simulated-DI autoencoder runs.
 
 Usage::
 

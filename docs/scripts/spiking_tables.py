@@ -1,4 +1,4 @@
-"""Print the README's tables of the spiking study and of the spiking DI training.
+"""Print the user guide's tables of the spiking study and of the spiking DI training.
 
 Usage::
 
