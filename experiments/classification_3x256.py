@@ -11,9 +11,11 @@ gradient descent, cross-entropy, z-scored inputs, weight decay, DI simulated
 on every batch), and records the published errors of the data set beside its
 own (`PUBLISHED`).
 
-The models (`MODELS`): BP, FA, and NDI and DI at alpha 0.01 with Tr-Init
-feedback (B = -W^T). PBP is left out: on square layers it is W^-1, and the
-256 x 256 inverses of training blow its errors up. A backward pass of DI settles the circuits of the
+The models (`MODELS`): BP, FA, NDI and DI at alpha 0.01 with Tr-Init
+feedback (B = -W^T), the inversion of targets (NDI-T, DI-T) and direct
+feedback control (NDFC, DFC) with the settings of DFC's MNIST configuration
+(`DEFAULTS`). PBP is left out: on square layers it is W^-1, and the 256 x 256
+inverses of training blow its errors up. A backward pass of DI settles the circuits of the
 three layer pairs one after the other (the sequential chain, paper Fig. 2a).
 Another rule enters the comparison as one more entry of `MODELS` (its published
 numbers, if any, in `PUBLISHED` under its rule's name in capitals).
@@ -32,8 +34,15 @@ MODELS = (
     ModelSpec("FA", "fa", feedback="random"),
     ModelSpec("NDI a=0.01", "ndi", 0.01, "transpose"),
     ModelSpec("DI a=0.01", "di", 0.01, "transpose"),
+    ModelSpec("NDI-T a=0.01", "ndi-targets", 0.01, "transpose"),
+    ModelSpec("DI-T a=0.01", "di-targets", 0.01, "transpose"),
+    ModelSpec("NDFC a=0.00025", "ndfc", 0.00025, "transpose"),
+    ModelSpec("DFC a=0.00025", "dfc", 0.00025, "transpose"),
 )
-"""The rules compared on the network (Tr-Init feedback for the inversion models)."""
+"""The rules compared on the network: Tr-Init feedback for the inversions of errors and of
+targets, Q = J^T for direct feedback control (DFC with fixed feedback, at the leak of
+Meulemans et al.'s MNIST configuration of it); each simulated rule beside its exact steady
+state (NDI, NDI-T, NDFC)."""
 
 PUBLISHED = {
     "mnist": ({"BP": 1.83, "DFC": 2.20},
@@ -58,12 +67,23 @@ DEFAULTS = {
     # through 256-wide layers costs about as much per sample at batch 10 as at 100, and a
     # 4000-digit training set then still gets 400 updates an epoch.
     "batch_size": 10,
+    # DI of targets and DFC: Meulemans et al. (2021)'s MNIST configuration of DFC with fixed
+    # feedback (configs/configs_mnist/mnist_fixed_dfc.py of their release): k_p 2,
+    # tau_v / tau_u 0.2, dt_di 0.02 tau_u (0.1 tau_v), tmax_di 500 steps, target
+    # stepsize 0.1 (its leak 0.00025 is the models').
+    "dfc_kp": 2.0,
+    "dfc_tau_ratio": 0.2,
+    "dfc_dt": 0.1,
+    "dfc_steps": 500,
+    "target_step": 0.1,
 }
 """The protocol of `dinv.experiments.classification` (10 epochs, rate 1e-3, weight decay)
 on the network of DFC (its widths and initial weights), in batches of 10."""
 
+# Settles long enough for the small quick network's slow modes (DI and DI-T 1000 steps,
+# DFC 1500).
 QUICK = {"dataset": "digits", "hidden": [32, 32, 32], "epochs": 2, "train_samples": 500,
-         "batch_size": 10, "lr": 1e-2, "eval_every": 250, "steps": 600}
+         "batch_size": 10, "lr": 1e-2, "eval_every": 250, "steps": 1000, "dfc_steps": 1500}
 
 DESCRIPTIONS = classification.DESCRIPTIONS
 """One line per setting (``dinv run mnist-3x256 --help``)."""
