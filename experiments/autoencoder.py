@@ -80,6 +80,8 @@ DEFAULTS = {
     "eval_train_samples": 10000,
     "checkpoint_every": 5000,
     "restabilise": True,
+    "second_order_every": None,
+    "second_order_damping": 0.1,
     # SSA descent on 500-wide layers takes hours (2r x 2r Lyapunov solves);
     # the spectral shift reaches the same target in seconds.
     "rinit": {"target": -0.01, "method": "shift"},

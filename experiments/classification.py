@@ -96,6 +96,9 @@ DEFAULTS = {
     "eval_every": 1000,
     "checkpoint_every": 10000,
     "restabilise": True,
+    # Second-order measures of every model's update (off in the paper's protocol).
+    "second_order_every": None,
+    "second_order_damping": 0.1,
     # The release's R-Init (lr 5e-2, at least 10 steps), with the 2000 steps it allows its
     # nonlinear task: 200 fall just short of the target on small hidden layers.
     "rinit": {"target": -0.01, "lr": 5e-2, "max_iters": 2000, "min_iters": 10},
@@ -131,6 +134,10 @@ DESCRIPTIONS = {
     "eval_every": "measure every model every this many training samples",
     "checkpoint_every": "write checkpoint.npz every this many training samples",
     "restabilise": "re-stabilise NDI/DI feedback whenever a circuit turns unstable",
+    "second_order_every": "every this many training samples, measure each model's update of "
+                          "that batch against BP and Gauss-Newton (null: never)",
+    "second_order_damping": "damping lambda of the Gauss-Newton target and updates of the "
+                            "second-order measures",
     "rinit": RINIT_DESCRIPTION,
     **DIRECT_DESCRIPTIONS,
 }
@@ -138,6 +145,13 @@ DESCRIPTIONS = {
 
 UNITS = {
     "test_error": "%",
+    "to_bp_deg": "degrees",
+    "to_gnt_deg": "degrees",
+    "to_gn_deg": "degrees",
+    "to_lgn_deg": "degrees",
+    "null_share": "dimensionless",
+    "damping": "dimensionless",
+    "second_order_seconds": "s",
     "samples": "samples",
     "epoch": "epochs",
     "epoch_seconds": "s",

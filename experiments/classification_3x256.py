@@ -76,6 +76,9 @@ DEFAULTS = {
     "dfc_dt": 0.1,
     "dfc_steps": 500,
     "target_step": 0.1,
+    # Every model's update against BP and Gauss-Newton, at the first batch and every
+    # 4000 samples (each epoch of mnist-5k), damping 0.1 (Meulemans et al.'s).
+    "second_order_every": 4000,
 }
 """The protocol of `dinv.experiments.classification` (10 epochs, rate 1e-3, weight decay)
 on the network of DFC (its widths and initial weights), in batches of 10."""
@@ -83,7 +86,8 @@ on the network of DFC (its widths and initial weights), in batches of 10."""
 # Settles long enough for the small quick network's slow modes (DI and DI-T 1000 steps,
 # DFC 1500).
 QUICK = {"dataset": "digits", "hidden": [32, 32, 32], "epochs": 2, "train_samples": 500,
-         "batch_size": 10, "lr": 1e-2, "eval_every": 250, "steps": 1000, "dfc_steps": 1500}
+         "batch_size": 10, "lr": 1e-2, "eval_every": 250, "steps": 1000, "dfc_steps": 1500,
+         "second_order_every": 1000}
 
 DESCRIPTIONS = classification.DESCRIPTIONS
 """One line per setting (``dinv run mnist-3x256 --help``)."""

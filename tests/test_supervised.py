@@ -93,7 +93,8 @@ def test_evaluation_schedule_and_epoch_ends(tmp_path):
 
 @pytest.mark.parametrize("key, value", [("batch_size", 0), ("batch_size", 41),
                                         ("eval_every", 0), ("epochs", 1.5),
-                                        ("lr_scaling", "linear")])
+                                        ("lr_scaling", "linear"), ("second_order_every", 0),
+                                        ("second_order_every", "x")])
 def test_bad_settings_are_refused(tmp_path, key, value):
     with pytest.raises(InputError, match=key):
         _toy_run(tmp_path, **{key: value})
@@ -228,3 +229,46 @@ def test_bad_settings_are_one_line_errors(tmp_path, capsys, name, args, message)
     code = main(["run", name, "--quick", *args, "--out", str(tmp_path / "x"), "--no-progress"])
     err = capsys.readouterr().err
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_second_order_records_of_bp_and_fa_have_their_known_angles():
+    """BP's update is at 0 degrees to BP's in every layer; FA's output layer takes the
+    same update as BP's (same output error), its hidden layer another; the output layer's
+    null-space share is 0; one record per model and layer, with the damping and samples."""
+    from dinv.experiments.models_spec import ModelSpec
+    from dinv.models.training import UpdateConfig, train_step
+
+    rng = np.random.default_rng(0)
+    base = FeedforwardNetwork.create([6, 5, 4, 3], ["tanh", "tanh", "softmax"], rng,
+                                     init="xavier-normal")
+    learners = [ModelSpec("BP", "bp").learner(base, 0),
+                ModelSpec("FA", "fa", feedback="random").learner(base, 0)]
+    before = [supervised._parameters_of(lrn.net) for lrn in learners]
+    x = rng.normal(size=(8, 6))
+    t = np.eye(3)[rng.integers(0, 3, 8)]
+    step = train_step(learners, x, t, UpdateConfig(lr=0.1))
+    records = supervised.second_order_records(learners, before, step, 0.1, 40)
+    assert [(r["model"], r["layer"]) for r in records] == [
+        ("BP", 1), ("BP", 2), ("BP", 3), ("FA", 1), ("FA", 2), ("FA", 3)]
+    assert all(r["samples"] == 40 and r["damping"] == 0.1 for r in records)
+    bp, fa = records[:3], records[3:]
+    assert max(r["to_bp_deg"] for r in bp) < 1e-6
+    assert fa[2]["to_bp_deg"] < 1e-6 and fa[0]["to_bp_deg"] > 1.0
+    assert bp[2]["null_share"] == fa[2]["null_share"] == 0.0
+    assert all(0.0 <= r[k] <= 180.0 for r in records
+               for k in ("to_gnt_deg", "to_gn_deg", "to_lgn_deg"))
+
+
+def test_second_order_measured_on_the_batches_holding_a_multiple(tmp_path):
+    """Batches of 3 over 40 samples an epoch (the last of 1), measured every 10: the
+    batches [0, 3), [9, 12), [18, 21), [30, 33), then [40, 43), [49, 52), [58, 61),
+    [70, 73) of the second epoch; BP at 0 degrees to BP."""
+    out = _toy_run(tmp_path, second_order_every=10, second_order_damping=0.5)
+    starts = sorted({r["samples"] for r in out["second_order"]})
+    assert starts == [0, 9, 18, 30, 40, 49, 58, 70]
+    assert {r["layer"] for r in out["second_order"]} == {1, 2}
+    assert max(r["to_bp_deg"] for r in out["second_order"]) < 1e-6
+    assert out["second_order_seconds"] > 0
+    assert "second_order" not in _toy_run(tmp_path / "off")
+    with pytest.raises(InputError, match="second_order_damping"):
+        _toy_run(tmp_path / "bad", second_order_every=10, second_order_damping=-1.0)
