@@ -239,3 +239,20 @@ def test_second_order_tables_and_comparisons():
     assert script.settling_lines(record) == [
         "toy DI: 3 of 20 settles unsettled (median residual 0.0002)",
         "toy NDFC: exact steady state not found for 2 of 640 samples"]
+
+
+def test_second_order_table_has_the_medians_per_model_and_layer(tables):
+    def entry(samples, model, layer, angle):
+        return {"samples": samples, "model": model, "layer": layer, "to_bp_deg": angle,
+                "to_gnt_deg": angle + 1, "to_gn_deg": angle + 2, "to_lgn_deg": None,
+                "null_share": 0.25, "damping": 0.1}
+
+    record = {"second_order": [entry(0, "DI", 1, 10.0), entry(0, "DI", 2, 0.0),
+                               entry(40, "DI", 1, 20.0), entry(40, "DI", 2, 0.0),
+                               entry(80, "DI", 1, 60.0), entry(80, "DI", 2, 0.0)]}
+    lines = tables.second_order_table(record)
+    assert lines[10:17] == ["   * - DI", "     - 1", "     - 20.0", "     - 21.0",
+                            "     - 22.0", "     - nan", "     - 0.25"]
+    assert lines[-1] == ("medians over 3 measurements at 3 points (0 to 80 samples), "
+                         "damping 0.1")
+    assert tables.second_order_table({}) == []

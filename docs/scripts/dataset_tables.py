@@ -19,13 +19,16 @@ resumed run's processes).
 ``published`` prints one reStructuredText table of the published test errors
 (`PUBLISHED`) and of the final test error of every model of the classification
 runs given, each row with its network, data and training, then how far each
-rule is from BP in every run and publication (`gaps`), and the runs' times.
+rule is from BP in every run and publication (`gaps`), the runs' times and,
+for runs that measured them, the medians of the second-order measures per model
+and layer (`second_order_table`).
 
 An interrupted run is refused, since its last numbers are not the protocol's.
 """
 
 import json
 import math
+import statistics
 import sys
 from pathlib import Path
 
@@ -205,6 +208,38 @@ def gaps(records):
     return lines
 
 
+SECOND_ORDER = ("to_bp_deg", "to_gnt_deg", "to_gn_deg", "to_lgn_deg", "null_share")
+"""The second-order measures, as results.json names them."""
+
+
+def second_order_table(record):
+    """reStructuredText list-table: per model and layer, the median of every second-order
+    measure over the run's measurements (nan where all were null; no table without
+    measurements)."""
+    records = record.get("second_order") or []
+    if not records:
+        return []
+    groups = {}
+    for entry in records:
+        groups.setdefault((entry["model"], entry["layer"]), []).append(entry)
+    counts = {len(entries) for entries in groups.values()}
+    lines = [".. list-table::", "   :header-rows: 1", "",
+             "   * - model", "     - layer", "     - to BP (deg)", "     - to GN target (deg)",
+             "     - to GN (deg)", "     - to layer-wise GN (deg)", "     - null-space share"]
+    for (model, layer), entries in groups.items():
+        values = [[e[key] for e in entries if e[key] is not None] for key in SECOND_ORDER]
+        medians = [statistics.median(v) if v else float("nan") for v in values]
+        lines += [f"   * - {model}", f"     - {layer}"]
+        lines += [f"     - {value:.1f}" for value in medians[:-1]]
+        lines.append(f"     - {medians[-1]:.2f}")
+    damping = sorted({e["damping"] for e in records})
+    measured = sorted({e["samples"] for e in records})
+    lines += ["", f"medians over {'/'.join(map(str, sorted(counts)))} measurements at "
+              f"{len(measured)} points ({measured[0]} to {measured[-1]} samples), damping "
+              f"{'/'.join(f'{d:g}' for d in damping)}"]
+    return lines
+
+
 def main(argv):
     if len(argv) >= 3 and argv[1] == "published":
         records = [read(folder) for folder in argv[2:]]
@@ -215,6 +250,8 @@ def main(argv):
         lines = published_table(records) + [""] + gaps(records)
         for folder, record in zip(argv[2:], records):
             lines += ["", f"{folder}:"] + summary(record)
+            table = second_order_table(record)
+            lines += ["", "second-order measures:", ""] + table if table else []
         print("\n".join(lines))
         return
     if len(argv) != 2:
