@@ -272,3 +272,34 @@ def test_second_order_measured_on_the_batches_holding_a_multiple(tmp_path):
     assert "second_order" not in _toy_run(tmp_path / "off")
     with pytest.raises(InputError, match="second_order_damping"):
         _toy_run(tmp_path / "bad", second_order_every=10, second_order_damping=-1.0)
+
+
+@pytest.mark.slow
+def test_3x256_run_with_every_rule_resumes_to_identical_numbers(tmp_path, monkeypatch):
+    """mnist-3x256's models (DI, DI of targets, DFC and their steady states among them)
+    resume from a checkpoint to exactly the numbers of an uninterrupted run, second-order
+    records included."""
+    small = ["run", "mnist-3x256", "--dataset", "digits", "--set", "hidden=[12,12,12]",
+             "--epochs", "2", "--set", "train_samples=200", "--batch-size", "20",
+             "--set", "eval_every=100", "--set", "checkpoint_every=60",
+             "--set", "second_order_every=100", "--no-progress"]
+    assert main([*small, "--out", str(tmp_path / "whole")]) == 0
+    original = supervised.train_step
+    calls = {"n": 0}
+
+    def dying(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] > 2 * 13:  # two learner groups per batch: dies in batch 14 of 20
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(supervised, "train_step", dying)
+    with pytest.raises(KeyboardInterrupt):
+        main([*small, "--out", str(tmp_path / "killed")])
+    monkeypatch.setattr(supervised, "train_step", original)
+    assert main(["run", "mnist-3x256", "--resume", str(tmp_path / "killed"),
+                 "--no-progress"]) == 0
+    whole, resumed = results(tmp_path, "whole"), results(tmp_path, "killed")
+    assert len(whole["models"]) == 8
+    for key in ("history", "final", "second_order", "config"):
+        assert resumed[key] == whole[key], key
