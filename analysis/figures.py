@@ -502,7 +502,7 @@ def classification_figure(history, models, paper, dataset,
 
 def _paper_errors(ax, paper, dataset, reference):
     """Published final errors: lines on MNIST, a note saying where they come from otherwise."""
-    by_value = {}
+    by_value: dict[float, list[str]] = {}
     for rule, value in paper.items():
         by_value.setdefault(value, []).append(rule)
     if dataset == "mnist":
@@ -746,13 +746,13 @@ def spiking_inversion_figure(scaling, slopes, tau_sweep, duration_sweep, silenci
     ax = axes[5]
     names = [m for m in models if m in silencing]
     if names:
-        x = np.arange(len(names))
+        slots = np.arange(len(names))
         fraction = silencing[names[0]]["fraction"]
-        ax.bar(x - 0.2, [silencing[m]["intact"]["angle_deg"] for m in names], 0.4,
+        ax.bar(slots - 0.2, [silencing[m]["intact"]["angle_deg"] for m in names], 0.4,
                color="tab:gray", label="all neurons")
-        ax.bar(x + 0.2, [silencing[m]["silenced"]["angle_deg"] for m in names], 0.4,
+        ax.bar(slots + 0.2, [silencing[m]["silenced"]["angle_deg"] for m in names], 0.4,
                color="tab:red", label=f"{fraction:.0%} silenced")
-        ax.set_xticks(x, [f"{m} (N={silencing[m]['intact']['neurons_per_dim']})"
+        ax.set_xticks(slots, [f"{m} (N={silencing[m]['intact']['neurons_per_dim']})"
                           for m in names])
         ax.set_yscale("log")
     ax.set_ylabel("angle to Eq. (10) (deg)")
@@ -784,7 +784,7 @@ SECOND_ORDER_ANGLES = (("to_gn_deg", "angle to GN (joint)"),
 
 def _by_case_and_layer(records):
     """(case, layer) -> rule -> (steps, records), in order of appearance."""
-    grouped = {}
+    grouped: dict[tuple[str, int], dict[str, list[dict]]] = {}
     for record in records:
         key = (record["case"], record["layer"])
         grouped.setdefault(key, {}).setdefault(record["rule"], []).append(record)
@@ -815,12 +815,13 @@ def second_order_figure(records: list[dict]) -> Figure:
     Returns
     -------
     matplotlib.figure.Figure
-        One row per case and layer, one column per angle (to GN, to the GN
-        target, to layer-wise GN, to BP); one legend below.
+        One row per case and layer (named on the left), one column per angle
+        (to GN, to the GN target, to layer-wise GN, to BP; titled on top); one
+        legend below.
     """
     grouped = _by_case_and_layer(records)
     rows = max(len(grouped), 1)
-    fig = Figure(figsize=(15, 2.1 * rows + 1.2), layout="constrained")
+    fig = Figure(figsize=(12, 1.6 * rows + 1.0), layout="constrained")
     axes = np.atleast_2d(fig.subplots(rows, len(SECOND_ORDER_ANGLES), squeeze=False))
     names = list(dict.fromkeys(r["rule"] for r in records))
     colour = colours(names)
@@ -828,8 +829,11 @@ def second_order_figure(records: list[dict]) -> Figure:
         for column, (key, title) in enumerate(SECOND_ORDER_ANGLES):
             ax = axes[row, column]
             _second_order_lines(ax, rules, key, colour)
-            ax.set_title(f"{case}, layer {layer}: {title}", loc="left", fontsize=9)
-            ax.set_ylabel("degrees")
+            if row == 0:
+                ax.set_title(title, fontsize=10)
+            if column == 0:
+                ax.set_ylabel(f"{case}\nlayer {layer} (degrees)", fontsize=8)
+            ax.tick_params(labelsize=7)
             ax.set_xlabel("updates" if row == rows - 1 else "")
     handles = [Line2D([], [], **line_style(n, colour[n], is_simulated(n), 0, 7, i))
                for i, n in enumerate(names)]

@@ -1,18 +1,21 @@
 """Metrics of training runs, from plain arrays."""
 
 import warnings
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from dinv.hints import ArrayLike, FloatArray
 
-def _unit(name, value):
+
+def _unit(name: str, value: ArrayLike) -> FloatArray:
     arr = np.asarray(value, dtype=float)
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} contains NaN or infinite values")
     return arr
 
 
-def vector_angle(u, v):
+def vector_angle(u: ArrayLike, v: ArrayLike) -> float | FloatArray:
     """Angle in degrees between vectors ``u`` and ``v`` (last axis).
 
     ``arccos(u . v / (|u| |v|))``; batched over leading axes. A zero vector
@@ -27,7 +30,7 @@ def vector_angle(u, v):
     return np.degrees(np.arccos(np.clip(cosine, -1.0, 1.0)))
 
 
-def matrix_angle(A, B):
+def matrix_angle(A: ArrayLike, B: ArrayLike) -> float:
     """Angle in degrees between matrices under the Frobenius inner product.
 
     ``arccos(<A, B>_F / (|A|_F |B|_F))``. The paper's feedback alignment
@@ -39,7 +42,7 @@ def matrix_angle(A, B):
     return float(vector_angle(A.ravel(), B.ravel()))
 
 
-def nmse(errors):
+def nmse(errors: Mapping[str, ArrayLike]) -> dict[str, FloatArray]:
     """Normalised error curves: every value divided by the largest of all.
 
     Parameters
@@ -59,20 +62,22 @@ def nmse(errors):
     return {k: v / peak for k, v in arrays.items()}
 
 
-def summed_squared_error(outputs, targets):
+def summed_squared_error(outputs: ArrayLike, targets: ArrayLike) -> float | FloatArray:
     """Sum over samples and units of (y - t)^2; leading axes are kept."""
     outputs, targets = _unit("outputs", outputs), _unit("targets", targets)
     return np.sum((outputs - targets) ** 2, axis=(-2, -1))
 
 
-def classification_error(outputs, labels):
+def classification_error(outputs: ArrayLike, labels: ArrayLike) -> float:
     """Fraction of samples whose largest output is not the label."""
     outputs = _unit("outputs", outputs)
     labels = np.asarray(labels)
     return float(np.mean(np.argmax(outputs, axis=-1) != labels))
 
 
-def running_quantiles(values, window, quantiles=(0.25, 0.5, 0.75)):
+def running_quantiles(values: ArrayLike, window: int,
+                      quantiles: Sequence[float] = (0.25, 0.5, 0.75),
+                      ) -> tuple[FloatArray, FloatArray]:
     """Quantiles of a trace over a sliding window.
 
     Parameters
@@ -102,11 +107,11 @@ def running_quantiles(values, window, quantiles=(0.25, 0.5, 0.75)):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN window gives NaN
             result = np.nanquantile(windows, quantiles, axis=1)
-    centres = np.arange(windows.shape[0]) + (window - 1) / 2.0
+    centres = np.arange(windows.shape[0], dtype=float) + (window - 1) / 2.0
     return centres, result
 
 
-def input_variation(inputs, outputs):
+def input_variation(inputs: ArrayLike, outputs: ArrayLike) -> float:
     """How much a model's outputs vary across inputs, relative to the inputs.
 
     Mean over pixels of the standard deviation across images of ``outputs``,

@@ -46,10 +46,15 @@ too, without units.
 
 import json
 import math
+import os
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from dinv.errors import InputError
+
+if TYPE_CHECKING:  # pandas is imported on first use
+    import pandas as pd
 
 COLUMNS = ("experiment", "model", "metric", "layer", "step", "step_unit", "value", "unit")
 """Columns of `load_results`' table, in order."""
@@ -60,7 +65,7 @@ SCHEMA_FOLDER = "schemas"
 RESULTS = "results.json"
 
 
-def schema_path(experiment):
+def schema_path(experiment: str) -> Path:
     """Path of the JSON Schema of ``experiment``'s results.json, in the installed package.
 
     ``schema_path("common")`` is the file of the parts every experiment shares.
@@ -74,7 +79,7 @@ def schema_path(experiment):
     return Path(str(path))
 
 
-def results_schema(experiment):
+def results_schema(experiment: str) -> dict[str, Any]:
     """The JSON Schema (a dict) of ``experiment``'s results.json."""
     return json.loads(schema_path(experiment).read_text())
 
@@ -93,7 +98,8 @@ class ResultsFileError(InputError):
     experiment's JSON Schema; the message names the file and what is wrong, in one line."""
 
 
-def validate_results(record, sample=False):
+def validate_results(record: dict[str, Any] | str | os.PathLike[str],
+                     sample: bool = False) -> None:
     """Check a results record (a dict, or the path of a results.json or of its folder)
     against its experiment's JSON Schema.
 
@@ -136,7 +142,8 @@ def _ends(value):
     return value
 
 
-def read_results(path, validate=True, sample=True):
+def read_results(path: str | os.PathLike[str], validate: bool = True,
+                 sample: bool = True) -> dict[str, Any]:
     """The record of a results.json (or of the folder holding one), checked.
 
     Parameters
@@ -199,17 +206,17 @@ def read_results(path, validate=True, sample=True):
     return record
 
 
-def _read(path):
+def _read(path: str | os.PathLike[str]) -> dict[str, Any]:
     return read_results(path)
 
 
-def _value(value):
+def _value(value: float | None) -> float:
     if value is None:
         return math.nan
     return float(value)
 
 
-def load_results(path):
+def load_results(path: str | os.PathLike[str] | dict[str, Any]) -> "pd.DataFrame":
     """One run's results as a tidy table (see the module docstring for the columns).
 
     Parameters

@@ -136,22 +136,21 @@ def hidden_jacobians(lin: Linearisation) -> list[np.ndarray]:
     list of ndarray
         J_1 .. J_{L-1}, each (batch, d_L, d_l).
     """
-    jacobians = [None] * (lin.depth - 1)
+    jacobians: list[np.ndarray] = []        # J of h_l, l = L-1 .. 1
     J = np.broadcast_to(lin.weights[-1], (lin.batch,) + lin.weights[-1].shape)
-    for l in range(lin.depth - 1, 0, -1):   # J of h_l, l = L-1 .. 1
-        jacobians[l - 1] = J
+    for l in range(lin.depth - 1, 0, -1):
+        jacobians.append(J)
         if l > 1:
             J = (J * lin.slopes[l - 1][:, None, :]) @ lin.weights[l - 1]
-    return jacobians
+    return jacobians[::-1]
 
 
 def backprop_errors(lin: Linearisation, delta: np.ndarray) -> list[np.ndarray]:
     """Backpropagation's errors delta_1 .. delta_L (delta_L given), each (batch, d_l)."""
-    errors = [None] * lin.depth
-    errors[-1] = delta
+    errors = [delta]                        # delta_L .. delta_1
     for l in range(lin.depth - 1, 0, -1):
-        errors[l - 1] = (errors[l] @ lin.weights[l]) * lin.slopes[l - 1]
-    return errors
+        errors.append((errors[-1] @ lin.weights[l]) * lin.slopes[l - 1])
+    return errors[::-1]
 
 
 def gnt_errors(lin: Linearisation, delta: np.ndarray, damping: float, slope: bool = True

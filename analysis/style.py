@@ -197,7 +197,9 @@ def _log_tick_values(low, high):
     decades = np.log10(high / low)
     if decades < 0.7:
         for bins in (4, 6):
-            ticks = ticker.MaxNLocator(bins, steps=[1, 2, 2.5, 5, 10]).tick_values(low, high)
+            # tick_values returns an array (its stubs say a Sequence)
+            ticks = np.asarray(
+                ticker.MaxNLocator(bins, steps=[1, 2, 2.5, 5, 10]).tick_values(low, high))
             ticks = ticks[(ticks >= low * (1 - 1e-9)) & (ticks <= high * (1 + 1e-9))]
             if ticks.size >= 3 and max(np.log10(ticks[0] / low),
                                        np.log10(high / ticks[-1])) <= decades / 3:

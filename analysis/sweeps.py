@@ -32,9 +32,16 @@ curve, evenly spaced, the last one always kept.
 
 import json
 import math
+import os
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:  # pandas and matplotlib are imported on first use
+    import pandas as pd
+    from matplotlib.figure import Figure
 
 CELLS = "cells"
 """Folder of a sweep's cells inside its output folder."""
@@ -203,7 +210,7 @@ def read_cell(cell_dir):
     return "pending", None, None
 
 
-def load_sweep(folder):
+def load_sweep(folder: str | os.PathLike[str]) -> "pd.DataFrame":
     """The tidy metrics table of the sweep in ``folder``.
 
     Parameters
@@ -227,7 +234,7 @@ def load_sweep(folder):
     return pd.read_parquet(path)
 
 
-def load_curves(folder):
+def load_curves(folder: str | os.PathLike[str]) -> "pd.DataFrame":
     """The curves table of the sweep in ``folder``: ``cell``, the grid keys,
     ``model``, ``curve``, ``x``, ``value``."""
     import pandas as pd
@@ -239,7 +246,7 @@ def load_curves(folder):
     return pd.read_parquet(path)
 
 
-def primary_metric(metrics):
+def primary_metric(metrics: "pd.DataFrame") -> str | None:
     """The metric a summary shows for a metrics table (see `PRIMARY`), or None."""
     present = set(metrics["metric"].dropna())
     for metric in PRIMARY:
@@ -259,7 +266,8 @@ def _label(model, values, columns):
     return f"{model} ({extra})" if extra else str(model)
 
 
-def summary_table(metrics, grid_keys, spread="seed"):
+def summary_table(metrics: "pd.DataFrame", grid_keys: Sequence[str],
+                  spread: str = "seed") -> "tuple[str | None, pd.DataFrame]":
     """Per model (and per value of every varying grid key other than ``spread``):
     count, median, mean, std, min and max of the primary metric over the cells.
 
@@ -278,7 +286,8 @@ def summary_table(metrics, grid_keys, spread="seed"):
     return metric, table
 
 
-def summary_figure(metrics, curves, grid_keys, spread="seed", title=""):
+def summary_figure(metrics: "pd.DataFrame", curves: "pd.DataFrame", grid_keys: Sequence[str],
+                   spread: str = "seed", title: str = "") -> "Figure":
     """The spread over ``spread`` (the seeds) per model: final errors and curves.
 
     Left: the primary metric of every cell (points) and its median (a bar) per

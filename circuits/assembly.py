@@ -24,6 +24,7 @@ before: nothing spiking is built and nothing runs per step.
 """
 
 import zlib
+from typing import Any
 
 import numpy as np
 from brian2 import Clock, Network, NetworkOperation, second
@@ -35,8 +36,9 @@ from dinv.circuits.coupling import (
     SynapseCoupling,
     check_synapse_memory,
 )
+from dinv.circuits.populations import Ensemble
 from dinv.circuits.runner import RunController
-from dinv.circuits.structure import TAG, Phase, Structure, build_groups
+from dinv.circuits.structure import TAG, Block, Phase, Structure, build_groups
 from dinv.errors import InputError
 from dinv.validation import check_count
 
@@ -131,15 +133,16 @@ class CircuitAssembly:
 
     def _build_ensembles(self, codeobj_class):
         """The neurons of every spiking group, by block name (one object per group)."""
-        members = {}
+        members: dict[str, tuple[Any, Ensemble, list[tuple[Block, int, int]]]] = {}
         for slot in self.slots.values():
-            if slot.block.model.ensemble is not None:
+            ensemble = slot.block.model.ensemble
+            if ensemble is not None:
                 start, stop = slot.range
-                members.setdefault(slot.group.name, (slot.group, []))[1].append(
+                members.setdefault(slot.group.name, (slot.group, ensemble, []))[2].append(
                     (slot.block, start, stop))
         ensembles = {}
-        for group, blocks in members.values():
-            built = blocks[0][0].model.ensemble.build(group, blocks, self.clock, codeobj_class)
+        for group, ensemble, blocks in members.values():
+            built = ensemble.build(group, blocks, self.clock, codeobj_class)
             for block, _, _ in blocks:
                 ensembles[block.name] = built
         return ensembles

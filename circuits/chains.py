@@ -49,14 +49,16 @@ Inversion of targets (``ChainSpec(targets=True)``, `di-targets`)
     carry -Q_l. The hidden errors are the feedback's parts Q_l u at rest.
 """
 
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from brian2 import ms
 
 from dinv.circuits.assembly import CircuitAssembly
 from dinv.circuits.cache import CircuitCache
-from dinv.circuits.options import settle_options
+from dinv.circuits.options import SettleOptions, settle_options
 from dinv.circuits.populations import (
     CONTROLLER,
     SYSTEM,
@@ -68,6 +70,7 @@ from dinv.circuits.settling import report_unsettled, unstable_problems
 from dinv.circuits.structure import Block, Pathway, Phase, check_time
 from dinv.circuits.traces import Traces
 from dinv.errors import CircuitDivergedError, InputError
+from dinv.hints import ArrayLike, BoolArray, FloatArray
 from dinv.nonlinearities import get_transfer
 from dinv.theory import chain_abscissa, direct_abscissa, loop_abscissa
 from dinv.validation import check_invertible, check_leaks, finite_array, real_array
@@ -110,12 +113,12 @@ class ChainSettled:
         the last ``average_fraction`` of their phase.
     """
 
-    deltas: list
-    residual: np.ndarray
-    traces: Traces = None
+    deltas: list[FloatArray]
+    residual: FloatArray
+    traces: Traces | None = None
     steps: int = 0
-    unstable: np.ndarray = None
-    spiking: dict = None
+    unstable: BoolArray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    spiking: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, eq=False)
@@ -149,17 +152,18 @@ class ChainProblem:
         d); e.g. `dinv.circuits.spiking.chain_radii`); missing: 1.
     """
 
-    weights: object
-    feedback: object
-    delta: object
-    alpha: object
-    gains: object = None
-    labels: object = None
-    radius: object = None
-    offsets: object = None
+    weights: Sequence[ArrayLike]
+    feedback: Sequence[ArrayLike]
+    delta: ArrayLike
+    alpha: ArrayLike
+    gains: Sequence[ArrayLike] | None = None
+    labels: Sequence[str] | None = None
+    radius: dict[str, ArrayLike] | None = None
+    offsets: Sequence[ArrayLike] | None = None
 
 
-def _per_layer(value, count, name, check, what="time constants"):
+def _per_layer(value: Any, count: int, name: str, check: Callable[[Any, str], object],
+               what: str = "time constants") -> list[Any]:
     values = list(value) if isinstance(value, (list, tuple)) else [value] * count
     if len(values) != count:
         raise InputError(f"{name} needs {count} {what} (one per layer), got {len(values)}")
@@ -168,11 +172,11 @@ def _per_layer(value, count, name, check, what="time constants"):
     return values
 
 
-def _no_check(value, name):
+def _no_check(value: object, name: str) -> None:
     """Population models are checked by `SettleOptions`."""
 
 
-def layer_settings(spec, options):
+def layer_settings(spec: "ChainSpec", options: SettleOptions) -> dict[str, list[Any]]:
     """Per-layer time constants and models of a chain, each list checked for length.
 
     Returns
@@ -222,9 +226,9 @@ class ChainSpec:
         leaky integral controller, any controller model).
     """
 
-    widths: tuple
+    widths: tuple[int, ...]
     architecture: str = "sequential"
-    transfers: tuple = None
+    transfers: tuple[str, ...] | None = None
     n: int = 1
     targets: bool = False
     kp: float = 0.0
@@ -356,6 +360,7 @@ class _Member:
         name = self.name
         tau_sys, tau_ctl, systems, controllers = self._layers(options)
         for l in range(self.depth, 1, -1):
+            offset: str | None
             if self.transfers is None:
                 transfer, offset = "linear", None
             elif self.targets:  # the activity of layer l, through g_l; the output's a_L
@@ -397,7 +402,7 @@ class _Member:
         if labels is not None and (isinstance(labels, str) or len(labels) != self.n):
             raise InputError(f"labels must name each of the {self.n} problems, got {labels!r}")
         self.labels = [None] * self.n if labels is None else [str(x) for x in labels]
-        self.deltas = [None] * (self.depth - 1)
+        self.deltas: list[Any] = [None] * (self.depth - 1)  # filled phase by phase
         self.residual = np.zeros(self.n)
         self.grows = np.zeros(self.n, dtype=bool)
 
@@ -598,7 +603,7 @@ class _Member:
         return ChainSettled(self.deltas, self.residual, traces, steps, spiking=self.spiking)
 
 
-def _describe(value):
+def _describe(value: Any) -> str:
     """A short description of a value for an error message."""
     if isinstance(value, (list, tuple)):
         return f"a {type(value).__name__} of {len(value)}"
@@ -628,7 +633,9 @@ class JointChainCircuit:
         Fields of `SettleOptions`.
     """
 
-    def __init__(self, specs, batch=1, options=None, prefixes=None, **overrides):
+    def __init__(self, specs: Sequence[ChainSpec], batch: int = 1,
+                 options: SettleOptions | None = None, prefixes: Sequence[str] | None = None,
+                 **overrides: Any):
         options = settle_options(options, overrides)
         if not specs:
             raise InputError("a joint chain circuit needs at least one chain")
@@ -644,7 +651,8 @@ class JointChainCircuit:
             watch_growth=[b.name for m in self.members if not m.exact_stability
                           for b in m.blocks])
 
-    def settle_all(self, problems, options=None, **overrides):
+    def settle_all(self, problems: Sequence[ChainProblem], options: SettleOptions | None = None,
+                   **overrides: Any) -> list[ChainSettled]:
         """Settle one problem per chain.
 
         Parameters
@@ -699,7 +707,8 @@ class JointChainCircuit:
                          [label for m in self.members for label in m.labels])
         return results
 
-    def silence(self, fraction, seed=0, blocks=None):
+    def silence(self, fraction: float, seed: int = 0,
+                blocks: Collection[str] | None = None) -> None:
         """Silence ``fraction`` of each spiking population's neurons (seeded); see
         `dinv.circuits.assembly.CircuitAssembly.silence` (``blocks``: assembly names)."""
         self.assembly.silence(fraction, seed, blocks)
@@ -755,14 +764,17 @@ class ChainCircuit(JointChainCircuit):
     single-loop, ``h{l}`` (first layer and relays).
     """
 
-    def __init__(self, widths, architecture="sequential", transfers=None, batch=1, n=1,
-                 options=None, **overrides):
+    def __init__(self, widths: Sequence[int], architecture: str = "sequential",
+                 transfers: Sequence[str] | None = None, batch: int = 1, n: int = 1,
+                 options: SettleOptions | None = None, **overrides: Any):
         spec = ChainSpec(tuple(widths), architecture,
                          None if transfers is None else tuple(transfers), n)
         super().__init__([spec], batch, options, prefixes=[""], **overrides)
 
-    def settle(self, weights, feedback, delta, alpha, gains=None, options=None, radius=None,
-               **overrides):
+    def settle(self, weights: Sequence[ArrayLike], feedback: Sequence[ArrayLike],
+               delta: ArrayLike, alpha: ArrayLike, gains: Sequence[ArrayLike] | None = None,
+               options: SettleOptions | None = None,
+               radius: dict[str, ArrayLike] | None = None, **overrides: Any) -> ChainSettled:
         """Run the backward pass from rest (see `JointChainCircuit.settle_all`).
 
         Returns
@@ -776,7 +788,8 @@ class ChainCircuit(JointChainCircuit):
 _CACHE = CircuitCache()
 
 
-def settle_chains(specs, problems, options=None, **overrides):
+def settle_chains(specs: Sequence[ChainSpec], problems: Sequence[ChainProblem],
+                  options: SettleOptions | None = None, **overrides: Any) -> list[ChainSettled]:
     """Settle several chains in one joint circuit, cached by specs and circuit options.
 
     Parameters
@@ -810,8 +823,11 @@ def settle_chains(specs, problems, options=None, **overrides):
     return circuit.settle_all(problems, options)
 
 
-def settle_chain(weights, feedback, delta, alpha, gains=None, architecture="sequential",
-                 transfers=None, options=None, radius=None, **overrides):
+def settle_chain(weights: Sequence[ArrayLike], feedback: Sequence[ArrayLike], delta: ArrayLike,
+                 alpha: ArrayLike, gains: Sequence[ArrayLike] | None = None,
+                 architecture: str = "sequential", transfers: Sequence[str] | None = None,
+                 options: SettleOptions | None = None, radius: dict[str, ArrayLike] | None = None,
+                 **overrides: Any) -> ChainSettled:
     """Settle one chained backward pass; circuits are cached by shape and options.
 
     Parameters are those of `ChainCircuit`, `ChainProblem` (``radius``: the
@@ -826,13 +842,13 @@ def settle_chain(weights, feedback, delta, alpha, gains=None, architecture="sequ
     if not isinstance(weights, (list, tuple)):
         raise InputError(f"weights must be a list of arrays W_1 .. W_L, got "
                          f"{_describe(weights)}")
-    delta = real_array("delta", delta)
-    weights = [real_array(f"W{l + 1}", w) for l, w in enumerate(weights)]
-    if delta.ndim != 3 or any(w.ndim != 3 for w in weights) or not weights:
+    errors = real_array("delta", delta)
+    arrays = [real_array(f"W{l + 1}", w) for l, w in enumerate(weights)]
+    if errors.ndim != 3 or any(w.ndim != 3 for w in arrays) or not arrays:
         raise InputError("settle_chain takes stacked arrays: weights (n, d_l, d_(l-1)) and "
                          "delta (n, batch, d_L)")
-    widths = (weights[0].shape[2],) + tuple(w.shape[1] for w in weights)
+    widths = (arrays[0].shape[2],) + tuple(w.shape[1] for w in arrays)
     spec = ChainSpec(widths, architecture, None if transfers is None else tuple(transfers),
-                     delta.shape[0])
-    problem = ChainProblem(weights, feedback, delta, alpha, gains, radius=radius)
+                     errors.shape[0])
+    problem = ChainProblem(arrays, feedback, errors, alpha, gains, radius=radius)
     return settle_chains([spec], [problem], options, **overrides)[0]

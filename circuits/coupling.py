@@ -24,7 +24,9 @@ equation would); the synapse coupling refuses such models.
 """
 
 import os
+from collections.abc import Callable, Sequence
 from functools import partial
+from typing import Any
 
 import numpy as np
 from brian2 import NetworkOperation, Synapses, have_same_dimensions, second
@@ -33,6 +35,7 @@ from dinv.circuits.brian_internals import live_view, order_summed_updaters
 from dinv.circuits.stacked_matmul import stacked_matmul
 from dinv.circuits.structure import TAG
 from dinv.errors import InputError
+from dinv.hints import FloatArray
 from dinv.nonlinearities import get_transfer
 
 
@@ -49,8 +52,13 @@ class Coupling:
         that calls ``step_ended`` at the end of every step).
     """
 
-    objects = ()
+    objects: Sequence[Any] = ()
     marks_steps = False
+    _matrices: dict[str, FloatArray]
+    _matrix_shapes: dict[str, tuple[int, int, int]]
+    _gains: dict[str, FloatArray]
+    _offsets: dict[str, tuple[FloatArray, FloatArray, Callable[..., Any]]]
+    _offset_shapes: dict[str, tuple[int, ...]]
 
     def set_matrix(self, pathway, M):
         """Use matrices M of shape (n, d_dest, d_source) on a matrix pathway."""
@@ -130,8 +138,8 @@ class DenseCoupling(Coupling):
         self._apply, self._inputs = {}, {}
         for p in structure.pathways.values():
             self._build_pathway(p, readouts[p.source], slots[p.dest])
-        self._calls = {"controller": [], "system": []}
-        self._drives = {"controller": [], "system": []}
+        self._calls: dict[str, list[Callable[[], object]]] = {"controller": [], "system": []}
+        self._drives: dict[str, list[Callable[[], object]]] = {"controller": [], "system": []}
         for slot in slots.values():
             drive = slot.block.model.drive
             if drive is not None:
@@ -140,7 +148,7 @@ class DenseCoupling(Coupling):
         kinds = {b.kind for b in structure.blocks.values()}
         self.marks_steps = "controller" in kinds
         self._step_started = step_started
-        self.objects = []
+        self.objects: list[Any] = []
         for kind, order in (("controller", -1), ("system", 1)):
             if kind not in kinds:
                 continue
@@ -166,6 +174,7 @@ class DenseCoupling(Coupling):
         fn = get_transfer(p.transfer).g_into
         # partial() of numpy functions: no Python frame per call and step.
         if _offset_pathway(p) and p.offset == "before":
+            assert fn is not None  # a nonlinear transfer
             offset, at_offset, tmp = (np.zeros(src.shape) for _ in range(3))
             self._offsets[p.name] = (offset, at_offset, fn)
             self._offset_shapes[p.name] = src.shape
@@ -174,6 +183,7 @@ class DenseCoupling(Coupling):
                                    partial(np.subtract, at_offset, tmp, out=tmp),
                                    stacked_matmul(tmp, matrix_t, dst, self._compiled)]
         elif _offset_pathway(p):
+            assert fn is not None  # a nonlinear transfer
             offset, at_offset, tmp = (np.zeros(dst.shape) for _ in range(3))
             self._offsets[p.name] = (offset, at_offset, fn)
             self._offset_shapes[p.name] = dst.shape
@@ -274,6 +284,7 @@ class SynapseCoupling(Coupling):
         pre = src_slot.group[src_slot.range[0]:src_slot.range[1]]
         post = dst_slot.group[dst_slot.range[0]:dst_slot.range[1]]
         transfer = get_transfer(p.transfer).brian
+        assert transfer is not None  # every transfer has a Brian2 expression
         if _offset_pathway(p):
             # Per synapse: o, the offset of its presynaptic unit and sample, and g(o).
             expression = f"(g_offset - {transfer.format(x=f'(offset - {readout}_pre)')})"

@@ -5,18 +5,21 @@ independent problems, then reused: set weights and targets, reset to rest,
 run, read the settled state. `settle_layer` is the one-call entry point.
 """
 
-from dataclasses import dataclass
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from typing import Any, Literal, overload
 
 import numpy as np
 
 from dinv.circuits.assembly import CircuitAssembly
 from dinv.circuits.cache import CircuitCache
-from dinv.circuits.options import settle_options
+from dinv.circuits.options import SettleOptions, settle_options
 from dinv.circuits.populations import CONTROLLER, SYSTEM
 from dinv.circuits.settling import report_unsettled, unstable_problems
 from dinv.circuits.structure import Block, Pathway
 from dinv.circuits.traces import Traces
 from dinv.errors import CircuitDivergedError, InputError
+from dinv.hints import ArrayLike, BoolArray, FloatArray
 from dinv.theory import jacobian_abscissa
 from dinv.validation import layer_problem
 
@@ -53,16 +56,16 @@ class Settled:
         averaged over the last ``average_fraction`` of the run.
     """
 
-    delta: np.ndarray
-    u: np.ndarray
-    residual: np.ndarray
-    traces: Traces = None
+    delta: FloatArray
+    u: FloatArray
+    residual: FloatArray
+    traces: Traces | None = None
     steps: int = 0
-    unstable: np.ndarray = None
-    spiking: dict = None
+    unstable: BoolArray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    spiking: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-def _one(value, name):
+def _one(value: Any, name: str) -> Any:
     """The single value of a per-layer option (a layer circuit has one of each)."""
     if isinstance(value, tuple):
         if len(value) != 1:
@@ -98,8 +101,9 @@ class LayerCircuit:
         Fields of `SettleOptions`, e.g. ``tau_controller=40*ms``.
     """
 
-    def __init__(self, d_out, d_in, batch=1, n=1, options=None, transfer="linear",
-                 divergence_limit=1e8, **overrides):
+    def __init__(self, d_out: int, d_in: int, batch: int = 1, n: int = 1,
+                 options: SettleOptions | None = None, transfer: str = "linear",
+                 divergence_limit: float = 1e8, **overrides: Any):
         options = settle_options(options, overrides)
         for label, value in (("d_out", d_out), ("d_in", d_in), ("n", n)):
             if int(value) != value or value < 1:
@@ -125,17 +129,20 @@ class LayerCircuit:
             watch_growth=() if self.exact_stability else ("system", "controller"),
         )
 
-    def set_radius(self, block, values):
+    def set_radius(self, block: str, values: ArrayLike) -> None:
         """Range represented by a spiking population (``'system'`` or ``'controller'``),
         per problem and unit; see `dinv.circuits.assembly.CircuitAssembly.set_radius`."""
         self.assembly.set_radius(block, values)
 
-    def silence(self, fraction, seed=0, blocks=None):
+    def silence(self, fraction: float, seed: int = 0,
+                blocks: Collection[str] | None = None) -> None:
         """Silence ``fraction`` of each spiking population's neurons (seeded);
         see `dinv.circuits.assembly.CircuitAssembly.silence`."""
         self.assembly.silence(fraction, seed, blocks)
 
-    def settle(self, W, B, delta, alpha, options=None, radius=None, **overrides):
+    def settle(self, W: ArrayLike, B: ArrayLike, delta: ArrayLike, alpha: ArrayLike,
+               options: SettleOptions | None = None,
+               radius: dict[str, ArrayLike] | None = None, **overrides: Any) -> Settled:
         """Run the circuit from rest and return the settled state.
 
         Parameters
@@ -251,8 +258,31 @@ class LayerCircuit:
 _CACHE = CircuitCache()
 
 
-def settle_layer(W, B, delta, alpha, options=None, *, transfer="linear", return_result=False,
-                 radius=None, **overrides):
+@overload
+def settle_layer(W: ArrayLike, B: ArrayLike, delta: ArrayLike, alpha: ArrayLike,
+                 options: SettleOptions | None = None, *, transfer: str = "linear",
+                 return_result: Literal[False] = False,
+                 radius: dict[str, ArrayLike] | None = None, **overrides: Any) -> FloatArray: ...
+
+
+@overload
+def settle_layer(W: ArrayLike, B: ArrayLike, delta: ArrayLike, alpha: ArrayLike,
+                 options: SettleOptions | None = None, *, transfer: str = "linear",
+                 return_result: Literal[True],
+                 radius: dict[str, ArrayLike] | None = None, **overrides: Any) -> Settled: ...
+
+
+@overload
+def settle_layer(W: ArrayLike, B: ArrayLike, delta: ArrayLike, alpha: ArrayLike,
+                 options: SettleOptions | None = None, *, transfer: str = "linear",
+                 return_result: bool = False, radius: dict[str, ArrayLike] | None = None,
+                 **overrides: Any) -> FloatArray | Settled: ...
+
+
+def settle_layer(W: ArrayLike, B: ArrayLike, delta: ArrayLike, alpha: ArrayLike,
+                 options: SettleOptions | None = None, *, transfer: str = "linear",
+                 return_result: bool = False, radius: dict[str, ArrayLike] | None = None,
+                 **overrides: Any) -> FloatArray | Settled:
     """Settle the dynamic-inversion circuit of one layer and return delta_{l-1}.
 
     Simulates, from rest, the system and controller populations (Eqs. 5, 8)::

@@ -14,15 +14,24 @@ Some fields fix the circuit that is built (``dt``, the time constants,
 
 import dataclasses
 from dataclasses import dataclass, field
+from typing import Any, TypeGuard
 
 import numpy as np
 from brian2 import ms
 
 from dinv.circuits.brian_internals import CODEGEN_TARGETS
 from dinv.circuits.coupling import COUPLINGS
-from dinv.circuits.populations import CONTROLLER, SYSTEM, get_population_model, hashable
+from dinv.circuits.populations import (
+    CONTROLLER,
+    SYSTEM,
+    PopulationFamily,
+    PopulationModel,
+    get_population_model,
+    hashable,
+)
 from dinv.circuits.structure import check_time
 from dinv.errors import InputError
+from dinv.hints import Time
 from dinv.validation import check_on_unsettled
 
 CIRCUIT_FIELDS = ("dt", "tau_system", "tau_controller", "coupling", "codegen_target",
@@ -30,7 +39,18 @@ CIRCUIT_FIELDS = ("dt", "tau_system", "tau_controller", "coupling", "codegen_tar
 """Fields that fix the built circuit (the others only shape a run)."""
 
 
-def _models(value, kind, label):
+Model = PopulationModel | PopulationFamily | str
+"""A population model, a family of them or the name of a registered one."""
+
+Models = Model | list[Model] | tuple[Model, ...]
+"""One population model for every layer, or one per layer."""
+
+Times = Time | list[Time] | tuple[Time, ...]
+"""One time constant (a ``brian2.Quantity`` in seconds) for every layer, or one per layer."""
+
+
+def _models(value: Models, kind: str,
+            label: str) -> PopulationModel | tuple[PopulationModel, ...]:
     """One population model or a tuple of them (per layer), names resolved."""
     if isinstance(value, (list, tuple)):
         if not value:
@@ -39,7 +59,7 @@ def _models(value, kind, label):
     return get_population_model(value, kind, label)
 
 
-def _times(value, label):
+def _times(value: Times, label: str) -> Times:
     """One time constant or a tuple of them (per layer), each checked."""
     if isinstance(value, (list, tuple)):
         if not value:
@@ -100,20 +120,20 @@ class SettleOptions:
 
     steps: int = 1000
     dt: float = 0.5
-    tau_system: object = field(default_factory=lambda: 10 * ms)
-    tau_controller: object = field(default_factory=lambda: 10 * ms)
-    stop_tol: float = None
+    tau_system: Times = field(default_factory=lambda: 10 * ms)
+    tau_controller: Times = field(default_factory=lambda: 10 * ms)
+    stop_tol: float | None = None
     on_unsettled: str = "warn"
     settle_tol: float = 1e-3
     record_every: int = 0
     coupling: str = "dense"
     codegen_target: str = "cython"
-    system: object = SYSTEM
-    controller: object = CONTROLLER
-    relay: object = None
+    system: Models = SYSTEM
+    controller: Models = CONTROLLER
+    relay: Models | None = None
     average_fraction: float = 0.2
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if not _is_int(self.steps) or self.steps < 1:
             raise InputError(f"steps must be a positive integer, got {self.steps!r}")
         if not _is_number(self.dt) or not self.dt > 0:
@@ -149,7 +169,7 @@ class SettleOptions:
         for name, value in normal.items():
             object.__setattr__(self, name, value)
 
-    def replace(self, **changes):
+    def replace(self, **changes: Any) -> "SettleOptions":
         """A copy with ``changes`` (field names as keywords), validated.
 
         Raises
@@ -165,32 +185,32 @@ class SettleOptions:
                              f"{list(self.__dataclass_fields__)}{hint}")
         return dataclasses.replace(self, **changes) if changes else self
 
-    def key(self):
+    def key(self) -> tuple[object, ...]:
         """All fields, hashable."""
         return tuple(hashable(getattr(self, f)) for f in self.__dataclass_fields__)
 
-    def circuit_key(self):
+    def circuit_key(self) -> tuple[object, ...]:
         """The fields that fix a built circuit, hashable (for circuit caches)."""
         return tuple(hashable(getattr(self, f)) for f in CIRCUIT_FIELDS)
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> bool:
         return isinstance(other, SettleOptions) and self.key() == other.key()
 
-    def __hash__(self):
+    def __hash__(self) -> int:
         return hash(self.key())
 
 
-def _is_int(value):
+def _is_int(value: object) -> TypeGuard[int | float | np.integer]:
     return (isinstance(value, (int, np.integer)) and not isinstance(value, bool)) or (
         isinstance(value, float) and value.is_integer())
 
 
-def _is_number(value):
+def _is_number(value: object) -> TypeGuard[int | float | np.integer | np.floating]:
     return (isinstance(value, (int, float, np.integer, np.floating))
             and not isinstance(value, bool) and bool(np.isfinite(value)))
 
 
-def settle_options(options, overrides):
+def settle_options(options: "SettleOptions | None", overrides: dict[str, Any]) -> SettleOptions:
     """``options`` (None: the defaults) with keyword ``overrides`` applied.
 
     Raises

@@ -24,11 +24,14 @@ spiking model under one name (``system='scn'`` and ``controller='scn'``).
 """
 
 import dataclasses
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
+from typing import Any, Protocol
 
 import numpy as np
 from brian2 import Equations, NeuronGroup, Quantity
+from numpy.typing import NDArray
 
 from dinv.circuits.equations import (
     CONTROLLER_EQUATIONS,
@@ -38,13 +41,14 @@ from dinv.circuits.equations import (
     SYSTEM_EQUATIONS,
 )
 from dinv.errors import InputError
+from dinv.hints import ArrayLike, FloatArray, IntArray
 from dinv.validation import finite_array
 
 KINDS = ("system", "controller")
 """Roles of populations: a system (driven by feedback) or a controller."""
 
 
-def hashable(value):
+def hashable(value: object) -> object:
     """A hashable stand-in for ``value``: quantities by value and unit, sequences as tuples.
 
     Brian2 quantities are numpy arrays, which do not hash; settings that
@@ -59,7 +63,11 @@ def hashable(value):
     return value
 
 
-def _pairs(value, label):
+Settings = dict[str, Any] | Iterable[tuple[str, Any]]
+"""Named values: a dict, or (name, value) pairs (a `PopulationModel` keeps sorted pairs)."""
+
+
+def _pairs(value: Settings, label: str) -> tuple[tuple[str, Any], ...]:
     """``value`` (a dict or pairs) as a tuple of (name, value) pairs, sorted by name."""
     items = value.items() if isinstance(value, dict) else value
     try:
@@ -67,6 +75,37 @@ def _pairs(value, label):
     except (TypeError, ValueError):
         raise InputError(f"{label} must be a dict or (name, value) pairs, got {value!r}") from None
     return pairs
+
+
+class Neurons(Protocol):
+    """What `Ensemble.build` returns: the neurons behind one representation group
+    (`dinv.circuits.spiking.SpikingNeurons`)."""
+
+    objects: list[Any]
+
+    def rest(self, name: str) -> None:
+        """Neurons of block ``name`` at rest."""
+
+    def counts(self, name: str) -> IntArray:
+        """Spikes per neuron of block ``name`` since its last rest."""
+
+    def active(self, name: str) -> NDArray[np.bool_]:
+        """Which neurons of block ``name`` may spike."""
+
+    def silence(self, name: str, fraction: float, rng: np.random.Generator) -> None:
+        """Silence ``fraction`` of the neurons of block ``name``."""
+
+
+class Drive(Protocol):
+    """A coupling within a population (`PopulationModel.drive`, e.g. `MatrixGains`)."""
+
+    @property
+    def variable(self) -> str:
+        """The parameter of the population's equations that the calls write."""
+
+    def calls(self, view: Callable[[str], FloatArray],
+              tau: float) -> list[Callable[[], object]]:
+        """In-place numpy calls, run every step in this order."""
 
 
 class Ensemble:
@@ -100,15 +139,16 @@ class Ensemble:
     window = "averaging"
     radius = "radius"
 
-    def variables(self):
+    def variables(self) -> tuple[str, ...]:
         """Representation variables the ensemble needs."""
         return (self.filtered, self.average, self.window, self.radius)
 
-    def max_dt(self):
+    def max_dt(self) -> float:
         """Largest time step (second) at which the neurons are simulated faithfully."""
         raise NotImplementedError
 
-    def build(self, group, blocks, clock, codeobj_class):
+    def build(self, group: Any, blocks: Sequence[tuple[Any, int, int]], clock: Any,
+              codeobj_class: type | None) -> Neurons:
         """Build the neurons behind ``group``.
 
         Parameters
@@ -197,21 +237,21 @@ class PopulationModel:
     input: str
     tau: str
     kind: str = "system"
-    target: str = None
-    leak: str = None
-    threshold: str = None
-    reset: str = None
-    refractory: object = None
+    target: str | None = None
+    leak: str | None = None
+    threshold: str | None = None
+    reset: str | None = None
+    refractory: str | Quantity | None = None
     method: str = "euler"
-    namespace: tuple = ()
-    parameters: tuple = ()
-    rest: tuple = ()
+    namespace: Settings = ()
+    parameters: Settings = ()
+    rest: Settings = ()
     description: str = ""
-    ensemble: object = None
-    drive: object = None
-    forward: str = None
+    ensemble: Ensemble | None = None
+    drive: Drive | None = None
+    forward: str | None = None
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         for label in ("namespace", "parameters", "rest"):
             object.__setattr__(self, label, _pairs(getattr(self, label), label))
         if self.kind not in KINDS:
@@ -221,7 +261,8 @@ class PopulationModel:
             equations = Equations(self.equations)
         except Exception as exc:  # noqa: BLE001 - Brian2 raises several types for bad equations
             raise InputError(f"the population model's equations do not parse: {exc}") from None
-        roles = {"readout": self.readout, "input": self.input, "tau": self.tau}
+        roles: dict[str, str | None] = {"readout": self.readout, "input": self.input,
+                                        "tau": self.tau}
         if self.forward is not None:
             roles["forward"] = self.forward
         if self.kind == "controller":
@@ -260,21 +301,22 @@ class PopulationModel:
                              f"its equations and a calls(view, tau) method, got {self.drive!r}")
 
     @property
-    def spiking(self):
+    def spiking(self) -> bool:
         """Whether the population spikes (has an `Ensemble`)."""
         return self.ensemble is not None
 
-    def key(self):
+    def key(self) -> tuple[object, ...]:
         """Everything that defines the model, hashable (for circuit caches)."""
         return tuple(hashable(getattr(self, f)) for f in self.__dataclass_fields__)
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> bool:
         return isinstance(other, PopulationModel) and self.key() == other.key()
 
-    def __hash__(self):
+    def __hash__(self) -> int:
         return hash(self.key())
 
-    def make_group(self, n, name, clock, order, codeobj_class):
+    def make_group(self, n: int, name: str, clock: Any, order: int,
+                   codeobj_class: type | None) -> Any:
         """Build the Brian2 ``NeuronGroup`` of ``n`` neurons for this model.
 
         Parameters
@@ -308,7 +350,7 @@ class PopulationModel:
             namespace=dict(self.namespace),
             codeobj_class=codeobj_class,
         )
-        for variable, value in self.parameters:
+        for variable, value in dict(self.parameters).items():
             setattr(group, variable, value)
         return group
 
@@ -352,17 +394,18 @@ class MatrixGains:
         tau_d / tau_controller.
     """
 
-    kp: tuple
-    kd: tuple
+    kp: tuple[tuple[float, ...], ...]
+    kd: tuple[tuple[float, ...], ...]
     filter_ratio: float
     variable = "pid_drive"
 
     @property
-    def width(self):
+    def width(self) -> int:
         """d_l, the controller width the matrices fit."""
         return len(self.kp)
 
-    def calls(self, view, tau):
+    def calls(self, view: Callable[[str], FloatArray],
+              tau: float) -> list[Callable[[], object]]:
         """The in-place numpy calls that compute ``pid_drive`` of one block.
 
         Parameters
@@ -395,7 +438,7 @@ class MatrixGains:
         # Row vectors: x P^T, contiguous for matmul.
         P = np.ascontiguousarray(((kp / f + kd / f**2) / tau).T)
         error = np.empty_like(readout)
-        calls = [partial(np.subtract, readout, target, out=error),
+        calls: list[Callable[[], object]] = [partial(np.subtract, readout, target, out=error),
                  partial(np.subtract, error, e_f, out=error),
                  partial(np.matmul, error, P, out=drive)]
         if np.any(kd):
@@ -406,7 +449,7 @@ class MatrixGains:
         return calls
 
 
-def _gain(name, value):
+def _gain(name: str, value: ArrayLike) -> float | FloatArray:
     """A PID gain checked: a float, or a square float matrix."""
     if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
         if not np.isfinite(value):
@@ -421,7 +464,8 @@ def _gain(name, value):
     return gain
 
 
-def pid_controller(kp=0.0, kd=0.0, filter_ratio=1.0):
+def pid_controller(kp: ArrayLike = 0.0, kd: ArrayLike = 0.0,
+                   filter_ratio: float = 1.0) -> PopulationModel:
     """A PID controller (Eq. 7) with K_i = I and K_u = -alpha I, filtered derivatives.
 
     ::
@@ -488,9 +532,10 @@ def pid_controller(kp=0.0, kd=0.0, filter_ratio=1.0):
     return _matrix_pid_controller(kp, kd, float(filter_ratio))
 
 
-def _matrix_pid_controller(kp, kd, filter_ratio):
+def _matrix_pid_controller(kp: float | FloatArray, kd: float | FloatArray,
+                           filter_ratio: float) -> PopulationModel:
     """`pid_controller` with gain matrices (a scalar gain becomes k I)."""
-    width = (kp if isinstance(kp, np.ndarray) else kd).shape[0]
+    width = next(k for k in (kp, kd) if isinstance(k, np.ndarray)).shape[0]
     kp, kd = (np.eye(width) * k if isinstance(k, float) else k for k in (kp, kd))
     if kp.shape != kd.shape:
         raise InputError(f"pid_controller: kp and kd must have the same shape, got "
@@ -507,7 +552,7 @@ def _matrix_pid_controller(kp, kd, filter_ratio):
     )
 
 
-def pid_gains(model):
+def pid_gains(model: PopulationModel) -> dict[str, Any] | None:
     """The gains of a `pid_controller` model, or None for any other model.
 
     Returns
@@ -675,14 +720,14 @@ class PopulationFamily:
     description: str = ""
     kind = "system or controller"
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         for kind in KINDS:
             model = getattr(self, kind)
             if not isinstance(model, PopulationModel) or model.kind != kind:
                 raise InputError(f"a population family's {kind} must be a {kind} "
                                  f"PopulationModel, got {model!r}")
 
-    def variant(self, kind):
+    def variant(self, kind: str) -> PopulationModel:
         """The model of ``kind``."""
         return getattr(self, kind)
 
@@ -690,12 +735,13 @@ class PopulationFamily:
 DIRECT_CONTROLLER = direct_controller()
 """The controller of direct feedback control with the published k_p = 1.5."""
 
-POPULATION_MODELS = {"rate-system": SYSTEM, "rate-controller": CONTROLLER,
-                     "pid-controller": PID_CONTROLLER, "dfc-controller": DIRECT_CONTROLLER}
+POPULATION_MODELS: dict[str, PopulationModel | PopulationFamily] = {
+    "rate-system": SYSTEM, "rate-controller": CONTROLLER, "pid-controller": PID_CONTROLLER,
+    "dfc-controller": DIRECT_CONTROLLER}
 """Population models by name (``system='rate-system'``); see `register_population_model`."""
 
 
-def register_population_model(name, model):
+def register_population_model(name: str, model: PopulationModel | PopulationFamily) -> None:
     """Make ``model`` available by ``name`` (e.g. to ``--set system=NAME``).
 
     Raises
@@ -712,7 +758,8 @@ def register_population_model(name, model):
     POPULATION_MODELS[name] = model
 
 
-def get_population_model(model, kind, role=None):
+def get_population_model(model: PopulationModel | PopulationFamily | str, kind: str,
+                         role: str | None = None) -> PopulationModel:
     """The population model ``model`` names (or is), checked to be of ``kind``.
 
     Parameters

@@ -36,6 +36,7 @@ from dinv.circuits.brian_internals import (
 from dinv.circuits.settling import CHECK_EVERY, ReadoutChanges
 from dinv.circuits.traces import Traces
 from dinv.errors import CircuitDivergedError, InputError
+from dinv.hints import FloatArray
 
 
 class RunController:
@@ -69,10 +70,12 @@ class RunController:
         self._now = 0
         self._count = 0
         self._next_event = 1
-        self._active = frozenset()
+        self._active: frozenset[str] = frozenset()
         self._phases, self._phase_ends, self._all_phases = [], [], []
         self._phase_index = 0
-        self._record, self._records, self._record_every = (), [], 0
+        self._record: tuple[str, ...] = ()
+        self._records: list[tuple[int, int, list[FloatArray]]] = []
+        self._record_every = 0
         self._stop_tol = self._stopped_at = self._diverged_at = None
         self._limit = np.inf
         self._code_kept = False
@@ -353,7 +356,7 @@ class AveragingWindows:
         self.fraction = 0.2
         self.pending = []
         self.statistics = {}
-        self._phase = (frozenset(), 0)
+        self._phase: tuple[frozenset[str], int] = (frozenset(), 0)
         self._open = {}
         self._averages = {}
 

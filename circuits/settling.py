@@ -37,6 +37,7 @@ import warnings
 import numpy as np
 
 from dinv.errors import CircuitUnstableError, InputError, NotSettledError, NotSettledWarning
+from dinv.hints import FloatArray
 from dinv.validation import check_on_unsettled
 
 CHECK_EVERY = 50
@@ -64,11 +65,11 @@ class ReadoutChanges:
         self._readouts = readouts
         self._step_size = step_size
         self.watch_growth = frozenset(watch_growth)
-        self._history = {name: [] for name in readouts}
+        self._history: dict[str, list[FloatArray]] = {name: [] for name in readouts}
         self._last = {name: np.empty_like(r) for name, r in readouts.items()}
         self._before = {name: np.empty_like(r) for name, r in readouts.items()}
-        self._last_step = dict.fromkeys(readouts)
-        self._before_step = dict.fromkeys(readouts)
+        self._last_step: dict[str, int | None] = dict.fromkeys(readouts)
+        self._before_step: dict[str, int | None] = dict.fromkeys(readouts)
 
     def restart(self, names, step):
         """Blocks ``names`` start (from rest) at ``step``: forget their history."""
@@ -96,13 +97,14 @@ class ReadoutChanges:
         Over the interval from the last check to ``step``; when ``step`` is
         that check, over the interval before it.
         """
-        if self._last_step[name] is None:
+        last, before = self._last_step[name], self._before_step[name]
+        if last is None:
             raise InputError(f"block {name!r} has not run yet: run the circuit first")
-        if step != self._last_step[name]:
-            new, old, span = self._readouts[name], self._last[name], step - self._last_step[name]
-        elif self._before_step[name] is not None:
+        if step != last:
+            new, old, span = self._readouts[name], self._last[name], step - last
+        elif before is not None:
             new, old = self._last[name], self._before[name]
-            span = self._last_step[name] - self._before_step[name]
+            span = last - before
         else:
             return np.zeros(self._readouts[name].shape[0])
         change = np.abs(new - old).max(axis=(1, 2))

@@ -40,10 +40,13 @@ Choices (and why):
 """
 
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from brian2 import NeuronGroup, Synapses, linked_var, ms, second
+from numpy.typing import NDArray
 
 from dinv.circuits import spiking_equations as eq
 from dinv.circuits.brian_internals import expect_sequential_spike_rule, live_view
@@ -55,6 +58,7 @@ from dinv.circuits.populations import (
     register_population_model,
 )
 from dinv.errors import InputError
+from dinv.hints import ArrayLike, FloatArray, IntArray, Time
 from dinv.spiking import lif_parameters, scn_parameters
 from dinv.theory import (
     chain_steady_state,
@@ -65,14 +69,14 @@ from dinv.theory import (
 )
 
 
-def _positive(name, value):
+def _positive(name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
             or not np.isfinite(value) or not value > 0:
         raise InputError(f"{name} must be a positive number, got {value!r}")
     return float(value)
 
 
-def _seconds(name, value, allow_zero=False):
+def _seconds(name: str, value: Time, allow_zero: bool = False) -> float:
     """A time given as a Brian2 quantity (or seconds), as float seconds."""
     try:
         seconds = float(value / second) if hasattr(value, "dim") else float(value)
@@ -86,14 +90,14 @@ def _seconds(name, value, allow_zero=False):
     return seconds
 
 
-def _count(name, value, minimum):
+def _count(name: str, value: object, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer, float)) \
             or int(value) != value or value < minimum:
         raise InputError(f"{name} must be an integer of at least {minimum}, got {value!r}")
     return int(value)
 
 
-def _stream(seed, block):
+def _stream(seed: int, block: str) -> np.random.Generator:
     """The random stream of one population: its seed and its block's name."""
     return np.random.default_rng([int(seed), zlib.crc32(block.encode())])
 
@@ -113,23 +117,24 @@ class SpikingNeurons:
         Each block's (n, batch, d, neurons_per_dim).
     """
 
-    def __init__(self, neurons, synapses, blocks, per_dim, rest):
+    def __init__(self, neurons: Any, synapses: Any, blocks: Sequence[tuple[Any, int, int]],
+                 per_dim: int, rest: list[tuple[str, Any]]):
         self.group = neurons
         self.objects = [neurons, synapses]
-        self.ranges, self.shapes = {}, {}
+        self.ranges: dict[str, tuple[int, int]] = {}
+        self.shapes: dict[str, tuple[int, int, int, int]] = {}
         for block, start, stop in blocks:
             self.ranges[block.name] = (start * per_dim, stop * per_dim)
             self.shapes[block.name] = (block.n, (stop - start) // (block.n * block.width),
                                        block.width, per_dim)
         self._rest = rest
         self._active = live_view(neurons, "active")
-        self._draw = {}
 
-    def _view(self, variable, name):
+    def _view(self, variable: str, name: str) -> Any:
         start, stop = self.ranges[name]
         return live_view(self.group, variable)[start:stop]
 
-    def rest(self, name):
+    def rest(self, name: str) -> None:
         """Neurons of block ``name`` at rest: no spike history, spike counts 0."""
         start, stop = self.ranges[name]
         for variable, value in self._rest:
@@ -143,15 +148,15 @@ class SpikingNeurons:
             self._view("lastspike", name)[...] = -1e9
             self._view("not_refractory", name)[...] = True
 
-    def counts(self, name):
+    def counts(self, name: str) -> IntArray:
         """Spikes per neuron of block ``name`` since its last rest, (n, batch, d, K)."""
         return self._view("count", name).reshape(self.shapes[name]).copy()
 
-    def active(self, name):
+    def active(self, name: str) -> NDArray[np.bool_]:
         """Which neurons of block ``name`` may spike (bool, (n, batch, d, K))."""
         return self._view("active", name).reshape(self.shapes[name]) > 0
 
-    def silence(self, name, fraction, rng):
+    def silence(self, name: str, fraction: float, rng: np.random.Generator) -> None:
         """Silence ``fraction`` of the neurons of each sign of every dimension.
 
         The same neurons of the population's draw are silenced for every
@@ -186,24 +191,25 @@ class SCNEnsemble(Ensemble):
     steps_per_readout: float = 1000.0
 
     @property
-    def random(self):
+    def random(self) -> bool:
         """Whether the neurons draw random numbers (voltage noise): then each run
         seeds Brian2's generator (`dinv.circuits.runner.seeded_noise`)."""
         return self.noise > 0
 
-    def max_dt(self):
+    def max_dt(self) -> float:
         """tau_readout / steps_per_readout: spikes fall on steps, so the coding
         error drifts for up to a step before a spike can answer it (a
         conservative limit: see `scn_population`)."""
         return self.tau_readout / self.steps_per_readout
 
-    def build(self, group, blocks, clock, codeobj_class):
+    def build(self, group: Any, blocks: Sequence[tuple[Any, int, int]], clock: Any,
+              codeobj_class: type | None) -> SpikingNeurons:
         """See `Ensemble.build`."""
         per_dim = self.neurons_per_dim
         size = len(group) * per_dim
         noisy = self.noise > 0
         decoder = np.empty(size)
-        mu = sigma = None
+        mu = sigma = 0.0
         for block, start, stop in blocks:
             drawn = scn_parameters(block.width, per_dim, _stream(self.seed, block.name),
                                    self.decoder_scale, self.spread, self.cost, self.noise)
@@ -225,8 +231,8 @@ class LIFEnsemble(Ensemble):
 
     neurons_per_dim: int = 64
     tau_synapse: float = 0.01
-    max_rates: tuple = (100.0, 200.0)
-    intercepts: tuple = (-1.0, 0.9)
+    max_rates: tuple[float, ...] = (100.0, 200.0)
+    intercepts: tuple[float, ...] = (-1.0, 0.9)
     tau_rc: float = 0.02
     tau_ref: float = 0.002
     seed: int = 0
@@ -234,12 +240,13 @@ class LIFEnsemble(Ensemble):
     steps_per_refractory: float = 20.0
     random = False
 
-    def max_dt(self):
+    def max_dt(self) -> float:
         """tau_ref / steps_per_refractory: spike times (and so rates, which the
         decoders assume) are quantised to dt."""
         return self.tau_ref / self.steps_per_refractory
 
-    def build(self, group, blocks, clock, codeobj_class):
+    def build(self, group: Any, blocks: Sequence[tuple[Any, int, int]], clock: Any,
+              codeobj_class: type | None) -> SpikingNeurons:
         """See `Ensemble.build`."""
         per_dim = self.neurons_per_dim
         size = len(group) * per_dim
@@ -263,8 +270,9 @@ class LIFEnsemble(Ensemble):
         return SpikingNeurons(neurons, synapses, blocks, per_dim, [("v", values["v0"])])
 
 
-def scn_neurons(group, decoder, per_dim, mu, sigma, tau_readout, refractory, tau_noise, clock,
-                codeobj_class):
+def scn_neurons(group: Any, decoder: FloatArray, per_dim: int, mu: float, sigma: float | None,
+                tau_readout: float, refractory: float, tau_noise: float, clock: Any,
+                codeobj_class: type | None) -> tuple[Any, Any]:
     """The spike-coding neurons behind representation ``group`` and their decoding synapses.
 
     Shared by the circuits (`SCNEnsemble`) and the pair built from Brian2
@@ -309,8 +317,9 @@ def scn_neurons(group, decoder, per_dim, mu, sigma, tau_readout, refractory, tau
     return neurons, synapses
 
 
-def lif_neurons(group, gain, bias, encoder, decoder, per_dim, tau_synapse, tau_rc, tau_ref, clock,
-                codeobj_class):
+def lif_neurons(group: Any, gain: FloatArray, bias: FloatArray, encoder: FloatArray,
+                decoder: FloatArray, per_dim: int, tau_synapse: float, tau_rc: float,
+                tau_ref: float, clock: Any, codeobj_class: type | None) -> tuple[Any, Any]:
     """The LIF neurons behind representation ``group`` and their decoding synapses.
 
     Shared like `scn_neurons`. ``decoder`` in seconds (least-squares decoders
@@ -336,8 +345,9 @@ def lif_neurons(group, gain, bias, encoder, decoder, per_dim, tau_synapse, tau_r
     return neurons, synapses
 
 
-def _decoding(neurons, group, weights, per_dim, clock, codeobj_class, on_pre=eq.DECODE,
-              namespace=None):
+def _decoding(neurons: Any, group: Any, weights: FloatArray, per_dim: int, clock: Any,
+              codeobj_class: type | None, on_pre: str = eq.DECODE,
+              namespace: dict[str, Any] | None = None) -> Any:
     """One synapse per neuron onto its unit; ``on_pre`` (default: a spike adds ``radius *
     w`` to the readout)."""
     synapses = Synapses(neurons, group, model="w : 1 (constant)", on_pre=on_pre,
@@ -353,16 +363,16 @@ FILTER_READOUTS = 2.0
 readout (synapse) time constants."""
 
 
-def _filter_namespace(tau):
+def _filter_namespace(tau: float) -> dict[str, Any]:
     return {"tau_filter": FILTER_READOUTS * tau * second}
 
 
-def _check_kind(kind):
+def _check_kind(kind: str) -> None:
     if kind not in KINDS:
         raise InputError(f"kind must be one of {KINDS}, got {kind!r}")
 
 
-def _pid(kp, kd, filter_ratio):
+def _pid(kp: float, kd: float, filter_ratio: float) -> dict[str, float] | None:
     """PID parameters (None without gains: the plain controller equations)."""
     values = {"kp": kp, "kd": kd, "filter_ratio": filter_ratio}
     for name, value in values.items():
@@ -376,9 +386,11 @@ def _pid(kp, kd, filter_ratio):
     return {"k_p": float(kp), "k_d": float(kd), "filter_ratio": float(filter_ratio)}
 
 
-def scn_population(kind="system", neurons_per_dim=32, tau_readout=20 * ms, refractory=0 * ms,
-                   seed=0, decoder_scale=1.0, cost=0.5, noise=0.0, spread=0.25,
-                   tau_noise=2 * ms, kp=0.0, kd=0.0, filter_ratio=1.0):
+def scn_population(kind: str = "system", neurons_per_dim: int = 32, tau_readout: Time = 20 * ms,
+                   refractory: Time = 0 * ms, seed: int = 0, decoder_scale: float = 1.0,
+                   cost: float = 0.5, noise: float = 0.0, spread: float = 0.25,
+                   tau_noise: Time = 2 * ms, kp: float = 0.0, kd: float = 0.0,
+                   filter_ratio: float = 1.0) -> PopulationModel:
     """A spike-coding population (Boerlin, Machens & Deneve 2013) of ``kind``.
 
     Per represented dimension, ``neurons_per_dim`` neurons with signed
@@ -452,8 +464,9 @@ def scn_population(kind="system", neurons_per_dim=32, tau_readout=20 * ms, refra
         raise InputError("PID gains (kp, kd) are for controllers; pass kind='controller'")
     label = (f"spike-coding network, {per_dim} neurons/dim, readout "
              f"{ensemble.tau_readout * 1e3:g} ms")
-    common = dict(readout="xhat", input="I_in", namespace=namespace, ensemble=ensemble,
-                  rest={"y": 0.0, "xbar": 0.0, "xsum": 0.0, "averaging": 0.0})
+    common: dict[str, Any] = dict(
+        readout="xhat", input="I_in", namespace=namespace, ensemble=ensemble,
+        rest={"y": 0.0, "xbar": 0.0, "xsum": 0.0, "averaging": 0.0})
     if kind == "system":
         return PopulationModel(equations=eq.SCN_SYSTEM, tau="tau_system", kind="system",
                                description=label, **common)
@@ -468,9 +481,11 @@ def scn_population(kind="system", neurons_per_dim=32, tau_readout=20 * ms, refra
                            description=label, **common)
 
 
-def lif_population(kind="system", neurons_per_dim=64, tau_synapse=10 * ms,
-                   max_rates=(100.0, 200.0), intercepts=(-1.0, 0.9), tau_rc=20 * ms,
-                   tau_ref=2 * ms, seed=0, regularisation=0.02):
+def lif_population(kind: str = "system", neurons_per_dim: int = 64, tau_synapse: Time = 10 * ms,
+                   max_rates: tuple[float, float] = (100.0, 200.0),
+                   intercepts: tuple[float, float] = (-1.0, 0.9), tau_rc: Time = 20 * ms,
+                   tau_ref: Time = 2 * ms, seed: int = 0,
+                   regularisation: float = 0.02) -> PopulationModel:
     """A LIF ensemble with least-squares decoders (Neural Engineering Framework).
 
     One one-dimensional ensemble of ``neurons_per_dim`` heterogeneous LIF
@@ -525,8 +540,9 @@ def lif_population(kind="system", neurons_per_dim=64, tau_synapse=10 * ms,
                  **_filter_namespace(ensemble.tau_synapse)}
     label = (f"LIF ensemble (NEF), {per_dim} neurons/dim, synapse "
              f"{ensemble.tau_synapse * 1e3:g} ms")
-    common = dict(readout="xhat", input="I_in", namespace=namespace, ensemble=ensemble,
-                  rest={"xbar": 0.0, "xsum": 0.0, "averaging": 0.0}, description=label)
+    common: dict[str, Any] = dict(
+        readout="xhat", input="I_in", namespace=namespace, ensemble=ensemble,
+        rest={"xbar": 0.0, "xsum": 0.0, "averaging": 0.0}, description=label)
     if kind == "system":
         return PopulationModel(equations=eq.LIF_SYSTEM, tau="tau_system", kind="system",
                                **common)
@@ -547,7 +563,7 @@ register_population_model("lif", LIF)
 
 
 # ------------------------------------------------------------------- radii
-def _radius(values, margin, per_unit, floor):
+def _radius(values: FloatArray, margin: float, per_unit: bool, floor: float) -> FloatArray:
     """margin x the largest |value| per problem (n, 1) or per problem and unit (n, d)."""
     peak = np.abs(values).max(axis=1)  # over the batch: (n, d)
     if not per_unit:
@@ -555,7 +571,9 @@ def _radius(values, margin, per_unit, floor):
     return margin * np.maximum(peak, floor)
 
 
-def layer_radii(W, B, delta, alpha, margin=1.5, per_unit=False, floor=1e-6):
+def layer_radii(W: ArrayLike, B: ArrayLike, delta: ArrayLike, alpha: ArrayLike,
+                margin: float = 1.5, per_unit: bool = False,
+                floor: float = 1e-6) -> dict[str, FloatArray]:
     """Radii of a layer pair's blocks from its closed form (Eq. 10).
 
     Parameters
@@ -579,6 +597,7 @@ def layer_radii(W, B, delta, alpha, margin=1.5, per_unit=False, floor=1e-6):
     from dinv.validation import layer_problem
 
     p = layer_problem(W, B, delta, alpha)
+    assert p.B is not None  # layer_problem refuses a missing B (need_b)
     u = steady_control(p.W, p.B, p.delta, p.alpha)
     settled = layer_steady_state(p.W, p.B, p.delta, p.alpha)
     margin = _positive("margin", margin)
@@ -586,8 +605,10 @@ def layer_radii(W, B, delta, alpha, margin=1.5, per_unit=False, floor=1e-6):
             "controller": _radius(u, margin, per_unit, floor)}
 
 
-def chain_radii(weights, feedback, delta, alpha, gains=None, margin=1.5, per_unit=False,
-                floor=1e-6):
+def chain_radii(weights: Sequence[ArrayLike], feedback: Sequence[ArrayLike], delta: ArrayLike,
+                alpha: ArrayLike, gains: Sequence[FloatArray] | None = None,
+                margin: float = 1.5, per_unit: bool = False,
+                floor: float = 1e-6) -> dict[str, FloatArray]:
     """Radii of a sequential or repeat chain's blocks from its closed form (Eq. 17).
 
     Parameters as in `dinv.circuits.chains.settle_chain` (stacked arrays,
@@ -601,27 +622,25 @@ def chain_radii(weights, feedback, delta, alpha, gains=None, margin=1.5, per_uni
         ``u{l}`` (controllers), for the ``radius=`` of `settle_chain`.
     """
     margin = _positive("margin", margin)
-    weights = [np.asarray(w, dtype=float) for w in weights[1:]]
-    feedback = [np.asarray(b, dtype=float) for b in feedback]
-    deltas = chain_steady_state(weights, feedback, np.asarray(delta, dtype=float), alpha,
-                                gains)
-    pairs = len(weights)
+    forward = [np.asarray(w, dtype=float) for w in weights[1:]]
+    back = [np.asarray(b, dtype=float) for b in feedback]
+    deltas = chain_steady_state(forward, back, np.asarray(delta, dtype=float), alpha, gains)
+    pairs = len(forward)
     leaks = np.broadcast_to(np.asarray(alpha, dtype=float).reshape(
         (-1, 1) if np.ndim(alpha) == 1 else np.shape(alpha) or (1, 1)), (deltas[0].shape[0],
                                                                          pairs))
     radii = {}
-    targets = [None] * pairs
     for j in range(pairs):  # layer l = j + 2: target delta_l
-        targets[j] = deltas[j + 1] if j + 1 < pairs else np.asarray(delta, dtype=float)
-        u = steady_control(weights[j], feedback[j], targets[j], leaks[:, j])
+        target = deltas[j + 1] if j + 1 < pairs else np.asarray(delta, dtype=float)
+        u = steady_control(forward[j], back[j], target, leaks[:, j])
         radii[f"u{j + 2}"] = _radius(u, margin, per_unit, floor)
-        radii[f"d{j + 1}"] = _radius(np.einsum("nij,nbj->nbi", feedback[j], u), margin,
+        radii[f"d{j + 1}"] = _radius(np.einsum("nij,nbj->nbi", back[j], u), margin,
                                      per_unit, floor)
     return radii
 
 
 def direct_radii(weights: list[np.ndarray], feedback: list[np.ndarray], delta: np.ndarray,
-                 alpha: object, kp: float = 0.0, slopes: list[np.ndarray] | None = None,
+                 alpha: ArrayLike, kp: float = 0.0, slopes: list[np.ndarray] | None = None,
                  margin: float = 1.5, per_unit: bool = False, floor: float = 1e-6
                  ) -> dict[str, np.ndarray]:
     """Radii of the direct (DFC) chain's blocks from its linearised steady state.
@@ -669,7 +688,7 @@ def direct_radii(weights: list[np.ndarray], feedback: list[np.ndarray], delta: n
 
 
 def target_radii(weights: list[np.ndarray], feedback: list[np.ndarray], delta: np.ndarray,
-                 alpha: object, slopes: list[np.ndarray] | None = None, margin: float = 1.5,
+                 alpha: ArrayLike, slopes: list[np.ndarray] | None = None, margin: float = 1.5,
                  per_unit: bool = False, floor: float = 1e-6) -> dict[str, np.ndarray]:
     """Radii of the blocks of a chain of targets (DI of targets) from its linearised
     steady state (`dinv.theory.target_chain_linear`).

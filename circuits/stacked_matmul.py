@@ -28,6 +28,7 @@ kernel cannot be built (no C compiler), the circuits warn once
 
 import warnings
 from functools import partial
+from typing import Any
 
 import numpy as np
 
@@ -96,7 +97,7 @@ cdef class StackedMatmul:
                             self.cols, self.s0, self.s1, self.m0, self.m1, self.d0, self.d1)
 '''
 
-_built = {}
+_built: dict[str, Any] = {}
 
 
 def _kernel_class():

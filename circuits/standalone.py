@@ -363,7 +363,7 @@ def _standalone_worker(pair_kwargs, cases, directory, threads):
     set_device("cpp_standalone", build_on_run=False, directory=directory)
     if threads:
         prefs.devices.cpp_standalone.openmp_threads = threads
-    timings = {}
+    timings: dict[str, float | list[float]] = {}
     start = time.perf_counter()
     pair = StandalonePair(**pair_kwargs)
     timings["construct"] = time.perf_counter() - start

@@ -22,6 +22,7 @@ import numpy as np
 from brian2 import Quantity, have_same_dimensions, ms, second
 
 from dinv.circuits.brian_internals import live_view
+from dinv.circuits.populations import PopulationModel
 from dinv.errors import InputError
 from dinv.nonlinearities import TRANSFERS
 
@@ -55,13 +56,13 @@ class Block:
     """
 
     name: str
-    model: object
+    model: PopulationModel
     width: int
     n: int = 1
     tau: Quantity = field(default_factory=lambda: 10 * ms)
 
     @property
-    def kind(self):
+    def kind(self) -> str:
         """'system' or 'controller', the role of the block's model."""
         return self.model.kind
 
@@ -100,7 +101,7 @@ class Pathway:
     kind: str = "matrix"
     transfer: str = "linear"
     variable: str = "input"
-    offset: str = None
+    offset: str | None = None
 
 
 @dataclass

@@ -4,6 +4,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dinv.hints import FloatArray, IntArray
+
 
 @dataclass(frozen=True)
 class Traces:
@@ -28,12 +30,12 @@ class Traces:
         The blocks simulated in each phase.
     """
 
-    t: np.ndarray
-    phase: np.ndarray
-    states: dict
-    active: tuple
+    t: FloatArray
+    phase: IntArray
+    states: dict[str, FloatArray]
+    active: tuple[tuple[str, ...], ...]
 
-    def __getitem__(self, key):
+    def __getitem__(self, key: str) -> FloatArray | IntArray:
         if key == "t":
             return self.t
         if key == "phase":
@@ -43,14 +45,14 @@ class Traces:
         except KeyError:
             raise KeyError(f"no traces of {key!r}; recorded: {sorted(self.states)}") from None
 
-    def __contains__(self, key):
+    def __contains__(self, key: object) -> bool:
         return key in ("t", "phase") or key in self.states
 
-    def keys(self):
+    def keys(self) -> list[str]:
         """``'t'``, ``'phase'`` and the recorded block names."""
         return ["t", "phase", *self.states]
 
-    def phases(self):
+    def phases(self) -> "list[Traces]":
         """One `Traces` per phase: its records, time from its start, its blocks only."""
         parts = []
         for index, names in enumerate(self.active):
@@ -61,7 +63,8 @@ class Traces:
                                 (tuple(names),)))
         return parts
 
-    def select(self, names, phases=None, time_scale=1.0):
+    def select(self, names: dict[str, str], phases: int | None = None,
+               time_scale: float = 1.0) -> "Traces":
         """The traces of some blocks, renamed, over the first ``phases`` phases.
 
         Parameters

@@ -8,11 +8,19 @@ function as a Brian2 expression for the nonlinear controller of Eq. 14).
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 from scipy.special import expit
 
 from dinv.errors import InputError
+from dinv.hints import FloatArray
+
+
+class InPlace(Protocol):
+    """A function that writes its value into ``out`` (a numpy ufunc, e.g. ``np.tanh``)."""
+
+    def __call__(self, x: FloatArray, /, out: FloatArray) -> object: ...
 
 
 @dataclass(frozen=True)
@@ -35,22 +43,22 @@ class Nonlinearity:
     """
 
     name: str
-    g: Callable
-    derivative: Callable = None
-    g_into: Callable = None
-    brian: str = None
+    g: Callable[[FloatArray], FloatArray]
+    derivative: Callable[[FloatArray], FloatArray] | None = None
+    g_into: InPlace | None = None
+    brian: str | None = None
 
 
-def _logistic(a):
+def _logistic(a: FloatArray) -> FloatArray:
     return 0.5 * (1.0 + np.tanh(0.5 * a))
 
 
-def _softmax(a):
+def _softmax(a: FloatArray) -> FloatArray:
     shifted = np.exp(a - a.max(axis=-1, keepdims=True))
     return shifted / shifted.sum(axis=-1, keepdims=True)
 
 
-NONLINEARITIES = {
+NONLINEARITIES: dict[str, Nonlinearity] = {
     "linear": Nonlinearity("linear", lambda a: a, np.ones_like, None, "{x}"),
     "tanh": Nonlinearity("tanh", np.tanh, lambda a: 1.0 - np.tanh(a) ** 2, np.tanh,
                          "tanh({x})"),
@@ -68,7 +76,7 @@ TRANSFERS = tuple(name for name, g in NONLINEARITIES.items() if g.brian is not N
 """Names usable as a circuit's transfer function (element-wise ones)."""
 
 
-def get_nonlinearity(name):
+def get_nonlinearity(name: str) -> Nonlinearity:
     """Return the `Nonlinearity` called ``name``.
 
     Raises
@@ -84,7 +92,7 @@ def get_nonlinearity(name):
         ) from None
 
 
-def get_transfer(name):
+def get_transfer(name: str) -> Nonlinearity:
     """The element-wise `Nonlinearity` called ``name``, as a circuit's transfer g.
 
     Raises

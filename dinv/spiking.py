@@ -48,32 +48,34 @@ shared by the circuits and the standalone pair, and mirrored in numpy in
     s_k / R_k + bias_i``, spike at v > 1, reset to 0, refractory tau_ref.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from dinv.errors import InputError
+from dinv.hints import ArrayLike, FloatArray, IntArray
 
 
-def _positive(name, value):
+def _positive(name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) \
             or not np.isfinite(value) or not value > 0:
         raise InputError(f"{name} must be a positive number, got {value!r}")
     return float(value)
 
 
-def _count(name, value, minimum=1):
+def _count(name: str, value: int, minimum: int = 1) -> int:
     if isinstance(value, bool) or int(value) != value or value < minimum:
         raise InputError(f"{name} must be an integer of at least {minimum}, got {value!r}")
     return int(value)
 
 
-def dimension_index(dims, neurons_per_dim):
+def dimension_index(dims: int, neurons_per_dim: int) -> IntArray:
     """The represented dimension of every neuron: ``[0]*K + [1]*K + ...`` (length dims*K)."""
     return np.repeat(np.arange(dims), neurons_per_dim)
 
 
-def _signs(dims, neurons_per_dim):
+def _signs(dims: int, neurons_per_dim: int) -> FloatArray:
     """+1 and -1 alternating within each dimension (half ON, half OFF)."""
     one = np.where(np.arange(neurons_per_dim) % 2 == 0, 1.0, -1.0)
     return np.tile(one, dims)
@@ -96,14 +98,15 @@ class SCNParameters:
         Standard deviation sigma of the voltage noise (units of the radius).
     """
 
-    decoder: np.ndarray
-    dim_index: np.ndarray
+    decoder: FloatArray
+    dim_index: IntArray
     mu: float
     noise: float
 
 
-def scn_parameters(dims, neurons_per_dim, rng, decoder_scale=1.0, spread=0.25, cost=0.5,
-                   noise=0.0):
+def scn_parameters(dims: int, neurons_per_dim: int, rng: np.random.Generator,
+                   decoder_scale: float = 1.0, spread: float = 0.25, cost: float = 0.5,
+                   noise: float = 0.0) -> SCNParameters:
     """Draw the neurons of an SCN population representing ``dims`` dimensions.
 
     Parameters
@@ -159,16 +162,16 @@ class LIFParameters:
         Membrane time constant and refractory period (second).
     """
 
-    encoder: np.ndarray
-    gain: np.ndarray
-    bias: np.ndarray
-    decoder: np.ndarray
-    dim_index: np.ndarray
+    encoder: FloatArray
+    gain: FloatArray
+    bias: FloatArray
+    decoder: FloatArray
+    dim_index: IntArray
     tau_rc: float
     tau_ref: float
 
 
-def lif_rate(current, tau_rc, tau_ref):
+def lif_rate(current: ArrayLike, tau_rc: float, tau_ref: float) -> FloatArray:
     """Steady firing rate (Hz) of a LIF neuron with threshold 1 for input ``current``."""
     current = np.asarray(current, dtype=float)
     rate = np.zeros_like(current)
@@ -177,9 +180,11 @@ def lif_rate(current, tau_rc, tau_ref):
     return rate
 
 
-def lif_parameters(dims, neurons_per_dim, rng, max_rates=(100.0, 200.0),
-                   intercepts=(-1.0, 0.9), tau_rc=0.02, tau_ref=0.002, regularisation=0.1,
-                   eval_points=1000):
+def lif_parameters(dims: int, neurons_per_dim: int, rng: np.random.Generator,
+                   max_rates: Sequence[float] = (100.0, 200.0),
+                   intercepts: Sequence[float] = (-1.0, 0.9), tau_rc: float = 0.02,
+                   tau_ref: float = 0.002, regularisation: float = 0.1,
+                   eval_points: int = 1000) -> LIFParameters:
     """Draw a LIF ensemble per dimension and solve its decoders (NEF style).
 
     Parameters
@@ -229,7 +234,7 @@ def lif_parameters(dims, neurons_per_dim, rng, max_rates=(100.0, 200.0),
                          dim_index=dimension_index(dims, k), tau_rc=tau_rc, tau_ref=tau_ref)
 
 
-def _least_squares(rates, x, regularisation):
+def _least_squares(rates: FloatArray, x: FloatArray, regularisation: float) -> FloatArray:
     """Decoders d minimising |d @ rates - x|^2 + m (sigma max rate)^2 |d|^2 (m points)."""
     m = rates.shape[1]
     sigma = regularisation * rates.max()

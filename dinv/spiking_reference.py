@@ -59,11 +59,14 @@ of each step of the final ``average_fraction`` of the run (what a Brian2
 group integrating them sees).
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import numpy as np
 
 from dinv.errors import InputError
+from dinv.hints import ArrayLike, FloatArray, IntArray
 from dinv.spiking import LIFParameters, SCNParameters, lif_parameters, scn_parameters
 
 KINDS = ("rate", "scn", "lif")
@@ -81,16 +84,16 @@ class RatePopulation:
 
     kind = "rate"
 
-    def neurons(self, dims):
+    def neurons(self, dims: int) -> int:
         """Number of units of the population for ``dims`` dimensions."""
         return dims
 
 
-def _radius(radius, dims):
-    radius = np.broadcast_to(np.asarray(radius, dtype=float), (dims,)).copy()
-    if not np.all(np.isfinite(radius) & (radius > 0)):
-        raise InputError(f"radius must be positive and finite, got {radius!r}")
-    return radius
+def _radius(radius: ArrayLike, dims: int) -> FloatArray:
+    values = np.broadcast_to(np.asarray(radius, dtype=float), (dims,)).copy()
+    if not np.all(np.isfinite(values) & (values > 0)):
+        raise InputError(f"radius must be positive and finite, got {values!r}")
+    return values
 
 
 @dataclass(frozen=True)
@@ -110,12 +113,12 @@ class SCNPopulation:
     """
 
     parameters: SCNParameters
-    radius: np.ndarray
+    radius: FloatArray
     tau_readout: float = 0.02
     tau_noise: float = 0.002
     kind = "scn"
 
-    def neurons(self, dims):
+    def neurons(self, dims: int) -> int:
         return len(self.parameters.decoder)
 
 
@@ -132,16 +135,21 @@ class LIFPopulation:
     """
 
     parameters: LIFParameters
-    radius: np.ndarray
+    radius: FloatArray
     tau_synapse: float = 0.01
     kind = "lif"
 
-    def neurons(self, dims):
+    def neurons(self, dims: int) -> int:
         return len(self.parameters.decoder)
 
 
-def make_population(kind, dims, neurons_per_dim=16, radius=1.0, rng=None, tau=None,
-                    **parameters):
+Population = RatePopulation | SCNPopulation | LIFPopulation
+"""A population specification (`make_population`)."""
+
+
+def make_population(kind: str, dims: int, neurons_per_dim: int = 16, radius: ArrayLike = 1.0,
+                    rng: np.random.Generator | int | None = None, tau: float | None = None,
+                    **parameters: Any) -> Population:
     """A population specification of ``kind`` for ``dims`` dimensions.
 
     Parameters
@@ -172,20 +180,21 @@ def make_population(kind, dims, neurons_per_dim=16, radius=1.0, rng=None, tau=No
     raise InputError(f"kind must be one of {KINDS}, got {kind!r}")
 
 
-def steady_radius(steady, margin=1.5, per_dim=False, floor=0.1):
+def steady_radius(steady: ArrayLike, margin: float = 1.5, per_dim: bool = False,
+                  floor: float = 0.1) -> FloatArray:
     """A radius for a population whose steady state is ``steady`` (shape (d,)).
 
     ``margin`` times the largest |component| (one radius for every
     dimension), or with ``per_dim`` ``margin * |steady_k|`` floored at
     ``floor`` times the largest.
     """
-    steady = np.abs(np.asarray(steady, dtype=float).ravel())
-    top = steady.max()
+    size = np.abs(np.asarray(steady, dtype=float).ravel())
+    top = size.max()
     if not top > 0:
         raise InputError("the steady state is zero: give the radius explicitly")
     if per_dim:
-        return margin * np.maximum(steady, floor * top)
-    return np.full(steady.shape, margin * top)
+        return margin * np.maximum(size, floor * top)
+    return np.full(size.shape, margin * top)
 
 
 # --------------------------------------------------------------------------
@@ -214,28 +223,30 @@ class PopulationRun:
         Readouts every ``record_every`` steps (at the start of those steps).
     """
 
-    mean: np.ndarray
-    final: np.ndarray
-    rms_error: float = None
-    spike_counts: np.ndarray = None
+    mean: FloatArray
+    final: FloatArray
+    rms_error: float | None = None
+    spike_counts: IntArray | None = None
     duration: float = 0.0
-    trace: np.ndarray = None
+    trace: FloatArray | None = None
 
     @property
-    def rates(self):
+    def rates(self) -> FloatArray | None:
         """Firing rate of every neuron over the run (Hz); None for a rate population."""
         return None if self.spike_counts is None else self.spike_counts / self.duration
 
     @property
-    def mean_rate_hz(self):
-        return None if self.spike_counts is None else float(self.rates.mean())
+    def mean_rate_hz(self) -> float | None:
+        rates = self.rates
+        return None if rates is None else float(rates.mean())
 
     @property
-    def max_rate_hz(self):
-        return None if self.spike_counts is None else float(self.rates.max())
+    def max_rate_hz(self) -> float | None:
+        rates = self.rates
+        return None if rates is None else float(rates.max())
 
     @property
-    def spikes(self):
+    def spikes(self) -> int | None:
         return None if self.spike_counts is None else int(self.spike_counts.sum())
 
 
@@ -245,7 +256,7 @@ class PairRun:
 
     system: PopulationRun
     controller: PopulationRun
-    t: np.ndarray = field(default=None)
+    t: FloatArray | None = field(default=None)
 
 
 # --------------------------------------------------------------------------
@@ -253,32 +264,56 @@ class PairRun:
 # --------------------------------------------------------------------------
 
 
+class _State(Protocol):
+    """The state of a population in the loop, and its step (`_Rate`, `_SCN`, `_LIF`)."""
+
+    readout: FloatArray
+
+    @property
+    def spike_counts(self) -> IntArray | None:
+        """Spikes per neuron so far (None: a rate population)."""
+
+    def integrate(self, inputs: FloatArray, step: int) -> None:
+        """Integrate one step with the other population's readout as input."""
+
+    def threshold(self, step: int) -> IntArray | None:
+        """The neurons that cross threshold (None: a rate population)."""
+
+    def transmit(self, spikes: IntArray) -> None:
+        """Move the readout by the spikes."""
+
+    def reset(self, spikes: IntArray, step: int) -> None:
+        """Reset the neurons that spiked."""
+
+
 class _Rate:
     """State of a rate population: x is its readout."""
 
-    def __init__(self, spec, dims, leak, target, tau, dt, rng):
+    def __init__(self, spec: RatePopulation, dims: int, leak: float, target: FloatArray | float,
+                 tau: float, dt: float, rng: np.random.Generator):
         self.readout = np.zeros(dims)
         self.leak, self.target, self.rate = leak, target, dt / tau
         self.spike_counts = None
 
-    def integrate(self, inputs, step):
+    def integrate(self, inputs: FloatArray, step: int) -> None:
         x = self.readout
         x += self.rate * (inputs - (self.leak * x + self.target))
 
-    def threshold(self, step):
+    def threshold(self, step: int) -> IntArray | None:
         return None
 
-    def transmit(self, spikes):
+    def transmit(self, spikes: IntArray) -> None:
         pass
 
-    def reset(self, spikes, step):
+    def reset(self, spikes: IntArray, step: int) -> None:
         pass
 
 
 class _SCN:
     """State of a spike-coding population (see `dinv.spiking`)."""
 
-    def __init__(self, spec, dims, leak, target, tau, dt, rng):
+    def __init__(self, spec: SCNPopulation, dims: int, leak: float, target: FloatArray | float,
+                 tau: float, dt: float, rng: np.random.Generator):
         p = spec.parameters
         if p.dim_index.max() + 1 != dims:
             raise InputError(f"the SCN parameters represent {p.dim_index.max() + 1} "
@@ -298,7 +333,7 @@ class _SCN:
         self.rng = rng
         self.spike_counts = np.zeros(n, dtype=np.int64)
 
-    def integrate(self, inputs, step):
+    def integrate(self, inputs: FloatArray, step: int) -> None:
         xhat = self.readout
         self.y += self.rate * (inputs - (self.leak * xhat + self.target))
         xhat += self.decay * xhat
@@ -307,7 +342,7 @@ class _SCN:
             self.eta += -self.noise_decay * self.eta \
                 + self.noise_kick * self.rng.standard_normal(len(self.eta))
 
-    def _voltage(self, cells=None):
+    def _voltage(self, cells: IntArray | None = None) -> FloatArray:
         """V of ``cells`` (None: all), as Brian2 evaluates it: D ((y - xhat) / R) - mu r (+
         sigma eta), from the readout as it is now."""
         error = (self.y - self.readout) / self.radius  # coding_error, per dimension
@@ -317,11 +352,11 @@ class _SCN:
         voltage = self.decoder[cells] * error[self.dim[cells]] - self.mu * self.r[cells]
         return voltage + self.sigma * self.eta[cells] if self.sigma else voltage
 
-    def threshold(self, step):
+    def threshold(self, step: int) -> IntArray | None:
         """Candidates: neurons above threshold with the readout at the start of the slot."""
         return np.flatnonzero(self._voltage() > self.bound)
 
-    def transmit(self, candidates):
+    def transmit(self, candidates: IntArray) -> None:
         """One candidate after the other (index order), each checked again against the
         readout its predecessors in the step have moved: a spike moves V of the others
         at once, as the SCN's fast connections do.
@@ -347,14 +382,15 @@ class _SCN:
             keep = position > limit[dims]
             candidates, dims, position = candidates[keep], dims[keep], position[keep]
 
-    def reset(self, candidates, step):
+    def reset(self, candidates: IntArray, step: int) -> None:
         pass
 
 
 class _LIF:
     """State of a LIF ensemble with decoders (see `dinv.spiking`)."""
 
-    def __init__(self, spec, dims, leak, target, tau, dt, rng):
+    def __init__(self, spec: LIFPopulation, dims: int, leak: float, target: FloatArray | float,
+                 tau: float, dt: float, rng: np.random.Generator):
         p = spec.parameters
         if p.dim_index.max() + 1 != dims:
             raise InputError(f"the LIF parameters represent {p.dim_index.max() + 1} "
@@ -376,7 +412,7 @@ class _LIF:
         self.active = np.ones(n, dtype=bool)
         self.spike_counts = np.zeros(n, dtype=np.int64)
 
-    def integrate(self, inputs, step):
+    def integrate(self, inputs: FloatArray, step: int) -> None:
         xhat = self.readout
         encoded = ((1.0 - self.mix * self.leak) * xhat
                    + self.mix * (inputs - self.target)) / self.radius
@@ -385,19 +421,19 @@ class _LIF:
         self.v += self.membrane * (current - self.v) * self.active
         xhat += self.decay * xhat
 
-    def threshold(self, step):
+    def threshold(self, step: int) -> IntArray | None:
         return np.flatnonzero((self.v > 1.0) & self.active)
 
-    def transmit(self, spikes):
+    def transmit(self, spikes: IntArray) -> None:
         np.add.at(self.readout, self.dim[spikes], self.jumps[spikes])
 
-    def reset(self, spikes, step):
+    def reset(self, spikes: IntArray, step: int) -> None:
         self.v[spikes] = 0.0
         self.last[spikes] = step
         self.spike_counts[spikes] += 1
 
 
-_STATES = {"rate": _Rate, "scn": _SCN, "lif": _LIF}
+_STATES: dict[str, Callable[..., _State]] = {"rate": _Rate, "scn": _SCN, "lif": _LIF}
 
 
 # --------------------------------------------------------------------------
@@ -405,19 +441,19 @@ _STATES = {"rate": _Rate, "scn": _SCN, "lif": _LIF}
 # --------------------------------------------------------------------------
 
 
-def _summed(M, x):
+def _summed(M: FloatArray, x: FloatArray) -> FloatArray:
     """M x summed in order over x's entries, as Brian2's summed variables add synapses."""
     return np.cumsum(M * x, axis=1)[:, -1]
 
 
-def _matrix(name, M, shape):
+def _matrix(name: str, M: ArrayLike, shape: tuple[int, ...]) -> FloatArray:
     M = np.asarray(M, dtype=float)
     if M.shape != shape or not np.all(np.isfinite(M)):
         raise InputError(f"{name} must be a finite array of shape {shape}, got {M.shape}")
     return M
 
 
-def _reference(reference, dims):
+def _reference(reference: ArrayLike | None, dims: int) -> FloatArray | None:
     if reference is None:
         return None
     reference = np.asarray(reference, dtype=float).ravel()
@@ -426,9 +462,13 @@ def _reference(reference, dims):
     return reference
 
 
-def simulate_pair(W, B, target, alpha, system, controller, tau_system=0.01,
-                  tau_controller=0.01, dt=1e-5, duration=0.5, average_fraction=0.2,
-                  reference=None, record_every=None, seed=None):
+def simulate_pair(W: ArrayLike, B: ArrayLike, target: ArrayLike, alpha: float,
+                  system: Population, controller: Population, tau_system: float = 0.01,
+                  tau_controller: float = 0.01, dt: float = 1e-5, duration: float = 0.5,
+                  average_fraction: float = 0.2,
+                  reference: tuple[ArrayLike, ArrayLike] | None = None,
+                  record_every: int | None = None,
+                  seed: int | np.random.Generator | None = None) -> PairRun:
     """Simulate one layer pair (Eqs. 5, 8) with rate or spiking populations, in numpy.
 
     Parameters
@@ -488,14 +528,15 @@ def simulate_pair(W, B, target, alpha, system, controller, tau_system=0.01,
             _reference(None if reference is None else reference[0], d_in))
     sums = [np.zeros(d_out), np.zeros(d_in)]
     squares = [0.0, 0.0]
-    traces, times = ([], []), []
+    traces: tuple[list[FloatArray], list[FloatArray]] = ([], [])
+    times: list[float] = []
     for step in range(steps):
         if step >= steps - window:
-            for k, pop in enumerate(pops):
+            for k, (pop, ref) in enumerate(zip(pops, refs)):
                 sums[k] += pop.readout
-                if refs[k] is not None:
-                    diff = pop.readout - refs[k]
-                    squares[k] += diff @ diff
+                if ref is not None:
+                    diff = pop.readout - ref
+                    squares[k] += float(diff @ diff)
         if record_every and step % record_every == 0:
             times.append(step * dt)
             for k, pop in enumerate(pops):
@@ -510,10 +551,10 @@ def simulate_pair(W, B, target, alpha, system, controller, tau_system=0.01,
             if fired is not None and len(fired):
                 pop.reset(fired, step)
     runs = []
-    for k, pop in enumerate(pops):
+    for k, (pop, ref) in enumerate(zip(pops, refs)):
         rms = None
-        if refs[k] is not None:
-            rms = float(np.sqrt(squares[k] / window) / np.linalg.norm(refs[k]))
+        if ref is not None:
+            rms = float(np.sqrt(squares[k] / window) / np.linalg.norm(ref))
         runs.append(PopulationRun(
             mean=sums[k] / window, final=pop.readout.copy(), rms_error=rms,
             spike_counts=pop.spike_counts, duration=steps * dt,

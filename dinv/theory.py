@@ -40,15 +40,20 @@ forward through relays ``dh_l/dt = -h_l + W_l g(h_{l-1})``.
 """
 
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 import numpy as np
-from numpy.typing import ArrayLike
+from numpy.typing import NDArray
 from scipy.linalg import lu_factor, lu_solve, solve
 from scipy.linalg.lapack import dgecon as gecon
 from scipy.optimize import root
 
 from dinv.errors import InputError
+from dinv.hints import ArrayLike, FloatArray
 from dinv.nonlinearities import get_transfer
+
+TauRatios = float | list[float] | tuple[float, ...]
+"""tau_system / tau_controller of a chain: one value, or one per layer pair."""
 
 FORMS = ("WB", "BW")
 """The two forms of Eq. (10): ``B (W B - alpha I)^-1`` and ``(B W - alpha I)^-1 B``."""
@@ -59,7 +64,7 @@ FORMS = ("WB", "BW")
 # --------------------------------------------------------------------------
 
 
-def stack_c(arrays):
+def stack_c(arrays: Sequence[FloatArray]) -> FloatArray:
     """Stack float arrays along a new first axis, always in C order.
 
     `numpy.stack` keeps a layout that all the arrays share (e.g. the
@@ -71,22 +76,22 @@ def stack_c(arrays):
     return np.stack(arrays, out=np.empty((len(arrays),) + np.shape(arrays[0])))
 
 
-def _apply(M, x):
+def _apply(M: FloatArray, x: FloatArray) -> FloatArray:
     """M x for matrices M (..., d_out, d_in) and row vectors x (..., batch, d_in)."""
     return x @ np.swapaxes(M, -1, -2)
 
 
-def _leak(alpha):
+def _leak(alpha: ArrayLike) -> FloatArray:
     """A leak (float or one per problem) broadcast over (batch, d)."""
     return np.asarray(alpha, dtype=float)[..., None, None]
 
 
-def _transfer(name):
+def _transfer(name: str | None) -> Callable[[FloatArray], FloatArray] | None:
     """g of a circuit's readout (`dinv.nonlinearities.TRANSFERS`); None for the identity."""
     return None if name in (None, "linear") else get_transfer(name).g
 
 
-def _per_pair(value, pairs, stack_ndim, name):
+def _per_pair(value: ArrayLike, pairs: int, stack_ndim: int, name: str) -> list[FloatArray]:
     """One leak per layer pair: ``value`` as in the module's conventions."""
     value = np.asarray(value, dtype=float)
     if value.ndim <= stack_ndim:
@@ -97,7 +102,7 @@ def _per_pair(value, pairs, stack_ndim, name):
     return [value[..., j] for j in range(pairs)]
 
 
-def _ratios(tau_ratio, pairs):
+def _ratios(tau_ratio: TauRatios | FloatArray, pairs: int) -> list[float]:
     """tau_system / tau_controller per layer pair (one float, or one per pair)."""
     ratios = list(tau_ratio) if isinstance(tau_ratio, (list, tuple, np.ndarray)) \
         else [tau_ratio] * pairs
@@ -112,7 +117,8 @@ def _ratios(tau_ratio, pairs):
 # --------------------------------------------------------------------------
 
 
-def controller_residual(W, delta_prev, delta, u, alpha, transfer="linear"):
+def controller_residual(W: FloatArray, delta_prev: FloatArray, delta: FloatArray, u: FloatArray,
+                        alpha: ArrayLike, transfer: str = "linear") -> FloatArray:
     """The controller's steady-state condition (Eq. 9; Eq. 15 with a nonlinear readout).
 
     ``-alpha u + W g(delta_{l-1}) - delta_l``: the controller's rate of change
@@ -142,7 +148,9 @@ def controller_residual(W, delta_prev, delta, u, alpha, transfer="linear"):
     return -_leak(alpha) * u + readout - delta
 
 
-def layer_rhs(delta_prev, u, W, B, delta, alpha, tau_ratio=1.0, transfer="linear"):
+def layer_rhs(delta_prev: FloatArray, u: FloatArray, W: FloatArray, B: FloatArray,
+              delta: FloatArray, alpha: ArrayLike, tau_ratio: float = 1.0,
+              transfer: str = "linear") -> tuple[FloatArray, FloatArray]:
     """Right-hand side of the layer pair (Eqs. 5 and 8, or 14), time in units of tau_system.
 
     ::
@@ -179,8 +187,11 @@ def layer_rhs(delta_prev, u, W, B, delta, alpha, tau_ratio=1.0, transfer="linear
     return system, controller_residual(W, delta_prev, delta, u, alpha, transfer) * tau_ratio
 
 
-def chain_rhs(deltas, controls, weights, feedback, delta, alpha, gains=None, tau_ratio=1.0,
-              transfers=None):
+def chain_rhs(deltas: Sequence[FloatArray], controls: Sequence[FloatArray],
+              weights: Sequence[FloatArray], feedback: Sequence[FloatArray], delta: FloatArray,
+              alpha: ArrayLike, gains: Sequence[FloatArray] | None = None,
+              tau_ratio: TauRatios = 1.0, transfers: Sequence[str] | None = None,
+              ) -> tuple[list[FloatArray], list[FloatArray]]:
     """Right-hand side of the repeat-layer chain (Fig. 2B), in units of tau_system.
 
     Hidden layer l has a system population delta_l (driven by the controller
@@ -240,7 +251,9 @@ def chain_rhs(deltas, controls, weights, feedback, delta, alpha, gains=None, tau
     return d_deltas, d_controls
 
 
-def loop_rhs(hidden, u, weights, B, delta, alpha, tau_ratio=1.0, transfers=None):
+def loop_rhs(hidden: Sequence[FloatArray], u: FloatArray, weights: Sequence[FloatArray],
+             B: FloatArray, delta: FloatArray, alpha: ArrayLike, tau_ratio: float = 1.0,
+             transfers: Sequence[str] | None = None) -> tuple[list[FloatArray], FloatArray]:
     """Right-hand side of the single loop (Fig. 2C, Eq. 14), in units of tau_system.
 
     ::
@@ -283,7 +296,8 @@ def loop_rhs(hidden, u, weights, B, delta, alpha, tau_ratio=1.0, transfers=None)
     return d_hidden, d_u
 
 
-def reduced_rhs(u, W, B, delta, alpha):
+def reduced_rhs(u: FloatArray, W: FloatArray, B: FloatArray, delta: FloatArray,
+                alpha: ArrayLike) -> FloatArray:
     """The controller when the system is much faster than control (Eq. 13).
 
     ``du/dt = (W B - alpha I) u - delta_l``, with the system at its steady
@@ -308,7 +322,8 @@ def reduced_rhs(u, W, B, delta, alpha):
 # --------------------------------------------------------------------------
 
 
-def circuit_jacobian(W, B, alpha, tau_ratio=1.0, slopes=None):
+def circuit_jacobian(W: FloatArray, B: FloatArray, alpha: float, tau_ratio: float = 1.0,
+                     slopes: FloatArray | None = None) -> FloatArray:
     """Jacobian of the layer pair (`layer_rhs`), time in units of tau_system.
 
     For ``d(delta)/dt = -delta + B u`` and
@@ -343,7 +358,8 @@ def circuit_jacobian(W, B, alpha, tau_ratio=1.0, slopes=None):
     ])
 
 
-def jacobian_abscissa(W, B, alpha, tau_ratio=1.0):
+def jacobian_abscissa(W: ArrayLike, B: ArrayLike, alpha: ArrayLike,
+                      tau_ratio: float = 1.0) -> float | FloatArray:
     """Largest real part of the eigenvalues of `circuit_jacobian` (linear controller).
 
     Negative means the circuit converges to its steady state (Eq. 10).
@@ -382,7 +398,7 @@ def jacobian_abscissa(W, B, alpha, tau_ratio=1.0):
     return float(worst) if np.ndim(worst) == 0 else worst
 
 
-def reduced_abscissa(W, B, alpha):
+def reduced_abscissa(W: ArrayLike, B: FloatArray, alpha: float) -> float:
     """Largest real part of the eigenvalues of ``W B - alpha I`` (Eq. 13).
 
     The controller's dynamics when the system is much faster than control
@@ -392,7 +408,7 @@ def reduced_abscissa(W, B, alpha):
     return float(np.linalg.eigvals(W @ B - alpha * np.eye(W.shape[0])).real.max())
 
 
-def range_svd(W):
+def range_svd(W: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
     """Thin SVD W = U S V^T restricted to W's range (singular values above rounding).
 
     Returns
@@ -406,7 +422,7 @@ def range_svd(W):
     return U[:, keep], S[keep], Vt[keep]
 
 
-def reduced_jacobian(S, B_r, alpha):
+def reduced_jacobian(S: FloatArray, B_r: FloatArray, alpha: float) -> FloatArray:
     """The 2r x 2r block of the layer pair's Jacobian that depends on B (r = rank W).
 
     With W = U S V^T (`range_svd`), the components of the state outside
@@ -430,7 +446,7 @@ def reduced_jacobian(S, B_r, alpha):
     return np.block([[-np.eye(r), B_r], [np.diag(S), -alpha * np.eye(r)]])
 
 
-def full_abscissa(W, B, alpha):
+def full_abscissa(W: FloatArray, B: FloatArray, alpha: float) -> float:
     """Spectral abscissa of J = [[-I, B], [W, -alpha I]], via `reduced_jacobian`.
 
     The modes outside the reduced block decay at rate 1 (system) and alpha
@@ -445,7 +461,7 @@ def full_abscissa(W, B, alpha):
     return max(values)
 
 
-def product_abscissa(mu, alpha):
+def product_abscissa(mu: NDArray[np.number], alpha: float) -> float:
     """Abscissa of `reduced_jacobian` from the eigenvalues mu of S B_r.
 
     The eigenvalues mu of S B_r are the nonzero eigenvalues of W B; every
@@ -465,20 +481,23 @@ def product_abscissa(mu, alpha):
     return float(np.max((-(1.0 + alpha) + root).real / 2.0))
 
 
-def _gain(k, X):
+def _gain(k: ArrayLike, X: FloatArray) -> FloatArray:
     """A PID gain applied to X: k X for a scalar k, k @ X for a (d_l, d_l) matrix."""
     k = np.asarray(k, dtype=float)
     return k * X if k.ndim == 0 else k @ X
 
 
-def _gained(k, x):
+def _gained(k: ArrayLike, x: FloatArray) -> FloatArray:
     """A PID gain applied to row vectors x (..., batch, d_l): scalar or (d_l, d_l) matrix."""
     k = np.asarray(k, dtype=float)
     return k * x if k.ndim == 0 else _apply(k, x)
 
 
-def pid_layer_rhs(delta_prev, u, e_f, rate_f, W, B, delta, alpha, tau_ratio=1.0, kp=0.0,
-                  kd=0.0, filter_ratio=1.0):
+def pid_layer_rhs(delta_prev: FloatArray, u: FloatArray, e_f: FloatArray, rate_f: FloatArray,
+                  W: FloatArray, B: FloatArray, delta: FloatArray, alpha: ArrayLike,
+                  tau_ratio: float = 1.0, kp: ArrayLike = 0.0, kd: ArrayLike = 0.0,
+                  filter_ratio: float = 1.0,
+                  ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
     """Right-hand side of the layer pair under a PID controller (Eq. 7), units of tau_system.
 
     The controller of `dinv.circuits.pid_controller`: Eq. (7) with K_i = I and
@@ -525,7 +544,9 @@ def pid_layer_rhs(delta_prev, u, e_f, rate_f, W, B, delta, alpha, tau_ratio=1.0,
     return system, control, rate, accel
 
 
-def pid_jacobian(W, B, alpha, tau_ratio=1.0, kp=0.0, kd=0.0, filter_ratio=1.0):
+def pid_jacobian(W: ArrayLike, B: ArrayLike, alpha: float, tau_ratio: float = 1.0,
+                 kp: ArrayLike = 0.0, kd: ArrayLike = 0.0,
+                 filter_ratio: float = 1.0) -> FloatArray:
     """Jacobian of `pid_layer_rhs`, states (delta_{l-1}, u, e_f, rate_f), units of tau_system.
 
     With g = r / filter_ratio (1 / tau_d) and K = K_p g + K_d g^2 / r::
@@ -564,13 +585,16 @@ def pid_jacobian(W, B, alpha, tau_ratio=1.0, kp=0.0, kd=0.0, filter_ratio=1.0):
     ])
 
 
-def pid_abscissa(W, B, alpha, tau_ratio=1.0, kp=0.0, kd=0.0, filter_ratio=1.0):
+def pid_abscissa(W: ArrayLike, B: ArrayLike, alpha: float, tau_ratio: float = 1.0,
+                 kp: ArrayLike = 0.0, kd: ArrayLike = 0.0, filter_ratio: float = 1.0) -> float:
     """Largest real part of the eigenvalues of `pid_jacobian` (negative: it converges)."""
     J = pid_jacobian(W, B, alpha, tau_ratio, kp, kd, filter_ratio)
     return float(np.linalg.eigvals(J).real.max())
 
 
-def pid_step_matrix(W, B, alpha, dt, tau_ratio=1.0, kp=0.0, kd=0.0, filter_ratio=1.0):
+def pid_step_matrix(W: ArrayLike, B: ArrayLike, alpha: float, dt: float, tau_ratio: float = 1.0,
+                    kp: ArrayLike = 0.0, kd: ArrayLike = 0.0,
+                    filter_ratio: float = 1.0) -> FloatArray:
     """The circuit's one Euler step as a matrix: x_{n+1} = M x_n (zero target).
 
     The semi-implicit Euler of the circuits (`dinv.circuits.coupling`): the
@@ -594,13 +618,16 @@ def pid_step_matrix(W, B, alpha, dt, tau_ratio=1.0, kp=0.0, kd=0.0, filter_ratio
     return system @ control
 
 
-def pid_step_radius(W, B, alpha, dt, tau_ratio=1.0, kp=0.0, kd=0.0, filter_ratio=1.0):
+def pid_step_radius(W: ArrayLike, B: ArrayLike, alpha: float, dt: float, tau_ratio: float = 1.0,
+                    kp: ArrayLike = 0.0, kd: ArrayLike = 0.0, filter_ratio: float = 1.0) -> float:
     """Spectral radius of `pid_step_matrix` (below 1: the Euler circuit converges)."""
     M = pid_step_matrix(W, B, alpha, dt, tau_ratio, kp, kd, filter_ratio)
     return float(np.abs(np.linalg.eigvals(M)).max())
 
 
-def chain_jacobian(weights, feedback, alpha, gains=None, tau_ratio=1.0):
+def chain_jacobian(weights: Sequence[FloatArray], feedback: Sequence[FloatArray], alpha: ArrayLike,
+                   gains: Sequence[FloatArray] | None = None,
+                   tau_ratio: TauRatios = 1.0) -> FloatArray:
     """Jacobian of the linear repeat-layer chain (`chain_rhs`) for one sample.
 
     States ordered (delta_1, .., delta_{L-1}, u_2, .., u_L). Per pair l, the
@@ -650,7 +677,8 @@ def chain_jacobian(weights, feedback, alpha, gains=None, tau_ratio=1.0):
     return J
 
 
-def chain_abscissa(weights, feedback, alpha, tau_ratio=1.0):
+def chain_abscissa(weights: Sequence[FloatArray], feedback: Sequence[FloatArray], alpha: ArrayLike,
+                   tau_ratio: TauRatios = 1.0) -> float | FloatArray:
     """Spectral abscissa of a linear chain: the largest over its layer pairs.
 
     The sequential chain (Fig. 2A) settles one layer pair at a time, each with
@@ -673,14 +701,15 @@ def chain_abscissa(weights, feedback, alpha, tau_ratio=1.0):
     pairs = len(weights)
     leaks = _per_pair(alpha, pairs, np.ndim(weights[0]) - 2, "alpha")
     ratios = _ratios(tau_ratio, pairs)
-    worst = None
-    for W, B, a, r in zip(weights, feedback, leaks, ratios):
-        value = jacobian_abscissa(W, B, a, r)
-        worst = value if worst is None else np.maximum(worst, value)
+    worst = jacobian_abscissa(weights[0], feedback[0], leaks[0], ratios[0])
+    for W, B, a, r in zip(weights[1:], feedback[1:], leaks[1:], ratios[1:]):
+        worst = np.maximum(worst, jacobian_abscissa(W, B, a, r))
     return float(worst) if np.ndim(worst) == 0 else worst
 
 
-def loop_jacobian(weights, B, alpha, tau_ratio=1.0, slopes=None):
+def loop_jacobian(weights: Sequence[FloatArray], B: FloatArray, alpha: float,
+                  tau_ratio: float = 1.0,
+                  slopes: Sequence[FloatArray] | None = None) -> FloatArray:
     """Jacobian of the single-loop circuit (Fig. 2C, `loop_rhs`).
 
     States (h_1, .., h_{L-1}, u_L); linearised at rest (g'(0) = 1 for tanh
@@ -718,7 +747,8 @@ def loop_jacobian(weights, B, alpha, tau_ratio=1.0, slopes=None):
     return J
 
 
-def loop_abscissa(weights, B, alpha, tau_ratio=1.0):
+def loop_abscissa(weights: Sequence[ArrayLike], B: FloatArray, alpha: ArrayLike,
+                  tau_ratio: float = 1.0) -> float | FloatArray:
     """Largest real part of the eigenvalues of `loop_jacobian`, from the small product.
 
     With M = W_L ... W_2 B (d_L x d_L), lambda (other than -1) is an eigenvalue
@@ -770,7 +800,8 @@ def loop_abscissa(weights, B, alpha, tau_ratio=1.0):
 # --------------------------------------------------------------------------
 
 
-def layer_steady_state(W, B, delta, alpha, form=None):
+def layer_steady_state(W: FloatArray, B: FloatArray, delta: FloatArray, alpha: ArrayLike,
+                       form: str | None = None) -> FloatArray:
     """The layer pair's steady state delta_{l-1} (Eq. 10): what NDI computes.
 
     ::
@@ -828,7 +859,7 @@ SMALL_SYSTEM = 32
 """Largest matrix that `_solve_conditioned` inverts, for all problems in one call."""
 
 
-def _solve_conditioned(A, rhs, label):
+def _solve_conditioned(A: FloatArray, rhs: FloatArray, label: str) -> FloatArray:
     """Solve A_k x_k = rhs_k for a stack, refusing a matrix of condition number above 1e12.
 
     Each problem is solved by LU (LAPACK getrf and getrs, one problem at a
@@ -870,13 +901,14 @@ def _solve_conditioned(A, rhs, label):
     return solved
 
 
-def _refuse_singular(label, rcond):
+def _refuse_singular(label: str, rcond: float) -> NoReturn:
     """Raise the `InputError` of a singular ``label`` - alpha I (reciprocal condition ``rcond``)."""
     raise InputError(f"{label} - alpha I is singular (condition number "
                      f"{1 / max(rcond, 1e-300):.3g}); use alpha > 0 or feedback B of full rank")
 
 
-def steady_control(W, B, delta, alpha):
+def steady_control(W: FloatArray, B: FloatArray, delta: FloatArray,
+                   alpha: ArrayLike) -> FloatArray:
     """The controller's steady state u_l = (W B - alpha I)^-1 delta_l (Eqs. 10, 13).
 
     Parameters
@@ -904,7 +936,7 @@ def steady_control(W, B, delta, alpha):
                          "use alpha > 0 or feedback B of full rank") from None
 
 
-def inversion_matrix(W, B):
+def inversion_matrix(W: ArrayLike, B: ArrayLike) -> FloatArray:
     """M^DI of Eq. (12): the inverse of W that the circuit computes for small alpha.
 
     ::
@@ -940,7 +972,9 @@ def inversion_matrix(W, B):
                        -1, -2)
 
 
-def chain_steady_state(weights, feedback, delta, alpha, gains=None):
+def chain_steady_state(weights: Sequence[FloatArray], feedback: Sequence[FloatArray],
+                       delta: FloatArray, alpha: ArrayLike,
+                       gains: Sequence[FloatArray] | None = None) -> list[FloatArray]:
     """Steady state of the linear chain with gains (Eq. 17): NDI through every layer.
 
     From the output down, per layer pair (Eq. 10 times g'(a_{l-1}))::
@@ -971,16 +1005,18 @@ def chain_steady_state(weights, feedback, delta, alpha, gains=None):
     """
     pairs = len(weights)
     leaks = _per_pair(alpha, pairs, np.ndim(weights[0]) - 2, "alpha")
-    deltas = [None] * pairs
+    deltas: list[FloatArray] = []  # from the top pair down
     for j in range(pairs - 1, -1, -1):
         delta = layer_steady_state(weights[j], feedback[j], delta, leaks[j])
         if gains is not None:
             delta = delta * gains[j]
-        deltas[j] = delta
-    return deltas
+        deltas.append(delta)
+    return deltas[::-1]
 
 
-def loop_residual(u, weights, B, delta, alpha, transfers=None):
+def loop_residual(u: FloatArray, weights: Sequence[FloatArray], B: FloatArray, delta: FloatArray,
+                  alpha: ArrayLike, transfers: Sequence[str] | None = None,
+                  ) -> tuple[FloatArray, list[FloatArray]]:
     """The single loop's steady-state condition as a function of its control signal.
 
     At a steady state of `loop_rhs` the relays are fixed by u
@@ -1014,7 +1050,8 @@ def loop_residual(u, weights, B, delta, alpha, transfers=None):
     return controller_residual(weights[-1], hidden[-1], delta, u, alpha, transfers[-1]), hidden
 
 
-def loop_steady_state(weights, B, delta, alpha):
+def loop_steady_state(weights: Sequence[FloatArray], B: FloatArray, delta: FloatArray,
+                      alpha: ArrayLike) -> tuple[list[FloatArray], FloatArray]:
     """Steady state of the linear single loop, in closed form.
 
     With M = W_L ... W_2 B, the control signal is u = (M - alpha I)^-1
@@ -1068,7 +1105,7 @@ def loop_steady_state(weights, B, delta, alpha):
 # layer l's moves by W_l shifted(a_{l-1}, x_{l-1}).
 
 
-def shifted(transfer: str | None, offset: ArrayLike, x: np.ndarray) -> np.ndarray:
+def shifted(transfer: str | None, offset: ArrayLike, x: FloatArray) -> FloatArray:
     """``g(offset) - g(offset - x)``: how g(a) changes when a moves by -x.
 
     Parameters
@@ -1085,14 +1122,18 @@ def shifted(transfer: str | None, offset: ArrayLike, x: np.ndarray) -> np.ndarra
     ndarray
     """
     g = _transfer(transfer)
-    return x if g is None else g(offset) - g(offset - x)
+    if g is None:
+        return x
+    a = np.asarray(offset, dtype=float)
+    return g(a) - g(a - x)
 
 
-def _shifted_slope(transfer, offset, x):
+def _shifted_slope(transfer: str | None, offset: ArrayLike, x: FloatArray) -> FloatArray:
     """d shifted / dx = g'(offset - x) (ones for the identity)."""
-    if transfer in (None, "linear"):
+    derivative = None if transfer in (None, "linear") else get_transfer(transfer).derivative
+    if transfer is None or derivative is None:
         return np.ones(np.broadcast_shapes(np.shape(offset), np.shape(x)))
-    return get_transfer(transfer).derivative(offset - x)
+    return derivative(np.asarray(offset, dtype=float) - x)
 
 
 def target_layer_rhs(x: np.ndarray, u: np.ndarray, W: np.ndarray, B: np.ndarray,

@@ -7,13 +7,15 @@ returns the stacked form, so the numerics never see a bad array.
 """
 
 from dataclasses import dataclass
+from typing import TypeGuard
 
 import numpy as np
 
 from dinv.errors import InputError
+from dinv.hints import ArrayLike, FloatArray
 
 
-def real_array(name, value):
+def real_array(name: str, value: object) -> FloatArray:
     """Return ``value`` as a float64 array of real numbers (no copy of one already).
 
     Refuses what a cast to float would silently change: complex numbers
@@ -53,7 +55,7 @@ def real_array(name, value):
         raise InputError(f"{name} must be a numeric array ({exc})") from None
 
 
-def finite_array(name, value, ndims):
+def finite_array(name: str, value: object, ndims: tuple[int, ...]) -> FloatArray:
     """Return ``value`` as a float64 array, checking its type, rank and finiteness.
 
     Parameters
@@ -82,15 +84,19 @@ def finite_array(name, value, ndims):
     return arr
 
 
-def check_count(name, value, minimum=1):
+def _whole(value: object) -> TypeGuard[int | float | np.integer | np.floating]:
+    """Whether ``value`` is an integer or an integral float (not a boolean)."""
+    return (isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))) \
+        or (isinstance(value, (float, np.floating)) and bool(np.isfinite(value))
+            and float(value).is_integer())
+
+
+def check_count(name: str, value: object, minimum: int = 1) -> int:
     """``value`` as an int, refusing booleans, fractions and values below ``minimum``.
 
     Integral floats (``2.0``, ``1e3``: what JSON gives for ``1e3``) are accepted.
     """
-    whole = (isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))) \
-        or (isinstance(value, (float, np.floating)) and bool(np.isfinite(value))
-            and float(value).is_integer())
-    if not whole or value < minimum:
+    if not _whole(value) or value < minimum:
         bound = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
         raise InputError(f"{name} must be {bound}, got {value!r}")
     return int(value)
@@ -129,14 +135,15 @@ ON_UNSETTLED = ("warn", "raise", "ignore")
 """Reactions to a circuit that has not settled by the end of its run."""
 
 
-def check_on_unsettled(value):
+def check_on_unsettled(value: object) -> str:
     """Raise `InputError` unless ``value`` is one of `ON_UNSETTLED`."""
     if not isinstance(value, str) or value not in ON_UNSETTLED:
         raise InputError(f"on_unsettled must be one of {ON_UNSETTLED}, got {value!r}")
     return value
 
 
-def check_leaks(alpha, shape, name="alpha", meaning=None):
+def check_leaks(alpha: ArrayLike, shape: tuple[int, ...], name: str = "alpha",
+                meaning: str | None = None) -> FloatArray:
     """Controller leaks alpha >= 0, broadcast to ``shape``.
 
     Parameters
@@ -171,7 +178,7 @@ def check_leaks(alpha, shape, name="alpha", meaning=None):
     return values
 
 
-def check_invertible(alpha, d_out, d_in, layer=""):
+def check_invertible(alpha: ArrayLike, d_out: int, d_in: int, layer: str = "") -> None:
     """Refuse alpha = 0 for an expanding layer (d_l > d_{l-1}), whose W B is singular."""
     if d_out > d_in and np.any(np.asarray(alpha) == 0):
         where = f" {layer}" if layer else ""
@@ -202,34 +209,34 @@ class LayerProblem:
         Whether the caller passed ``delta`` as a single vector.
     """
 
-    W: np.ndarray
-    B: np.ndarray
-    delta: np.ndarray
-    alpha: np.ndarray
+    W: FloatArray
+    B: FloatArray | None
+    delta: FloatArray
+    alpha: FloatArray
     stacked: bool
     vector: bool
 
     @property
-    def n(self):
+    def n(self) -> int:
         """Number of independent problems."""
         return self.W.shape[0]
 
     @property
-    def batch(self):
+    def batch(self) -> int:
         """Number of error vectors per problem."""
         return self.delta.shape[1]
 
     @property
-    def d_out(self):
+    def d_out(self) -> int:
         """Width d_l of the layer whose error is inverted."""
         return self.W.shape[1]
 
     @property
-    def d_in(self):
+    def d_in(self) -> int:
         """Width d_{l-1} of the layer that receives the inverted error."""
         return self.W.shape[2]
 
-    def restore(self, result):
+    def restore(self, result: FloatArray) -> FloatArray:
         """Give ``result`` of shape (n, batch, d) the caller's layout."""
         if not self.stacked:
             result = result[0]
@@ -238,7 +245,8 @@ class LayerProblem:
         return result
 
 
-def layer_problem(W, B, delta, alpha, need_b=True, inverts=True):
+def layer_problem(W: ArrayLike, B: ArrayLike | None, delta: ArrayLike, alpha: ArrayLike,
+                  need_b: bool = True, inverts: bool = True) -> LayerProblem:
     """Validate one layer inversion (or a stack of them).
 
     Parameters
@@ -273,7 +281,7 @@ def layer_problem(W, B, delta, alpha, need_b=True, inverts=True):
         B = finite_array("B", B, (3,) if stacked else (2,))
         B3 = B if stacked else B[None]
         if B3.shape != (n, d_in, d_out):
-            expected = (n, d_in, d_out) if stacked else (d_in, d_out)
+            expected = str((n, d_in, d_out) if stacked else (d_in, d_out))
             raise InputError(
                 f"B must have shape {expected} (W's {(d_out, d_in)} transposed), "
                 f"got {B.shape}"

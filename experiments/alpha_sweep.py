@@ -99,7 +99,7 @@ def run(config, progress=True, stop=None):
                                    return_result=True)
             for residual, unstable in zip(settled.residual, settled.unstable):
                 stats.add(name, residual, unstable)
-            rows = {"ndi": [], "circuit": []}
+            rows: dict[str, list[tuple[float, float]]] = {"ndi": [], "circuit": []}
             for k in range(n):
                 rows["ndi"].append(_accuracy(closed[k], reference))
                 rows["circuit"].append(_accuracy(settled.delta[k], reference))

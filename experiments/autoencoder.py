@@ -21,6 +21,7 @@ from dinv.experiments.datasets import load_dataset
 from dinv.experiments.models_spec import (
     DIRECT_SETTINGS,
     ModelSpec,
+    SharedFeedback,
     circuit_options,
     own_settings,
     rinit_options,
@@ -157,7 +158,7 @@ def run(config, progress=True, folder=None, resume=None, stop=None):
     x_train, x_test = data.x_train / 255.0, data.x_test / 255.0
     sizes = [x_train.shape[1], *hidden_widths(config), x_train.shape[1]]
     bases = _networks(config, sizes)
-    shared = {init: {} for init in INITS}
+    shared: dict[str, SharedFeedback] = {init: {} for init in INITS}
     rinit = rinit_options(config, circuit_options(config), len(sizes) - 1)
     learners = [spec.learner(bases[_init_of(spec.name)], config["seed"], rinit,
                              shared[_init_of(spec.name)], rule=own_settings(config, spec)[0],

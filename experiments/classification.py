@@ -27,6 +27,7 @@ from dinv.experiments.models_spec import (
     DIRECT_DESCRIPTIONS,
     DIRECT_SETTINGS,
     ModelSpec,
+    SharedFeedback,
     circuit_options,
     own_settings,
     rinit_options,
@@ -231,7 +232,7 @@ def train_classifier(name: str, models: Sequence[ModelSpec],
     base = FeedforwardNetwork.create(
         sizes, ["tanh"] * (len(sizes) - 2) + ["softmax"], rng,
         init=config.get("init", "uniform"), scale=config["init_scale"])
-    shared: dict = {}
+    shared: SharedFeedback = {}
     rinit = rinit_options(config, circuit_options(config), base.depth)
     learners = [spec.learner(base, config["seed"], rinit, shared,
                              rule=own_settings(config, spec)[0],

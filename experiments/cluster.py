@@ -109,16 +109,16 @@ class SlurmOptions:
     ``jobs`` of them are submitted.
     """
 
-    queue: str = None
-    account: str = None
+    queue: str | None = None
+    account: str | None = None
     cores: int = 1
     memory: str = "4GB"
     walltime: str = "01:00:00"
     jobs: int = 1
-    directives: tuple = ()
-    prologue: tuple = ()
-    local_directory: str = None
-    log_directory: str = None
+    directives: tuple[str, ...] = ()
+    prologue: tuple[str, ...] = ()
+    local_directory: str | None = None
+    log_directory: str | None = None
 
     def cluster(self):
         """A ``SLURMCluster`` (jobs not submitted yet)."""
@@ -164,11 +164,11 @@ class ClusterOptions:
         sweep where it pays (`can_pair`).
     """
 
-    workers: int = None
-    scheduler: str = None
-    slurm: SlurmOptions = None
+    workers: int | None = None
+    scheduler: str | None = None
+    slurm: SlurmOptions | None = None
     retries: int = 2
-    brian_cache: str = None
+    brian_cache: str | None = None
     paired: bool = False
 
     def expected_workers(self):

@@ -9,10 +9,11 @@ what is wrong, so a truncated download or a wrong file never becomes an array.
 import gzip
 import struct
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-TYPES = {
+TYPES: dict[int, np.dtype[Any]] = {
     0x08: np.dtype(">u1"),
     0x09: np.dtype(">i1"),
     0x0B: np.dtype(">i2"),

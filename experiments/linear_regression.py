@@ -20,6 +20,8 @@ first ``spiking_updates`` of them (default None: all; ``--quick``: 100), and its
 errors are normalised like the others'.
 """
 
+from typing import Any
+
 import numpy as np
 
 from dinv.errors import InputError
@@ -29,7 +31,7 @@ from dinv.experiments.models_spec import (
     SPIKING_SETTINGS,
     ModelSpec,
 )
-from dinv.experiments.regression import protocol_run
+from dinv.experiments.regression import RegressionRun, protocol_run
 from dinv.experiments.settings import (
     CIRCUIT_DEFAULTS,
     CIRCUIT_DESCRIPTIONS,
@@ -180,7 +182,7 @@ def check_sizes(sizes):
     return sizes
 
 
-def prepare(config):
+def prepare(config: dict[str, Any]) -> RegressionRun:
     """The data, initial network and generator of a run: the arguments of
     `dinv.experiments.regression.train_regression` after its name."""
     rng = np.random.default_rng(config["seed"])

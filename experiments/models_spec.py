@@ -2,18 +2,26 @@
 
 import dataclasses
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, cast
 
 import numpy as np
 from brian2 import ms
 
-from dinv.circuits import SettleOptions
+from dinv.circuits import PopulationModel, SettleOptions
 from dinv.circuits.populations import get_population_model, pid_controller, pid_gains
 from dinv.errors import InputError
 from dinv.experiments.settings import PID_DEFAULTS
+from dinv.hints import FloatArray
 from dinv.models.initialisation import init_direct_feedback, init_feedback, init_loop_feedback
+from dinv.models.network import FeedforwardNetwork
 from dinv.models.rules import Rule, get_rule
-from dinv.models.stabilise import stable_random_direct_feedback, stable_random_feedback
+from dinv.models.stabilise import (
+    stable_random_direct_feedback,
+    stable_random_feedback,
+    tau_ratio_of,
+)
 from dinv.models.training import Learner
 
 
@@ -109,8 +117,10 @@ def spiking_circuit(config, population):
     default's; as accurate on the regression's layer pair, at half the cost).
     """
     from dinv.circuits import lif_population, scn_population
+    from dinv.circuits.spiking import SCNEnsemble
 
-    makers = {"scn": scn_population, "lif": lif_population}
+    makers: dict[str, Callable[[str, int], PopulationModel]] = {
+        "scn": scn_population, "lif": lif_population}
     if population not in makers:
         raise InputError(f"population must be one of {sorted(makers)}, got {population!r}")
     settings = {key: config.get(key, default) for key, default in SPIKING_SETTINGS.items()}
@@ -123,7 +133,8 @@ def spiking_circuit(config, population):
     if population == "scn":  # a coarser step than scn_population's default allows
         ratio = settings["spiking_scn_steps_per_readout"]
         models = [dataclasses.replace(m, ensemble=dataclasses.replace(
-            m.ensemble, steps_per_readout=float(ratio))) for m in models]
+            cast(SCNEnsemble, m.ensemble),  # what scn_population builds
+            steps_per_readout=float(ratio))) for m in models]
     return SettleOptions(steps=settings["spiking_steps"][population],
                          dt=settings["spiking_dt"][population],
                          tau_system=settings["spiking_tau_system_ms"] * ms,
@@ -245,6 +256,10 @@ def rinit_options(config, circuit, depth):
     return {**config["rinit"], "controllers": pair_controllers(circuit, depth - 1)}
 
 
+# The R-Init feedback of each alpha, shared by the models of a run (`ModelSpec.learner`).
+SharedFeedback = dict[tuple[Any, ...], list[FloatArray]]
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """One model of an experiment.
@@ -277,15 +292,17 @@ class ModelSpec:
 
     name: str
     rule: str
-    alpha: float = 0.0
-    feedback: str = None
+    alpha: float | tuple[float, ...] = 0.0
+    feedback: str | None = None
     architecture: str = "sequential"
     controller: str = "linear"
-    population: str = None
+    population: str | None = None
     optional: bool = False
 
-    def learner(self, net, seed, stabilise=None, shared=None, circuit=None, margin=1.5,
-                rule=None):
+    def learner(self, net: FeedforwardNetwork, seed: int, stabilise: dict[str, Any] | None = None,
+                shared: SharedFeedback | None = None,
+                circuit: SettleOptions | None = None, margin: float = 1.5,
+                rule: Rule | None = None) -> Learner:
         """A `Learner` training a copy of ``net`` with this model's rule (or ``rule``, the
         same rule with the experiment's settings, `own_settings`).
 
@@ -334,16 +351,24 @@ class ModelSpec:
         return Learner(self.name, rule, net, feedback, self.alpha, self.architecture,
                        self.controller, circuit, margin)
 
-    def _direct_feedback(self, rule, net, seed, stabilise, shared, circuit):
+    def _direct_feedback(self, rule: Rule, net: FeedforwardNetwork, seed: int,
+                         stabilise: dict[str, Any] | None, shared: SharedFeedback | None,
+                         circuit: SettleOptions | None) -> list[FloatArray]:
         """Q_1 .. Q_{L-1} of a DFC model (R-Init shared by the DFC models of one alpha)."""
+        if self.feedback is None:
+            raise InputError(f"model {self.name!r} ({self.rule}) needs a feedback init")
         if self.feedback != "stable-random":
             return init_direct_feedback(net.weights, self.feedback, _generator(seed, self.name))
-        ratio = 1.0 if circuit is None else float(circuit.tau_system / circuit.tau_controller)
+        if isinstance(self.alpha, tuple):
+            raise InputError(f"model {self.name!r}: DFC has one controller and one leak alpha, "
+                             f"got {self.alpha!r}")
+        ratio = tau_ratio_of(circuit)
         shared = {} if shared is None else shared
         key = ("stable-random-direct", self.alpha, rule.kp, ratio)
         if key not in shared:
             shared[key] = stable_random_direct_feedback(
-                net.weights, self.alpha, _generator(seed, f"R-Init direct {self.alpha!r}"),
+                net.weights, float(self.alpha),
+                _generator(seed, f"R-Init direct {self.alpha!r}"),
                 kp=rule.kp or 0.0, tau_ratio=ratio, **(stabilise or {}))
         return [Q.copy() for Q in shared[key]]
 

@@ -9,11 +9,13 @@ exactly once (Eq. 3), unlike the authors' script, which applies g' twice to
 BP, FA, PBP and NDI. SLDI uses B = -(W_3 W_2)^T and the nonlinear controller.
 """
 
+from typing import Any
+
 import numpy as np
 
 from dinv.experiments import linear_regression
 from dinv.experiments.models_spec import ModelSpec
-from dinv.experiments.regression import protocol_run
+from dinv.experiments.regression import RegressionRun, protocol_run
 from dinv.models.network import FeedforwardNetwork
 
 MODELS = linear_regression.RATE_MODELS + (
@@ -46,7 +48,7 @@ NAME = "nonlinear regression"
 """Label of the progress bar."""
 
 
-def prepare(config):
+def prepare(config: dict[str, Any]) -> RegressionRun:
     """The data, initial network and generator of a run: the arguments of
     `dinv.experiments.regression.train_regression` after its name."""
     rng = np.random.default_rng(config["seed"])

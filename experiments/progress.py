@@ -6,6 +6,8 @@ would show an ETA of hours. `Progress` shows "compiling" with the elapsed time u
 the first step is done, then starts its clock (rate and ETA) afresh.
 """
 
+from typing import Any
+
 from tqdm import tqdm
 
 COMPILING = "first step: compiling Brian2 code if needed"
@@ -22,13 +24,16 @@ class Progress(tqdm):
     Takes tqdm's arguments (``mininterval`` defaults to 1 s).
     """
 
-    def __init__(self, *args, **kwargs):
+    n: float
+    """Steps counted so far (tqdm's)."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
         kwargs.setdefault("mininterval", 1.0)
         self._final_format = kwargs.pop("bar_format", None)
         self.compiling = True
         super().__init__(*args, bar_format=COMPILING_FORMAT, **kwargs)
 
-    def update(self, n=1):
+    def update(self, n: float = 1) -> bool | None:
         """Count ``n`` more steps; the first call ends the compiling phase."""
         if not self.compiling:
             return super().update(n)

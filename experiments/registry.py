@@ -115,7 +115,7 @@ DATA_OPTIONS = (
 
 _REGRESSION_OPTIONS = (Option("--fixed-norm", "fixed_norm", "unit-norm updates (Fig. 3b)"),)
 
-EXPERIMENTS = {experiment.name: experiment for experiment in (
+EXPERIMENTS: dict[str, Experiment] = {experiment.name: experiment for experiment in (
     Experiment("linear-regression", "Fig. 3a-f: linear regression, 30-20-10 linear network",
                "dinv.experiments.linear_regression", _REGRESSION_OPTIONS),
     Experiment("nonlinear-regression",
@@ -145,7 +145,7 @@ EXPERIMENTS = {experiment.name: experiment for experiment in (
 """Every experiment by name (``dinv list``)."""
 
 
-def get_experiment(name):
+def get_experiment(name: str) -> Experiment:
     """The registered experiment called ``name``."""
     try:
         return EXPERIMENTS[name]
@@ -155,10 +155,10 @@ def get_experiment(name):
         ) from None
 
 
-def _check_type(key, default, value):
+def _check_type(key: str, default: object, value: object) -> object:
     """An override must have the kind of value its default has; returns it (a
     whole-number float as an int)."""
-    def is_number(v):
+    def is_number(v: object) -> bool:
         return isinstance(v, (int, float)) and not isinstance(v, bool)
 
     if default is None:
@@ -183,7 +183,8 @@ def _check_type(key, default, value):
     return value
 
 
-def make_config(experiment, quick=False, overrides=None):
+def make_config(experiment: Experiment, quick: bool = False,
+                overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Defaults, then ``--quick`` overrides, then user overrides (checked)."""
     config = dict(experiment.defaults)
     if quick:

@@ -8,7 +8,9 @@ models (stability, feedback alignment, agreement with NDI and PBP).
 """
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from brian2 import ms
@@ -17,9 +19,11 @@ from dinv.analysis.metrics import matrix_angle, nmse, vector_angle
 from dinv.errors import InputError
 from dinv.experiments.companion import Companion
 from dinv.experiments.errors import error_measure
-from dinv.experiments.interrupts import stop_requested
+from dinv.experiments.interrupts import StopRequests, stop_requested
 from dinv.experiments.models_spec import (
     SPIKING_SETTINGS,
+    ModelSpec,
+    SharedFeedback,
     circuit_options,
     own_settings,
     rinit_options,
@@ -28,8 +32,10 @@ from dinv.experiments.models_spec import (
 )
 from dinv.experiments.progress import Progress
 from dinv.experiments.settle_stats import SettleStats
+from dinv.hints import FloatArray
 from dinv.models.initialisation import init_feedback
-from dinv.models.rules import ChainArrays, pbp, steady_rule
+from dinv.models.network import FeedforwardNetwork
+from dinv.models.rules import ChainArrays, Rule, pbp, steady_rule
 from dinv.models.stabilise import direct_settings, repair_feedback, unstable_feedback
 from dinv.models.training import UpdateConfig, replay_step, train_step_each
 from dinv.theory import (
@@ -94,12 +100,12 @@ class CurveRecorder:
         self.layerwise = [row for row, lrn in enumerate(self.learners)
                           if lrn.rule.feedback == "layer"]
         # Rows compared with NDI (Eq. 17) and rows compared with their own closed form.
-        self.errors = [row for row, lrn in enumerate(self.learners)
-                       if steady_rule(lrn.rule) is None or steady_rule(lrn.rule).name == "ndi"]
-        self.own = {}
-        for row, lrn in enumerate(self.learners):
-            if row not in self.errors:
-                self.own.setdefault(steady_rule(lrn.rule), []).append(row)
+        steady = [steady_rule(lrn.rule) for lrn in self.learners]
+        self.errors = [row for row, rule in enumerate(steady) if rule is None or rule.name == "ndi"]
+        self.own: dict[Rule, list[int]] = {}
+        for row, rule in enumerate(steady):
+            if rule is not None and row not in self.errors:
+                self.own.setdefault(rule, []).append(row)
         self.alpha = np.array([lrn.alpha for lrn in self.learners])
         layers = runs[0][0].net.depth - 1
         self.values = {key: np.full((len(self.learners), layers, iterations), np.nan)
@@ -108,7 +114,8 @@ class CurveRecorder:
             row: [init_feedback(W, "transpose", None) for W in self.learners[row].net.weights[1:]]
             for row in self.loops + self.direct
         }
-        self._weights = self._feedback = None
+        self._weights: list[FloatArray] = []  # as of the last snapshot
+        self._feedback: list[FloatArray] = []
 
     def run_values(self, run):
         """The curves of run ``run``: key -> (its inversion models, layers, iterations)."""
@@ -208,6 +215,7 @@ class CurveRecorder:
                 offsets=[stack_c([pre_activations[row][l] for row in own])
                          for l in range(depth - 1)],
                 transfers=[g.name for g in learners[0].net.nonlinearities[:-1]])
+            assert rule.chainwise is not None  # NDI of targets, NDFC
             for j, value in enumerate(rule.chainwise(rule, arrays)[0]):
                 reference[j][own] = value
         pbp_ref = _pbp_chain(self._weights[1:], output, gains)
@@ -358,7 +366,14 @@ class ClosedFormSide:
                 for r, errors in enumerate(self.errors)]
 
 
-def protocol_run(name, prepare):
+# One run's arguments of `train_regression` after its name: config, models, the data
+# X and Y, the initial network and the generator (what a regression's ``prepare`` gives).
+RegressionRun = tuple[dict[str, Any], Sequence[ModelSpec], FloatArray, FloatArray,
+                      FeedforwardNetwork, np.random.Generator]
+
+
+def protocol_run(name: str, prepare: Callable[[dict[str, Any]], RegressionRun],
+                 ) -> Callable[..., dict[str, Any]]:
     """The ``run(config, progress=True, stop=None)`` of a regression protocol: train
     every model on the data ``prepare(config)`` gives (`train_regression`).
 
@@ -369,7 +384,8 @@ def protocol_run(name, prepare):
     prepare : callable
         ``prepare(config)`` -> the arguments of `train_regression` after ``name``.
     """
-    def run(config, progress=True, stop=None):
+    def run(config: dict[str, Any], progress: bool = True,
+            stop: StopRequests | None = None) -> dict[str, Any]:
         return train_regression(name, *prepare(config), progress, stop)
 
     return run
@@ -555,7 +571,7 @@ class RegressionCell:
             clip_hidden=config["clip_hidden"],
             circuit=circuit_options(config),
         )
-        shared = {}
+        shared: SharedFeedback = {}
         self.rinit = rinit_options(config, self.update.circuit, base.depth)
         circuits = circuits or {}
         margin = config.get("spiking_radius_margin", SPIKING_SETTINGS["spiking_radius_margin"])

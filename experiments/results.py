@@ -26,7 +26,7 @@ described by the JSON Schemas in ``dinv/schemas``, `dinv.analysis.results_schema
 
 @functools.cache
 def _installed_versions():
-    versions = {"python": platform.python_version()}
+    versions: dict[str, str | None] = {"python": platform.python_version()}
     for name in PACKAGES:
         try:
             versions[name] = metadata.version(name)

@@ -43,11 +43,13 @@ import warnings
 import zlib
 from dataclasses import dataclass
 from itertools import pairwise
+from typing import Any
 
 import numpy as np
 
 from dinv.analysis.second_order import (
     MEASURES,
+    GaussNewton,
     Linearisation,
     gauss_newton_update,
     second_order_measures,
@@ -236,6 +238,7 @@ def _specs(alpha):
 
 
 def _models(config):
+    """The study's models that ``config['models']`` names (all when None), in their order."""
     names = config.get("models")
     if names is None:
         return list(MODELS)
@@ -276,6 +279,9 @@ class _Case:
 
 
 def _prepare(config, name, models):
+    """Case ``name``: its data (a random teacher of the student's shape), the learners
+    of ``models`` from one initial network, the GN optimiser's copy and the update;
+    with the options of the re-stabilisations."""
     protocol = case_protocol(config, name)
     rng = np.random.default_rng([int(config["seed"]), zlib.crc32(name.encode())])
     sizes, hidden = protocol["sizes"], protocol["hidden"]
@@ -320,7 +326,7 @@ def run(config: dict, progress: bool = True, stop: StopRequests | None = None) -
         raise InputError(f"cases must be a non-empty list of case names, got {names!r}")
     prepared = [_prepare(config, name, models) for name in names]
     total = sum(case.protocol["steps"] for case, _ in prepared)
-    results = {"angles": [], "cases": {}, "settling": {}, "restabilised": []}
+    results: dict[str, Any] = {"angles": [], "cases": {}, "settling": {}, "restabilised": []}
     done = 0
     with Progress(total=total, desc="second order", unit="update",
                   disable=not progress) as bar:
@@ -328,6 +334,7 @@ def run(config: dict, progress: bool = True, stop: StopRequests | None = None) -
             finished = _train_case(config, case, rinit, models, results, bar, stop)
             done += finished
             if finished < case.protocol["steps"]:
+                assert stop is not None  # only a stop request ends a case early
                 results["interrupted"] = stop.report(done, total, "updates")
                 break
     results["medians"] = medians(results["angles"])
@@ -342,7 +349,8 @@ def _train_case(config, case, rinit, models, results, bar, stop):
     inverting = [lrn for lrn in learners if lrn.rule.inverts]
     batch, steps = protocol["batch"], protocol["steps"]
     order = case.rng.permutation(case.X.shape[0])
-    position, gn_solves = 0, []
+    position = 0
+    gn_solves: list[GaussNewton] = []
     unsolved = {lrn.name: 0 for lrn in learners if lrn.rule.chainwise is not None}
     for step in range(steps):
         if stop_requested(stop):
@@ -438,6 +446,7 @@ def _gn_update(case, x, t, step, measured, results):
 
 
 def _records(results, case, model, step, loss, measures, damping):
+    """Append one `angles` record per layer of ``measures`` to ``results``."""
     for layer, values in enumerate(measures, start=1):
         results["angles"].append({"case": case, "rule": model, "layer": layer, "step": step,
                                   "loss": loss, **values, "damping": damping})
@@ -478,7 +487,7 @@ def medians(records: list[dict]) -> list[dict]:
         ``case``, ``rule``, ``layer`` and the `MEASURES` (NaN-free medians; None
         where a measure has no value, e.g. the null share of GN).
     """
-    groups = {}
+    groups: dict[tuple[str, str, int], list[dict]] = {}
     for record in records:
         groups.setdefault((record["case"], record["rule"], record["layer"]), []).append(record)
     out = []

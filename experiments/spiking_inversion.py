@@ -71,12 +71,21 @@ against N on log-log axes with the fitted slopes.
 import itertools
 import time
 import zlib
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from brian2 import ms
 
 from dinv.analysis.metrics import vector_angle
-from dinv.circuits import LayerCircuit, SettleOptions, layer_radii, lif_population, scn_population
+from dinv.circuits import (
+    LayerCircuit,
+    PopulationModel,
+    SettleOptions,
+    layer_radii,
+    lif_population,
+    scn_population,
+)
 from dinv.circuits.chains import ChainCircuit
 from dinv.circuits.spiking import chain_radii
 from dinv.errors import InputError
@@ -187,7 +196,8 @@ READOUT = {"scn": "tau_readout", "lif": "tau_synapse"}
 """The readout time constant's keyword of each model's factory."""
 
 DEFAULT_READOUT_MS = {"scn": 20.0, "lif": 10.0}
-FACTORIES = {"scn": scn_population, "lif": lif_population}
+FACTORIES: dict[str, Callable[..., PopulationModel]] = {"scn": scn_population,
+                                                        "lif": lif_population}
 
 
 def _generator(seed, label):
@@ -373,7 +383,7 @@ def fit_slope(sizes, values):
 
 def slopes(records):
     """Per (population, case) with >= 2 sizes: log-log slopes of the errors against N."""
-    groups = {}
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in records:
         groups.setdefault((r["population"], r["case"]), []).append(r)
     out = []
@@ -436,7 +446,7 @@ def jobs(config):
     case's scaling of every model, its sweeps and silencing, then the other
     cases.
     """
-    todo = []
+    todo: list[tuple[str, str, str, int, dict[str, float]]] = []
     case_sizes = config["case_sizes"] or config["sizes"]
     contracting = "contracting" in config["cases"]
     for model in config["models"] if contracting else ():
@@ -476,8 +486,9 @@ def run(config, progress=True, stop=None):
     _check(config)
     study = Study(config)
     stats = SettleStats(config["settle_tol"])
-    parts = {"scaling": [], "tau_sweep": [], "duration_sweep": [], "silencing": []}
-    done_keys = {}
+    parts: dict[str, list[dict[str, Any]]] = {
+        "scaling": [], "tau_sweep": [], "duration_sweep": [], "silencing": []}
+    done_keys: dict[tuple[Any, ...], dict[str, Any]] = {}
     todo = jobs(config)
     done = len(todo)
     with Progress(total=len(todo), desc="spiking inversion", unit="settle",

@@ -77,7 +77,8 @@ def can_stack(experiment_name, configs):
     """
     if experiment_name not in STACKERS:
         return [[k] for k in range(len(configs))]
-    groups, by_key = [], {}
+    groups: list[list[int]] = []
+    by_key: dict[tuple[tuple[str, str], ...], list[int]] = {}
     for k, config in enumerate(configs):
         if not _stackable(STACKERS[experiment_name], config):
             groups.append([k])

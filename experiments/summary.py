@@ -13,6 +13,7 @@ checkpoint, or the summary of a sweep folder.
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 from dinv.errors import InputError
 from dinv.experiments.settle_stats import describe
@@ -104,7 +105,7 @@ def _spiking_table(record):
     if not scaling:
         return ["  (no settle done)"] + [f"  {name}: {describe(entry)}" for name, entry
                                          in (record.get("settling") or {}).items()]
-    largest = {}
+    largest: dict[tuple[str, str], dict[str, Any]] = {}
     for r in scaling:
         key = (r["population"], r["case"])
         if key not in largest or r["neurons_per_dim"] > largest[key]["neurons_per_dim"]:

@@ -235,6 +235,7 @@ def train_epochs(name, config, learners, data, evaluation, folder=None, resume=N
     update = UpdateConfig(
         lr=config["lr"] / scale, weight_decay=config["weight_decay"],
         circuit=circuit_options(config, stop_tol=config["stop_tol"]))
+    state: dict[str, Any]  # the training's progress, checkpointed
     if resume is None:
         state = {"epoch": 0, "start": 0, "samples": 0, "history": [], "restabilised": [],
                  "epoch_seconds": [], "eval_seconds": 0.0, "settles": 0, "settle_steps": 0,

@@ -39,6 +39,7 @@ import traceback
 import uuid
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from dinv.analysis.sweeps import (
     CELLS,
@@ -72,6 +73,9 @@ from dinv.experiments.results import (
 # progress, stop)` -> one results dict per config, exactly as the experiment's
 # own `run` gives for that config alone.
 from dinv.experiments.stacking import can_stack, run_stacked
+
+if TYPE_CHECKING:  # pandas is imported on first use
+    import pandas as pd
 
 TOML_KEYS = ("experiment", "quick", "out", "grid", "set")
 """Top-level keys of a sweep file."""
@@ -179,9 +183,9 @@ def read_sweep_file(path):
         ``experiment``, ``quick``, ``out`` (each None where the file leaves it
         out), ``grid`` (key -> list of values), ``set`` (key -> value).
     """
-    try:
+    if sys.version_info >= (3, 11):
         import tomllib
-    except ImportError:  # Python 3.10: the same parser, from PyPI
+    else:  # Python 3.10: the same parser, from PyPI
         import tomli as tomllib
 
     path = Path(path)
@@ -225,13 +229,13 @@ class SweepSpec:
         Start from the experiment's ``--quick`` protocol.
     """
 
-    experiment: object
-    grid: dict = field(default_factory=dict)
-    overrides: dict = field(default_factory=dict)
+    experiment: str | Experiment
+    grid: dict[str, list[Any]] = field(default_factory=dict)
+    overrides: dict[str, Any] = field(default_factory=dict)
     quick: bool = False
 
     @property
-    def name(self):
+    def name(self) -> str:
         """The experiment's name."""
         return self.experiment if isinstance(self.experiment, str) else self.experiment.name
 
@@ -470,13 +474,13 @@ class SweepOutcome:
     """
 
     folder: Path
-    cells: list
-    counts: dict
-    metrics: object
-    curves: object
-    interrupted: str = None
+    cells: list["Cell"]
+    counts: dict[str, int]
+    metrics: "pd.DataFrame"
+    curves: "pd.DataFrame"
+    interrupted: str | None = None
     seconds: float = 0.0
-    errors: dict = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
 
 
 def plan_groups(spec, cells, workers):
@@ -571,7 +575,7 @@ def run_sweep(spec, out, cluster=None, progress=True, stop=None, command=None):
     out = Path(out)
     start = time.perf_counter()
     interrupted = None
-    errors = {}
+    errors: dict[str, str] = {}
     with OutputFolder(out):
         _check_spec(out, spec)
         write_json(out / SPEC, {**_spec_record(spec, cells), "command": command,

@@ -18,6 +18,8 @@ Jacobian, the decay rate the linear theory predicts (for the PID grid also
 the spectral radius of the Euler step, `dinv.theory.pid_step_radius`).
 """
 
+from typing import Any
+
 import numpy as np
 from brian2 import ms
 
@@ -283,6 +285,7 @@ def _pair_study(config, case, stop=None, bar=None):
             _step(bar)
             continue
         traces = result.traces
+        assert traces is not None  # recorded: options have record_every
         metrics = trace_metrics(traces["t"], traces["delta"][:, 0], target[None],
                                 config["tolerance"])
         metrics.update({
@@ -323,7 +326,7 @@ def _chain_study(config, rng, stop=None, bar=None):
         [1.0] * (depth - 1),
         [factor ** -l for l in range(1, depth)],
     )))
-    chains = {}
+    chains: dict[str, dict[str, Any]] = {}
     for architecture in ARCHITECTURES:
         for label, scales in hierarchies.items():
             if stop_requested(stop):
@@ -342,16 +345,18 @@ def _chain_study(config, rng, stop=None, bar=None):
                                "overshoot": float("nan"), "tau_controller_over_system": scales}
                 _step(bar)
                 continue
+            traces = result.traces
+            assert traces is not None  # recorded: options have record_every
             if architecture == "sequential":
                 # Each layer pair in turn: the time it needs to settle (to its
                 # own end state), summed over the pairs.
                 phases = [trace_metrics(ph["t"], ph[f"d{l - 1}"][:, 0, 0],
                                         ph[f"d{l - 1}"][-1, 0, 0], config["tolerance"])
-                          for ph, l in zip(result.traces.phases(), range(depth, 1, -1))]
+                          for ph, l in zip(traces.phases(), range(depth, 1, -1))]
                 metrics = {"time": float(sum(p["time"] for p in phases)),
                            "overshoot": max(p["overshoot"] for p in phases)}
             else:
-                metrics = trace_metrics(result.traces["t"], result.traces["d1"][:, 0, 0],
+                metrics = trace_metrics(traces["t"], traces["d1"][:, 0, 0],
                                         reference[0][0, 0], config["tolerance"])
             metrics.update({**_quality(result, options),
                             "diverged": None, "tau_controller_over_system": scales,
@@ -386,7 +391,9 @@ def _pid_study(config, case, stop=None, bar=None):
     def measure(controller):
         result = settle_layer(W, B, delta, alpha, options.replace(controller=controller),
                               return_result=True)
-        return {**trace_metrics(result.traces["t"], result.traces["delta"][:, 0], target[None],
+        traces = result.traces
+        assert traces is not None  # recorded: options have record_every
+        return {**trace_metrics(traces["t"], traces["delta"][:, 0], target[None],
                                 config["tolerance"]),
                 **_quality(result, options), "diverged": None}
 

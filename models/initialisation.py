@@ -1,14 +1,18 @@
 """Initial forward weights and feedback weights."""
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from dinv.errors import InputError
+from dinv.hints import FloatArray
 
 WEIGHT_INITS = ("uniform", "orthogonal", "xavier-normal")
 FEEDBACK_INITS = ("transpose", "random")
 
 
-def init_weights(shape, kind, rng, scale=0.01):
+def init_weights(shape: tuple[int, int], kind: str, rng: np.random.Generator,
+                 scale: float = 0.01) -> FloatArray:
     """Draw one forward weight matrix.
 
     Parameters
@@ -41,7 +45,8 @@ def init_weights(shape, kind, rng, scale=0.01):
     raise InputError(f"unknown weight init {kind!r}; choose one of {', '.join(WEIGHT_INITS)}")
 
 
-def init_feedback(W, kind, rng, scale=0.5):
+def init_feedback(W: FloatArray, kind: str, rng: np.random.Generator | None,
+                  scale: float = 0.5) -> FloatArray:
     """Feedback weights B of shape (d_{l-1}, d_l) for forward weights W.
 
     Parameters
@@ -50,7 +55,8 @@ def init_feedback(W, kind, rng, scale=0.5):
     kind : {'transpose', 'random'}
         ``transpose`` ("Tr-Init"): B = -W^T, which makes W B - alpha I negative
         definite (Sec. 3.2). ``random``: U(-scale, scale), the FA feedback.
-    rng : numpy.random.Generator
+    rng : numpy.random.Generator or None
+        Draws random feedback (None: only ``transpose``).
     scale : float
 
     Returns
@@ -60,11 +66,14 @@ def init_feedback(W, kind, rng, scale=0.5):
     if kind == "transpose":
         return -np.array(W).T
     if kind == "random":
+        if rng is None:
+            raise InputError("random feedback needs a random generator (rng)")
         return rng.uniform(-scale, scale, size=W.T.shape)
     raise InputError(f"unknown feedback init {kind!r}; choose one of {', '.join(FEEDBACK_INITS)}")
 
 
-def init_loop_feedback(weights, kind, rng, scale=0.5):
+def init_loop_feedback(weights: Sequence[FloatArray], kind: str,
+                       rng: np.random.Generator | None, scale: float = 0.5) -> FloatArray:
     """Feedback B of shape (d_1, d_L) of single-loop DI (Fig. 2C).
 
     Parameters
@@ -88,6 +97,8 @@ def init_loop_feedback(weights, kind, rng, scale=0.5):
             forward = W @ forward
         return -forward.T
     if kind == "random":
+        if rng is None:
+            raise InputError("random feedback needs a random generator (rng)")
         return rng.uniform(-scale, scale, size=(weights[0].shape[0], weights[-1].shape[0]))
     raise InputError(f"unknown feedback init {kind!r}; choose one of {', '.join(FEEDBACK_INITS)}")
 
@@ -119,6 +130,8 @@ def init_direct_feedback(weights: list[np.ndarray], kind: str,
 
         return [np.array(J.T) for J in direct_jacobians(list(weights[1:]))]
     if kind == "random":
+        if rng is None:
+            raise InputError("random feedback needs a random generator (rng)")
         return [rng.uniform(-scale, scale, size=(W.shape[0], weights[-1].shape[0]))
                 for W in weights[:-1]]
     raise InputError(f"unknown feedback init {kind!r}; choose one of {', '.join(FEEDBACK_INITS)}")

@@ -6,13 +6,16 @@ data-set experiments and the data-set error of many stacked models all run
 it, each with the operands and work arrays that suit it.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal, overload
 
 import numpy as np
 
 from dinv.errors import InputError
+from dinv.hints import ArrayLike, FloatArray
 from dinv.models.initialisation import init_weights
-from dinv.nonlinearities import get_nonlinearity
+from dinv.nonlinearities import Nonlinearity, get_nonlinearity
 from dinv.validation import finite_array
 
 
@@ -28,16 +31,34 @@ class ForwardPass:
         Activities h_0 = x .. h_L = y, each (batch, d_l).
     """
 
-    a: list
-    h: list
+    a: list[FloatArray]
+    h: list[FloatArray]
 
     @property
-    def output(self):
+    def output(self) -> FloatArray:
         """Network output y = h_L."""
         return self.h[-1]
 
 
-def forward_layers(h, transposed, biases, nonlinearities, keep=False, buffers=None):
+# Work arrays of `forward_layers`, by (layer, batch).
+Buffers = dict[tuple[int, int], np.ndarray]
+
+
+@overload
+def forward_layers(h: np.ndarray, transposed: Sequence[np.ndarray],
+                   biases: Sequence[np.ndarray] | None, nonlinearities: Sequence[Nonlinearity],
+                   keep: Literal[True], buffers: Buffers | None = None) -> ForwardPass: ...
+
+
+@overload
+def forward_layers(h: np.ndarray, transposed: Sequence[np.ndarray],
+                   biases: Sequence[np.ndarray] | None, nonlinearities: Sequence[Nonlinearity],
+                   keep: Literal[False] = False, buffers: Buffers | None = None) -> np.ndarray: ...
+
+
+def forward_layers(h: np.ndarray, transposed: Sequence[np.ndarray],
+                   biases: Sequence[np.ndarray] | None, nonlinearities: Sequence[Nonlinearity],
+                   keep: bool = False, buffers: Buffers | None = None) -> ForwardPass | np.ndarray:
     """The forward pass (Eq. 1): a_l = W_l h_{l-1} + b_l, h_l = g_l(a_l), layer by layer.
 
     In batch rows: ``a = h @ W_t`` with W_t = W_l^T, then ``a += b_l``, then g.
@@ -112,7 +133,8 @@ class FeedforwardNetwork:
         'softmax' only for the output, trained with cross-entropy).
     """
 
-    def __init__(self, weights, biases, nonlinearities):
+    def __init__(self, weights: Sequence[ArrayLike], biases: Sequence[ArrayLike] | None,
+                 nonlinearities: Sequence[str]):
         self.weights = [finite_array(f"W{i + 1}", w, (2,)).copy() for i, w in enumerate(weights)]
         if len(nonlinearities) != len(self.weights):
             raise InputError(
@@ -135,8 +157,9 @@ class FeedforwardNetwork:
             raise InputError("softmax can only be the output nonlinearity")
 
     @classmethod
-    def create(cls, sizes, nonlinearities, rng, init="uniform", scale=0.01, bias=True,
-               bias_scale=0.0):
+    def create(cls, sizes: Sequence[int], nonlinearities: Sequence[str], rng: np.random.Generator,
+               init: str = "uniform", scale: float = 0.01, bias: bool = True,
+               bias_scale: float = 0.0) -> "FeedforwardNetwork":
         """Build a network with freshly drawn weights and biases.
 
         Parameters
@@ -165,22 +188,22 @@ class FeedforwardNetwork:
         return cls(weights, biases, nonlinearities)
 
     @property
-    def sizes(self):
+    def sizes(self) -> list[int]:
         """Layer widths d_0 .. d_L."""
         return [self.weights[0].shape[1]] + [w.shape[0] for w in self.weights]
 
     @property
-    def depth(self):
+    def depth(self) -> int:
         """Number of weight layers L."""
         return len(self.weights)
 
-    def copy(self):
+    def copy(self) -> "FeedforwardNetwork":
         """An independent copy (same weights, biases, nonlinearities)."""
         return FeedforwardNetwork(
             self.weights, self.biases, [g.name for g in self.nonlinearities]
         )
 
-    def forward(self, x):
+    def forward(self, x: ArrayLike) -> ForwardPass:
         """Forward pass (Eq. 1) of a batch ``x`` of shape (batch, d_0)."""
         x = finite_array("x", x, (2,))
         if x.shape[1] != self.sizes[0]:
@@ -188,7 +211,7 @@ class FeedforwardNetwork:
         return forward_layers(x, [W.T for W in self.weights], self.biases,
                               self.nonlinearities, keep=True)
 
-    def output_delta(self, fwd, t):
+    def output_delta(self, fwd: ForwardPass, t: ArrayLike) -> FloatArray:
         """Output error delta_L = dL/da_L for targets ``t`` (batch, d_L).
 
         Squared error L = 1/2 |y - t|^2 gives delta_L = (y - t) g'(a_L); a
@@ -202,7 +225,7 @@ class FeedforwardNetwork:
         # Softmax has no g' here; a linear output's g' = 1 changes nothing.
         return e if g.derivative is None or g.name == "linear" else e * g.derivative(fwd.a[-1])
 
-    def loss(self, x, t):
+    def loss(self, x: ArrayLike, t: FloatArray) -> float:
         """Summed loss over the batch (squared error, or cross-entropy for softmax)."""
         y = self.forward(x).output
         if self.nonlinearities[-1].derivative is None:

@@ -23,33 +23,36 @@ called: the closed-form rules work without it.
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
 from dinv.errors import InputError
+from dinv.hints import ArrayLike, FloatArray
 from dinv.theory import direct_state, layer_steady_state, target_chain_state
 from dinv.validation import layer_problem
 
 
-def bp(W, B, delta, alpha):
+def bp(W: ArrayLike, B: ArrayLike | None, delta: ArrayLike, alpha: ArrayLike) -> FloatArray:
     """Backpropagation (Eq. 4): delta_{l-1} = W^T delta_l."""
     p = layer_problem(W, None, delta, 0.0, need_b=False)
     return p.restore(p.delta @ p.W)
 
 
-def fa(W, B, delta, alpha):
+def fa(W: ArrayLike, B: ArrayLike | None, delta: ArrayLike, alpha: ArrayLike) -> FloatArray:
     """Feedback alignment (Eq. 4): delta_{l-1} = B delta_l, with fixed B."""
     p = layer_problem(W, B, delta, 0.0, need_b=True, inverts=False)
+    assert p.B is not None  # layer_problem refuses a missing B (need_b)
     return p.restore(p.delta @ p.B.transpose(0, 2, 1))
 
 
-def pbp(W, B, delta, alpha):
+def pbp(W: ArrayLike, B: ArrayLike | None, delta: ArrayLike, alpha: ArrayLike) -> FloatArray:
     """Pseudobackprop (Eq. 4): delta_{l-1} = W^+ delta_l (Moore-Penrose)."""
     p = layer_problem(W, None, delta, 0.0, need_b=False)
     return p.restore(p.delta @ np.linalg.pinv(p.W).transpose(0, 2, 1))
 
 
-def ndi(W, B, delta, alpha):
+def ndi(W: ArrayLike, B: ArrayLike | None, delta: ArrayLike, alpha: ArrayLike) -> FloatArray:
     """Non-dynamic inversion: the exact steady state of the circuit (Eq. 10).
 
     Contracting and square layers (d_l <= d_{l-1})::
@@ -71,10 +74,12 @@ def ndi(W, B, delta, alpha):
         rank-deficient product).
     """
     p = layer_problem(W, B, delta, alpha)
+    assert p.B is not None  # layer_problem refuses a missing B (need_b)
     return p.restore(layer_steady_state(p.W, p.B, p.delta, p.alpha))
 
 
-def di(W, B, delta, alpha, **circuit_options):
+def di(W: ArrayLike, B: ArrayLike, delta: ArrayLike, alpha: ArrayLike,
+       **circuit_options: Any) -> FloatArray:
     """Dynamic inversion: settle the Brian2 circuit of Eqs. (5) and (8).
 
     delta_{l-1} is the state of the system population after the simulation
@@ -87,8 +92,10 @@ def di(W, B, delta, alpha, **circuit_options):
     return settle_layer(W, B, delta, alpha, **circuit_options)
 
 
-def di_chain(weights, feedback, delta, alpha, gains=None, transfers=None,
-             architecture="sequential", **circuit_options):
+def di_chain(weights: Sequence[ArrayLike], feedback: Sequence[ArrayLike], delta: ArrayLike,
+             alpha: ArrayLike, gains: Sequence[ArrayLike] | None = None,
+             transfers: Sequence[str] | None = None, architecture: str = "sequential",
+             **circuit_options: Any) -> list[FloatArray]:
     """Dynamic inversion through a whole network, in one chain circuit.
 
     Linear controller (``transfers`` None), per hidden layer (Eq. 17)::
@@ -112,7 +119,9 @@ def di_chain(weights, feedback, delta, alpha, gains=None, transfers=None,
                         **circuit_options).deltas
 
 
-def sldi(weights, feedback, delta, alpha, transfers, **circuit_options):
+def sldi(weights: Sequence[ArrayLike], feedback: Sequence[ArrayLike], delta: ArrayLike,
+         alpha: ArrayLike, transfers: Sequence[str] | None,
+         **circuit_options: Any) -> list[FloatArray]:
     """Single-loop dynamic inversion (Fig. 2C, Eqs. 14-15).
 
     The output controller drives layer 1 through one feedback matrix B of
@@ -131,9 +140,9 @@ def sldi(weights, feedback, delta, alpha, transfers, **circuit_options):
 
 
 def di_targets(weights: Sequence[np.ndarray], feedback: Sequence[np.ndarray], delta: np.ndarray,
-               alpha: object, offsets: Sequence[np.ndarray], transfers: Sequence[str],
+               alpha: ArrayLike, offsets: Sequence[np.ndarray], transfers: Sequence[str],
                architecture: str = "sequential", target_step: float = 1.0,
-               **circuit_options: object) -> list[np.ndarray]:
+               **circuit_options: Any) -> list[np.ndarray]:
     """Dynamic inversion of targets: settle the Brian2 chain of layer pairs on targets.
 
     The circuit of `ndi_targets` (`dinv.circuits.chains`, ``targets=True``):
@@ -159,9 +168,10 @@ def di_targets(weights: Sequence[np.ndarray], feedback: Sequence[np.ndarray], de
     return [d / target_step for d in settled.deltas]
 
 
-def dfc(weights: Sequence[np.ndarray], Q: Sequence[np.ndarray], delta: np.ndarray, alpha: object,
-        offsets: Sequence[np.ndarray], transfers: Sequence[str], kp: float = 1.5,
-        target_step: float = 1.0, **circuit_options: object) -> list[np.ndarray]:
+def dfc(weights: Sequence[np.ndarray], Q: Sequence[np.ndarray], delta: np.ndarray,
+        alpha: ArrayLike, offsets: Sequence[np.ndarray], transfers: Sequence[str],
+        kp: float = 1.5, target_step: float = 1.0, **circuit_options: Any
+        ) -> list[np.ndarray]:
     """Direct feedback control (Meulemans et al. 2021): settle its Brian2 circuit.
 
     One output controller, tau_u du_i/dt = e - alpha u_i, u = u_i + k_p e,
@@ -265,9 +275,13 @@ def ndfc(rule: "Rule", arrays: ChainArrays) -> tuple[list[np.ndarray], np.ndarra
     """
     beta = rule.target_step
     deltas, _, converged = direct_state(arrays.weights, arrays.feedback, beta * arrays.delta,
-                                        arrays.alpha[:, 0], rule.kp, arrays.offsets,
+                                        arrays.alpha[:, 0], rule.kp or 0.0, arrays.offsets,
                                         arrays.transfers)
     return [d / beta for d in deltas], converged
+
+
+LayerwiseRule = Callable[[ArrayLike, ArrayLike | None, ArrayLike, ArrayLike], FloatArray]
+"""``rule(W, B, delta, alpha)``: delta_{l-1} before g', in closed form (`bp`, `fa`, ...)."""
 
 
 @dataclass(frozen=True)
@@ -317,20 +331,20 @@ class Rule:
 
     name: str
     title: str
-    feedback: str = None
+    feedback: str | None = None
     inverts: bool = False
-    layerwise: Callable = None
-    circuit: str = None
-    chainwise: Callable = None
+    layerwise: LayerwiseRule | None = None
+    circuit: str | None = None
+    chainwise: Callable[..., tuple[list[FloatArray], np.ndarray]] | None = None
     slope: bool = True
-    kp: float = None
-    target_step: float = None
+    kp: float | None = None
+    target_step: float | None = None
 
-    def feedback_count(self, depth):
+    def feedback_count(self, depth: int) -> int:
         """Feedback matrices a network of ``depth`` weight layers needs."""
         return {None: 0, "layer": depth - 1, "loop": 1, "direct": depth - 1}[self.feedback]
 
-    def leak_count(self, depth):
+    def leak_count(self, depth: int) -> int:
         """Leaks alpha of a network of ``depth`` weight layers: one per layer pair, or
         one for a single controller (loop, direct)."""
         return 1 if self.feedback in ("loop", "direct") else max(depth - 1, 1)
@@ -349,14 +363,16 @@ class Rule:
                                                                and value == 0):
                 raise InputError(f"rule {self.name!r}: {key} must be a number "
                                  f"{'> 0' if key == 'target_step' else '>= 0'}, got {value!r}")
-        return replace(self, **{k: float(v) for k, v in changes.items()})
+        kp, step = changes.get("kp", self.kp), changes.get("target_step", self.target_step)
+        return replace(self, kp=None if kp is None else float(kp),
+                       target_step=None if step is None else float(step))
 
 
-RULES = {}
+RULES: dict[str, Rule] = {}
 """Every backward rule by name; `register` adds one."""
 
 
-def register(rule):
+def register(rule: Rule) -> Rule:
     """Add ``rule`` (a `Rule`) to `RULES` and return it."""
     if rule.feedback not in (None, "layer", "loop", "direct"):
         raise InputError(f"rule {rule.name!r}: feedback must be None, 'layer', 'loop' or "
@@ -403,8 +419,11 @@ def steady_rule(rule: "str | Rule") -> "Rule | None":
     targets for DI of targets, NDFC for DFC (None for the others); a closed-form rule
     of targets or direct control is its own."""
     rule = get_rule(rule)
-    name = {"layer-pairs": "ndi", "target-pairs": "ndi-targets", "direct": "ndfc"}.get(
-        rule.circuit, rule.name if rule.chainwise is not None or rule.name == "ndi" else None)
+    counterparts = {"layer-pairs": "ndi", "target-pairs": "ndi-targets", "direct": "ndfc"}
+    if rule.circuit is not None:
+        name = counterparts.get(rule.circuit)
+    else:
+        name = rule.name if rule.chainwise is not None or rule.name == "ndi" else None
     if name is None:
         return None
     settings = {key: getattr(rule, key) for key in ("kp", "target_step")
@@ -412,7 +431,7 @@ def steady_rule(rule: "str | Rule") -> "Rule | None":
     return RULES[name].with_settings(**settings) if settings else RULES[name]
 
 
-def get_rule(rule):
+def get_rule(rule: str | Rule) -> Rule:
     """The registered `Rule` called ``rule`` (a `Rule` is returned as it is)."""
     if isinstance(rule, Rule):
         return rule

@@ -36,13 +36,16 @@ time-constant ratio; `stabilise_direct`). Its learners carry that ratio in
 their own circuit settings (`Learner.circuit`).
 """
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from scipy.linalg import solve_continuous_lyapunov
 from scipy.optimize import brentq
 
 from dinv.errors import InputError
+from dinv.hints import ArrayLike, FloatArray
 from dinv.theory import (
     direct_abscissa,
     direct_jacobian,
@@ -57,6 +60,9 @@ from dinv.theory import (
     reduced_jacobian,
     stack_c,
 )
+
+if TYPE_CHECKING:  # training imports the circuits; this module needs only numpy
+    from dinv.models.training import Learner
 
 
 class StabilisationError(RuntimeError):
@@ -79,10 +85,10 @@ class Stabilised:
         Spectral abscissa before each step and after the last one.
     """
 
-    B: np.ndarray
+    B: FloatArray
     abscissa: float
     iterations: int
-    history: np.ndarray
+    history: FloatArray
 
 
 SOLVERS = ("lyapunov", "eigen")
@@ -93,7 +99,8 @@ EIGEN_CONDITION = 1e6
 it (J near a defective matrix) `smoothed_abscissa` falls back to the Lyapunov solves."""
 
 
-def smoothed_abscissa(J, eps=0.01, solver="lyapunov"):
+def smoothed_abscissa(J: FloatArray, eps: float = 0.01,
+                      solver: str = "lyapunov") -> tuple[float, FloatArray]:
     """Smoothed spectral abscissa s_eps(J) and its gradient with respect to J.
 
     Parameters
@@ -197,7 +204,10 @@ def _eigen_ssa(J, eps, eig=None):
     return s, QP / np.trace(QP)
 
 
-def _descend(jacobian, block, X, target, lr, max_iters, min_iters, eps, solver="lyapunov"):
+def _descend(jacobian: Callable[[FloatArray], FloatArray],
+             block: tuple[slice, slice] | Callable[[FloatArray], FloatArray],
+             X: FloatArray, target: float, lr: float, max_iters: int, min_iters: int, eps: float,
+             solver: str = "lyapunov") -> tuple[FloatArray, int, list[float]]:
     """Gradient descent of the SSA of ``jacobian(X)``, where X fills ``block`` of it
     (or ``block(dS/dJ)`` is the gradient with respect to X).
 
@@ -221,8 +231,10 @@ def _descend(jacobian, block, X, target, lr, max_iters, min_iters, eps, solver="
     return X, iteration, history
 
 
-def stabilise_feedback(W, B, alpha, target=-0.01, lr=5e-2, max_iters=200, min_iters=10,
-                       eps=0.01, method="descent", solver="lyapunov"):
+def stabilise_feedback(W: ArrayLike, B: ArrayLike, alpha: float, target: float = -0.01,
+                       lr: float = 5e-2, max_iters: int = 200, min_iters: int = 10,
+                       eps: float = 0.01, method: str = "descent",
+                       solver: str = "lyapunov") -> Stabilised:
     """Gradient descent on the SSA of the layer-pair Jacobian with respect to B.
 
     ``method='shift'`` replaces the descent by the smallest uniform shift of
@@ -319,7 +331,8 @@ def _reduced_jacobians(S, B_r, alpha):
     return jacobian
 
 
-def shift_feedback(W, B, alpha, target=-0.01, svd=None):
+def shift_feedback(W: ArrayLike, B: ArrayLike, alpha: float, target: float = -0.01,
+                   svd: tuple[FloatArray, FloatArray, FloatArray] | None = None) -> Stabilised:
     """Stabilise B by the smallest shift ``B - c W^+`` that reaches ``target``.
 
     With W = U S V^T the reduced feedback B_r = V^T B U moves to
@@ -371,8 +384,10 @@ STABILISERS = ("descent", "shift")
 """Methods of `stabilise_feedback`."""
 
 
-def stabilise_loop(weights, B, alpha, target=-0.01, lr=5e-2, max_iters=200, min_iters=10,
-                   eps=0.01, method="descent", solver="lyapunov"):
+def stabilise_loop(weights: Sequence[FloatArray], B: ArrayLike, alpha: float,
+                   target: float = -0.01, lr: float = 5e-2, max_iters: int = 200,
+                   min_iters: int = 10, eps: float = 0.01, method: str = "descent",
+                   solver: str = "lyapunov") -> Stabilised:
     """`stabilise_feedback` for the single loop: descend the SSA of its Jacobian.
 
     Only ``method='descent'`` applies to the loop.
@@ -435,7 +450,8 @@ def stabilise_direct(weights: list[np.ndarray], Q: list[np.ndarray], alpha: floa
     Returns
     -------
     Stabilised
-        ``B``: the stabilised Q_1 .. Q_{L-1} (a list).
+        ``B``: the stabilised feedback stacked, [Q_1; ..; Q_{L-1}]
+        (`split_direct` gives the Q_l).
     """
     if method != "descent":
         raise InputError(f"direct feedback control is stabilised by method 'descent' only, "
@@ -461,14 +477,18 @@ def stabilise_direct(weights: list[np.ndarray], Q: list[np.ndarray], alpha: floa
             f"the direct feedback reached a spectral abscissa of {history[-1]:.3g} after "
             f"{iteration} steps, above the target {target}; raise max_iters or lr, use a "
             "larger alpha, or start from Q_l = J_l^T")
-    return Stabilised(np.split(X, np.cumsum(widths)[:-1]), history[-1], iteration,
-                      np.asarray(history))
+    return Stabilised(X, history[-1], iteration, np.asarray(history))
+
+
+def split_direct(stacked: FloatArray, like: Sequence[FloatArray]) -> list[FloatArray]:
+    """Q_1 .. Q_{L-1} of the stacked [Q_1; ..; Q_{L-1}], with the row counts of ``like``."""
+    return np.split(stacked, np.cumsum([np.shape(q)[0] for q in like])[:-1])
 
 
 def stable_random_direct_feedback(weights: list[np.ndarray], alpha: float,
                                   rng: np.random.Generator, scale: float = 0.01,
                                   kp: float = 0.0, tau_ratio: float = 1.0,
-                                  **options: object) -> list[np.ndarray]:
+                                  **options: Any) -> list[np.ndarray]:
     """"R-Init" of direct feedback control: random U(-scale, scale) Q_l, then stabilised
     (`stabilise_direct`; ``options`` for it).
 
@@ -492,23 +512,30 @@ def stable_random_direct_feedback(weights: list[np.ndarray], alpha: float,
         options = {**options, "method": "descent"}
     start = [rng.uniform(-scale, scale, size=(W.shape[0], weights[-1].shape[0]))
              for W in weights[:-1]]
-    return stabilise_direct(weights[1:], start, alpha, kp, tau_ratio, **options).B
+    return split_direct(stabilise_direct(weights[1:], start, alpha, kp, tau_ratio,
+                                         **options).B, start)
 
 
-def direct_settings(learner: object) -> tuple[float, float]:
+def tau_ratio_of(options: Any) -> float:
+    """tau_system / tau_controller of a `SettleOptions` (of its first layer when the
+    time constants are per layer); 1 for None."""
+    if options is None:
+        return 1.0
+    times = [t[0] if isinstance(t, (tuple, list)) else t
+             for t in (options.tau_system, options.tau_controller)]
+    return float(times[0] / times[1])
+
+
+def direct_settings(learner: "Learner") -> tuple[float, float]:
     """k_p and tau_system / tau_controller of a direct (DFC) learner's circuit."""
-    ratio = 1.0
-    if learner.circuit is not None:
-        tau_s, tau_c = learner.circuit.tau_system, learner.circuit.tau_controller
-        tau_s = tau_s[0] if isinstance(tau_s, tuple) else tau_s
-        tau_c = tau_c[0] if isinstance(tau_c, tuple) else tau_c
-        ratio = float(tau_s / tau_c)
-    return float(learner.rule.kp or 0.0), ratio
+    return float(learner.rule.kp or 0.0), tau_ratio_of(learner.circuit)
 
 
-def stabilise_pid_feedback(W, B, alpha, kp=0.0, kd=0.0, tau_ratio=1.0, filter_ratio=1.0,
-                           target=-0.01, lr=5e-2, max_iters=200, min_iters=10, eps=0.01,
-                           method="descent", solver="lyapunov"):
+def stabilise_pid_feedback(W: ArrayLike, B: ArrayLike, alpha: float, kp: ArrayLike = 0.0,
+                           kd: ArrayLike = 0.0, tau_ratio: float = 1.0,
+                           filter_ratio: float = 1.0, target: float = -0.01, lr: float = 5e-2,
+                           max_iters: int = 200, min_iters: int = 10, eps: float = 0.01,
+                           method: str = "descent", solver: str = "lyapunov") -> Stabilised:
     """`stabilise_feedback` for a layer pair under a PID controller (Eq. 7).
 
     SSA descent with respect to B on the full `dinv.theory.pid_jacobian`
@@ -567,7 +594,9 @@ SHIFT_LIMIT = 2.0**30
 """Largest shift c of `shift_pid_feedback` tried."""
 
 
-def shift_pid_feedback(W, B, alpha, gains, target=-0.01):
+def shift_pid_feedback(W: FloatArray, B: FloatArray, alpha: float,
+                       gains: tuple[float, ArrayLike, ArrayLike, float],
+                       target: float = -0.01) -> Stabilised:
     """`shift_feedback` for a PID controller: the smallest found ``B - c W^+`` that is stable.
 
     The shift moves every eigenvalue of W B by -c, but with PID gains the
@@ -618,7 +647,8 @@ def shift_pid_feedback(W, B, alpha, gains, target=-0.01):
     return Stabilised(B - high * inverse, achieved, 0, np.array([before, achieved]))
 
 
-def stabilise_pair(W, B, alpha, gains=None, **options):
+def stabilise_pair(W: ArrayLike, B: ArrayLike, alpha: float, gains: dict[str, Any] | None = None,
+                   **options: Any) -> Stabilised:
     """Stabilise one layer pair's feedback for its controller.
 
     Parameters
@@ -641,7 +671,8 @@ def stabilise_pair(W, B, alpha, gains=None, **options):
     return stabilise_pid_feedback(W, B, alpha, **gains, **options)
 
 
-def pair_abscissa(W, B, alpha, gains=None):
+def pair_abscissa(W: FloatArray, B: FloatArray, alpha: ArrayLike,
+                  gains: dict[str, Any] | None = None) -> FloatArray:
     """Spectral abscissa of layer pairs, batched (n, ...) for the integral controller,
     one pair at a time under a PID controller (``gains`` as in `stabilise_pair`)."""
     if gains is None:
@@ -651,7 +682,10 @@ def pair_abscissa(W, B, alpha, gains=None):
                      for w, b, a in zip(W, B, np.broadcast_to(alpha, (len(W),)))])
 
 
-def stable_random_feedback(weights, alpha, rng, scale=0.01, controllers=None, **options):
+def stable_random_feedback(weights: Sequence[FloatArray], alpha: float | Sequence[float],
+                           rng: np.random.Generator, scale: float = 0.01,
+                           controllers: Sequence[dict[str, Any] | None] | None = None,
+                           **options: Any) -> list[FloatArray]:
     """"R-Init": random U(-scale, scale) feedback per layer pair, then stabilised.
 
     Parameters
@@ -683,7 +717,9 @@ def stable_random_feedback(weights, alpha, rng, scale=0.01, controllers=None, **
             for W, a, gains in zip(weights[1:], alphas, controllers)]
 
 
-def unstable_feedback(learners, controllers=None):
+def unstable_feedback(learners: Sequence["Learner"],
+                      controllers: Sequence[dict[str, Any] | None] | None = None,
+                      ) -> list[tuple[int, int | Literal["loop", "direct"], float]]:
     """The layer pairs and single loops of inversion learners whose circuit is unstable.
 
     Checks every layer pair (or single loop) of every learner with its current
@@ -709,7 +745,7 @@ def unstable_feedback(learners, controllers=None):
         k_p and time constants); direct control first, then the layer pairs,
         pair by pair, then the loops.
     """
-    found = []
+    found: list[tuple[int, int | Literal["loop", "direct"], float]] = []
     pairs = [k for k, lrn in enumerate(learners) if lrn.rule.feedback == "layer"]
     loops = [k for k, lrn in enumerate(learners) if lrn.rule.feedback == "loop"]
     for k, lrn in enumerate(learners):
@@ -738,7 +774,10 @@ def unstable_feedback(learners, controllers=None):
     return found
 
 
-def repair_feedback(learner, layer, before, iteration, controllers=None, **options):
+def repair_feedback(learner: "Learner", layer: int | Literal["loop", "direct"], before: float,
+                    iteration: int,
+                    controllers: Sequence[dict[str, Any] | None] | None = None,
+                    **options: Any) -> dict[str, Any]:
     """Replace the unstable feedback of one layer pair or loop by a stabilised one.
 
     A layer pair whose descent falls short of the target is stabilised by the
@@ -773,7 +812,7 @@ def repair_feedback(learner, layer, before, iteration, controllers=None, **optio
         options = {k: v for k, v in options.items() if k not in ("controllers", "method")}
         result = stabilise_direct(learner.net.weights[1:], learner.feedback,
                                   learner.layer_alpha(0), kp, ratio, **options)
-        learner.feedback = list(result.B)
+        learner.feedback = split_direct(result.B, learner.feedback)
         return {"model": learner.name, "iteration": iteration, "layer": "direct",
                 "before": before, "after": result.abscissa}
     if layer == "loop":
@@ -800,7 +839,9 @@ def repair_feedback(learner, layer, before, iteration, controllers=None, **optio
             "before": before, "after": result.abscissa, "method": method}
 
 
-def restabilise(learners, iteration, controllers=None, **options):
+def restabilise(learners: Sequence["Learner"], iteration: int,
+                controllers: Sequence[dict[str, Any] | None] | None = None,
+                **options: Any) -> list[dict[str, Any]]:
     """Re-stabilise the feedback of inversion learners whose circuit turned unstable.
 
     Finds the unstable layer pairs and loops (`unstable_feedback`) and

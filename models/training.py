@@ -11,7 +11,9 @@ step settle their circuits in a single Brian2 run per layer.
 """
 
 import warnings
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy.linalg.blas import dgemm
@@ -20,7 +22,9 @@ from dinv.circuits.chains import ChainProblem, ChainSpec, settle_chains
 from dinv.circuits.options import SettleOptions
 from dinv.circuits.spiking import chain_radii, direct_radii, target_radii
 from dinv.errors import InputError
-from dinv.models.rules import ChainArrays, get_rule
+from dinv.hints import ArrayLike, FloatArray
+from dinv.models.network import FeedforwardNetwork, ForwardPass
+from dinv.models.rules import ChainArrays, Rule, get_rule
 from dinv.theory import stack_c
 from dinv.validation import check_leaks
 
@@ -70,16 +74,24 @@ class Learner:
     """
 
     name: str
-    rule: object
-    net: object
-    feedback: list = field(default_factory=list)
-    alpha: object = 0.0
+    rule: Rule
+    net: FeedforwardNetwork
+    feedback: list[FloatArray] = field(default_factory=list)
+    alpha: float | Sequence[float] = 0.0
     architecture: str = "sequential"
     controller: str = "linear"
-    circuit: SettleOptions = None
+    circuit: SettleOptions | None = None
     radius_margin: float = 1.5
 
-    def __post_init__(self):
+    if TYPE_CHECKING:
+        # The generated __init__ also takes a rule's name (stored as the Rule).
+        def __init__(self, name: str, rule: str | Rule, net: FeedforwardNetwork,
+                     feedback: list[FloatArray] = ..., alpha: float | Sequence[float] = ...,
+                     architecture: str = ..., controller: str = ...,
+                     circuit: SettleOptions | None = ..., radius_margin: float = ...) -> None:
+            ...
+
+    def __post_init__(self) -> None:
         self.rule = get_rule(self.rule)
         rule, sizes = self.rule, self.net.sizes
         needed = rule.feedback_count(self.net.depth)
@@ -114,19 +126,19 @@ class Learner:
             raise InputError(f"learner {self.name!r}: circuit must be a SettleOptions or "
                              f"None, got {self.circuit!r}")
 
-    def layer_alpha(self, pair):
+    def layer_alpha(self, pair: int) -> float:
         """Leak of layer pair ``pair`` (0: W_2 with B_2; SLDI, DFC: its controller)."""
         return float(self._alphas[pair])
 
     @property
-    def slope(self):
+    def slope(self) -> bool:
         """Whether this learner's hidden errors carry g'(a_l) (Eq. 3): its rule's, and for
         DI the linear controller's (the nonlinear one of Eq. 14 has g inside its loop)."""
         return self.rule.slope and not (self.rule.circuit == "layer-pairs"
                                         and self.controller == "nonlinear")
 
     @property
-    def circuit_key(self):
+    def circuit_key(self) -> tuple[Hashable, ...]:
         """Learners with equal keys propagate as one stack (and share one circuit)."""
         own = () if self.circuit is None else (self.circuit,)
         if self.rule.circuit in ("layer-pairs", "target-pairs"):
@@ -158,10 +170,10 @@ class UpdateConfig:
     lr: float
     weight_decay: float = 0.0
     fixed_norm: bool = False
-    clip_hidden: float = None
+    clip_hidden: float | None = None
     circuit: SettleOptions = field(default_factory=SettleOptions)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if not (np.isfinite(self.lr) and self.lr > 0):
             raise InputError(f"lr must be a positive number, got {self.lr}")
         if not (np.isfinite(self.weight_decay) and self.weight_decay >= 0):
@@ -198,14 +210,14 @@ class Step:
         (their errors are its last iterate).
     """
 
-    forward: list
-    deltas: list
+    forward: list[ForwardPass]
+    deltas: list[list[FloatArray]]
     settle_steps: int = 0
-    residuals: dict = field(default_factory=dict)
-    unstable: dict = field(default_factory=dict)
-    unsolved: dict = field(default_factory=dict)
+    residuals: dict[int, float] = field(default_factory=dict)
+    unstable: dict[int, bool] = field(default_factory=dict)
+    unsolved: dict[int, int] = field(default_factory=dict)
 
-    def part(self, start, stop):
+    def part(self, start: int, stop: int) -> "Step":
         """The `Step` of learners ``start`` .. ``stop - 1`` alone (indices from 0)."""
         inside = range(start, stop)
         return Step(self.forward[start:stop], self.deltas[start:stop], self.settle_steps,
@@ -218,14 +230,16 @@ TINY = np.finfo(float).tiny
 """Smallest normal float: the norm of a zero row is taken as this (no division by 0)."""
 
 
-def clip_rows(delta, max_norm):
+def clip_rows(delta: FloatArray, max_norm: float) -> FloatArray:
     """Scale rows of ``delta`` longer than ``max_norm`` down to that norm."""
     norms = np.linalg.norm(delta, axis=-1, keepdims=True)
     with np.errstate(over="ignore"):  # a zero row: max_norm / TINY is inf, the scale 1
         return delta * np.minimum(1.0, max_norm / np.maximum(norms, TINY))
 
 
-def backward(learners, forwards, output_deltas, config, report=None):
+def backward(learners: Sequence[Learner], forwards: Sequence[ForwardPass],
+             output_deltas: Sequence[FloatArray], config: UpdateConfig,
+             report: dict[str, Any] | None = None) -> list[list[FloatArray]]:
     """Errors of every layer for every learner (Eq. 3 with the learner's rule).
 
     Learners with the same `Learner.circuit_key` are processed together as a
@@ -253,8 +267,8 @@ def backward(learners, forwards, output_deltas, config, report=None):
         ``deltas[k][l]`` as in `Step`.
     """
     depth = learners[0].net.depth
-    deltas = [[None] * (depth - 1) + [d] for d in output_deltas]
-    groups = {}
+    deltas: list[list[Any]] = [[None] * (depth - 1) + [d] for d in output_deltas]  # filled below
+    groups: dict[tuple[Hashable, ...], list[int]] = {}
     for k, learner in enumerate(learners):
         groups.setdefault(learner.circuit_key, []).append(k)
     chains = []
@@ -302,7 +316,7 @@ def _layerwise_backward(group, forwards, delta, config):
         delta_1 .. delta_{L-1}, each (n, batch, d_l).
     """
     rule = group[0].rule
-    hidden = [None] * (group[0].net.depth - 1)
+    hidden: list[Any] = [None] * (group[0].net.depth - 1)  # filled from the top down
     for layer in range(len(hidden), 0, -1):
         W = stack_c([lrn.net.weights[layer] for lrn in group])
         B = stack_c([lrn.feedback[layer - 1] for lrn in group]) if rule.feedback else None
@@ -368,11 +382,11 @@ def _chain_backward(learners, forwards, deltas, chains, config):
     residual and stability of every learner's circuit (``settle_steps``,
     ``residuals``, ``unstable``).
     """
-    parts = {}
+    parts: dict[SettleOptions, list[list[int]]] = {}
     for members in chains:
         options = learners[members[0]].circuit or config.circuit
         parts.setdefault(options, []).append(members)
-    outcome = {"settle_steps": None, "residuals": {}, "unstable": {}}
+    outcome: dict[str, Any] = {"settle_steps": None, "residuals": {}, "unstable": {}}
     for options, part in parts.items():
         specs, problems, scales = [], [], []
         spiking = _spiking(options)
@@ -449,7 +463,8 @@ def _stack(arrays):
     return arrays[0][None] if len(arrays) == 1 else np.stack(arrays)
 
 
-def weight_updates(net, forward, deltas, config):
+def weight_updates(net: FeedforwardNetwork, forward: ForwardPass, deltas: Sequence[FloatArray],
+                   config: UpdateConfig) -> list[tuple[FloatArray, FloatArray | None]]:
     """Eq. (2) updates (dW_l, db_l) of one network, before the learning rate."""
     updates = []
     for l, delta in enumerate(deltas):
@@ -466,7 +481,8 @@ def weight_updates(net, forward, deltas, config):
     return updates
 
 
-def apply_updates(net, forward, deltas, config):
+def apply_updates(net: FeedforwardNetwork, forward: ForwardPass, deltas: Sequence[FloatArray],
+                  config: UpdateConfig) -> None:
     """Apply the Eq. (2) updates of `weight_updates` to ``net`` in place, fused.
 
     Per layer, in one BLAS call (one pass over W instead of five)::
@@ -492,11 +508,12 @@ def apply_updates(net, forward, deltas, config):
         result = dgemm(-scale, h.T, delta.T, beta=decay, c=W.T, trans_b=1, overwrite_c=1)
         if not np.shares_memory(result, W):
             W[...] = result.T
-        if db is not None:
+        if db is not None and net.biases is not None:
             net.biases[l] -= scale * db
 
 
-def replay_step(learners, xs, ts, hidden, config):
+def replay_step(learners: Sequence[Learner], xs: Sequence[ArrayLike], ts: Sequence[ArrayLike],
+                hidden: Sequence[Sequence[FloatArray]], config: UpdateConfig) -> Step:
     """Repeat an update of `train_step_each` from the hidden errors it used.
 
     For copies of learners whose backward pass ran elsewhere (a regression's
@@ -529,7 +546,8 @@ def replay_step(learners, xs, ts, hidden, config):
     return Step(forwards, deltas)
 
 
-def train_step(learners, x, t, config):
+def train_step(learners: Sequence[Learner], x: ArrayLike, t: ArrayLike,
+               config: UpdateConfig) -> Step:
     """One step of every learner on the batch (x, t); weights change in place.
 
     Every error is computed and checked before any weight changes, so an
@@ -553,7 +571,8 @@ def train_step(learners, x, t, config):
     return train_step_each(learners, [x] * len(learners), [t] * len(learners), config)
 
 
-def train_step_each(learners, xs, ts, config):
+def train_step_each(learners: Sequence[Learner], xs: Sequence[ArrayLike], ts: Sequence[ArrayLike],
+                    config: UpdateConfig) -> Step:
     """`train_step` with a batch of its own for every learner.
 
     Learner k trains on (``xs[k]``, ``ts[k]``); the learners of one rule still
@@ -584,7 +603,7 @@ def train_step_each(learners, xs, ts, config):
         raise InputError(f"every learner's batch must have the same size, got {sorted(batches)}")
     forwards = [learner.net.forward(x) for learner, x in zip(learners, xs)]
     output_deltas = [lrn.net.output_delta(f, t) for lrn, f, t in zip(learners, forwards, ts)]
-    report = {"settle_steps": 0, "residuals": {}, "unstable": {}}
+    report: dict[str, Any] = {"settle_steps": 0, "residuals": {}, "unstable": {}}
     deltas = backward(learners, forwards, output_deltas, config, report)
     batch = batches.pop()
     with np.errstate(over="ignore"):

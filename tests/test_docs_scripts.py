@@ -214,7 +214,9 @@ def _second_order():
     return {"medians": medians,
             "cases": {"toy": {"sizes": [4, 4, 4, 2], "hidden": "tanh", "alpha": 0.001,
                               "damping": 0.1,
-                              "unsolved": {"NDFC": {"samples": 2, "of": 640}}}},
+                              "unsolved": {"NDFC": {"samples": 2, "of": 640}},
+                              "final": {"BP": {"train_loss": 0.01234, "test_loss": 0.02},
+                                        "GN": {"train_loss": 0.001, "test_loss": 0.002}}}},
             "settling": {"toy DI": {"settles": 20, "unsettled": 3, "median_residual": 2e-4}}}
 
 
@@ -236,6 +238,7 @@ def test_second_order_tables_and_comparisons():
         "GNT 35.0 vs 30.0",
         "toy, layer 2: BP 25.0 deg to GN; closer: DI, DI-T; DI-T vs DI: GN 21.0 vs 20.0, "
         "GNT 4.0 vs 5.0"]
+    assert script.losses(record) == ["toy final training loss: BP 0.0123, GN 0.001"]
     assert script.settling_lines(record) == [
         "toy DI: 3 of 20 settles unsettled (median residual 0.0002)",
         "toy NDFC: exact steady state not found for 2 of 640 samples"]

@@ -44,6 +44,13 @@ def case_table(record, case):
     return lines + [""]
 
 
+def losses(record):
+    """Per case: every model's training loss after the last update."""
+    return [f"{case} final training loss: " + ", ".join(
+        f"{model} {values['train_loss']:.3g}" for model, values in entry["final"].items())
+        for case, entry in record["cases"].items()]
+
+
 def comparisons(record):
     """Per case and hidden layer: the rules closer to GN than BP, and DI of targets
     against DI of errors (median angles to GN and to the GN target)."""
@@ -90,6 +97,7 @@ def main(argv=None):
     record = json.loads((Path(argv[0]) / "results.json").read_text())
     for case in record["cases"]:
         print("\n".join(case_table(record, case)))
+    print("\n".join(losses(record)))
     print("\n".join(comparisons(record)))
     print("\n".join(settling_lines(record)))
     return 0
