@@ -352,7 +352,7 @@ def _train_batch(learners, x, t, update, config, state, samples, stats):
     for group, key in ((circuit, "circuit"), (closed, "closed_form")):
         if not group:
             continue
-        before = [_parameters_of(lrn.net) for lrn in group] if measured else None
+        before = [_parameters_of(lrn.net) for lrn in group] if measured else []
         start = time.perf_counter()
         step = train_step(group, x, t, update)
         state["current"][key] += time.perf_counter() - start
