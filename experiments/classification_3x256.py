@@ -85,9 +85,9 @@ on the network of DFC (its widths and initial weights), in batches of 10."""
 
 # Settles long enough for the small quick network's slow modes (DI and DI-T 1000 steps,
 # DFC 1500).
-QUICK = {"dataset": "digits", "hidden": [32, 32, 32], "epochs": 2, "train_samples": 500,
-         "batch_size": 10, "lr": 1e-2, "eval_every": 250, "steps": 1000, "dfc_steps": 1500,
-         "second_order_every": 1000}
+QUICK = {"dataset": "digits", "hidden": [32, 32, 32], "epochs": 2, "train_samples": 300,
+         "batch_size": 10, "lr": 1e-2, "eval_every": 150, "steps": 1000, "dfc_steps": 1500,
+         "second_order_every": 600}
 
 DESCRIPTIONS = classification.DESCRIPTIONS
 """One line per setting (``dinv run mnist-3x256 --help``)."""
