@@ -513,7 +513,7 @@ def _paper_errors(ax, paper, dataset, reference):
                         va="center", xytext=(2, 0), textcoords="offset points")
         return
     summary = ", ".join(f"{'/'.join(rules)} {value:g} %" for value, rules in by_value.items())
-    ax.text(0.02, 0.02, f"{reference}: {summary}", fontsize=7,
+    ax.text(0.02, 0.02, "\n".join(textwrap.wrap(f"{reference}: {summary}", 100)), fontsize=7,
             color="0.4", transform=ax.transAxes)
 
 
