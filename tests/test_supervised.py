@@ -100,20 +100,27 @@ def test_bad_settings_are_refused(tmp_path, key, value):
         _toy_run(tmp_path, **{key: value})
 
 
-def test_killed_run_resumes_to_identical_numbers(tmp_path, monkeypatch):
-    """A run interrupted after its first checkpoints and resumed with --resume ends with
-    exactly the numbers (every evaluation, every parameter) of an uninterrupted run."""
-    assert run(tmp_path, "whole", *SMALL) == 0
+def die_in_batch(monkeypatch, batch):
+    """Make training raise KeyboardInterrupt in batch ``batch`` (two learner groups, circuit
+    and closed-form, step per batch); returns the real `train_step`."""
     original = supervised.train_step
     calls = {"n": 0}
 
     def dying(*args, **kwargs):
         calls["n"] += 1
-        if calls["n"] > 2 * 17:  # two learner groups per batch: dies in batch 18 of 60
+        if calls["n"] > 2 * (batch - 1):
             raise KeyboardInterrupt
         return original(*args, **kwargs)
 
     monkeypatch.setattr(supervised, "train_step", dying)
+    return original
+
+
+def test_killed_run_resumes_to_identical_numbers(tmp_path, monkeypatch):
+    """A run interrupted after its first checkpoints and resumed with --resume ends with
+    exactly the numbers (every evaluation, every parameter) of an uninterrupted run."""
+    assert run(tmp_path, "whole", *SMALL) == 0
+    original = die_in_batch(monkeypatch, 18)  # of 60
     with pytest.raises(KeyboardInterrupt):
         run(tmp_path, "killed", *SMALL)
     meta, _ = read_checkpoint(tmp_path / "killed")
@@ -284,16 +291,7 @@ def test_3x256_run_with_every_rule_resumes_to_identical_numbers(tmp_path, monkey
              "--set", "eval_every=100", "--set", "checkpoint_every=60",
              "--set", "second_order_every=100", "--no-progress"]
     assert main([*small, "--out", str(tmp_path / "whole")]) == 0
-    original = supervised.train_step
-    calls = {"n": 0}
-
-    def dying(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] > 2 * 13:  # two learner groups per batch: dies in batch 14 of 20
-            raise KeyboardInterrupt
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(supervised, "train_step", dying)
+    original = die_in_batch(monkeypatch, 14)  # of 20
     with pytest.raises(KeyboardInterrupt):
         main([*small, "--out", str(tmp_path / "killed")])
     monkeypatch.setattr(supervised, "train_step", original)
