@@ -462,7 +462,8 @@ def _history(history, metric, models):
     return epochs, {name: values[:, k] for k, name in enumerate(models)}
 
 
-def classification_figure(history, models, paper, dataset, extra=None):
+def classification_figure(history, models, paper, dataset,
+                          reference="paper, MNIST after 10 epochs", title=None, extra=None):
     """Fig. 4a: test error (%) of every model against epochs.
 
     Parameters
@@ -471,10 +472,14 @@ def classification_figure(history, models, paper, dataset, extra=None):
         Evaluations: ``'epoch'`` and ``'test_error'`` (model name -> value).
     models : list of str
     paper : dict
-        The paper's final MNIST test errors by rule name: lines on MNIST, a
-        note on other data sets.
+        Published final test errors by rule name: lines on MNIST, a note on
+        other data sets.
     dataset : str
         Name shown in the title.
+    reference : str
+        Where ``paper``'s numbers come from (the note says it).
+    title : str or None
+        Panel title (None: Fig. 4a's, with ``dataset``).
     extra : dict or None
         More curves, name -> (epochs, test errors), e.g. the spiking DI
         models' shorter passes (markers on their evaluations).
@@ -492,18 +497,18 @@ def classification_figure(history, models, paper, dataset, extra=None):
     for name, (x, values) in extra.items():
         ax.plot(x, values, ".-", color=colour[name], lw=1,
                 label=f"{name}: {values[-1]:.2f} % after {x[-1]:.2g} epochs")
-    _paper_errors(ax, paper, dataset)
+    _paper_errors(ax, paper, dataset, reference)
     ax.set_yscale("log")
     log_ticks(ax)
     ax.set_xlabel("epoch")
     ax.set_ylabel("test error (%)")
-    panel_titles([ax], [f"classification (paper Fig. 4a), {dataset}: test error"])
+    panel_titles([ax], [title or f"classification (paper Fig. 4a), {dataset}: test error"])
     ax.legend(fontsize=8, frameon=False)
     return fig
 
 
-def _paper_errors(ax, paper, dataset):
-    """The paper's final MNIST errors: lines on MNIST, a note otherwise."""
+def _paper_errors(ax, paper, dataset, reference):
+    """Published final errors: lines on MNIST, a note saying where they come from otherwise."""
     by_value: dict[float, list[str]] = {}
     for rule, value in paper.items():
         by_value.setdefault(value, []).append(rule)
@@ -515,7 +520,7 @@ def _paper_errors(ax, paper, dataset):
                         va="center", xytext=(2, 0), textcoords="offset points")
         return
     summary = ", ".join(f"{'/'.join(rules)} {value:g} %" for value, rules in by_value.items())
-    ax.text(0.02, 0.02, f"paper, MNIST after 10 epochs: {summary}", fontsize=7,
+    ax.text(0.02, 0.02, "\n".join(textwrap.wrap(f"{reference}: {summary}", 100)), fontsize=7,
             color="0.4", transform=ax.transAxes)
 
 

@@ -21,6 +21,7 @@ MODEL_COLOURS = {
     "NDI a=0": "#393b79",
     "NDI a=0.01": "#1f77b4",
     "NDI a=0.001": "#17becf",
+    "DI a=0": "#8c6d31",
     "DI a=0.01": "#ff7f0e",
     "DI a=0.001": "#bcbd22",
     "NDI R-Init a=0.01": "#2ca02c",

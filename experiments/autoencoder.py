@@ -64,6 +64,7 @@ DEFAULTS = {
     "seed": 0,
     "dataset": "mnist",
     "data_dir": None,
+    "split_seed": 0,
     "hidden": [500, 250, 30, 250, 500],
     "epochs": 25,
     "batch_size": 100,
@@ -80,6 +81,8 @@ DEFAULTS = {
     "eval_train_samples": 10000,
     "checkpoint_every": 5000,
     "restabilise": True,
+    "second_order_every": None,
+    "second_order_damping": 0.1,
     # SSA descent on 500-wide layers takes hours (2r x 2r Lyapunov solves);
     # the spectral shift reaches the same target in seconds.
     "rinit": {"target": -0.01, "method": "shift"},
@@ -94,8 +97,11 @@ QUICK = {"dataset": "digits", "hidden": [100, 50, 10, 50, 100], "epochs": 3,
          "steps": 300, "tsne_samples": 300}
 
 DESCRIPTIONS = {
-    # The classification's settings but its spiking DI models' (the autoencoder has none).
-    **{k: v for k, v in classification.DESCRIPTIONS.items() if not k.startswith("spiking_")},
+    # The classification's settings but its spiking DI models' (the autoencoder has none)
+    # and its choice of initial weights (the autoencoder's are its models' own).
+    **{key: text for key, text in classification.DESCRIPTIONS.items()
+       if key != "init" and not key.startswith("spiking_")},
+    "init_scale": "half-width of the uniform initial weights (the orthogonal ones have none)",
     "hidden": "widths of the five hidden layers (encoder, code, decoder)",
     "eval_train_samples": "training images whose reconstruction error is measured",
     "images": "test images shown with their reconstructions (Fig. 4c)",
@@ -150,7 +156,8 @@ def run(config, progress=True, folder=None, resume=None, stop=None):
     if unknown:
         raise InputError(f"tsne_models: no models called {sorted(unknown)}; the models are "
                          f"{', '.join(spec.name for spec in MODELS)}")
-    data = load_dataset(config["dataset"], config["data_dir"])
+    data = load_dataset(config["dataset"], config["data_dir"],
+                        rng_seed=config.get("split_seed", 0))
     x_train, x_test = data.x_train / 255.0, data.x_test / 255.0
     sizes = [x_train.shape[1], *hidden_widths(config), x_train.shape[1]]
     bases = _networks(config, sizes)

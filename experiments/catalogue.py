@@ -28,5 +28,5 @@ BUILT_IN_POPULATIONS = (
 )
 """(name, kind, description) of every population model `dinv.circuits` registers."""
 
-DATASETS = ("mnist", "fashion-mnist", "digits")
+DATASETS = ("mnist", "fashion-mnist", "digits", "mnist-5k")
 """Names accepted by `dinv.experiments.datasets.load_dataset` (``--dataset``)."""

@@ -112,10 +112,13 @@ DATA_OPTIONS = (
     Option("--epochs", "epochs", "passes over the training set", int),
 )
 
+_SPIKING_OPTION = Option(
+    "--spiking", "spiking_models", "also train DI with spiking populations (DI-SCN a=0.1, "
+    "DI-LIF a=0.1, with NDI a=0.1): beyond the paper, and slower")
+
 _REGRESSION_OPTIONS = (
     Option("--fixed-norm", "fixed_norm", "unit-norm updates (Fig. 3b)"),
-    Option("--spiking", "spiking_models", "also train DI with spiking populations (DI-SCN "
-           "a=0.1, DI-LIF a=0.1, with NDI a=0.1): beyond the paper, and slower"),
+    _SPIKING_OPTION,
 )
 
 EXPERIMENTS: dict[str, Experiment] = {experiment.name: experiment for experiment in (
@@ -126,7 +129,12 @@ EXPERIMENTS: dict[str, Experiment] = {experiment.name: experiment for experiment
                "dinv.experiments.nonlinear_regression", _REGRESSION_OPTIONS),
     Experiment("mnist",
                "Fig. 4a: classification, 784-1000-10 tanh/softmax network, simulated DI",
-               "dinv.experiments.classification", DATA_OPTIONS, checkpoints=True),
+               "dinv.experiments.classification", (*DATA_OPTIONS, _SPIKING_OPTION),
+               checkpoints=True),
+    Experiment("mnist-3x256",
+               "beyond the paper: classification with the network of Deep Feedback Control, "
+               "784-256-256-256-10 tanh/softmax, simulated DI",
+               "dinv.experiments.classification_3x256", DATA_OPTIONS, checkpoints=True),
     Experiment("autoencoder",
                "Fig. 4b-d: autoencoder 784-500-250-30-250-500-784, simulated DI",
                "dinv.experiments.autoencoder", DATA_OPTIONS, checkpoints=True),

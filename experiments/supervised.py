@@ -195,7 +195,10 @@ def train_epochs(name, config, learners, data, evaluation, folder=None, resume=N
         (after every update, re-stabilise the feedback of every NDI, DI and
         SLDI model whose circuit turned unstable: NDI stays the steady state
         of the circuit DI simulates) and ``rinit`` (options of
-        `dinv.models.stabilise.stabilise_feedback`).
+        `dinv.models.stabilise.stabilise_feedback`); optional
+        ``second_order_every`` (samples; None or absent: never) and
+        ``second_order_damping`` (`second_order_records` of the first batch
+        and of every batch that holds a multiple of it).
     learners : list of Learner
     data : tuple
         ``(x_train, t_train)``: inputs and targets, one row per sample.
@@ -224,7 +227,10 @@ def train_epochs(name, config, learners, data, evaluation, folder=None, resume=N
         and ``settling`` (per circuit model, see
         `dinv.experiments.settle_stats.SettleStats.summary`; a run resumed
         from a checkpoint of an older version counts the settles since);
-        after a stop request also ``interrupted`` (`StopRequests.report`).
+        with ``second_order_every``, ``second_order`` (the records of
+        `second_order_records`) and ``second_order_seconds`` (time spent
+        measuring them); after a stop request also ``interrupted``
+        (`StopRequests.report`).
     """
     x_train, t_train = data
     n, batch_size = _epoch_size(config, x_train.shape[0])
@@ -300,6 +306,9 @@ def train_epochs(name, config, learners, data, evaluation, folder=None, resume=N
         "settle_steps": state["settle_steps"] / state["settles"] if state["settles"] else None,
         "settling": stats.summary(),
     }
+    if config.get("second_order_every") is not None:
+        trained["second_order"] = state.get("second_order", [])
+        trained["second_order_seconds"] = state.get("second_order_seconds", 0.0)
     if interrupted is not None:
         trained["interrupted"] = interrupted
     return trained
@@ -313,9 +322,17 @@ def _epoch_size(config, available):
     if batch_size < 1 or batch_size > n:
         raise InputError(f"batch_size must be between 1 and the {n} training samples, "
                          f"got {batch_size}")
-    for key in ("eval_every", "checkpoint_every", "epochs"):
-        if int(config[key]) != config[key] or config[key] < 1:
-            raise InputError(f"{key} must be a positive integer, got {config[key]!r}")
+    for key in ("eval_every", "checkpoint_every", "epochs", "second_order_every"):
+        value = config.get(key)
+        if key == "second_order_every" and value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                or int(value) != value or value < 1:
+            raise InputError(f"{key} must be a positive integer, got {value!r}")
+    damping = config.get("second_order_damping", 0.0)
+    if config.get("second_order_every") is not None and not (
+            isinstance(damping, (int, float)) and np.isfinite(damping) and damping >= 0):
+        raise InputError(f"second_order_damping must be a number >= 0, got {damping!r}")
     if config["lr_scaling"] not in LR_SCALINGS:
         raise InputError(f"lr_scaling must be one of {LR_SCALINGS}, "
                          f"got {config['lr_scaling']!r}")
@@ -332,11 +349,15 @@ def _train_batch(learners, x, t, update, config, state, samples, stats, observe=
     """
     circuit = [lrn for lrn in learners if lrn.rule.circuit]
     closed = [lrn for lrn in learners if not lrn.rule.circuit]
+    every, first = config.get("second_order_every"), samples - x.shape[0]
+    # The batch that holds sample m * every (the first batch included) is measured.
+    measured = every is not None and -(-first // int(every)) * int(every) < samples
     for group, key in ((circuit, "circuit"), (closed, "closed_form")):
         if not group:
             continue
         if key == "circuit" and observe is not None:
             observe.before(group, x, t)
+        before = [_parameters_of(lrn.net) for lrn in group] if measured else []
         start = time.perf_counter()
         step = train_step(group, x, t, update)
         state["current"][key] += time.perf_counter() - start
@@ -346,6 +367,12 @@ def _train_batch(learners, x, t, update, config, state, samples, stats, observe=
             state["settles"] += 1
             state["settle_steps"] += step.settle_steps
             stats.add_step([lrn.name for lrn in group], step)
+        if measured:
+            start = time.perf_counter()
+            state.setdefault("second_order", []).extend(second_order_records(
+                group, before, step, config["second_order_damping"], first))
+            state["second_order_seconds"] = (state.get("second_order_seconds", 0.0)
+                                             + time.perf_counter() - start)
     # NDI is the steady state of the circuit DI simulates: both keep a stable one.
     inverting = [lrn for lrn in learners if lrn.rule.inverts]
     if config["restabilise"] and inverting:
@@ -353,6 +380,70 @@ def _train_batch(learners, x, t, update, config, state, samples, stats, observe=
         rinit = rinit_options(config, update.circuit, inverting[0].net.depth)
         state["restabilised"] += restabilise(inverting, samples, **rinit)
         state["current"]["stability"] += time.perf_counter() - start
+
+
+def _parameters_of(net):
+    """Copies of a network's weights and biases (None without biases)."""
+    return ([W.copy() for W in net.weights],
+            None if net.biases is None else [b.copy() for b in net.biases])
+
+
+def second_order_records(learners: list, before: list, step: Any, damping: float,
+                         samples: int) -> list[dict[str, Any]]:
+    """The second-order measures of every learner's update of one training step.
+
+    Per learner and weight layer, its update against BP's, the Gauss-Newton
+    target's and the joint and layer-wise damped Gauss-Newton updates on the
+    same weights and batch, and the null-space share of its hidden errors
+    (`dinv.analysis.second_order.second_order_measures`). The Gauss-Newton
+    matrix of the output is the loss's: the softmax cross-entropy's for a
+    softmax output, the squared error's otherwise.
+
+    Parameters
+    ----------
+    learners : list of Learner
+        The learners of the step, after it.
+    before : list of (list, list or None)
+        Each learner's weights and biases before the step.
+    step : dinv.models.training.Step
+        The step (forward passes and errors, before the update).
+    damping : float
+        lambda of the Gauss-Newton target and updates.
+    samples : int
+        Training samples seen before the step.
+
+    Returns
+    -------
+    list of dict
+        ``samples``, ``model``, ``layer`` (1: W_1), the five measures and ``damping``.
+    """
+    from dinv.analysis.second_order import (
+        Linearisation,
+        output_metric,
+        second_order_measures,
+        weight_updates,
+    )
+
+    records = []
+    for k, lrn in enumerate(learners):
+        weights, biases = before[k]
+        forward, errors = step.forward[k], step.deltas[k]
+        nonlinearities = lrn.net.nonlinearities
+        slopes = [g.derivative(a) for g, a in zip(nonlinearities[:-1], forward.a[:-1])]
+        if nonlinearities[-1].name == "softmax":
+            metric = output_metric("cross-entropy", forward.output)
+        elif nonlinearities[-1].name == "linear":
+            metric = output_metric("squared", forward.output)
+        else:
+            metric = output_metric("squared", forward.output,
+                                   nonlinearities[-1].derivative(forward.a[-1]))
+        lin = Linearisation(weights, forward.h[:-1], slopes, metric, biases is not None)
+        measures = second_order_measures(lin, errors[-1], weight_updates(lin, errors), damping,
+                                         errors, lrn.slope)
+        records += [{"samples": int(samples), "model": lrn.name, "layer": layer, **values,
+                     "damping": float(damping)}
+                    for layer, values in enumerate(measures, start=1)]
+    return records
 
 
 def _headline(learners, values, metric):
@@ -363,16 +454,16 @@ def _headline(learners, values, metric):
 def summary(specs, data, sizes, trained, metrics):
     """The results both data-set experiments report, from `train_epochs`' output.
 
-    ``models``, ``rules``, ``dataset`` (name, source, sizes of the two
-    splits), ``sizes`` (layer widths), ``final`` (the last evaluation of each
-    of ``metrics`` per model) and everything ``trained`` holds.
+    ``models``, ``rules``, ``dataset`` (`Dataset.record`: name, source, the
+    split, its seed and the sizes of the two sets), ``sizes`` (layer widths),
+    ``final`` (the last evaluation of each of ``metrics`` per model) and
+    everything ``trained`` holds.
     """
     last = trained["history"][-1]
     return {
         "models": [s.name for s in specs],
         "rules": {s.name: s.rule for s in specs},
-        "dataset": {"name": data.name, "source": data.source,
-                    "train": int(data.x_train.shape[0]), "test": int(data.x_test.shape[0])},
+        "dataset": data.record(),
         "sizes": sizes,
         "final": {s.name: {m: last[m][s.name] for m in metrics} for s in specs},
         **trained,

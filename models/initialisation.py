@@ -7,7 +7,7 @@ import numpy as np
 from dinv.errors import InputError
 from dinv.hints import FloatArray
 
-WEIGHT_INITS = ("uniform", "orthogonal")
+WEIGHT_INITS = ("uniform", "orthogonal", "xavier-normal")
 FEEDBACK_INITS = ("transpose", "random")
 
 
@@ -19,9 +19,12 @@ def init_weights(shape: tuple[int, int], kind: str, rng: np.random.Generator,
     ----------
     shape : tuple of int
         (d_l, d_{l-1}).
-    kind : {'uniform', 'orthogonal'}
+    kind : {'uniform', 'orthogonal', 'xavier-normal'}
         ``uniform``: U(-scale, scale) (the paper's default, scale 0.01).
         ``orthogonal``: orthonormal rows or columns (Saxe et al. 2013);
+        ``scale`` is not used.
+        ``xavier-normal``: N(0, 2 / (d_l + d_{l-1})) (Glorot and Bengio 2010;
+        the initialisation of Deep Feedback Control, Meulemans et al. 2021);
         ``scale`` is not used.
     rng : numpy.random.Generator
     scale : float
@@ -37,6 +40,8 @@ def init_weights(shape: tuple[int, int], kind: str, rng: np.random.Generator,
         q, r = np.linalg.qr(rng.standard_normal((big, small)))
         q = q * np.sign(np.diag(r))
         return q if shape[0] >= shape[1] else q.T
+    if kind == "xavier-normal":
+        return rng.normal(0.0, np.sqrt(2.0 / (shape[0] + shape[1])), size=shape)
     raise InputError(f"unknown weight init {kind!r}; choose one of {', '.join(WEIGHT_INITS)}")
 
 

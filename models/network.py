@@ -169,7 +169,8 @@ class FeedforwardNetwork:
         nonlinearities : sequence of str
             One per layer 1..L.
         rng : numpy.random.Generator
-        init : {'uniform', 'orthogonal'}
+        init : {'uniform', 'orthogonal', 'xavier-normal'}
+            See `dinv.models.initialisation.init_weights`.
         scale : float
             Half-width of the uniform init.
         bias : bool

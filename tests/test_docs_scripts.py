@@ -88,7 +88,7 @@ def test_refuses_an_interrupted_run_a_missing_one_and_other_experiments(tables, 
     with pytest.raises(SystemExit, match="interrupted; resume it first"):
         tables.read(tmp_path)
     (tmp_path / "results.json").write_text(json.dumps({"experiment": "timescales"}))
-    with pytest.raises(SystemExit, match="give a mnist or autoencoder run"):
+    with pytest.raises(SystemExit, match="give a mnist, mnist-3x256 or autoencoder run"):
         tables.main(["dataset_tables.py", str(tmp_path)])
 
 
@@ -155,6 +155,57 @@ def test_batch_learning_rate_report_compares_thread_counts(tmp_path):
     assert lines[6] == "lr_scaling=sqrt (3 evaluations up to 2000 samples):"
 
 
+def _final_run(experiment, dataset, errors, sizes, config):
+    rules = {"BP": "bp", "FA": "fa", "DI a=0.01": "di", "NDI a=0.01": "ndi"}
+    return {"experiment": experiment, "models": list(errors),
+            "rules": {m: rules[m] for m in errors}, "sizes": sizes,
+            "dataset": {"name": dataset, "train": 4000, "test": 1000},
+            "final": {m: {"test_error": v} for m, v in errors.items()},
+            "config": {"seed": 0, "epochs": 20, "lr": 1e-3, "lr_scaling": "sqrt", **config}}
+
+
+def test_published_table_has_every_published_and_run_row(tables):
+    paper = _final_run("mnist", "mnist-5k", {"BP": 6.0, "DI a=0.01": 7.25},
+                       [784, 1000, 10], {"batch_size": 1})
+    dfc = _final_run("mnist-3x256", "fashion-mnist", {"BP": 12.5, "FA": 14.0},
+                     [784, 256, 256, 256, 10], {"batch_size": 10})
+    lines = tables.published_table([paper, dfc])
+    assert lines[:3] == [".. list-table::", "   :header-rows: 1", ""]
+    rows = [lines[k:k + 6] for k in range(9, len(lines), 6)]
+    published = sum(len(errors) for *_, errors in tables.PUBLISHED)
+    assert len(rows) == published + 4 and all(r[0].startswith("   * - ") for r in rows)
+    assert rows[0] == ["   * - Podlaski & Machens 2020, Fig. 4a",
+                       "     - 784-1000-10 tanh/softmax", "     - MNIST (60000 / 10000)",
+                       "     - online SGD, rate 1e-3, 10 epochs", "     - BP", "     - 2.2"]
+    assert rows[published + 1] == [
+        "   * - this package, dinv run mnist", "     - 784-1000-10 tanh/softmax",
+        "     - mnist-5k, a subset of MNIST (4000 / 1000)",
+        "     - online SGD, rate 0.001, 20 epochs, seed 0", "     - DI a=0.01", "     - 7.25"]
+    assert rows[-1][1:] == ["     - 784-256-256-256-10 tanh/softmax",
+                            "     - Fashion-MNIST (4000 / 1000)",
+                            "     - SGD, batches of 10, rate 0.001 / sqrt(batch), 20 epochs, "
+                            "seed 0", "     - FA", "     - 14.00"]
+
+
+def test_gaps_set_the_rules_against_bp_and_the_subset_against_full_mnist(tables):
+    paper = _final_run("mnist", "mnist-5k", {"BP": 6.0, "DI a=0.01": 7.25},
+                       [784, 1000, 10], {"batch_size": 1})
+    lines = tables.gaps([paper])
+    assert lines[0] == ("Podlaski & Machens 2020, Fig. 4a, MNIST (60000 / 10000): FA -0.40 "
+                        "points from BP")
+    # sqrt(0.06 * 0.94 / 1000) = 0.0075
+    assert lines[-2] == ("mnist on mnist-5k, a subset of MNIST (4000 / 1000): DI a=0.01 +1.25 "
+                         "points from BP (6.00 %; one test error at BP's level has a binomial "
+                         "standard error of 0.75 points on 1000 test images)")
+    assert lines[-1] == ("  BP on the subset against BP on full MNIST (Podlaski & Machens 2020, "
+                         "Fig. 4a): 6.00 - 2.20 = +3.80 points from the data alone")
+    dfc = _final_run("mnist-3x256", "mnist-5k", {"BP": 7.0}, [784, 256, 256, 256, 10],
+                     {"batch_size": 10})
+    assert tables.gaps([dfc])[-1] == (
+        "  BP on the subset against BP on full MNIST (Deep Feedback Control (Meulemans et al. "
+        "2021)): 7.00 - 1.83 = +5.17 points from the data and the training together")
+
+
 def _second_order():
     """Two rules and GN on one case of three layers; medians as the study writes them."""
     def median(rule, layer, gn, gnt, share):
@@ -196,3 +247,20 @@ def test_second_order_tables_and_comparisons():
     assert script.settling_lines(record) == [
         "toy DI: 3 of 20 settles unsettled (median residual 0.0002)",
         "toy NDFC: exact steady state not found for 2 of 640 samples"]
+
+
+def test_second_order_table_has_the_medians_per_model_and_layer(tables):
+    def entry(samples, model, layer, angle):
+        return {"samples": samples, "model": model, "layer": layer, "to_bp_deg": angle,
+                "to_gnt_deg": angle + 1, "to_gn_deg": angle + 2, "to_lgn_deg": None,
+                "null_share": 0.25, "damping": 0.1}
+
+    record = {"second_order": [entry(0, "DI", 1, 10.0), entry(0, "DI", 2, 0.0),
+                               entry(40, "DI", 1, 20.0), entry(40, "DI", 2, 0.0),
+                               entry(80, "DI", 1, 60.0), entry(80, "DI", 2, 0.0)]}
+    lines = tables.second_order_table(record)
+    assert lines[10:17] == ["   * - DI", "     - 1", "     - 20.0", "     - 21.0",
+                            "     - 22.0", "     - nan", "     - 0.25"]
+    assert lines[-1] == ("medians over 3 measurements at 3 points (0 to 80 samples), "
+                         "damping 0.1")
+    assert tables.second_order_table({}) == []

