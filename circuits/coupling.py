@@ -24,9 +24,10 @@ equation would); the synapse coupling refuses such models.
 """
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
-from typing import Any, ClassVar
+from types import MappingProxyType
+from typing import Any
 
 import numpy as np
 from brian2 import NetworkOperation, Synapses, have_same_dimensions, second
@@ -59,7 +60,7 @@ class Coupling:
 
     objects: Sequence[Any] = ()
     marks_steps = False
-    expansions: ClassVar[dict] = {}
+    expansions: Mapping[Any, list[Callable[[], object]]] = MappingProxyType({})
     _matrices: dict[str, FloatArray]
     _matrix_shapes: dict[str, tuple[int, int, int]]
     _gains: dict[str, FloatArray]
@@ -155,7 +156,7 @@ class DenseCoupling(Coupling):
         self.marks_steps = "controller" in kinds
         self._step_started = step_started
         self.objects: list[Any] = []
-        self.expansions = {}
+        expansions: dict[Any, list[Callable[[], object]]] = {}
         for kind, order in (("controller", -1), ("system", 1)):
             if kind not in kinds:
                 continue
@@ -168,7 +169,8 @@ class DenseCoupling(Coupling):
             self.objects.append(bank)
             # After the first run the steps call the kernels themselves and the run
             # controller keeps its books between chunks of steps (LeanRun).
-            self.expansions[bank] = self._calls[kind]
+            expansions[bank] = self._calls[kind]
+        self.expansions = expansions
 
     def _build_pathway(self, p, src, dst_slot):
         dst = dst_slot.view(self._structure.variable(p))

@@ -28,6 +28,7 @@ from brian2 import second
 from brian2 import seed as brian_seed
 
 from dinv.circuits.brian_internals import (
+    LeanRun,
     direct_step_calls,
     lean_runs,
     reuse_code_objects,
@@ -80,7 +81,7 @@ class RunController:
         self._stop_tol = self._stopped_at = self._diverged_at = None
         self._limit = np.inf
         self._code_kept = False
-        self._lean = None
+        self._lean: LeanRun | None = None
 
     # ----------------------------------------------------------------- public
     def run_phases(self, phases, record=(), record_every=0, stop_tol=None,
@@ -198,6 +199,7 @@ class RunController:
         the chunk it arrives in (at most `CHECK_EVERY` steps).
         """
         lean = self._lean
+        assert lean is not None  # chunks run after the first run (run_phases)
         marks = self._asm.coupling.marks_steps
         lean.begin()
         try:

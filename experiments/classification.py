@@ -38,8 +38,8 @@ import numpy as np
 from brian2 import ms
 
 from dinv.analysis.metrics import vector_angle
-
 from dinv.experiments.datasets import load_dataset, one_hot, zscore
+from dinv.experiments.linear_regression import models as run_models
 from dinv.experiments.models_spec import (
     DIRECT_DESCRIPTIONS,
     DIRECT_SETTINGS,
@@ -65,7 +65,6 @@ from dinv.experiments.supervised import (
     summary,
     train_epochs,
 )
-from dinv.experiments.linear_regression import models as run_models
 from dinv.hints import FloatArray
 from dinv.models.network import FeedforwardNetwork
 from dinv.models.training import Learner, Step
