@@ -334,19 +334,23 @@ def train_classifier(name: str, models: Sequence[ModelSpec],
 
 
 class NDIAngles:
-    """Per circuit learner and update: the angle between the hidden errors its circuit
-    settled to and NDI's closed form for the same batch (Eq. 17 through its layer
+    """Per DI learner (a circuit of layer pairs) and update: the angle between the hidden
+    errors its circuit settled to and NDI's closed form for the same batch (Eq. 17 through its layer
     pairs, same weights, feedback, leak and gains g'(a); `dinv.theory.chain_steady_state`),
     computed before the update changes the weights (`train_epochs`' ``observe``)."""
 
     def __init__(self) -> None:
         self.angles: dict[str, list[float]] = {}
-        self._reference: list[FloatArray] = []
+        self._reference: list[FloatArray | None] = []
 
     def before(self, learners: list[Learner], x: FloatArray, t: FloatArray) -> None:
-        """NDI's hidden errors of every learner for batch (x, t), concatenated."""
+        """NDI's hidden errors of every DI learner for batch (x, t), concatenated (None for
+        the other circuit learners)."""
         self._reference = []
         for lrn in learners:
+            if lrn.rule.circuit != "layer-pairs":  # not DI (of targets, DFC): no NDI
+                self._reference.append(None)
+                continue
             net = lrn.net
             forward = net.forward(x)
             gains = []
@@ -364,6 +368,8 @@ class NDIAngles:
     def after(self, learners: list[Learner], step: Step) -> None:
         """Record the angle of every learner's settled hidden errors to its reference."""
         for lrn, reference, deltas in zip(learners, self._reference, step.deltas):
+            if reference is None:
+                continue
             settled = np.concatenate([d.ravel() for d in deltas[:-1]])
             self.angles.setdefault(lrn.name, []).append(float(vector_angle(settled, reference)))
 

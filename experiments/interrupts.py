@@ -66,6 +66,11 @@ class StopRequests:
         return None if self.requested is None else signal.Signals(self.requested).name
 
     def __enter__(self):
+        # Brian2 installs its SIGINT handler when it is first imported: imported later,
+        # inside the block (the command line imports it lazily), it would take SIGINT
+        # over and stop a settle midway. Imported now, its handler is the one replaced.
+        import brian2  # noqa: F401
+
         if threading.current_thread() is threading.main_thread():
             for signum in SIGNALS:
                 self._previous[signum] = signal.signal(signum, self._handle)

@@ -137,8 +137,8 @@ def test_fixed_norm_updates_have_learning_rate_length(tmp_path):
 
 def test_spiking_flag_adds_the_spiking_models():
     """`dinv run linear-regression` trains the paper's nine models (nonlinear-regression
-    its twelve); `--spiking` adds the spiking DI models and NDI a=0.1, and `--models` may
-    name them without it; other experiments refuse the flag."""
+    its twelve, mnist its nine); `--spiking` adds the spiking DI models and NDI a=0.1, and
+    `--models` may name them without it; other experiments refuse the flag."""
     experiment = EXPERIMENTS["linear-regression"]
     parser = build_parser()
     plain = make_config(experiment, False, _overrides(
@@ -160,8 +160,20 @@ def test_spiking_flag_adds_the_spiking_models():
                                     nonlinear_regression.MODELS) \
         == nonlinear_regression.PAPER_MODELS
     assert spiking["spiking_models"] is True
-    with pytest.raises(InputError, match="--spiking does not apply to mnist"):
-        _overrides(EXPERIMENTS["mnist"], parser.parse_args(["run", "mnist", "--spiking"]))
+    mnist = EXPERIMENTS["mnist"]
+    from dinv.experiments import classification
+
+    plain = make_config(mnist, False, {})
+    spiking = make_config(mnist, False, _overrides(
+        mnist, parser.parse_args(["run", "mnist", "--spiking"])))
+    assert linear_regression.models(plain, classification.PAPER_MODELS,
+                                    classification.MODELS) == classification.PAPER_MODELS
+    assert spiking["spiking_models"] is True
+    assert linear_regression.models(spiking, classification.PAPER_MODELS,
+                                    classification.MODELS) == classification.MODELS
+    with pytest.raises(InputError, match="--spiking does not apply to autoencoder"):
+        _overrides(EXPERIMENTS["autoencoder"],
+                   parser.parse_args(["run", "autoencoder", "--spiking"]))
 
 
 def test_list(capsys):

@@ -354,7 +354,7 @@ CLI_ERRORS = {
     "record_every zero": (["timescales", "--set", "record_every=0"],
                           "setting record_every must be a positive integer"),
     "train_samples text": (["mnist", "--quick", "--set", "train_samples=abc"],
-                           "train_samples must be a positive integer"),
+                           "train_samples must be a whole number"),
     "stop_tol negative": (["mnist", "--quick", "--set", "stop_tol=-1"],
                           "stop_tol must be a positive number"),
     "no hidden layer": (["linear-regression", "--quick", "--set", "sizes=[30,20]"],

@@ -133,7 +133,7 @@ def test_classification_spiking_models_learn():
     names = ["DI a=0.01", "NDI a=0.1", "DI-SCN a=0.1", "DI-LIF a=0.1"]
     config = make_config(EXPERIMENTS["mnist"], quick=True, overrides={
         "models": names, "hidden": [30], "epochs": 1, "train_samples": 400,
-        "eval_every": 200, "spiking_updates": 20, "spiking_eval_every": 10})
+        "eval_every": 200, "spiking_updates": 20, "spiking_eval_every": 10, "init_scale": 0.01})
     results = classification.run(config, progress=False)
     assert results["models"] == ["DI a=0.01", "NDI a=0.1"]
     assert results["angle_ndi_deg"]["DI a=0.01"] < 1.0
