@@ -223,9 +223,9 @@ def test_bad_input_gives_one_line_error(tmp_path, capsys, args, message):
 def test_full_linear_regression_protocol(tmp_path):
     """Acceptance (paper protocol): every model of the paper ends below 1e-6 of its
     initial error, DI at alpha 0.01 tracks NDI (median angle under 1 degree), and the
-    spiking DI models (issue 10) train on every update to within 2x of the error of
+    spiking DI models (``--spiking``) train on every update to within 2x of the error of
     NDI at their alpha, their hidden errors within 3 degrees of NDI's (median)."""
-    code, out = run_cli(tmp_path, "linear-regression", "--seed", "0")
+    code, out = run_cli(tmp_path, "linear-regression", "--seed", "0", "--spiking")
     assert code == 0
     record = json.loads((out / "results.json").read_text())
     spiking = record["spiking"]

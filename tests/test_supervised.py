@@ -220,7 +220,9 @@ def test_fashion_mnist_short_run(tmp_path):
                "eval_every=5000") == 0
     record = results(tmp_path, "fashion")
     assert record["dataset"] == {"name": "fashion-mnist", "train": 60000, "test": 10000,
-                                 "source": record["dataset"]["source"]}
+                                 "source": record["dataset"]["source"],
+                                 "split": "the published train and test files",
+                                 "split_seed": None}
     final = {name: value["test_error"] for name, value in record["final"].items()}
     assert all(error < 40.0 for error in final.values()), final
     assert abs(final["DI a=0.01"] - final["NDI a=0.01"]) <= 1.0, final
