@@ -336,11 +336,13 @@ def test_ctrl_c_stops_the_command_and_a_rerun_continues(tmp_path):
 
     out = tmp_path / "ctrl-c"
     command = [sys.executable, "-m", "dinv.experiments.cli", "sweep", "linear-regression",
-               "--quick", "--set", "samples=60", "--models", "BP,DI a=0.01",
+               "--quick", "--set", "samples=200", "--models", "BP,DI a=0.01",
                # Cells that do not stack (on_unsettled=raise, see can_stack): they finish
                # one by one, so a Ctrl-C finds some pending.
                "--set", "on_unsettled=raise",
-               "--grid", "seed=0:6", "--workers", "2", "--out", str(out), "--no-progress"]
+               # Sixteen cells of a second or two: a Ctrl-C after the first still finds
+               # some pending (with six short ones, all were once done by then).
+               "--grid", "seed=0:16", "--workers", "2", "--out", str(out), "--no-progress"]
     root = Path(__file__).resolve().parents[1]
     process = subprocess.Popen(command, cwd=root, start_new_session=True, text=True,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -356,5 +358,5 @@ def test_ctrl_c_stops_the_command_and_a_rerun_continues(tmp_path):
     assert first and "pending" in set(table["status"])
     again = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr
-    assert f"6 done ({len(first)} already before)" in again.stdout
+    assert f"16 done ({len(first)} already before)" in again.stdout
     assert set(load_sweep(out)["status"]) == {"done"}
