@@ -49,7 +49,7 @@ Inversion of targets (``ChainSpec(targets=True)``, `di-targets`)
     carry -Q_l. The hidden errors are the feedback's parts Q_l u at rest.
 """
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -158,7 +158,7 @@ class ChainProblem:
     alpha: ArrayLike
     gains: Sequence[ArrayLike] | None = None
     labels: Sequence[str] | None = None
-    radius: dict[str, ArrayLike] | None = None
+    radius: Mapping[str, ArrayLike] | None = None
     offsets: Sequence[ArrayLike] | None = None
 
 
@@ -777,7 +777,7 @@ class ChainCircuit(JointChainCircuit):
     def settle(self, weights: Sequence[ArrayLike], feedback: Sequence[ArrayLike],
                delta: ArrayLike, alpha: ArrayLike, gains: Sequence[ArrayLike] | None = None,
                options: SettleOptions | None = None,
-               radius: dict[str, ArrayLike] | None = None, **overrides: Any) -> ChainSettled:
+               radius: Mapping[str, ArrayLike] | None = None, **overrides: Any) -> ChainSettled:
         """Run the backward pass from rest (see `JointChainCircuit.settle_all`).
 
         Returns
@@ -845,7 +845,8 @@ def _check_settings(spec: ChainSpec, options: SettleOptions) -> None:
 def settle_chain(weights: Sequence[ArrayLike], feedback: Sequence[ArrayLike], delta: ArrayLike,
                  alpha: ArrayLike, gains: Sequence[ArrayLike] | None = None,
                  architecture: str = "sequential", transfers: Sequence[str] | None = None,
-                 options: SettleOptions | None = None, radius: dict[str, ArrayLike] | None = None,
+                 options: SettleOptions | None = None,
+                 radius: Mapping[str, ArrayLike] | None = None,
                  **overrides: Any) -> ChainSettled:
     """Settle one chained backward pass; circuits are cached by shape and options.
 

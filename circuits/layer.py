@@ -5,7 +5,7 @@ independent problems, then reused: set weights and targets, reset to rest,
 run, read the settled state. `settle_layer` is the one-call entry point.
 """
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, overload
 
@@ -142,7 +142,7 @@ class LayerCircuit:
 
     def settle(self, W: ArrayLike, B: ArrayLike, delta: ArrayLike, alpha: ArrayLike,
                options: SettleOptions | None = None,
-               radius: dict[str, ArrayLike] | None = None, **overrides: Any) -> Settled:
+               radius: Mapping[str, ArrayLike] | None = None, **overrides: Any) -> Settled:
         """Run the circuit from rest and return the settled state.
 
         Parameters
@@ -262,26 +262,26 @@ _CACHE = CircuitCache()
 def settle_layer(W: ArrayLike, B: ArrayLike, delta: ArrayLike, alpha: ArrayLike,
                  options: SettleOptions | None = None, *, transfer: str = "linear",
                  return_result: Literal[False] = False,
-                 radius: dict[str, ArrayLike] | None = None, **overrides: Any) -> FloatArray: ...
+                 radius: Mapping[str, ArrayLike] | None = None, **overrides: Any) -> FloatArray: ...
 
 
 @overload
 def settle_layer(W: ArrayLike, B: ArrayLike, delta: ArrayLike, alpha: ArrayLike,
                  options: SettleOptions | None = None, *, transfer: str = "linear",
                  return_result: Literal[True],
-                 radius: dict[str, ArrayLike] | None = None, **overrides: Any) -> Settled: ...
+                 radius: Mapping[str, ArrayLike] | None = None, **overrides: Any) -> Settled: ...
 
 
 @overload
 def settle_layer(W: ArrayLike, B: ArrayLike, delta: ArrayLike, alpha: ArrayLike,
                  options: SettleOptions | None = None, *, transfer: str = "linear",
-                 return_result: bool = False, radius: dict[str, ArrayLike] | None = None,
+                 return_result: bool = False, radius: Mapping[str, ArrayLike] | None = None,
                  **overrides: Any) -> FloatArray | Settled: ...
 
 
 def settle_layer(W: ArrayLike, B: ArrayLike, delta: ArrayLike, alpha: ArrayLike,
                  options: SettleOptions | None = None, *, transfer: str = "linear",
-                 return_result: bool = False, radius: dict[str, ArrayLike] | None = None,
+                 return_result: bool = False, radius: Mapping[str, ArrayLike] | None = None,
                  **overrides: Any) -> FloatArray | Settled:
     """Settle the dynamic-inversion circuit of one layer and return delta_{l-1}.
 

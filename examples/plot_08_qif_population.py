@@ -13,12 +13,10 @@ builder measures a second, finer set of currents where the rate rises
 """
 
 # %%
-import numpy as np
 from brian2 import Mohm, ms, mV, nA
 
-from dinv.analysis.metrics import vector_angle
-from dinv.circuits import NeuronModel, Uniform, layer_radii, neuron_population, settle_layer
-from dinv.theory import layer_steady_state
+from dinv.circuits import NeuronModel, Uniform, neuron_population
+from dinv.experiments.spiking_inversion import check_layer_pair
 
 qif = NeuronModel(
     equations="""
@@ -31,11 +29,6 @@ qif = NeuronModel(
     currents=(0 * nA, 0.4 * nA), initial={"v": Uniform(-70 * mV, -55 * mV)}, description="QIF")
 population = neuron_population(qif, neurons_per_dim=64)
 
-rng = np.random.default_rng(0)
-W = rng.normal(0, np.sqrt(1 / 10), (10, 20))
-B, delta, alpha = -W.T, rng.normal(size=(1, 10)), 0.1
-result = settle_layer(W, B, delta, alpha, system=population, controller=population, dt=0.002,
-                      steps=20000, radius=layer_radii(W, B, delta, alpha), return_result=True)
-angle = vector_angle(result.delta[0, 0], layer_steady_state(W, B, delta, alpha)[0])
-print(f"QIF: {angle:.2f} degrees from Eq. (10); mean rates (system, controller) "
-      f"{[round(s['mean_rate_hz']) for s in result.spiking.values()]} Hz")
+check = check_layer_pair(population)  # 20 <- 10, alpha 0.1, B = -W^T, 40 tau
+print(f"QIF: {check.angle_deg:.2f} degrees from Eq. (10); mean rates (system, controller) "
+      f"{[round(rate) for rate in check.mean_rates_hz.values()]} Hz")

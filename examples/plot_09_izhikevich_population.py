@@ -23,12 +23,10 @@ amplified tenfold, beyond the range its tuning covers.
 """
 
 # %%
-import numpy as np
 from brian2 import ms, mV
 
-from dinv.analysis.metrics import vector_angle
-from dinv.circuits import NeuronModel, Uniform, layer_radii, neuron_population, settle_layer
-from dinv.theory import layer_steady_state
+from dinv.circuits import NeuronModel, Uniform, neuron_population
+from dinv.experiments.spiking_inversion import check_layer_pair
 
 izhikevich = NeuronModel(
     equations="""
@@ -43,11 +41,6 @@ izhikevich = NeuronModel(
 system = neuron_population(izhikevich, "system", neurons_per_dim=64, tau_synapse=30 * ms)
 controller = neuron_population(izhikevich, "controller", neurons_per_dim=64, tau_synapse=100 * ms)
 
-rng = np.random.default_rng(0)
-W = rng.normal(0, np.sqrt(1 / 10), (10, 20))
-B, delta, alpha = -W.T, rng.normal(size=(1, 10)), 0.1
-result = settle_layer(W, B, delta, alpha, system=system, controller=controller, dt=0.002,
-                      steps=20000, radius=layer_radii(W, B, delta, alpha), return_result=True)
-angle = vector_angle(result.delta[0, 0], layer_steady_state(W, B, delta, alpha)[0])
-print(f"Izhikevich: {angle:.2f} degrees from Eq. (10); mean rates (system, controller) "
-      f"{[round(s['mean_rate_hz']) for s in result.spiking.values()]} Hz")
+check = check_layer_pair(system, controller)  # 20 <- 10, alpha 0.1, B = -W^T, 40 tau
+print(f"Izhikevich: {check.angle_deg:.2f} degrees from Eq. (10); mean rates (system, controller) "
+      f"{[round(rate) for rate in check.mean_rates_hz.values()]} Hz")

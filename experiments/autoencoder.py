@@ -22,9 +22,7 @@ from dinv.experiments.models_spec import (
     DIRECT_SETTINGS,
     ModelSpec,
     SharedFeedback,
-    circuit_options,
-    own_settings,
-    rinit_options,
+    learners_of,
     select_models,
 )
 from dinv.experiments.settings import CIRCUIT_DEFAULTS
@@ -162,11 +160,8 @@ def run(config, progress=True, folder=None, resume=None, stop=None):
     sizes = [x_train.shape[1], *hidden_widths(config), x_train.shape[1]]
     bases = _networks(config, sizes)
     shared: dict[str, SharedFeedback] = {init: {} for init in INITS}
-    rinit = rinit_options(config, circuit_options(config), len(sizes) - 1)
-    learners = [spec.learner(bases[_init_of(spec.name)], config["seed"], rinit,
-                             shared[_init_of(spec.name)], rule=own_settings(config, spec)[0],
-                             circuit=own_settings(config, spec)[1])
-                for spec in specs]
+    learners = learners_of(specs, config, lambda spec: (bases[_init_of(spec.name)],
+                                                        shared[_init_of(spec.name)]))
     eval_train = x_train[:int(config["eval_train_samples"])]
 
     def error(net, x):

@@ -44,10 +44,12 @@ from dinv.experiments.models_spec import (
     DIRECT_DESCRIPTIONS,
     DIRECT_SETTINGS,
     SPIKING_DESCRIPTIONS,
+    SPIKING_MODELS,
     SPIKING_SETTINGS,
+    TARGET_MODELS,
     ModelSpec,
     SharedFeedback,
-    circuit_options,
+    learners_of,
     own_settings,
     rinit_options,
     select_models,
@@ -85,24 +87,7 @@ PAPER_MODELS = (
 """The paper's models of Fig. 4a (every inversion model at both leaks and both feedback
 initialisations it was run with)."""
 
-SPIKING_MODELS = (
-    ModelSpec("NDI a=0.1", "ndi", 0.1, "transpose"),
-    # Spiking DI: both populations of the output layer pair spiking (SPIKING_SETTINGS).
-    ModelSpec("DI-SCN a=0.1", "di", 0.1, "transpose", population="scn"),
-    ModelSpec("DI-LIF a=0.1", "di", 0.1, "transpose", population="lif"),
-)
-"""Spiking DI (``--spiking``) and NDI at their leak, their exact counterpart."""
-
-OPTIONAL_MODELS = (
-    # Beyond the paper, run when named: inversion of targets and direct feedback control.
-    ModelSpec("NDI-T a=0.01", "ndi-targets", 0.01, "transpose", optional=True),
-    ModelSpec("DI-T a=0.01", "di-targets", 0.01, "transpose", optional=True),
-    ModelSpec("NDFC a=0.0015", "ndfc", 0.0015, "transpose", optional=True),
-    ModelSpec("DFC a=0.0015", "dfc", 0.0015, "transpose", optional=True),
-)
-"""Beyond the paper, run when named: inversion of targets and direct feedback control."""
-
-MODELS = PAPER_MODELS + SPIKING_MODELS + OPTIONAL_MODELS
+MODELS = PAPER_MODELS + SPIKING_MODELS + TARGET_MODELS
 """Every model `run` may train."""
 
 PAPER_TEST_ERROR = {"BP": 2.2, "FA": 1.8, "PBP": 2.8, "NDI": 2.8, "DI": 2.8}
@@ -296,10 +281,7 @@ def train_classifier(name: str, models: Sequence[ModelSpec],
         sizes, ["tanh"] * (len(sizes) - 2) + ["softmax"], rng,
         init=config.get("init", "uniform"), scale=config["init_scale"])
     shared: SharedFeedback = {}
-    rinit = rinit_options(config, circuit_options(config), base.depth)
-    learners = [spec.learner(base, config["seed"], rinit, shared,
-                             rule=own_settings(config, spec)[0],
-                             circuit=own_settings(config, spec)[1]) for spec in rate]
+    learners = learners_of(rate, config, lambda spec: (base, shared))
 
     def measure(learners):
         return {"test_error": [

@@ -32,7 +32,9 @@ from dinv.experiments.models_spec import (
     DIRECT_DESCRIPTIONS,
     DIRECT_SETTINGS,
     SPIKING_DESCRIPTIONS,
+    SPIKING_MODELS,
     SPIKING_SETTINGS,
+    TARGET_MODELS,
     ModelSpec,
 )
 from dinv.experiments.regression import RegressionRun, protocol_run
@@ -56,25 +58,6 @@ RATE_MODELS = (
     ModelSpec("DI R-Init a=0.01", "di", 0.01, "stable-random"),
 )
 """The paper's models of Fig. 3a-f (also those of the nonlinear regression)."""
-
-SPIKING_MODELS = (
-    ModelSpec("NDI a=0.1", "ndi", 0.1, "transpose"),
-    # Spiking DI: both populations of the layer pair spiking, settled
-    # (time-averaged) readouts as the backward pass; settings: SPIKING_SETTINGS.
-    ModelSpec("DI-SCN a=0.1", "di", 0.1, "transpose", population="scn"),
-    ModelSpec("DI-LIF a=0.1", "di", 0.1, "transpose", population="lif"),
-)
-"""Spiking DI and NDI at their leak, their exact counterpart."""
-
-TARGET_MODELS = (
-    ModelSpec("NDI-T a=0.01", "ndi-targets", 0.01, "transpose", optional=True),
-    ModelSpec("DI-T a=0.01", "di-targets", 0.01, "transpose", optional=True),
-    ModelSpec("NDFC a=0.0015", "ndfc", 0.0015, "transpose", optional=True),
-    ModelSpec("DFC a=0.0015", "dfc", 0.0015, "transpose", optional=True),
-)
-"""Beyond the paper, run when named (``--models``): inversion of targets (NDI-T,
-DI-T; Tr-Init) and direct feedback control (NDFC, DFC; Q_l = J_l^T, the leak and
-the other settings of Meulemans et al. 2021's toy, ``dfc_*``)."""
 
 MODELS = RATE_MODELS + SPIKING_MODELS + TARGET_MODELS
 

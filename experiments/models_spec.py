@@ -409,3 +409,40 @@ def select_models(specs, names):
             f"unknown model(s) {', '.join(unknown)}; this experiment has {', '.join(known)}"
         )
     return [known[n] for n in names]
+
+
+def learners_of(specs: "list[ModelSpec]", config: dict[str, Any],
+                start: "Callable[[ModelSpec], tuple[FeedforwardNetwork, SharedFeedback]]"
+                ) -> list[Learner]:
+    """One `Learner` per spec, with the spec's own settings (`own_settings`) and the
+    experiment's R-Init options (`rinit_options`), each training a copy of the network
+    that ``start(spec)`` gives, with its shared R-Init feedback."""
+    learners = []
+    for spec in specs:
+        base, shared = start(spec)
+        rule, circuit = own_settings(config, spec)
+        rinit = rinit_options(config, circuit_options(config), base.depth)
+        learners.append(spec.learner(base, config["seed"], rinit, shared, rule=rule,
+                                     circuit=circuit))
+    return learners
+
+
+SPIKING_MODELS = (
+    ModelSpec("NDI a=0.1", "ndi", 0.1, "transpose"),
+    # Spiking DI: both populations of the layer pair spiking, settled
+    # (time-averaged) readouts as the backward pass; settings: SPIKING_SETTINGS.
+    ModelSpec("DI-SCN a=0.1", "di", 0.1, "transpose", population="scn"),
+    ModelSpec("DI-LIF a=0.1", "di", 0.1, "transpose", population="lif"),
+)
+"""Spiking DI (``--spiking``) and NDI at their leak, their exact counterpart (the
+regressions and the classification)."""
+
+TARGET_MODELS = (
+    ModelSpec("NDI-T a=0.01", "ndi-targets", 0.01, "transpose", optional=True),
+    ModelSpec("DI-T a=0.01", "di-targets", 0.01, "transpose", optional=True),
+    ModelSpec("NDFC a=0.0015", "ndfc", 0.0015, "transpose", optional=True),
+    ModelSpec("DFC a=0.0015", "dfc", 0.0015, "transpose", optional=True),
+)
+"""Beyond the paper, run when named (``--models``): inversion of targets (NDI-T,
+DI-T; Tr-Init) and direct feedback control (NDFC, DFC; Q_l = J_l^T, the leak and
+the other settings of Meulemans et al. 2021's toy, ``dfc_*``)."""

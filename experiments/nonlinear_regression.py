@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from dinv.experiments import linear_regression
-from dinv.experiments.models_spec import ModelSpec
+from dinv.experiments.models_spec import SPIKING_MODELS, TARGET_MODELS, ModelSpec
 from dinv.experiments.regression import RegressionRun, protocol_run
 from dinv.models.network import FeedforwardNetwork
 
@@ -34,7 +34,7 @@ PAPER_MODELS = linear_regression.RATE_MODELS + (
 )
 """The paper's models of Fig. 3g-k, the default run."""
 
-MODELS = PAPER_MODELS + linear_regression.TARGET_MODELS + linear_regression.SPIKING_MODELS
+MODELS = PAPER_MODELS + TARGET_MODELS + SPIKING_MODELS
 
 DEFAULTS = {
     **{k: v for k, v in linear_regression.DEFAULTS.items() if k != "fixed_norm_samples"},

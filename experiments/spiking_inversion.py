@@ -78,7 +78,7 @@ import itertools
 import time
 import zlib
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from brian2 import ms
@@ -86,12 +86,14 @@ from brian2 import ms
 from dinv.analysis.metrics import vector_angle
 from dinv.circuits import (
     LayerCircuit,
+    PopulationFamily,
     PopulationModel,
     SettleOptions,
     layer_radii,
     lif_population,
     neuron_population,
     scn_population,
+    settle_layer,
 )
 from dinv.circuits.chains import ChainCircuit
 from dinv.circuits.neuron_library import NEURONS
@@ -229,6 +231,53 @@ GOAL = {"neurons_per_dim": 64, "angle_deg": 3.0, "mean_rate_hz": 100.0, "slope":
 """The goal of a spiking model on the contracting pair: within ``angle_deg`` of Eq. (10)
 at ``neurons_per_dim``, mean rates at most ``mean_rate_hz`` at every size, and the
 angle falling with N (fitted log-log slope at most ``slope``)."""
+
+
+class PairCheck(NamedTuple):
+    """What `check_layer_pair` measured."""
+
+    angle_deg: float
+    """Angle (degrees) of the settled hidden error to Eq. (10)'s."""
+    mean_rates_hz: dict[str, float]
+    """Mean firing rate (Hz) of each spiking population, by name."""
+
+
+def check_layer_pair(system: PopulationModel | PopulationFamily,
+                     controller: PopulationModel | PopulationFamily | None = None, *,
+                     seed: int = 0, alpha: float = 0.1, steps: int = 20000,
+                     dt: float = 0.002) -> PairCheck:
+    """Settle population models on the study's reference layer pair and measure them.
+
+    The layer pair 20 <- 10 (W of shape (10, 20), entries N(0, 1/10) drawn with
+    ``seed``), B = -W^T, leak ``alpha``, one random output error, settled for
+    ``steps`` Euler steps of ``dt`` (in units of tau; the defaults: 40 tau) with
+    ``system`` and ``controller`` (default: ``system``) as its populations. The
+    goal of the spiking study is an angle within 3 degrees at mean rates of at
+    most 100 Hz.
+
+    Parameters
+    ----------
+    system, controller : PopulationModel or PopulationFamily
+        E.g. from `dinv.circuits.neuron_population` (a family serves as both).
+    seed : int
+    alpha : float
+    steps : int
+    dt : float
+
+    Returns
+    -------
+    PairCheck
+        The angle to Eq. (10)'s hidden error and the populations' mean rates.
+    """
+    rng = np.random.default_rng(seed)
+    W = rng.normal(0, np.sqrt(1 / 10), (10, 20))
+    B, delta = -W.T, rng.normal(size=(1, 10))
+    result = settle_layer(W, B, delta, alpha, system=system, controller=controller or system,
+                          dt=dt, steps=steps, radius=layer_radii(W, B, delta, alpha),
+                          return_result=True)
+    angle = float(vector_angle(result.delta[0, 0], layer_steady_state(W, B, delta, alpha)[0]))
+    rates = {name: float(stats["mean_rate_hz"]) for name, stats in result.spiking.items()}
+    return PairCheck(angle, rates)
 
 
 def _generator(seed, label):

@@ -179,3 +179,18 @@ def test_full_study_targets(tmp_path):
     assert slopes["scn"]["rel_error"] <= -0.8 and slopes["scn"]["rms_error"] <= -0.8
     assert slopes["lif"]["rel_error"] <= -0.7
     assert results["silencing"]["scn"]["angle_ratio"] <= 2.0
+
+
+def test_check_layer_pair_against_eq_10():
+    """The reference pair settled by rate populations: within 1e-4 degrees of Eq. (10),
+    no spiking populations to report; by a spiking one: its rates, per population."""
+    from dinv.circuits import get_population_model, lif_population
+    from dinv.experiments.spiking_inversion import check_layer_pair
+
+    check = check_layer_pair(get_population_model("rate-system", "system"),
+                             get_population_model("rate-controller", "controller"))
+    assert check.angle_deg < 1e-4 and check.mean_rates_hz == {}
+    check = check_layer_pair(lif_population("system", 16), lif_population("controller", 16),
+                             steps=2000, dt=0.01)
+    assert len(check.mean_rates_hz) == 2 and all(0 < r < 400 for r in check.mean_rates_hz.values())
+    assert 0 < check.angle_deg < 90
