@@ -51,6 +51,7 @@ from dinv.experiments.models_spec import (
     SharedFeedback,
     learners_of,
     own_settings,
+    paper_models,
     rinit_options,
     select_models,
 )
@@ -73,17 +74,7 @@ from dinv.models.training import Learner, Step
 from dinv.theory import chain_steady_state
 from dinv.validation import check_count
 
-PAPER_MODELS = (
-    ModelSpec("BP", "bp"),
-    ModelSpec("FA", "fa", feedback="random"),
-    ModelSpec("PBP", "pbp"),
-    ModelSpec("NDI a=0", "ndi", 0.0, "transpose"),
-    ModelSpec("NDI a=0.01", "ndi", 0.01, "transpose"),
-    ModelSpec("DI a=0", "di", 0.0, "transpose"),
-    ModelSpec("DI a=0.01", "di", 0.01, "transpose"),
-    ModelSpec("NDI R-Init a=0.01", "ndi", 0.01, "stable-random"),
-    ModelSpec("DI R-Init a=0.01", "di", 0.01, "stable-random"),
-)
+PAPER_MODELS = paper_models((0.0, 0.01))
 """The paper's models of Fig. 4a (every inversion model at both leaks and both feedback
 initialisations it was run with)."""
 

@@ -36,6 +36,7 @@ from dinv.experiments.models_spec import (
     SPIKING_SETTINGS,
     TARGET_MODELS,
     ModelSpec,
+    paper_models,
 )
 from dinv.experiments.regression import RegressionRun, protocol_run
 from dinv.experiments.settings import (
@@ -46,17 +47,7 @@ from dinv.experiments.settings import (
 )
 from dinv.models.network import FeedforwardNetwork
 
-RATE_MODELS = (
-    ModelSpec("BP", "bp"),
-    ModelSpec("FA", "fa", feedback="random"),
-    ModelSpec("PBP", "pbp"),
-    ModelSpec("NDI a=0.01", "ndi", 0.01, "transpose"),
-    ModelSpec("NDI a=0.001", "ndi", 0.001, "transpose"),
-    ModelSpec("DI a=0.01", "di", 0.01, "transpose"),
-    ModelSpec("DI a=0.001", "di", 0.001, "transpose"),
-    ModelSpec("NDI R-Init a=0.01", "ndi", 0.01, "stable-random"),
-    ModelSpec("DI R-Init a=0.01", "di", 0.01, "stable-random"),
-)
+RATE_MODELS = paper_models((0.01, 0.001))
 """The paper's models of Fig. 3a-f (also those of the nonlinear regression)."""
 
 MODELS = RATE_MODELS + SPIKING_MODELS + TARGET_MODELS

@@ -427,6 +427,21 @@ def learners_of(specs: "list[ModelSpec]", config: dict[str, Any],
     return learners
 
 
+def paper_models(alphas: tuple[float, float]) -> tuple[ModelSpec, ...]:
+    """The paper's comparison of rules (Figs. 3 and 4a): BP, FA, PBP, NDI and DI with
+    Tr-Init feedback (B = -W^T) at each leak of ``alphas``, and NDI and DI with R-Init
+    feedback (random, stabilised) at 0.01; named e.g. ``'DI a=0.01'``."""
+    return (
+        ModelSpec("BP", "bp"),
+        ModelSpec("FA", "fa", feedback="random"),
+        ModelSpec("PBP", "pbp"),
+        *(ModelSpec(f"{rule.upper()} a={alpha:g}", rule, alpha, "transpose")
+          for rule in ("ndi", "di") for alpha in alphas),
+        ModelSpec("NDI R-Init a=0.01", "ndi", 0.01, "stable-random"),
+        ModelSpec("DI R-Init a=0.01", "di", 0.01, "stable-random"),
+    )
+
+
 SPIKING_MODELS = (
     ModelSpec("NDI a=0.1", "ndi", 0.1, "transpose"),
     # Spiking DI: both populations of the layer pair spiking, settled
