@@ -38,15 +38,14 @@ import numpy as np
 from brian2 import ms
 
 from dinv.analysis.metrics import vector_angle
+from dinv.experiments import models_spec
 from dinv.experiments.datasets import load_dataset, one_hot, zscore
 from dinv.experiments.linear_regression import models as run_models
 from dinv.experiments.models_spec import (
     DIRECT_DESCRIPTIONS,
     DIRECT_SETTINGS,
     SPIKING_DESCRIPTIONS,
-    SPIKING_MODELS,
     SPIKING_SETTINGS,
-    TARGET_MODELS,
     ModelSpec,
     SharedFeedback,
     learners_of,
@@ -78,7 +77,7 @@ PAPER_MODELS = paper_models((0.0, 0.01))
 """The paper's models of Fig. 4a (every inversion model at both leaks and both feedback
 initialisations it was run with)."""
 
-MODELS = PAPER_MODELS + SPIKING_MODELS + TARGET_MODELS
+MODELS = PAPER_MODELS + models_spec.SPIKING_MODELS + models_spec.TARGET_MODELS
 """Every model `run` may train."""
 
 PAPER_TEST_ERROR = {"BP": 2.2, "FA": 1.8, "PBP": 2.8, "NDI": 2.8, "DI": 2.8}
