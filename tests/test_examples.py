@@ -55,7 +55,7 @@ def test_neuron_examples_are_short_and_use_the_public_api(path):
     code = [line for line in lines if line.strip() and not line.strip().startswith("#")]
     assert len(code) <= 25, (path.name, len(code))
     public = {"numpy", "brian2", "matplotlib.pyplot", "dinv.circuits", "dinv.theory",
-              "dinv.analysis.metrics"}
+              "dinv.analysis.metrics", "dinv.experiments.spiking_inversion"}
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom):
             assert node.module in public, (path.name, node.module)

@@ -156,13 +156,17 @@ def training(config):
 
 
 def run_rows(record):
-    """(source, network, data, training, {model: final test error}) of a classification run."""
+    """(source, network, data, training, {model: final test error}) of a classification run;
+    a spiking DI model's pass (``spiking``: the first samples of epoch 1 only) says how
+    many samples it trained on."""
     data = record["dataset"]
     name = DATA_NAMES.get(data["name"], data["name"])
     command = f"this package, dinv run {record['experiment']}"
+    errors = {model: record["final"][model]["test_error"] for model in record["models"]}
+    for model, part in (record.get("spiking") or {}).items():
+        errors[f"{model}, {part['samples']} samples"] = part["final_test_error"]
     return (command, network(record), f"{name} ({data['train']} / {data['test']})",
-            training(record["config"]),
-            {model: record["final"][model]["test_error"] for model in record["models"]})
+            training(record["config"]), errors)
 
 
 def published_table(records):
@@ -190,13 +194,13 @@ def gaps(records):
                 + " points from BP")
     for record in records:
         source, net, data, _, errors = run_rows(record)
-        bp = next((v for m, v in errors.items() if record["rules"][m] == "bp"), None)
+        bp = next((v for m, v in errors.items() if record["rules"].get(m) == "bp"), None)
         if bp is None:
             continue
         n_test = record["dataset"]["test"]
         noise = 100.0 * math.sqrt(bp / 100.0 * (1.0 - bp / 100.0) / n_test)
         lines.append(f"{record['experiment']} on {data}: " + ", ".join(
-            f"{m} {v - bp:+.2f}" for m, v in errors.items() if record["rules"][m] != "bp")
+            f"{m} {v - bp:+.2f}" for m, v in errors.items() if record["rules"].get(m) != "bp")
             + f" points from BP ({bp:.2f} %; one test error at BP's level has a binomial "
             f"standard error of {noise:.2f} points on {n_test} test images)")
         full = {"mnist-5k": "MNIST (60000 / 10000)"}.get(record["dataset"]["name"])
