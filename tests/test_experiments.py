@@ -24,7 +24,13 @@ def run_cli(tmp_path, *args):
 REGRESSIONS = ("linear-regression", "nonlinear-regression")
 
 
-@pytest.mark.parametrize("name", sorted(EXPERIMENTS))
+# The spiking study's quick run (about a minute, its neurons' rate curves measured) runs
+# with the slow checks, beside test_spiking_study's checks of its numbers.
+QUICK_RUNS = [pytest.param(name, marks=pytest.mark.slow) if name == "spiking-inversion"
+              else name for name in sorted(EXPERIMENTS)]
+
+
+@pytest.mark.parametrize("name", QUICK_RUNS)
 def test_quick_run_writes_results_and_figure(tmp_path, name, capsys):
     """Every experiment's --quick protocol writes a complete results.json that its JSON
     Schema accepts, with units, keyed by model name, and a PNG; it shows progress and
