@@ -150,9 +150,13 @@ def training(config):
     """The training of a run in words: batches, rate, epochs, seed."""
     batch = int(config["batch_size"])
     scaled = batch > 1 and config.get("lr_scaling") == "sqrt"
+    epochs = int(config["epochs"])
+    length = f"{epochs} epoch{'s' if epochs != 1 else ''}"
+    if config.get("train_samples") is not None:
+        length += f" of {int(config['train_samples'])} samples"
     return (("online SGD" if batch == 1 else f"SGD, batches of {batch}")
             + f", rate {config['lr']:g}" + (" / sqrt(batch)" if scaled else "")
-            + f", {config['epochs']} epochs, seed {config['seed']}")
+            + f", {length}, seed {config['seed']}")
 
 
 def run_rows(record):
