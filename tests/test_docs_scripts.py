@@ -264,3 +264,18 @@ def test_second_order_table_has_the_medians_per_model_and_layer(tables):
     assert lines[-1] == ("medians over 3 measurements at 3 points (0 to 80 samples), "
                          "damping 0.1")
     assert tables.second_order_table({}) == []
+
+
+def test_partial_runs_say_where_they_stopped_and_spiking_passes_their_samples(tables):
+    """``published --partial``: an interrupted run's rows name how far it got; a spiking
+    pass is a row of its own with its samples; a cut epoch says its samples."""
+    run = _final_run("mnist", "mnist-5k", {"BP": 6.0}, [784, 1000, 10],
+                     {"batch_size": 1, "epochs": 1, "train_samples": 1200})
+    run["interrupted"] = True
+    run["interruption"] = {"signal": "SIGINT", "done": 600, "total": 1200, "unit": "samples"}
+    run["spiking"] = {"DI-SCN a=0.1": {"samples": 100, "final_test_error": 20.5}}
+    source, _, _, training, errors = tables.run_rows(run)
+    assert source == ("this package, dinv run mnist (interrupted after 600 of 1200 samples: "
+                      "its last evaluation)")
+    assert training == "online SGD, rate 0.001, 1 epoch of 1200 samples, seed 0"
+    assert errors == {"BP": 6.0, "DI-SCN a=0.1, 100 samples": 20.5}

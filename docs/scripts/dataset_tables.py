@@ -3,7 +3,7 @@
 Usage::
 
     python docs/scripts/dataset_tables.py RUN_DIR
-    python docs/scripts/dataset_tables.py published RUN_DIR [RUN_DIR ...]
+    python docs/scripts/dataset_tables.py published [--partial] RUN_DIR [RUN_DIR ...]
 
 ``RUN_DIR`` holds the ``results.json`` of ``dinv run mnist`` or ``dinv run
 mnist-3x256`` (the classification table: test error after epochs 1, 5 and the
@@ -23,7 +23,8 @@ rule is from BP in every run and publication (`gaps`), the runs' times and,
 for runs that measured them, the medians of the second-order measures per model
 and layer (`second_order_table`).
 
-An interrupted run is refused, since its last numbers are not the protocol's.
+An interrupted run is refused, since its last numbers are not the protocol's;
+``published --partial`` takes it, and its rows say where it stopped.
 """
 
 import json
@@ -62,13 +63,14 @@ DATA_NAMES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "digits": "dig
 """How the table names the data sets of the runs."""
 
 
-def read(folder):
-    """The results.json record of a finished run."""
+def read(folder, partial=False):
+    """The results.json record of a finished run (or, with ``partial``, of an interrupted
+    one: its rows then say how far it got)."""
     path = Path(folder) / "results.json"
     if not path.is_file():
         raise SystemExit(f"{path}: no such file; give the folder of a finished run")
     record = json.loads(path.read_text())
-    if record.get("interrupted"):
+    if record.get("interrupted") and not partial:
         raise SystemExit(f"{folder}: the run was interrupted; resume it first "
                          f"(dinv run {record['experiment']} --resume {folder})")
     return record
@@ -166,6 +168,10 @@ def run_rows(record):
     data = record["dataset"]
     name = DATA_NAMES.get(data["name"], data["name"])
     command = f"this package, dinv run {record['experiment']}"
+    if record.get("interrupted"):
+        stop = record["interruption"]
+        command += (f" (interrupted after {stop['done']} of {stop['total']} {stop['unit']}: "
+                    f"its last evaluation)")
     errors = {model: record["final"][model]["test_error"] for model in record["models"]}
     for model, part in (record.get("spiking") or {}).items():
         errors[f"{model}, {part['samples']} samples"] = part["final_test_error"]
@@ -254,13 +260,15 @@ def second_order_table(record):
 
 def main(argv):
     if len(argv) >= 3 and argv[1] == "published":
-        records = [read(folder) for folder in argv[2:]]
-        for folder, record in zip(argv[2:], records):
+        partial = argv[2] == "--partial"
+        folders = argv[3:] if partial else argv[2:]
+        records = [read(folder, partial) for folder in folders]
+        for folder, record in zip(folders, records):
             if record["experiment"] not in CLASSIFICATION:
                 raise SystemExit(f"{folder}: a {record['experiment']!r} run; give "
                                  f"{' or '.join(CLASSIFICATION)} runs")
         lines = published_table(records) + [""] + gaps(records)
-        for folder, record in zip(argv[2:], records):
+        for folder, record in zip(folders, records):
             lines += ["", f"{folder}:"] + summary(record)
             table = second_order_table(record)
             lines += ["", "second-order measures:", ""] + table if table else []
