@@ -173,10 +173,10 @@ def _check_type(key: str, default: object, value: object) -> object:
     if default is None:
         return value
     if isinstance(default, int) and not isinstance(default, bool):
-        # Counts (steps, samples, epochs, ...): whole numbers, the seed >= 0, the others >= 1.
+        # Counts (steps, samples, epochs, ...): whole numbers, seeds >= 0, the others >= 1.
         if not is_number(value):
             raise InputError(f"setting {key} must be a whole number, got {value!r}")
-        return check_count(f"setting {key}", value, minimum=0 if key == "seed" else 1)
+        return check_count(f"setting {key}", value, minimum=0 if key.endswith("seed") else 1)
     if isinstance(default, bool):
         ok, kind = isinstance(value, bool), "true or false"
     elif is_number(default):
